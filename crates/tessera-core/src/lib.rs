@@ -1,0 +1,13 @@
+//! Tessera's pure domain: typed ids, the catalog, permission sets and the authorization
+//! decision. No IO, no async: storage loads what a decision needs before calling in here.
+
+pub mod authz;
+pub mod catalog;
+pub mod ids;
+pub mod permission;
+pub mod time;
+
+pub use authz::{authorize, CredentialCap, Decision, EngineConfig, Grant, GrantSource, Reason, Subject, Target};
+pub use catalog::{Audience, Catalog, CatalogError, Level};
+pub use ids::{AccountId, AgencyId, AppId, BindingId, EventId, IdError, InstallationId, KeyId, PolicyId, PrincipalId, RoleId, UserId};
+pub use permission::{PermissionIndex, PermissionSet};

@@ -1,0 +1,206 @@
+//! The `tessera` command line: `serve`, `migrate`, `catalog validate`. Every command that
+//! prints a result takes `--output json`. Exit codes: 0 success, 1 the command failed (its
+//! message says why), 2 a usage error.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+use tessera_core::Catalog;
+
+use crate::clock::SystemClock;
+use crate::config::{Config, LogFormat, ServeArgs, StoreArgs};
+use crate::state::AppState;
+
+/// Tessera: identity, token and authorization server for multi-tenant SaaS platforms.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about)]
+pub struct Cli {
+    /// How results are printed
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub output: Output,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Result format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Lines for people.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (SQLite in ./tessera-data with no configuration)
+    Serve(ServeArgs),
+    /// Apply database migrations and exit
+    Migrate(StoreArgs),
+    /// Work with catalogs
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+/// `tessera catalog …`.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Validate a catalog file and report every problem
+    Validate {
+        /// The catalog TOML file
+        file: PathBuf,
+    },
+}
+
+/// Runs the CLI.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let output = cli.output;
+    let result = match cli.command {
+        Command::Catalog(CatalogCommand::Validate { file }) => validate_catalog(&file, output),
+        Command::Migrate(args) => runtime().and_then(|rt| rt.block_on(migrate(&args, output))),
+        Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve(&args))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            match output {
+                Output::Json => println!("{}", json!({ "ok": false, "error": format!("{e:#}") })),
+                Output::Text => eprintln!("error: {e:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn load_catalog(path: Option<&Path>) -> anyhow::Result<Catalog> {
+    Ok(match path {
+        None => Catalog::default_catalog()?,
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read catalog `{}`: {e}", p.display()))?;
+            Catalog::from_toml(&p.display().to_string(), &text)?
+        }
+    })
+}
+
+fn validate_catalog(file: &Path, output: Output) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read catalog `{}`: {e}", file.display()))?;
+    match Catalog::from_toml(&file.display().to_string(), &text) {
+        Ok(c) => {
+            let f = c.file();
+            match output {
+                Output::Json => println!("{}", json!({
+                    "ok": true, "file": file.display().to_string(), "resources": f.resources.len(),
+                    "permissions": f.permissions.len(), "scopes": f.scopes.len(), "roles": f.roles.len(),
+                })),
+                Output::Text => println!(
+                    "{}: valid ({} resources, {} permissions, {} scopes, {} roles)",
+                    file.display(), f.resources.len(), f.permissions.len(), f.scopes.len(), f.roles.len()
+                ),
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if output == Output::Json {
+                let problems: Vec<_> = e.problems.iter().map(|p| json!({ "entry": p.entry, "problem": p.problem })).collect();
+                println!("{}", json!({ "ok": false, "file": e.file, "problems": problems }));
+                // The JSON above is the whole answer.
+                std::process::exit(1);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn tessera_store::Store>> {
+    if config.database_url.starts_with("sqlite:") {
+        create_private_dir(&config.data_dir)?;
+    }
+    Ok(tessera_store::connect(&config.database_url).await?)
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create data dir `{}`: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+async fn migrate(args: &StoreArgs, output: Output) -> anyhow::Result<()> {
+    let config = Config::resolve_store(args)?;
+    let store = open_store(&config).await?;
+    let applied = store.migrate().await?;
+    match output {
+        Output::Json => println!("{}", json!({ "ok": true, "backend": store.backend(), "applied": applied })),
+        Output::Text => println!("{}: {applied} migration(s) applied", store.backend()),
+    }
+    Ok(())
+}
+
+async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = Config::resolve(args)?;
+    init_logs(config.log_format);
+    let catalog = load_catalog(config.catalog.as_deref())?;
+    create_private_dir(&config.data_dir)?;
+    let (master, created) = tessera_token::MasterKey::load_or_create(&config.data_dir.join("master.key"))?;
+    if created {
+        tracing::info!(path = %config.data_dir.join("master.key").display(), "created a new master key (keep it safe: it protects every stored credential)");
+    }
+    let store = open_store(&config).await?;
+    let applied = store.migrate().await?;
+    tracing::info!(backend = store.backend(), applied, "store ready");
+    let state = AppState::new(store, catalog, &master, Arc::new(SystemClock))?;
+    if let Some(path) = crate::bootstrap::ensure(&state, &config.data_dir).await? {
+        tracing::info!(path = %path.display(), "first start: platform admin API key written (mode 0600)");
+    }
+    // Warm the dummy password hash so the first sign-in is not slower than the rest.
+    tokio::task::spawn_blocking(|| tessera_token::verify_dummy("warm-up")).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, issuer = %config.issuer, "tessera listening");
+    crate::run(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,182 @@
+//! Configuration: flags, then `TESSERA_*` variables, then the `--config` TOML file, then
+//! defaults (API.md "Command line and files").
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options shared by the commands that open the store.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct StoreArgs {
+    /// Directory for the embedded database, the master key and the bootstrap key [default: ./tessera-data]
+    #[arg(long, env = "TESSERA_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://user@host/db` for production, or `sqlite://PATH` [default: SQLite in the data dir]
+    #[arg(long, env = "TESSERA_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog
+    #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `tessera serve` options.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "TESSERA_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// The `iss` of every token and the base of discovery [default: http://<listen address>]
+    #[arg(long, env = "TESSERA_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+    /// Log format [default: text]
+    #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// A catalog TOML file to use instead of the built-in one
+    #[arg(long, env = "TESSERA_CATALOG", value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    issuer: Option<String>,
+    log_format: Option<LogFormat>,
+    catalog: Option<PathBuf>,
+}
+
+/// The resolved configuration.
+#[derive(Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The store's URL (may hold a password: never log it).
+    pub database_url: String,
+    /// The issuer URL.
+    pub issuer: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// A catalog file, or the built-in catalog.
+    pub catalog: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &"[redacted]")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config file `{path}`: {source}")]
+    Read { path: String, source: std::io::Error },
+    /// The file is not valid.
+    #[error("invalid config file `{path}`: {message}")]
+    Parse { path: String, message: String },
+    /// A value is not valid.
+    #[error("invalid `{field}` `{value}`: {message}")]
+    Value { field: &'static str, value: String, message: String },
+}
+
+fn read_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+    let Some(path) = path else { return Ok(FileConfig::default()) };
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.display().to_string(), message: e.message().to_owned() })
+}
+
+/// The default SQLite url for a data dir.
+pub fn sqlite_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("tessera.db").display())
+}
+
+impl Config {
+    /// Resolves flags and variables (already merged by clap) over the file over defaults.
+    pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = read_file(args.store.config.as_deref())?;
+        let listen_text = args.listen.clone().or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen: SocketAddr = listen_text.parse().map_err(|e: std::net::AddrParseError| ConfigError::Value {
+            field: "listen",
+            value: listen_text.clone(),
+            message: format!("{e} (expected HOST:PORT, such as 127.0.0.1:8080)"),
+        })?;
+        let data_dir = args.store.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("tessera-data"));
+        let database_url = args.store.database_url.clone().or(file.database_url).unwrap_or_else(|| sqlite_url(&data_dir));
+        let issuer = args.issuer.clone().or(file.issuer).unwrap_or_else(|| format!("http://{listen}"));
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+            return Err(ConfigError::Value { field: "issuer", value: issuer, message: "must be an http(s) URL".into() });
+        }
+        Ok(Self {
+            listen,
+            data_dir,
+            database_url,
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            catalog: args.catalog.clone().or(file.catalog),
+        })
+    }
+
+    /// The store settings alone (for `tessera migrate`).
+    pub fn resolve_store(args: &StoreArgs) -> Result<Self, ConfigError> {
+        Self::resolve(&ServeArgs { store: args.clone(), ..ServeArgs::default() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_then_file_then_flags() {
+        let c = Config::resolve(&ServeArgs::default()).ok();
+        let c = c.as_ref();
+        assert_eq!(c.map(|c| c.listen.to_string()).as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(c.map(|c| c.issuer.as_str()), Some("http://127.0.0.1:8080"));
+        assert_eq!(c.map(|c| c.database_url.as_str()), Some("sqlite://tessera-data/tessera.db"));
+
+        let dir = std::env::temp_dir().join(format!("tessera-config-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let file = dir.join("t.toml");
+        let _ = std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/var/lib/t\"\n");
+        let mut args = ServeArgs::default();
+        args.store.config = Some(file.clone());
+        let c = Config::resolve(&args).ok();
+        assert_eq!(c.as_ref().map(|c| c.listen.port()), Some(9000));
+        assert_eq!(c.as_ref().map(|c| c.database_url.as_str()), Some("sqlite:///var/lib/t/tessera.db"));
+        args.listen = Some("127.0.0.1:9100".into());
+        assert_eq!(Config::resolve(&args).ok().map(|c| c.listen.port()), Some(9100));
+
+        let _ = std::fs::write(&file, "listen = 5\n");
+        assert!(matches!(Config::resolve(&args), Err(ConfigError::Parse { .. })));
+        let _ = std::fs::write(&file, "nope = 1\n");
+        assert!(matches!(Config::resolve(&args), Err(ConfigError::Parse { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+        args.store.config = None;
+        args.listen = Some("not an address".into());
+        assert!(matches!(Config::resolve(&args), Err(ConfigError::Value { field: "listen", .. })));
+    }
+}

@@ -1,0 +1,192 @@
+//! The one place errors become HTTP: RFC 9457 problem+json with a stable `code` (I7).
+//!
+//! INVARIANT: a client's mistake is always a 4xx with a code from `ErrorCode`; a 5xx body
+//! carries the request id only, and the detail goes to the log.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tessera_store::StoreError;
+
+/// Stable machine-readable error codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 400: the request is malformed or a field is invalid.
+    InvalidRequest,
+    /// 400: an id has the wrong type prefix or form.
+    InvalidId,
+    /// 401: no valid credential.
+    Unauthenticated,
+    /// 403: authenticated but not allowed.
+    Forbidden,
+    /// 404: no such object (or another tenant's: the same answer).
+    NotFound,
+    /// 405.
+    MethodNotAllowed,
+    /// 409: uniqueness or state conflict.
+    Conflict,
+    /// 413.
+    PayloadTooLarge,
+    /// 415.
+    UnsupportedMediaType,
+    /// 429.
+    RateLimited,
+    /// 500.
+    Internal,
+    /// 503: the store is unreachable.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The wire code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidId => "invalid_id",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RateLimited => "rate_limited",
+            Self::Internal => "internal",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidRequest | Self::InvalidId => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid request",
+            Self::InvalidId => "invalid id",
+            Self::Unauthenticated => "authentication required",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not found",
+            Self::MethodNotAllowed => "method not allowed",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload too large",
+            Self::UnsupportedMediaType => "unsupported media type",
+            Self::RateLimited => "rate limited",
+            Self::Internal => "internal error",
+            Self::Unavailable => "service unavailable",
+        }
+    }
+}
+
+/// An error answered as problem+json.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// A human message for this occurrence (never a secret, never an internal detail).
+    pub detail: String,
+    /// Extra members, such as `missing_permissions`.
+    pub extra: Option<serde_json::Value>,
+    /// Seconds for `Retry-After`.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with a code and a message.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self { code, detail: detail.into(), extra: None, retry_after: None }
+    }
+    /// 400 `invalid_request`.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, detail)
+    }
+    /// 404 `not_found`, identical for missing objects and other tenants' objects.
+    pub fn not_found() -> Self {
+        Self::new(ErrorCode::NotFound, "no such object")
+    }
+    /// 401 `unauthenticated`.
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthenticated, detail)
+    }
+    /// 403 `forbidden`.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, detail)
+    }
+    /// Adds extra problem members.
+    #[must_use]
+    pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
+        self.extra = Some(extra);
+        self
+    }
+    /// A 500 whose cause is logged, not shown.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(ErrorCode::Internal, "an internal error occurred; quote the request id to the operator")
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::not_found(),
+            StoreError::Conflict { constraint } => {
+                let what = match constraint.as_str() {
+                    "email" => "a user with this email already exists in this agency".to_owned(),
+                    "binding" => "this principal already has this role at this scope".to_owned(),
+                    other => format!("an object with this `{other}` already exists"),
+                };
+                Self::new(ErrorCode::Conflict, what).with_extra(json!({ "constraint": constraint }))
+            }
+            StoreError::Unavailable(cause) => {
+                crate::metrics::store_error();
+                tracing::error!(error = %cause, "store unavailable");
+                Self::new(ErrorCode::Unavailable, "the store is unavailable; retry later")
+            }
+            other => {
+                crate::metrics::store_error();
+                Self::internal(other)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        let mut body = json!({
+            "type": format!("https://tessera.dev/problems/{}", self.code.as_str()),
+            "title": self.code.title(),
+            "status": status.as_u16(),
+            "detail": self.detail,
+            "code": self.code.as_str(),
+        });
+        if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (self.extra, body.as_object_mut()) {
+            for (k, v) in extra {
+                obj.entry(k).or_insert(v);
+            }
+        }
+        let mut resp = (status, body.to_string()).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if self.code == ErrorCode::Unauthenticated {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tessera\""));
+        }
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}

@@ -1,0 +1,119 @@
+//! The Tessera service: the HTTP app (`app`), the server loop (`run`), configuration, the
+//! CLI, bootstrap, authentication and the authorization gate. Data flows one way:
+//! HTTP → handler (a use case) → store; decisions are pure calls into `tessera-core`.
+
+pub mod auth;
+pub mod bootstrap;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod observe;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+use crate::auth::{GuardState, TargetFrom};
+use crate::error::{ApiError, ErrorCode};
+use crate::routes::Access;
+use crate::state::AppState;
+
+/// Why the app cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A route names a permission the catalog lacks.
+    #[error("route `{method} {path}` requires `{permission}`, which the catalog does not define")]
+    UnknownPermission { method: String, path: String, permission: String },
+}
+
+/// The whole HTTP app.
+pub fn app(state: AppState) -> Result<Router, AppError> {
+    let table = routes::table();
+    let openapi = Arc::new(openapi::document(&table));
+    let mut router: Router<AppState> = Router::new();
+    for r in table {
+        let (permission, target) = match r.access {
+            Access::Permission(p, t) => (p, t),
+            Access::Platform(p) => (p, TargetFrom::Path),
+            Access::Authenticated => ("", TargetFrom::Path),
+        };
+        let handler = if permission.is_empty() {
+            r.handler.route_layer(axum::middleware::from_fn_with_state(state.clone(), authenticated_only))
+        } else {
+            let index = state.catalog.permission(permission).ok_or_else(|| AppError::UnknownPermission {
+                method: r.method.to_string(),
+                path: r.path.to_owned(),
+                permission: permission.to_owned(),
+            })?;
+            let g = GuardState { app: state.clone(), permission, index, target, platform_only: matches!(r.access, Access::Platform(_)) };
+            r.handler.route_layer(axum::middleware::from_fn_with_state(g, auth::guard))
+        };
+        router = router.route(r.path, handler);
+    }
+    let router = router
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(|| async { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::render()) }))
+        .route("/openapi.json", get(move || async move { axum::Json((*openapi).clone()) }))
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method") })
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(axum::middleware::from_fn(observe::observe))
+        .with_state(state);
+    Ok(router)
+}
+
+async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    match s.store.ping().await {
+        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ready", "store": s.store.backend() }))).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "store not reachable");
+            ApiError::new(ErrorCode::Unavailable, "the store is not reachable").into_response()
+        }
+    }
+}
+
+async fn authenticated_only(State(s): State<AppState>, mut req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    match auth::authenticate(&s, req.headers()).await {
+        Ok(caller) => {
+            let meta = req.extensions().get::<auth::RequestMeta>().cloned().unwrap_or_default();
+            req.extensions_mut().insert(auth::Authorized::for_caller(caller, meta));
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then finishes in-flight requests
+/// and writes pending key-use times.
+pub async fn run(listener: tokio::net::TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let router = app(state.clone())?;
+    let usage = state.key_usage.clone();
+    let store = state.store.clone();
+    let flusher = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tick.tick().await;
+            usage.flush(store.as_ref()).await;
+        }
+    });
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    flusher.abort();
+    state.key_usage.flush(state.store.as_ref()).await;
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! The outermost middleware: gives each request an id (`x-request-id`), notes the client's
+//! address and user agent for the audit trail, logs the request (never its headers or body)
+//! and records metrics by route template and status.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::auth::RequestMeta;
+
+fn request_id(req: &Request) -> String {
+    // A caller's id is kept if it is short and plain, so traces join up; otherwise ours.
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("req_{}", tessera_core::ids::ulid_string(tessera_core::ids::now_millis(), &mut rand::thread_rng())))
+}
+
+/// Request id, log line and metrics for every request.
+pub async fn observe(mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let id = request_id(&req);
+    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().clone();
+    req.extensions_mut().insert(RequestMeta { request_id: id.clone(), ip: ip.clone(), user_agent });
+    let mut resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let secs = start.elapsed().as_secs_f64();
+    crate::metrics::observe(method.as_str(), &route, status, secs);
+    tracing::info!(request_id = %id, method = %method, route = %route, status, ms = secs * 1000.0, ip = ip.as_deref().unwrap_or("-"), "request");
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}

@@ -1,0 +1,12 @@
+//! `GET /v1/catalog`: the catalog as loaded (any authenticated caller).
+
+use axum::extract::State;
+use tessera_core::catalog::CatalogFile;
+
+use crate::auth::Authorized;
+use crate::state::AppState;
+
+/// Any valid credential.
+pub async fn get(State(s): State<AppState>, _auth: Authorized) -> axum::Json<CatalogFile> {
+    axum::Json(s.catalog.file().clone())
+}

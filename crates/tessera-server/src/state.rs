@@ -1,0 +1,83 @@
+//! Shared server state, passed through axum `State`: no globals for the store or config.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tessera_core::{AgencyId, Catalog, EngineConfig, KeyId};
+use tessera_store::Store;
+use tessera_token::Pepper;
+
+use crate::clock::Clock;
+
+/// Everything a request handler needs.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The catalog.
+    pub catalog: Arc<Catalog>,
+    /// The engine's catalog indices.
+    pub engine: EngineConfig,
+    /// The current pepper for credential hashes.
+    pub pepper: Arc<Pepper>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Key uses not yet written to the store.
+    pub key_usage: Arc<KeyUsage>,
+}
+
+/// Batches `last_used_at` updates so authentication never writes to the store.
+#[derive(Debug, Default)]
+pub struct KeyUsage {
+    pending: Mutex<HashMap<(AgencyId, KeyId), i64>>,
+}
+
+impl KeyUsage {
+    /// Notes a use of a key.
+    pub fn record(&self, agency: &AgencyId, key: &KeyId, at: i64) {
+        if let Ok(mut p) = self.pending.lock() {
+            let slot = p.entry((agency.clone(), key.clone())).or_insert(at);
+            *slot = (*slot).max(at);
+        }
+    }
+
+    /// Writes the pending uses to the store.
+    pub async fn flush(&self, store: &dyn Store) {
+        let batch: Vec<(AgencyId, KeyId, i64)> = match self.pending.lock() {
+            Ok(mut p) => p.drain().map(|((a, k), t)| (a, k, t)).collect(),
+            Err(_) => return,
+        };
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = store.touch_api_keys(&batch).await {
+            tracing::warn!(error = %e, keys = batch.len(), "could not record API key use");
+        }
+    }
+}
+
+/// Why state cannot be built from its parts.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The engine needs a permission the catalog lacks.
+    #[error("the catalog must define the permission `{0}`")]
+    MissingPermission(&'static str),
+}
+
+impl AppState {
+    /// Builds the state from its parts; the pepper is derived from the master key.
+    pub fn new(store: Arc<dyn Store>, catalog: Catalog, master_key: &tessera_token::MasterKey, clock: Arc<dyn Clock>) -> Result<Self, StateError> {
+        let cross_tenant = catalog.permission("platform.cross_tenant").ok_or(StateError::MissingPermission("platform.cross_tenant"))?;
+        Ok(Self {
+            store,
+            catalog: Arc::new(catalog),
+            engine: EngineConfig { cross_tenant },
+            pepper: Arc::new(master_key.derive_pepper(PEPPER_VERSION)),
+            clock,
+            key_usage: Arc::default(),
+        })
+    }
+}
+
+/// The pepper version new credential hashes use.
+pub const PEPPER_VERSION: u32 = 1;

@@ -1,0 +1,167 @@
+//! Tessera's persistence: the `Store` trait, its SQLite and PostgreSQL implementations, and
+//! the records they keep.
+//!
+//! INVARIANT (I1): every tenant operation takes a `TenantScope` and filters on its agency; on
+//! PostgreSQL row-level security enforces the same filter a second time. Every write that can
+//! change an authorization decision bumps the revision in the change log, and every change
+//! appends its audit event in the same transaction (I5, I7: never a half-applied write).
+
+pub mod audit;
+mod error;
+mod migrate;
+mod postgres;
+mod records;
+mod sqlite;
+mod sql;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use async_trait::async_trait;
+use tessera_core::{AccountId, AgencyId, BindingId, KeyId, PrincipalId, UserId};
+
+pub use audit::{AuditEvent, AuditRecord, ChainHash, Outcome};
+pub use error::StoreError;
+pub use postgres::PgStore;
+pub use records::*;
+pub use sqlite::SqliteStore;
+
+/// The tenant a store call acts in. Built only by authentication (the server's auth module)
+/// from a verified credential, never from request input alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantScope {
+    agency: AgencyId,
+}
+
+impl TenantScope {
+    /// A scope for `agency`, established by an authenticated principal that may act there.
+    pub fn authenticated(agency: AgencyId) -> Self {
+        Self { agency }
+    }
+
+    /// The agency.
+    pub fn agency(&self) -> &AgencyId {
+        &self.agency
+    }
+}
+
+/// One page of a list: `limit` items after `cursor`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// At most this many items (1..=200).
+    pub limit: u32,
+    /// The last id (or sequence number) of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of results; `next_cursor` is `None` on the last page.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Where the next page starts.
+    pub next_cursor: Option<String>,
+}
+
+/// Connects to the store named by `url` (`sqlite://…` or `postgres://…`).
+pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(PgStore::connect(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::Config(format!(
+            "unsupported database url scheme in `{}` (expected `sqlite://PATH` or `postgres://…`)",
+            url.split(':').next().unwrap_or_default()
+        )))
+    }
+}
+
+/// The persistence interface. Both backends pass the same test suite.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Applies pending migrations; returns how many ran.
+    async fn migrate(&self) -> Result<usize, StoreError>;
+    /// Whether the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// The latest revision of the change log.
+    async fn revision(&self) -> Result<i64, StoreError>;
+
+    // --- platform and agencies (global) ---
+    /// The platform tenant, once bootstrapped.
+    async fn platform_agency(&self) -> Result<Option<Agency>, StoreError>;
+    /// Creates the platform tenant, its first admin key and the key's binding, atomically.
+    /// Returns `false` (and changes nothing) if the store was already bootstrapped.
+    async fn bootstrap(&self, b: Bootstrap) -> Result<bool, StoreError>;
+    /// Creates an agency.
+    async fn create_agency(&self, a: &Agency, audit: &AuditRecord) -> Result<(), StoreError>;
+    /// An agency that is not deleted (the platform tenant included).
+    async fn get_agency(&self, id: &AgencyId) -> Result<Agency, StoreError>;
+    /// Agencies, oldest first (not the platform tenant, not deleted ones).
+    async fn list_agencies(&self, page: &PageRequest) -> Result<Page<Agency>, StoreError>;
+    /// Renames an agency.
+    async fn update_agency(&self, id: &AgencyId, name: &str, now: i64, audit: &AuditRecord) -> Result<Agency, StoreError>;
+    /// Marks an agency deleted: its credentials stop working, its audit trail stays.
+    async fn delete_agency(&self, id: &AgencyId, now: i64, audit: &AuditRecord) -> Result<(), StoreError>;
+
+    // --- accounts ---
+    /// Creates an account.
+    async fn create_account(&self, t: &TenantScope, a: &Account, audit: &AuditRecord) -> Result<(), StoreError>;
+    /// An account of the tenant.
+    async fn get_account(&self, t: &TenantScope, id: &AccountId) -> Result<Account, StoreError>;
+    /// The tenant's accounts, oldest first.
+    async fn list_accounts(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<Account>, StoreError>;
+    /// Renames an account.
+    async fn update_account(&self, t: &TenantScope, id: &AccountId, name: &str, now: i64, audit: &AuditRecord) -> Result<Account, StoreError>;
+    /// Deletes an account with its bindings; revokes the keys bound to it.
+    async fn delete_account(&self, t: &TenantScope, id: &AccountId, now: i64, audit: &AuditRecord) -> Result<(), StoreError>;
+
+    // --- users ---
+    /// Creates a user (email unique per agency, case-insensitively).
+    async fn create_user(&self, t: &TenantScope, u: &NewUser, audit: &AuditRecord) -> Result<User, StoreError>;
+    /// A user of the tenant.
+    async fn get_user(&self, t: &TenantScope, id: &UserId) -> Result<User, StoreError>;
+    /// The tenant's users, oldest first.
+    async fn list_users(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<User>, StoreError>;
+    /// Changes a user's name, email, status or password hash.
+    async fn update_user(&self, t: &TenantScope, id: &UserId, patch: &UserPatch, now: i64, audit: &AuditRecord) -> Result<User, StoreError>;
+    /// Deletes a user with its bindings.
+    async fn delete_user(&self, t: &TenantScope, id: &UserId, now: i64, audit: &AuditRecord) -> Result<(), StoreError>;
+
+    // --- bindings ---
+    /// Creates a binding (unique per principal, role and scope).
+    async fn create_binding(&self, t: &TenantScope, b: &Binding, audit: &AuditRecord) -> Result<(), StoreError>;
+    /// A binding of the tenant.
+    async fn get_binding(&self, t: &TenantScope, id: &BindingId) -> Result<Binding, StoreError>;
+    /// The tenant's bindings, optionally of one principal, oldest first.
+    async fn list_bindings(&self, t: &TenantScope, principal: Option<&PrincipalId>, page: &PageRequest) -> Result<Page<Binding>, StoreError>;
+    /// Every binding of a principal (for authorization).
+    async fn principal_bindings(&self, t: &TenantScope, principal: &PrincipalId) -> Result<Vec<Binding>, StoreError>;
+    /// Deletes a binding.
+    async fn delete_binding(&self, t: &TenantScope, id: &BindingId, now: i64, audit: &AuditRecord) -> Result<(), StoreError>;
+
+    // --- API keys ---
+    /// Creates a key with its first secret hash, and its bindings (if any), atomically.
+    async fn create_api_key(&self, t: &TenantScope, k: &ApiKey, secret: &SecretHashRecord, bindings: &[Binding], audit: &AuditRecord) -> Result<(), StoreError>;
+    /// A key of the tenant (revoked ones included).
+    async fn get_api_key(&self, t: &TenantScope, id: &KeyId) -> Result<ApiKey, StoreError>;
+    /// The tenant's keys, oldest first.
+    async fn list_api_keys(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<ApiKey>, StoreError>;
+    /// Revokes a key and every secret of it, at once.
+    async fn revoke_api_key(&self, t: &TenantScope, id: &KeyId, now: i64, audit: &AuditRecord) -> Result<ApiKey, StoreError>;
+    /// Adds a new secret; the current ones stay valid until `old_valid_until`.
+    async fn rotate_api_key(&self, t: &TenantScope, id: &KeyId, secret: &SecretHashRecord, old_valid_until: i64, now: i64, audit: &AuditRecord) -> Result<ApiKey, StoreError>;
+    /// Finds the key a secret hash belongs to, across tenants (authentication only).
+    async fn find_key_by_secret(&self, hash: &[u8]) -> Result<Option<KeySecretMatch>, StoreError>;
+    /// Records when keys were last used (batched by the server, not a write per request).
+    async fn touch_api_keys(&self, uses: &[(AgencyId, KeyId, i64)]) -> Result<(), StoreError>;
+
+    // --- audit ---
+    /// Appends an event on its own (denied requests, sign-ins).
+    async fn append_audit(&self, t: &TenantScope, audit: &AuditRecord) -> Result<AuditEvent, StoreError>;
+    /// The tenant's audit events, oldest first.
+    async fn list_audit(&self, t: &TenantScope, filter: &AuditFilter, page: &PageRequest) -> Result<Page<AuditEvent>, StoreError>;
+    /// Every event of the tenant in order, for export and verification.
+    async fn audit_chain(&self, t: &TenantScope, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+}

@@ -1,0 +1,91 @@
+//! The PostgreSQL backend. Row-level security is the second wall of tenant isolation (I1):
+//! every transaction sets `tessera.agency_id` with `set_config(…, true)`, local to it, so a
+//! pooled connection never carries a tenant into the next request. The server refuses to run
+//! as a role that would bypass RLS.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use crate::migrate::{CREATE_TABLE, MIGRATIONS};
+
+/// A PostgreSQL-backed store.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Explains how to make a role that row-level security applies to.
+const ROLE_HELP: &str = "create a dedicated role, for example: \
+CREATE ROLE tessera LOGIN PASSWORD '…' NOSUPERUSER NOBYPASSRLS; CREATE DATABASE tessera OWNER tessera; \
+and connect as it";
+
+impl PgStore {
+    /// Connects and checks that the role is subject to row-level security.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        let row = sqlx::query("SELECT current_user::text AS name, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(&pool)
+            .await?;
+        let (name, superuser, bypass): (String, bool, bool) = (row.try_get("name")?, row.try_get("rolsuper")?, row.try_get("rolbypassrls")?);
+        if superuser || bypass {
+            let what = if superuser { "a superuser" } else { "allowed to BYPASSRLS" };
+            return Err(StoreError::Config(format!(
+                "refusing to run as PostgreSQL role `{name}`: it is {what}, which would bypass row-level security; {ROLE_HELP}"
+            )));
+        }
+        Ok(Self { pool })
+    }
+
+    fn read_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin_tenant(&self, agency: &AgencyId, _write: bool) -> Result<Tx, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('tessera.agency_id', $1, true)").bind(agency.as_str()).execute(&mut *tx).await?;
+        Ok(tx)
+    }
+
+    async fn find_key_impl(&self, hash: &[u8]) -> Result<Option<DbRow>, StoreError> {
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('tessera.credential_hash', $1, true)").bind(&hex).execute(&mut *tx).await?;
+        let row = sqlx::query("SELECT agency_id, key_id, valid_until FROM api_key_secrets WHERE secret_hash = $1")
+            .bind(hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn migrate_impl(&self) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Nodes starting together migrate one at a time.
+        sqlx::query("SELECT pg_advisory_xact_lock(7265637265)").execute(&mut *tx).await?;
+        sqlx::query(CREATE_TABLE).execute(&mut *tx).await?;
+        let mut applied = 0;
+        for m in MIGRATIONS {
+            let done = sqlx::query("SELECT version FROM tessera_migrations WHERE version = $1").bind(m.version).fetch_optional(&mut *tx).await?;
+            if done.is_some() {
+                continue;
+            }
+            sqlx::Executor::execute(&mut *tx, m.postgres).await.map_err(|e| StoreError::Config(format!("migration {} `{}` failed: {e}", m.version, m.name)))?;
+            sqlx::query("INSERT INTO tessera_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                .bind(m.version)
+                .bind(m.name)
+                .bind(i64::try_from(tessera_core::ids::now_millis()).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
+            applied += 1;
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+}
+
+crate::sql::impl_store!(PgStore, sqlx::Postgres, "postgres");

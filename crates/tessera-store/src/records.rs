@@ -1,0 +1,252 @@
+//! The rows the store keeps, as the rest of the server sees them. No secret is ever part
+//! of a record that can be listed: password and key-secret hashes live in their own types.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use tessera_core::time::serde_rfc3339;
+use tessera_core::{AccountId, AgencyId, BindingId, KeyId, PrincipalId, UserId};
+
+use crate::audit::AuditRecord;
+
+/// Whether a tenant object is usable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// In use.
+    Active,
+    /// Kept but unusable: its credentials do not authenticate.
+    Disabled,
+    /// Gone (agencies keep their audit trail).
+    Deleted,
+}
+
+impl Status {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Deleted => "deleted",
+        }
+    }
+    /// Parses the stored text.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "disabled" => Some(Self::Disabled),
+            "deleted" => Some(Self::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// An agency (or the platform tenant).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Agency {
+    /// Its id.
+    pub id: AgencyId,
+    /// Display name.
+    pub name: String,
+    /// Lifecycle state.
+    pub status: Status,
+    /// Whether this is the operator's own tenant.
+    #[serde(skip)]
+    pub is_platform: bool,
+    /// Creation time.
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schemars(with = "String")]
+    pub created_at: i64,
+    /// Last change.
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schemars(with = "String")]
+    pub updated_at: i64,
+}
+
+/// A sub-account of an agency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Account {
+    /// Its id.
+    pub id: AccountId,
+    /// The agency that owns it.
+    pub agency_id: AgencyId,
+    /// Display name.
+    pub name: String,
+    /// Creation time.
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schemars(with = "String")]
+    pub created_at: i64,
+    /// Last change.
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schemars(with = "String")]
+    pub updated_at: i64,
+}
+
+/// A person. The password hash is never part of this record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct User {
+    /// Its id.
+    pub id: UserId,
+    /// The agency it belongs to.
+    pub agency_id: AgencyId,
+    /// Sign-in email (unique per agency, case-insensitively).
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// `active` or `disabled`.
+    pub status: Status,
+    /// Whether a password is set.
+    pub has_password: bool,
+    /// Creation time.
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schemars(with = "String")]
+    pub created_at: i64,
+    /// Last change.
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schemars(with = "String")]
+    pub updated_at: i64,
+}
+
+/// A user to create.
+#[derive(Clone)]
+pub struct NewUser {
+    /// Its id.
+    pub id: UserId,
+    /// Sign-in email, already validated.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// argon2id PHC string, if a password was given.
+    pub password_hash: Option<String>,
+    /// Creation time.
+    pub now: i64,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser").field("id", &self.id).field("email", &self.email).field("password_hash", &"[redacted]").finish()
+    }
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Clone, Default)]
+pub struct UserPatch {
+    /// New email.
+    pub email: Option<String>,
+    /// New name.
+    pub name: Option<String>,
+    /// New status.
+    pub status: Option<Status>,
+    /// New password hash.
+    pub password_hash: Option<String>,
+}
+
+impl std::fmt::Debug for UserPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserPatch").field("email", &self.email).field("name", &self.name).field("status", &self.status)
+            .field("password_hash", &self.password_hash.as_ref().map(|_| "[redacted]")).finish()
+    }
+}
+
+/// A role granted to a principal over the agency or one account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Binding {
+    /// Its id.
+    pub id: BindingId,
+    /// The agency it lives in.
+    pub agency_id: AgencyId,
+    /// Who is granted.
+    pub principal: PrincipalId,
+    /// A built-in role's name or a custom role's id.
+    pub role: String,
+    /// `None`: agency-wide (covers every account).
+    pub account: Option<AccountId>,
+    /// Who granted it.
+    pub created_by: String,
+    /// Creation time.
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schemars(with = "String")]
+    pub created_at: i64,
+}
+
+/// An API key's metadata. The secret is never stored; its hashes live apart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ApiKey {
+    /// Its id.
+    pub id: KeyId,
+    /// The agency it belongs to.
+    pub agency_id: AgencyId,
+    /// A label.
+    pub name: String,
+    /// `Some`: the key acts on this account only.
+    pub account: Option<AccountId>,
+    /// Catalog scopes capping what the key may do.
+    pub scopes: Vec<String>,
+    /// The principal that created it.
+    pub created_by: String,
+    /// Creation time.
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schemars(with = "String")]
+    pub created_at: i64,
+    /// After this the key no longer authenticates.
+    #[serde(serialize_with = "serde_rfc3339::option::serialize")]
+    #[schemars(with = "Option<String>")]
+    pub expires_at: Option<i64>,
+    /// When it was revoked.
+    #[serde(serialize_with = "serde_rfc3339::option::serialize")]
+    #[schemars(with = "Option<String>")]
+    pub revoked_at: Option<i64>,
+    /// Last successful authentication (updated in batches).
+    #[serde(serialize_with = "serde_rfc3339::option::serialize")]
+    #[schemars(with = "Option<String>")]
+    pub last_used_at: Option<i64>,
+    /// Last rotation.
+    #[serde(serialize_with = "serde_rfc3339::option::serialize")]
+    #[schemars(with = "Option<String>")]
+    pub rotated_at: Option<i64>,
+}
+
+/// A keyed hash of one key secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretHashRecord {
+    /// HMAC-SHA-256 of the secret under the pepper.
+    pub hash: Vec<u8>,
+    /// Which pepper made it.
+    pub pepper_version: i64,
+}
+
+/// The key a presented secret belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeySecretMatch {
+    /// The key's agency.
+    pub agency: AgencyId,
+    /// The key.
+    pub key: KeyId,
+    /// After this, this secret (an old one, after a rotation) is no longer valid.
+    pub valid_until: Option<i64>,
+}
+
+/// What the first start writes.
+#[derive(Clone, Debug)]
+pub struct Bootstrap {
+    /// The platform tenant.
+    pub platform: Agency,
+    /// Its first admin key.
+    pub key: ApiKey,
+    /// The key's secret hash.
+    pub secret: SecretHashRecord,
+    /// The key's `platform_admin` binding.
+    pub binding: Binding,
+    /// The audit event.
+    pub audit: AuditRecord,
+}
+
+/// Filters for the audit list.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Only events at or after this time.
+    pub after: Option<i64>,
+    /// Only events by this actor.
+    pub actor: Option<String>,
+    /// Only this action.
+    pub action: Option<String>,
+}

@@ -1,0 +1,770 @@
+//! The queries both backends share, written once and instantiated per backend with its
+//! concrete sqlx types (`impl_store!`). Each backend supplies `begin_tenant` (which on
+//! PostgreSQL sets the row-level-security tenant for the transaction), `begin_global`,
+//! `read_pool`, `migrate_impl` and `find_key_impl`; no query branches on the backend.
+//!
+//! INVARIANT: every tenant query filters on `agency_id = $1` from the `TenantScope`, and
+//! every write commits its audit event (and its change-log entry) in the same transaction.
+
+/// Page sizes are clamped here, whatever the caller asked.
+pub(crate) const MAX_PAGE: u32 = 200;
+
+pub(crate) fn page_limit(limit: u32) -> i64 {
+    i64::from(limit.clamp(1, MAX_PAGE))
+}
+
+/// Lowercased email, the uniqueness key.
+pub(crate) fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $backend:literal) => {
+        use async_trait::async_trait;
+        use sqlx::Row;
+        use tessera_core::{AccountId, AgencyId, BindingId, KeyId, PrincipalId, UserId};
+
+        use $crate::audit::{chain_hash, AuditEvent, AuditRecord, ChainHash, Outcome};
+        use $crate::sql::{email_key, page_limit};
+        use $crate::{
+            Account, Agency, ApiKey, AuditFilter, Binding, Bootstrap, KeySecretMatch, NewUser, Page,
+            PageRequest, SecretHashRecord, Status, Store, StoreError, TenantScope, User, UserPatch,
+        };
+
+        type Tx = sqlx::Transaction<'static, $db>;
+        type DbRow = <$db as sqlx::Database>::Row;
+
+        fn col<T: std::str::FromStr>(row: &DbRow, name: &str) -> Result<T, StoreError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            let s: String = row.try_get(name)?;
+            s.parse().map_err(|e: T::Err| StoreError::Corrupt(format!("column `{name}`: {e}")))
+        }
+
+        fn opt_col<T: std::str::FromStr>(row: &DbRow, name: &str) -> Result<Option<T>, StoreError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            let s: Option<String> = row.try_get(name)?;
+            s.map(|s| s.parse().map_err(|e: T::Err| StoreError::Corrupt(format!("column `{name}`: {e}")))).transpose()
+        }
+
+        fn status(row: &DbRow) -> Result<Status, StoreError> {
+            let s: String = row.try_get("status")?;
+            Status::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("status `{s}`")))
+        }
+
+        const AGENCY_COLS: &str = "id, name, status, is_platform, created_at, updated_at";
+        fn agency_row(row: &DbRow) -> Result<Agency, StoreError> {
+            Ok(Agency {
+                id: col(row, "id")?,
+                name: row.try_get("name")?,
+                status: status(row)?,
+                is_platform: row.try_get("is_platform")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        const ACCOUNT_COLS: &str = "agency_id, id, name, created_at, updated_at";
+        fn account_row(row: &DbRow) -> Result<Account, StoreError> {
+            Ok(Account {
+                id: col(row, "id")?,
+                agency_id: col(row, "agency_id")?,
+                name: row.try_get("name")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        const USER_COLS: &str = "agency_id, id, email, name, status, CAST(CASE WHEN password_hash IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_password, created_at, updated_at";
+        fn user_row(row: &DbRow) -> Result<User, StoreError> {
+            Ok(User {
+                id: col(row, "id")?,
+                agency_id: col(row, "agency_id")?,
+                email: row.try_get("email")?,
+                name: row.try_get("name")?,
+                status: status(row)?,
+                has_password: row.try_get::<i64, _>("has_password")? != 0,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        const BINDING_COLS: &str = "agency_id, id, principal, role, account_id, created_by, created_at";
+        fn binding_row(row: &DbRow) -> Result<Binding, StoreError> {
+            Ok(Binding {
+                id: col(row, "id")?,
+                agency_id: col(row, "agency_id")?,
+                principal: col::<PrincipalId>(row, "principal")?,
+                role: row.try_get("role")?,
+                account: opt_col(row, "account_id")?,
+                created_by: row.try_get("created_by")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        const KEY_COLS: &str = "agency_id, id, name, account_id, scopes, created_by, created_at, expires_at, revoked_at, last_used_at, rotated_at";
+        fn key_row(row: &DbRow) -> Result<ApiKey, StoreError> {
+            let scopes: String = row.try_get("scopes")?;
+            Ok(ApiKey {
+                id: col(row, "id")?,
+                agency_id: col(row, "agency_id")?,
+                name: row.try_get("name")?,
+                account: opt_col(row, "account_id")?,
+                scopes: serde_json::from_str(&scopes)?,
+                created_by: row.try_get("created_by")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+                last_used_at: row.try_get("last_used_at")?,
+                rotated_at: row.try_get("rotated_at")?,
+            })
+        }
+
+        const EVENT_COLS: &str = "agency_id, seq, id, at, actor, on_behalf_of, action, target, outcome, request_id, ip, user_agent, detail, prev_hash, hash";
+        fn event_row(row: &DbRow) -> Result<AuditEvent, StoreError> {
+            let outcome: String = row.try_get("outcome")?;
+            let detail: String = row.try_get("detail")?;
+            let hash = |name: &str| -> Result<ChainHash, StoreError> {
+                let b: Vec<u8> = row.try_get(name)?;
+                ChainHash::from_slice(&b).ok_or_else(|| StoreError::Corrupt(format!("column `{name}`: not 32 bytes")))
+            };
+            Ok(AuditEvent {
+                seq: row.try_get("seq")?,
+                agency_id: col(row, "agency_id")?,
+                id: col(row, "id")?,
+                at: row.try_get("at")?,
+                actor: row.try_get("actor")?,
+                on_behalf_of: row.try_get("on_behalf_of")?,
+                action: row.try_get("action")?,
+                target: row.try_get("target")?,
+                outcome: Outcome::parse(&outcome).ok_or_else(|| StoreError::Corrupt(format!("outcome `{outcome}`")))?,
+                request_id: row.try_get("request_id")?,
+                ip: row.try_get("ip")?,
+                user_agent: row.try_get("user_agent")?,
+                detail: serde_json::from_str(&detail)?,
+                prev_hash: hash("prev_hash")?,
+                hash: hash("hash")?,
+            })
+        }
+
+        /// Splits `limit + 1` fetched rows into a page and its next cursor.
+        fn paginate<T>(mut items: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            let next_cursor = if items.len() > limit {
+                items.truncate(limit);
+                items.last().map(cursor_of)
+            } else {
+                None
+            };
+            Page { items, next_cursor }
+        }
+
+        /// Appends one event to the agency's chain, inside `tx`.
+        async fn append_event(tx: &mut Tx, agency: &AgencyId, r: &AuditRecord) -> Result<AuditEvent, StoreError> {
+            // The UPDATE takes the head's row lock, so concurrent writers of one agency queue
+            // here and the chain never forks.
+            let head = sqlx::query("UPDATE audit_heads SET seq = seq + 1 WHERE agency_id = $1 RETURNING seq, hash")
+                .bind(agency.as_str())
+                .fetch_optional(&mut **tx)
+                .await?;
+            let (seq, prev) = match head {
+                Some(row) => {
+                    let prev: Vec<u8> = row.try_get("hash")?;
+                    let prev = ChainHash::from_slice(&prev).ok_or_else(|| StoreError::Corrupt("audit head hash".into()))?;
+                    (row.try_get::<i64, _>("seq")?, prev)
+                }
+                None => {
+                    sqlx::query("INSERT INTO audit_heads (agency_id, seq, hash) VALUES ($1, 1, $2)")
+                        .bind(agency.as_str())
+                        .bind(ChainHash::GENESIS.0.to_vec())
+                        .execute(&mut **tx)
+                        .await?;
+                    (1, ChainHash::GENESIS)
+                }
+            };
+            let hash = chain_hash(seq, agency, r, &prev);
+            sqlx::query("UPDATE audit_heads SET hash = $2 WHERE agency_id = $1")
+                .bind(agency.as_str())
+                .bind(hash.0.to_vec())
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO audit_events (agency_id, seq, id, at, actor, on_behalf_of, action, target, outcome, request_id, ip, user_agent, detail, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(agency.as_str())
+            .bind(seq)
+            .bind(r.id.as_str())
+            .bind(r.at)
+            .bind(&r.actor)
+            .bind(&r.on_behalf_of)
+            .bind(&r.action)
+            .bind(&r.target)
+            .bind(r.outcome.as_str())
+            .bind(&r.request_id)
+            .bind(&r.ip)
+            .bind(&r.user_agent)
+            .bind(r.detail.to_string())
+            .bind(prev.0.to_vec())
+            .bind(hash.0.to_vec())
+            .execute(&mut **tx)
+            .await?;
+            Ok(AuditEvent {
+                seq,
+                agency_id: agency.clone(),
+                id: r.id.clone(),
+                at: r.at,
+                actor: r.actor.clone(),
+                on_behalf_of: r.on_behalf_of.clone(),
+                action: r.action.clone(),
+                target: r.target.clone(),
+                outcome: r.outcome,
+                request_id: r.request_id.clone(),
+                ip: r.ip.clone(),
+                user_agent: r.user_agent.clone(),
+                detail: r.detail.clone(),
+                prev_hash: prev,
+                hash,
+            })
+        }
+
+        /// Bumps the global revision and records what changed, inside `tx`.
+        async fn record_change(tx: &mut Tx, agency: &AgencyId, kind: &str, entity: &str, at: i64) -> Result<i64, StoreError> {
+            let rev: i64 = sqlx::query("UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value")
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("value")?;
+            sqlx::query("INSERT INTO change_log (agency_id, revision, kind, entity, at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(agency.as_str())
+                .bind(rev)
+                .bind(kind)
+                .bind(entity)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+            Ok(rev)
+        }
+
+        /// Commits a write with its audit event and, for decision-changing writes, its change.
+        async fn finish(mut tx: Tx, agency: &AgencyId, audit: &AuditRecord, change: Option<(&str, &str)>) -> Result<(), StoreError> {
+            append_event(&mut tx, agency, audit).await?;
+            if let Some((kind, entity)) = change {
+                record_change(&mut tx, agency, kind, entity, audit.at).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn insert_binding(tx: &mut Tx, b: &Binding) -> Result<(), StoreError> {
+            sqlx::query("INSERT INTO bindings (agency_id, id, principal, role, account_id, account_key, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(b.agency_id.as_str())
+                .bind(b.id.as_str())
+                .bind(b.principal.as_str())
+                .bind(&b.role)
+                .bind(b.account.as_ref().map(AccountId::as_str))
+                .bind(b.account.as_ref().map(AccountId::as_str).unwrap_or(""))
+                .bind(&b.created_by)
+                .bind(b.created_at)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        async fn insert_key(tx: &mut Tx, k: &ApiKey, s: &SecretHashRecord) -> Result<(), StoreError> {
+            sqlx::query(&format!("INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL)"))
+                .bind(k.agency_id.as_str())
+                .bind(k.id.as_str())
+                .bind(&k.name)
+                .bind(k.account.as_ref().map(AccountId::as_str))
+                .bind(serde_json::to_string(&k.scopes)?)
+                .bind(&k.created_by)
+                .bind(k.created_at)
+                .bind(k.expires_at)
+                .execute(&mut **tx)
+                .await?;
+            insert_secret(tx, &k.agency_id, &k.id, s, k.created_at).await
+        }
+
+        async fn insert_secret(tx: &mut Tx, agency: &AgencyId, key: &KeyId, s: &SecretHashRecord, now: i64) -> Result<(), StoreError> {
+            sqlx::query("INSERT INTO api_key_secrets (agency_id, key_id, secret_hash, pepper_version, valid_until, created_at) VALUES ($1, $2, $3, $4, NULL, $5)")
+                .bind(agency.as_str())
+                .bind(key.as_str())
+                .bind(&s.hash)
+                .bind(s.pepper_version)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        async fn fetch_key(tx: &mut Tx, agency: &AgencyId, id: &KeyId) -> Result<ApiKey, StoreError> {
+            let row = sqlx::query(&format!("SELECT {KEY_COLS} FROM api_keys WHERE agency_id = $1 AND id = $2"))
+                .bind(agency.as_str())
+                .bind(id.as_str())
+                .fetch_optional(&mut **tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            key_row(&row)
+        }
+
+        /// Removes the bindings held by, and the secrets of, keys matching `filter`.
+        async fn drop_key_grants(tx: &mut Tx, agency: &AgencyId, key_filter: &str, arg: &str) -> Result<(), StoreError> {
+            sqlx::query(&format!("DELETE FROM bindings WHERE agency_id = $1 AND principal IN (SELECT id FROM api_keys WHERE agency_id = $1 AND {key_filter})"))
+                .bind(agency.as_str())
+                .bind(arg)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query(&format!("DELETE FROM api_key_secrets WHERE agency_id = $1 AND key_id IN (SELECT id FROM api_keys WHERE agency_id = $1 AND {key_filter})"))
+                .bind(agency.as_str())
+                .bind(arg)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn migrate(&self) -> Result<usize, StoreError> {
+                self.migrate_impl().await
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(self.read_pool()).await?;
+                Ok(())
+            }
+
+            async fn revision(&self) -> Result<i64, StoreError> {
+                Ok(sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(self.read_pool()).await?.try_get("value")?)
+            }
+
+            async fn platform_agency(&self) -> Result<Option<Agency>, StoreError> {
+                let row = sqlx::query(&format!("SELECT {AGENCY_COLS} FROM agencies WHERE is_platform"))
+                    .fetch_optional(self.read_pool())
+                    .await?;
+                row.as_ref().map(agency_row).transpose()
+            }
+
+            async fn bootstrap(&self, b: Bootstrap) -> Result<bool, StoreError> {
+                let mut tx = self.begin_tenant(&b.platform.id, true).await?;
+                let existing = sqlx::query("SELECT id FROM agencies WHERE is_platform").fetch_optional(&mut *tx).await?;
+                if existing.is_some() {
+                    return Ok(false);
+                }
+                insert_agency(&mut tx, &b.platform).await?;
+                insert_key(&mut tx, &b.key, &b.secret).await?;
+                insert_binding(&mut tx, &b.binding).await?;
+                finish(tx, &b.platform.id, &b.audit, Some(("bootstrap", b.platform.id.as_str()))).await?;
+                Ok(true)
+            }
+
+            async fn create_agency(&self, a: &Agency, audit: &AuditRecord) -> Result<(), StoreError> {
+                let mut tx = self.begin_tenant(&a.id, true).await?;
+                insert_agency(&mut tx, a).await?;
+                finish(tx, &a.id, audit, Some(("agency.create", a.id.as_str()))).await
+            }
+
+            async fn get_agency(&self, id: &AgencyId) -> Result<Agency, StoreError> {
+                let row = sqlx::query(&format!("SELECT {AGENCY_COLS} FROM agencies WHERE id = $1 AND status <> 'deleted'"))
+                    .bind(id.as_str())
+                    .fetch_optional(self.read_pool())
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                agency_row(&row)
+            }
+
+            async fn list_agencies(&self, page: &PageRequest) -> Result<Page<Agency>, StoreError> {
+                let limit = page_limit(page.limit);
+                let rows = sqlx::query(&format!("SELECT {AGENCY_COLS} FROM agencies WHERE NOT is_platform AND status <> 'deleted' AND id > $1 ORDER BY id LIMIT $2"))
+                    .bind(page.cursor.as_deref().unwrap_or(""))
+                    .bind(limit + 1)
+                    .fetch_all(self.read_pool())
+                    .await?;
+                let items = rows.iter().map(agency_row).collect::<Result<Vec<_>, _>>()?;
+                Ok(paginate(items, limit, |a| a.id.to_string()))
+            }
+
+            async fn update_agency(&self, id: &AgencyId, name: &str, now: i64, audit: &AuditRecord) -> Result<Agency, StoreError> {
+                let mut tx = self.begin_tenant(id, true).await?;
+                let row = sqlx::query(&format!("UPDATE agencies SET name = $2, updated_at = $3 WHERE id = $1 AND status <> 'deleted' RETURNING {AGENCY_COLS}"))
+                    .bind(id.as_str())
+                    .bind(name)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                let agency = agency_row(&row)?;
+                finish(tx, id, audit, None).await?;
+                Ok(agency)
+            }
+
+            async fn delete_agency(&self, id: &AgencyId, now: i64, audit: &AuditRecord) -> Result<(), StoreError> {
+                let mut tx = self.begin_tenant(id, true).await?;
+                let done = sqlx::query("UPDATE agencies SET status = 'deleted', updated_at = $2 WHERE id = $1 AND status <> 'deleted' AND NOT is_platform")
+                    .bind(id.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE agency_id = $1 AND revoked_at IS NULL")
+                    .bind(id.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM api_key_secrets WHERE agency_id = $1").bind(id.as_str()).execute(&mut *tx).await?;
+                finish(tx, id, audit, Some(("agency.delete", id.as_str()))).await
+            }
+
+            async fn create_account(&self, t: &TenantScope, a: &Account, audit: &AuditRecord) -> Result<(), StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                sqlx::query(&format!("INSERT INTO accounts ({ACCOUNT_COLS}) VALUES ($1, $2, $3, $4, $5)"))
+                    .bind(t.agency().as_str())
+                    .bind(a.id.as_str())
+                    .bind(&a.name)
+                    .bind(a.created_at)
+                    .bind(a.updated_at)
+                    .execute(&mut *tx)
+                    .await?;
+                finish(tx, t.agency(), audit, None).await
+            }
+
+            async fn get_account(&self, t: &TenantScope, id: &AccountId) -> Result<Account, StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let row = sqlx::query(&format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE agency_id = $1 AND id = $2"))
+                    .bind(t.agency().as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                account_row(&row)
+            }
+
+            async fn list_accounts(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<Account>, StoreError> {
+                let limit = page_limit(page.limit);
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let rows = sqlx::query(&format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE agency_id = $1 AND id > $2 ORDER BY id LIMIT $3"))
+                    .bind(t.agency().as_str())
+                    .bind(page.cursor.as_deref().unwrap_or(""))
+                    .bind(limit + 1)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let items = rows.iter().map(account_row).collect::<Result<Vec<_>, _>>()?;
+                Ok(paginate(items, limit, |a| a.id.to_string()))
+            }
+
+            async fn update_account(&self, t: &TenantScope, id: &AccountId, name: &str, now: i64, audit: &AuditRecord) -> Result<Account, StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                let row = sqlx::query(&format!("UPDATE accounts SET name = $3, updated_at = $4 WHERE agency_id = $1 AND id = $2 RETURNING {ACCOUNT_COLS}"))
+                    .bind(t.agency().as_str())
+                    .bind(id.as_str())
+                    .bind(name)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                let account = account_row(&row)?;
+                finish(tx, t.agency(), audit, None).await?;
+                Ok(account)
+            }
+
+            async fn delete_account(&self, t: &TenantScope, id: &AccountId, _now: i64, audit: &AuditRecord) -> Result<(), StoreError> {
+                let agency = t.agency().as_str();
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                drop_key_grants(&mut tx, t.agency(), "account_id = $2", id.as_str()).await?;
+                sqlx::query("DELETE FROM api_keys WHERE agency_id = $1 AND account_id = $2").bind(agency).bind(id.as_str()).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM bindings WHERE agency_id = $1 AND account_id = $2").bind(agency).bind(id.as_str()).execute(&mut *tx).await?;
+                let done = sqlx::query("DELETE FROM accounts WHERE agency_id = $1 AND id = $2").bind(agency).bind(id.as_str()).execute(&mut *tx).await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                finish(tx, t.agency(), audit, Some(("account.delete", id.as_str()))).await
+            }
+
+            async fn create_user(&self, t: &TenantScope, u: &NewUser, audit: &AuditRecord) -> Result<User, StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                let row = sqlx::query(&format!(
+                    "INSERT INTO users (agency_id, id, email, email_key, name, status, password_hash, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7) RETURNING {USER_COLS}"
+                ))
+                .bind(t.agency().as_str())
+                .bind(u.id.as_str())
+                .bind(u.email.trim())
+                .bind(email_key(&u.email))
+                .bind(&u.name)
+                .bind(&u.password_hash)
+                .bind(u.now)
+                .fetch_one(&mut *tx)
+                .await?;
+                let user = user_row(&row)?;
+                finish(tx, t.agency(), audit, None).await?;
+                Ok(user)
+            }
+
+            async fn get_user(&self, t: &TenantScope, id: &UserId) -> Result<User, StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE agency_id = $1 AND id = $2"))
+                    .bind(t.agency().as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                user_row(&row)
+            }
+
+            async fn list_users(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<User>, StoreError> {
+                let limit = page_limit(page.limit);
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let rows = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE agency_id = $1 AND id > $2 ORDER BY id LIMIT $3"))
+                    .bind(t.agency().as_str())
+                    .bind(page.cursor.as_deref().unwrap_or(""))
+                    .bind(limit + 1)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let items = rows.iter().map(user_row).collect::<Result<Vec<_>, _>>()?;
+                Ok(paginate(items, limit, |u| u.id.to_string()))
+            }
+
+            async fn update_user(&self, t: &TenantScope, id: &UserId, p: &UserPatch, now: i64, audit: &AuditRecord) -> Result<User, StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                let row = sqlx::query(&format!(
+                    "UPDATE users SET email = COALESCE($3, email), email_key = COALESCE($4, email_key), name = COALESCE($5, name), \
+                     status = COALESCE($6, status), password_hash = COALESCE($7, password_hash), updated_at = $8 \
+                     WHERE agency_id = $1 AND id = $2 RETURNING {USER_COLS}"
+                ))
+                .bind(t.agency().as_str())
+                .bind(id.as_str())
+                .bind(p.email.as_deref().map(str::trim))
+                .bind(p.email.as_deref().map(email_key))
+                .bind(&p.name)
+                .bind(p.status.map(Status::as_str))
+                .bind(&p.password_hash)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+                let user = user_row(&row)?;
+                let change = p.status.is_some().then_some(("user.status", id.as_str()));
+                finish(tx, t.agency(), audit, change).await?;
+                Ok(user)
+            }
+
+            async fn delete_user(&self, t: &TenantScope, id: &UserId, _now: i64, audit: &AuditRecord) -> Result<(), StoreError> {
+                let agency = t.agency().as_str();
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                sqlx::query("DELETE FROM bindings WHERE agency_id = $1 AND principal = $2").bind(agency).bind(id.as_str()).execute(&mut *tx).await?;
+                let done = sqlx::query("DELETE FROM users WHERE agency_id = $1 AND id = $2").bind(agency).bind(id.as_str()).execute(&mut *tx).await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                finish(tx, t.agency(), audit, Some(("user.delete", id.as_str()))).await
+            }
+
+            async fn create_binding(&self, t: &TenantScope, b: &Binding, audit: &AuditRecord) -> Result<(), StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                insert_binding(&mut tx, b).await?;
+                finish(tx, t.agency(), audit, Some(("binding.create", b.id.as_str()))).await
+            }
+
+            async fn get_binding(&self, t: &TenantScope, id: &BindingId) -> Result<Binding, StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let row = sqlx::query(&format!("SELECT {BINDING_COLS} FROM bindings WHERE agency_id = $1 AND id = $2"))
+                    .bind(t.agency().as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                binding_row(&row)
+            }
+
+            async fn list_bindings(&self, t: &TenantScope, principal: Option<&PrincipalId>, page: &PageRequest) -> Result<Page<Binding>, StoreError> {
+                let limit = page_limit(page.limit);
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let rows = sqlx::query(&format!("SELECT {BINDING_COLS} FROM bindings WHERE agency_id = $1 AND id > $2 AND ($3 IS NULL OR principal = $3) ORDER BY id LIMIT $4"))
+                    .bind(t.agency().as_str())
+                    .bind(page.cursor.as_deref().unwrap_or(""))
+                    .bind(principal.map(PrincipalId::as_str))
+                    .bind(limit + 1)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let items = rows.iter().map(binding_row).collect::<Result<Vec<_>, _>>()?;
+                Ok(paginate(items, limit, |b| b.id.to_string()))
+            }
+
+            async fn principal_bindings(&self, t: &TenantScope, principal: &PrincipalId) -> Result<Vec<Binding>, StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let rows = sqlx::query(&format!("SELECT {BINDING_COLS} FROM bindings WHERE agency_id = $1 AND principal = $2 ORDER BY id"))
+                    .bind(t.agency().as_str())
+                    .bind(principal.as_str())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                rows.iter().map(binding_row).collect()
+            }
+
+            async fn delete_binding(&self, t: &TenantScope, id: &BindingId, _now: i64, audit: &AuditRecord) -> Result<(), StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                let done = sqlx::query("DELETE FROM bindings WHERE agency_id = $1 AND id = $2")
+                    .bind(t.agency().as_str())
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                finish(tx, t.agency(), audit, Some(("binding.delete", id.as_str()))).await
+            }
+
+            async fn create_api_key(&self, t: &TenantScope, k: &ApiKey, secret: &SecretHashRecord, bindings: &[Binding], audit: &AuditRecord) -> Result<(), StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                insert_key(&mut tx, k, secret).await?;
+                for b in bindings {
+                    insert_binding(&mut tx, b).await?;
+                }
+                finish(tx, t.agency(), audit, Some(("api_key.create", k.id.as_str()))).await
+            }
+
+            async fn get_api_key(&self, t: &TenantScope, id: &KeyId) -> Result<ApiKey, StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                fetch_key(&mut tx, t.agency(), id).await
+            }
+
+            async fn list_api_keys(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<ApiKey>, StoreError> {
+                let limit = page_limit(page.limit);
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let rows = sqlx::query(&format!("SELECT {KEY_COLS} FROM api_keys WHERE agency_id = $1 AND id > $2 ORDER BY id LIMIT $3"))
+                    .bind(t.agency().as_str())
+                    .bind(page.cursor.as_deref().unwrap_or(""))
+                    .bind(limit + 1)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let items = rows.iter().map(key_row).collect::<Result<Vec<_>, _>>()?;
+                Ok(paginate(items, limit, |k| k.id.to_string()))
+            }
+
+            async fn revoke_api_key(&self, t: &TenantScope, id: &KeyId, now: i64, audit: &AuditRecord) -> Result<ApiKey, StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                let key = fetch_key(&mut tx, t.agency(), id).await?;
+                if key.revoked_at.is_some() {
+                    return Ok(key);
+                }
+                drop_key_grants(&mut tx, t.agency(), "id = $2", id.as_str()).await?;
+                sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE agency_id = $1 AND id = $2")
+                    .bind(t.agency().as_str())
+                    .bind(id.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let key = fetch_key(&mut tx, t.agency(), id).await?;
+                finish(tx, t.agency(), audit, Some(("api_key.revoke", id.as_str()))).await?;
+                Ok(key)
+            }
+
+            async fn rotate_api_key(&self, t: &TenantScope, id: &KeyId, secret: &SecretHashRecord, old_valid_until: i64, now: i64, audit: &AuditRecord) -> Result<ApiKey, StoreError> {
+                let agency = t.agency().as_str();
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                let key = fetch_key(&mut tx, t.agency(), id).await?;
+                if key.revoked_at.is_some() {
+                    return Err(StoreError::NotFound);
+                }
+                // Secrets already past their grace are dropped; the rest end at `old_valid_until` at the latest.
+                sqlx::query("DELETE FROM api_key_secrets WHERE agency_id = $1 AND key_id = $2 AND valid_until IS NOT NULL AND valid_until <= $3")
+                    .bind(agency).bind(id.as_str()).bind(now).execute(&mut *tx).await?;
+                sqlx::query("UPDATE api_key_secrets SET valid_until = $3 WHERE agency_id = $1 AND key_id = $2 AND (valid_until IS NULL OR valid_until > $3)")
+                    .bind(agency).bind(id.as_str()).bind(old_valid_until).execute(&mut *tx).await?;
+                insert_secret(&mut tx, t.agency(), id, secret, now).await?;
+                sqlx::query("UPDATE api_keys SET rotated_at = $3 WHERE agency_id = $1 AND id = $2")
+                    .bind(agency).bind(id.as_str()).bind(now).execute(&mut *tx).await?;
+                let key = fetch_key(&mut tx, t.agency(), id).await?;
+                finish(tx, t.agency(), audit, Some(("api_key.rotate", id.as_str()))).await?;
+                Ok(key)
+            }
+
+            async fn find_key_by_secret(&self, hash: &[u8]) -> Result<Option<KeySecretMatch>, StoreError> {
+                let Some(row) = self.find_key_impl(hash).await? else { return Ok(None) };
+                Ok(Some(KeySecretMatch {
+                    agency: col(&row, "agency_id")?,
+                    key: col(&row, "key_id")?,
+                    valid_until: row.try_get("valid_until")?,
+                }))
+            }
+
+            async fn touch_api_keys(&self, uses: &[(AgencyId, KeyId, i64)]) -> Result<(), StoreError> {
+                for (agency, key, at) in uses {
+                    let mut tx = self.begin_tenant(agency, true).await?;
+                    sqlx::query("UPDATE api_keys SET last_used_at = $3 WHERE agency_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < $3)")
+                        .bind(agency.as_str())
+                        .bind(key.as_str())
+                        .bind(*at)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
+                Ok(())
+            }
+
+            async fn append_audit(&self, t: &TenantScope, audit: &AuditRecord) -> Result<AuditEvent, StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                let e = append_event(&mut tx, t.agency(), audit).await?;
+                tx.commit().await?;
+                Ok(e)
+            }
+
+            async fn list_audit(&self, t: &TenantScope, f: &AuditFilter, page: &PageRequest) -> Result<Page<AuditEvent>, StoreError> {
+                let limit = page_limit(page.limit);
+                let after_seq: i64 = match page.cursor.as_deref() {
+                    None => 0,
+                    Some(c) => c.parse().map_err(|_| StoreError::NotFound)?,
+                };
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let rows = sqlx::query(&format!(
+                    "SELECT {EVENT_COLS} FROM audit_events WHERE agency_id = $1 AND seq > $2 \
+                     AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR actor = $4) AND ($5 IS NULL OR action = $5) \
+                     ORDER BY seq LIMIT $6"
+                ))
+                .bind(t.agency().as_str())
+                .bind(after_seq)
+                .bind(f.after)
+                .bind(&f.actor)
+                .bind(&f.action)
+                .bind(limit + 1)
+                .fetch_all(&mut *tx)
+                .await?;
+                let items = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
+                Ok(paginate(items, limit, |e| e.seq.to_string()))
+            }
+
+            async fn audit_chain(&self, t: &TenantScope, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let rows = sqlx::query(&format!("SELECT {EVENT_COLS} FROM audit_events WHERE agency_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"))
+                    .bind(t.agency().as_str())
+                    .bind(after_seq)
+                    .bind(i64::from(limit.max(1)))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                rows.iter().map(event_row).collect()
+            }
+        }
+
+        async fn insert_agency(tx: &mut Tx, a: &Agency) -> Result<(), StoreError> {
+            sqlx::query(&format!("INSERT INTO agencies ({AGENCY_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"))
+                .bind(a.id.as_str())
+                .bind(&a.name)
+                .bind(a.status.as_str())
+                .bind(a.is_platform)
+                .bind(a.created_at)
+                .bind(a.updated_at)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+    };
+}
+
+pub(crate) use impl_store;
