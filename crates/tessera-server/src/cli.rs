@@ -162,6 +162,8 @@ async fn migrate(args: &StoreArgs, output: Output) -> anyhow::Result<()> {
 async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = Config::resolve(args)?;
     init_logs(config.log_format);
+    // Handlers first: a SIGTERM during start-up must stop the server, not kill it mid-write.
+    let shutdown = shutdown_signal()?;
     let catalog = load_catalog(config.catalog.as_deref())?;
     create_private_dir(&config.data_dir)?;
     let (master, created) = tessera_token::MasterKey::load_or_create(&config.data_dir.join("master.key"))?;
@@ -181,26 +183,20 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, issuer = %config.issuer, "tessera listening");
-    crate::run(listener, state, shutdown_signal()).await?;
+    crate::run(listener, state, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }

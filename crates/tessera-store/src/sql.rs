@@ -166,25 +166,24 @@ macro_rules! impl_store {
         async fn append_event(tx: &mut Tx, agency: &AgencyId, r: &AuditRecord) -> Result<AuditEvent, StoreError> {
             // The UPDATE takes the head's row lock, so concurrent writers of one agency queue
             // here and the chain never forks.
-            let head = sqlx::query("UPDATE audit_heads SET seq = seq + 1 WHERE agency_id = $1 RETURNING seq, hash")
-                .bind(agency.as_str())
-                .fetch_optional(&mut **tx)
-                .await?;
-            let (seq, prev) = match head {
-                Some(row) => {
-                    let prev: Vec<u8> = row.try_get("hash")?;
-                    let prev = ChainHash::from_slice(&prev).ok_or_else(|| StoreError::Corrupt("audit head hash".into()))?;
-                    (row.try_get::<i64, _>("seq")?, prev)
-                }
+            const BUMP: &str = "UPDATE audit_heads SET seq = seq + 1 WHERE agency_id = $1 RETURNING seq, hash";
+            let head = sqlx::query(BUMP).bind(agency.as_str()).fetch_optional(&mut **tx).await?;
+            let row = match head {
+                Some(row) => row,
                 None => {
-                    sqlx::query("INSERT INTO audit_heads (agency_id, seq, hash) VALUES ($1, 1, $2)")
+                    // The agency's first event. Concurrent first writers all create the head
+                    // (seq 0); all but one do nothing, after waiting for it, then queue on its lock.
+                    sqlx::query("INSERT INTO audit_heads (agency_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (agency_id) DO NOTHING")
                         .bind(agency.as_str())
                         .bind(ChainHash::GENESIS.0.to_vec())
                         .execute(&mut **tx)
                         .await?;
-                    (1, ChainHash::GENESIS)
+                    sqlx::query(BUMP).bind(agency.as_str()).fetch_one(&mut **tx).await?
                 }
             };
+            let prev: Vec<u8> = row.try_get("hash")?;
+            let prev = ChainHash::from_slice(&prev).ok_or_else(|| StoreError::Corrupt("audit head hash".into()))?;
+            let seq: i64 = row.try_get("seq")?;
             let hash = chain_hash(seq, agency, r, &prev);
             sqlx::query("UPDATE audit_heads SET hash = $2 WHERE agency_id = $1")
                 .bind(agency.as_str())
@@ -258,9 +257,10 @@ macro_rules! impl_store {
             Ok(())
         }
 
-        async fn insert_binding(tx: &mut Tx, b: &Binding) -> Result<(), StoreError> {
+        /// Inserts `b` into `agency` (the scope's, never the record's own `agency_id`).
+        async fn insert_binding(tx: &mut Tx, agency: &AgencyId, b: &Binding) -> Result<(), StoreError> {
             sqlx::query("INSERT INTO bindings (agency_id, id, principal, role, account_id, account_key, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-                .bind(b.agency_id.as_str())
+                .bind(agency.as_str())
                 .bind(b.id.as_str())
                 .bind(b.principal.as_str())
                 .bind(&b.role)
@@ -273,9 +273,10 @@ macro_rules! impl_store {
             Ok(())
         }
 
-        async fn insert_key(tx: &mut Tx, k: &ApiKey, s: &SecretHashRecord) -> Result<(), StoreError> {
+        /// Inserts `k` into `agency` (the scope's, never the record's own `agency_id`).
+        async fn insert_key(tx: &mut Tx, agency: &AgencyId, k: &ApiKey, s: &SecretHashRecord) -> Result<(), StoreError> {
             sqlx::query(&format!("INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL)"))
-                .bind(k.agency_id.as_str())
+                .bind(agency.as_str())
                 .bind(k.id.as_str())
                 .bind(&k.name)
                 .bind(k.account.as_ref().map(AccountId::as_str))
@@ -285,7 +286,7 @@ macro_rules! impl_store {
                 .bind(k.expires_at)
                 .execute(&mut **tx)
                 .await?;
-            insert_secret(tx, &k.agency_id, &k.id, s, k.created_at).await
+            insert_secret(tx, agency, &k.id, s, k.created_at).await
         }
 
         async fn insert_secret(tx: &mut Tx, agency: &AgencyId, key: &KeyId, s: &SecretHashRecord, now: i64) -> Result<(), StoreError> {
@@ -358,8 +359,8 @@ macro_rules! impl_store {
                     return Ok(false);
                 }
                 insert_agency(&mut tx, &b.platform).await?;
-                insert_key(&mut tx, &b.key, &b.secret).await?;
-                insert_binding(&mut tx, &b.binding).await?;
+                insert_key(&mut tx, &b.platform.id, &b.key, &b.secret).await?;
+                insert_binding(&mut tx, &b.platform.id, &b.binding).await?;
                 finish(tx, &b.platform.id, &b.audit, Some(("bootstrap", b.platform.id.as_str()))).await?;
                 Ok(true)
             }
@@ -569,7 +570,7 @@ macro_rules! impl_store {
 
             async fn create_binding(&self, t: &TenantScope, b: &Binding, audit: &AuditRecord) -> Result<(), StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), true).await?;
-                insert_binding(&mut tx, b).await?;
+                insert_binding(&mut tx, t.agency(), b).await?;
                 finish(tx, t.agency(), audit, Some(("binding.create", b.id.as_str()))).await
             }
 
@@ -623,9 +624,9 @@ macro_rules! impl_store {
 
             async fn create_api_key(&self, t: &TenantScope, k: &ApiKey, secret: &SecretHashRecord, bindings: &[Binding], audit: &AuditRecord) -> Result<(), StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), true).await?;
-                insert_key(&mut tx, k, secret).await?;
+                insert_key(&mut tx, t.agency(), k, secret).await?;
                 for b in bindings {
-                    insert_binding(&mut tx, b).await?;
+                    insert_binding(&mut tx, t.agency(), b).await?;
                 }
                 finish(tx, t.agency(), audit, Some(("api_key.create", k.id.as_str()))).await
             }

@@ -25,7 +25,12 @@ fn unique_suffix() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The file name of the database inside the directory [`sqlite_store`] returns.
@@ -60,7 +65,10 @@ impl TempDirGuard {
 impl Drop for TempDirGuard {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_dir_all(&self.path) {
-            eprintln!("warning: could not remove test dir {}: {e}", self.path.display());
+            eprintln!(
+                "warning: could not remove test dir {}: {e}",
+                self.path.display()
+            );
         }
     }
 }
@@ -71,10 +79,16 @@ impl Drop for TempDirGuard {
 /// If the directory cannot be created or the store cannot be opened or migrated.
 #[allow(clippy::panic)]
 pub async fn sqlite_store() -> (Arc<dyn Store>, TempDirGuard) {
-    let dir = TempDirGuard::new("tessera-test").unwrap_or_else(|e| panic!("creating a temp dir: {e}"));
+    let dir =
+        TempDirGuard::new("tessera-test").unwrap_or_else(|e| panic!("creating a temp dir: {e}"));
     let url = format!("sqlite://{}", dir.path().join(SQLITE_DB_FILE).display());
-    let store = crate::connect(&url).await.unwrap_or_else(|e| panic!("opening {url}: {e}"));
-    store.migrate().await.unwrap_or_else(|e| panic!("migrating {url}: {e}"));
+    let store = crate::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("opening {url}: {e}"));
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|e| panic!("migrating {url}: {e}"));
     (store, dir)
 }
 
@@ -99,7 +113,11 @@ impl PgUrl {
         if host_port.is_empty() {
             return None;
         }
-        Some(Self { scheme: scheme.to_owned(), host_port: host_port.to_owned(), query })
+        Some(Self {
+            scheme: scheme.to_owned(),
+            host_port: host_port.to_owned(),
+            query,
+        })
     }
 
     /// The url with the user (no password: trust auth) and database replaced.
@@ -131,8 +149,11 @@ impl PgTestDb {
     /// that does not work is a failure, not a skip.
     #[allow(clippy::panic)]
     pub async fn create() -> Option<Self> {
-        let admin_url = std::env::var(PG_URL_ENV).ok().filter(|u| !u.trim().is_empty())?;
-        let parsed = PgUrl::parse(&admin_url).unwrap_or_else(|| panic!("{PG_URL_ENV}: cannot parse `{admin_url}`"));
+        let admin_url = std::env::var(PG_URL_ENV)
+            .ok()
+            .filter(|u| !u.trim().is_empty())?;
+        let parsed = PgUrl::parse(&admin_url)
+            .unwrap_or_else(|| panic!("{PG_URL_ENV}: cannot parse `{admin_url}`"));
         let name = format!("tessera_t_{}", unique_suffix());
         let url = parsed.with(&name, &name);
         let admin = PgPoolOptions::new()
@@ -141,12 +162,19 @@ impl PgTestDb {
             .await
             .unwrap_or_else(|e| panic!("{PG_URL_ENV}: cannot connect as admin: {e}"));
         // From here on the value exists, so a failure below still drops what was made.
-        let db = Self { admin_url, name, url };
+        let db = Self {
+            admin_url,
+            name,
+            url,
+        };
         for stmt in [
             format!("CREATE ROLE \"{}\" LOGIN NOSUPERUSER NOBYPASSRLS", db.name),
             format!("CREATE DATABASE \"{0}\" OWNER \"{0}\"", db.name),
         ] {
-            sqlx::query(&stmt).execute(&admin).await.unwrap_or_else(|e| panic!("`{stmt}`: {e}"));
+            sqlx::query(&stmt)
+                .execute(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("`{stmt}`: {e}"));
         }
         admin.close().await;
         Some(db)
@@ -173,15 +201,24 @@ impl PgTestDb {
     /// If it cannot connect or migrate.
     #[allow(clippy::panic)]
     pub async fn store(&self) -> Arc<dyn Store> {
-        let store = crate::connect(&self.url).await.unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url));
-        store.migrate().await.unwrap_or_else(|e| panic!("migrating {}: {e}", self.url));
+        let store = crate::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url));
+        store
+            .migrate()
+            .await
+            .unwrap_or_else(|e| panic!("migrating {}: {e}", self.url));
         store
     }
 
     async fn drop_objects(admin_url: &str, name: &str) -> Result<(), sqlx::Error> {
         let mut admin = sqlx::PgConnection::connect(admin_url).await?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut admin).await?;
-        sqlx::query(&format!("DROP ROLE IF EXISTS \"{name}\"")).execute(&mut admin).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(&mut admin)
+            .await?;
+        sqlx::query(&format!("DROP ROLE IF EXISTS \"{name}\""))
+            .execute(&mut admin)
+            .await?;
         admin.close().await
     }
 }
@@ -191,8 +228,12 @@ impl Drop for PgTestDb {
         // Drop cannot await, and may run inside a runtime: use a thread with its own.
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
         let done = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-            rt.block_on(Self::drop_objects(&admin_url, &name)).map_err(|e| e.to_string())
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(Self::drop_objects(&admin_url, &name))
+                .map_err(|e| e.to_string())
         })
         .join();
         match done {
@@ -210,14 +251,24 @@ mod tests {
     #[test]
     fn pg_url_replaces_user_and_database() {
         let cases = [
-            ("postgres://postgres@127.0.0.1:5432/postgres", "postgres://u@127.0.0.1:5432/d"),
-            ("postgresql://admin:s3cret@db.example:6543/x?sslmode=disable", "postgresql://u@db.example:6543/d?sslmode=disable"),
+            (
+                "postgres://postgres@127.0.0.1:5432/postgres",
+                "postgres://u@127.0.0.1:5432/d",
+            ),
+            (
+                "postgresql://admin:s3cret@db.example:6543/x?sslmode=disable",
+                "postgresql://u@db.example:6543/d?sslmode=disable",
+            ),
             ("postgres://localhost/postgres", "postgres://u@localhost/d"),
             ("postgres://localhost", "postgres://u@localhost/d"),
             ("postgres://a@[::1]:5432/p", "postgres://u@[::1]:5432/d"),
         ];
         for (admin, want) in cases {
-            assert_eq!(PgUrl::parse(admin).map(|p| p.with("u", "d")).as_deref(), Some(want), "{admin}");
+            assert_eq!(
+                PgUrl::parse(admin).map(|p| p.with("u", "d")).as_deref(),
+                Some(want),
+                "{admin}"
+            );
         }
         assert_eq!(PgUrl::parse("postgres:///db"), None);
         assert_eq!(PgUrl::parse("not a url"), None);

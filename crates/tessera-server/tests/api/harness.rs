@@ -1,0 +1,143 @@
+//! A test app: a fresh store (SQLite, or PostgreSQL when asked), the default catalog, a fixed
+//! master key, a manual clock, and the bootstrap platform-admin key. Requests go through
+//! `app().oneshot()`, no socket.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tessera_core::Catalog;
+use tessera_server::clock::ManualClock;
+use tessera_server::state::AppState;
+use tessera_store::testing::{PgTestDb, TempDirGuard};
+use tower::ServiceExt;
+
+pub const T0: i64 = 1_800_000_000_000;
+
+pub struct TestApp {
+    pub state: AppState,
+    pub router: axum::Router,
+    pub clock: Arc<ManualClock>,
+    pub admin: String,
+    _dir: TempDirGuard,
+    _pg: Option<PgTestDb>,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: axum::http::HeaderMap,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+    pub fn id(&self) -> String {
+        self.body["id"].as_str().unwrap_or_else(|| panic!("no id in {}", self.body)).to_owned()
+    }
+}
+
+impl TestApp {
+    pub async fn sqlite() -> Self {
+        let (store, dir) = tessera_store::testing::sqlite_store().await;
+        Self::with_store(store, dir, None).await
+    }
+
+    /// A PostgreSQL-backed app, or None (with a notice) when no test database is configured.
+    pub async fn postgres() -> Option<Self> {
+        let Some(db) = PgTestDb::create().await else {
+            tessera_store::testing::notice_pg_skipped();
+            return None;
+        };
+        let store = db.store().await;
+        let dir = TempDirGuard::new("tessera-http-pg").expect("temp dir");
+        Some(Self::with_store(store, dir, Some(db)).await)
+    }
+
+    async fn with_store(store: Arc<dyn tessera_store::Store>, dir: TempDirGuard, pg: Option<PgTestDb>) -> Self {
+        let clock = Arc::new(ManualClock::new(T0));
+        let master = tessera_token::MasterKey::from_bytes([7; 32]);
+        let catalog = Catalog::default_catalog().expect("catalog");
+        let state = AppState::new(store, catalog, &master, clock.clone()).expect("state");
+        let path = tessera_server::bootstrap::ensure(&state, dir.path()).await.expect("bootstrap").expect("bootstrapped");
+        let admin = std::fs::read_to_string(&path).expect("key file").trim().to_owned();
+        let router = tessera_server::app(state.clone()).expect("app");
+        Self { state, router, clock, admin, _dir: dir, _pg: pg }
+    }
+
+    pub async fn raw(&self, req: Request<Body>) -> Resp {
+        let resp = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        assert!(status.as_u16() < 500, "server error {status} for a request: {body}");
+        Resp { status, body, headers }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> Resp {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(k) = key {
+            b = b.header("authorization", format!("Bearer {k}"));
+        }
+        let req = match body {
+            Some(v) => b.header("content-type", "application/json").body(Body::from(v.to_string())),
+            None => b.body(Body::empty()),
+        };
+        self.raw(req.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Resp {
+        self.call(Method::GET, path, Some(key), None).await
+    }
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(key), Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, key: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, path, Some(key), Some(body)).await
+    }
+    pub async fn delete(&self, path: &str, key: &str) -> Resp {
+        self.call(Method::DELETE, path, Some(key), None).await
+    }
+
+    /// A new agency with an account, a user, and an admin key holding these agency scopes.
+    pub async fn agency(&self, name: &str) -> Agency {
+        let r = self.post("/v1/agencies", &self.admin, json!({ "name": name })).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let id = r.id();
+        let acc = self.post(&format!("/v1/agencies/{id}/accounts"), &self.admin, json!({ "name": format!("{name} client") })).await.id();
+        let user = self
+            .post(&format!("/v1/agencies/{id}/users"), &self.admin, json!({ "email": format!("owner@{}.test", name.to_lowercase().replace(' ', "-")), "name": "Owner" }))
+            .await
+            .id();
+        let key = self.post(&format!("/v1/agencies/{id}/api-keys"), &self.admin, json!({ "name": "admin", "scopes": ADMIN_SCOPES })).await;
+        assert_eq!(key.status, StatusCode::CREATED, "{}", key.body);
+        Agency { id, acc, user, key_id: key.id(), key: key.body["secret"].as_str().expect("secret").to_owned() }
+    }
+}
+
+/// Scopes that let an agency key administer its agency.
+pub const ADMIN_SCOPES: &[&str] = &[
+    "agencies.readonly", "accounts.write", "users.write", "api_keys.write", "roles.write", "audit.readonly", "contacts.write",
+];
+
+#[derive(Clone, Debug)]
+pub struct Agency {
+    pub id: String,
+    pub acc: String,
+    pub user: String,
+    pub key_id: String,
+    pub key: String,
+}
+
+/// A syntactically valid id of the given type that names nothing.
+pub fn missing(prefix: &str) -> String {
+    format!("{prefix}_01ARZ3NDEKTSV4RRFFQ69G5FAV")
+}

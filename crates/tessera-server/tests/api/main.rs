@@ -1,0 +1,15 @@
+//! HTTP tests through the app: the quick start, tenant isolation (I1), no escalation (I2),
+//! deny by default (I3), bad input (I7), API key life cycle, audit, operations, and a real
+//! server on port 0.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+mod audit;
+mod bad_input;
+mod escalation;
+mod isolation;
+mod keys;
+mod ops;
+mod props;
+mod quickstart;

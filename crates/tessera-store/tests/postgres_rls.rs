@@ -1,0 +1,467 @@
+//! PostgreSQL only: the server's role check and row-level security, the second wall of
+//! tenant isolation (I1). Skipped, with a notice, when `TESSERA_TEST_DATABASE_URL` is unset.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Row;
+use tessera_core::{AccountId, AgencyId, EventId, KeyId, UserId};
+use tessera_store::testing::{notice_pg_skipped, PgTestDb, PG_URL_ENV};
+use tessera_store::{
+    Account, Agency, ApiKey, AuditRecord, NewUser, Outcome, PgStore, SecretHashRecord, Status,
+    Store, StoreError, TenantScope,
+};
+
+/// Tables without `agency_id`, on purpose: global, not under row-level security.
+const GLOBAL_TABLES: [&str; 3] = ["agencies", "revision", "tessera_migrations"];
+
+/// The tenant tables the migration is known to create (so the catalog check is not vacuous).
+const TENANT_TABLES: [&str; 8] = [
+    "change_log",
+    "accounts",
+    "users",
+    "api_keys",
+    "api_key_secrets",
+    "bindings",
+    "audit_heads",
+    "audit_events",
+];
+
+fn now() -> i64 {
+    i64::try_from(tessera_core::ids::now_millis()).unwrap()
+}
+
+fn record(action: &str) -> AuditRecord {
+    AuditRecord {
+        id: EventId::generate(),
+        at: now(),
+        actor: "system".into(),
+        on_behalf_of: None,
+        action: action.into(),
+        target: None,
+        outcome: Outcome::Success,
+        request_id: "req-rls".into(),
+        ip: None,
+        user_agent: None,
+        detail: serde_json::json!({}),
+    }
+}
+
+async fn pg_db() -> Option<PgTestDb> {
+    let db = PgTestDb::create().await;
+    if db.is_none() {
+        notice_pg_skipped();
+    }
+    db
+}
+
+/// An agency with one account, one user and one key, made through the Store.
+async fn populated_agency(
+    store: &std::sync::Arc<dyn Store>,
+    name: &str,
+) -> (TenantScope, Account, Vec<u8>) {
+    let at = now();
+    let agency = Agency {
+        id: AgencyId::generate(),
+        name: name.into(),
+        status: Status::Active,
+        is_platform: false,
+        created_at: at,
+        updated_at: at,
+    };
+    store
+        .create_agency(&agency, &record("agency.create"))
+        .await
+        .unwrap();
+    let t = TenantScope::authenticated(agency.id.clone());
+    let account = Account {
+        id: AccountId::generate(),
+        agency_id: agency.id.clone(),
+        name: format!("{name} main"),
+        created_at: at,
+        updated_at: at,
+    };
+    store
+        .create_account(&t, &account, &record("account.create"))
+        .await
+        .unwrap();
+    let user = NewUser {
+        id: UserId::generate(),
+        email: format!("ann@{name}.example"),
+        name: "Ann".into(),
+        password_hash: None,
+        now: at,
+    };
+    store
+        .create_user(&t, &user, &record("user.create"))
+        .await
+        .unwrap();
+    let key = ApiKey {
+        id: KeyId::generate(),
+        agency_id: agency.id.clone(),
+        name: "ci".into(),
+        account: None,
+        scopes: vec![],
+        created_by: "system".into(),
+        created_at: at,
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+        rotated_at: None,
+    };
+    let hash = rand::random::<[u8; 32]>().to_vec();
+    store
+        .create_api_key(
+            &t,
+            &key,
+            &SecretHashRecord {
+                hash: hash.clone(),
+                pepper_version: 1,
+            },
+            &[],
+            &record("api_key.create"),
+        )
+        .await
+        .unwrap();
+    (t, account, hash)
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .get::<i64, _>(0)
+}
+
+#[tokio::test]
+async fn superuser_is_refused() {
+    let Ok(admin_url) = std::env::var(PG_URL_ENV) else {
+        notice_pg_skipped();
+        return;
+    };
+    match PgStore::connect(&admin_url).await {
+        Err(StoreError::Config(msg)) => {
+            assert!(msg.contains("superuser"), "{msg}");
+            assert!(
+                msg.contains("CREATE ROLE"),
+                "the message says how to fix it: {msg}"
+            );
+        }
+        other => {
+            panic!("connecting as a superuser must fail with a configuration error, got {other:?}")
+        }
+    }
+}
+
+#[tokio::test]
+async fn bypassrls_role_is_refused() {
+    let Some(db) = pg_db().await else { return };
+    let admin = PgPool::connect(&db.admin_url()).await.unwrap();
+    sqlx::query(&format!("ALTER ROLE \"{}\" BYPASSRLS", db.name()))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let refused = PgStore::connect(&db.url()).await;
+    sqlx::query(&format!("ALTER ROLE \"{}\" NOBYPASSRLS", db.name()))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    match refused {
+        Err(StoreError::Config(msg)) => assert!(
+            msg.contains("BYPASSRLS") && msg.contains("CREATE ROLE"),
+            "{msg}"
+        ),
+        other => panic!("a BYPASSRLS role must be refused, got {other:?}"),
+    }
+    // The same role without the attribute is accepted.
+    PgStore::connect(&db.url()).await.unwrap();
+}
+
+#[tokio::test]
+async fn every_tenant_table_is_under_forced_rls() {
+    let Some(db) = pg_db().await else { return };
+    let store = db.store().await;
+    store.ping().await.unwrap();
+    let pool = PgPool::connect(&db.url()).await.unwrap();
+    let rows = sqlx::query(
+        "SELECT c.relname::text AS name, c.relrowsecurity AS rls, c.relforcerowsecurity AS forced, \
+                EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'agency_id' \
+                        AND a.attnum > 0 AND NOT a.attisdropped) AS tenant, \
+                (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let mut tenant = BTreeSet::new();
+    let mut problems = Vec::new();
+    for row in &rows {
+        let name: String = row.get("name");
+        let (rls, forced, has_agency, policies): (bool, bool, bool, i64) = (
+            row.get("rls"),
+            row.get("forced"),
+            row.get("tenant"),
+            row.get("policies"),
+        );
+        if has_agency {
+            tenant.insert(name.clone());
+            if !rls || !forced || policies == 0 {
+                problems.push(format!(
+                    "{name}: row security {rls}, forced {forced}, {policies} policies"
+                ));
+            }
+        } else if !GLOBAL_TABLES.contains(&name.as_str()) {
+            problems.push(format!(
+                "{name}: no agency_id column, and not a known global table"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "tables not isolated by row-level security:\n{}",
+        problems.join("\n")
+    );
+    for t in TENANT_TABLES {
+        assert!(
+            tenant.contains(t),
+            "expected tenant table `{t}` in {tenant:?}"
+        );
+    }
+    let names: BTreeSet<String> = rows.iter().map(|r| r.get::<String, _>("name")).collect();
+    for g in GLOBAL_TABLES {
+        assert!(
+            names.contains(g),
+            "expected global table `{g}` in {names:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rls_isolates_the_app_role() {
+    let Some(db) = pg_db().await else { return };
+    let store = db.store().await;
+    let (a, a_account, a_hash) = populated_agency(&store, "alpha").await;
+    let (b, _, _) = populated_agency(&store, "beta").await;
+    let (a_id, b_id) = (
+        a.agency().as_str().to_owned(),
+        b.agency().as_str().to_owned(),
+    );
+
+    // One connection, so every statement below runs on the same session.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url())
+        .await
+        .unwrap();
+    let backend_pid = count(&pool, "SELECT pg_backend_pid()::bigint").await;
+
+    // No tenant set: the policies fail closed, for the owning role too.
+    for table in [
+        "accounts",
+        "users",
+        "api_keys",
+        "api_key_secrets",
+        "bindings",
+        "audit_heads",
+        "audit_events",
+        "change_log",
+    ] {
+        assert_eq!(
+            count(&pool, &format!("SELECT count(*) FROM {table}")).await,
+            0,
+            "{table} visible without a tenant"
+        );
+    }
+    assert_eq!(
+        sqlx::query("UPDATE accounts SET name = 'x'")
+            .execute(&pool)
+            .await
+            .unwrap()
+            .rows_affected(),
+        0
+    );
+    assert_eq!(
+        sqlx::query("DELETE FROM audit_events")
+            .execute(&pool)
+            .await
+            .unwrap()
+            .rows_affected(),
+        0
+    );
+    // The global tables are readable.
+    assert_eq!(count(&pool, "SELECT count(*) FROM agencies").await, 2);
+
+    // Tenant B: only B's rows, whatever the query asks for.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config('tessera.agency_id', $1, true)")
+        .bind(&b_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let q = |sql: &'static str| sqlx::query(sql).bind(a_id.clone());
+    assert_eq!(
+        q("SELECT count(*) FROM accounts WHERE agency_id = $1")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap()
+            .get::<i64, _>(0),
+        0
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM audit_events WHERE agency_id = $1")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap()
+            .get::<i64, _>(0),
+        0
+    );
+    assert_eq!(
+        sqlx::query("SELECT count(*) FROM accounts")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap()
+            .get::<i64, _>(0),
+        1
+    );
+    assert_eq!(
+        sqlx::query("SELECT count(DISTINCT agency_id) FROM audit_events")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap()
+            .get::<i64, _>(0),
+        1
+    );
+    assert_eq!(
+        q("UPDATE accounts SET name = 'hijacked' WHERE agency_id = $1")
+            .execute(&mut *tx)
+            .await
+            .unwrap()
+            .rows_affected(),
+        0
+    );
+    assert_eq!(
+        q("DELETE FROM users WHERE agency_id = $1")
+            .execute(&mut *tx)
+            .await
+            .unwrap()
+            .rows_affected(),
+        0
+    );
+    // Moving one of B's rows into A is refused too (WITH CHECK).
+    let moved = q("UPDATE accounts SET agency_id = $1")
+        .execute(&mut *tx)
+        .await;
+    assert!(moved.is_err(), "moving a row to another tenant must fail");
+    tx.rollback().await.unwrap();
+
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config('tessera.agency_id', $1, true)")
+        .bind(&b_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let insert = sqlx::query("INSERT INTO accounts (agency_id, id, name, created_at, updated_at) VALUES ($1, $2, 'planted', 0, 0)")
+        .bind(&a_id)
+        .bind(AccountId::generate().as_str())
+        .execute(&mut *tx)
+        .await;
+    let err = insert.expect_err("inserting a row of agency A as tenant B must fail");
+    assert!(err.to_string().contains("row-level security"), "{err}");
+    tx.rollback().await.unwrap();
+
+    // A committed tenant transaction does not leak its setting either.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config('tessera.agency_id', $1, true)")
+        .bind(&b_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(
+        sqlx::query("SELECT count(*) FROM users")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap()
+            .get::<i64, _>(0),
+        1
+    );
+    tx.commit().await.unwrap();
+
+    // Same connection, after the transactions: the setting is gone and nothing is visible.
+    assert_eq!(
+        count(&pool, "SELECT pg_backend_pid()::bigint").await,
+        backend_pid,
+        "not the same connection"
+    );
+    let setting: Option<String> = sqlx::query("SELECT current_setting('tessera.agency_id', true)")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        setting.as_deref().unwrap_or("").is_empty(),
+        "tenant setting survived its transaction: {setting:?}"
+    );
+    assert_eq!(count(&pool, "SELECT count(*) FROM accounts").await, 0);
+    assert_eq!(count(&pool, "SELECT count(*) FROM users").await, 0);
+
+    // A's data is intact and visible to A.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config('tessera.agency_id', $1, true)")
+        .bind(&a_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let names: Vec<String> = sqlx::query("SELECT name FROM accounts")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, vec![a_account.name.clone()]);
+    tx.commit().await.unwrap();
+
+    // The credential lookup shows exactly the row whose hash the caller holds, read-only.
+    let hex: String = a_hash.iter().map(|x| format!("{x:02x}")).collect();
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config('tessera.credential_hash', $1, true)")
+        .bind(&hex)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let rows = sqlx::query("SELECT agency_id FROM api_key_secrets")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect::<Vec<_>>(),
+        vec![a_id.clone()]
+    );
+    let deleted = sqlx::query("DELETE FROM api_key_secrets")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(deleted, 0, "the credential lookup policy is SELECT only");
+    tx.rollback().await.unwrap();
+    pool.close().await;
+
+    // And through the Store, B still sees none of A.
+    assert!(matches!(
+        store.get_account(&b, &a_account.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.get_account(&a, &a_account.id).await.unwrap(),
+        a_account
+    );
+}
