@@ -64,7 +64,10 @@ pub struct Target<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reason {
     /// Granted by these grants.
-    Granted { via: Vec<GrantSource>, cross_tenant: bool },
+    Granted {
+        via: Vec<GrantSource>,
+        cross_tenant: bool,
+    },
     /// The target belongs to another agency (answered as "not found").
     OtherTenant,
     /// No binding covering the target grants the permission.
@@ -143,8 +146,16 @@ impl Subject {
 }
 
 /// Decides whether `subject` may exercise `permission` at `target`.
-pub fn authorize(subject: &Subject, permission: PermissionIndex, target: Target<'_>, cfg: EngineConfig) -> Decision {
-    let deny = |reason| Decision { allowed: false, reason };
+pub fn authorize(
+    subject: &Subject,
+    permission: PermissionIndex,
+    target: Target<'_>,
+    cfg: EngineConfig,
+) -> Decision {
+    let deny = |reason| Decision {
+        allowed: false,
+        reason,
+    };
     let (grants, cross_tenant) = match subject.applicable(target, cfg) {
         Ok(x) => x,
         Err(reason) => return deny(reason),
@@ -161,7 +172,10 @@ pub fn authorize(subject: &Subject, permission: PermissionIndex, target: Target<
             return deny(Reason::OutsideCredentialScope);
         }
     }
-    Decision { allowed: true, reason: Reason::Granted { via, cross_tenant } }
+    Decision {
+        allowed: true,
+        reason: Reason::Granted { via, cross_tenant },
+    }
 }
 
 #[cfg(test)]
@@ -173,7 +187,9 @@ mod tests {
     fn ix(i: u16) -> PermissionIndex {
         PermissionIndex(i)
     }
-    const CFG: EngineConfig = EngineConfig { cross_tenant: PermissionIndex(200) };
+    const CFG: EngineConfig = EngineConfig {
+        cross_tenant: PermissionIndex(200),
+    };
 
     struct World {
         agencies: Vec<AgencyId>,
@@ -184,8 +200,14 @@ mod tests {
         fn new() -> Self {
             let mut rng = rand::rngs::StdRng::seed_from_u64(1);
             let agencies = (0..3).map(|i| AgencyId::generate_at(i, &mut rng)).collect();
-            let accounts = (0..4).map(|i| AccountId::generate_at(i, &mut rng)).collect();
-            Self { agencies, accounts, rng }
+            let accounts = (0..4)
+                .map(|i| AccountId::generate_at(i, &mut rng))
+                .collect();
+            Self {
+                agencies,
+                accounts,
+                rng,
+            }
         }
         fn binding(&mut self) -> BindingId {
             BindingId::generate_at(1, &mut self.rng)
@@ -200,20 +222,43 @@ mod tests {
             agency: agy.clone(),
             is_platform: false,
             grants: vec![
-                Grant { source: GrantSource::Binding(w.binding()), account: None, permissions: [ix(1)].into_iter().collect() },
-                Grant { source: GrantSource::Binding(w.binding()), account: Some(acc.clone()), permissions: [ix(2)].into_iter().collect() },
+                Grant {
+                    source: GrantSource::Binding(w.binding()),
+                    account: None,
+                    permissions: [ix(1)].into_iter().collect(),
+                },
+                Grant {
+                    source: GrantSource::Binding(w.binding()),
+                    account: Some(acc.clone()),
+                    permissions: [ix(2)].into_iter().collect(),
+                },
             ],
             cap: CredentialCap::default(),
         };
-        let at_acc = Target { agency: &agy, account: Some(&acc) };
-        let at_agy = Target { agency: &agy, account: None };
-        let at_other_acc = Target { agency: &agy, account: Some(&w.accounts[1]) };
+        let at_acc = Target {
+            agency: &agy,
+            account: Some(&acc),
+        };
+        let at_agy = Target {
+            agency: &agy,
+            account: None,
+        };
+        let at_other_acc = Target {
+            agency: &agy,
+            account: Some(&w.accounts[1]),
+        };
         assert!(authorize(&s, ix(1), at_acc, CFG).allowed);
         assert!(authorize(&s, ix(2), at_acc, CFG).allowed);
         assert!(authorize(&s, ix(1), at_agy, CFG).allowed);
         assert_eq!(authorize(&s, ix(2), at_agy, CFG).reason, Reason::NotGranted);
-        assert_eq!(authorize(&s, ix(2), at_other_acc, CFG).reason, Reason::NotGranted);
-        let other = Target { agency: &w.agencies[1], account: None };
+        assert_eq!(
+            authorize(&s, ix(2), at_other_acc, CFG).reason,
+            Reason::NotGranted
+        );
+        let other = Target {
+            agency: &w.agencies[1],
+            account: None,
+        };
         assert_eq!(authorize(&s, ix(1), other, CFG).reason, Reason::OtherTenant);
     }
 
@@ -224,23 +269,66 @@ mod tests {
         let s = Subject {
             agency: agy.clone(),
             is_platform: false,
-            grants: vec![Grant { source: GrantSource::Binding(w.binding()), account: None, permissions: [ix(1), ix(2)].into_iter().collect() }],
-            cap: CredentialCap { permissions: Some([ix(1)].into_iter().collect()), account: Some(acc.clone()) },
+            grants: vec![Grant {
+                source: GrantSource::Binding(w.binding()),
+                account: None,
+                permissions: [ix(1), ix(2)].into_iter().collect(),
+            }],
+            cap: CredentialCap {
+                permissions: Some([ix(1)].into_iter().collect()),
+                account: Some(acc.clone()),
+            },
         };
-        let at_acc = Target { agency: &agy, account: Some(&acc) };
+        let at_acc = Target {
+            agency: &agy,
+            account: Some(&acc),
+        };
         assert!(authorize(&s, ix(1), at_acc, CFG).allowed);
-        assert_eq!(authorize(&s, ix(2), at_acc, CFG).reason, Reason::OutsideCredentialScope);
-        assert_eq!(authorize(&s, ix(1), Target { agency: &agy, account: None }, CFG).reason, Reason::OutsideCredentialAccount);
+        assert_eq!(
+            authorize(&s, ix(2), at_acc, CFG).reason,
+            Reason::OutsideCredentialScope
+        );
+        assert_eq!(
+            authorize(
+                &s,
+                ix(1),
+                Target {
+                    agency: &agy,
+                    account: None
+                },
+                CFG
+            )
+            .reason,
+            Reason::OutsideCredentialAccount
+        );
     }
 
     #[test]
     fn platform_staff_cross_tenants_only_with_the_permission_and_scope() {
         let mut w = World::new();
         let platform = w.agencies[2].clone();
-        let grant = Grant { source: GrantSource::Binding(w.binding()), account: None, permissions: [ix(1), ix(200)].into_iter().collect() };
-        let mut s = Subject { agency: platform, is_platform: true, grants: vec![grant], cap: CredentialCap::default() };
-        let t = Target { agency: &w.agencies[0], account: Some(&w.accounts[0]) };
-        assert!(matches!(authorize(&s, ix(1), t, CFG).reason, Reason::Granted { cross_tenant: true, .. }));
+        let grant = Grant {
+            source: GrantSource::Binding(w.binding()),
+            account: None,
+            permissions: [ix(1), ix(200)].into_iter().collect(),
+        };
+        let mut s = Subject {
+            agency: platform,
+            is_platform: true,
+            grants: vec![grant],
+            cap: CredentialCap::default(),
+        };
+        let t = Target {
+            agency: &w.agencies[0],
+            account: Some(&w.accounts[0]),
+        };
+        assert!(matches!(
+            authorize(&s, ix(1), t, CFG).reason,
+            Reason::Granted {
+                cross_tenant: true,
+                ..
+            }
+        ));
         s.cap.permissions = Some([ix(1)].into_iter().collect());
         assert_eq!(authorize(&s, ix(1), t, CFG).reason, Reason::OtherTenant);
         s.cap.permissions = None;
@@ -249,7 +337,8 @@ mod tests {
     }
 
     fn arb_set() -> impl Strategy<Value = PermissionSet> {
-        proptest::collection::vec(0u16..8, 0..6).prop_map(|v| v.into_iter().map(PermissionIndex).collect())
+        proptest::collection::vec(0u16..8, 0..6)
+            .prop_map(|v| v.into_iter().map(PermissionIndex).collect())
     }
 
     proptest! {

@@ -16,8 +16,19 @@ use crate::permission::{PermissionIndex, PermissionSet, MAX_PERMISSIONS};
 pub const DEFAULT_CATALOG_TOML: &str = include_str!("../../../catalog/default.toml");
 
 /// The tenant level at which a permission applies or a role is bound.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[derive(schemars::JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     /// The operator itself: acts across agencies.
@@ -146,7 +157,12 @@ pub struct CatalogError {
 
 impl fmt::Display for CatalogError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid catalog `{}`: {} problem(s)", self.file, self.problems.len())?;
+        write!(
+            f,
+            "invalid catalog `{}`: {} problem(s)",
+            self.file,
+            self.problems.len()
+        )?;
         for p in &self.problems {
             write!(f, "\n  {}: {}", p.entry, p.problem)?;
         }
@@ -169,7 +185,8 @@ fn valid_name(s: &str, dots: bool) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
         && s.len() <= 64
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || (dots && c == '.'))
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || (dots && c == '.'))
 }
 
 const ATTRIBUTE_TYPES: [&str; 5] = ["String", "Long", "Bool", "Set<String>", "Set<Long>"];
@@ -184,7 +201,10 @@ impl Catalog {
     pub fn from_toml(file: &str, text: &str) -> Result<Self, CatalogError> {
         let parsed: CatalogFile = toml::from_str(text).map_err(|e| CatalogError {
             file: file.to_owned(),
-            problems: vec![CatalogProblem { entry: "(file)".into(), problem: e.to_string() }],
+            problems: vec![CatalogProblem {
+                entry: "(file)".into(),
+                problem: e.to_string(),
+            }],
         })?;
         Self::validate(file, parsed)
     }
@@ -194,7 +214,10 @@ impl Catalog {
         let mut problems = Vec::new();
         macro_rules! bad {
             ($entry:expr, $problem:expr) => {
-                problems.push(CatalogProblem { entry: $entry, problem: $problem })
+                problems.push(CatalogProblem {
+                    entry: $entry,
+                    problem: $problem,
+                })
             };
         }
 
@@ -202,14 +225,20 @@ impl Catalog {
         for r in &cat.resources {
             let entry = format!("resource `{}`", r.name);
             if !valid_name(&r.name, false) {
-                bad!(entry.clone(), "name must be lowercase letters, digits and `_`".into());
+                bad!(
+                    entry.clone(),
+                    "name must be lowercase letters, digits and `_`".into()
+                );
             }
             if resources.insert(r.name.as_str(), ()).is_some() {
                 bad!(entry.clone(), "declared twice".into());
             }
             for (attr, ty) in &r.attributes {
                 if !valid_name(attr, false) {
-                    bad!(entry.clone(), format!("attribute `{attr}` has an invalid name"));
+                    bad!(
+                        entry.clone(),
+                        format!("attribute `{attr}` has an invalid name")
+                    );
                 }
                 if !ATTRIBUTE_TYPES.contains(&ty.as_str()) {
                     bad!(entry.clone(), format!("attribute `{attr}` has unknown type `{ty}` (expected one of {ATTRIBUTE_TYPES:?})"));
@@ -218,22 +247,37 @@ impl Catalog {
         }
 
         if cat.permissions.len() > MAX_PERMISSIONS {
-            bad!("(permissions)".into(), format!("at most {MAX_PERMISSIONS} permissions are supported, found {}", cat.permissions.len()));
+            bad!(
+                "(permissions)".into(),
+                format!(
+                    "at most {MAX_PERMISSIONS} permissions are supported, found {}",
+                    cat.permissions.len()
+                )
+            );
         }
         let mut permission_index = HashMap::new();
         let mut level_sets: HashMap<Level, PermissionSet> = HashMap::new();
         let mut internal = PermissionSet::EMPTY;
         for (i, p) in cat.permissions.iter().enumerate().take(MAX_PERMISSIONS) {
             let entry = format!("permission `{}`", p.name);
-            let well_formed = p.name.split_once('.').is_some_and(|(a, b)| valid_name(a, false) && valid_name(b, false));
+            let well_formed = p
+                .name
+                .split_once('.')
+                .is_some_and(|(a, b)| valid_name(a, false) && valid_name(b, false));
             if !well_formed {
-                bad!(entry.clone(), "name must be `resource.action` in lowercase".into());
+                bad!(
+                    entry.clone(),
+                    "name must be `resource.action` in lowercase".into()
+                );
             }
             if !resources.contains_key(p.resource.as_str()) {
                 bad!(entry.clone(), format!("unknown resource `{}`", p.resource));
             }
             if p.levels.is_empty() {
-                bad!(entry.clone(), "`levels` must name at least one of platform, agency, account".into());
+                bad!(
+                    entry.clone(),
+                    "`levels` must name at least one of platform, agency, account".into()
+                );
             }
             let ix = PermissionIndex(u16::try_from(i).unwrap_or(u16::MAX));
             if permission_index.insert(p.name.clone(), ix).is_some() {
@@ -252,7 +296,10 @@ impl Catalog {
             for n in names {
                 match permission_index.get(n) {
                     Some(ix) => set.insert(*ix),
-                    None => problems.push(CatalogProblem { entry: entry.to_owned(), problem: format!("unknown permission `{n}`") }),
+                    None => problems.push(CatalogProblem {
+                        entry: entry.to_owned(),
+                        problem: format!("unknown permission `{n}`"),
+                    }),
                 }
             }
             set
@@ -262,10 +309,16 @@ impl Catalog {
         for s in &cat.scopes {
             let entry = format!("scope `{}`", s.name);
             if !valid_name(&s.name, true) {
-                bad!(entry.clone(), "name must be lowercase letters, digits, `_` and `.`".into());
+                bad!(
+                    entry.clone(),
+                    "name must be lowercase letters, digits, `_` and `.`".into()
+                );
             }
             if s.permissions.is_empty() {
-                bad!(entry.clone(), "a scope must grant at least one permission".into());
+                bad!(
+                    entry.clone(),
+                    "a scope must grant at least one permission".into()
+                );
             }
             let set = resolve(&s.permissions, &entry, &mut problems);
             if s.audience != Audience::Internal && !s.allow_internal {
@@ -277,8 +330,14 @@ impl Catalog {
                     });
                 }
             }
-            if scope_sets.insert(s.name.clone(), (s.audience, set)).is_some() {
-                problems.push(CatalogProblem { entry, problem: "declared twice".into() });
+            if scope_sets
+                .insert(s.name.clone(), (s.audience, set))
+                .is_some()
+            {
+                problems.push(CatalogProblem {
+                    entry,
+                    problem: "declared twice".into(),
+                });
             }
         }
 
@@ -286,32 +345,60 @@ impl Catalog {
         for r in &cat.roles {
             let entry = format!("role `{}`", r.name);
             if !valid_name(&r.name, false) {
-                problems.push(CatalogProblem { entry: entry.clone(), problem: "name must be lowercase letters, digits and `_`".into() });
+                problems.push(CatalogProblem {
+                    entry: entry.clone(),
+                    problem: "name must be lowercase letters, digits and `_`".into(),
+                });
             }
             let set = resolve(&r.permissions, &entry, &mut problems);
             let allowed = match r.level {
                 Level::Platform => None,
-                Level::Agency => Some(level_sets.get(&Level::Agency).copied().unwrap_or_default()
-                    .union(&level_sets.get(&Level::Account).copied().unwrap_or_default())),
-                Level::Account => Some(level_sets.get(&Level::Account).copied().unwrap_or_default()),
+                Level::Agency => Some(
+                    level_sets
+                        .get(&Level::Agency)
+                        .copied()
+                        .unwrap_or_default()
+                        .union(&level_sets.get(&Level::Account).copied().unwrap_or_default()),
+                ),
+                Level::Account => {
+                    Some(level_sets.get(&Level::Account).copied().unwrap_or_default())
+                }
             };
             if let Some(allowed) = allowed {
                 for ix in set.difference(&allowed).iter() {
                     problems.push(CatalogProblem {
                         entry: entry.clone(),
-                        problem: format!("permission `{}` does not apply at the {:?} level", cat.permissions[ix.get()].name, r.level).to_lowercase(),
+                        problem: format!(
+                            "permission `{}` does not apply at the {:?} level",
+                            cat.permissions[ix.get()].name,
+                            r.level
+                        )
+                        .to_lowercase(),
                     });
                 }
             }
             if role_sets.insert(r.name.clone(), (r.level, set)).is_some() {
-                problems.push(CatalogProblem { entry, problem: "declared twice".into() });
+                problems.push(CatalogProblem {
+                    entry,
+                    problem: "declared twice".into(),
+                });
             }
         }
 
         if problems.is_empty() {
-            Ok(Self { file: cat, permission_index, scope_sets, role_sets, level_sets, internal })
+            Ok(Self {
+                file: cat,
+                permission_index,
+                scope_sets,
+                role_sets,
+                level_sets,
+                internal,
+            })
         } else {
-            Err(CatalogError { file: file.to_owned(), problems })
+            Err(CatalogError {
+                file: file.to_owned(),
+                problems,
+            })
         }
     }
 
@@ -332,7 +419,10 @@ impl Catalog {
 
     /// Names of the permissions in a set, in catalog order.
     pub fn permission_names(&self, set: &PermissionSet) -> Vec<String> {
-        set.iter().filter_map(|ix| self.permission_def(ix)).map(|p| p.name.clone()).collect()
+        set.iter()
+            .filter_map(|ix| self.permission_def(ix))
+            .map(|p| p.name.clone())
+            .collect()
     }
 
     /// Resolves permission names; the unknown ones are returned as the error.
@@ -345,7 +435,11 @@ impl Catalog {
                 None => unknown.push(n.clone()),
             }
         }
-        if unknown.is_empty() { Ok(set) } else { Err(unknown) }
+        if unknown.is_empty() {
+            Ok(set)
+        } else {
+            Err(unknown)
+        }
     }
 
     /// A scope's audience and permissions.
@@ -363,7 +457,11 @@ impl Catalog {
                 None => unknown.push(n.clone()),
             }
         }
-        if unknown.is_empty() { Ok(set) } else { Err(unknown) }
+        if unknown.is_empty() {
+            Ok(set)
+        } else {
+            Err(unknown)
+        }
     }
 
     /// A built-in role's level and permissions.
@@ -394,12 +492,27 @@ mod tests {
         };
         let f = c.file();
         assert!(f.resources.len() >= 12, "resources: {}", f.resources.len());
-        assert!(f.permissions.len() >= 40, "permissions: {}", f.permissions.len());
+        assert!(
+            f.permissions.len() >= 40,
+            "permissions: {}",
+            f.permissions.len()
+        );
         assert!(f.scopes.len() >= 25, "scopes: {}", f.scopes.len());
         for aud in [Audience::Public, Audience::Partner, Audience::Internal] {
-            assert!(f.scopes.iter().any(|s| s.audience == aud), "no {aud:?} scope");
+            assert!(
+                f.scopes.iter().any(|s| s.audience == aud),
+                "no {aud:?} scope"
+            );
         }
-        for role in ["platform_admin", "platform_support", "agency_owner", "agency_admin", "agency_user", "account_admin", "account_user"] {
+        for role in [
+            "platform_admin",
+            "platform_support",
+            "agency_owner",
+            "agency_admin",
+            "agency_user",
+            "account_admin",
+            "account_user",
+        ] {
             assert!(c.role(role).is_some(), "missing built-in role {role}");
         }
     }
@@ -430,8 +543,14 @@ mod tests {
         let err = Catalog::from_toml("mine.toml", text).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("mine.toml"), "{msg}");
-        assert!(msg.contains("scope `contacts.readonly`: unknown permission `contacts.nope`"), "{msg}");
-        assert!(msg.contains("internal permission `contacts.purge`"), "{msg}");
+        assert!(
+            msg.contains("scope `contacts.readonly`: unknown permission `contacts.nope`"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("internal permission `contacts.purge`"),
+            "{msg}"
+        );
         assert!(msg.contains("role `account_user`: permission `contacts.purge` does not apply at the account level"), "{msg}");
         assert_eq!(err.problems.len(), 3);
     }

@@ -46,9 +46,7 @@ pub fn ulid_string(millis: u64, rng: &mut dyn RngCore) -> String {
 }
 
 fn is_ulid(s: &str) -> bool {
-    s.len() == ULID_LEN
-        && s.as_bytes()[0] <= b'7'
-        && s.bytes().all(|c| CROCKFORD.contains(&c))
+    s.len() == ULID_LEN && s.as_bytes()[0] <= b'7' && s.bytes().all(|c| CROCKFORD.contains(&c))
 }
 
 /// Milliseconds since the Unix epoch, from the system clock. Callers that want a testable
@@ -265,14 +263,22 @@ mod tests {
         assert!(matches!(err, IdError::WrongPrefix { .. }));
         assert!(err.to_string().contains("agy_"));
         assert!("agy_notaulid".parse::<AgencyId>().is_err());
-        assert!("agy_81ARZ3NDEKTSV4RRFFQ69G5FAV".parse::<AgencyId>().is_err(), "overflowing ULID");
+        assert!(
+            "agy_81ARZ3NDEKTSV4RRFFQ69G5FAV"
+                .parse::<AgencyId>()
+                .is_err(),
+            "overflowing ULID"
+        );
     }
 
     #[test]
     fn principal_parses_users_and_keys_only() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let u = UserId::generate_at(1, &mut rng);
-        assert_eq!(u.as_str().parse::<PrincipalId>(), Ok(PrincipalId::User(u.clone())));
+        assert_eq!(
+            u.as_str().parse::<PrincipalId>(),
+            Ok(PrincipalId::User(u.clone()))
+        );
         let a = AgencyId::generate_at(1, &mut rng);
         assert!(a.as_str().parse::<PrincipalId>().is_err());
     }

@@ -7,7 +7,12 @@ pub mod ids;
 pub mod permission;
 pub mod time;
 
-pub use authz::{authorize, CredentialCap, Decision, EngineConfig, Grant, GrantSource, Reason, Subject, Target};
+pub use authz::{
+    authorize, CredentialCap, Decision, EngineConfig, Grant, GrantSource, Reason, Subject, Target,
+};
 pub use catalog::{Audience, Catalog, CatalogError, Level};
-pub use ids::{AccountId, AgencyId, AppId, BindingId, EventId, IdError, InstallationId, KeyId, PolicyId, PrincipalId, RoleId, UserId};
+pub use ids::{
+    AccountId, AgencyId, AppId, BindingId, EventId, IdError, InstallationId, KeyId, PolicyId,
+    PrincipalId, RoleId, UserId,
+};
 pub use permission::{PermissionIndex, PermissionSet};

@@ -93,7 +93,9 @@ impl PermissionSet {
 
 impl std::fmt::Debug for PermissionSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.iter().map(PermissionIndex::get)).finish()
+        f.debug_set()
+            .entries(self.iter().map(PermissionIndex::get))
+            .finish()
     }
 }
 

@@ -15,8 +15,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tessera_core::{
-    authorize, AccountId, AgencyId, CredentialCap, EventId, Grant, GrantSource, KeyId, PermissionIndex, PermissionSet,
-    PrincipalId, Reason, Subject, Target,
+    authorize, AccountId, AgencyId, CredentialCap, EventId, Grant, GrantSource, KeyId,
+    PermissionIndex, PermissionSet, PrincipalId, Reason, Subject, Target,
 };
 use tessera_store::{ApiKey, AuditRecord, Binding, Outcome, Status, TenantScope};
 use tessera_token::{check_api_key_format, looks_like_api_key};
@@ -62,30 +62,47 @@ pub fn grants_of(state: &AppState, bindings: &[Binding]) -> Vec<Grant> {
         .iter()
         .filter_map(|b| {
             let (_, permissions) = state.catalog.role(&b.role)?;
-            Some(Grant { source: GrantSource::Binding(b.id.clone()), account: b.account.clone(), permissions })
+            Some(Grant {
+                source: GrantSource::Binding(b.id.clone()),
+                account: b.account.clone(),
+                permissions,
+            })
         })
         .collect()
 }
 
 /// Authenticates the `Authorization: Bearer` credential.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let raw = headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthenticated("send a credential as `Authorization: Bearer <API key>`"))?;
-    let raw = raw.to_str().map_err(|_| ApiError::unauthenticated("the authorization header is not valid text"))?;
+    let raw = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthenticated("send a credential as `Authorization: Bearer <API key>`")
+    })?;
+    let raw = raw
+        .to_str()
+        .map_err(|_| ApiError::unauthenticated("the authorization header is not valid text"))?;
     let token = match raw.split_once(' ') {
         Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
-        _ => return Err(ApiError::unauthenticated("use the `Bearer` authorization scheme")),
+        _ => {
+            return Err(ApiError::unauthenticated(
+                "use the `Bearer` authorization scheme",
+            ))
+        }
     };
     if !looks_like_api_key(token) {
-        return Err(ApiError::unauthenticated("the credential is not a Tessera API key"));
+        return Err(ApiError::unauthenticated(
+            "the credential is not a Tessera API key",
+        ));
     }
     // The format and checksum are checked before any storage read.
-    check_api_key_format(token).map_err(|e| ApiError::unauthenticated(format!("invalid API key: {e}")))?;
+    check_api_key_format(token)
+        .map_err(|e| ApiError::unauthenticated(format!("invalid API key: {e}")))?;
     let invalid = || ApiError::unauthenticated("the API key is invalid, expired or revoked");
     let hash = state.pepper.hash(token.as_bytes());
     let now = state.clock.now();
-    let found = state.store.find_key_by_secret(hash.as_bytes()).await?.ok_or_else(invalid)?;
+    let found = state
+        .store
+        .find_key_by_secret(hash.as_bytes())
+        .await?
+        .ok_or_else(invalid)?;
     if found.valid_until.is_some_and(|until| until <= now) {
         return Err(invalid());
     }
@@ -95,10 +112,14 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
         Err(e) => return Err(e.into()),
     };
     let scope = TenantScope::authenticated(agency.id.clone());
-    let key = state.store.get_api_key(&scope, &found.key).await.map_err(|e| match e {
-        tessera_store::StoreError::NotFound => invalid(),
-        e => e.into(),
-    })?;
+    let key = state
+        .store
+        .get_api_key(&scope, &found.key)
+        .await
+        .map_err(|e| match e {
+            tessera_store::StoreError::NotFound => invalid(),
+            e => e.into(),
+        })?;
     if key.revoked_at.is_some() || key.expires_at.is_some_and(|at| at <= now) {
         return Err(invalid());
     }
@@ -109,8 +130,15 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
         // An unscoped key is a service account: only its bindings grant anything.
         None
     } else {
-        let scoped = state.catalog.scopes_permissions(&key.scopes).map_err(|_| invalid())?;
-        grants.push(Grant { source: GrantSource::KeyScopes(key.id.clone()), account: key.account.clone(), permissions: scoped });
+        let scoped = state
+            .catalog
+            .scopes_permissions(&key.scopes)
+            .map_err(|_| invalid())?;
+        grants.push(Grant {
+            source: GrantSource::KeyScopes(key.id.clone()),
+            account: key.account.clone(),
+            permissions: scoped,
+        });
         Some(scoped)
     };
     state.key_usage.record(&agency.id, &key.id, now);
@@ -118,9 +146,16 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
         agency: agency.id.clone(),
         is_platform: agency.is_platform,
         grants,
-        cap: CredentialCap { permissions: cap, account: key.account.clone() },
+        cap: CredentialCap {
+            permissions: cap,
+            account: key.account.clone(),
+        },
     };
-    Ok(Caller { principal, subject, key: Some(key) })
+    Ok(Caller {
+        principal,
+        subject,
+        key: Some(key),
+    })
 }
 
 /// The route's requirement, attached to each route by the router.
@@ -158,7 +193,9 @@ impl Authorized {
     /// The tenant scope of a route whose target came from the path (already checked).
     pub fn scope(&self) -> Result<TenantScope, ApiError> {
         if !self.checked {
-            return Err(ApiError::internal("route declared a body target but read the path scope"));
+            return Err(ApiError::internal(
+                "route declared a body target but read the path scope",
+            ));
         }
         Ok(TenantScope::authenticated(self.agency.clone()))
     }
@@ -171,50 +208,125 @@ impl Authorized {
     }
 
     /// Refuses a grant of permissions the caller does not hold (I2), naming them, and audits it.
-    pub async fn deny_missing(&self, state: &AppState, action: &str, missing: Vec<String>) -> ApiError {
+    pub async fn deny_missing(
+        &self,
+        state: &AppState,
+        action: &str,
+        missing: Vec<String>,
+    ) -> ApiError {
         let detail = json!({ "missing_permissions": missing, "attempted": action });
-        let record = audit_record(state, &self.caller.principal, &self.meta, "authz.denied", Some(self.agency.as_str()), Outcome::Denied, detail);
+        let record = audit_record(
+            state,
+            &self.caller.principal,
+            &self.meta,
+            "authz.denied",
+            Some(self.agency.as_str()),
+            Outcome::Denied,
+            detail,
+        );
         if let Err(e) = state.store.append_audit(&self.gate_scope(), &record).await {
             tracing::warn!(error = %e, "could not audit a denied request");
         }
-        ApiError::forbidden(format!("you cannot grant permissions you do not hold: {}", missing.join(", ")))
-            .with_extra(json!({ "missing_permissions": missing }))
+        ApiError::forbidden(format!(
+            "you cannot grant permissions you do not hold: {}",
+            missing.join(", ")
+        ))
+        .with_extra(json!({ "missing_permissions": missing }))
     }
 
     /// Checks the route's permission at `account` (or the whole agency) and returns the scope.
-    pub async fn require_at(&self, state: &AppState, account: Option<&AccountId>) -> Result<TenantScope, ApiError> {
-        let (ix, name) = self.permission.ok_or_else(|| ApiError::internal("route without a permission asked for one"))?;
+    pub async fn require_at(
+        &self,
+        state: &AppState,
+        account: Option<&AccountId>,
+    ) -> Result<TenantScope, ApiError> {
+        let (ix, name) = self
+            .permission
+            .ok_or_else(|| ApiError::internal("route without a permission asked for one"))?;
         self.require(state, ix, name, account).await
     }
 
     /// For routes any authenticated caller may use: no permission, no tenant scope.
     pub fn for_caller(caller: Caller, meta: RequestMeta) -> Self {
-        Self { agency: caller.subject.agency.clone(), caller: Arc::new(caller), account: None, permission: None, checked: false, meta }
+        Self {
+            agency: caller.subject.agency.clone(),
+            caller: Arc::new(caller),
+            account: None,
+            permission: None,
+            checked: false,
+            meta,
+        }
     }
 
     /// Checks any permission at a target in this agency.
-    pub async fn require(&self, state: &AppState, ix: PermissionIndex, name: &str, account: Option<&AccountId>) -> Result<TenantScope, ApiError> {
-        let target = Target { agency: &self.agency, account };
+    pub async fn require(
+        &self,
+        state: &AppState,
+        ix: PermissionIndex,
+        name: &str,
+        account: Option<&AccountId>,
+    ) -> Result<TenantScope, ApiError> {
+        let target = Target {
+            agency: &self.agency,
+            account,
+        };
         let d = authorize(&self.caller.subject, ix, target, state.engine);
         if d.allowed {
             return Ok(TenantScope::authenticated(self.agency.clone()));
         }
-        Err(deny(state, &self.caller, &self.agency, account, name, &d.reason, &self.meta).await)
+        Err(deny(
+            state,
+            &self.caller,
+            &self.agency,
+            account,
+            name,
+            &d.reason,
+            &self.meta,
+        )
+        .await)
     }
 
     /// What the caller may do at a target in this agency (for "grant only what you hold").
     pub fn effective(&self, state: &AppState, account: Option<&AccountId>) -> PermissionSet {
-        self.caller.subject.effective(Target { agency: &self.agency, account }, state.engine)
+        self.caller.subject.effective(
+            Target {
+                agency: &self.agency,
+                account,
+            },
+            state.engine,
+        )
     }
 
     /// An audit record of an act by this caller.
-    pub fn audit(&self, state: &AppState, action: &str, target: Option<&str>, detail: serde_json::Value) -> AuditRecord {
-        audit_record(state, &self.caller.principal, &self.meta, action, target, Outcome::Success, detail)
+    pub fn audit(
+        &self,
+        state: &AppState,
+        action: &str,
+        target: Option<&str>,
+        detail: serde_json::Value,
+    ) -> AuditRecord {
+        audit_record(
+            state,
+            &self.caller.principal,
+            &self.meta,
+            action,
+            target,
+            Outcome::Success,
+            detail,
+        )
     }
 }
 
 /// Builds an audit record.
-pub fn audit_record(state: &AppState, actor: &PrincipalId, meta: &RequestMeta, action: &str, target: Option<&str>, outcome: Outcome, detail: serde_json::Value) -> AuditRecord {
+pub fn audit_record(
+    state: &AppState,
+    actor: &PrincipalId,
+    meta: &RequestMeta,
+    action: &str,
+    target: Option<&str>,
+    outcome: Outcome,
+    detail: serde_json::Value,
+) -> AuditRecord {
     let now = state.clock.now();
     AuditRecord {
         id: EventId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
@@ -232,21 +344,33 @@ pub fn audit_record(state: &AppState, actor: &PrincipalId, meta: &RequestMeta, a
 }
 
 /// Answers a denial (404 across tenants, 403 otherwise) and audits it.
-async fn deny(state: &AppState, caller: &Caller, agency: &AgencyId, account: Option<&AccountId>, permission: &str, reason: &Reason, meta: &RequestMeta) -> ApiError {
+async fn deny(
+    state: &AppState,
+    caller: &Caller,
+    agency: &AgencyId,
+    account: Option<&AccountId>,
+    permission: &str,
+    reason: &Reason,
+    meta: &RequestMeta,
+) -> ApiError {
     let (chain, err) = match reason {
         Reason::OtherTenant => (caller.subject.agency.clone(), ApiError::not_found()),
         Reason::OutsideCredentialScope => (
             agency.clone(),
-            ApiError::forbidden(format!("the credential's scopes do not include `{permission}`"))
-                .with_extra(json!({ "missing_permissions": [permission] })),
+            ApiError::forbidden(format!(
+                "the credential's scopes do not include `{permission}`"
+            ))
+            .with_extra(json!({ "missing_permissions": [permission] })),
         ),
         Reason::OutsideCredentialAccount => (
             agency.clone(),
-            ApiError::forbidden("this credential is bound to another account").with_extra(json!({ "missing_permissions": [permission] })),
+            ApiError::forbidden("this credential is bound to another account")
+                .with_extra(json!({ "missing_permissions": [permission] })),
         ),
         _ => (
             agency.clone(),
-            ApiError::forbidden(format!("the caller lacks `{permission}` here")).with_extra(json!({ "missing_permissions": [permission] })),
+            ApiError::forbidden(format!("the caller lacks `{permission}` here"))
+                .with_extra(json!({ "missing_permissions": [permission] })),
         ),
     };
     let detail = json!({
@@ -255,8 +379,20 @@ async fn deny(state: &AppState, caller: &Caller, agency: &AgencyId, account: Opt
         "agency": agency.as_str(),
         "account": account.map(AccountId::as_str),
     });
-    let record = audit_record(state, &caller.principal, meta, "authz.denied", Some(agency.as_str()), Outcome::Denied, detail);
-    if let Err(e) = state.store.append_audit(&TenantScope::authenticated(chain), &record).await {
+    let record = audit_record(
+        state,
+        &caller.principal,
+        meta,
+        "authz.denied",
+        Some(agency.as_str()),
+        Outcome::Denied,
+        detail,
+    );
+    if let Err(e) = state
+        .store
+        .append_audit(&TenantScope::authenticated(chain), &record)
+        .await
+    {
         tracing::warn!(error = %e, "could not audit a denied request");
     }
     err
@@ -272,9 +408,15 @@ pub async fn guard(State(g): State<GuardState>, request: Request, next: Next) ->
 
 async fn check(g: &GuardState, request: Request) -> Result<Request, ApiError> {
     let (mut parts, body) = request.into_parts();
-    let meta = parts.extensions.get::<RequestMeta>().cloned().unwrap_or_default();
+    let meta = parts
+        .extensions
+        .get::<RequestMeta>()
+        .cloned()
+        .unwrap_or_default();
     let caller = authenticate(&g.app, &parts.headers).await?;
-    let params = RawPathParams::from_request_parts(&mut parts, &()).await.map_err(|_| ApiError::invalid("malformed path"))?;
+    let params = RawPathParams::from_request_parts(&mut parts, &())
+        .await
+        .map_err(|_| ApiError::invalid("malformed path"))?;
     let mut agency = None;
     let mut account = None;
     for (name, value) in &params {
@@ -286,10 +428,22 @@ async fn check(g: &GuardState, request: Request) -> Result<Request, ApiError> {
     }
     if g.platform_only && !caller.subject.is_platform {
         let own = caller.subject.agency.clone();
-        return Err(deny(&g.app, &caller, &own, None, g.permission, &Reason::NotGranted, &meta).await);
+        return Err(deny(
+            &g.app,
+            &caller,
+            &own,
+            None,
+            g.permission,
+            &Reason::NotGranted,
+            &meta,
+        )
+        .await);
     }
     let agency = agency.unwrap_or_else(|| caller.subject.agency.clone());
-    let target = Target { agency: &agency, account: account.as_ref() };
+    let target = Target {
+        agency: &agency,
+        account: account.as_ref(),
+    };
     let decision = authorize(&caller.subject, g.index, target, g.app.engine);
     let reason = &decision.reason;
     let denied = match g.target {
@@ -298,7 +452,16 @@ async fn check(g: &GuardState, request: Request) -> Result<Request, ApiError> {
         TargetFrom::Body => matches!(reason, Reason::OtherTenant),
     };
     if denied {
-        return Err(deny(&g.app, &caller, &agency, account.as_ref(), g.permission, reason, &meta).await);
+        return Err(deny(
+            &g.app,
+            &caller,
+            &agency,
+            account.as_ref(),
+            g.permission,
+            reason,
+            &meta,
+        )
+        .await);
     }
     if agency != caller.subject.agency {
         // Platform staff acting in an agency: it must exist, or it is the same 404.
@@ -319,11 +482,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Authorized {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<Self>()
-            .cloned()
-            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "route is not behind the authorization gate"))
+        parts.extensions.get::<Self>().cloned().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Internal,
+                "route is not behind the authorization gate",
+            )
+        })
     }
 }
 

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use tessera_core::{AgencyId, BindingId, EventId, KeyId, PrincipalId};
-use tessera_store::{Agency, ApiKey, AuditRecord, Binding, Bootstrap, Outcome, SecretHashRecord, Status};
+use tessera_store::{
+    Agency, ApiKey, AuditRecord, Binding, Bootstrap, Outcome, SecretHashRecord, Status,
+};
 
 use crate::state::AppState;
 
@@ -19,7 +21,11 @@ pub const KEY_FILE: &str = "bootstrap-admin.key";
 fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("key.tmp");
     let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(contents.as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
@@ -84,7 +90,10 @@ pub async fn ensure(state: &AppState, data_dir: &Path) -> anyhow::Result<Option<
     let b = Bootstrap {
         platform,
         key,
-        secret: SecretHashRecord { hash: hash.as_bytes().to_vec(), pepper_version: i64::from(state.pepper.version()) },
+        secret: SecretHashRecord {
+            hash: hash.as_bytes().to_vec(),
+            pepper_version: i64::from(state.pepper.version()),
+        },
         binding,
         audit,
     };

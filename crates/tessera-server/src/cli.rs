@@ -78,40 +78,58 @@ pub fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn load_catalog(path: Option<&Path>) -> anyhow::Result<Catalog> {
     Ok(match path {
         None => Catalog::default_catalog()?,
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read catalog `{}`: {e}", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("cannot read catalog `{}`: {e}", p.display()))?;
             Catalog::from_toml(&p.display().to_string(), &text)?
         }
     })
 }
 
 fn validate_catalog(file: &Path, output: Output) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read catalog `{}`: {e}", file.display()))?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("cannot read catalog `{}`: {e}", file.display()))?;
     match Catalog::from_toml(&file.display().to_string(), &text) {
         Ok(c) => {
             let f = c.file();
             match output {
-                Output::Json => println!("{}", json!({
-                    "ok": true, "file": file.display().to_string(), "resources": f.resources.len(),
-                    "permissions": f.permissions.len(), "scopes": f.scopes.len(), "roles": f.roles.len(),
-                })),
+                Output::Json => println!(
+                    "{}",
+                    json!({
+                        "ok": true, "file": file.display().to_string(), "resources": f.resources.len(),
+                        "permissions": f.permissions.len(), "scopes": f.scopes.len(), "roles": f.roles.len(),
+                    })
+                ),
                 Output::Text => println!(
                     "{}: valid ({} resources, {} permissions, {} scopes, {} roles)",
-                    file.display(), f.resources.len(), f.permissions.len(), f.scopes.len(), f.roles.len()
+                    file.display(),
+                    f.resources.len(),
+                    f.permissions.len(),
+                    f.scopes.len(),
+                    f.roles.len()
                 ),
             }
             Ok(())
         }
         Err(e) => {
             if output == Output::Json {
-                let problems: Vec<_> = e.problems.iter().map(|p| json!({ "entry": p.entry, "problem": p.problem })).collect();
-                println!("{}", json!({ "ok": false, "file": e.file, "problems": problems }));
+                let problems: Vec<_> = e
+                    .problems
+                    .iter()
+                    .map(|p| json!({ "entry": p.entry, "problem": p.problem }))
+                    .collect();
+                println!(
+                    "{}",
+                    json!({ "ok": false, "file": e.file, "problems": problems })
+                );
                 // The JSON above is the whole answer.
                 std::process::exit(1);
             }
@@ -121,8 +139,11 @@ fn validate_catalog(file: &Path, output: Output) -> anyhow::Result<()> {
 }
 
 fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -153,7 +174,10 @@ async fn migrate(args: &StoreArgs, output: Output) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let applied = store.migrate().await?;
     match output {
-        Output::Json => println!("{}", json!({ "ok": true, "backend": store.backend(), "applied": applied })),
+        Output::Json => println!(
+            "{}",
+            json!({ "ok": true, "backend": store.backend(), "applied": applied })
+        ),
         Output::Text => println!("{}: {applied} migration(s) applied", store.backend()),
     }
     Ok(())
@@ -166,7 +190,8 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     let catalog = load_catalog(config.catalog.as_deref())?;
     create_private_dir(&config.data_dir)?;
-    let (master, created) = tessera_token::MasterKey::load_or_create(&config.data_dir.join("master.key"))?;
+    let (master, created) =
+        tessera_token::MasterKey::load_or_create(&config.data_dir.join("master.key"))?;
     if created {
         tracing::info!(path = %config.data_dir.join("master.key").display(), "created a new master key (keep it safe: it protects every stored credential)");
     }

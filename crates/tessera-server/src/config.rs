@@ -24,7 +24,12 @@ pub struct StoreArgs {
     #[arg(long, env = "TESSERA_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// `postgres://user@host/db` for production, or `sqlite://PATH` [default: SQLite in the data dir]
-    #[arg(long, env = "TESSERA_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TESSERA_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
@@ -94,19 +99,34 @@ impl std::fmt::Debug for Config {
 pub enum ConfigError {
     /// The file cannot be read.
     #[error("cannot read config file `{path}`: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     /// The file is not valid.
     #[error("invalid config file `{path}`: {message}")]
     Parse { path: String, message: String },
     /// A value is not valid.
     #[error("invalid `{field}` `{value}`: {message}")]
-    Value { field: &'static str, value: String, message: String },
+    Value {
+        field: &'static str,
+        value: String,
+        message: String,
+    },
 }
 
 fn read_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
-    let Some(path) = path else { return Ok(FileConfig::default()) };
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.display().to_string(), message: e.message().to_owned() })
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.display().to_string(),
+        message: e.message().to_owned(),
+    })
 }
 
 /// The default SQLite url for a data dir.
@@ -118,17 +138,42 @@ impl Config {
     /// Resolves flags and variables (already merged by clap) over the file over defaults.
     pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
         let file = read_file(args.store.config.as_deref())?;
-        let listen_text = args.listen.clone().or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-        let listen: SocketAddr = listen_text.parse().map_err(|e: std::net::AddrParseError| ConfigError::Value {
-            field: "listen",
-            value: listen_text.clone(),
-            message: format!("{e} (expected HOST:PORT, such as 127.0.0.1:8080)"),
-        })?;
-        let data_dir = args.store.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("tessera-data"));
-        let database_url = args.store.database_url.clone().or(file.database_url).unwrap_or_else(|| sqlite_url(&data_dir));
-        let issuer = args.issuer.clone().or(file.issuer).unwrap_or_else(|| format!("http://{listen}"));
+        let listen_text = args
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen: SocketAddr =
+            listen_text
+                .parse()
+                .map_err(|e: std::net::AddrParseError| ConfigError::Value {
+                    field: "listen",
+                    value: listen_text.clone(),
+                    message: format!("{e} (expected HOST:PORT, such as 127.0.0.1:8080)"),
+                })?;
+        let data_dir = args
+            .store
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("tessera-data"));
+        let database_url = args
+            .store
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| sqlite_url(&data_dir));
+        let issuer = args
+            .issuer
+            .clone()
+            .or(file.issuer)
+            .unwrap_or_else(|| format!("http://{listen}"));
         if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
-            return Err(ConfigError::Value { field: "issuer", value: issuer, message: "must be an http(s) URL".into() });
+            return Err(ConfigError::Value {
+                field: "issuer",
+                value: issuer,
+                message: "must be an http(s) URL".into(),
+            });
         }
         Ok(Self {
             listen,
@@ -142,7 +187,10 @@ impl Config {
 
     /// The store settings alone (for `tessera migrate`).
     pub fn resolve_store(args: &StoreArgs) -> Result<Self, ConfigError> {
-        Self::resolve(&ServeArgs { store: args.clone(), ..ServeArgs::default() })
+        Self::resolve(&ServeArgs {
+            store: args.clone(),
+            ..ServeArgs::default()
+        })
     }
 }
 
@@ -154,29 +202,56 @@ mod tests {
     fn defaults_then_file_then_flags() {
         let c = Config::resolve(&ServeArgs::default()).ok();
         let c = c.as_ref();
-        assert_eq!(c.map(|c| c.listen.to_string()).as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(
+            c.map(|c| c.listen.to_string()).as_deref(),
+            Some("127.0.0.1:8080")
+        );
         assert_eq!(c.map(|c| c.issuer.as_str()), Some("http://127.0.0.1:8080"));
-        assert_eq!(c.map(|c| c.database_url.as_str()), Some("sqlite://tessera-data/tessera.db"));
+        assert_eq!(
+            c.map(|c| c.database_url.as_str()),
+            Some("sqlite://tessera-data/tessera.db")
+        );
 
         let dir = std::env::temp_dir().join(format!("tessera-config-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         let file = dir.join("t.toml");
-        let _ = std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/var/lib/t\"\n");
+        let _ = std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/var/lib/t\"\n",
+        );
         let mut args = ServeArgs::default();
         args.store.config = Some(file.clone());
         let c = Config::resolve(&args).ok();
         assert_eq!(c.as_ref().map(|c| c.listen.port()), Some(9000));
-        assert_eq!(c.as_ref().map(|c| c.database_url.as_str()), Some("sqlite:///var/lib/t/tessera.db"));
+        assert_eq!(
+            c.as_ref().map(|c| c.database_url.as_str()),
+            Some("sqlite:///var/lib/t/tessera.db")
+        );
         args.listen = Some("127.0.0.1:9100".into());
-        assert_eq!(Config::resolve(&args).ok().map(|c| c.listen.port()), Some(9100));
+        assert_eq!(
+            Config::resolve(&args).ok().map(|c| c.listen.port()),
+            Some(9100)
+        );
 
         let _ = std::fs::write(&file, "listen = 5\n");
-        assert!(matches!(Config::resolve(&args), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            Config::resolve(&args),
+            Err(ConfigError::Parse { .. })
+        ));
         let _ = std::fs::write(&file, "nope = 1\n");
-        assert!(matches!(Config::resolve(&args), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            Config::resolve(&args),
+            Err(ConfigError::Parse { .. })
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         args.store.config = None;
         args.listen = Some("not an address".into());
-        assert!(matches!(Config::resolve(&args), Err(ConfigError::Value { field: "listen", .. })));
+        assert!(matches!(
+            Config::resolve(&args),
+            Err(ConfigError::Value {
+                field: "listen",
+                ..
+            })
+        ));
     }
 }

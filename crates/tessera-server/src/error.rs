@@ -107,7 +107,12 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a code and a message.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into(), extra: None, retry_after: None }
+        Self {
+            code,
+            detail: detail.into(),
+            extra: None,
+            retry_after: None,
+        }
     }
     /// 400 `invalid_request`.
     pub fn invalid(detail: impl Into<String>) -> Self {
@@ -134,7 +139,10 @@ impl ApiError {
     /// A 500 whose cause is logged, not shown.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(ErrorCode::Internal, "an internal error occurred; quote the request id to the operator")
+        Self::new(
+            ErrorCode::Internal,
+            "an internal error occurred; quote the request id to the operator",
+        )
     }
 }
 
@@ -150,10 +158,17 @@ impl From<StoreError> for ApiError {
                 };
                 Self::new(ErrorCode::Conflict, what).with_extra(json!({ "constraint": constraint }))
             }
+            StoreError::Reference => Self::new(
+                ErrorCode::Conflict,
+                "the request refers to an object that no longer exists",
+            ),
             StoreError::Unavailable(cause) => {
                 crate::metrics::store_error();
                 tracing::error!(error = %cause, "store unavailable");
-                Self::new(ErrorCode::Unavailable, "the store is unavailable; retry later")
+                Self::new(
+                    ErrorCode::Unavailable,
+                    "the store is unavailable; retry later",
+                )
             }
             other => {
                 crate::metrics::store_error();
@@ -173,16 +188,24 @@ impl IntoResponse for ApiError {
             "detail": self.detail,
             "code": self.code.as_str(),
         });
-        if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (self.extra, body.as_object_mut()) {
+        if let (Some(serde_json::Value::Object(extra)), Some(obj)) =
+            (self.extra, body.as_object_mut())
+        {
             for (k, v) in extra {
                 obj.entry(k).or_insert(v);
             }
         }
         let mut resp = (status, body.to_string()).into_response();
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if self.code == ErrorCode::Unauthenticated {
-            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tessera\""));
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tessera\""),
+            );
         }
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));

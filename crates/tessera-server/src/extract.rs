@@ -29,17 +29,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 
 fn json_rejection(r: &JsonRejection) -> ApiError {
     match r {
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::new(ErrorCode::UnsupportedMediaType, "send the body as `application/json`")
-        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as `application/json`",
+        ),
         JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(ErrorCode::PayloadTooLarge, format!("the body exceeds {MAX_BODY} bytes"))
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the body exceeds {MAX_BODY} bytes"),
+            )
         }
-        JsonRejection::JsonDataError(e) => ApiError::invalid(format!("invalid body: {}", source_text(e))),
-        JsonRejection::JsonSyntaxError(e) => ApiError::invalid(format!("malformed JSON: {}", source_text(e))),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(ErrorCode::PayloadTooLarge, format!("the body exceeds {MAX_BODY} bytes"))
+        JsonRejection::JsonDataError(e) => {
+            ApiError::invalid(format!("invalid body: {}", source_text(e)))
         }
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::invalid(format!("malformed JSON: {}", source_text(e)))
+        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body exceeds {MAX_BODY} bytes"),
+        ),
         other => ApiError::invalid(other.body_text()),
     }
 }
@@ -66,18 +75,26 @@ pub struct ListQuery {
 impl ListQuery {
     /// The page request for the store.
     pub fn page(&self) -> tessera_store::PageRequest {
-        tessera_store::PageRequest { limit: self.limit, cursor: self.cursor.clone() }
+        tessera_store::PageRequest {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
     }
     /// Checks the cursor is an id of type `T` (or a number, for the audit log).
     pub fn cursor_as<T: std::str::FromStr>(&self) -> Result<(), ApiError> {
         match &self.cursor {
-            Some(c) if c.parse::<T>().is_err() => Err(ApiError::invalid("`cursor` is not a cursor this list returned")),
+            Some(c) if c.parse::<T>().is_err() => Err(ApiError::invalid(
+                "`cursor` is not a cursor this list returned",
+            )),
             _ => Ok(()),
         }
     }
     /// A named extra parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.rest.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.rest
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -89,7 +106,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
             None => Vec::new(),
             Some(q) => serde_urlencoded_pairs(q)?,
         };
-        let mut out = Self { limit: 50, cursor: None, rest: Vec::new() };
+        let mut out = Self {
+            limit: 50,
+            cursor: None,
+            rest: Vec::new(),
+        };
         for (k, v) in pairs {
             match k.as_str() {
                 "limit" => {
@@ -97,7 +118,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
                         .parse::<u32>()
                         .ok()
                         .filter(|n| (1..=200).contains(n))
-                        .ok_or_else(|| ApiError::invalid("`limit` must be a whole number from 1 to 200"))?;
+                        .ok_or_else(|| {
+                            ApiError::invalid("`limit` must be a whole number from 1 to 200")
+                        })?;
                 }
                 "cursor" if !v.is_empty() => out.cursor = Some(v),
                 "cursor" => {}
@@ -109,12 +132,19 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
 }
 
 fn serde_urlencoded_pairs(q: &str) -> Result<Vec<(String, String)>, ApiError> {
-    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&format!("/?{q}").parse().map_err(|_| ApiError::invalid("malformed query string"))?)
-        .map(|axum::extract::Query(v)| v)
-        .map_err(|_| ApiError::invalid("malformed query string"))
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
+        &format!("/?{q}")
+            .parse()
+            .map_err(|_| ApiError::invalid("malformed query string"))?,
+    )
+    .map(|axum::extract::Query(v)| v)
+    .map_err(|_| ApiError::invalid("malformed query string"))
 }
 
 /// Parses a path segment as a typed id: a wrong prefix or form is 400 `invalid_id`.
-pub fn parse_id<T: std::str::FromStr<Err = tessera_core::IdError>>(raw: &str) -> Result<T, ApiError> {
-    raw.parse().map_err(|e: tessera_core::IdError| ApiError::new(ErrorCode::InvalidId, e.to_string()))
+pub fn parse_id<T: std::str::FromStr<Err = tessera_core::IdError>>(
+    raw: &str,
+) -> Result<T, ApiError> {
+    raw.parse()
+        .map_err(|e: tessera_core::IdError| ApiError::new(ErrorCode::InvalidId, e.to_string()))
 }

@@ -36,7 +36,11 @@ use crate::state::AppState;
 pub enum AppError {
     /// A route names a permission the catalog lacks.
     #[error("route `{method} {path}` requires `{permission}`, which the catalog does not define")]
-    UnknownPermission { method: String, path: String, permission: String },
+    UnknownPermission {
+        method: String,
+        path: String,
+        permission: String,
+    },
 }
 
 /// The whole HTTP app.
@@ -51,25 +55,56 @@ pub fn app(state: AppState) -> Result<Router, AppError> {
             Access::Authenticated => ("", TargetFrom::Path),
         };
         let handler = if permission.is_empty() {
-            r.handler.route_layer(axum::middleware::from_fn_with_state(state.clone(), authenticated_only))
+            r.handler.route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                authenticated_only,
+            ))
         } else {
-            let index = state.catalog.permission(permission).ok_or_else(|| AppError::UnknownPermission {
-                method: r.method.to_string(),
-                path: r.path.to_owned(),
-                permission: permission.to_owned(),
+            let index = state.catalog.permission(permission).ok_or_else(|| {
+                AppError::UnknownPermission {
+                    method: r.method.to_string(),
+                    path: r.path.to_owned(),
+                    permission: permission.to_owned(),
+                }
             })?;
-            let g = GuardState { app: state.clone(), permission, index, target, platform_only: matches!(r.access, Access::Platform(_)) };
-            r.handler.route_layer(axum::middleware::from_fn_with_state(g, auth::guard))
+            let g = GuardState {
+                app: state.clone(),
+                permission,
+                index,
+                target,
+                platform_only: matches!(r.access, Access::Platform(_)),
+            };
+            r.handler
+                .route_layer(axum::middleware::from_fn_with_state(g, auth::guard))
         };
         router = router.route(r.path, handler);
     }
     let router = router
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+        )
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::render()) }))
-        .route("/openapi.json", get(move || async move { axum::Json((*openapi).clone()) }))
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    metrics::render(),
+                )
+            }),
+        )
+        .route(
+            "/openapi.json",
+            get(move || async move { axum::Json((*openapi).clone()) }),
+        )
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
-        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "this route does not accept that method",
+            )
+        })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state);
@@ -78,7 +113,11 @@ pub fn app(state: AppState) -> Result<Router, AppError> {
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     match s.store.ping().await {
-        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ready", "store": s.store.backend() }))).into_response(),
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({ "status": "ready", "store": s.store.backend() })),
+        )
+            .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "store not reachable");
             ApiError::new(ErrorCode::Unavailable, "the store is not reachable").into_response()
@@ -86,11 +125,20 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn authenticated_only(State(s): State<AppState>, mut req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn authenticated_only(
+    State(s): State<AppState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     match auth::authenticate(&s, req.headers()).await {
         Ok(caller) => {
-            let meta = req.extensions().get::<auth::RequestMeta>().cloned().unwrap_or_default();
-            req.extensions_mut().insert(auth::Authorized::for_caller(caller, meta));
+            let meta = req
+                .extensions()
+                .get::<auth::RequestMeta>()
+                .cloned()
+                .unwrap_or_default();
+            req.extensions_mut()
+                .insert(auth::Authorized::for_caller(caller, meta));
             next.run(req).await
         }
         Err(e) => e.into_response(),
@@ -99,7 +147,11 @@ async fn authenticated_only(State(s): State<AppState>, mut req: axum::extract::R
 
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes in-flight requests
 /// and writes pending key-use times.
-pub async fn run(listener: tokio::net::TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let router = app(state.clone())?;
     let usage = state.key_usage.clone();
     let store = state.store.clone();
@@ -110,9 +162,12 @@ pub async fn run(listener: tokio::net::TcpListener, state: AppState, shutdown: i
             usage.flush(store.as_ref()).await;
         }
     });
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     flusher.abort();
     state.key_usage.flush(state.store.as_ref()).await;
     Ok(())

@@ -7,7 +7,9 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -37,8 +39,13 @@ pub fn store_error() {
 /// Records one finished request.
 pub fn observe(method: &str, route: &str, status: u16, seconds: f64) {
     let Ok(mut r) = registry().lock() else { return };
-    *r.requests.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
-    let h = r.latency.entry((method.to_owned(), route.to_owned())).or_default();
+    *r.requests
+        .entry((method.to_owned(), route.to_owned(), status))
+        .or_default() += 1;
+    let h = r
+        .latency
+        .entry((method.to_owned(), route.to_owned()))
+        .or_default();
     h.count += 1;
     h.sum += seconds;
     for (i, le) in BUCKETS.iter().enumerate() {
@@ -49,32 +56,59 @@ pub fn observe(method: &str, route: &str, status: u16, seconds: f64) {
 }
 
 fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The Prometheus text exposition.
 pub fn render() -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# HELP tessera_http_requests_total HTTP requests by route and status.");
+    let _ = writeln!(
+        out,
+        "# HELP tessera_http_requests_total HTTP requests by route and status."
+    );
     let _ = writeln!(out, "# TYPE tessera_http_requests_total counter");
     if let Ok(r) = registry().lock() {
         for ((m, route, status), n) in &r.requests {
-            let _ = writeln!(out, "tessera_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}", label(m), label(route));
+            let _ = writeln!(
+                out,
+                "tessera_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                label(m),
+                label(route)
+            );
         }
-        let _ = writeln!(out, "# HELP tessera_http_request_duration_seconds HTTP request latency by route.");
-        let _ = writeln!(out, "# TYPE tessera_http_request_duration_seconds histogram");
+        let _ = writeln!(
+            out,
+            "# HELP tessera_http_request_duration_seconds HTTP request latency by route."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE tessera_http_request_duration_seconds histogram"
+        );
         for ((m, route), h) in &r.latency {
             let (m, route) = (label(m), label(route));
             for (i, le) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(out, "tessera_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{route}\",le=\"{le}\"}} {}", h.counts[i]);
             }
             let _ = writeln!(out, "tessera_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{route}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "tessera_http_request_duration_seconds_sum{{method=\"{m}\",route=\"{route}\"}} {}", h.sum);
+            let _ = writeln!(
+                out,
+                "tessera_http_request_duration_seconds_sum{{method=\"{m}\",route=\"{route}\"}} {}",
+                h.sum
+            );
             let _ = writeln!(out, "tessera_http_request_duration_seconds_count{{method=\"{m}\",route=\"{route}\"}} {}", h.count);
         }
     }
-    let _ = writeln!(out, "# HELP tessera_store_errors_total Store operations that failed on the server's side.");
+    let _ = writeln!(
+        out,
+        "# HELP tessera_store_errors_total Store operations that failed on the server's side."
+    );
     let _ = writeln!(out, "# TYPE tessera_store_errors_total counter");
-    let _ = writeln!(out, "tessera_store_errors_total {}", STORE_ERRORS.load(Ordering::Relaxed));
+    let _ = writeln!(
+        out,
+        "tessera_store_errors_total {}",
+        STORE_ERRORS.load(Ordering::Relaxed)
+    );
     out
 }

@@ -17,20 +17,47 @@ fn request_id(req: &Request) -> String {
     req.headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
         .map(str::to_owned)
-        .unwrap_or_else(|| format!("req_{}", tessera_core::ids::ulid_string(tessera_core::ids::now_millis(), &mut rand::thread_rng())))
+        .unwrap_or_else(|| {
+            format!(
+                "req_{}",
+                tessera_core::ids::ulid_string(
+                    tessera_core::ids::now_millis(),
+                    &mut rand::thread_rng()
+                )
+            )
+        })
 }
 
 /// Request id, log line and metrics for every request.
 pub async fn observe(mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let id = request_id(&req);
-    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let method = req.method().clone();
-    req.extensions_mut().insert(RequestMeta { request_id: id.clone(), ip: ip.clone(), user_agent });
+    req.extensions_mut().insert(RequestMeta {
+        request_id: id.clone(),
+        ip: ip.clone(),
+        user_agent,
+    });
     let mut resp = next.run(req).await;
     let status = resp.status().as_u16();
     let secs = start.elapsed().as_secs_f64();

@@ -30,19 +30,27 @@ pub fn document(routes: &[RouteSpec]) -> Value {
                 params.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }));
             }
         }
-        if r.method == axum::http::Method::GET && r.response.is_some_and(|_| r.summary.starts_with("List") || r.path.ends_with("/audit")) {
+        if r.method == axum::http::Method::GET
+            && r.response
+                .is_some_and(|_| r.summary.starts_with("List") || r.path.ends_with("/audit"))
+        {
             params.push(json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 200 } }));
             params.push(json!({ "name": "cursor", "in": "query", "schema": { "type": "string" } }));
         }
         let (permission, description) = match r.access {
             Access::Permission(p, _) => (json!(p), format!("Requires the `{p}` permission.")),
-            Access::Platform(p) => (json!(p), format!("Requires the `{p}` permission in the platform tenant.")),
+            Access::Platform(p) => (
+                json!(p),
+                format!("Requires the `{p}` permission in the platform tenant."),
+            ),
             Access::Authenticated => (Value::Null, "Requires any valid credential.".to_owned()),
         };
         let problem = json!({ "description": "error", "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } });
         let mut responses = Map::new();
         let ok = match r.response {
-            Some(f) => json!({ "description": "success", "content": { "application/json": { "schema": f(&mut generator) } } }),
+            Some(f) => {
+                json!({ "description": "success", "content": { "application/json": { "schema": f(&mut generator) } } })
+            }
             None => json!({ "description": "success" }),
         };
         responses.insert(r.status.to_string(), ok);

@@ -66,8 +66,15 @@ pub enum StateError {
 
 impl AppState {
     /// Builds the state from its parts; the pepper is derived from the master key.
-    pub fn new(store: Arc<dyn Store>, catalog: Catalog, master_key: &tessera_token::MasterKey, clock: Arc<dyn Clock>) -> Result<Self, StateError> {
-        let cross_tenant = catalog.permission("platform.cross_tenant").ok_or(StateError::MissingPermission("platform.cross_tenant"))?;
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: Catalog,
+        master_key: &tessera_token::MasterKey,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StateError> {
+        let cross_tenant = catalog
+            .permission("platform.cross_tenant")
+            .ok_or(StateError::MissingPermission("platform.cross_tenant"))?;
         Ok(Self {
             store,
             catalog: Arc::new(catalog),

@@ -143,8 +143,19 @@ fn hex_ser<S: serde::Serializer>(h: &ChainHash, s: S) -> Result<S::Ok, S::Error>
 pub fn chain_hash(seq: i64, agency: &AgencyId, r: &AuditRecord, prev: &ChainHash) -> ChainHash {
     // serde_json maps are sorted, so `detail` serialises canonically.
     let body = serde_json::json!([
-        seq, agency.as_str(), r.id.as_str(), r.at, r.actor, r.on_behalf_of, r.action,
-        r.target, r.outcome.as_str(), r.request_id, r.ip, r.user_agent, r.detail,
+        seq,
+        agency.as_str(),
+        r.id.as_str(),
+        r.at,
+        r.actor,
+        r.on_behalf_of,
+        r.action,
+        r.target,
+        r.outcome.as_str(),
+        r.request_id,
+        r.ip,
+        r.user_agent,
+        r.detail,
     ]);
     let mut h = Sha256::new();
     h.update(b"tessera-audit-v1\n");
@@ -179,7 +190,11 @@ impl AuditEvent {
 
 /// Checks a run of events of one agency, in order, starting after `prev`. Returns the
 /// sequence number of the first event that breaks the chain, if any.
-pub fn verify_chain<'a>(prev: ChainHash, prev_seq: i64, events: impl IntoIterator<Item = &'a AuditEvent>) -> Result<ChainHash, i64> {
+pub fn verify_chain<'a>(
+    prev: ChainHash,
+    prev_seq: i64,
+    events: impl IntoIterator<Item = &'a AuditEvent>,
+) -> Result<ChainHash, i64> {
     let (mut prev, mut seq) = (prev, prev_seq);
     for e in events {
         if e.seq != seq + 1 || e.prev_hash != prev || !e.hash_is_valid() {

@@ -12,6 +12,9 @@ pub enum StoreError {
         /// What was duplicated, such as `email`.
         constraint: String,
     },
+    /// A write names an object that does not exist (or belongs to another tenant).
+    #[error("reference to a missing object")]
+    Reference,
     /// The database refuses the server's configuration (role, url, migrations).
     #[error("{0}")]
     Config(String),
@@ -30,13 +33,20 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 let constraint = db.constraint().map(str::to_owned).unwrap_or_else(|| {
                     // SQLite names the columns in the message: "UNIQUE constraint failed: users.agency_id, users.email_key"
-                    db.message().rsplit(": ").next().unwrap_or("unique").to_owned()
+                    db.message()
+                        .rsplit(": ")
+                        .next()
+                        .unwrap_or("unique")
+                        .to_owned()
                 });
-                Self::Conflict { constraint: normalise_constraint(&constraint) }
+                Self::Conflict {
+                    constraint: normalise_constraint(&constraint),
+                }
             }
-            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::ColumnNotFound(_) => {
-                Self::Corrupt(e.to_string())
-            }
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => Self::Reference,
+            sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::Decode(_)
+            | sqlx::Error::ColumnNotFound(_) => Self::Corrupt(e.to_string()),
             other => Self::Unavailable(other.to_string()),
         }
     }
@@ -44,7 +54,12 @@ impl From<sqlx::Error> for StoreError {
 
 /// Maps backend-specific constraint names to one stable name per rule.
 fn normalise_constraint(raw: &str) -> String {
-    let known = [("email", "email"), ("binding", "binding"), ("name", "name"), ("secret", "secret")];
+    let known = [
+        ("email", "email"),
+        ("binding", "binding"),
+        ("name", "name"),
+        ("secret", "secret"),
+    ];
     for (needle, name) in known {
         if raw.contains(needle) {
             return name.to_owned();

@@ -11,8 +11,8 @@ mod error;
 mod migrate;
 mod postgres;
 mod records;
-mod sqlite;
 mod sql;
+mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -98,60 +98,160 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn create_agency(&self, a: &Agency, audit: &AuditRecord) -> Result<(), StoreError>;
     /// An agency that is not deleted (the platform tenant included).
     async fn get_agency(&self, id: &AgencyId) -> Result<Agency, StoreError>;
-    /// Agencies, oldest first (not the platform tenant, not deleted ones).
+    /// Agencies, in id order (ids are time-ordered to the millisecond) (not the platform tenant, not deleted ones).
     async fn list_agencies(&self, page: &PageRequest) -> Result<Page<Agency>, StoreError>;
     /// Renames an agency.
-    async fn update_agency(&self, id: &AgencyId, name: &str, now: i64, audit: &AuditRecord) -> Result<Agency, StoreError>;
+    async fn update_agency(
+        &self,
+        id: &AgencyId,
+        name: &str,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<Agency, StoreError>;
     /// Marks an agency deleted: its credentials stop working, its audit trail stays.
-    async fn delete_agency(&self, id: &AgencyId, now: i64, audit: &AuditRecord) -> Result<(), StoreError>;
+    async fn delete_agency(
+        &self,
+        id: &AgencyId,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
 
     // --- accounts ---
     /// Creates an account.
-    async fn create_account(&self, t: &TenantScope, a: &Account, audit: &AuditRecord) -> Result<(), StoreError>;
+    async fn create_account(
+        &self,
+        t: &TenantScope,
+        a: &Account,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
     /// An account of the tenant.
     async fn get_account(&self, t: &TenantScope, id: &AccountId) -> Result<Account, StoreError>;
-    /// The tenant's accounts, oldest first.
-    async fn list_accounts(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<Account>, StoreError>;
+    /// The tenant's accounts, in id order (ids are time-ordered to the millisecond).
+    async fn list_accounts(
+        &self,
+        t: &TenantScope,
+        page: &PageRequest,
+    ) -> Result<Page<Account>, StoreError>;
     /// Renames an account.
-    async fn update_account(&self, t: &TenantScope, id: &AccountId, name: &str, now: i64, audit: &AuditRecord) -> Result<Account, StoreError>;
-    /// Deletes an account with its bindings; revokes the keys bound to it.
-    async fn delete_account(&self, t: &TenantScope, id: &AccountId, now: i64, audit: &AuditRecord) -> Result<(), StoreError>;
+    async fn update_account(
+        &self,
+        t: &TenantScope,
+        id: &AccountId,
+        name: &str,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<Account, StoreError>;
+    /// Deletes an account with its bindings and the keys bound to it (their secrets and bindings too).
+    async fn delete_account(
+        &self,
+        t: &TenantScope,
+        id: &AccountId,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
 
     // --- users ---
     /// Creates a user (email unique per agency, case-insensitively).
-    async fn create_user(&self, t: &TenantScope, u: &NewUser, audit: &AuditRecord) -> Result<User, StoreError>;
+    async fn create_user(
+        &self,
+        t: &TenantScope,
+        u: &NewUser,
+        audit: &AuditRecord,
+    ) -> Result<User, StoreError>;
     /// A user of the tenant.
     async fn get_user(&self, t: &TenantScope, id: &UserId) -> Result<User, StoreError>;
-    /// The tenant's users, oldest first.
-    async fn list_users(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<User>, StoreError>;
+    /// The tenant's users, in id order (ids are time-ordered to the millisecond).
+    async fn list_users(
+        &self,
+        t: &TenantScope,
+        page: &PageRequest,
+    ) -> Result<Page<User>, StoreError>;
     /// Changes a user's name, email, status or password hash.
-    async fn update_user(&self, t: &TenantScope, id: &UserId, patch: &UserPatch, now: i64, audit: &AuditRecord) -> Result<User, StoreError>;
+    async fn update_user(
+        &self,
+        t: &TenantScope,
+        id: &UserId,
+        patch: &UserPatch,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<User, StoreError>;
     /// Deletes a user with its bindings.
-    async fn delete_user(&self, t: &TenantScope, id: &UserId, now: i64, audit: &AuditRecord) -> Result<(), StoreError>;
+    async fn delete_user(
+        &self,
+        t: &TenantScope,
+        id: &UserId,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
 
     // --- bindings ---
     /// Creates a binding (unique per principal, role and scope).
-    async fn create_binding(&self, t: &TenantScope, b: &Binding, audit: &AuditRecord) -> Result<(), StoreError>;
+    async fn create_binding(
+        &self,
+        t: &TenantScope,
+        b: &Binding,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
     /// A binding of the tenant.
     async fn get_binding(&self, t: &TenantScope, id: &BindingId) -> Result<Binding, StoreError>;
-    /// The tenant's bindings, optionally of one principal, oldest first.
-    async fn list_bindings(&self, t: &TenantScope, principal: Option<&PrincipalId>, page: &PageRequest) -> Result<Page<Binding>, StoreError>;
+    /// The tenant's bindings, optionally of one principal, in id order (ids are time-ordered to the millisecond).
+    async fn list_bindings(
+        &self,
+        t: &TenantScope,
+        principal: Option<&PrincipalId>,
+        page: &PageRequest,
+    ) -> Result<Page<Binding>, StoreError>;
     /// Every binding of a principal (for authorization).
-    async fn principal_bindings(&self, t: &TenantScope, principal: &PrincipalId) -> Result<Vec<Binding>, StoreError>;
+    async fn principal_bindings(
+        &self,
+        t: &TenantScope,
+        principal: &PrincipalId,
+    ) -> Result<Vec<Binding>, StoreError>;
     /// Deletes a binding.
-    async fn delete_binding(&self, t: &TenantScope, id: &BindingId, now: i64, audit: &AuditRecord) -> Result<(), StoreError>;
+    async fn delete_binding(
+        &self,
+        t: &TenantScope,
+        id: &BindingId,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
 
     // --- API keys ---
     /// Creates a key with its first secret hash, and its bindings (if any), atomically.
-    async fn create_api_key(&self, t: &TenantScope, k: &ApiKey, secret: &SecretHashRecord, bindings: &[Binding], audit: &AuditRecord) -> Result<(), StoreError>;
+    async fn create_api_key(
+        &self,
+        t: &TenantScope,
+        k: &ApiKey,
+        secret: &SecretHashRecord,
+        bindings: &[Binding],
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
     /// A key of the tenant (revoked ones included).
     async fn get_api_key(&self, t: &TenantScope, id: &KeyId) -> Result<ApiKey, StoreError>;
-    /// The tenant's keys, oldest first.
-    async fn list_api_keys(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<ApiKey>, StoreError>;
+    /// The tenant's keys, in id order (ids are time-ordered to the millisecond).
+    async fn list_api_keys(
+        &self,
+        t: &TenantScope,
+        page: &PageRequest,
+    ) -> Result<Page<ApiKey>, StoreError>;
     /// Revokes a key and every secret of it, at once.
-    async fn revoke_api_key(&self, t: &TenantScope, id: &KeyId, now: i64, audit: &AuditRecord) -> Result<ApiKey, StoreError>;
+    async fn revoke_api_key(
+        &self,
+        t: &TenantScope,
+        id: &KeyId,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<ApiKey, StoreError>;
     /// Adds a new secret; the current ones stay valid until `old_valid_until`.
-    async fn rotate_api_key(&self, t: &TenantScope, id: &KeyId, secret: &SecretHashRecord, old_valid_until: i64, now: i64, audit: &AuditRecord) -> Result<ApiKey, StoreError>;
+    async fn rotate_api_key(
+        &self,
+        t: &TenantScope,
+        id: &KeyId,
+        secret: &SecretHashRecord,
+        old_valid_until: i64,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<ApiKey, StoreError>;
     /// Finds the key a secret hash belongs to, across tenants (authentication only).
     async fn find_key_by_secret(&self, hash: &[u8]) -> Result<Option<KeySecretMatch>, StoreError>;
     /// Records when keys were last used (batched by the server, not a write per request).
@@ -159,9 +259,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // --- audit ---
     /// Appends an event on its own (denied requests, sign-ins).
-    async fn append_audit(&self, t: &TenantScope, audit: &AuditRecord) -> Result<AuditEvent, StoreError>;
-    /// The tenant's audit events, oldest first.
-    async fn list_audit(&self, t: &TenantScope, filter: &AuditFilter, page: &PageRequest) -> Result<Page<AuditEvent>, StoreError>;
+    async fn append_audit(
+        &self,
+        t: &TenantScope,
+        audit: &AuditRecord,
+    ) -> Result<AuditEvent, StoreError>;
+    /// The tenant's audit events, in id order (ids are time-ordered to the millisecond).
+    async fn list_audit(
+        &self,
+        t: &TenantScope,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>, StoreError>;
     /// Every event of the tenant in order, for export and verification.
-    async fn audit_chain(&self, t: &TenantScope, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+    async fn audit_chain(
+        &self,
+        t: &TenantScope,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
 }

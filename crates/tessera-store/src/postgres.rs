@@ -31,9 +31,17 @@ impl PgStore {
         let row = sqlx::query("SELECT current_user::text AS name, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
             .fetch_one(&pool)
             .await?;
-        let (name, superuser, bypass): (String, bool, bool) = (row.try_get("name")?, row.try_get("rolsuper")?, row.try_get("rolbypassrls")?);
+        let (name, superuser, bypass): (String, bool, bool) = (
+            row.try_get("name")?,
+            row.try_get("rolsuper")?,
+            row.try_get("rolbypassrls")?,
+        );
         if superuser || bypass {
-            let what = if superuser { "a superuser" } else { "allowed to BYPASSRLS" };
+            let what = if superuser {
+                "a superuser"
+            } else {
+                "allowed to BYPASSRLS"
+            };
             return Err(StoreError::Config(format!(
                 "refusing to run as PostgreSQL role `{name}`: it is {what}, which would bypass row-level security; {ROLE_HELP}"
             )));
@@ -47,18 +55,26 @@ impl PgStore {
 
     async fn begin_tenant(&self, agency: &AgencyId, _write: bool) -> Result<Tx, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('tessera.agency_id', $1, true)").bind(agency.as_str()).execute(&mut *tx).await?;
+        sqlx::query("SELECT set_config('tessera.agency_id', $1, true)")
+            .bind(agency.as_str())
+            .execute(&mut *tx)
+            .await?;
         Ok(tx)
     }
 
     async fn find_key_impl(&self, hash: &[u8]) -> Result<Option<DbRow>, StoreError> {
         let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('tessera.credential_hash', $1, true)").bind(&hex).execute(&mut *tx).await?;
-        let row = sqlx::query("SELECT agency_id, key_id, valid_until FROM api_key_secrets WHERE secret_hash = $1")
-            .bind(hash)
-            .fetch_optional(&mut *tx)
+        sqlx::query("SELECT set_config('tessera.credential_hash', $1, true)")
+            .bind(&hex)
+            .execute(&mut *tx)
             .await?;
+        let row = sqlx::query(
+            "SELECT agency_id, key_id, valid_until FROM api_key_secrets WHERE secret_hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -66,21 +82,32 @@ impl PgStore {
     async fn migrate_impl(&self) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Nodes starting together migrate one at a time.
-        sqlx::query("SELECT pg_advisory_xact_lock(7265637265)").execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7265637265)")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(CREATE_TABLE).execute(&mut *tx).await?;
         let mut applied = 0;
         for m in MIGRATIONS {
-            let done = sqlx::query("SELECT version FROM tessera_migrations WHERE version = $1").bind(m.version).fetch_optional(&mut *tx).await?;
+            let done = sqlx::query("SELECT version FROM tessera_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(&mut *tx)
+                .await?;
             if done.is_some() {
                 continue;
             }
-            sqlx::Executor::execute(&mut *tx, m.postgres).await.map_err(|e| StoreError::Config(format!("migration {} `{}` failed: {e}", m.version, m.name)))?;
-            sqlx::query("INSERT INTO tessera_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                .bind(m.version)
-                .bind(m.name)
-                .bind(i64::try_from(tessera_core::ids::now_millis()).unwrap_or(i64::MAX))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::Executor::execute(&mut *tx, m.postgres)
+                .await
+                .map_err(|e| {
+                    StoreError::Config(format!("migration {} `{}` failed: {e}", m.version, m.name))
+                })?;
+            sqlx::query(
+                "INSERT INTO tessera_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(i64::try_from(tessera_core::ids::now_millis()).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
             applied += 1;
         }
         tx.commit().await?;

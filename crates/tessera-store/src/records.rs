@@ -123,7 +123,11 @@ pub struct NewUser {
 
 impl std::fmt::Debug for NewUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewUser").field("id", &self.id).field("email", &self.email).field("password_hash", &"[redacted]").finish()
+        f.debug_struct("NewUser")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("password_hash", &"[redacted]")
+            .finish()
     }
 }
 
@@ -142,8 +146,15 @@ pub struct UserPatch {
 
 impl std::fmt::Debug for UserPatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserPatch").field("email", &self.email).field("name", &self.name).field("status", &self.status)
-            .field("password_hash", &self.password_hash.as_ref().map(|_| "[redacted]")).finish()
+        f.debug_struct("UserPatch")
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("status", &self.status)
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
     }
 }
 

@@ -4,7 +4,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::migrate::{CREATE_TABLE, MIGRATIONS};
 
@@ -25,8 +27,14 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
-        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(true))
+            .await?;
         Ok(Self { writer, reader })
     }
 
@@ -35,14 +43,20 @@ impl SqliteStore {
     }
 
     async fn begin_tenant(&self, _agency: &AgencyId, write: bool) -> Result<Tx, StoreError> {
-        Ok(if write { self.writer.begin().await? } else { self.reader.begin().await? })
+        Ok(if write {
+            self.writer.begin().await?
+        } else {
+            self.reader.begin().await?
+        })
     }
 
     async fn find_key_impl(&self, hash: &[u8]) -> Result<Option<DbRow>, StoreError> {
-        Ok(sqlx::query("SELECT agency_id, key_id, valid_until FROM api_key_secrets WHERE secret_hash = $1")
-            .bind(hash)
-            .fetch_optional(&self.reader)
-            .await?)
+        Ok(sqlx::query(
+            "SELECT agency_id, key_id, valid_until FROM api_key_secrets WHERE secret_hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.reader)
+        .await?)
     }
 
     async fn migrate_impl(&self) -> Result<usize, StoreError> {
@@ -50,17 +64,26 @@ impl SqliteStore {
         sqlx::query(CREATE_TABLE).execute(&mut *tx).await?;
         let mut applied = 0;
         for m in MIGRATIONS {
-            let done = sqlx::query("SELECT version FROM tessera_migrations WHERE version = $1").bind(m.version).fetch_optional(&mut *tx).await?;
+            let done = sqlx::query("SELECT version FROM tessera_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(&mut *tx)
+                .await?;
             if done.is_some() {
                 continue;
             }
-            sqlx::Executor::execute(&mut *tx, m.sqlite).await.map_err(|e| StoreError::Config(format!("migration {} `{}` failed: {e}", m.version, m.name)))?;
-            sqlx::query("INSERT INTO tessera_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                .bind(m.version)
-                .bind(m.name)
-                .bind(i64::try_from(tessera_core::ids::now_millis()).unwrap_or(i64::MAX))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::Executor::execute(&mut *tx, m.sqlite)
+                .await
+                .map_err(|e| {
+                    StoreError::Config(format!("migration {} `{}` failed: {e}", m.version, m.name))
+                })?;
+            sqlx::query(
+                "INSERT INTO tessera_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(i64::try_from(tessera_core::ids::now_millis()).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
             applied += 1;
         }
         tx.commit().await?;

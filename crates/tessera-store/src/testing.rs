@@ -39,7 +39,14 @@ pub const SQLITE_DB_FILE: &str = "tessera.db";
 /// Prints, once per process, that the PostgreSQL tests are skipped.
 pub fn notice_pg_skipped() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| eprintln!("notice: {PG_URL_ENV} not set; PostgreSQL suite skipped"));
+    // Written to the real stderr, past the test harness's capture, so the skip is seen.
+    ONCE.call_once(|| {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "notice: {PG_URL_ENV} not set; PostgreSQL suite skipped"
+        );
+    });
 }
 
 /// Removes its directory (recursively) when dropped.

@@ -32,11 +32,17 @@ pub struct UpdateAccount {
 }
 
 fn account_of(auth: &Authorized) -> Result<&AccountId, ApiError> {
-    auth.account.as_ref().ok_or_else(|| ApiError::internal("account route without `{acc}`"))
+    auth.account
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("account route without `{acc}`"))
 }
 
 /// Requires `accounts.create` on the agency.
-pub async fn create(State(s): State<AppState>, auth: Authorized, Json(body): Json<CreateAccount>) -> Result<(StatusCode, axum::Json<Account>), ApiError> {
+pub async fn create(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Json(body): Json<CreateAccount>,
+) -> Result<(StatusCode, axum::Json<Account>), ApiError> {
     let scope = auth.scope()?;
     let name = validate::name("name", &body.name)?;
     let now = s.clock.now();
@@ -47,34 +53,70 @@ pub async fn create(State(s): State<AppState>, auth: Authorized, Json(body): Jso
         created_at: now,
         updated_at: now,
     };
-    let audit = auth.audit(&s, "account.create", Some(account.id.as_str()), json!({ "name": account.name }));
+    let audit = auth.audit(
+        &s,
+        "account.create",
+        Some(account.id.as_str()),
+        json!({ "name": account.name }),
+    );
     s.store.create_account(&scope, &account, &audit).await?;
     Ok((StatusCode::CREATED, axum::Json(account)))
 }
 
 /// Requires `accounts.read` on the agency.
-pub async fn list(State(s): State<AppState>, auth: Authorized, q: ListQuery) -> Result<axum::Json<List<Account>>, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    auth: Authorized,
+    q: ListQuery,
+) -> Result<axum::Json<List<Account>>, ApiError> {
     q.cursor_as::<AccountId>()?;
-    Ok(axum::Json(s.store.list_accounts(&auth.scope()?, &q.page()).await?.into()))
+    Ok(axum::Json(
+        s.store
+            .list_accounts(&auth.scope()?, &q.page())
+            .await?
+            .into(),
+    ))
 }
 
 /// Requires `accounts.read` on the account.
-pub async fn get(State(s): State<AppState>, auth: Authorized) -> Result<axum::Json<Account>, ApiError> {
-    Ok(axum::Json(s.store.get_account(&auth.scope()?, account_of(&auth)?).await?))
+pub async fn get(
+    State(s): State<AppState>,
+    auth: Authorized,
+) -> Result<axum::Json<Account>, ApiError> {
+    Ok(axum::Json(
+        s.store
+            .get_account(&auth.scope()?, account_of(&auth)?)
+            .await?,
+    ))
 }
 
 /// Requires `accounts.update` on the account.
-pub async fn update(State(s): State<AppState>, auth: Authorized, Json(body): Json<UpdateAccount>) -> Result<axum::Json<Account>, ApiError> {
+pub async fn update(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Json(body): Json<UpdateAccount>,
+) -> Result<axum::Json<Account>, ApiError> {
     let id = account_of(&auth)?;
     let name = validate::name("name", &body.name)?;
-    let audit = auth.audit(&s, "account.update", Some(id.as_str()), json!({ "name": name }));
-    Ok(axum::Json(s.store.update_account(&auth.scope()?, id, &name, s.clock.now(), &audit).await?))
+    let audit = auth.audit(
+        &s,
+        "account.update",
+        Some(id.as_str()),
+        json!({ "name": name }),
+    );
+    Ok(axum::Json(
+        s.store
+            .update_account(&auth.scope()?, id, &name, s.clock.now(), &audit)
+            .await?,
+    ))
 }
 
 /// Requires `accounts.delete` on the account.
 pub async fn remove(State(s): State<AppState>, auth: Authorized) -> Result<StatusCode, ApiError> {
     let id = account_of(&auth)?;
     let audit = auth.audit(&s, "account.delete", Some(id.as_str()), json!({}));
-    s.store.delete_account(&auth.scope()?, id, s.clock.now(), &audit).await?;
+    s.store
+        .delete_account(&auth.scope()?, id, s.clock.now(), &audit)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

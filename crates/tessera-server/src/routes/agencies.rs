@@ -32,7 +32,11 @@ pub struct UpdateAgency {
 }
 
 /// Requires `agencies.create` (platform).
-pub async fn create(State(s): State<AppState>, auth: Authorized, Json(body): Json<CreateAgency>) -> Result<(StatusCode, axum::Json<Agency>), ApiError> {
+pub async fn create(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Json(body): Json<CreateAgency>,
+) -> Result<(StatusCode, axum::Json<Agency>), ApiError> {
     let name = validate::name("name", &body.name)?;
     let now = s.clock.now();
     let agency = Agency {
@@ -43,38 +47,68 @@ pub async fn create(State(s): State<AppState>, auth: Authorized, Json(body): Jso
         created_at: now,
         updated_at: now,
     };
-    let audit = auth.audit(&s, "agency.create", Some(agency.id.as_str()), json!({ "name": agency.name }));
+    let audit = auth.audit(
+        &s,
+        "agency.create",
+        Some(agency.id.as_str()),
+        json!({ "name": agency.name }),
+    );
     s.store.create_agency(&agency, &audit).await?;
     Ok((StatusCode::CREATED, axum::Json(agency)))
 }
 
 /// Requires `agencies.read` (platform).
-pub async fn list(State(s): State<AppState>, _auth: Authorized, q: ListQuery) -> Result<axum::Json<List<Agency>>, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    _auth: Authorized,
+    q: ListQuery,
+) -> Result<axum::Json<List<Agency>>, ApiError> {
     q.cursor_as::<AgencyId>()?;
     Ok(axum::Json(s.store.list_agencies(&q.page()).await?.into()))
 }
 
 /// Requires `agencies.read` on the agency.
-pub async fn get(State(s): State<AppState>, auth: Authorized) -> Result<axum::Json<Agency>, ApiError> {
+pub async fn get(
+    State(s): State<AppState>,
+    auth: Authorized,
+) -> Result<axum::Json<Agency>, ApiError> {
     auth.scope()?;
     Ok(axum::Json(s.store.get_agency(&auth.agency).await?))
 }
 
 /// Requires `agencies.update` on the agency.
-pub async fn update(State(s): State<AppState>, auth: Authorized, Json(body): Json<UpdateAgency>) -> Result<axum::Json<Agency>, ApiError> {
+pub async fn update(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Json(body): Json<UpdateAgency>,
+) -> Result<axum::Json<Agency>, ApiError> {
     auth.scope()?;
     let name = validate::name("name", &body.name)?;
-    let audit = auth.audit(&s, "agency.update", Some(auth.agency.as_str()), json!({ "name": name }));
-    Ok(axum::Json(s.store.update_agency(&auth.agency, &name, s.clock.now(), &audit).await?))
+    let audit = auth.audit(
+        &s,
+        "agency.update",
+        Some(auth.agency.as_str()),
+        json!({ "name": name }),
+    );
+    Ok(axum::Json(
+        s.store
+            .update_agency(&auth.agency, &name, s.clock.now(), &audit)
+            .await?,
+    ))
 }
 
 /// Requires `agencies.delete` (platform).
 pub async fn remove(State(s): State<AppState>, auth: Authorized) -> Result<StatusCode, ApiError> {
     auth.scope()?;
     if auth.agency == auth.caller.subject.agency {
-        return Err(ApiError::new(crate::error::ErrorCode::Conflict, "the platform tenant cannot be deleted"));
+        return Err(ApiError::new(
+            crate::error::ErrorCode::Conflict,
+            "the platform tenant cannot be deleted",
+        ));
     }
     let audit = auth.audit(&s, "agency.delete", Some(auth.agency.as_str()), json!({}));
-    s.store.delete_agency(&auth.agency, s.clock.now(), &audit).await?;
+    s.store
+        .delete_agency(&auth.agency, s.clock.now(), &audit)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

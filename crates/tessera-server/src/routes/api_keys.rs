@@ -58,32 +58,49 @@ pub struct KeyWithSecret {
 
 impl std::fmt::Debug for KeyWithSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyWithSecret").field("key", &self.key).field("secret", &"[redacted]").finish()
+        f.debug_struct("KeyWithSecret")
+            .field("key", &self.key)
+            .field("secret", &"[redacted]")
+            .finish()
     }
 }
 
 fn new_secret(s: &AppState) -> (tessera_token::SecretString, SecretHashRecord) {
     let secret = tessera_token::generate_api_key_os();
     let hash = s.pepper.hash(secret.expose().as_bytes());
-    (secret, SecretHashRecord { hash: hash.as_bytes().to_vec(), pepper_version: i64::from(s.pepper.version()) })
+    (
+        secret,
+        SecretHashRecord {
+            hash: hash.as_bytes().to_vec(),
+            pepper_version: i64::from(s.pepper.version()),
+        },
+    )
 }
 
 /// Requires `api_keys.write` at the key's scope, and every permission of its scopes there.
-pub async fn create(State(s): State<AppState>, auth: Authorized, Json(body): Json<CreateKey>) -> Result<(StatusCode, axum::Json<KeyWithSecret>), ApiError> {
+pub async fn create(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Json(body): Json<CreateKey>,
+) -> Result<(StatusCode, axum::Json<KeyWithSecret>), ApiError> {
     let scope = auth.require_at(&s, body.account.as_ref()).await?;
     let name = validate::name("name", &body.name)?;
     let mut scopes = body.scopes;
     scopes.sort();
     scopes.dedup();
-    let permissions = s
-        .catalog
-        .scopes_permissions(&scopes)
-        .map_err(|unknown| ApiError::invalid(format!("unknown scopes: {}", unknown.join(", "))).with_extra(json!({ "unknown_scopes": unknown })))?;
+    let permissions = s.catalog.scopes_permissions(&scopes).map_err(|unknown| {
+        ApiError::invalid(format!("unknown scopes: {}", unknown.join(", ")))
+            .with_extra(json!({ "unknown_scopes": unknown }))
+    })?;
     let now = s.clock.now();
     let expires_at = match &body.expires_at {
         None => None,
         Some(t) => {
-            let at = parse_rfc3339(t).ok_or_else(|| ApiError::invalid("`expires_at` must be an RFC 3339 time, such as 2030-01-01T00:00:00Z"))?;
+            let at = parse_rfc3339(t).ok_or_else(|| {
+                ApiError::invalid(
+                    "`expires_at` must be an RFC 3339 time, such as 2030-01-01T00:00:00Z",
+                )
+            })?;
             if at <= now {
                 return Err(ApiError::invalid("`expires_at` must be in the future"));
             }
@@ -93,13 +110,19 @@ pub async fn create(State(s): State<AppState>, auth: Authorized, Json(body): Jso
     if let Some(acc) = &body.account {
         match s.store.get_account(&scope, acc).await {
             Ok(_) => {}
-            Err(StoreError::NotFound) => return Err(ApiError::invalid("`account` names no account of this agency")),
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::invalid(
+                    "`account` names no account of this agency",
+                ))
+            }
             Err(e) => return Err(e.into()),
         }
     }
     let missing = permissions.difference(&auth.effective(&s, body.account.as_ref()));
     if !missing.is_empty() {
-        return Err(auth.deny_missing(&s, "api_key.create", s.catalog.permission_names(&missing)).await);
+        return Err(auth
+            .deny_missing(&s, "api_key.create", s.catalog.permission_names(&missing))
+            .await);
     }
     let (secret, hash) = new_secret(&s);
     let key = ApiKey {
@@ -117,17 +140,38 @@ pub async fn create(State(s): State<AppState>, auth: Authorized, Json(body): Jso
     };
     let detail = json!({ "name": key.name, "scopes": key.scopes, "account": key.account, "expires_at": key.expires_at });
     let audit = auth.audit(&s, "api_key.create", Some(key.id.as_str()), detail);
-    s.store.create_api_key(&scope, &key, &hash, &[], &audit).await?;
-    Ok((StatusCode::CREATED, axum::Json(KeyWithSecret { key, secret: secret.expose().to_owned() })))
+    s.store
+        .create_api_key(&scope, &key, &hash, &[], &audit)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(KeyWithSecret {
+            key,
+            secret: secret.expose().to_owned(),
+        }),
+    ))
 }
 
 /// Requires `api_keys.read` on the agency.
-pub async fn list(State(s): State<AppState>, auth: Authorized, q: ListQuery) -> Result<axum::Json<List<ApiKey>>, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    auth: Authorized,
+    q: ListQuery,
+) -> Result<axum::Json<List<ApiKey>>, ApiError> {
     q.cursor_as::<KeyId>()?;
-    Ok(axum::Json(s.store.list_api_keys(&auth.scope()?, &q.page()).await?.into()))
+    Ok(axum::Json(
+        s.store
+            .list_api_keys(&auth.scope()?, &q.page())
+            .await?
+            .into(),
+    ))
 }
 
-async fn load(s: &AppState, auth: &Authorized, key: &str) -> Result<(ApiKey, TenantScope), ApiError> {
+async fn load(
+    s: &AppState,
+    auth: &Authorized,
+    key: &str,
+) -> Result<(ApiKey, TenantScope), ApiError> {
     let id: KeyId = parse_id(key)?;
     let key = s.store.get_api_key(&auth.gate_scope(), &id).await?;
     let scope = auth.require_at(s, key.account.as_ref()).await?;
@@ -135,37 +179,74 @@ async fn load(s: &AppState, auth: &Authorized, key: &str) -> Result<(ApiKey, Ten
 }
 
 /// Requires `api_keys.read` at the key's scope.
-pub async fn get(State(s): State<AppState>, auth: Authorized, Path((_, key)): Path<(String, String)>) -> Result<axum::Json<ApiKey>, ApiError> {
+pub async fn get(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Path((_, key)): Path<(String, String)>,
+) -> Result<axum::Json<ApiKey>, ApiError> {
     Ok(axum::Json(load(&s, &auth, &key).await?.0))
 }
 
 /// Requires `api_keys.write` at the key's scope. Takes effect on the next request.
-pub async fn revoke(State(s): State<AppState>, auth: Authorized, Path((_, key)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+pub async fn revoke(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Path((_, key)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     let (key, scope) = load(&s, &auth, &key).await?;
-    let audit = auth.audit(&s, "api_key.revoke", Some(key.id.as_str()), json!({ "name": key.name }));
-    s.store.revoke_api_key(&scope, &key.id, s.clock.now(), &audit).await?;
+    let audit = auth.audit(
+        &s,
+        "api_key.revoke",
+        Some(key.id.as_str()),
+        json!({ "name": key.name }),
+    );
+    s.store
+        .revoke_api_key(&scope, &key.id, s.clock.now(), &audit)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Requires `api_keys.write` at the key's scope.
-pub async fn rotate(State(s): State<AppState>, auth: Authorized, Path((_, key)): Path<(String, String)>, body: Bytes) -> Result<axum::Json<KeyWithSecret>, ApiError> {
+pub async fn rotate(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Path((_, key)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<axum::Json<KeyWithSecret>, ApiError> {
     let body: RotateKey = if body.iter().all(u8::is_ascii_whitespace) {
         RotateKey::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("invalid body: {e}")))?
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("invalid body: {e}")))?
     };
     let grace = body.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
     if grace > MAX_GRACE_SECONDS {
-        return Err(ApiError::invalid(format!("`grace_seconds` must be at most {MAX_GRACE_SECONDS}")));
+        return Err(ApiError::invalid(format!(
+            "`grace_seconds` must be at most {MAX_GRACE_SECONDS}"
+        )));
     }
     let (key, scope) = load(&s, &auth, &key).await?;
     if key.revoked_at.is_some() {
-        return Err(ApiError::new(crate::error::ErrorCode::Conflict, "a revoked key cannot be rotated"));
+        return Err(ApiError::new(
+            crate::error::ErrorCode::Conflict,
+            "a revoked key cannot be rotated",
+        ));
     }
     let now = s.clock.now();
     let (secret, hash) = new_secret(&s);
     let until = now + i64::try_from(grace * 1000).unwrap_or(i64::MAX);
-    let audit = auth.audit(&s, "api_key.rotate", Some(key.id.as_str()), json!({ "grace_seconds": grace }));
-    let key = s.store.rotate_api_key(&scope, &key.id, &hash, until, now, &audit).await?;
-    Ok(axum::Json(KeyWithSecret { key, secret: secret.expose().to_owned() }))
+    let audit = auth.audit(
+        &s,
+        "api_key.rotate",
+        Some(key.id.as_str()),
+        json!({ "grace_seconds": grace }),
+    );
+    let key = s
+        .store
+        .rotate_api_key(&scope, &key.id, &hash, until, now, &audit)
+        .await?;
+    Ok(axum::Json(KeyWithSecret {
+        key,
+        secret: secret.expose().to_owned(),
+    }))
 }

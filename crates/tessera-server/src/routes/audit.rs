@@ -19,22 +19,43 @@ use crate::state::AppState;
 const BATCH: u32 = 1000;
 
 /// Requires `audit_log.read` on the agency.
-pub async fn list(State(s): State<AppState>, auth: Authorized, q: ListQuery) -> Result<axum::Json<List<AuditEvent>>, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    auth: Authorized,
+    q: ListQuery,
+) -> Result<axum::Json<List<AuditEvent>>, ApiError> {
     q.cursor_as::<u64>()?;
     let mut f = AuditFilter::default();
     for (k, v) in &q.rest {
         match k.as_str() {
-            "after" => f.after = Some(parse_rfc3339(v).ok_or_else(|| ApiError::invalid("`after` must be an RFC 3339 time"))?),
+            "after" => {
+                f.after = Some(
+                    parse_rfc3339(v)
+                        .ok_or_else(|| ApiError::invalid("`after` must be an RFC 3339 time"))?,
+                )
+            }
             "actor" => f.actor = Some(v.clone()),
             "action" => f.action = Some(v.clone()),
-            other => return Err(ApiError::invalid(format!("unknown query parameter `{other}`"))),
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown query parameter `{other}`"
+                )))
+            }
         }
     }
-    Ok(axum::Json(s.store.list_audit(&auth.scope()?, &f, &q.page()).await?.into()))
+    Ok(axum::Json(
+        s.store
+            .list_audit(&auth.scope()?, &f, &q.page())
+            .await?
+            .into(),
+    ))
 }
 
 /// Requires `audit_log.read` on the agency.
-pub async fn export(State(s): State<AppState>, auth: Authorized) -> Result<impl IntoResponse, ApiError> {
+pub async fn export(
+    State(s): State<AppState>,
+    auth: Authorized,
+) -> Result<impl IntoResponse, ApiError> {
     let scope = auth.scope()?;
     let mut out = String::new();
     let mut after = 0;
@@ -66,14 +87,24 @@ pub struct Verification {
 }
 
 /// Requires `audit_log.read` on the agency.
-pub async fn verify(State(s): State<AppState>, auth: Authorized) -> Result<axum::Json<Verification>, ApiError> {
+pub async fn verify(
+    State(s): State<AppState>,
+    auth: Authorized,
+) -> Result<axum::Json<Verification>, ApiError> {
     let scope = auth.scope()?;
     let (mut prev, mut seq, mut events) = (ChainHash::GENESIS, 0i64, 0u64);
     loop {
         let batch = s.store.audit_chain(&scope, seq, BATCH).await?;
         match verify_chain(prev, seq, &batch) {
             Ok(last) => prev = last,
-            Err(bad) => return Ok(axum::Json(Verification { ok: false, events: events + batch.iter().filter(|e| e.seq < bad).count() as u64, checkpoints: 0, first_bad: Some(bad) })),
+            Err(bad) => {
+                return Ok(axum::Json(Verification {
+                    ok: false,
+                    events: events + batch.iter().filter(|e| e.seq < bad).count() as u64,
+                    checkpoints: 0,
+                    first_bad: Some(bad),
+                }))
+            }
         }
         events += batch.len() as u64;
         match batch.last() {
@@ -81,5 +112,10 @@ pub async fn verify(State(s): State<AppState>, auth: Authorized) -> Result<axum:
             _ => break,
         }
     }
-    Ok(axum::Json(Verification { ok: true, events, checkpoints: 0, first_bad: None }))
+    Ok(axum::Json(Verification {
+        ok: true,
+        events,
+        checkpoints: 0,
+        first_bad: None,
+    }))
 }

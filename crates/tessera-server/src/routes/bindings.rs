@@ -28,10 +28,18 @@ pub struct CreateBinding {
 }
 
 /// Whether a principal exists (and can hold roles) in the agency.
-async fn principal_exists(s: &AppState, scope: &TenantScope, p: &PrincipalId) -> Result<bool, ApiError> {
+async fn principal_exists(
+    s: &AppState,
+    scope: &TenantScope,
+    p: &PrincipalId,
+) -> Result<bool, ApiError> {
     let r = match p {
         PrincipalId::User(u) => s.store.get_user(scope, u).await.map(|_| true),
-        PrincipalId::Key(k) => s.store.get_api_key(scope, k).await.map(|k| k.revoked_at.is_none()),
+        PrincipalId::Key(k) => s
+            .store
+            .get_api_key(scope, k)
+            .await
+            .map(|k| k.revoked_at.is_none()),
     };
     match r {
         Ok(v) => Ok(v),
@@ -41,34 +49,54 @@ async fn principal_exists(s: &AppState, scope: &TenantScope, p: &PrincipalId) ->
 }
 
 /// Requires `bindings.write` at the binding's scope, and every permission of the role there.
-pub async fn create(State(s): State<AppState>, auth: Authorized, Json(body): Json<CreateBinding>) -> Result<(StatusCode, axum::Json<Binding>), ApiError> {
+pub async fn create(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Json(body): Json<CreateBinding>,
+) -> Result<(StatusCode, axum::Json<Binding>), ApiError> {
     let scope = auth.require_at(&s, body.account.as_ref()).await?;
     let (level, permissions) = s
         .catalog
         .role(&body.role)
         .ok_or_else(|| ApiError::invalid(format!("unknown role `{}`", body.role)))?;
     match level {
-        Level::Platform if !(auth.caller.subject.is_platform && auth.agency == auth.caller.subject.agency) => {
-            return Err(ApiError::invalid(format!("`{}` is a platform role: it can only be bound in the platform tenant", body.role)));
+        Level::Platform
+            if !(auth.caller.subject.is_platform && auth.agency == auth.caller.subject.agency) =>
+        {
+            return Err(ApiError::invalid(format!(
+                "`{}` is a platform role: it can only be bound in the platform tenant",
+                body.role
+            )));
         }
         Level::Agency if body.account.is_some() => {
-            return Err(ApiError::invalid(format!("`{}` is an agency-level role: bind it without `account`", body.role)));
+            return Err(ApiError::invalid(format!(
+                "`{}` is an agency-level role: bind it without `account`",
+                body.role
+            )));
         }
         _ => {}
     }
     if let Some(acc) = &body.account {
         match s.store.get_account(&scope, acc).await {
             Ok(_) => {}
-            Err(StoreError::NotFound) => return Err(ApiError::invalid("`account` names no account of this agency")),
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::invalid(
+                    "`account` names no account of this agency",
+                ))
+            }
             Err(e) => return Err(e.into()),
         }
     }
     if !principal_exists(&s, &scope, &body.principal).await? {
-        return Err(ApiError::invalid("`principal` names no active user or key of this agency"));
+        return Err(ApiError::invalid(
+            "`principal` names no active user or key of this agency",
+        ));
     }
     let missing = permissions.difference(&auth.effective(&s, body.account.as_ref()));
     if !missing.is_empty() {
-        return Err(auth.deny_missing(&s, "binding.create", s.catalog.permission_names(&missing)).await);
+        return Err(auth
+            .deny_missing(&s, "binding.create", s.catalog.permission_names(&missing))
+            .await);
     }
     let now = s.clock.now();
     let binding = Binding {
@@ -80,23 +108,40 @@ pub async fn create(State(s): State<AppState>, auth: Authorized, Json(body): Jso
         created_by: auth.caller.principal.to_string(),
         created_at: now,
     };
-    let detail = json!({ "principal": binding.principal, "role": binding.role, "account": binding.account });
+    let detail =
+        json!({ "principal": binding.principal, "role": binding.role, "account": binding.account });
     let audit = auth.audit(&s, "binding.create", Some(binding.id.as_str()), detail);
     s.store.create_binding(&scope, &binding, &audit).await?;
     Ok((StatusCode::CREATED, axum::Json(binding)))
 }
 
 /// Requires `bindings.read` on the agency.
-pub async fn list(State(s): State<AppState>, auth: Authorized, q: ListQuery) -> Result<axum::Json<List<Binding>>, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    auth: Authorized,
+    q: ListQuery,
+) -> Result<axum::Json<List<Binding>>, ApiError> {
     q.cursor_as::<BindingId>()?;
-    let principal = q.get("principal").map(parse_id::<PrincipalId>).transpose()?;
+    let principal = q
+        .get("principal")
+        .map(parse_id::<PrincipalId>)
+        .transpose()?;
     if let Some((k, _)) = q.rest.iter().find(|(k, _)| k != "principal") {
         return Err(ApiError::invalid(format!("unknown query parameter `{k}`")));
     }
-    Ok(axum::Json(s.store.list_bindings(&auth.scope()?, principal.as_ref(), &q.page()).await?.into()))
+    Ok(axum::Json(
+        s.store
+            .list_bindings(&auth.scope()?, principal.as_ref(), &q.page())
+            .await?
+            .into(),
+    ))
 }
 
-async fn load(s: &AppState, auth: &Authorized, bnd: &str) -> Result<(Binding, TenantScope), ApiError> {
+async fn load(
+    s: &AppState,
+    auth: &Authorized,
+    bnd: &str,
+) -> Result<(Binding, TenantScope), ApiError> {
     let id: BindingId = parse_id(bnd)?;
     let binding = s.store.get_binding(&auth.gate_scope(), &id).await?;
     let scope = auth.require_at(s, binding.account.as_ref()).await?;
@@ -104,15 +149,26 @@ async fn load(s: &AppState, auth: &Authorized, bnd: &str) -> Result<(Binding, Te
 }
 
 /// Requires `bindings.read` at the binding's scope.
-pub async fn get(State(s): State<AppState>, auth: Authorized, Path((_, bnd)): Path<(String, String)>) -> Result<axum::Json<Binding>, ApiError> {
+pub async fn get(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Path((_, bnd)): Path<(String, String)>,
+) -> Result<axum::Json<Binding>, ApiError> {
     Ok(axum::Json(load(&s, &auth, &bnd).await?.0))
 }
 
 /// Requires `bindings.write` at the binding's scope.
-pub async fn remove(State(s): State<AppState>, auth: Authorized, Path((_, bnd)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+pub async fn remove(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Path((_, bnd)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     let (binding, scope) = load(&s, &auth, &bnd).await?;
-    let detail = json!({ "principal": binding.principal, "role": binding.role, "account": binding.account });
+    let detail =
+        json!({ "principal": binding.principal, "role": binding.role, "account": binding.account });
     let audit = auth.audit(&s, "binding.delete", Some(binding.id.as_str()), detail);
-    s.store.delete_binding(&scope, &binding.id, s.clock.now(), &audit).await?;
+    s.store
+        .delete_binding(&scope, &binding.id, s.clock.now(), &audit)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

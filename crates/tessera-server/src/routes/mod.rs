@@ -59,8 +59,23 @@ pub struct RouteSpec {
 }
 
 impl RouteSpec {
-    fn new(method: Method, path: &'static str, access: Access, summary: &'static str, handler: MethodRouter<AppState>) -> Self {
-        Self { method, path, access, summary, request: None, response: None, status: 200, handler }
+    fn new(
+        method: Method,
+        path: &'static str,
+        access: Access,
+        summary: &'static str,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        Self {
+            method,
+            path,
+            access,
+            summary,
+            request: None,
+            response: None,
+            status: 200,
+            handler,
+        }
     }
     fn body<T: JsonSchema>(mut self) -> Self {
         self.request = Some(schema_of::<T>);
@@ -88,7 +103,10 @@ pub struct List<T> {
 
 impl<T> From<tessera_store::Page<T>> for List<T> {
     fn from(p: tessera_store::Page<T>) -> Self {
-        Self { items: p.items, next_cursor: p.next_cursor }
+        Self {
+            items: p.items,
+            next_cursor: p.next_cursor,
+        }
     }
 }
 
@@ -98,60 +116,237 @@ pub fn table() -> Vec<RouteSpec> {
     use Access::{Authenticated, Permission as P, Platform};
     use TargetFrom::{Body, Path};
     vec![
-        RouteSpec::new(Method::GET, "/v1/catalog", Authenticated, "The catalog: resources, permissions, scopes and built-in roles", get(catalog::get))
-            .returns::<tessera_core::catalog::CatalogFile>(200),
-        RouteSpec::new(Method::POST, "/v1/agencies", Platform("agencies.create"), "Create an agency", post(agencies::create))
-            .body::<agencies::CreateAgency>().returns::<tessera_store::Agency>(201),
-        RouteSpec::new(Method::GET, "/v1/agencies", Platform("agencies.read"), "List agencies", get(agencies::list))
-            .returns::<List<tessera_store::Agency>>(200),
-        RouteSpec::new(Method::GET, "/v1/agencies/{agy}", P("agencies.read", Path), "Read an agency", get(agencies::get))
-            .returns::<tessera_store::Agency>(200),
-        RouteSpec::new(Method::PATCH, "/v1/agencies/{agy}", P("agencies.update", Path), "Rename an agency", patch(agencies::update))
-            .body::<agencies::UpdateAgency>().returns::<tessera_store::Agency>(200),
-        RouteSpec::new(Method::DELETE, "/v1/agencies/{agy}", P("agencies.delete", Path), "Delete an agency (its credentials stop working; its audit trail stays)", delete(agencies::remove))
-            .empty(),
-        RouteSpec::new(Method::POST, "/v1/agencies/{agy}/accounts", P("accounts.create", Path), "Create an account", post(accounts::create))
-            .body::<accounts::CreateAccount>().returns::<tessera_store::Account>(201),
-        RouteSpec::new(Method::GET, "/v1/agencies/{agy}/accounts", P("accounts.read", Path), "List accounts", get(accounts::list))
-            .returns::<List<tessera_store::Account>>(200),
-        RouteSpec::new(Method::GET, "/v1/agencies/{agy}/accounts/{acc}", P("accounts.read", Path), "Read an account", get(accounts::get))
-            .returns::<tessera_store::Account>(200),
-        RouteSpec::new(Method::PATCH, "/v1/agencies/{agy}/accounts/{acc}", P("accounts.update", Path), "Rename an account", patch(accounts::update))
-            .body::<accounts::UpdateAccount>().returns::<tessera_store::Account>(200),
-        RouteSpec::new(Method::DELETE, "/v1/agencies/{agy}/accounts/{acc}", P("accounts.delete", Path), "Delete an account, its bindings and its keys", delete(accounts::remove))
-            .empty(),
-        RouteSpec::new(Method::POST, "/v1/agencies/{agy}/users", P("users.create", Path), "Create a user", post(users::create))
-            .body::<users::CreateUser>().returns::<tessera_store::User>(201),
-        RouteSpec::new(Method::GET, "/v1/agencies/{agy}/users", P("users.read", Path), "List users", get(users::list))
-            .returns::<List<tessera_store::User>>(200),
-        RouteSpec::new(Method::GET, "/v1/agencies/{agy}/users/{usr}", P("users.read", Path), "Read a user", get(users::get))
-            .returns::<tessera_store::User>(200),
-        RouteSpec::new(Method::PATCH, "/v1/agencies/{agy}/users/{usr}", P("users.update", Path), "Change a user", patch(users::update))
-            .body::<users::UpdateUser>().returns::<tessera_store::User>(200),
-        RouteSpec::new(Method::DELETE, "/v1/agencies/{agy}/users/{usr}", P("users.delete", Path), "Delete a user and their bindings", delete(users::remove))
-            .empty(),
-        RouteSpec::new(Method::POST, "/v1/agencies/{agy}/bindings", P("bindings.write", Body), "Grant a role to a user or key, agency-wide or on one account", post(bindings::create))
-            .body::<bindings::CreateBinding>().returns::<tessera_store::Binding>(201),
-        RouteSpec::new(Method::GET, "/v1/agencies/{agy}/bindings", P("bindings.read", Path), "List bindings (`?principal=` to filter)", get(bindings::list))
-            .returns::<List<tessera_store::Binding>>(200),
-        RouteSpec::new(Method::GET, "/v1/agencies/{agy}/bindings/{bnd}", P("bindings.read", Body), "Read a binding", get(bindings::get))
-            .returns::<tessera_store::Binding>(200),
-        RouteSpec::new(Method::DELETE, "/v1/agencies/{agy}/bindings/{bnd}", P("bindings.write", Body), "Remove a binding", delete(bindings::remove))
-            .empty(),
-        RouteSpec::new(Method::POST, "/v1/agencies/{agy}/api-keys", P("api_keys.write", Body), "Create an API key; the secret is shown once", post(api_keys::create))
-            .body::<api_keys::CreateKey>().returns::<api_keys::KeyWithSecret>(201),
-        RouteSpec::new(Method::GET, "/v1/agencies/{agy}/api-keys", P("api_keys.read", Path), "List API keys (never their secrets)", get(api_keys::list))
-            .returns::<List<tessera_store::ApiKey>>(200),
-        RouteSpec::new(Method::GET, "/v1/agencies/{agy}/api-keys/{key}", P("api_keys.read", Body), "Read an API key", get(api_keys::get))
-            .returns::<tessera_store::ApiKey>(200),
-        RouteSpec::new(Method::DELETE, "/v1/agencies/{agy}/api-keys/{key}", P("api_keys.write", Body), "Revoke an API key, at once", delete(api_keys::revoke))
-            .empty(),
-        RouteSpec::new(Method::POST, "/v1/agencies/{agy}/api-keys/{key}/rotate", P("api_keys.write", Body), "Rotate an API key: a new secret, the old one valid for a grace period", post(api_keys::rotate))
-            .body::<api_keys::RotateKey>().returns::<api_keys::KeyWithSecret>(200),
-        RouteSpec::new(Method::GET, "/v1/agencies/{agy}/audit", P("audit_log.read", Path), "Audit events (`?after=&actor=&action=`)", get(audit::list))
-            .returns::<List<tessera_store::AuditEvent>>(200),
-        RouteSpec::new(Method::GET, "/v1/agencies/{agy}/audit/export", P("audit_log.read", Path), "The whole audit chain as JSON Lines", get(audit::export)),
-        RouteSpec::new(Method::GET, "/v1/agencies/{agy}/audit/verify", P("audit_log.read", Path), "Verify the agency's audit hash chain", get(audit::verify))
-            .returns::<audit::Verification>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/catalog",
+            Authenticated,
+            "The catalog: resources, permissions, scopes and built-in roles",
+            get(catalog::get),
+        )
+        .returns::<tessera_core::catalog::CatalogFile>(200),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies",
+            Platform("agencies.create"),
+            "Create an agency",
+            post(agencies::create),
+        )
+        .body::<agencies::CreateAgency>()
+        .returns::<tessera_store::Agency>(201),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies",
+            Platform("agencies.read"),
+            "List agencies",
+            get(agencies::list),
+        )
+        .returns::<List<tessera_store::Agency>>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}",
+            P("agencies.read", Path),
+            "Read an agency",
+            get(agencies::get),
+        )
+        .returns::<tessera_store::Agency>(200),
+        RouteSpec::new(
+            Method::PATCH,
+            "/v1/agencies/{agy}",
+            P("agencies.update", Path),
+            "Rename an agency",
+            patch(agencies::update),
+        )
+        .body::<agencies::UpdateAgency>()
+        .returns::<tessera_store::Agency>(200),
+        RouteSpec::new(
+            Method::DELETE,
+            "/v1/agencies/{agy}",
+            P("agencies.delete", Path),
+            "Delete an agency (its credentials stop working; its audit trail stays)",
+            delete(agencies::remove),
+        )
+        .empty(),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies/{agy}/accounts",
+            P("accounts.create", Path),
+            "Create an account",
+            post(accounts::create),
+        )
+        .body::<accounts::CreateAccount>()
+        .returns::<tessera_store::Account>(201),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/accounts",
+            P("accounts.read", Path),
+            "List accounts",
+            get(accounts::list),
+        )
+        .returns::<List<tessera_store::Account>>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/accounts/{acc}",
+            P("accounts.read", Path),
+            "Read an account",
+            get(accounts::get),
+        )
+        .returns::<tessera_store::Account>(200),
+        RouteSpec::new(
+            Method::PATCH,
+            "/v1/agencies/{agy}/accounts/{acc}",
+            P("accounts.update", Path),
+            "Rename an account",
+            patch(accounts::update),
+        )
+        .body::<accounts::UpdateAccount>()
+        .returns::<tessera_store::Account>(200),
+        RouteSpec::new(
+            Method::DELETE,
+            "/v1/agencies/{agy}/accounts/{acc}",
+            P("accounts.delete", Path),
+            "Delete an account, its bindings and its keys",
+            delete(accounts::remove),
+        )
+        .empty(),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies/{agy}/users",
+            P("users.create", Path),
+            "Create a user",
+            post(users::create),
+        )
+        .body::<users::CreateUser>()
+        .returns::<tessera_store::User>(201),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/users",
+            P("users.read", Path),
+            "List users",
+            get(users::list),
+        )
+        .returns::<List<tessera_store::User>>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/users/{usr}",
+            P("users.read", Path),
+            "Read a user",
+            get(users::get),
+        )
+        .returns::<tessera_store::User>(200),
+        RouteSpec::new(
+            Method::PATCH,
+            "/v1/agencies/{agy}/users/{usr}",
+            P("users.update", Path),
+            "Change a user",
+            patch(users::update),
+        )
+        .body::<users::UpdateUser>()
+        .returns::<tessera_store::User>(200),
+        RouteSpec::new(
+            Method::DELETE,
+            "/v1/agencies/{agy}/users/{usr}",
+            P("users.delete", Path),
+            "Delete a user and their bindings",
+            delete(users::remove),
+        )
+        .empty(),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies/{agy}/bindings",
+            P("bindings.write", Body),
+            "Grant a role to a user or key, agency-wide or on one account",
+            post(bindings::create),
+        )
+        .body::<bindings::CreateBinding>()
+        .returns::<tessera_store::Binding>(201),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/bindings",
+            P("bindings.read", Path),
+            "List bindings (`?principal=` to filter)",
+            get(bindings::list),
+        )
+        .returns::<List<tessera_store::Binding>>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/bindings/{bnd}",
+            P("bindings.read", Body),
+            "Read a binding",
+            get(bindings::get),
+        )
+        .returns::<tessera_store::Binding>(200),
+        RouteSpec::new(
+            Method::DELETE,
+            "/v1/agencies/{agy}/bindings/{bnd}",
+            P("bindings.write", Body),
+            "Remove a binding",
+            delete(bindings::remove),
+        )
+        .empty(),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies/{agy}/api-keys",
+            P("api_keys.write", Body),
+            "Create an API key; the secret is shown once",
+            post(api_keys::create),
+        )
+        .body::<api_keys::CreateKey>()
+        .returns::<api_keys::KeyWithSecret>(201),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/api-keys",
+            P("api_keys.read", Path),
+            "List API keys (never their secrets)",
+            get(api_keys::list),
+        )
+        .returns::<List<tessera_store::ApiKey>>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/api-keys/{key}",
+            P("api_keys.read", Body),
+            "Read an API key",
+            get(api_keys::get),
+        )
+        .returns::<tessera_store::ApiKey>(200),
+        RouteSpec::new(
+            Method::DELETE,
+            "/v1/agencies/{agy}/api-keys/{key}",
+            P("api_keys.write", Body),
+            "Revoke an API key, at once",
+            delete(api_keys::revoke),
+        )
+        .empty(),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies/{agy}/api-keys/{key}/rotate",
+            P("api_keys.write", Body),
+            "Rotate an API key: a new secret, the old one valid for a grace period",
+            post(api_keys::rotate),
+        )
+        .body::<api_keys::RotateKey>()
+        .returns::<api_keys::KeyWithSecret>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/audit",
+            P("audit_log.read", Path),
+            "Audit events (`?after=&actor=&action=`)",
+            get(audit::list),
+        )
+        .returns::<List<tessera_store::AuditEvent>>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/audit/export",
+            P("audit_log.read", Path),
+            "The whole audit chain as JSON Lines",
+            get(audit::export),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/audit/verify",
+            P("audit_log.read", Path),
+            "Verify the agency's audit hash chain",
+            get(audit::verify),
+        )
+        .returns::<audit::Verification>(200),
     ]
 }

@@ -29,7 +29,10 @@ pub struct CreateUser {
 
 impl std::fmt::Debug for CreateUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreateUser").field("email", &self.email).field("password", &"[redacted]").finish()
+        f.debug_struct("CreateUser")
+            .field("email", &self.email)
+            .field("password", &"[redacted]")
+            .finish()
     }
 }
 
@@ -59,12 +62,16 @@ pub struct UpdateUser {
 
 impl std::fmt::Debug for UpdateUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpdateUser").field("email", &self.email).field("status", &self.status).finish_non_exhaustive()
+        f.debug_struct("UpdateUser")
+            .field("email", &self.email)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
     }
 }
 
 async fn hash_password(password: &str) -> Result<String, ApiError> {
-    tessera_token::check_password_policy(password).map_err(|e| ApiError::invalid(format!("`password`: {e}")))?;
+    tessera_token::check_password_policy(password)
+        .map_err(|e| ApiError::invalid(format!("`password`: {e}")))?;
     let password = tessera_token::SecretString::new(password.to_owned());
     // argon2id takes tens of milliseconds: keep it off the async workers.
     tokio::task::spawn_blocking(move || tessera_token::hash_password_os(password.expose()))
@@ -74,7 +81,11 @@ async fn hash_password(password: &str) -> Result<String, ApiError> {
 }
 
 /// Requires `users.create` on the agency.
-pub async fn create(State(s): State<AppState>, auth: Authorized, Json(body): Json<CreateUser>) -> Result<(StatusCode, axum::Json<User>), ApiError> {
+pub async fn create(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Json(body): Json<CreateUser>,
+) -> Result<(StatusCode, axum::Json<User>), ApiError> {
     let scope = auth.scope()?;
     let email = validate::email(&body.email)?;
     let name = validate::name("name", &body.name)?;
@@ -83,31 +94,61 @@ pub async fn create(State(s): State<AppState>, auth: Authorized, Json(body): Jso
         None => None,
     };
     let now = s.clock.now();
-    let user = NewUser { id: UserId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()), email, name, password_hash, now };
-    let audit = auth.audit(&s, "user.create", Some(user.id.as_str()), json!({ "email": user.email }));
+    let user = NewUser {
+        id: UserId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
+        email,
+        name,
+        password_hash,
+        now,
+    };
+    let audit = auth.audit(
+        &s,
+        "user.create",
+        Some(user.id.as_str()),
+        json!({ "email": user.email }),
+    );
     let user = s.store.create_user(&scope, &user, &audit).await?;
     Ok((StatusCode::CREATED, axum::Json(user)))
 }
 
 /// Requires `users.read` on the agency.
-pub async fn list(State(s): State<AppState>, auth: Authorized, q: ListQuery) -> Result<axum::Json<List<User>>, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    auth: Authorized,
+    q: ListQuery,
+) -> Result<axum::Json<List<User>>, ApiError> {
     q.cursor_as::<UserId>()?;
-    Ok(axum::Json(s.store.list_users(&auth.scope()?, &q.page()).await?.into()))
+    Ok(axum::Json(
+        s.store.list_users(&auth.scope()?, &q.page()).await?.into(),
+    ))
 }
 
 /// Requires `users.read` on the agency.
-pub async fn get(State(s): State<AppState>, auth: Authorized, Path((_, usr)): Path<(String, String)>) -> Result<axum::Json<User>, ApiError> {
+pub async fn get(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Path((_, usr)): Path<(String, String)>,
+) -> Result<axum::Json<User>, ApiError> {
     let id: UserId = parse_id(&usr)?;
     Ok(axum::Json(s.store.get_user(&auth.scope()?, &id).await?))
 }
 
 /// Requires `users.update` on the agency.
-pub async fn update(State(s): State<AppState>, auth: Authorized, Path((_, usr)): Path<(String, String)>, Json(body): Json<UpdateUser>) -> Result<axum::Json<User>, ApiError> {
+pub async fn update(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Path((_, usr)): Path<(String, String)>,
+    Json(body): Json<UpdateUser>,
+) -> Result<axum::Json<User>, ApiError> {
     let id: UserId = parse_id(&usr)?;
     let scope = auth.scope()?;
     let patch = UserPatch {
         email: body.email.as_deref().map(validate::email).transpose()?,
-        name: body.name.as_deref().map(|n| validate::name("name", n)).transpose()?,
+        name: body
+            .name
+            .as_deref()
+            .map(|n| validate::name("name", n))
+            .transpose()?,
         status: body.status.map(|s| match s {
             UserStatus::Active => Status::Active,
             UserStatus::Disabled => Status::Disabled,
@@ -122,13 +163,23 @@ pub async fn update(State(s): State<AppState>, auth: Authorized, Path((_, usr)):
         "password_changed": patch.password_hash.is_some(),
     });
     let audit = auth.audit(&s, "user.update", Some(id.as_str()), detail);
-    Ok(axum::Json(s.store.update_user(&scope, &id, &patch, s.clock.now(), &audit).await?))
+    Ok(axum::Json(
+        s.store
+            .update_user(&scope, &id, &patch, s.clock.now(), &audit)
+            .await?,
+    ))
 }
 
 /// Requires `users.delete` on the agency.
-pub async fn remove(State(s): State<AppState>, auth: Authorized, Path((_, usr)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+pub async fn remove(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Path((_, usr)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     let id: UserId = parse_id(&usr)?;
     let audit = auth.audit(&s, "user.delete", Some(id.as_str()), json!({}));
-    s.store.delete_user(&auth.scope()?, &id, s.clock.now(), &audit).await?;
+    s.store
+        .delete_user(&auth.scope()?, &id, s.clock.now(), &audit)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,10 +6,14 @@ use crate::error::ApiError;
 pub fn name(field: &str, value: &str) -> Result<String, ApiError> {
     let v = value.trim();
     if v.is_empty() || v.chars().count() > 200 {
-        return Err(ApiError::invalid(format!("`{field}` must be 1 to 200 characters")));
+        return Err(ApiError::invalid(format!(
+            "`{field}` must be 1 to 200 characters"
+        )));
     }
     if v.chars().any(char::is_control) {
-        return Err(ApiError::invalid(format!("`{field}` must not contain control characters")));
+        return Err(ApiError::invalid(format!(
+            "`{field}` must not contain control characters"
+        )));
     }
     Ok(v.to_owned())
 }
@@ -25,7 +29,10 @@ pub fn email(value: &str) -> Result<String, ApiError> {
     if local.is_empty() || local.len() > 64 || domain.contains('@') || !domain.contains('.') {
         return Err(bad());
     }
-    if domain.split('.').any(|label| label.is_empty() || label.starts_with('-') || label.ends_with('-')) {
+    if domain
+        .split('.')
+        .any(|label| label.is_empty() || label.starts_with('-') || label.ends_with('-'))
+    {
         return Err(bad());
     }
     Ok(v.to_owned())
@@ -40,7 +47,17 @@ mod tests {
         for ok in ["a@b.co", "first.last+tag@example.org", "ü@bücher.de"] {
             assert!(email(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a", "a@b", "@b.co", "a@@b.co", "a b@c.co", "a@b..co", "a@-b.co", "a@b.co\u{7}"] {
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.co",
+            "a@@b.co",
+            "a b@c.co",
+            "a@b..co",
+            "a@-b.co",
+            "a@b.co\u{7}",
+        ] {
             assert!(email(bad).is_err(), "{bad:?}");
         }
     }

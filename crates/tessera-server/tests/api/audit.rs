@@ -17,12 +17,16 @@ async fn every_change_is_audited_with_its_context() {
         .header("content-type", "application/json")
         .header("user-agent", "audit-test/1")
         .header("x-request-id", "trace-123")
-        .body(axum::body::Body::from(json!({ "name": "Renamed" }).to_string()))
+        .body(axum::body::Body::from(
+            json!({ "name": "Renamed" }).to_string(),
+        ))
         .unwrap();
     let r = t.raw(req).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers["x-request-id"], "trace-123");
-    let events = t.get(&format!("{base}/audit?action=account.update"), &a.key).await;
+    let events = t
+        .get(&format!("{base}/audit?action=account.update"), &a.key)
+        .await;
     let e = &events.body["items"][0];
     assert_eq!(e["actor"], a.key_id.as_str());
     assert_eq!(e["target"], a.acc.as_str());
@@ -31,32 +35,62 @@ async fn every_change_is_audited_with_its_context() {
     assert_eq!(e["user_agent"], "audit-test/1");
     assert_eq!(e["detail"]["name"], "Renamed");
     // The setup made agency, account, user and key events; each with the previous hash.
-    let all = t.get(&format!("{base}/audit"), &a.key).await.body["items"].as_array().unwrap().clone();
+    let all = t.get(&format!("{base}/audit"), &a.key).await.body["items"]
+        .as_array()
+        .unwrap()
+        .clone();
     let actions: Vec<&str> = all.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["agency.create", "account.create", "user.create", "api_key.create", "account.update"]);
+    assert_eq!(
+        actions,
+        [
+            "agency.create",
+            "account.create",
+            "user.create",
+            "api_key.create",
+            "account.update"
+        ]
+    );
     for w in all.windows(2) {
         assert_eq!(w[1]["prev_hash"], w[0]["hash"]);
     }
-    let by_actor = t.get(&format!("{base}/audit?actor={}", t.admin_key_id().await), &a.key).await;
+    let by_actor = t
+        .get(
+            &format!("{base}/audit?actor={}", t.admin_key_id().await),
+            &a.key,
+        )
+        .await;
     assert_eq!(by_actor.body["items"].as_array().unwrap().len(), 4);
     let page = t.get(&format!("{base}/audit?limit=2"), &a.key).await;
     let next = page.body["next_cursor"].as_str().unwrap().to_owned();
-    let page2 = t.get(&format!("{base}/audit?limit=2&cursor={next}"), &a.key).await;
+    let page2 = t
+        .get(&format!("{base}/audit?limit=2&cursor={next}"), &a.key)
+        .await;
     assert_eq!(page2.body["items"][0]["seq"], 3);
     let v = t.get(&format!("{base}/audit/verify"), &a.key).await;
-    assert_eq!(v.body, json!({ "ok": true, "events": 5, "checkpoints": 0, "first_bad": null }));
+    assert_eq!(
+        v.body,
+        json!({ "ok": true, "events": 5, "checkpoints": 0, "first_bad": null })
+    );
     let export = t.get(&format!("{base}/audit/export"), &a.key).await;
-    let text = export.body.as_str().map(str::to_owned).unwrap_or_else(|| export.body.to_string());
+    let text = export
+        .body
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| export.body.to_string());
     assert_eq!(export.headers["content-type"], "application/jsonl");
     assert_eq!(text.lines().count(), 5);
-    let r = t.get(&format!("{base}/audit?after=yesterday"), &a.key).await;
+    let r = t
+        .get(&format!("{base}/audit?after=yesterday"), &a.key)
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
 impl TestApp {
     pub async fn admin_key_id(&self) -> String {
         let p = self.state.store.platform_agency().await.unwrap().unwrap();
-        let keys = self.get(&format!("/v1/agencies/{}/api-keys", p.id), &self.admin).await;
+        let keys = self
+            .get(&format!("/v1/agencies/{}/api-keys", p.id), &self.admin)
+            .await;
         keys.body["items"][0]["id"].as_str().unwrap().to_owned()
     }
 }

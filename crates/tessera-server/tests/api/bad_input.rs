@@ -12,42 +12,116 @@ async fn bad_bodies_get_stable_codes() {
     let a = t.agency("Input").await;
     let users = format!("/v1/agencies/{}/users", a.id);
     let send = |body: &'static str, ctype: Option<&'static str>| {
-        let mut b = Request::builder().method(Method::POST).uri(users.clone()).header("authorization", format!("Bearer {}", a.key));
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri(users.clone())
+            .header("authorization", format!("Bearer {}", a.key));
         if let Some(c) = ctype {
             b = b.header("content-type", c);
         }
         b.body(Body::from(body)).unwrap()
     };
     let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
-        (send("{not json", Some("application/json")), StatusCode::BAD_REQUEST, "invalid_request"),
-        (send(r#"{"email": 5, "name": "x"}"#, Some("application/json")), StatusCode::BAD_REQUEST, "invalid_request"),
-        (send(r#"{"email": "a@b.co", "name": "x", "admin": true}"#, Some("application/json")), StatusCode::BAD_REQUEST, "invalid_request"),
-        (send(r#"{"email": "a@b.co"}"#, Some("application/json")), StatusCode::BAD_REQUEST, "invalid_request"),
-        (send(r#"[]"#, Some("application/json")), StatusCode::BAD_REQUEST, "invalid_request"),
-        (send(r#"{"email": "a@b.co", "name": "x"}"#, None), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-        (send(r#"{"email": "a@b.co", "name": "x"}"#, Some("text/plain")), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        (
+            send("{not json", Some("application/json")),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            send(r#"{"email": 5, "name": "x"}"#, Some("application/json")),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            send(
+                r#"{"email": "a@b.co", "name": "x", "admin": true}"#,
+                Some("application/json"),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            send(r#"{"email": "a@b.co"}"#, Some("application/json")),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            send(r#"[]"#, Some("application/json")),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            send(r#"{"email": "a@b.co", "name": "x"}"#, None),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            send(r#"{"email": "a@b.co", "name": "x"}"#, Some("text/plain")),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
     ];
     for (req, status, code) in cases {
         let r = t.raw(req).await;
         assert_eq!((r.status, r.code()), (status, code), "{}", r.body);
         assert!(r.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
     }
-    let big = format!(r#"{{"email": "a@b.co", "name": "{}"}}"#, "x".repeat(70 * 1024));
-    let r = t.raw(Request::builder().method(Method::POST).uri(&users).header("authorization", format!("Bearer {}", a.key)).header("content-type", "application/json").body(Body::from(big)).unwrap()).await;
-    assert_eq!((r.status, r.code()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    let big = format!(
+        r#"{{"email": "a@b.co", "name": "{}"}}"#,
+        "x".repeat(70 * 1024)
+    );
+    let r = t
+        .raw(
+            Request::builder()
+                .method(Method::POST)
+                .uri(&users)
+                .header("authorization", format!("Bearer {}", a.key))
+                .header("content-type", "application/json")
+                .body(Body::from(big))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
 
     for (body, why) in [
         (json!({ "email": "not-an-email", "name": "x" }), "email"),
         (json!({ "email": "a@b.co", "name": "" }), "name"),
-        (json!({ "email": "a@b.co", "name": "x", "password": "short" }), "password"),
+        (
+            json!({ "email": "a@b.co", "name": "x", "password": "short" }),
+            "password",
+        ),
     ] {
         let r = t.post(&users, &a.key, body).await;
-        assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_request"), "{why}: {}", r.body);
-        assert!(r.body["detail"].as_str().unwrap().contains(why), "{}", r.body);
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{why}: {}",
+            r.body
+        );
+        assert!(
+            r.body["detail"].as_str().unwrap().contains(why),
+            "{}",
+            r.body
+        );
     }
-    let ok = t.post(&users, &a.key, json!({ "email": "dup@x.test", "name": "x" })).await;
+    let ok = t
+        .post(
+            &users,
+            &a.key,
+            json!({ "email": "dup@x.test", "name": "x" }),
+        )
+        .await;
     assert_eq!(ok.status, StatusCode::CREATED);
-    let dup = t.post(&users, &a.key, json!({ "email": "DUP@x.test", "name": "y" })).await;
+    let dup = t
+        .post(
+            &users,
+            &a.key,
+            json!({ "email": "DUP@x.test", "name": "y" }),
+        )
+        .await;
     assert_eq!((dup.status, dup.code()), (StatusCode::CONFLICT, "conflict"));
     assert_eq!(dup.body["constraint"], "email");
 }
@@ -64,11 +138,32 @@ async fn ids_of_the_wrong_type_are_400() {
         "/v1/agencies/agy_%00/accounts".to_owned(),
     ] {
         let r = t.get(&path, &a.key).await;
-        assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_id"), "{path}: {}", r.body);
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "invalid_id"),
+            "{path}: {}",
+            r.body
+        );
     }
-    let r = t.post(&format!("/v1/agencies/{}/bindings", a.id), &a.key, json!({ "principal": a.acc, "role": "agency_user" })).await;
-    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_request"), "{}", r.body);
-    let r = t.get(&format!("/v1/agencies/{}/users/{}", a.id, missing("usr")), &a.key).await;
+    let r = t
+        .post(
+            &format!("/v1/agencies/{}/bindings", a.id),
+            &a.key,
+            json!({ "principal": a.acc, "role": "agency_user" }),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "invalid_request"),
+        "{}",
+        r.body
+    );
+    let r = t
+        .get(
+            &format!("/v1/agencies/{}/users/{}", a.id, missing("usr")),
+            &a.key,
+        )
+        .await;
     assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
 }
 
@@ -77,8 +172,13 @@ async fn unknown_routes_and_methods() {
     let t = TestApp::sqlite().await;
     let r = t.get("/v1/nope", &t.admin).await;
     assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
-    let r = t.call(Method::PUT, "/v1/agencies", Some(&t.admin), Some(json!({}))).await;
-    assert_eq!((r.status, r.code()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    let r = t
+        .call(Method::PUT, "/v1/agencies", Some(&t.admin), Some(json!({})))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
 }
 
 #[tokio::test]
@@ -88,26 +188,63 @@ async fn bad_credentials_are_401_with_a_challenge() {
     flipped[10] = if flipped[10] == b'a' { b'b' } else { b'a' };
     let flipped = String::from_utf8(flipped).unwrap();
     let unknown = tessera_token::generate_api_key_os();
-    for auth in [None, Some("Basic abc".to_owned()), Some("Bearer ".to_owned()), Some("Bearer eyJhbGciOiJub25lIn0.e30.".to_owned()), Some(format!("Bearer {flipped}")), Some(format!("Bearer {}", unknown.expose()))] {
+    for auth in [
+        None,
+        Some("Basic abc".to_owned()),
+        Some("Bearer ".to_owned()),
+        Some("Bearer eyJhbGciOiJub25lIn0.e30.".to_owned()),
+        Some(format!("Bearer {flipped}")),
+        Some(format!("Bearer {}", unknown.expose())),
+    ] {
         let mut b = Request::builder().uri("/v1/agencies");
         if let Some(a) = &auth {
             b = b.header("authorization", a);
         }
         let r = t.raw(b.body(Body::empty()).unwrap()).await;
-        assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "unauthenticated"), "{auth:?}");
-        assert!(r.headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
-        assert!(!r.body.to_string().contains("tsk_"), "an error never echoes a secret");
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            "{auth:?}"
+        );
+        assert!(r.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer"));
+        assert!(
+            !r.body.to_string().contains("tsk_"),
+            "an error never echoes a secret"
+        );
     }
-    let r = t.call(Method::GET, "/v1/agencies", Some(&flipped), None).await;
-    assert!(r.body["detail"].as_str().unwrap().contains("checksum"), "{}", r.body);
+    let r = t
+        .call(Method::GET, "/v1/agencies", Some(&flipped), None)
+        .await;
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("checksum"),
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test]
 async fn every_v1_route_requires_a_credential() {
     let t = TestApp::sqlite().await;
     for r in tessera_server::routes::table() {
-        let path = r.path.replace("{agy}", &missing("agy")).replace("{acc}", &missing("acc")).replace("{usr}", &missing("usr")).replace("{bnd}", &missing("bnd")).replace("{key}", &missing("key"));
-        let resp = t.call(r.method.clone(), &path, None, r.request.map(|_| json!({}))).await;
-        assert_eq!(resp.status, StatusCode::UNAUTHORIZED, "{} {}", r.method, r.path);
+        let path = r
+            .path
+            .replace("{agy}", &missing("agy"))
+            .replace("{acc}", &missing("acc"))
+            .replace("{usr}", &missing("usr"))
+            .replace("{bnd}", &missing("bnd"))
+            .replace("{key}", &missing("key"));
+        let resp = t
+            .call(r.method.clone(), &path, None, r.request.map(|_| json!({})))
+            .await;
+        assert_eq!(
+            resp.status,
+            StatusCode::UNAUTHORIZED,
+            "{} {}",
+            r.method,
+            r.path
+        );
     }
 }

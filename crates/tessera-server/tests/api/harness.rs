@@ -36,7 +36,10 @@ impl Resp {
         self.body["code"].as_str().unwrap_or("")
     }
     pub fn id(&self) -> String {
-        self.body["id"].as_str().unwrap_or_else(|| panic!("no id in {}", self.body)).to_owned()
+        self.body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {}", self.body))
+            .to_owned()
     }
 }
 
@@ -57,15 +60,32 @@ impl TestApp {
         Some(Self::with_store(store, dir, Some(db)).await)
     }
 
-    async fn with_store(store: Arc<dyn tessera_store::Store>, dir: TempDirGuard, pg: Option<PgTestDb>) -> Self {
+    async fn with_store(
+        store: Arc<dyn tessera_store::Store>,
+        dir: TempDirGuard,
+        pg: Option<PgTestDb>,
+    ) -> Self {
         let clock = Arc::new(ManualClock::new(T0));
         let master = tessera_token::MasterKey::from_bytes([7; 32]);
         let catalog = Catalog::default_catalog().expect("catalog");
         let state = AppState::new(store, catalog, &master, clock.clone()).expect("state");
-        let path = tessera_server::bootstrap::ensure(&state, dir.path()).await.expect("bootstrap").expect("bootstrapped");
-        let admin = std::fs::read_to_string(&path).expect("key file").trim().to_owned();
+        let path = tessera_server::bootstrap::ensure(&state, dir.path())
+            .await
+            .expect("bootstrap")
+            .expect("bootstrapped");
+        let admin = std::fs::read_to_string(&path)
+            .expect("key file")
+            .trim()
+            .to_owned();
         let router = tessera_server::app(state.clone()).expect("app");
-        Self { state, router, clock, admin, _dir: dir, _pg: pg }
+        Self {
+            state,
+            router,
+            clock,
+            admin,
+            _dir: dir,
+            _pg: pg,
+        }
     }
 
     pub async fn raw(&self, req: Request<Body>) -> Resp {
@@ -76,19 +96,35 @@ impl TestApp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        assert!(status.as_u16() < 500, "server error {status} for a request: {body}");
-        Resp { status, body, headers }
+        assert!(
+            status.as_u16() < 500,
+            "server error {status} for a request: {body}"
+        );
+        Resp {
+            status,
+            body,
+            headers,
+        }
     }
 
-    pub async fn call(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> Resp {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
         let mut b = Request::builder().method(method).uri(path);
         if let Some(k) = key {
             b = b.header("authorization", format!("Bearer {k}"));
         }
         let req = match body {
-            Some(v) => b.header("content-type", "application/json").body(Body::from(v.to_string())),
+            Some(v) => b
+                .header("content-type", "application/json")
+                .body(Body::from(v.to_string())),
             None => b.body(Body::empty()),
         };
         self.raw(req.expect("request")).await
@@ -109,23 +145,50 @@ impl TestApp {
 
     /// A new agency with an account, a user, and an admin key holding these agency scopes.
     pub async fn agency(&self, name: &str) -> Agency {
-        let r = self.post("/v1/agencies", &self.admin, json!({ "name": name })).await;
+        let r = self
+            .post("/v1/agencies", &self.admin, json!({ "name": name }))
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         let id = r.id();
-        let acc = self.post(&format!("/v1/agencies/{id}/accounts"), &self.admin, json!({ "name": format!("{name} client") })).await.id();
+        let acc = self
+            .post(
+                &format!("/v1/agencies/{id}/accounts"),
+                &self.admin,
+                json!({ "name": format!("{name} client") }),
+            )
+            .await
+            .id();
         let user = self
             .post(&format!("/v1/agencies/{id}/users"), &self.admin, json!({ "email": format!("owner@{}.test", name.to_lowercase().replace(' ', "-")), "name": "Owner" }))
             .await
             .id();
-        let key = self.post(&format!("/v1/agencies/{id}/api-keys"), &self.admin, json!({ "name": "admin", "scopes": ADMIN_SCOPES })).await;
+        let key = self
+            .post(
+                &format!("/v1/agencies/{id}/api-keys"),
+                &self.admin,
+                json!({ "name": "admin", "scopes": ADMIN_SCOPES }),
+            )
+            .await;
         assert_eq!(key.status, StatusCode::CREATED, "{}", key.body);
-        Agency { id, acc, user, key_id: key.id(), key: key.body["secret"].as_str().expect("secret").to_owned() }
+        Agency {
+            id,
+            acc,
+            user,
+            key_id: key.id(),
+            key: key.body["secret"].as_str().expect("secret").to_owned(),
+        }
     }
 }
 
 /// Scopes that let an agency key administer its agency.
 pub const ADMIN_SCOPES: &[&str] = &[
-    "agencies.readonly", "accounts.write", "users.write", "api_keys.write", "roles.write", "audit.readonly", "contacts.write",
+    "agencies.readonly",
+    "accounts.write",
+    "users.write",
+    "api_keys.write",
+    "roles.write",
+    "audit.readonly",
+    "contacts.write",
 ];
 
 #[derive(Clone, Debug)]

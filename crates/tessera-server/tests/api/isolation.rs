@@ -6,31 +6,65 @@ use serde_json::{json, Value};
 use crate::harness::{missing, TestApp};
 
 /// Every agency-scoped route, with ids filled in from `agy`'s objects.
-fn routes(agy: &str, acc: &str, usr: &str, key: &str, bnd: &str) -> Vec<(Method, String, Option<Value>)> {
+fn routes(
+    agy: &str,
+    acc: &str,
+    usr: &str,
+    key: &str,
+    bnd: &str,
+) -> Vec<(Method, String, Option<Value>)> {
     let b = format!("/v1/agencies/{agy}");
     vec![
         (Method::GET, b.clone(), None),
         (Method::PATCH, b.clone(), Some(json!({ "name": "pwned" }))),
         (Method::DELETE, b.clone(), None),
-        (Method::POST, format!("{b}/accounts"), Some(json!({ "name": "pwned" }))),
+        (
+            Method::POST,
+            format!("{b}/accounts"),
+            Some(json!({ "name": "pwned" })),
+        ),
         (Method::GET, format!("{b}/accounts"), None),
         (Method::GET, format!("{b}/accounts/{acc}"), None),
-        (Method::PATCH, format!("{b}/accounts/{acc}"), Some(json!({ "name": "pwned" }))),
+        (
+            Method::PATCH,
+            format!("{b}/accounts/{acc}"),
+            Some(json!({ "name": "pwned" })),
+        ),
         (Method::DELETE, format!("{b}/accounts/{acc}"), None),
-        (Method::POST, format!("{b}/users"), Some(json!({ "email": "x@pwned.test", "name": "x" }))),
+        (
+            Method::POST,
+            format!("{b}/users"),
+            Some(json!({ "email": "x@pwned.test", "name": "x" })),
+        ),
         (Method::GET, format!("{b}/users"), None),
         (Method::GET, format!("{b}/users/{usr}"), None),
-        (Method::PATCH, format!("{b}/users/{usr}"), Some(json!({ "name": "pwned" }))),
+        (
+            Method::PATCH,
+            format!("{b}/users/{usr}"),
+            Some(json!({ "name": "pwned" })),
+        ),
         (Method::DELETE, format!("{b}/users/{usr}"), None),
-        (Method::POST, format!("{b}/bindings"), Some(json!({ "principal": usr, "role": "agency_user" }))),
+        (
+            Method::POST,
+            format!("{b}/bindings"),
+            Some(json!({ "principal": usr, "role": "agency_user" })),
+        ),
         (Method::GET, format!("{b}/bindings"), None),
         (Method::GET, format!("{b}/bindings/{bnd}"), None),
         (Method::DELETE, format!("{b}/bindings/{bnd}"), None),
-        (Method::POST, format!("{b}/api-keys"), Some(json!({ "name": "x", "scopes": ["contacts.readonly"] }))),
+        (
+            Method::POST,
+            format!("{b}/api-keys"),
+            Some(json!({ "name": "x", "scopes": ["contacts.readonly"] })),
+        ),
         (Method::GET, format!("{b}/api-keys"), None),
         (Method::GET, format!("{b}/api-keys/{key}"), None),
         (Method::DELETE, format!("{b}/api-keys/{key}"), None),
-        (Method::POST, format!("{b}/api-keys/{key}/rotate"), Some(json!({}))),
+        (
+            Method::POST,
+            format!("{b}/api-keys/{key}/rotate"),
+            Some(json!({})),
+        ),
         (Method::GET, format!("{b}/audit"), None),
         (Method::GET, format!("{b}/audit/export"), None),
         (Method::GET, format!("{b}/audit/verify"), None),
@@ -40,30 +74,101 @@ fn routes(agy: &str, acc: &str, usr: &str, key: &str, bnd: &str) -> Vec<(Method,
 async fn check(t: &TestApp) {
     let a = t.agency("Alpha").await;
     let b = t.agency("Bravo").await;
-    let bnd = t.post(&format!("/v1/agencies/{}/bindings", a.id), &t.admin, json!({ "principal": a.user, "role": "account_user", "account": a.acc })).await;
+    let bnd = t
+        .post(
+            &format!("/v1/agencies/{}/bindings", a.id),
+            &t.admin,
+            json!({ "principal": a.user, "role": "account_user", "account": a.acc }),
+        )
+        .await;
     assert_eq!(bnd.status, StatusCode::CREATED, "{}", bnd.body);
     let bnd = bnd.id();
-    let before = t.get(&format!("/v1/agencies/{}/audit", a.id), &a.key).await.body["items"].as_array().unwrap().len();
+    let before = t
+        .get(&format!("/v1/agencies/{}/audit", a.id), &a.key)
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .len();
 
     let attacks = routes(&a.id, &a.acc, &a.user, &a.key_id, &bnd);
-    let ghosts = routes(&missing("agy"), &missing("acc"), &missing("usr"), &missing("key"), &missing("bnd"));
-    assert_eq!(attacks.len(), tessera_server::routes::table().iter().filter(|r| r.path.starts_with("/v1/agencies/{agy}")).count(), "every agency route is attacked");
+    let ghosts = routes(
+        &missing("agy"),
+        &missing("acc"),
+        &missing("usr"),
+        &missing("key"),
+        &missing("bnd"),
+    );
+    assert_eq!(
+        attacks.len(),
+        tessera_server::routes::table()
+            .iter()
+            .filter(|r| r.path.starts_with("/v1/agencies/{agy}"))
+            .count(),
+        "every agency route is attacked"
+    );
     for ((m, path, body), (_, ghost_path, ghost_body)) in attacks.into_iter().zip(ghosts) {
         let r = t.call(m.clone(), &path, Some(&b.key), body).await;
-        let g = t.call(m.clone(), &ghost_path, Some(&b.key), ghost_body).await;
-        assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"), "{m} {path}: {}", r.body);
-        assert_eq!(r.body, g.body, "{m} {path}: B must not tell A's objects from missing ones");
+        let g = t
+            .call(m.clone(), &ghost_path, Some(&b.key), ghost_body)
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{m} {path}: {}",
+            r.body
+        );
+        assert_eq!(
+            r.body, g.body,
+            "{m} {path}: B must not tell A's objects from missing ones"
+        );
     }
     // Nothing of A changed, and A's trail holds no event by B.
-    assert_eq!(t.get(&format!("/v1/agencies/{}", a.id), &a.key).await.body["name"], "Alpha");
-    assert_eq!(t.get(&format!("/v1/agencies/{}/accounts/{}", a.id, a.acc), &a.key).await.status, StatusCode::OK);
-    assert_eq!(t.get(&format!("/v1/agencies/{}/users/{}", a.id, a.user), &a.key).await.body["name"], "Owner");
-    assert_eq!(t.get(&format!("/v1/agencies/{}/api-keys/{}", a.id, a.key_id), &a.key).await.body["revoked_at"], Value::Null);
-    let events = t.get(&format!("/v1/agencies/{}/audit", a.id), &a.key).await.body["items"].as_array().unwrap().clone();
+    assert_eq!(
+        t.get(&format!("/v1/agencies/{}", a.id), &a.key).await.body["name"],
+        "Alpha"
+    );
+    assert_eq!(
+        t.get(&format!("/v1/agencies/{}/accounts/{}", a.id, a.acc), &a.key)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        t.get(&format!("/v1/agencies/{}/users/{}", a.id, a.user), &a.key)
+            .await
+            .body["name"],
+        "Owner"
+    );
+    assert_eq!(
+        t.get(
+            &format!("/v1/agencies/{}/api-keys/{}", a.id, a.key_id),
+            &a.key
+        )
+        .await
+        .body["revoked_at"],
+        Value::Null
+    );
+    let events = t
+        .get(&format!("/v1/agencies/{}/audit", a.id), &a.key)
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(events.len(), before);
     // B's own trail records the denied attempts.
-    let denied = t.get(&format!("/v1/agencies/{}/audit?action=authz.denied", b.id), &b.key).await;
-    assert!(denied.body["items"].as_array().unwrap().len() >= 20, "{}", denied.body);
+    let denied = t
+        .get(
+            &format!("/v1/agencies/{}/audit?action=authz.denied", b.id),
+            &b.key,
+        )
+        .await;
+    assert!(
+        denied.body["items"].as_array().unwrap().len() >= 20,
+        "{}",
+        denied.body
+    );
 }
 
 #[tokio::test]
@@ -84,9 +189,17 @@ async fn an_agency_key_cannot_reach_platform_routes() {
     let a = t.agency("Alpha").await;
     let r = t.get("/v1/agencies", &a.key).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = t.post("/v1/agencies", &a.key, json!({ "name": "mine" })).await;
+    let r = t
+        .post("/v1/agencies", &a.key, json!({ "name": "mine" }))
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // Nor bind a platform role in its own agency.
-    let r = t.post(&format!("/v1/agencies/{}/bindings", a.id), &a.key, json!({ "principal": a.user, "role": "platform_admin" })).await;
+    let r = t
+        .post(
+            &format!("/v1/agencies/{}/bindings", a.id),
+            &a.key,
+            json!({ "principal": a.user, "role": "platform_admin" }),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
 }

@@ -14,14 +14,26 @@ use crate::harness::TestApp;
 #[tokio::test]
 async fn health_readiness_and_metrics() {
     let t = TestApp::sqlite().await;
-    let r = t.call(axum::http::Method::GET, "/healthz", None, None).await;
+    let r = t
+        .call(axum::http::Method::GET, "/healthz", None, None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let r = t.call(axum::http::Method::GET, "/readyz", None, None).await;
-    assert_eq!((r.status, r.body["store"].as_str()), (StatusCode::OK, Some("sqlite")));
+    assert_eq!(
+        (r.status, r.body["store"].as_str()),
+        (StatusCode::OK, Some("sqlite"))
+    );
     t.get("/v1/agencies", &t.admin).await;
-    let m = t.call(axum::http::Method::GET, "/metrics", None, None).await;
+    let m = t
+        .call(axum::http::Method::GET, "/metrics", None, None)
+        .await;
     let text = m.body.as_str().unwrap();
-    assert!(text.contains(r#"tessera_http_requests_total{method="GET",route="/v1/agencies",status="200"}"#), "{text}");
+    assert!(
+        text.contains(
+            r#"tessera_http_requests_total{method="GET",route="/v1/agencies",status="200"}"#
+        ),
+        "{text}"
+    );
     assert!(text.contains("tessera_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/agencies\",le=\"+Inf\"}"));
     assert!(text.contains("tessera_store_errors_total"));
 }
@@ -30,37 +42,63 @@ async fn health_readiness_and_metrics() {
 async fn every_route_declares_a_catalog_permission_and_is_documented() {
     let t = TestApp::sqlite().await;
     let catalog = tessera_core::Catalog::default_catalog().unwrap();
-    let doc = t.call(axum::http::Method::GET, "/openapi.json", None, None).await.body;
+    let doc = t
+        .call(axum::http::Method::GET, "/openapi.json", None, None)
+        .await
+        .body;
     assert_eq!(doc["openapi"], "3.1.0");
     let mut authenticated_only = BTreeSet::new();
     for r in table() {
         match r.access {
-            Access::Permission(p, _) | Access::Platform(p) => assert!(catalog.permission(p).is_some(), "{} {} needs unknown `{p}`", r.method, r.path),
+            Access::Permission(p, _) | Access::Platform(p) => assert!(
+                catalog.permission(p).is_some(),
+                "{} {} needs unknown `{p}`",
+                r.method,
+                r.path
+            ),
             Access::Authenticated => {
                 authenticated_only.insert(r.path);
             }
         }
         let op = &doc["paths"][r.path][r.method.as_str().to_lowercase()];
-        assert!(op.is_object(), "{} {} missing from openapi.json", r.method, r.path);
+        assert!(
+            op.is_object(),
+            "{} {} missing from openapi.json",
+            r.method,
+            r.path
+        );
         assert!(op["responses"][r.status.to_string()].is_object());
         if r.request.is_some() {
             assert!(op["requestBody"]["content"]["application/json"]["schema"].is_object());
         }
     }
-    assert_eq!(authenticated_only, BTreeSet::from(["/v1/catalog"]), "only public metadata skips the permission check");
+    assert_eq!(
+        authenticated_only,
+        BTreeSet::from(["/v1/catalog"]),
+        "only public metadata skips the permission check"
+    );
     // Every reference resolves.
     let text = doc.to_string();
     for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
         let name = part.split('"').next().unwrap();
-        assert!(doc["components"]["schemas"][name].is_object(), "dangling $ref {name}");
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "dangling $ref {name}"
+        );
     }
     let cat = t.get("/v1/catalog", &t.admin).await;
-    assert!(cat.body["scopes"].as_array().unwrap().iter().any(|s| s["audience"] == "partner"));
+    assert!(cat.body["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["audience"] == "partner"));
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     out
@@ -79,7 +117,11 @@ async fn a_real_server_serves_and_shuts_down_gracefully() {
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.to_lowercase().contains("x-request-id: req_"));
     stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 fn tessera() -> std::process::Command {
@@ -90,19 +132,48 @@ fn tessera() -> std::process::Command {
 fn the_binary_bootstraps_once_and_documents_its_options() {
     let help = tessera().args(["serve", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    for opt in ["--listen", "--data-dir", "--database-url", "--issuer", "--config", "--log-format", "TESSERA_LISTEN", "TESSERA_DATA_DIR", "TESSERA_DATABASE_URL", "TESSERA_ISSUER"] {
+    for opt in [
+        "--listen",
+        "--data-dir",
+        "--database-url",
+        "--issuer",
+        "--config",
+        "--log-format",
+        "TESSERA_LISTEN",
+        "TESSERA_DATA_DIR",
+        "TESSERA_DATABASE_URL",
+        "TESSERA_ISSUER",
+    ] {
         assert!(help.contains(opt), "serve --help lacks {opt}:\n{help}");
     }
     let dir = tessera_store::testing::TempDirGuard::new("tessera-bin").unwrap();
     let data = dir.path().join("data");
-    let out = tessera().args(["migrate", "--output", "json", "--data-dir"]).arg(&data).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tessera()
+        .args(["migrate", "--output", "json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((v["ok"].as_bool(), v["applied"].as_u64()), (Some(true), Some(1)));
+    assert_eq!(
+        (v["ok"].as_bool(), v["applied"].as_u64()),
+        (Some(true), Some(1))
+    );
 
     let start = || {
         let mut child = tessera()
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--data-dir",
+            ])
             .arg(&data)
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -120,7 +191,10 @@ fn the_binary_bootstraps_once_and_documents_its_options() {
             log.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
         // SIGTERM: a graceful stop that exits 0.
-        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
         let mut rest = String::new();
         let _ = stderr.read_to_string(&mut rest);
         log.push_str(&rest);
@@ -130,21 +204,54 @@ fn the_binary_bootstraps_once_and_documents_its_options() {
     let log1 = start();
     let key_file = data.join("bootstrap-admin.key");
     let key = std::fs::read_to_string(&key_file).unwrap();
-    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(std::fs::metadata(data.join("master.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(data.join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
     assert!(key.starts_with("tsk_") && key.ends_with('\n') && key.lines().count() == 1);
-    assert!(!log1.contains(key.trim()), "the secret never appears in a log");
-    assert!(log1.lines().filter(|l| l.starts_with('{')).all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "json logs: {log1}");
+    assert!(
+        !log1.contains(key.trim()),
+        "the secret never appears in a log"
+    );
+    assert!(
+        log1.lines()
+            .filter(|l| l.starts_with('{'))
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "json logs: {log1}"
+    );
     let log2 = start();
-    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key, "later starts leave the key alone");
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap(),
+        key,
+        "later starts leave the key alone"
+    );
     assert!(!log2.contains("bootstrap"), "{log2}");
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[[resources]]\nname = \"x\"\n[[permissions]]\nname = \"xs.read\"\nresource = \"nope\"\nlevels = [\"agency\"]\n").unwrap();
-    let out = tessera().args(["catalog", "validate", "--output", "json"]).arg(&bad).output().unwrap();
+    let out = tessera()
+        .args(["catalog", "validate", "--output", "json"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["problems"][0]["entry"], "permission `xs.read`");
-    let good = tessera().args(["catalog", "validate"]).arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../catalog/default.toml")).output().unwrap();
+    let good = tessera()
+        .args(["catalog", "validate"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../catalog/default.toml"
+        ))
+        .output()
+        .unwrap();
     assert!(good.status.success());
 }

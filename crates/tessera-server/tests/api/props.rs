@@ -21,8 +21,14 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        Just(Op::ReadAccount), Just(Op::RenameAccount), Just(Op::ReadUser), Just(Op::DeleteUser),
-        Just(Op::ListAccounts), Just(Op::CreateKey), Just(Op::RevokeKey), Just(Op::BindUser),
+        Just(Op::ReadAccount),
+        Just(Op::RenameAccount),
+        Just(Op::ReadUser),
+        Just(Op::DeleteUser),
+        Just(Op::ListAccounts),
+        Just(Op::CreateKey),
+        Just(Op::RevokeKey),
+        Just(Op::BindUser),
     ]
 }
 
@@ -30,13 +36,31 @@ fn request(op: &Op, target: &Agency) -> (Method, String, Option<serde_json::Valu
     let b = format!("/v1/agencies/{}", target.id);
     match op {
         Op::ReadAccount => (Method::GET, format!("{b}/accounts/{}", target.acc), None),
-        Op::RenameAccount => (Method::PATCH, format!("{b}/accounts/{}", target.acc), Some(json!({ "name": "changed" }))),
+        Op::RenameAccount => (
+            Method::PATCH,
+            format!("{b}/accounts/{}", target.acc),
+            Some(json!({ "name": "changed" })),
+        ),
         Op::ReadUser => (Method::GET, format!("{b}/users/{}", target.user), None),
         Op::DeleteUser => (Method::DELETE, format!("{b}/users/{}", target.user), None),
         Op::ListAccounts => (Method::GET, format!("{b}/accounts"), None),
-        Op::CreateKey => (Method::POST, format!("{b}/api-keys"), Some(json!({ "name": "k", "scopes": ["contacts.readonly"] }))),
-        Op::RevokeKey => (Method::DELETE, format!("{b}/api-keys/{}", target.key_id), None),
-        Op::BindUser => (Method::POST, format!("{b}/bindings"), Some(json!({ "principal": target.user, "role": "account_user", "account": target.acc }))),
+        Op::CreateKey => (
+            Method::POST,
+            format!("{b}/api-keys"),
+            Some(json!({ "name": "k", "scopes": ["contacts.readonly"] })),
+        ),
+        Op::RevokeKey => (
+            Method::DELETE,
+            format!("{b}/api-keys/{}", target.key_id),
+            None,
+        ),
+        Op::BindUser => (
+            Method::POST,
+            format!("{b}/bindings"),
+            Some(
+                json!({ "principal": target.user, "role": "account_user", "account": target.acc }),
+            ),
+        ),
     }
 }
 
