@@ -76,6 +76,31 @@ pub enum Reason {
     OutsideCredentialScope,
     /// The credential is bound to another account.
     OutsideCredentialAccount,
+    /// RBAC allowed it, but a Cedar policy forbade it (or no conditional permit held).
+    DeniedByPolicy {
+        /// The deciding policies (`pol_…#n`), if any.
+        policies: Vec<String>,
+    },
+    /// A policy failed to evaluate (or no longer compiles): denied, fail closed.
+    PolicyError {
+        /// What went wrong.
+        errors: Vec<String>,
+    },
+}
+
+impl Reason {
+    /// A stable snake_case code for the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Granted { .. } => "granted",
+            Self::OtherTenant => "other_tenant",
+            Self::NotGranted => "not_granted",
+            Self::OutsideCredentialScope => "outside_credential_scope",
+            Self::OutsideCredentialAccount => "outside_credential_account",
+            Self::DeniedByPolicy { .. } => "denied_by_policy",
+            Self::PolicyError { .. } => "policy_error",
+        }
+    }
 }
 
 /// An authorization decision with its reason.

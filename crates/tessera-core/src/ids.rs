@@ -10,6 +10,17 @@ use rand::RngCore;
 
 /// Crockford base32, as ULID uses it.
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Crockford digit values by byte (0xFF: not a digit).
+const DECODE: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 32 {
+        t[CROCKFORD[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
 /// Length of the ULID part of an id.
 pub const ULID_LEN: usize = 26;
 
@@ -41,6 +52,28 @@ pub fn ulid_string(millis: u64, rng: &mut dyn RngCore) -> String {
         *slot = CROCKFORD[(value & 0x1F) as usize];
         value >>= 5;
         let _ = i;
+    }
+    out.iter().map(|&c| c as char).collect()
+}
+
+/// The 128 bits of a ULID string (26 Crockford characters), if it is one.
+pub fn ulid_bits(s: &str) -> Option<u128> {
+    if !is_ulid(s) {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for c in s.bytes() {
+        v = (v << 5) | u128::from(DECODE[usize::from(c)]);
+    }
+    Some(v)
+}
+
+/// The ULID string of 128 bits.
+pub fn ulid_from_bits(mut value: u128) -> String {
+    let mut out = [0u8; ULID_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = CROCKFORD[(value & 0x1F) as usize];
+        value >>= 5;
     }
     out.iter().map(|&c| c as char).collect()
 }
@@ -83,6 +116,17 @@ macro_rules! define_id {
             /// The id as text.
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+
+            /// The 128 bits of the ULID inside (compact keys for in-memory indexes).
+            pub fn bits(&self) -> u128 {
+                // INVARIANT: the value was parsed or generated, so the ULID part is valid.
+                ulid_bits(&self.0[$prefix.len()..]).unwrap_or(0)
+            }
+
+            /// The id with these ULID bits.
+            pub fn from_bits(bits: u128) -> Self {
+                Self(format!("{}{}", $prefix, ulid_from_bits(bits)))
             }
         }
 
@@ -245,6 +289,15 @@ mod tests {
         assert!(id.as_str().starts_with("acc_"));
         assert_eq!(id.as_str().len(), 4 + ULID_LEN);
         assert_eq!(id.as_str().parse::<AccountId>(), Ok(id.clone()));
+    }
+
+    #[test]
+    fn bits_roundtrip() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        for _ in 0..100 {
+            let id = BindingId::generate_at(1_800_000_000_000, &mut rng);
+            assert_eq!(BindingId::from_bits(id.bits()), id);
+        }
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Tessera's pure domain: typed ids, the catalog, permission sets and the authorization
 //! decision. No IO, no async: storage loads what a decision needs before calling in here.
 
+pub mod abac;
 pub mod authz;
 pub mod catalog;
 pub mod ids;
+pub mod index;
 pub mod permission;
 pub mod time;
 

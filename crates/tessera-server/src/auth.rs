@@ -2,7 +2,8 @@
 //!
 //! Every `/v1` route declares one catalog permission (routes/mod.rs); `guard` authenticates
 //! the bearer credential, resolves the target (agency and account from the path), and lets the
-//! request through only if the engine allows it. Denials are audited (I5).
+//! request through only if the engine allows it (RBAC index, credential cap, then Cedar).
+//! Denials are audited (I5).
 //! INVARIANT (I1): a `TenantScope` is only built here, for an agency the caller was authorized
 //! in; another tenant's agency answers the same 404 as a missing one. (I3) deny by default.
 
@@ -10,17 +11,20 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{json, Map, Value};
+use tessera_core::abac::{AbacRequest, PrincipalKind};
+use tessera_core::index::{self, Check};
 use tessera_core::{
-    authorize, AccountId, AgencyId, CredentialCap, EventId, Grant, GrantSource, KeyId,
-    PermissionIndex, PermissionSet, PrincipalId, Reason, Subject, Target,
+    AccountId, AgencyId, CredentialCap, EventId, PermissionIndex, PermissionSet, PrincipalId,
+    Reason,
 };
-use tessera_store::{ApiKey, AuditRecord, Binding, Outcome, Status, TenantScope};
+use tessera_store::{ApiKey, AuditRecord, Outcome, Status, TenantScope};
 use tessera_token::{check_api_key_format, looks_like_api_key};
 
+use crate::engine::{AgencyEntry, EngineError};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::parse_id;
 use crate::state::AppState;
@@ -36,39 +40,56 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
 }
 
-/// An authenticated caller.
+/// An authenticated caller: who, from which agency, with which credential.
 #[derive(Clone, Debug)]
 pub struct Caller {
     /// Who.
     pub principal: PrincipalId,
-    /// What the decision needs about them.
-    pub subject: Subject,
+    /// Its own agency.
+    pub agency: AgencyId,
+    /// Whether that is the platform tenant.
+    pub is_platform: bool,
     /// The API key, when the credential is one.
     pub key: Option<ApiKey>,
+    /// The credential's cap (scopes, account).
+    pub cap: CredentialCap,
+    /// What the credential grants by itself (an API key's scopes), at `cap.account`.
+    pub own: Option<PermissionSet>,
 }
 
-/// Where a route takes its authorization target from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TargetFrom {
-    /// `{agy}` (or the caller's own agency) and `{acc}` from the path: checked before the handler.
-    Path,
-    /// The account is in the body: the gate checks the tenant, the handler calls `require_at`.
-    Body,
+/// What a check is about, beyond the permission and the tenant.
+#[derive(Clone, Debug, Default)]
+pub struct ResourceDesc {
+    /// The resource's id, if one.
+    pub id: Option<String>,
+    /// Attributes policies may read.
+    pub attributes: Map<String, Value>,
+    /// The request context (`ip`, `time`, `mfa`, …).
+    pub context: Map<String, Value>,
 }
 
-/// Resolves the built-in (and, later, custom) roles of bindings into grants.
-pub fn grants_of(state: &AppState, bindings: &[Binding]) -> Vec<Grant> {
-    bindings
-        .iter()
-        .filter_map(|b| {
-            let (_, permissions) = state.catalog.role(&b.role)?;
-            Some(Grant {
-                source: GrantSource::Binding(b.id.clone()),
-                account: b.account.clone(),
-                permissions,
-            })
-        })
-        .collect()
+/// A decision with the revision it is valid at.
+#[derive(Clone, Debug)]
+pub struct Decided {
+    /// The answer.
+    pub allowed: bool,
+    /// Why.
+    pub reason: Reason,
+    /// The store revision the answer is valid at.
+    pub revision: i64,
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Store(s) => s.into(),
+            EngineError::RevisionNotReached { wanted, have } => {
+                let mut err = ApiError::new(ErrorCode::RevisionNotReached, format!("this node has not reached revision {wanted} yet (it is at {have}); retry shortly"));
+                err.retry_after = Some(1);
+                err
+            }
+        }
+    }
 }
 
 /// Authenticates the `Authorization: Bearer` credential.
@@ -123,39 +144,149 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
     if key.revoked_at.is_some() || key.expires_at.is_some_and(|at| at <= now) {
         return Err(invalid());
     }
-    let principal = PrincipalId::Key(key.id.clone());
-    let bindings = state.store.principal_bindings(&scope, &principal).await?;
-    let mut grants = grants_of(state, &bindings);
-    let cap = if key.scopes.is_empty() {
-        // An unscoped key is a service account: only its bindings grant anything.
-        None
-    } else {
-        let scoped = state
-            .catalog
-            .scopes_permissions(&key.scopes)
-            .map_err(|_| invalid())?;
-        grants.push(Grant {
-            source: GrantSource::KeyScopes(key.id.clone()),
-            account: key.account.clone(),
-            permissions: scoped,
-        });
-        Some(scoped)
-    };
+    let (own, cap) = key_grant(state, &key).ok_or_else(invalid)?;
     state.key_usage.record(&agency.id, &key.id, now);
-    let subject = Subject {
-        agency: agency.id.clone(),
+    Ok(Caller {
+        principal: PrincipalId::Key(key.id.clone()),
+        agency: agency.id,
         is_platform: agency.is_platform,
-        grants,
         cap: CredentialCap {
             permissions: cap,
             account: key.account.clone(),
         },
-    };
-    Ok(Caller {
-        principal,
-        subject,
+        own,
         key: Some(key),
     })
+}
+
+/// An API key's own grant and cap: its scopes' permissions, or nothing for an unscoped key
+/// (which holds only what is bound to it). `None` if a scope left the catalog.
+pub fn key_grant(
+    state: &AppState,
+    key: &ApiKey,
+) -> Option<(Option<PermissionSet>, Option<PermissionSet>)> {
+    if key.scopes.is_empty() {
+        return Some((None, None));
+    }
+    let set = state.catalog.scopes_permissions(&key.scopes).ok()?;
+    Some((Some(set), Some(set)))
+}
+
+/// Decides whether `caller` may exercise `permission` at (`agency`, `account`): the RBAC index
+/// and the credential's cap, then the Cedar policies of the platform and the agency.
+pub async fn decide(
+    state: &AppState,
+    caller: &Caller,
+    permission: PermissionIndex,
+    agency: &AgencyId,
+    account: Option<&AccountId>,
+    resource: &ResourceDesc,
+    at_least: Option<i64>,
+) -> Result<Decided, ApiError> {
+    let home = state
+        .engine
+        .entry(&caller.agency, caller.is_platform, at_least)
+        .await?;
+    let c = Check {
+        principal: &caller.principal,
+        home: &home.index,
+        own_grant: caller
+            .own
+            .as_ref()
+            .map(|s| (s, caller.cap.account.as_ref())),
+        cap: &caller.cap,
+        permission,
+        agency,
+        account,
+    };
+    let d = index::check(&c, state.engine_cfg);
+    let mut revision = state.engine.valid_at(&home);
+    if !d.allowed {
+        return Ok(Decided {
+            allowed: false,
+            reason: d.reason,
+            revision,
+        });
+    }
+    let target: Arc<AgencyEntry> = if *agency == caller.agency {
+        home.clone()
+    } else {
+        state.engine.entry(agency, false, at_least).await?
+    };
+    revision = revision.min(state.engine.valid_at(&target));
+    if let Some(reason) = abac(
+        state, caller, &home, &target, permission, agency, account, resource,
+    ) {
+        return Ok(Decided {
+            allowed: false,
+            reason,
+            revision,
+        });
+    }
+    Ok(Decided {
+        allowed: true,
+        reason: d.reason,
+        revision,
+    })
+}
+
+/// The Cedar step: `Some(reason)` if a policy denies what RBAC allowed.
+#[allow(clippy::too_many_arguments)]
+fn abac(
+    state: &AppState,
+    caller: &Caller,
+    home: &AgencyEntry,
+    target: &AgencyEntry,
+    permission: PermissionIndex,
+    agency: &AgencyId,
+    account: Option<&AccountId>,
+    resource: &ResourceDesc,
+) -> Option<Reason> {
+    if target.policies_broken {
+        return Some(Reason::PolicyError {
+            errors: vec!["the agency's stored policies no longer compile".into()],
+        });
+    }
+    let policies = target.policies.as_ref()?;
+    let def = state.catalog.permission_def(permission)?;
+    if !policies.applies(&def.name) {
+        return None;
+    }
+    let roles = home.index.role_names(&caller.principal);
+    // The schema makes `time`, `mfa` and `impersonating` required: fill what the caller left out
+    // (no MFA and no impersonation are the safe assumptions).
+    let mut context = resource.context.clone();
+    context
+        .entry("time")
+        .or_insert_with(|| Value::from(state.clock.now() / 1000));
+    context.entry("mfa").or_insert(Value::Bool(false));
+    context.entry("impersonating").or_insert(Value::Bool(false));
+    let req = AbacRequest {
+        principal_type: match caller.principal {
+            PrincipalId::User(_) => PrincipalKind::User,
+            PrincipalId::Key(_) => PrincipalKind::ApiKey,
+        },
+        principal_id: caller.principal.as_str(),
+        principal_agency: caller.agency.as_str(),
+        principal_roles: &roles,
+        action: &def.name,
+        resource_type: &def.resource,
+        resource_id: resource.id.as_deref(),
+        resource_agency: agency.as_str(),
+        resource_account: account.map(AccountId::as_str),
+        resource_attributes: &resource.attributes,
+        context: &context,
+    };
+    let out = policies.evaluate(&req);
+    if out.allowed {
+        None
+    } else if !out.errors.is_empty() {
+        Some(Reason::PolicyError { errors: out.errors })
+    } else {
+        Some(Reason::DeniedByPolicy {
+            policies: out.determining,
+        })
+    }
 }
 
 /// The route's requirement, attached to each route by the router.
@@ -173,6 +304,16 @@ pub struct GuardState {
     pub platform_only: bool,
 }
 
+/// Where a route takes its authorization target from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetFrom {
+    /// `{agy}` (or the caller's own agency) and `{acc}` from the path: checked before the handler.
+    Path,
+    /// The account is in the body or the stored object: the gate checks the tenant, the
+    /// handler calls `require_at`.
+    Body,
+}
+
 /// What the gate established; handlers extract it.
 #[derive(Clone, Debug)]
 pub struct Authorized {
@@ -182,7 +323,6 @@ pub struct Authorized {
     pub agency: AgencyId,
     /// The account acted on, from the path.
     pub account: Option<AccountId>,
-    /// The route's permission, if it declares one.
     permission: Option<(PermissionIndex, &'static str)>,
     checked: bool,
     /// Request facts.
@@ -190,6 +330,18 @@ pub struct Authorized {
 }
 
 impl Authorized {
+    /// For routes any authenticated caller may use: no permission, no tenant scope.
+    pub fn for_caller(caller: Caller, meta: RequestMeta) -> Self {
+        Self {
+            agency: caller.agency.clone(),
+            caller: Arc::new(caller),
+            account: None,
+            permission: None,
+            checked: false,
+            meta,
+        }
+    }
+
     /// The tenant scope of a route whose target came from the path (already checked).
     pub fn scope(&self) -> Result<TenantScope, ApiError> {
         if !self.checked {
@@ -205,6 +357,60 @@ impl Authorized {
     /// that decision needs; act only with the scope `require_at` returns.
     pub fn gate_scope(&self) -> TenantScope {
         TenantScope::authenticated(self.agency.clone())
+    }
+
+    /// Checks the route's permission at `account` (or the whole agency) and returns the scope.
+    pub async fn require_at(
+        &self,
+        state: &AppState,
+        account: Option<&AccountId>,
+    ) -> Result<TenantScope, ApiError> {
+        let (ix, name) = self
+            .permission
+            .ok_or_else(|| ApiError::internal("route without a permission asked for one"))?;
+        self.require(state, ix, name, account).await
+    }
+
+    /// Checks any permission at a target in this agency.
+    pub async fn require(
+        &self,
+        state: &AppState,
+        ix: PermissionIndex,
+        name: &str,
+        account: Option<&AccountId>,
+    ) -> Result<TenantScope, ApiError> {
+        let d = decide(
+            state,
+            &self.caller,
+            ix,
+            &self.agency,
+            account,
+            &request_context(state, &self.meta),
+            None,
+        )
+        .await?;
+        if d.allowed {
+            return Ok(TenantScope::authenticated(self.agency.clone()));
+        }
+        Err(deny(
+            state,
+            &self.caller,
+            &self.agency,
+            account,
+            name,
+            &d.reason,
+            &self.meta,
+        )
+        .await)
+    }
+
+    /// What the caller may do at a target in this agency (for "grant only what you hold").
+    pub async fn effective(
+        &self,
+        state: &AppState,
+        account: Option<&AccountId>,
+    ) -> Result<PermissionSet, ApiError> {
+        effective_of(state, &self.caller, &self.agency, account).await
     }
 
     /// Refuses a grant of permissions the caller does not hold (I2), naming them, and audits it.
@@ -234,69 +440,6 @@ impl Authorized {
         .with_extra(json!({ "missing_permissions": missing }))
     }
 
-    /// Checks the route's permission at `account` (or the whole agency) and returns the scope.
-    pub async fn require_at(
-        &self,
-        state: &AppState,
-        account: Option<&AccountId>,
-    ) -> Result<TenantScope, ApiError> {
-        let (ix, name) = self
-            .permission
-            .ok_or_else(|| ApiError::internal("route without a permission asked for one"))?;
-        self.require(state, ix, name, account).await
-    }
-
-    /// For routes any authenticated caller may use: no permission, no tenant scope.
-    pub fn for_caller(caller: Caller, meta: RequestMeta) -> Self {
-        Self {
-            agency: caller.subject.agency.clone(),
-            caller: Arc::new(caller),
-            account: None,
-            permission: None,
-            checked: false,
-            meta,
-        }
-    }
-
-    /// Checks any permission at a target in this agency.
-    pub async fn require(
-        &self,
-        state: &AppState,
-        ix: PermissionIndex,
-        name: &str,
-        account: Option<&AccountId>,
-    ) -> Result<TenantScope, ApiError> {
-        let target = Target {
-            agency: &self.agency,
-            account,
-        };
-        let d = authorize(&self.caller.subject, ix, target, state.engine);
-        if d.allowed {
-            return Ok(TenantScope::authenticated(self.agency.clone()));
-        }
-        Err(deny(
-            state,
-            &self.caller,
-            &self.agency,
-            account,
-            name,
-            &d.reason,
-            &self.meta,
-        )
-        .await)
-    }
-
-    /// What the caller may do at a target in this agency (for "grant only what you hold").
-    pub fn effective(&self, state: &AppState, account: Option<&AccountId>) -> PermissionSet {
-        self.caller.subject.effective(
-            Target {
-                agency: &self.agency,
-                account,
-            },
-            state.engine,
-        )
-    }
-
     /// An audit record of an act by this caller.
     pub fn audit(
         &self,
@@ -314,6 +457,48 @@ impl Authorized {
             Outcome::Success,
             detail,
         )
+    }
+}
+
+/// The permissions a caller may exercise at a target (RBAC and cap; policies only narrow).
+pub async fn effective_of(
+    state: &AppState,
+    caller: &Caller,
+    agency: &AgencyId,
+    account: Option<&AccountId>,
+) -> Result<PermissionSet, ApiError> {
+    let home = state
+        .engine
+        .entry(&caller.agency, caller.is_platform, None)
+        .await?;
+    let c = Check {
+        principal: &caller.principal,
+        home: &home.index,
+        own_grant: caller
+            .own
+            .as_ref()
+            .map(|s| (s, caller.cap.account.as_ref())),
+        cap: &caller.cap,
+        permission: state.engine_cfg.cross_tenant,
+        agency,
+        account,
+    };
+    Ok(index::effective(&c, state.engine_cfg)
+        .map(|(s, _)| s)
+        .unwrap_or_default())
+}
+
+/// The context the server itself knows about a request (for policies on admin routes).
+pub fn request_context(state: &AppState, meta: &RequestMeta) -> ResourceDesc {
+    let mut context = Map::new();
+    if let Some(ip) = &meta.ip {
+        context.insert("ip".into(), Value::String(ip.clone()));
+    }
+    context.insert("time".into(), Value::from(state.clock.now() / 1000));
+    ResourceDesc {
+        id: None,
+        attributes: Map::new(),
+        context,
     }
 }
 
@@ -344,7 +529,7 @@ pub fn audit_record(
 }
 
 /// Answers a denial (404 across tenants, 403 otherwise) and audits it.
-async fn deny(
+pub async fn deny(
     state: &AppState,
     caller: &Caller,
     agency: &AgencyId,
@@ -353,29 +538,36 @@ async fn deny(
     reason: &Reason,
     meta: &RequestMeta,
 ) -> ApiError {
+    let missing = json!({ "missing_permissions": [permission], "reason": reason.code() });
     let (chain, err) = match reason {
-        Reason::OtherTenant => (caller.subject.agency.clone(), ApiError::not_found()),
+        Reason::OtherTenant => (caller.agency.clone(), ApiError::not_found()),
         Reason::OutsideCredentialScope => (
             agency.clone(),
             ApiError::forbidden(format!(
                 "the credential's scopes do not include `{permission}`"
             ))
-            .with_extra(json!({ "missing_permissions": [permission] })),
+            .with_extra(missing),
         ),
         Reason::OutsideCredentialAccount => (
             agency.clone(),
-            ApiError::forbidden("this credential is bound to another account")
-                .with_extra(json!({ "missing_permissions": [permission] })),
+            ApiError::forbidden("this credential is bound to another account").with_extra(missing),
+        ),
+        Reason::DeniedByPolicy { .. } | Reason::PolicyError { .. } => (
+            agency.clone(),
+            ApiError::forbidden(format!(
+                "a policy of this agency forbids `{permission}` here"
+            ))
+            .with_extra(missing),
         ),
         _ => (
             agency.clone(),
             ApiError::forbidden(format!("the caller lacks `{permission}` here"))
-                .with_extra(json!({ "missing_permissions": [permission] })),
+                .with_extra(missing),
         ),
     };
     let detail = json!({
         "permission": permission,
-        "reason": format!("{reason:?}"),
+        "reason": reason.code(),
         "agency": agency.as_str(),
         "account": account.map(AccountId::as_str),
     });
@@ -400,13 +592,21 @@ async fn deny(
 
 /// The gate in front of every `/v1` route.
 pub async fn guard(State(g): State<GuardState>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
     match check(&g, request).await {
-        Ok(request) => next.run(request).await,
+        Ok((request, agency)) => {
+            let resp = next.run(request).await;
+            // This node's own writes take effect on its next check (other nodes: the feed).
+            if resp.status().is_success() && method != Method::GET && method != Method::HEAD {
+                g.app.engine.invalidate(&agency);
+            }
+            resp
+        }
         Err(e) => e.into_response(),
     }
 }
 
-async fn check(g: &GuardState, request: Request) -> Result<Request, ApiError> {
+async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), ApiError> {
     let (mut parts, body) = request.into_parts();
     let meta = parts
         .extensions
@@ -426,8 +626,8 @@ async fn check(g: &GuardState, request: Request) -> Result<Request, ApiError> {
             _ => {}
         }
     }
-    if g.platform_only && !caller.subject.is_platform {
-        let own = caller.subject.agency.clone();
+    if g.platform_only && !caller.is_platform {
+        let own = caller.agency.clone();
         return Err(deny(
             &g.app,
             &caller,
@@ -439,17 +639,22 @@ async fn check(g: &GuardState, request: Request) -> Result<Request, ApiError> {
         )
         .await);
     }
-    let agency = agency.unwrap_or_else(|| caller.subject.agency.clone());
-    let target = Target {
-        agency: &agency,
-        account: account.as_ref(),
-    };
-    let decision = authorize(&caller.subject, g.index, target, g.app.engine);
-    let reason = &decision.reason;
+    let agency = agency.unwrap_or_else(|| caller.agency.clone());
+    let ctx = request_context(&g.app, &meta);
+    let d = decide(
+        &g.app,
+        &caller,
+        g.index,
+        &agency,
+        account.as_ref(),
+        &ctx,
+        None,
+    )
+    .await?;
     let denied = match g.target {
-        TargetFrom::Path => !decision.allowed,
+        TargetFrom::Path => !d.allowed,
         // The handler checks the body's account; here only the tenant gate applies.
-        TargetFrom::Body => matches!(reason, Reason::OtherTenant),
+        TargetFrom::Body => matches!(d.reason, Reason::OtherTenant),
     };
     if denied {
         return Err(deny(
@@ -458,24 +663,24 @@ async fn check(g: &GuardState, request: Request) -> Result<Request, ApiError> {
             &agency,
             account.as_ref(),
             g.permission,
-            reason,
+            &d.reason,
             &meta,
         )
         .await);
     }
-    if agency != caller.subject.agency {
+    if agency != caller.agency {
         // Platform staff acting in an agency: it must exist, or it is the same 404.
         g.app.store.get_agency(&agency).await?;
     }
     parts.extensions.insert(Authorized {
         caller: Arc::new(caller),
-        agency,
+        agency: agency.clone(),
         account,
         permission: Some((g.index, g.permission)),
         checked: g.target == TargetFrom::Path,
         meta,
     });
-    Ok(Request::from_parts(parts, body))
+    Ok((Request::from_parts(parts, body), agency))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Authorized {
@@ -489,9 +694,4 @@ impl<S: Send + Sync> FromRequestParts<S> for Authorized {
             )
         })
     }
-}
-
-/// The id of the key making a request, if any (for audit details).
-pub fn key_id(a: &Authorized) -> Option<&KeyId> {
-    a.caller.key.as_ref().map(|k| &k.id)
 }

@@ -97,11 +97,17 @@ pub async fn ensure(state: &AppState, data_dir: &Path) -> anyhow::Result<Option<
         binding,
         audit,
     };
-    if state.store.bootstrap(b).await? {
-        Ok(Some(path))
-    } else {
-        // Another node bootstrapped first; our key is not valid.
-        let _ = std::fs::remove_file(&path);
-        Ok(None)
+    match state.store.bootstrap(b).await {
+        Ok(true) => Ok(Some(path)),
+        // Another node bootstrapped first (seen, or racing us to the unique platform row):
+        // our key is not valid.
+        Ok(false) | Err(tessera_store::StoreError::Conflict { .. }) => {
+            let _ = std::fs::remove_file(&path);
+            Ok(None)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(e.into())
+        }
     }
 }

@@ -35,6 +35,8 @@ pub enum ErrorCode {
     Internal,
     /// 503: the store is unreachable.
     Unavailable,
+    /// 503: this node has not yet applied the revision the caller asked for.
+    RevisionNotReached,
 }
 
 impl ErrorCode {
@@ -53,6 +55,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
+            Self::RevisionNotReached => "revision_not_reached",
         }
     }
 
@@ -69,7 +72,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::RevisionNotReached => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -87,6 +90,7 @@ impl ErrorCode {
             Self::RateLimited => "rate limited",
             Self::Internal => "internal error",
             Self::Unavailable => "service unavailable",
+            Self::RevisionNotReached => "revision not reached",
         }
     }
 }

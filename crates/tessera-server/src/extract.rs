@@ -11,6 +11,8 @@ use crate::error::{ApiError, ErrorCode};
 
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
+/// The largest body of `POST /v1/check/batch` (1,000 checks with attributes).
+pub const MAX_BATCH_BODY: usize = 2 * 1024 * 1024;
 
 /// A JSON body; malformed JSON, wrong types and unknown fields are 400 `invalid_request`.
 #[derive(Debug)]

@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -76,6 +77,12 @@ pub fn app(state: AppState) -> Result<Router, AppError> {
             };
             r.handler
                 .route_layer(axum::middleware::from_fn_with_state(g, auth::guard))
+        };
+        // A batch of checks is larger than any other body.
+        let handler = if r.path == "/v1/check/batch" {
+            handler.layer(DefaultBodyLimit::max(extract::MAX_BATCH_BODY))
+        } else {
+            handler
         };
         router = router.route(r.path, handler);
     }
@@ -153,6 +160,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let router = app(state.clone())?;
+    state.engine.start_at(state.store.revision().await?);
+    let follower = tokio::spawn(state.engine.clone().follow(Duration::from_millis(250)));
     let usage = state.key_usage.clone();
     let store = state.store.clone();
     let flusher = tokio::spawn(async move {
@@ -169,6 +178,7 @@ pub async fn run(
     .with_graceful_shutdown(shutdown)
     .await?;
     flusher.abort();
+    follower.abort();
     state.key_usage.flush(state.store.as_ref()).await;
     Ok(())
 }

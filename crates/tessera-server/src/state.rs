@@ -17,7 +17,9 @@ pub struct AppState {
     /// The catalog.
     pub catalog: Arc<Catalog>,
     /// The engine's catalog indices.
-    pub engine: EngineConfig,
+    pub engine_cfg: EngineConfig,
+    /// The authorization engine (indexes, policies, the change feed).
+    pub engine: Arc<crate::engine::Engine>,
     /// The current pepper for credential hashes.
     pub pepper: Arc<Pepper>,
     /// Time.
@@ -62,6 +64,21 @@ pub enum StateError {
     /// The engine needs a permission the catalog lacks.
     #[error("the catalog must define the permission `{0}`")]
     MissingPermission(&'static str),
+    /// The Cedar schema generated from the catalog is invalid.
+    #[error("the catalog does not make a valid Cedar schema: {0}")]
+    Schema(String),
+    /// A platform policy file is invalid.
+    #[error("invalid platform policies: {0}")]
+    Policies(String),
+}
+
+/// Engine settings.
+#[derive(Clone, Debug, Default)]
+pub struct EngineSettings {
+    /// Platform-wide Cedar policies (source name, text), applied in every agency.
+    pub platform_policies: Vec<(String, String)>,
+    /// Memory budget of the index cache, in bytes (0: the default, 512 MiB).
+    pub cache_bytes: u64,
 }
 
 impl AppState {
@@ -72,13 +89,50 @@ impl AppState {
         master_key: &tessera_token::MasterKey,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StateError> {
+        Self::with_engine(store, catalog, master_key, clock, EngineSettings::default())
+    }
+
+    /// The same, with engine settings.
+    pub fn with_engine(
+        store: Arc<dyn Store>,
+        catalog: Catalog,
+        master_key: &tessera_token::MasterKey,
+        clock: Arc<dyn Clock>,
+        settings: EngineSettings,
+    ) -> Result<Self, StateError> {
         let cross_tenant = catalog
             .permission("platform.cross_tenant")
             .ok_or(StateError::MissingPermission("platform.cross_tenant"))?;
+        let schema = tessera_core::abac::cedar_schema(&catalog).map_err(StateError::Schema)?;
+        for (name, text) in &settings.platform_policies {
+            tessera_core::abac::validate_policies(&schema, text).map_err(|d| {
+                StateError::Policies(format!(
+                    "`{name}`: {}",
+                    d.iter()
+                        .map(|p| p.message.clone())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ))
+            })?;
+        }
+        let catalog = Arc::new(catalog);
+        let budget = if settings.cache_bytes == 0 {
+            512 << 20
+        } else {
+            settings.cache_bytes
+        };
+        let engine = crate::engine::Engine::new(
+            store.clone(),
+            catalog.clone(),
+            Arc::new(schema),
+            settings.platform_policies,
+            budget,
+        );
         Ok(Self {
             store,
-            catalog: Arc::new(catalog),
-            engine: EngineConfig { cross_tenant },
+            catalog,
+            engine_cfg: EngineConfig { cross_tenant },
+            engine: Arc::new(engine),
             pepper: Arc::new(master_key.derive_pepper(PEPPER_VERSION)),
             clock,
             key_usage: Arc::default(),

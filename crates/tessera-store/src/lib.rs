@@ -17,7 +17,7 @@ mod sqlite;
 pub mod testing;
 
 use async_trait::async_trait;
-use tessera_core::{AccountId, AgencyId, BindingId, KeyId, PrincipalId, UserId};
+use tessera_core::{AccountId, AgencyId, BindingId, KeyId, PolicyId, PrincipalId, RoleId, UserId};
 
 pub use audit::{AuditEvent, AuditRecord, ChainHash, Outcome};
 pub use error::StoreError;
@@ -215,6 +215,86 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: i64,
         audit: &AuditRecord,
     ) -> Result<(), StoreError>;
+
+    // --- custom roles ---
+    /// Creates a custom role in the scope's agency (whatever `r.agency_id` says). A duplicate
+    /// name is `Conflict { constraint: "name" }`. Bumps the revision.
+    async fn create_role(
+        &self,
+        t: &TenantScope,
+        r: &Role,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    /// A custom role of the tenant.
+    async fn get_role(&self, t: &TenantScope, id: &RoleId) -> Result<Role, StoreError>;
+    /// The tenant's custom roles, in id order (ids are time-ordered to the millisecond).
+    async fn list_roles(
+        &self,
+        t: &TenantScope,
+        page: &PageRequest,
+    ) -> Result<Page<Role>, StoreError>;
+    /// Changes a role's name, description or permissions. Bumps the revision.
+    async fn update_role(
+        &self,
+        t: &TenantScope,
+        id: &RoleId,
+        patch: &RolePatch,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<Role, StoreError>;
+    /// Deletes a role. If bindings name it, this is `Conflict { constraint: "role_in_use" }`
+    /// and nothing changes, unless `remove_bindings`: then they go with it, atomically.
+    /// Returns how many bindings were removed. Bumps the revision.
+    async fn delete_role(
+        &self,
+        t: &TenantScope,
+        id: &RoleId,
+        remove_bindings: bool,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<u64, StoreError>;
+    /// How many of the tenant's bindings name this role (0 for a role it does not have).
+    async fn count_role_bindings(&self, t: &TenantScope, id: &RoleId) -> Result<u64, StoreError>;
+
+    // --- policies ---
+    /// Creates a Cedar policy in the scope's agency (whatever `p.agency_id` says). Bumps the
+    /// revision.
+    async fn create_policy(
+        &self,
+        t: &TenantScope,
+        p: &Policy,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    /// A policy of the tenant.
+    async fn get_policy(&self, t: &TenantScope, id: &PolicyId) -> Result<Policy, StoreError>;
+    /// The tenant's policies, in id order (ids are time-ordered to the millisecond).
+    async fn list_policies(
+        &self,
+        t: &TenantScope,
+        page: &PageRequest,
+    ) -> Result<Page<Policy>, StoreError>;
+    /// Deletes a policy. Bumps the revision.
+    async fn delete_policy(
+        &self,
+        t: &TenantScope,
+        id: &PolicyId,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+
+    // --- authorization data and the change feed ---
+    /// Every role, binding and policy of the tenant and the global revision, read in one
+    /// consistent snapshot: it reflects exactly the writes up to `revision`.
+    async fn authz_snapshot(&self, t: &TenantScope) -> Result<AuthzSnapshot, StoreError>;
+    /// The global change feed (every agency), in revision order: at most `limit` changes
+    /// (clamped to 1..=10000) with a revision above `after_revision`. The revisions are
+    /// gap-free, and a change is returned only once every lower revision is visible, so a
+    /// tailer that resumes after the last revision it saw misses nothing.
+    async fn changes_since(
+        &self,
+        after_revision: i64,
+        limit: u32,
+    ) -> Result<Vec<Change>, StoreError>;
 
     // --- API keys ---
     /// Creates a key with its first secret hash, and its bindings (if any), atomically.

@@ -9,6 +9,10 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::migrate::{CREATE_TABLE, MIGRATIONS};
 
+/// Row-lock clause for reads that must hold a row until commit: what a foreign-key check
+/// takes, so it blocks a `DELETE` of the row but not an update of its other columns.
+const KEY_SHARE: &str = "FOR KEY SHARE";
+
 /// A PostgreSQL-backed store.
 #[derive(Clone, Debug)]
 pub struct PgStore {
@@ -57,6 +61,31 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT set_config('tessera.agency_id', $1, true)")
             .bind(agency.as_str())
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    /// Like `begin_tenant`, as one `REPEATABLE READ` snapshot. The isolation level must be set
+    /// before the transaction's first query, and `set_config` is a query (a `SELECT`), so it
+    /// comes after.
+    async fn begin_snapshot(&self, agency: &AgencyId) -> Result<Tx, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT set_config('tessera.agency_id', $1, true)")
+            .bind(agency.as_str())
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    /// A transaction that may read the change log of every agency (the `change_feed`
+    /// policy, SELECT only), and nothing else of any tenant.
+    async fn begin_feed(&self) -> Result<Tx, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('tessera.change_feed', 'on', true)")
             .execute(&mut *tx)
             .await?;
         Ok(tx)

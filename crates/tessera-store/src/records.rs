@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 use tessera_core::time::serde_rfc3339;
-use tessera_core::{AccountId, AgencyId, BindingId, KeyId, PrincipalId, UserId};
+use tessera_core::{AccountId, AgencyId, BindingId, KeyId, PolicyId, PrincipalId, RoleId, UserId};
 
 use crate::audit::AuditRecord;
 
@@ -177,6 +177,90 @@ pub struct Binding {
     #[serde(serialize_with = "serde_rfc3339::serialize")]
     #[schemars(with = "String")]
     pub created_at: i64,
+}
+
+/// A custom role of one agency: a named set of catalog permissions. Bindings name it by id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Role {
+    /// Its id.
+    pub id: RoleId,
+    /// The agency it belongs to.
+    pub agency_id: AgencyId,
+    /// Display name (unique per agency).
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// Catalog permission names (`contacts.read`, …), validated by the caller.
+    pub permissions: Vec<String>,
+    /// The principal that created it.
+    pub created_by: String,
+    /// Creation time.
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schemars(with = "String")]
+    pub created_at: i64,
+    /// Last change.
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schemars(with = "String")]
+    pub updated_at: i64,
+}
+
+/// Changes to a role; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RolePatch {
+    /// New name (unique per agency).
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New permission set, replacing the old one.
+    pub permissions: Option<Vec<String>>,
+}
+
+/// A Cedar policy of one agency. Immutable: a change is a delete and a create.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Policy {
+    /// Its id.
+    pub id: PolicyId,
+    /// The agency it belongs to.
+    pub agency_id: AgencyId,
+    /// What it is for.
+    pub description: String,
+    /// The policy text, validated against the catalog's schema by the caller.
+    pub cedar: String,
+    /// The principal that created it.
+    pub created_by: String,
+    /// Creation time.
+    #[serde(serialize_with = "serde_rfc3339::serialize")]
+    #[schemars(with = "String")]
+    pub created_at: i64,
+}
+
+/// One entry of the global change feed: a decision-changing write, at its revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The revision the write committed at (strictly increasing, gap-free).
+    pub revision: i64,
+    /// The agency it changed.
+    pub agency: AgencyId,
+    /// What happened, such as `binding.create` or `role.delete`.
+    pub kind: String,
+    /// The id of the object it happened to.
+    pub entity: String,
+}
+
+/// Everything an agency's authorization decisions are made from, read at one instant.
+///
+/// INVARIANT: the roles, bindings and policies are those of exactly the writes with a
+/// revision `<= revision` (one consistent read), each list in id order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct AuthzSnapshot {
+    /// The global revision the snapshot was read at.
+    pub revision: i64,
+    /// The agency's custom roles.
+    pub roles: Vec<Role>,
+    /// The agency's bindings.
+    pub bindings: Vec<Binding>,
+    /// The agency's policies.
+    pub policies: Vec<Policy>,
 }
 
 /// An API key's metadata. The secret is never stored; its hashes live apart.

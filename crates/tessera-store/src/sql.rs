@@ -1,10 +1,14 @@
 //! The queries both backends share, written once and instantiated per backend with its
 //! concrete sqlx types (`impl_store!`). Each backend supplies `begin_tenant` (which on
-//! PostgreSQL sets the row-level-security tenant for the transaction), `begin_global`,
-//! `read_pool`, `migrate_impl` and `find_key_impl`; no query branches on the backend.
+//! PostgreSQL sets the row-level-security tenant for the transaction), `begin_snapshot` (the
+//! same, as one consistent snapshot), `begin_feed` (the cross-tenant change-log reader),
+//! `read_pool`, `migrate_impl`, `find_key_impl` and the `KEY_SHARE` row-lock clause; no
+//! query branches on the backend.
 //!
 //! INVARIANT: every tenant query filters on `agency_id = $1` from the `TenantScope`, and
 //! every write commits its audit event (and its change-log entry) in the same transaction.
+//! Revisions come from one counter row updated inside each writing transaction, so writers
+//! are serialised on it from their bump to their commit: commit order is revision order.
 
 /// Page sizes are clamped here, whatever the caller asked.
 pub(crate) const MAX_PAGE: u32 = 200;
@@ -12,6 +16,9 @@ pub(crate) const MAX_PAGE: u32 = 200;
 pub(crate) fn page_limit(limit: u32) -> i64 {
     i64::from(limit.clamp(1, MAX_PAGE))
 }
+
+/// At most this many changes per `changes_since` call.
+pub(crate) const MAX_FEED: u32 = 10_000;
 
 /// Lowercased email, the uniqueness key.
 pub(crate) fn email_key(email: &str) -> String {
@@ -22,13 +29,14 @@ macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
         use async_trait::async_trait;
         use sqlx::Row;
-        use tessera_core::{AccountId, AgencyId, BindingId, KeyId, PrincipalId, UserId};
+        use tessera_core::{AccountId, AgencyId, BindingId, KeyId, PolicyId, PrincipalId, RoleId, UserId};
 
         use $crate::audit::{chain_hash, AuditEvent, AuditRecord, ChainHash, Outcome};
-        use $crate::sql::{email_key, page_limit};
+        use $crate::sql::{email_key, page_limit, MAX_FEED};
         use $crate::{
-            Account, Agency, ApiKey, AuditFilter, Binding, Bootstrap, KeySecretMatch, NewUser, Page,
-            PageRequest, SecretHashRecord, Status, Store, StoreError, TenantScope, User, UserPatch,
+            Account, Agency, ApiKey, AuditFilter, AuthzSnapshot, Binding, Bootstrap, Change, KeySecretMatch,
+            NewUser, Page, PageRequest, Policy, Role, RolePatch, SecretHashRecord, Status, Store, StoreError,
+            TenantScope, User, UserPatch,
         };
 
         type Tx = sqlx::Transaction<'static, $db>;
@@ -102,6 +110,42 @@ macro_rules! impl_store {
                 account: opt_col(row, "account_id")?,
                 created_by: row.try_get("created_by")?,
                 created_at: row.try_get("created_at")?,
+            })
+        }
+
+        const ROLE_COLS: &str = "agency_id, id, name, description, permissions, created_by, created_at, updated_at";
+        fn role_row(row: &DbRow) -> Result<Role, StoreError> {
+            let permissions: String = row.try_get("permissions")?;
+            Ok(Role {
+                id: col(row, "id")?,
+                agency_id: col(row, "agency_id")?,
+                name: row.try_get("name")?,
+                description: row.try_get("description")?,
+                permissions: serde_json::from_str(&permissions)?,
+                created_by: row.try_get("created_by")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        const POLICY_COLS: &str = "agency_id, id, description, cedar, created_by, created_at";
+        fn policy_row(row: &DbRow) -> Result<Policy, StoreError> {
+            Ok(Policy {
+                id: col(row, "id")?,
+                agency_id: col(row, "agency_id")?,
+                description: row.try_get("description")?,
+                cedar: row.try_get("cedar")?,
+                created_by: row.try_get("created_by")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        fn change_row(row: &DbRow) -> Result<Change, StoreError> {
+            Ok(Change {
+                revision: row.try_get("revision")?,
+                agency: col(row, "agency_id")?,
+                kind: row.try_get("kind")?,
+                entity: row.try_get("entity")?,
             })
         }
 
@@ -258,7 +302,19 @@ macro_rules! impl_store {
         }
 
         /// Inserts `b` into `agency` (the scope's, never the record's own `agency_id`).
+        ///
+        /// A custom role (`rol_…`) must exist in the agency, else `Reference`. The role row is
+        /// read under `KEY_SHARE` (a foreign-key check by hand): a concurrent `delete_role`
+        /// waits for this transaction and then sees the binding, so no binding outlives its role.
         async fn insert_binding(tx: &mut Tx, agency: &AgencyId, b: &Binding) -> Result<(), StoreError> {
+            if b.role.starts_with(RoleId::PREFIX) {
+                sqlx::query(&format!("SELECT id FROM roles WHERE agency_id = $1 AND id = $2 {KEY_SHARE}"))
+                    .bind(agency.as_str())
+                    .bind(&b.role)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or(StoreError::Reference)?;
+            }
             sqlx::query("INSERT INTO bindings (agency_id, id, principal, role, account_id, account_key, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(agency.as_str())
                 .bind(b.id.as_str())
@@ -620,6 +676,211 @@ macro_rules! impl_store {
                     return Err(StoreError::NotFound);
                 }
                 finish(tx, t.agency(), audit, Some(("binding.delete", id.as_str()))).await
+            }
+
+            async fn create_role(&self, t: &TenantScope, r: &Role, audit: &AuditRecord) -> Result<(), StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                sqlx::query(&format!("INSERT INTO roles ({ROLE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+                    .bind(t.agency().as_str())
+                    .bind(r.id.as_str())
+                    .bind(&r.name)
+                    .bind(&r.description)
+                    .bind(serde_json::to_string(&r.permissions)?)
+                    .bind(&r.created_by)
+                    .bind(r.created_at)
+                    .bind(r.updated_at)
+                    .execute(&mut *tx)
+                    .await?;
+                finish(tx, t.agency(), audit, Some(("role.create", r.id.as_str()))).await
+            }
+
+            async fn get_role(&self, t: &TenantScope, id: &RoleId) -> Result<Role, StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let row = sqlx::query(&format!("SELECT {ROLE_COLS} FROM roles WHERE agency_id = $1 AND id = $2"))
+                    .bind(t.agency().as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                role_row(&row)
+            }
+
+            async fn list_roles(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<Role>, StoreError> {
+                let limit = page_limit(page.limit);
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let rows = sqlx::query(&format!("SELECT {ROLE_COLS} FROM roles WHERE agency_id = $1 AND id > $2 ORDER BY id LIMIT $3"))
+                    .bind(t.agency().as_str())
+                    .bind(page.cursor.as_deref().unwrap_or(""))
+                    .bind(limit + 1)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let items = rows.iter().map(role_row).collect::<Result<Vec<_>, _>>()?;
+                Ok(paginate(items, limit, |r| r.id.to_string()))
+            }
+
+            async fn update_role(&self, t: &TenantScope, id: &RoleId, p: &RolePatch, now: i64, audit: &AuditRecord) -> Result<Role, StoreError> {
+                let permissions = p.permissions.as_ref().map(serde_json::to_string).transpose()?;
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                let row = sqlx::query(&format!(
+                    "UPDATE roles SET name = COALESCE($3, name), description = COALESCE($4, description), \
+                     permissions = COALESCE($5, permissions), updated_at = $6 \
+                     WHERE agency_id = $1 AND id = $2 RETURNING {ROLE_COLS}"
+                ))
+                .bind(t.agency().as_str())
+                .bind(id.as_str())
+                .bind(&p.name)
+                .bind(&p.description)
+                .bind(permissions)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+                let role = role_row(&row)?;
+                finish(tx, t.agency(), audit, Some(("role.update", id.as_str()))).await?;
+                Ok(role)
+            }
+
+            async fn delete_role(&self, t: &TenantScope, id: &RoleId, remove_bindings: bool, _now: i64, audit: &AuditRecord) -> Result<u64, StoreError> {
+                let agency = t.agency().as_str();
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                // The role row first: its lock makes a concurrent binding insert (which holds
+                // KEY_SHARE on it) finish before the bindings are counted below.
+                let done = sqlx::query("DELETE FROM roles WHERE agency_id = $1 AND id = $2")
+                    .bind(agency)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                let removed = if remove_bindings {
+                    sqlx::query("DELETE FROM bindings WHERE agency_id = $1 AND role = $2")
+                        .bind(agency)
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                } else {
+                    let in_use: i64 = sqlx::query("SELECT count(*) AS n FROM bindings WHERE agency_id = $1 AND role = $2")
+                        .bind(agency)
+                        .bind(id.as_str())
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get("n")?;
+                    if in_use > 0 {
+                        // Dropping `tx` rolls the role's deletion back.
+                        return Err(StoreError::Conflict { constraint: "role_in_use".to_owned() });
+                    }
+                    0
+                };
+                finish(tx, t.agency(), audit, Some(("role.delete", id.as_str()))).await?;
+                Ok(removed)
+            }
+
+            async fn count_role_bindings(&self, t: &TenantScope, id: &RoleId) -> Result<u64, StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let n: i64 = sqlx::query("SELECT count(*) AS n FROM bindings WHERE agency_id = $1 AND role = $2")
+                    .bind(t.agency().as_str())
+                    .bind(id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?;
+                u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("binding count {n}")))
+            }
+
+            async fn create_policy(&self, t: &TenantScope, p: &Policy, audit: &AuditRecord) -> Result<(), StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                sqlx::query(&format!("INSERT INTO policies ({POLICY_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"))
+                    .bind(t.agency().as_str())
+                    .bind(p.id.as_str())
+                    .bind(&p.description)
+                    .bind(&p.cedar)
+                    .bind(&p.created_by)
+                    .bind(p.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                finish(tx, t.agency(), audit, Some(("policy.create", p.id.as_str()))).await
+            }
+
+            async fn get_policy(&self, t: &TenantScope, id: &PolicyId) -> Result<Policy, StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let row = sqlx::query(&format!("SELECT {POLICY_COLS} FROM policies WHERE agency_id = $1 AND id = $2"))
+                    .bind(t.agency().as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                policy_row(&row)
+            }
+
+            async fn list_policies(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<Policy>, StoreError> {
+                let limit = page_limit(page.limit);
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let rows = sqlx::query(&format!("SELECT {POLICY_COLS} FROM policies WHERE agency_id = $1 AND id > $2 ORDER BY id LIMIT $3"))
+                    .bind(t.agency().as_str())
+                    .bind(page.cursor.as_deref().unwrap_or(""))
+                    .bind(limit + 1)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let items = rows.iter().map(policy_row).collect::<Result<Vec<_>, _>>()?;
+                Ok(paginate(items, limit, |p| p.id.to_string()))
+            }
+
+            async fn delete_policy(&self, t: &TenantScope, id: &PolicyId, _now: i64, audit: &AuditRecord) -> Result<(), StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                let done = sqlx::query("DELETE FROM policies WHERE agency_id = $1 AND id = $2")
+                    .bind(t.agency().as_str())
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                finish(tx, t.agency(), audit, Some(("policy.delete", id.as_str()))).await
+            }
+
+            async fn authz_snapshot(&self, t: &TenantScope) -> Result<AuthzSnapshot, StoreError> {
+                let agency = t.agency().as_str();
+                // One snapshot for all four reads: a write is in all of them or in none.
+                let mut tx = self.begin_snapshot(t.agency()).await?;
+                let revision: i64 = sqlx::query("SELECT value FROM revision WHERE id = 1")
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("value")?;
+                let roles = sqlx::query(&format!("SELECT {ROLE_COLS} FROM roles WHERE agency_id = $1 ORDER BY id"))
+                    .bind(agency)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(role_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let bindings = sqlx::query(&format!("SELECT {BINDING_COLS} FROM bindings WHERE agency_id = $1 ORDER BY id"))
+                    .bind(agency)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(binding_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let policies = sqlx::query(&format!("SELECT {POLICY_COLS} FROM policies WHERE agency_id = $1 ORDER BY id"))
+                    .bind(agency)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(policy_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                tx.commit().await?;
+                Ok(AuthzSnapshot { revision, roles, bindings, policies })
+            }
+
+            async fn changes_since(&self, after_revision: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+                let mut tx = self.begin_feed().await?;
+                let rows = sqlx::query("SELECT agency_id, revision, kind, entity FROM change_log WHERE revision > $1 ORDER BY revision LIMIT $2")
+                    .bind(after_revision)
+                    .bind(i64::from(limit.clamp(1, MAX_FEED)))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                rows.iter().map(change_row).collect()
             }
 
             async fn create_api_key(&self, t: &TenantScope, k: &ApiKey, secret: &SecretHashRecord, bindings: &[Binding], audit: &AuditRecord) -> Result<(), StoreError> {

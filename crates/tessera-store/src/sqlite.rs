@@ -10,6 +10,10 @@ use sqlx::sqlite::{
 
 use crate::migrate::{CREATE_TABLE, MIGRATIONS};
 
+/// Row-lock clause for reads that must hold a row until commit. SQLite has none and needs
+/// none: the single writer connection runs one write transaction at a time.
+const KEY_SHARE: &str = "";
+
 /// A SQLite-backed store.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -48,6 +52,16 @@ impl SqliteStore {
         } else {
             self.reader.begin().await?
         })
+    }
+
+    /// A read transaction: in WAL mode it reads one snapshot, from its first read to its end.
+    async fn begin_snapshot(&self, _agency: &AgencyId) -> Result<Tx, StoreError> {
+        Ok(self.reader.begin().await?)
+    }
+
+    /// A read transaction over the change log of every agency.
+    async fn begin_feed(&self) -> Result<Tx, StoreError> {
+        Ok(self.reader.begin().await?)
     }
 
     async fn find_key_impl(&self, hash: &[u8]) -> Result<Option<DbRow>, StoreError> {

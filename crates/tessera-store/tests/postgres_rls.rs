@@ -7,18 +7,20 @@ use std::collections::BTreeSet;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row;
-use tessera_core::{AccountId, AgencyId, EventId, KeyId, UserId};
+use tessera_core::{
+    AccountId, AgencyId, BindingId, EventId, KeyId, PolicyId, PrincipalId, RoleId, UserId,
+};
 use tessera_store::testing::{notice_pg_skipped, PgTestDb, PG_URL_ENV};
 use tessera_store::{
-    Account, Agency, ApiKey, AuditRecord, NewUser, Outcome, PgStore, SecretHashRecord, Status,
-    Store, StoreError, TenantScope,
+    Account, Agency, ApiKey, AuditRecord, Binding, NewUser, Outcome, PgStore, Policy, Role,
+    SecretHashRecord, Status, Store, StoreError, TenantScope,
 };
 
 /// Tables without `agency_id`, on purpose: global, not under row-level security.
 const GLOBAL_TABLES: [&str; 3] = ["agencies", "revision", "tessera_migrations"];
 
 /// The tenant tables the migration is known to create (so the catalog check is not vacuous).
-const TENANT_TABLES: [&str; 8] = [
+const TENANT_TABLES: [&str; 10] = [
     "change_log",
     "accounts",
     "users",
@@ -27,6 +29,8 @@ const TENANT_TABLES: [&str; 8] = [
     "bindings",
     "audit_heads",
     "audit_events",
+    "roles",
+    "policies",
 ];
 
 fn now() -> i64 {
@@ -57,7 +61,8 @@ async fn pg_db() -> Option<PgTestDb> {
     db
 }
 
-/// An agency with one account, one user and one key, made through the Store.
+/// An agency with one account, one user, one key, one custom role bound to the user and one
+/// policy, made through the Store.
 async fn populated_agency(
     store: &std::sync::Arc<dyn Store>,
     name: &str,
@@ -96,6 +101,45 @@ async fn populated_agency(
     };
     store
         .create_user(&t, &user, &record("user.create"))
+        .await
+        .unwrap();
+    let role = Role {
+        id: RoleId::generate(),
+        agency_id: agency.id.clone(),
+        name: "Support".into(),
+        description: String::new(),
+        permissions: vec!["contacts.read".into()],
+        created_by: "system".into(),
+        created_at: at,
+        updated_at: at,
+    };
+    store
+        .create_role(&t, &role, &record("role.create"))
+        .await
+        .unwrap();
+    let binding = Binding {
+        id: BindingId::generate(),
+        agency_id: agency.id.clone(),
+        principal: PrincipalId::User(user.id.clone()),
+        role: role.id.as_str().to_owned(),
+        account: None,
+        created_by: "system".into(),
+        created_at: at,
+    };
+    store
+        .create_binding(&t, &binding, &record("binding.create"))
+        .await
+        .unwrap();
+    let policy = Policy {
+        id: PolicyId::generate(),
+        agency_id: agency.id.clone(),
+        description: "No deletes".into(),
+        cedar: "forbid (principal, action, resource);".into(),
+        created_by: "system".into(),
+        created_at: at,
+    };
+    store
+        .create_policy(&t, &policy, &record("policy.create"))
         .await
         .unwrap();
     let key = ApiKey {
@@ -272,6 +316,8 @@ async fn rls_isolates_the_app_role() {
         "audit_heads",
         "audit_events",
         "change_log",
+        "roles",
+        "policies",
     ] {
         assert_eq!(
             count(&pool, &format!("SELECT count(*) FROM {table}")).await,
@@ -329,6 +375,45 @@ async fn rls_isolates_the_app_role() {
             .unwrap()
             .get::<i64, _>(0),
         1
+    );
+    for table in ["roles", "policies", "bindings"] {
+        assert_eq!(
+            sqlx::query(&format!(
+                "SELECT count(*) FROM {table} WHERE agency_id = $1"
+            ))
+            .bind(&a_id)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap()
+            .get::<i64, _>(0),
+            0,
+            "{table}: A's rows visible to B"
+        );
+        assert_eq!(
+            sqlx::query(&format!("SELECT count(*) FROM {table}"))
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap()
+                .get::<i64, _>(0),
+            1,
+            "{table}: B's own row"
+        );
+    }
+    assert_eq!(
+        q("UPDATE roles SET permissions = '[\"*\"]' WHERE agency_id = $1")
+            .execute(&mut *tx)
+            .await
+            .unwrap()
+            .rows_affected(),
+        0
+    );
+    assert_eq!(
+        q("DELETE FROM policies WHERE agency_id = $1")
+            .execute(&mut *tx)
+            .await
+            .unwrap()
+            .rows_affected(),
+        0
     );
     assert_eq!(
         sqlx::query("SELECT count(DISTINCT agency_id) FROM audit_events")
@@ -452,6 +537,41 @@ async fn rls_isolates_the_app_role() {
         .unwrap()
         .rows_affected();
     assert_eq!(deleted, 0, "the credential lookup policy is SELECT only");
+    tx.rollback().await.unwrap();
+
+    // The change feed shows every agency's change log, read-only, and nothing else.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config('tessera.change_feed', 'on', true)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let agencies: Vec<String> = sqlx::query("SELECT DISTINCT agency_id FROM change_log ORDER BY 1")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut want = vec![a_id.clone(), b_id.clone()];
+    want.sort();
+    assert_eq!(agencies, want);
+    for table in ["roles", "policies", "bindings", "accounts", "audit_events"] {
+        assert_eq!(
+            sqlx::query(&format!("SELECT count(*) FROM {table}"))
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap()
+                .get::<i64, _>(0),
+            0,
+            "{table} visible to the change feed"
+        );
+    }
+    let deleted = sqlx::query("DELETE FROM change_log")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(deleted, 0, "the change feed policy is SELECT only");
     tx.rollback().await.unwrap();
     pool.close().await;
 

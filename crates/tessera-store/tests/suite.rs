@@ -7,13 +7,15 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use tessera_core::{AccountId, AgencyId, BindingId, EventId, KeyId, PrincipalId, UserId};
+use tessera_core::{
+    AccountId, AgencyId, BindingId, EventId, KeyId, PolicyId, PrincipalId, RoleId, UserId,
+};
 use tessera_store::audit::verify_chain;
 use tessera_store::testing::{notice_pg_skipped, sqlite_store, PgTestDb, SQLITE_DB_FILE};
 use tessera_store::{
     Account, Agency, ApiKey, AuditEvent, AuditFilter, AuditRecord, Binding, Bootstrap, ChainHash,
-    NewUser, Outcome, PageRequest, SecretHashRecord, Status, Store, StoreError, TenantScope, User,
-    UserPatch,
+    Change, NewUser, Outcome, PageRequest, Policy, Role, RolePatch, SecretHashRecord, Status,
+    Store, StoreError, TenantScope, User, UserPatch,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -64,6 +66,14 @@ cases! {
     case_atomic_writes => sqlite_atomic_writes, postgres_atomic_writes;
     case_concurrent_audit => sqlite_concurrent_audit, postgres_concurrent_audit;
     case_concurrent_writes => sqlite_concurrent_writes, postgres_concurrent_writes;
+    case_roles => sqlite_roles, postgres_roles;
+    case_delete_role_and_its_bindings => sqlite_delete_role_and_its_bindings, postgres_delete_role_and_its_bindings;
+    case_policies => sqlite_policies, postgres_policies;
+    case_authz_snapshot => sqlite_authz_snapshot, postgres_authz_snapshot;
+    case_authz_snapshot_consistent_under_writes => sqlite_authz_snapshot_consistent_under_writes, postgres_authz_snapshot_consistent_under_writes;
+    case_delete_role_races_binding => sqlite_delete_role_races_binding, postgres_delete_role_races_binding;
+    case_changes_since => sqlite_changes_since, postgres_changes_since;
+    case_change_feed_gap_free_under_concurrency => sqlite_change_feed_gap_free_under_concurrency, postgres_change_feed_gap_free_under_concurrency;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -279,6 +289,68 @@ async fn key(
         .await
         .unwrap();
     (k, s, bindings)
+}
+
+fn role_value(t: &TenantScope, name: &str, permissions: &[&str]) -> Role {
+    let at = now();
+    Role {
+        id: RoleId::generate(),
+        agency_id: t.agency().clone(),
+        name: name.into(),
+        description: format!("The {name} role"),
+        permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+        created_by: "usr_suite".into(),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+async fn role(store: &Arc<dyn Store>, t: &TenantScope, name: &str, permissions: &[&str]) -> Role {
+    let r = role_value(t, name, permissions);
+    store
+        .create_role(t, &r, &record("role.create"))
+        .await
+        .unwrap();
+    r
+}
+
+fn policy_value(t: &TenantScope, description: &str) -> Policy {
+    Policy {
+        id: PolicyId::generate(),
+        agency_id: t.agency().clone(),
+        description: description.into(),
+        cedar: format!(
+            "// {description}\nforbid (principal, action == Action::\"contacts.delete\", resource)\nwhen {{ resource.locked }};"
+        ),
+        created_by: "usr_suite".into(),
+        created_at: now(),
+    }
+}
+
+async fn policy(store: &Arc<dyn Store>, t: &TenantScope, description: &str) -> Policy {
+    let p = policy_value(t, description);
+    store
+        .create_policy(t, &p, &record("policy.create"))
+        .await
+        .unwrap();
+    p
+}
+
+fn sorted<T, K: Ord>(mut items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    items.sort_by_key(key);
+    items
+}
+
+/// The whole change feed after `after`, read in pages of `chunk`.
+async fn feed(store: &Arc<dyn Store>, after: i64, chunk: u32) -> Vec<Change> {
+    let (mut out, mut last) = (Vec::new(), after);
+    loop {
+        let batch = store.changes_since(last, chunk).await.unwrap();
+        let Some(c) = batch.last() else { break };
+        last = c.revision;
+        out.extend(batch);
+    }
+    out
 }
 
 /// The agency's whole audit chain.
@@ -1672,6 +1744,21 @@ async fn case_audit_every_write(store: Arc<dyn Store>) {
     audited!("api_key.revoke", |r| store
         .revoke_api_key(&t, &k.id, at, &r));
     audited!("auth.denied", |r| store.append_audit(&t, &r));
+    let rl = role_value(&t, "Support", &["contacts.read"]);
+    audited!("role.create", |r| store.create_role(&t, &rl, &r));
+    let patch = RolePatch {
+        name: Some("Helpdesk".into()),
+        ..RolePatch::default()
+    };
+    audited!("role.update", |r| store
+        .update_role(&t, &rl.id, &patch, at, &r));
+    let rb = binding_value(&t, &user_principal(&ann), rl.id.as_str(), None);
+    audited!("binding.create", |r| store.create_binding(&t, &rb, &r));
+    audited!("role.delete", |r| store
+        .delete_role(&t, &rl.id, true, at, &r));
+    let pl = policy_value(&t, "No deletes");
+    audited!("policy.create", |r| store.create_policy(&t, &pl, &r));
+    audited!("policy.delete", |r| store.delete_policy(&t, &pl.id, at, &r));
     audited!("user.delete", |r| store.delete_user(&t, &ann.id, at, &r));
     audited!("account.delete", |r| store
         .delete_account(&t, &acc.id, at, &r));
@@ -2099,4 +2186,909 @@ async fn postgres_concurrent_audit_fresh_chain() {
         .unwrap();
     raw.close().await;
     fresh_chain_under_contention(store, TenantScope::authenticated(id)).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Custom roles, policies, the authorization snapshot and the change feed.
+// ---------------------------------------------------------------------------------------
+
+async fn case_roles(store: Arc<dyn Store>) {
+    let t = agency(&store, "Acme").await;
+    let other = agency(&store, "Other").await;
+    assert!(store.list_roles(&t, &all()).await.unwrap().items.is_empty());
+
+    let rev = store.revision().await.unwrap();
+    let editor = role(&store, &t, "Editor", &["contacts.read", "contacts.write"]).await;
+    assert!(
+        store.revision().await.unwrap() > rev,
+        "role create bumps the revision"
+    );
+    let viewer = role(&store, &t, "Viewer", &["contacts.read"]).await;
+    assert_eq!(store.get_role(&t, &editor.id).await.unwrap(), editor);
+    assert_eq!(store.get_role(&t, &viewer.id).await.unwrap(), viewer);
+    assert!(is_not_found(store.get_role(&t, &RoleId::generate()).await));
+    let want = sorted(vec![editor.clone(), viewer.clone()], |r| r.id.clone());
+    assert_eq!(store.list_roles(&t, &all()).await.unwrap().items, want);
+    let p1 = store.list_roles(&t, &page(1, None)).await.unwrap();
+    let p2 = store
+        .list_roles(&t, &page(1, p1.next_cursor.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (p1.items, p2.items, p2.next_cursor),
+        (vec![want[0].clone()], vec![want[1].clone()], None)
+    );
+
+    // A duplicate name conflicts and leaves nothing behind: no row, no event, no revision.
+    let events = chain(&store, &t).await;
+    let rev = store.revision().await.unwrap();
+    let dup = role_value(&t, "Editor", &["contacts.read"]);
+    assert_conflict(
+        store.create_role(&t, &dup, &record("role.create")).await,
+        "name",
+    );
+    assert!(is_not_found(store.get_role(&t, &dup.id).await));
+    // A duplicate id conflicts too.
+    let same_id = Role {
+        name: "Other name".into(),
+        ..editor.clone()
+    };
+    assert!(matches!(
+        store
+            .create_role(&t, &same_id, &record("role.create"))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(store.get_role(&t, &editor.id).await.unwrap(), editor);
+    assert_eq!(chain(&store, &t).await, events);
+    assert_eq!(store.revision().await.unwrap(), rev);
+    // Names are unique per agency only.
+    let theirs = role(&store, &other, "Editor", &["contacts.read"]).await;
+    // The scope decides the agency, not the record.
+    let mut stray = role_value(&t, "Stray", &[]);
+    stray.agency_id = other.agency().clone();
+    store
+        .create_role(&t, &stray, &record("role.create"))
+        .await
+        .unwrap();
+    assert_eq!(
+        &store.get_role(&t, &stray.id).await.unwrap().agency_id,
+        t.agency()
+    );
+    assert!(is_not_found(store.get_role(&other, &stray.id).await));
+
+    // Updates: one field alone leaves the others; every update bumps the revision.
+    let later = editor.updated_at + 1000;
+    let rev = store.revision().await.unwrap();
+    let patch = RolePatch {
+        permissions: Some(vec!["contacts.read".into()]),
+        ..RolePatch::default()
+    };
+    let narrowed = store
+        .update_role(&t, &editor.id, &patch, later, &record("role.update"))
+        .await
+        .unwrap();
+    assert_eq!(
+        narrowed,
+        Role {
+            permissions: vec!["contacts.read".into()],
+            updated_at: later,
+            ..editor.clone()
+        }
+    );
+    assert_eq!(store.get_role(&t, &editor.id).await.unwrap(), narrowed);
+    let rev2 = store.revision().await.unwrap();
+    assert!(rev2 > rev, "role update: {rev} -> {rev2}");
+    let patch = RolePatch {
+        name: Some("Writer".into()),
+        description: Some("Writes".into()),
+        permissions: Some(vec![]),
+    };
+    let renamed = store
+        .update_role(&t, &editor.id, &patch, later + 1, &record("role.update"))
+        .await
+        .unwrap();
+    assert_eq!(
+        renamed,
+        Role {
+            name: "Writer".into(),
+            description: "Writes".into(),
+            permissions: vec![],
+            updated_at: later + 1,
+            ..editor.clone()
+        }
+    );
+    assert!(store.revision().await.unwrap() > rev2);
+    // Renaming onto a taken name conflicts and changes nothing.
+    let (events, rev) = (chain(&store, &t).await, store.revision().await.unwrap());
+    let onto = RolePatch {
+        name: Some("Writer".into()),
+        ..RolePatch::default()
+    };
+    assert_conflict(
+        store
+            .update_role(&t, &viewer.id, &onto, later, &record("role.update"))
+            .await,
+        "name",
+    );
+    assert_eq!(store.get_role(&t, &viewer.id).await.unwrap(), viewer);
+    assert!(is_not_found(
+        store
+            .update_role(
+                &t,
+                &RoleId::generate(),
+                &RolePatch::default(),
+                later,
+                &record("role.update")
+            )
+            .await
+    ));
+    assert_eq!(chain(&store, &t).await, events);
+    assert_eq!(store.revision().await.unwrap(), rev);
+
+    // Another agency's scope sees nothing of these roles and changes none of them.
+    assert!(is_not_found(store.get_role(&other, &editor.id).await));
+    assert!(is_not_found(
+        store
+            .update_role(&other, &editor.id, &onto, later, &record("role.update"))
+            .await
+    ));
+    assert!(is_not_found(
+        store
+            .delete_role(&other, &editor.id, true, later, &record("role.delete"))
+            .await
+    ));
+    assert_eq!(
+        store.count_role_bindings(&other, &editor.id).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store.list_roles(&other, &all()).await.unwrap().items,
+        vec![theirs]
+    );
+    assert_eq!(store.get_role(&t, &editor.id).await.unwrap(), renamed);
+    assert_eq!(chain(&store, &t).await, events);
+    assert_eq!(store.revision().await.unwrap(), rev);
+
+    // Deleting an unused role: gone, revision bumped, the name free again.
+    assert_eq!(
+        store
+            .delete_role(&t, &viewer.id, false, now(), &record("role.delete"))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(store.revision().await.unwrap() > rev, "role delete");
+    assert!(is_not_found(store.get_role(&t, &viewer.id).await));
+    assert!(is_not_found(
+        store
+            .delete_role(&t, &viewer.id, true, now(), &record("role.delete"))
+            .await
+    ));
+    role(&store, &t, "Viewer", &[]).await;
+}
+
+async fn case_delete_role_and_its_bindings(store: Arc<dyn Store>) {
+    let t = agency(&store, "Acme").await;
+    let other = agency(&store, "Other").await;
+    let acc = account(&store, &t, "Main").await;
+    let ann = user_principal(&user(&store, &t, "ann@example.com", None).await);
+    let bob = user_principal(&user(&store, &t, "bob@example.com", None).await);
+    let support = role(&store, &t, "Support", &["contacts.read"]).await;
+    let kept = role(&store, &t, "Kept", &["contacts.read"]).await;
+    let b_ann = bind(&store, &t, &ann, support.id.as_str(), None).await;
+    let b_bob = bind(&store, &t, &bob, support.id.as_str(), Some(&acc.id)).await;
+    let (k, _, kb) = key(&store, &t, None, &[support.id.as_str()]).await;
+    let b_kept = bind(&store, &t, &ann, kept.id.as_str(), None).await;
+    let b_builtin = bind(&store, &t, &ann, "agency_viewer", None).await;
+    assert_eq!(store.count_role_bindings(&t, &support.id).await.unwrap(), 3);
+    assert_eq!(store.count_role_bindings(&t, &kept.id).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .count_role_bindings(&t, &RoleId::generate())
+            .await
+            .unwrap(),
+        0
+    );
+
+    // A binding may only name a custom role of its own agency that exists.
+    let theirs = role(&store, &other, "Theirs", &[]).await;
+    let events = chain(&store, &t).await;
+    let rev = store.revision().await.unwrap();
+    for missing in [RoleId::generate(), theirs.id.clone()] {
+        let b = binding_value(&t, &ann, missing.as_str(), None);
+        assert!(matches!(
+            store
+                .create_binding(&t, &b, &record("binding.create"))
+                .await,
+            Err(StoreError::Reference)
+        ));
+        assert!(is_not_found(store.get_binding(&t, &b.id).await));
+    }
+    let k2 = key_value(&t, None);
+    let kb2 = binding_value(
+        &t,
+        &PrincipalId::Key(k2.id.clone()),
+        theirs.id.as_str(),
+        None,
+    );
+    assert!(matches!(
+        store
+            .create_api_key(&t, &k2, &secret(), &[kb2], &record("api_key.create"))
+            .await,
+        Err(StoreError::Reference)
+    ));
+    assert!(is_not_found(store.get_api_key(&t, &k2.id).await));
+    assert_eq!(chain(&store, &t).await, events);
+    assert_eq!(store.revision().await.unwrap(), rev);
+
+    // In use, and bindings not to be removed: a conflict, and nothing at all changes.
+    let before = store.authz_snapshot(&t).await.unwrap();
+    assert_conflict(
+        store
+            .delete_role(&t, &support.id, false, now(), &record("role.delete"))
+            .await,
+        "role_in_use",
+    );
+    assert_eq!(store.get_role(&t, &support.id).await.unwrap(), support);
+    assert_eq!(store.authz_snapshot(&t).await.unwrap(), before);
+    assert_eq!(chain(&store, &t).await, events);
+    assert_eq!(store.revision().await.unwrap(), rev);
+
+    // With remove_bindings: the role and exactly its bindings go, in one audited write.
+    let removed = store
+        .delete_role(&t, &support.id, true, now(), &record("role.delete"))
+        .await
+        .unwrap();
+    assert_eq!(removed, 3);
+    assert!(store.revision().await.unwrap() > rev);
+    assert!(is_not_found(store.get_role(&t, &support.id).await));
+    for b in [&b_ann, &b_bob, &kb[0]] {
+        assert!(is_not_found(store.get_binding(&t, &b.id).await));
+    }
+    assert_eq!(store.count_role_bindings(&t, &support.id).await.unwrap(), 0);
+    assert_eq!(
+        store.list_bindings(&t, None, &all()).await.unwrap().items,
+        sorted(vec![b_kept.clone(), b_builtin.clone()], |b| b.id.clone())
+    );
+    let after = chain(&store, &t).await;
+    assert_eq!(after.len(), events.len() + 1);
+    assert_eq!(after.last().unwrap().action, "role.delete");
+    assert_chain_ok(&after);
+    // The key stays; it only lost its binding.
+    assert_eq!(store.get_api_key(&t, &k.id).await.unwrap(), k);
+    // The deleted role cannot be bound again.
+    assert!(matches!(
+        store
+            .create_binding(
+                &t,
+                &binding_value(&t, &bob, support.id.as_str(), None),
+                &record("binding.create")
+            )
+            .await,
+        Err(StoreError::Reference)
+    ));
+
+    // Once its last binding is gone, a role is deleted without removing anything.
+    store
+        .delete_binding(&t, &b_kept.id, now(), &record("binding.delete"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .delete_role(&t, &kept.id, false, now(), &record("role.delete"))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(store.list_roles(&t, &all()).await.unwrap().items.is_empty());
+    assert_eq!(
+        store.list_bindings(&t, None, &all()).await.unwrap().items,
+        vec![b_builtin]
+    );
+    // The other agency's role is untouched.
+    assert_eq!(store.get_role(&other, &theirs.id).await.unwrap(), theirs);
+}
+
+async fn case_policies(store: Arc<dyn Store>) {
+    let t = agency(&store, "Acme").await;
+    let other = agency(&store, "Other").await;
+    assert!(store
+        .list_policies(&t, &all())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+
+    let rev = store.revision().await.unwrap();
+    let no_deletes = policy(&store, &t, "No deletes").await;
+    assert!(
+        store.revision().await.unwrap() > rev,
+        "policy create bumps the revision"
+    );
+    let hours = policy(&store, &t, "Business hours").await;
+    assert_eq!(
+        store.get_policy(&t, &no_deletes.id).await.unwrap(),
+        no_deletes
+    );
+    assert!(is_not_found(
+        store.get_policy(&t, &PolicyId::generate()).await
+    ));
+    let want = sorted(vec![no_deletes.clone(), hours.clone()], |p| p.id.clone());
+    assert_eq!(store.list_policies(&t, &all()).await.unwrap().items, want);
+    let p1 = store.list_policies(&t, &page(1, None)).await.unwrap();
+    let p2 = store
+        .list_policies(&t, &page(1, p1.next_cursor.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (p1.items, p2.items, p2.next_cursor),
+        (vec![want[0].clone()], vec![want[1].clone()], None)
+    );
+
+    // A duplicate id conflicts and leaves nothing behind.
+    let (events, rev) = (chain(&store, &t).await, store.revision().await.unwrap());
+    let dup = Policy {
+        description: "Impostor".into(),
+        ..hours.clone()
+    };
+    assert!(matches!(
+        store
+            .create_policy(&t, &dup, &record("policy.create"))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(store.get_policy(&t, &hours.id).await.unwrap(), hours);
+    assert_eq!(chain(&store, &t).await, events);
+    assert_eq!(store.revision().await.unwrap(), rev);
+
+    // Isolation: another agency sees none of them and deletes none of them.
+    let theirs = policy(&store, &other, "Theirs").await;
+    let rev = store.revision().await.unwrap();
+    assert!(is_not_found(store.get_policy(&other, &hours.id).await));
+    assert!(is_not_found(
+        store
+            .delete_policy(&other, &hours.id, now(), &record("policy.delete"))
+            .await
+    ));
+    assert_eq!(
+        store.list_policies(&other, &all()).await.unwrap().items,
+        vec![theirs.clone()]
+    );
+    assert_eq!(store.revision().await.unwrap(), rev);
+    // The scope decides the agency, not the record.
+    let mut stray = policy_value(&t, "Stray");
+    stray.agency_id = other.agency().clone();
+    store
+        .create_policy(&t, &stray, &record("policy.create"))
+        .await
+        .unwrap();
+    assert_eq!(
+        &store.get_policy(&t, &stray.id).await.unwrap().agency_id,
+        t.agency()
+    );
+    assert!(is_not_found(store.get_policy(&other, &stray.id).await));
+
+    // Delete: gone, revision bumped, a second delete is NotFound.
+    let rev = store.revision().await.unwrap();
+    store
+        .delete_policy(&t, &no_deletes.id, now(), &record("policy.delete"))
+        .await
+        .unwrap();
+    assert!(store.revision().await.unwrap() > rev, "policy delete");
+    assert!(is_not_found(store.get_policy(&t, &no_deletes.id).await));
+    assert!(is_not_found(
+        store
+            .delete_policy(&t, &no_deletes.id, now(), &record("policy.delete"))
+            .await
+    ));
+    assert_eq!(
+        store.list_policies(&t, &all()).await.unwrap().items,
+        sorted(
+            vec![
+                hours,
+                Policy {
+                    agency_id: t.agency().clone(),
+                    ..stray
+                }
+            ],
+            |p| p.id.clone()
+        )
+    );
+    assert_eq!(store.get_policy(&other, &theirs.id).await.unwrap(), theirs);
+}
+
+async fn case_authz_snapshot(store: Arc<dyn Store>) {
+    let t = agency(&store, "Acme").await;
+    let other = agency(&store, "Other").await;
+    let empty = store.authz_snapshot(&t).await.unwrap();
+    assert!(empty.roles.is_empty() && empty.bindings.is_empty() && empty.policies.is_empty());
+    assert_eq!(empty.revision, store.revision().await.unwrap());
+
+    let acc = account(&store, &t, "Main").await;
+    let ann = user_principal(&user(&store, &t, "ann@example.com", None).await);
+    let support = role(&store, &t, "Support", &["contacts.read"]).await;
+    let sales = role(
+        &store,
+        &t,
+        "Sales",
+        &["contacts.read", "opportunities.write"],
+    )
+    .await;
+    let mut bindings = vec![
+        bind(&store, &t, &ann, support.id.as_str(), Some(&acc.id)).await,
+        bind(&store, &t, &ann, "agency_viewer", None).await,
+    ];
+    bindings.extend(key(&store, &t, None, &[sales.id.as_str()]).await.2);
+    let policies = vec![
+        policy(&store, &t, "No deletes").await,
+        policy(&store, &t, "Business hours").await,
+    ];
+    // The other agency has some of everything too.
+    let their_role = role(&store, &other, "Support", &["contacts.read"]).await;
+    let their_user = user(&store, &other, "ann@other.example", None).await;
+    let their_binding = bind(
+        &store,
+        &other,
+        &user_principal(&their_user),
+        their_role.id.as_str(),
+        None,
+    )
+    .await;
+    let their_policy = policy(&store, &other, "Theirs").await;
+
+    let snap = store.authz_snapshot(&t).await.unwrap();
+    assert_eq!(snap.roles, sorted(vec![support, sales], |r| r.id.clone()));
+    assert_eq!(snap.bindings, sorted(bindings, |b| b.id.clone()));
+    assert_eq!(snap.policies, sorted(policies, |p| p.id.clone()));
+    assert_eq!(snap.revision, store.revision().await.unwrap());
+    // It reflects every change of the agency so far, each at a revision it covers.
+    let changes = feed(&store, 0, 1000).await;
+    assert!(changes
+        .iter()
+        .filter(|c| &c.agency == t.agency())
+        .all(|c| c.revision <= snap.revision));
+
+    let theirs = store.authz_snapshot(&other).await.unwrap();
+    assert_eq!(
+        (theirs.roles, theirs.bindings, theirs.policies),
+        (vec![their_role], vec![their_binding], vec![their_policy])
+    );
+
+    // A later write is in a later snapshot, at a higher revision, and not in the earlier one.
+    let late = bind(&store, &t, &ann, "account_admin", Some(&acc.id)).await;
+    let next = store.authz_snapshot(&t).await.unwrap();
+    assert!(next.revision > snap.revision);
+    assert!(next.bindings.contains(&late) && !snap.bindings.contains(&late));
+    assert_eq!(next.bindings.len(), snap.bindings.len() + 1);
+    // Reads do not move the revision.
+    assert_eq!(store.revision().await.unwrap(), next.revision);
+}
+
+/// Snapshots taken while bindings are written in two agencies are each exactly the
+/// bindings whose creation has a revision at or below the snapshot's.
+async fn case_authz_snapshot_consistent_under_writes(store: Arc<dyn Store>) {
+    let a = agency(&store, "A").await;
+    let b = agency(&store, "B").await;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (store, a, done) = (store.clone(), a.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut snaps = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                snaps.push(store.authz_snapshot(&a).await.unwrap());
+                tokio::task::yield_now().await;
+            }
+            snaps
+        })
+    };
+    let writers: Vec<_> = (0..6)
+        .map(|i| {
+            let (store, t) = (
+                store.clone(),
+                if i % 2 == 0 { a.clone() } else { b.clone() },
+            );
+            tokio::spawn(async move {
+                for j in 0..6 {
+                    let who = PrincipalId::User(UserId::generate());
+                    let role = if j % 2 == 0 {
+                        "agency_viewer"
+                    } else {
+                        "account_viewer"
+                    };
+                    bind(&store, &t, &who, role, None).await;
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut snaps = reader.await.unwrap();
+    snaps.push(store.authz_snapshot(&a).await.unwrap());
+
+    let created: Vec<Change> = feed(&store, 0, 1000)
+        .await
+        .into_iter()
+        .filter(|c| &c.agency == a.agency() && c.kind == "binding.create")
+        .collect();
+    assert_eq!(created.len(), 18);
+    for snap in &snaps {
+        let want: BTreeSet<&str> = created
+            .iter()
+            .filter(|c| c.revision <= snap.revision)
+            .map(|c| c.entity.as_str())
+            .collect();
+        let got: BTreeSet<&str> = snap.bindings.iter().map(|b| b.id.as_str()).collect();
+        assert_eq!(got, want, "snapshot at revision {}", snap.revision);
+    }
+    assert_eq!(snaps.last().unwrap().bindings.len(), 18);
+}
+
+async fn case_changes_since(store: Arc<dyn Store>) {
+    let r0 = store.revision().await.unwrap();
+    assert!(store.changes_since(r0, 100).await.unwrap().is_empty());
+    let t = agency(&store, "A").await;
+    let u = agency(&store, "B").await;
+    // Writes that cannot change a decision are not in the feed.
+    let acc = account(&store, &t, "Main").await;
+    let ann = user(&store, &t, "ann@a.example", None).await;
+    store
+        .append_audit(&t, &record("auth.denied"))
+        .await
+        .unwrap();
+    let rl = role(&store, &t, "Support", &["contacts.read"]).await;
+    let bnd = bind(
+        &store,
+        &u,
+        &PrincipalId::User(UserId::generate()),
+        "agency_viewer",
+        None,
+    )
+    .await;
+    let pl = policy(&store, &t, "No deletes").await;
+    store
+        .delete_binding(&u, &bnd.id, now(), &record("binding.delete"))
+        .await
+        .unwrap();
+
+    let change = |rev: i64, t: &TenantScope, kind: &str, entity: &str| Change {
+        revision: rev,
+        agency: t.agency().clone(),
+        kind: kind.into(),
+        entity: entity.into(),
+    };
+    let all_changes = store.changes_since(r0, 100).await.unwrap();
+    assert_eq!(
+        all_changes,
+        vec![
+            change(r0 + 1, &t, "agency.create", t.agency().as_str()),
+            change(r0 + 2, &u, "agency.create", u.agency().as_str()),
+            change(r0 + 3, &t, "role.create", rl.id.as_str()),
+            change(r0 + 4, &u, "binding.create", bnd.id.as_str()),
+            change(r0 + 5, &t, "policy.create", pl.id.as_str()),
+            change(r0 + 6, &u, "binding.delete", bnd.id.as_str()),
+        ]
+    );
+    assert_eq!(store.revision().await.unwrap(), r0 + 6);
+    // Resuming after any revision returns exactly the rest; limits page through it.
+    for (i, c) in all_changes.iter().enumerate() {
+        assert_eq!(
+            store.changes_since(c.revision, 100).await.unwrap(),
+            all_changes[i + 1..]
+        );
+    }
+    assert_eq!(store.changes_since(r0, 2).await.unwrap(), all_changes[..2]);
+    assert_eq!(
+        store.changes_since(r0, 0).await.unwrap(),
+        all_changes[..1],
+        "a limit of 0 is clamped to 1"
+    );
+    assert_eq!(feed(&store, r0, 1).await, all_changes);
+
+    // Read your writes: the feed after the revision before a write holds that write.
+    let mut seen = Vec::new();
+    macro_rules! wrote {
+        ($kind:literal, $entity:expr, $write:expr) => {{
+            let before = store.revision().await.unwrap();
+            let out = $write.await.unwrap();
+            let got = store.changes_since(before, 100).await.unwrap();
+            assert_eq!(
+                got,
+                vec![change(before + 1, &t, $kind, $entity)],
+                "{}",
+                $kind
+            );
+            seen.push($kind);
+            out
+        }};
+    }
+    let patch = RolePatch {
+        description: Some("Helps".into()),
+        ..RolePatch::default()
+    };
+    wrote!(
+        "role.update",
+        rl.id.as_str(),
+        store.update_role(&t, &rl.id, &patch, now(), &record("role.update"))
+    );
+    let b = binding_value(&t, &user_principal(&ann), rl.id.as_str(), Some(&acc.id));
+    wrote!(
+        "binding.create",
+        b.id.as_str(),
+        store.create_binding(&t, &b, &record("binding.create"))
+    );
+    wrote!(
+        "role.delete",
+        rl.id.as_str(),
+        store.delete_role(&t, &rl.id, true, now(), &record("role.delete"))
+    );
+    wrote!(
+        "policy.delete",
+        pl.id.as_str(),
+        store.delete_policy(&t, &pl.id, now(), &record("policy.delete"))
+    );
+    let disable = UserPatch {
+        status: Some(Status::Disabled),
+        ..UserPatch::default()
+    };
+    wrote!(
+        "user.status",
+        ann.id.as_str(),
+        store.update_user(&t, &ann.id, &disable, now(), &record("user.update"))
+    );
+    let k = key_value(&t, None);
+    let kb = [binding_value(
+        &t,
+        &PrincipalId::Key(k.id.clone()),
+        "agency_viewer",
+        None,
+    )];
+    wrote!(
+        "api_key.create",
+        k.id.as_str(),
+        store.create_api_key(&t, &k, &secret(), &kb, &record("api_key.create"))
+    );
+    wrote!(
+        "api_key.rotate",
+        k.id.as_str(),
+        store.rotate_api_key(
+            &t,
+            &k.id,
+            &secret(),
+            now() + 1000,
+            now(),
+            &record("api_key.rotate")
+        )
+    );
+    wrote!(
+        "api_key.revoke",
+        k.id.as_str(),
+        store.revoke_api_key(&t, &k.id, now(), &record("api_key.revoke"))
+    );
+    wrote!(
+        "user.delete",
+        ann.id.as_str(),
+        store.delete_user(&t, &ann.id, now(), &record("user.delete"))
+    );
+    wrote!(
+        "account.delete",
+        acc.id.as_str(),
+        store.delete_account(&t, &acc.id, now(), &record("account.delete"))
+    );
+    assert_eq!(seen.len(), 10);
+}
+
+/// Ten tasks write bindings (and a custom role each) in two agencies while a tailer follows
+/// the feed: every revision from the start appears exactly once, in order, with no gap, and
+/// the tailer never sees a revision before all lower ones.
+async fn case_change_feed_gap_free_under_concurrency(store: Arc<dyn Store>) {
+    let a = agency(&store, "A").await;
+    let b = agency(&store, "B").await;
+    let start = store.revision().await.unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tailer = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            let (mut seen, mut last) = (Vec::new(), start);
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                for c in store.changes_since(last, 7).await.unwrap() {
+                    assert_eq!(c.revision, last + 1, "the tailer saw a gap after {last}");
+                    last = c.revision;
+                    seen.push(c);
+                }
+                tokio::task::yield_now().await;
+            }
+            seen
+        })
+    };
+    let writers: Vec<_> = (0..10)
+        .map(|i| {
+            let (store, t) = (
+                store.clone(),
+                if i % 2 == 0 { a.clone() } else { b.clone() },
+            );
+            tokio::spawn(async move {
+                let who = PrincipalId::User(UserId::generate());
+                let custom = role(&store, &t, &format!("Role {i}"), &["contacts.read"]).await;
+                bind(&store, &t, &who, custom.id.as_str(), None).await;
+                bind(&store, &t, &who, "agency_viewer", None).await;
+                let gone = bind(&store, &t, &who, "account_viewer", None).await;
+                store
+                    .delete_binding(&t, &gone.id, now(), &record("binding.delete"))
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let tailed = tailer.await.unwrap();
+
+    let all_changes = feed(&store, start, 7).await;
+    let revisions: Vec<i64> = all_changes.iter().map(|c| c.revision).collect();
+    assert_eq!(revisions, (start + 1..=start + 50).collect::<Vec<_>>());
+    assert_eq!(store.revision().await.unwrap(), start + 50);
+    assert_eq!(
+        tailed[..],
+        all_changes[..tailed.len()],
+        "the tailer's view is a prefix"
+    );
+    for t in [&a, &b] {
+        let kinds = |kind: &str| {
+            all_changes
+                .iter()
+                .filter(|c| &c.agency == t.agency() && c.kind == kind)
+                .count()
+        };
+        assert_eq!(
+            (
+                kinds("role.create"),
+                kinds("binding.create"),
+                kinds("binding.delete")
+            ),
+            (5, 15, 5)
+        );
+    }
+}
+
+/// A binding to a custom role raced against the role's deletion (without removing bindings):
+/// one of the two wins, and a binding never outlives its role.
+async fn case_delete_role_races_binding(store: Arc<dyn Store>) {
+    let t = agency(&store, "Acme").await;
+    let (mut bound, mut deleted) = (0, 0);
+    for round in 0..40 {
+        let r = role(&store, &t, &format!("Role {round}"), &["contacts.read"]).await;
+        let b = binding_value(
+            &t,
+            &PrincipalId::User(UserId::generate()),
+            r.id.as_str(),
+            None,
+        );
+        let binder = {
+            let (store, t, b) = (store.clone(), t.clone(), b.clone());
+            tokio::spawn(async move {
+                store
+                    .create_binding(&t, &b, &record("binding.create"))
+                    .await
+            })
+        };
+        let deleter = {
+            let (store, t, id) = (store.clone(), t.clone(), r.id.clone());
+            tokio::spawn(async move {
+                store
+                    .delete_role(&t, &id, false, now(), &record("role.delete"))
+                    .await
+            })
+        };
+        let (created, removed) = (binder.await.unwrap(), deleter.await.unwrap());
+        let role_left = store.get_role(&t, &r.id).await;
+        let binding_left = store.get_binding(&t, &b.id).await;
+        match (&created, &removed) {
+            (Ok(()), Err(StoreError::Conflict { constraint })) if constraint == "role_in_use" => {
+                assert_eq!(role_left.unwrap(), r);
+                assert_eq!(binding_left.unwrap(), b);
+                bound += 1;
+            }
+            (Err(StoreError::Reference), Ok(0)) => {
+                assert!(is_not_found(role_left));
+                assert!(is_not_found(binding_left));
+                deleted += 1;
+            }
+            other => panic!("round {round}: both or neither won: {other:?}"),
+        }
+        assert_eq!(
+            store.count_role_bindings(&t, &r.id).await.unwrap(),
+            u64::from(created.is_ok())
+        );
+    }
+    assert_eq!(bound + deleted, 40);
+}
+
+// ---------------------------------------------------------------------------------------
+// Upgrading a database made by migration 0001 alone: 0002 applies once, data stays.
+// ---------------------------------------------------------------------------------------
+
+const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS tessera_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+const MARK_V1: &str =
+    "INSERT INTO tessera_migrations (version, name, applied_at) VALUES (1, 'init', 0)";
+
+/// Opens the store on a database at version 1 holding one raw agency, and upgrades it.
+async fn upgraded_from_v1(store: Arc<dyn Store>, agency: AgencyId) {
+    assert_eq!(store.migrate().await.unwrap(), 1, "only 0002 runs");
+    assert_eq!(store.migrate().await.unwrap(), 0);
+    assert_eq!(store.get_agency(&agency).await.unwrap().name, "Raw");
+    let t = TenantScope::authenticated(agency);
+    let r = role(&store, &t, "Support", &["contacts.read"]).await;
+    let b = bind(
+        &store,
+        &t,
+        &PrincipalId::User(UserId::generate()),
+        r.id.as_str(),
+        None,
+    )
+    .await;
+    let p = policy(&store, &t, "No deletes").await;
+    let snap = store.authz_snapshot(&t).await.unwrap();
+    assert_eq!(
+        (snap.roles, snap.bindings, snap.policies),
+        (vec![r], vec![b], vec![p])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_upgrade_from_0001() {
+    let dir = tessera_store::testing::TempDirGuard::new("tessera-upgrade").unwrap();
+    let url = format!("sqlite://{}", dir.path().join(SQLITE_DB_FILE).display());
+    let opts = url
+        .parse::<sqlx::sqlite::SqliteConnectOptions>()
+        .unwrap()
+        .create_if_missing(true);
+    let raw = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+    sqlx::raw_sql(include_str!("../migrations/sqlite/0001_init.sql"))
+        .execute(&raw)
+        .await
+        .unwrap();
+    let id = AgencyId::generate();
+    for sql in [MIGRATIONS_TABLE, MARK_V1] {
+        sqlx::query(sql).execute(&raw).await.unwrap();
+    }
+    sqlx::query(RAW_AGENCY)
+        .bind(id.as_str())
+        .bind(false)
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    let store = tessera_store::connect(&url).await.unwrap();
+    upgraded_from_v1(store, id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_upgrade_from_0001() {
+    let Some(db) = PgTestDb::create().await else {
+        notice_pg_skipped();
+        return;
+    };
+    let raw = sqlx::PgPool::connect(&db.url()).await.unwrap();
+    sqlx::raw_sql(include_str!("../migrations/postgres/0001_init.sql"))
+        .execute(&raw)
+        .await
+        .unwrap();
+    let id = AgencyId::generate();
+    for sql in [MIGRATIONS_TABLE, MARK_V1] {
+        sqlx::query(sql).execute(&raw).await.unwrap();
+    }
+    sqlx::query(RAW_AGENCY)
+        .bind(id.as_str())
+        .bind(false)
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    let store = tessera_store::connect(&db.url()).await.unwrap();
+    upgraded_from_v1(store, id).await;
 }

@@ -100,7 +100,7 @@ pub async fn update(
 /// Requires `agencies.delete` (platform).
 pub async fn remove(State(s): State<AppState>, auth: Authorized) -> Result<StatusCode, ApiError> {
     auth.scope()?;
-    if auth.agency == auth.caller.subject.agency {
+    if auth.agency == auth.caller.agency {
         return Err(ApiError::new(
             crate::error::ErrorCode::Conflict,
             "the platform tenant cannot be deleted",

@@ -118,7 +118,7 @@ pub async fn create(
             Err(e) => return Err(e.into()),
         }
     }
-    let missing = permissions.difference(&auth.effective(&s, body.account.as_ref()));
+    let missing = permissions.difference(&auth.effective(&s, body.account.as_ref()).await?);
     if !missing.is_empty() {
         return Err(auth
             .deny_missing(&s, "api_key.create", s.catalog.permission_names(&missing))

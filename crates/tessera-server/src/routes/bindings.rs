@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
-use tessera_core::{AccountId, BindingId, Level, PrincipalId};
+use tessera_core::{AccountId, BindingId, Level, PrincipalId, RoleId};
 use tessera_store::{Binding, StoreError, TenantScope};
 
 use super::List;
@@ -21,7 +21,7 @@ use crate::state::AppState;
 pub struct CreateBinding {
     /// A `usr_` or `key_` id of this agency.
     pub principal: PrincipalId,
-    /// A built-in role's name (`agency_admin`, `account_user`, …).
+    /// A built-in role's name (`agency_admin`, `account_user`, …) or a custom role's id.
     pub role: String,
     /// Omit for an agency-wide binding (it covers every account).
     pub account: Option<AccountId>,
@@ -55,14 +55,22 @@ pub async fn create(
     Json(body): Json<CreateBinding>,
 ) -> Result<(StatusCode, axum::Json<Binding>), ApiError> {
     let scope = auth.require_at(&s, body.account.as_ref()).await?;
-    let (level, permissions) = s
-        .catalog
-        .role(&body.role)
-        .ok_or_else(|| ApiError::invalid(format!("unknown role `{}`", body.role)))?;
+    let (level, permissions) = match body.role.parse::<RoleId>() {
+        // A custom role may be bound agency-wide or on one account, like an account-level role.
+        Ok(id) => match s.store.get_role(&scope, &id).await {
+            Ok(role) => (Level::Account, s.engine.role_permissions(&role.permissions)),
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::invalid(format!("unknown role `{}`", body.role)))
+            }
+            Err(e) => return Err(e.into()),
+        },
+        Err(_) => s
+            .catalog
+            .role(&body.role)
+            .ok_or_else(|| ApiError::invalid(format!("unknown role `{}`", body.role)))?,
+    };
     match level {
-        Level::Platform
-            if !(auth.caller.subject.is_platform && auth.agency == auth.caller.subject.agency) =>
-        {
+        Level::Platform if !(auth.caller.is_platform && auth.agency == auth.caller.agency) => {
             return Err(ApiError::invalid(format!(
                 "`{}` is a platform role: it can only be bound in the platform tenant",
                 body.role
@@ -92,7 +100,7 @@ pub async fn create(
             "`principal` names no active user or key of this agency",
         ));
     }
-    let missing = permissions.difference(&auth.effective(&s, body.account.as_ref()));
+    let missing = permissions.difference(&auth.effective(&s, body.account.as_ref()).await?);
     if !missing.is_empty() {
         return Err(auth
             .deny_missing(&s, "binding.create", s.catalog.permission_names(&missing))

@@ -8,6 +8,9 @@ mod api_keys;
 mod audit;
 mod bindings;
 mod catalog;
+pub mod check;
+mod policies;
+mod roles;
 mod users;
 pub mod validate;
 
@@ -348,5 +351,121 @@ pub fn table() -> Vec<RouteSpec> {
             get(audit::verify),
         )
         .returns::<audit::Verification>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/catalog/cedar-schema",
+            Authenticated,
+            "The Cedar schema generated from the catalog (text)",
+            get(policies::schema),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/check",
+            Authenticated,
+            "May a principal (default: the caller) exercise a permission on a resource?",
+            post(check::check),
+        )
+        .body::<check::CheckRequest>()
+        .returns::<check::CheckResponse>(200),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/check/batch",
+            Authenticated,
+            "Up to 1,000 checks at one revision",
+            post(check::batch),
+        )
+        .body::<check::BatchRequest>()
+        .returns::<check::BatchResponse>(200),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies/{agy}/roles",
+            P("roles.write", Path),
+            "Create a custom role",
+            post(roles::create),
+        )
+        .body::<roles::CreateRole>()
+        .returns::<tessera_store::Role>(201),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/roles",
+            P("roles.read", Path),
+            "List custom roles",
+            get(roles::list),
+        )
+        .returns::<List<tessera_store::Role>>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/roles/{rol}",
+            P("roles.read", Path),
+            "Read a custom role",
+            get(roles::get),
+        )
+        .returns::<tessera_store::Role>(200),
+        RouteSpec::new(
+            Method::PATCH,
+            "/v1/agencies/{agy}/roles/{rol}",
+            P("roles.write", Path),
+            "Change a custom role",
+            patch(roles::update),
+        )
+        .body::<roles::UpdateRole>()
+        .returns::<tessera_store::Role>(200),
+        RouteSpec::new(
+            Method::DELETE,
+            "/v1/agencies/{agy}/roles/{rol}",
+            P("roles.write", Path),
+            "Delete a custom role (`?remove_bindings=true` if still bound)",
+            delete(roles::remove),
+        )
+        .empty(),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies/{agy}/policies",
+            P("policies.write", Path),
+            "Add Cedar policies (validated against the catalog's schema)",
+            post(policies::create),
+        )
+        .body::<policies::CreatePolicy>()
+        .returns::<tessera_store::Policy>(201),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/policies",
+            P("policies.read", Path),
+            "List policies",
+            get(policies::list),
+        )
+        .returns::<List<tessera_store::Policy>>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/policies/{pol}",
+            P("policies.read", Path),
+            "Read a policy",
+            get(policies::get),
+        )
+        .returns::<tessera_store::Policy>(200),
+        RouteSpec::new(
+            Method::DELETE,
+            "/v1/agencies/{agy}/policies/{pol}",
+            P("policies.write", Path),
+            "Delete a policy",
+            delete(policies::remove),
+        )
+        .empty(),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/principals/{id}/permissions",
+            P("bindings.read", Body),
+            "Effective permissions of a principal (`?account=`)",
+            get(check::permissions),
+        )
+        .returns::<check::EffectivePermissions>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/accounts/{acc}/principals",
+            P("bindings.read", Path),
+            "Principals that hold `?permission=` on the account",
+            get(check::principals),
+        )
+        .returns::<check::Holders>(200),
     ]
 }

@@ -12,6 +12,8 @@ fn routes(
     usr: &str,
     key: &str,
     bnd: &str,
+    rol: &str,
+    pol: &str,
 ) -> Vec<(Method, String, Option<Value>)> {
     let b = format!("/v1/agencies/{agy}");
     vec![
@@ -65,6 +67,37 @@ fn routes(
             format!("{b}/api-keys/{key}/rotate"),
             Some(json!({})),
         ),
+        (
+            Method::POST,
+            format!("{b}/roles"),
+            Some(json!({ "name": "x", "permissions": ["contacts.read"] })),
+        ),
+        (Method::GET, format!("{b}/roles"), None),
+        (Method::GET, format!("{b}/roles/{rol}"), None),
+        (
+            Method::PATCH,
+            format!("{b}/roles/{rol}"),
+            Some(json!({ "name": "pwned" })),
+        ),
+        (Method::DELETE, format!("{b}/roles/{rol}"), None),
+        (
+            Method::POST,
+            format!("{b}/policies"),
+            Some(json!({ "cedar": "forbid(principal, action, resource);" })),
+        ),
+        (Method::GET, format!("{b}/policies"), None),
+        (Method::GET, format!("{b}/policies/{pol}"), None),
+        (Method::DELETE, format!("{b}/policies/{pol}"), None),
+        (
+            Method::GET,
+            format!("{b}/principals/{usr}/permissions"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("{b}/accounts/{acc}/principals?permission=contacts.read"),
+            None,
+        ),
         (Method::GET, format!("{b}/audit"), None),
         (Method::GET, format!("{b}/audit/export"), None),
         (Method::GET, format!("{b}/audit/verify"), None),
@@ -83,6 +116,18 @@ async fn check(t: &TestApp) {
         .await;
     assert_eq!(bnd.status, StatusCode::CREATED, "{}", bnd.body);
     let bnd = bnd.id();
+    let rol = t
+        .post(
+            &format!("/v1/agencies/{}/roles", a.id),
+            &t.admin,
+            json!({ "name": "reader", "permissions": ["contacts.read"] }),
+        )
+        .await;
+    assert_eq!(rol.status, StatusCode::CREATED, "{}", rol.body);
+    let rol = rol.id();
+    let pol = t.post(&format!("/v1/agencies/{}/policies", a.id), &t.admin, json!({ "cedar": "forbid(principal, action == Tessera::Action::\"contacts.delete\", resource) unless { context has mfa && context.mfa };" })).await;
+    assert_eq!(pol.status, StatusCode::CREATED, "{}", pol.body);
+    let pol = pol.id();
     let before = t
         .get(&format!("/v1/agencies/{}/audit", a.id), &a.key)
         .await
@@ -91,13 +136,15 @@ async fn check(t: &TestApp) {
         .unwrap()
         .len();
 
-    let attacks = routes(&a.id, &a.acc, &a.user, &a.key_id, &bnd);
+    let attacks = routes(&a.id, &a.acc, &a.user, &a.key_id, &bnd, &rol, &pol);
     let ghosts = routes(
         &missing("agy"),
         &missing("acc"),
         &missing("usr"),
         &missing("key"),
         &missing("bnd"),
+        &missing("rol"),
+        &missing("pol"),
     );
     assert_eq!(
         attacks.len(),

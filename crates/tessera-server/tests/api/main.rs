@@ -6,6 +6,7 @@
 mod harness;
 
 mod audit;
+mod authz;
 mod bad_input;
 mod escalation;
 mod isolation;

@@ -1,0 +1,331 @@
+//! The authorization engine of a node: one `AgencyIndex` (+ compiled Cedar policies) per
+//! agency, built on first use from a consistent store snapshot, kept in a memory-bounded cache,
+//! and invalidated by this node's own writes at once and by other nodes' writes through the
+//! change feed.
+//!
+//! INVARIANT: an answer carries the revision it is valid at; a cached index is dropped when a
+//! change of its agency is seen, and an index built from a snapshot older than a local write to
+//! its agency is never cached (generation check), so a removed binding or revoked key never
+//! allows a check evaluated at a later revision.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tessera_core::abac::PolicySet;
+use tessera_core::index::{AgencyIndex, BuiltinRoles, IndexInput};
+use tessera_core::{AgencyId, Catalog, RoleId};
+use tessera_store::{Store, StoreError, TenantScope};
+
+/// One agency's compiled authorization state.
+#[derive(Debug)]
+pub struct AgencyEntry {
+    /// RBAC index.
+    pub index: AgencyIndex,
+    /// Cedar policies (platform + agency), if any.
+    pub policies: Option<PolicySet>,
+    /// Stored policies that no longer compile: every check RBAC allows here is denied.
+    pub policies_broken: bool,
+    last_used: AtomicU64,
+    bytes: usize,
+}
+
+/// Why an index could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The node could not reach the requested revision in time.
+    #[error("revision {wanted} is not reached yet (at {have})")]
+    RevisionNotReached {
+        /// Asked for.
+        wanted: i64,
+        /// Applied.
+        have: i64,
+    },
+}
+
+/// Cache statistics, for metrics and benchmarks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CacheStats {
+    /// Indexes held.
+    pub entries: usize,
+    /// Their approximate size.
+    pub bytes: usize,
+}
+
+/// The node's engine.
+#[derive(Debug)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    builtin: Arc<BuiltinRoles>,
+    catalog: Arc<Catalog>,
+    schema: Arc<cedar_policy::Schema>,
+    platform_policies: Vec<(String, String)>,
+    entries: RwLock<HashMap<u128, Arc<AgencyEntry>>>,
+    generations: Mutex<HashMap<u128, u64>>,
+    bytes: AtomicU64,
+    budget: u64,
+    applied: AtomicI64,
+    tick: AtomicU64,
+    feed: tokio::sync::Mutex<()>,
+}
+
+impl Engine {
+    /// A new engine with a memory budget in bytes.
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: Arc<Catalog>,
+        schema: Arc<cedar_policy::Schema>,
+        platform_policies: Vec<(String, String)>,
+        budget: u64,
+    ) -> Self {
+        Self {
+            store,
+            builtin: BuiltinRoles::new(&catalog),
+            catalog,
+            schema,
+            platform_policies,
+            entries: RwLock::default(),
+            generations: Mutex::default(),
+            bytes: AtomicU64::new(0),
+            budget,
+            applied: AtomicI64::new(0),
+            tick: AtomicU64::new(0),
+            feed: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The Cedar schema generated from the catalog.
+    pub fn schema(&self) -> &cedar_policy::Schema {
+        &self.schema
+    }
+
+    /// The latest change-feed revision this node has applied.
+    pub fn applied(&self) -> i64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// Sets the starting point of the feed (at start-up: the store's current revision).
+    pub fn start_at(&self, revision: i64) {
+        self.applied.store(revision, Ordering::Release);
+    }
+
+    /// Entries and bytes held.
+    pub fn stats(&self) -> CacheStats {
+        let entries = self.entries.read().map(|e| e.len()).unwrap_or(0);
+        CacheStats {
+            entries,
+            bytes: usize::try_from(self.bytes.load(Ordering::Relaxed)).unwrap_or(usize::MAX),
+        }
+    }
+
+    fn generation(&self, key: u128) -> u64 {
+        self.generations
+            .lock()
+            .map(|g| g.get(&key).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Drops an agency's index (after a local write, or a change seen on the feed).
+    pub fn invalidate(&self, agency: &AgencyId) {
+        let key = agency.bits();
+        if let Ok(mut g) = self.generations.lock() {
+            *g.entry(key).or_default() += 1;
+        }
+        if let Ok(mut e) = self.entries.write() {
+            if let Some(old) = e.remove(&key) {
+                self.bytes.fetch_sub(old.bytes as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The revision an entry's answers are valid at: its snapshot, or later if the feed has
+    /// moved on without touching its agency.
+    pub fn valid_at(&self, entry: &AgencyEntry) -> i64 {
+        entry.index.revision().max(self.applied())
+    }
+
+    /// The entry of an agency, built if missing; `at_least` forces a revision.
+    pub async fn entry(
+        &self,
+        agency: &AgencyId,
+        is_platform: bool,
+        at_least: Option<i64>,
+    ) -> Result<Arc<AgencyEntry>, EngineError> {
+        if let Some(wanted) = at_least {
+            if wanted > self.applied() {
+                self.poll().await?;
+            }
+        }
+        let key = agency.bits();
+        let cached = self.entries.read().ok().and_then(|e| e.get(&key).cloned());
+        if let Some(entry) = cached {
+            if at_least.is_none_or(|w| self.valid_at(&entry) >= w) {
+                entry
+                    .last_used
+                    .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+                return Ok(entry);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let entry = self.build(agency, is_platform).await?;
+            match at_least {
+                Some(w) if entry.index.revision() < w => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(EngineError::RevisionNotReached {
+                            wanted: w,
+                            have: entry.index.revision(),
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                _ => return Ok(entry),
+            }
+        }
+    }
+
+    async fn build(
+        &self,
+        agency: &AgencyId,
+        is_platform: bool,
+    ) -> Result<Arc<AgencyEntry>, EngineError> {
+        let key = agency.bits();
+        let generation = self.generation(key);
+        let snap = self
+            .store
+            .authz_snapshot(&TenantScope::authenticated(agency.clone()))
+            .await?;
+        let mut input = IndexInput::default();
+        for r in &snap.roles {
+            // Permissions that left the catalog are dropped: deny by default.
+            let set = r
+                .permissions
+                .iter()
+                .filter_map(|p| self.catalog.permission(p))
+                .collect();
+            input.roles.push((r.id.clone(), set));
+        }
+        for b in snap.bindings {
+            input.bindings.push((b.id, b.principal, b.role, b.account));
+        }
+        let (index, skipped) = AgencyIndex::build(
+            agency.clone(),
+            is_platform,
+            snap.revision,
+            self.builtin.clone(),
+            input,
+        );
+        if !skipped.is_empty() {
+            tracing::warn!(agency = %agency, bindings = skipped.len(), "bindings name unknown roles and grant nothing");
+        }
+        let mut sources: Vec<(String, String)> = self.platform_policies.clone();
+        sources.extend(
+            snap.policies
+                .into_iter()
+                .map(|p| (p.id.to_string(), p.cedar)),
+        );
+        let (policies, policies_broken) = if sources.is_empty() {
+            (None, false)
+        } else {
+            match PolicySet::compile(&self.schema, &sources) {
+                Ok(p) => (Some(p), false),
+                Err(diags) => {
+                    // Policies were validated when written; if the catalog changed under them,
+                    // fail closed: every check in the agency that RBAC allows is denied.
+                    tracing::error!(agency = %agency, problems = diags.len(), "stored policies no longer compile; denying");
+                    (None, true)
+                }
+            }
+        };
+        let bytes = index.approx_bytes() + sources_bytes(&sources);
+        let entry = Arc::new(AgencyEntry {
+            index,
+            policies,
+            policies_broken,
+            last_used: AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed)),
+            bytes,
+        });
+        if self.generation(key) == generation {
+            if let Ok(mut e) = self.entries.write() {
+                if let Some(old) = e.insert(key, entry.clone()) {
+                    self.bytes.fetch_sub(old.bytes as u64, Ordering::Relaxed);
+                }
+                self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+            }
+            self.evict_if_needed();
+        }
+        Ok(entry)
+    }
+
+    /// Drops the least recently used tenth of the entries when over budget.
+    fn evict_if_needed(&self) {
+        if self.bytes.load(Ordering::Relaxed) <= self.budget {
+            return;
+        }
+        let Ok(mut e) = self.entries.write() else {
+            return;
+        };
+        let mut ages: Vec<(u64, u128)> = e
+            .iter()
+            .map(|(k, v)| (v.last_used.load(Ordering::Relaxed), *k))
+            .collect();
+        ages.sort_unstable();
+        let drop = (ages.len() / 10).max(1);
+        for (_, k) in ages.into_iter().take(drop) {
+            if let Some(old) = e.remove(&k) {
+                self.bytes.fetch_sub(old.bytes as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Applies the change feed: drops the index of every agency that changed.
+    pub async fn poll(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.feed.lock().await;
+        loop {
+            let after = self.applied();
+            let changes = self.store.changes_since(after, 1000).await?;
+            let Some(last) = changes.last().map(|c| c.revision) else {
+                return Ok(());
+            };
+            for c in &changes {
+                self.invalidate(&c.agency);
+            }
+            self.applied.store(last, Ordering::Release);
+            if changes.len() < 1000 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Tails the change feed forever, every `interval`.
+    pub async fn follow(self: Arc<Self>, interval: Duration) {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.poll().await {
+                tracing::warn!(error = %e, "change feed unavailable");
+            }
+        }
+    }
+
+    /// Resolves a custom role's permissions against the catalog (for grant checks).
+    pub fn role_permissions(&self, permissions: &[String]) -> tessera_core::PermissionSet {
+        permissions
+            .iter()
+            .filter_map(|p| self.catalog.permission(p))
+            .collect()
+    }
+
+    /// Whether `id` names a custom role (for binding requests).
+    pub fn is_custom_role(role: &str) -> bool {
+        role.parse::<RoleId>().is_ok()
+    }
+}
+
+fn sources_bytes(sources: &[(String, String)]) -> usize {
+    sources.iter().map(|(a, b)| a.len() + b.len() * 8).sum()
+}

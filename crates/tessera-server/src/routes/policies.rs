@@ -1,0 +1,121 @@
+//! Cedar policies of an agency: `policies.write` / `policies.read` on the agency. Each policy
+//! is validated in strict mode against the schema generated from the catalog when written; an
+//! invalid one is a 400 carrying Cedar's diagnostics with positions. Policies only narrow what
+//! roles grant (forbid, conditional permit): they can never grant more.
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::json;
+use tessera_core::PolicyId;
+use tessera_store::Policy;
+
+use super::List;
+use crate::auth::Authorized;
+use crate::error::ApiError;
+use crate::extract::{parse_id, Json, ListQuery};
+use crate::state::AppState;
+
+/// The largest policy text accepted, in bytes.
+pub const MAX_POLICY_BYTES: usize = 32 * 1024;
+
+/// `POST /v1/agencies/{agy}/policies`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePolicy {
+    /// One or more Cedar policies (`forbid`/`permit`), using the `Tessera` schema.
+    pub cedar: String,
+    /// What the policy is for.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Requires `policies.write` on the agency.
+pub async fn create(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Json(body): Json<CreatePolicy>,
+) -> Result<(StatusCode, axum::Json<Policy>), ApiError> {
+    let scope = auth.scope()?;
+    if body.cedar.len() > MAX_POLICY_BYTES {
+        return Err(ApiError::invalid(format!(
+            "`cedar` exceeds {MAX_POLICY_BYTES} bytes"
+        )));
+    }
+    let count = tessera_core::abac::validate_policies(s.engine.schema(), &body.cedar).map_err(
+        |diagnostics| {
+            let first = diagnostics
+                .first()
+                .map(|d| d.message.clone())
+                .unwrap_or_default();
+            ApiError::invalid(format!("invalid policy: {first}"))
+                .with_extra(json!({ "diagnostics": diagnostics }))
+        },
+    )?;
+    let now = s.clock.now();
+    let policy = Policy {
+        id: PolicyId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
+        agency_id: auth.agency.clone(),
+        description: body.description.trim().chars().take(1000).collect(),
+        cedar: body.cedar,
+        created_by: auth.caller.principal.to_string(),
+        created_at: now,
+    };
+    let audit = auth.audit(
+        &s,
+        "policy.create",
+        Some(policy.id.as_str()),
+        json!({ "policies": count, "cedar": policy.cedar }),
+    );
+    s.store.create_policy(&scope, &policy, &audit).await?;
+    Ok((StatusCode::CREATED, axum::Json(policy)))
+}
+
+/// Requires `policies.read` on the agency.
+pub async fn list(
+    State(s): State<AppState>,
+    auth: Authorized,
+    q: ListQuery,
+) -> Result<axum::Json<List<Policy>>, ApiError> {
+    q.cursor_as::<PolicyId>()?;
+    Ok(axum::Json(
+        s.store
+            .list_policies(&auth.scope()?, &q.page())
+            .await?
+            .into(),
+    ))
+}
+
+/// Requires `policies.read` on the agency.
+pub async fn get(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Path((_, pol)): Path<(String, String)>,
+) -> Result<axum::Json<Policy>, ApiError> {
+    let id: PolicyId = parse_id(&pol)?;
+    Ok(axum::Json(s.store.get_policy(&auth.scope()?, &id).await?))
+}
+
+/// Requires `policies.write` on the agency.
+pub async fn remove(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Path((_, pol)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let id: PolicyId = parse_id(&pol)?;
+    let audit = auth.audit(&s, "policy.delete", Some(id.as_str()), json!({}));
+    s.store
+        .delete_policy(&auth.scope()?, &id, s.clock.now(), &audit)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Any valid credential: the Cedar schema generated from the catalog.
+pub async fn schema(State(s): State<AppState>, _auth: Authorized) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        tessera_core::abac::cedar_schema_text(&s.catalog),
+    )
+}

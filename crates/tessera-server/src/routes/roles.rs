@@ -1,0 +1,208 @@
+//! Custom roles of an agency: `roles.write` / `roles.read` on the agency. A role's permissions
+//! must exist in the catalog, apply at the agency or account level, and be held by its author
+//! (I2). A role still bound is only deleted with `?remove_bindings=true`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::json;
+use tessera_core::{Level, PermissionSet, RoleId};
+use tessera_store::{Role, RolePatch, StoreError};
+
+use super::{validate, List};
+use crate::auth::Authorized;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{parse_id, Json, ListQuery};
+use crate::state::AppState;
+
+/// `POST /v1/agencies/{agy}/roles`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRole {
+    /// Unique in the agency.
+    pub name: String,
+    /// What the role is for.
+    #[serde(default)]
+    pub description: String,
+    /// Catalog permissions.
+    pub permissions: Vec<String>,
+}
+
+/// `PATCH /v1/agencies/{agy}/roles/{rol}`: only the fields given change.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRole {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New permissions (replaces the list).
+    pub permissions: Option<Vec<String>>,
+}
+
+/// Checks a permission list: known, agency- or account-level, held by the caller.
+async fn check_permissions(
+    s: &AppState,
+    auth: &Authorized,
+    action: &str,
+    names: &[String],
+) -> Result<Vec<String>, ApiError> {
+    let mut names: Vec<String> = names.to_vec();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return Err(ApiError::invalid(
+            "`permissions` must name at least one permission",
+        ));
+    }
+    let set = s.catalog.permission_set(&names).map_err(|unknown| {
+        ApiError::invalid(format!("unknown permissions: {}", unknown.join(", ")))
+            .with_extra(json!({ "unknown_permissions": unknown }))
+    })?;
+    let tenant_level = s
+        .catalog
+        .level_permissions(Level::Agency)
+        .union(&s.catalog.level_permissions(Level::Account));
+    let platform_only: PermissionSet = set.difference(&tenant_level);
+    if !platform_only.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "platform permissions cannot be in a custom role: {}",
+            s.catalog.permission_names(&platform_only).join(", ")
+        )));
+    }
+    let missing = set.difference(&auth.effective(s, None).await?);
+    if !missing.is_empty() {
+        return Err(auth
+            .deny_missing(s, action, s.catalog.permission_names(&missing))
+            .await);
+    }
+    Ok(names)
+}
+
+/// Requires `roles.write` on the agency, and every permission of the role.
+pub async fn create(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Json(body): Json<CreateRole>,
+) -> Result<(StatusCode, axum::Json<Role>), ApiError> {
+    let scope = auth.scope()?;
+    let name = validate::name("name", &body.name)?;
+    let permissions = check_permissions(&s, &auth, "role.create", &body.permissions).await?;
+    let now = s.clock.now();
+    let role = Role {
+        id: RoleId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
+        agency_id: auth.agency.clone(),
+        name,
+        description: body.description.trim().chars().take(1000).collect(),
+        permissions,
+        created_by: auth.caller.principal.to_string(),
+        created_at: now,
+        updated_at: now,
+    };
+    let audit = auth.audit(
+        &s,
+        "role.create",
+        Some(role.id.as_str()),
+        json!({ "name": role.name, "permissions": role.permissions }),
+    );
+    s.store.create_role(&scope, &role, &audit).await?;
+    Ok((StatusCode::CREATED, axum::Json(role)))
+}
+
+/// Requires `roles.read` on the agency.
+pub async fn list(
+    State(s): State<AppState>,
+    auth: Authorized,
+    q: ListQuery,
+) -> Result<axum::Json<List<Role>>, ApiError> {
+    q.cursor_as::<RoleId>()?;
+    Ok(axum::Json(
+        s.store.list_roles(&auth.scope()?, &q.page()).await?.into(),
+    ))
+}
+
+/// Requires `roles.read` on the agency.
+pub async fn get(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Path((_, rol)): Path<(String, String)>,
+) -> Result<axum::Json<Role>, ApiError> {
+    let id: RoleId = parse_id(&rol)?;
+    Ok(axum::Json(s.store.get_role(&auth.scope()?, &id).await?))
+}
+
+/// Requires `roles.write` on the agency, and every new permission.
+pub async fn update(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Path((_, rol)): Path<(String, String)>,
+    Json(body): Json<UpdateRole>,
+) -> Result<axum::Json<Role>, ApiError> {
+    let id: RoleId = parse_id(&rol)?;
+    let scope = auth.scope()?;
+    let patch = RolePatch {
+        name: body
+            .name
+            .as_deref()
+            .map(|n| validate::name("name", n))
+            .transpose()?,
+        description: body
+            .description
+            .map(|d| d.trim().chars().take(1000).collect()),
+        permissions: match &body.permissions {
+            Some(p) => Some(check_permissions(&s, &auth, "role.update", p).await?),
+            None => None,
+        },
+    };
+    let audit = auth.audit(
+        &s,
+        "role.update",
+        Some(id.as_str()),
+        json!({ "name": patch.name, "permissions": patch.permissions }),
+    );
+    Ok(axum::Json(
+        s.store
+            .update_role(&scope, &id, &patch, s.clock.now(), &audit)
+            .await?,
+    ))
+}
+
+/// Requires `roles.write` on the agency. `?remove_bindings=true` also removes its bindings.
+pub async fn remove(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Path((_, rol)): Path<(String, String)>,
+    q: ListQuery,
+) -> Result<StatusCode, ApiError> {
+    let id: RoleId = parse_id(&rol)?;
+    let scope = auth.scope()?;
+    let remove_bindings = match q.get("remove_bindings") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "`remove_bindings` must be `true` or `false`, not `{other}`"
+            )))
+        }
+    };
+    let audit = auth.audit(
+        &s,
+        "role.delete",
+        Some(id.as_str()),
+        json!({ "remove_bindings": remove_bindings }),
+    );
+    match s
+        .store
+        .delete_role(&scope, &id, remove_bindings, s.clock.now(), &audit)
+        .await
+    {
+        Ok(_) => Ok(StatusCode::NO_CONTENT),
+        Err(StoreError::Conflict { constraint }) if constraint == "role_in_use" => {
+            let n = s.store.count_role_bindings(&scope, &id).await?;
+            Err(ApiError::new(ErrorCode::Conflict, format!("the role is still bound {n} time(s); delete with `?remove_bindings=true` to remove those bindings too"))
+                .with_extra(json!({ "constraint": "role_in_use", "bindings": n })))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
