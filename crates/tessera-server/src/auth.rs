@@ -92,8 +92,9 @@ impl From<EngineError> for ApiError {
     }
 }
 
-/// Authenticates the `Authorization: Bearer` credential.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+/// Authenticates the `Authorization: Bearer` credential: from the engine's cache when this
+/// node has seen it since its agency last changed, else from the store.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<Caller>, ApiError> {
     let raw = headers.get(header::AUTHORIZATION).ok_or_else(|| {
         ApiError::unauthenticated("send a credential as `Authorization: Bearer <API key>`")
     })?;
@@ -119,11 +120,20 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
     let invalid = || ApiError::unauthenticated("the API key is invalid, expired or revoked");
     let hash = state.pepper.hash(token.as_bytes());
     let now = state.clock.now();
+    if let Some(caller) = state.engine.cached_caller(hash.as_bytes(), now).await {
+        if let Some(key) = &caller.key {
+            state.key_usage.record(&caller.agency, &key.id, now);
+        }
+        return Ok(caller);
+    }
     let found = state
         .store
         .find_key_by_secret(hash.as_bytes())
         .await?
         .ok_or_else(invalid)?;
+    // Read before the key: a revocation committed after this point moves the generation and
+    // keeps this authentication out of the cache.
+    let generation = state.engine.generation_of(&found.agency);
     if found.valid_until.is_some_and(|until| until <= now) {
         return Err(invalid());
     }
@@ -146,7 +156,11 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
     }
     let (own, cap) = key_grant(state, &key).ok_or_else(invalid)?;
     state.key_usage.record(&agency.id, &key.id, now);
-    Ok(Caller {
+    let valid_until = match (found.valid_until, key.expires_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let caller = Arc::new(Caller {
         principal: PrincipalId::Key(key.id.clone()),
         agency: agency.id,
         is_platform: agency.is_platform,
@@ -156,7 +170,12 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
         },
         own,
         key: Some(key),
-    })
+    });
+    state
+        .engine
+        .remember_caller(*hash.as_bytes(), caller.clone(), valid_until, generation)
+        .await;
+    Ok(caller)
 }
 
 /// An API key's own grant and cap: its scopes' permissions, or nothing for an unscoped key
@@ -331,10 +350,10 @@ pub struct Authorized {
 
 impl Authorized {
     /// For routes any authenticated caller may use: no permission, no tenant scope.
-    pub fn for_caller(caller: Caller, meta: RequestMeta) -> Self {
+    pub fn for_caller(caller: Arc<Caller>, meta: RequestMeta) -> Self {
         Self {
             agency: caller.agency.clone(),
-            caller: Arc::new(caller),
+            caller,
             account: None,
             permission: None,
             checked: false,
@@ -673,7 +692,7 @@ async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), 
         g.app.store.get_agency(&agency).await?;
     }
     parts.extensions.insert(Authorized {
-        caller: Arc::new(caller),
+        caller,
         agency: agency.clone(),
         account,
         permission: Some((g.index, g.permission)),

@@ -198,7 +198,18 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let applied = store.migrate().await?;
     tracing::info!(backend = store.backend(), applied, "store ready");
-    let state = AppState::new(store, catalog, &master, Arc::new(SystemClock))?;
+    let mut settings = crate::state::EngineSettings {
+        cache_bytes: config.authz_cache_mb << 20,
+        ..Default::default()
+    };
+    if let Some(p) = &config.policies {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| anyhow::anyhow!("cannot read policies `{}`: {e}", p.display()))?;
+        settings
+            .platform_policies
+            .push((format!("platform:{}", p.display()), text));
+    }
+    let state = AppState::with_engine(store, catalog, &master, Arc::new(SystemClock), settings)?;
     if let Some(path) = crate::bootstrap::ensure(&state, &config.data_dir).await? {
         tracing::info!(path = %path.display(), "first start: platform admin API key written (mode 0600)");
     }

@@ -31,7 +31,7 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog
+    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -51,6 +51,12 @@ pub struct ServeArgs {
     /// A catalog TOML file to use instead of the built-in one
     #[arg(long, env = "TESSERA_CATALOG", value_name = "FILE")]
     pub catalog: Option<PathBuf>,
+    /// A Cedar file of platform-wide policies, applied in every agency (validated at start)
+    #[arg(long, env = "TESSERA_POLICIES", value_name = "FILE")]
+    pub policies: Option<PathBuf>,
+    /// Memory budget of the authorization index cache, in MiB [default: 512]
+    #[arg(long, env = "TESSERA_AUTHZ_CACHE_MB", value_name = "MIB")]
+    pub authz_cache_mb: Option<u64>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -64,6 +70,8 @@ struct FileConfig {
     issuer: Option<String>,
     log_format: Option<LogFormat>,
     catalog: Option<PathBuf>,
+    policies: Option<PathBuf>,
+    authz_cache_mb: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -81,6 +89,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// A catalog file, or the built-in catalog.
     pub catalog: Option<PathBuf>,
+    /// Platform-wide Cedar policies.
+    pub policies: Option<PathBuf>,
+    /// Index cache budget in MiB.
+    pub authz_cache_mb: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -182,6 +194,17 @@ impl Config {
             issuer: issuer.trim_end_matches('/').to_owned(),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             catalog: args.catalog.clone().or(file.catalog),
+            policies: args.policies.clone().or(file.policies),
+            authz_cache_mb: match args.authz_cache_mb.or(file.authz_cache_mb).unwrap_or(512) {
+                0 => {
+                    return Err(ConfigError::Value {
+                        field: "authz_cache_mb",
+                        value: "0".into(),
+                        message: "must be at least 1".into(),
+                    })
+                }
+                n => n,
+            },
         })
     }
 

@@ -27,9 +27,24 @@ pub struct AgencyEntry {
     pub policies: Option<PolicySet>,
     /// Stored policies that no longer compile: every check RBAC allows here is denied.
     pub policies_broken: bool,
+    /// Authenticated callers of this agency by credential hash; dropped with the entry, so a
+    /// revocation or rotation (which invalidates the agency) empties it.
+    callers: RwLock<HashMap<[u8; 32], Arc<CachedCaller>>>,
     last_used: AtomicU64,
     bytes: usize,
 }
+
+/// A caller remembered after a successful authentication.
+#[derive(Debug)]
+pub struct CachedCaller {
+    /// The caller.
+    pub caller: Arc<crate::auth::Caller>,
+    /// After this the credential is no longer valid (key expiry, or a rotated secret's grace).
+    pub valid_until: Option<i64>,
+}
+
+/// The most credential hashes remembered before the map is cleared.
+const MAX_REMEMBERED: usize = 1 << 20;
 
 /// Why an index could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +80,7 @@ pub struct Engine {
     schema: Arc<cedar_policy::Schema>,
     platform_policies: Vec<(String, String)>,
     entries: RwLock<HashMap<u128, Arc<AgencyEntry>>>,
+    key_agencies: RwLock<HashMap<[u8; 32], (AgencyId, bool)>>,
     generations: Mutex<HashMap<u128, u64>>,
     bytes: AtomicU64,
     budget: u64,
@@ -89,6 +105,7 @@ impl Engine {
             schema,
             platform_policies,
             entries: RwLock::default(),
+            key_agencies: RwLock::default(),
             generations: Mutex::default(),
             bytes: AtomicU64::new(0),
             budget,
@@ -120,6 +137,60 @@ impl Engine {
             entries,
             bytes: usize::try_from(self.bytes.load(Ordering::Relaxed)).unwrap_or(usize::MAX),
         }
+    }
+
+    /// The generation of an agency: it moves on every invalidation.
+    pub fn generation_of(&self, agency: &AgencyId) -> u64 {
+        self.generation(agency.bits())
+    }
+
+    /// A caller authenticated before with this credential hash, if still valid at `now`.
+    pub async fn cached_caller(
+        &self,
+        hash: &[u8; 32],
+        now: i64,
+    ) -> Option<Arc<crate::auth::Caller>> {
+        let (agency, is_platform) = self.key_agencies.read().ok()?.get(hash).cloned()?;
+        let entry = self.entry(&agency, is_platform, None).await.ok()?;
+        let cached = entry.callers.read().ok()?.get(hash).cloned()?;
+        if cached.valid_until.is_some_and(|until| until <= now) {
+            return None;
+        }
+        Some(cached.caller.clone())
+    }
+
+    /// Remembers an authenticated caller, unless its agency changed since `generation` (a
+    /// revocation racing the authentication must win).
+    pub async fn remember_caller(
+        &self,
+        hash: [u8; 32],
+        caller: Arc<crate::auth::Caller>,
+        valid_until: Option<i64>,
+        generation: u64,
+    ) {
+        let Ok(entry) = self.entry(&caller.agency, caller.is_platform, None).await else {
+            return;
+        };
+        if self.generation_of(&caller.agency) != generation {
+            return;
+        }
+        if let Ok(mut k) = self.key_agencies.write() {
+            if k.len() >= MAX_REMEMBERED {
+                k.clear();
+            }
+            k.insert(hash, (caller.agency.clone(), caller.is_platform));
+        }
+        let mut callers = match entry.callers.write() {
+            Ok(c) => c,
+            Err(_) => return,
+        };
+        callers.insert(
+            hash,
+            Arc::new(CachedCaller {
+                caller,
+                valid_until,
+            }),
+        );
     }
 
     fn generation(&self, key: u128) -> u64 {
@@ -246,6 +317,7 @@ impl Engine {
             index,
             policies,
             policies_broken,
+            callers: RwLock::default(),
             last_used: AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed)),
             bytes,
         });

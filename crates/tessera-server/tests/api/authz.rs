@@ -578,5 +578,28 @@ async fn another_node_sees_writes_through_the_change_feed() {
     // Node 2 still answers from its cache until it applies the feed.
     assert_eq!(ask(router2.clone()).await["allowed"], false);
     node2.engine.poll().await.unwrap();
-    assert_eq!(ask(router2).await["allowed"], true);
+    assert_eq!(ask(router2.clone()).await["allowed"], true);
+    // Node 2 has the key's authentication cached; node 1 revokes it. Node 2 honours the
+    // revocation as soon as it applies the feed (every 250 ms when serving), node 1 at once.
+    assert_eq!(
+        t.delete(
+            &format!("/v1/agencies/{}/api-keys/{}", a.id, a.key_id),
+            &t.admin
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        t.post(
+            "/v1/check",
+            &a.key,
+            check_body(None, "contacts.read", "contact", &a)
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    node2.engine.poll().await.unwrap();
+    assert_eq!(ask(router2).await["code"], "unauthenticated");
 }

@@ -9,6 +9,7 @@ mod audit;
 mod authz;
 mod bad_input;
 mod escalation;
+mod grants;
 mod isolation;
 mod keys;
 mod ops;
