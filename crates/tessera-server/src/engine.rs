@@ -30,6 +30,9 @@ pub struct AgencyEntry {
     /// Authenticated callers of this agency by credential hash; dropped with the entry, so a
     /// revocation or rotation (which invalidates the agency) empties it.
     callers: RwLock<HashMap<[u8; 32], Arc<CachedCaller>>>,
+    /// Principals of this agency looked up as check subjects (`None`: inactive), dropped with
+    /// the entry, so disabling a user or revoking a key empties it.
+    subjects: RwLock<HashMap<String, Arc<CachedSubject>>>,
     last_used: AtomicU64,
     bytes: usize,
 }
@@ -42,6 +45,18 @@ pub struct CachedCaller {
     /// After this the credential is no longer valid (key expiry, or a rotated secret's grace).
     pub valid_until: Option<i64>,
 }
+
+/// A principal resolved as the subject of checks.
+#[derive(Debug)]
+pub struct CachedSubject {
+    /// The principal with its credential grant and cap; `None` if inactive.
+    pub caller: Option<Arc<crate::auth::Caller>>,
+    /// After this it must be looked up again (a key's expiry).
+    pub valid_until: Option<i64>,
+}
+
+/// The most subjects one agency entry remembers before its map is cleared.
+const MAX_SUBJECTS: usize = 100_000;
 
 /// The most credential hashes remembered before the map is cleared.
 const MAX_REMEMBERED: usize = 1 << 20;
@@ -193,6 +208,39 @@ impl Engine {
         );
     }
 
+    /// A subject resolved before in this entry, if still valid at `now`.
+    pub fn cached_subject(
+        entry: &AgencyEntry,
+        principal: &str,
+        now: i64,
+    ) -> Option<Arc<CachedSubject>> {
+        let s = entry.subjects.read().ok()?.get(principal).cloned()?;
+        if s.valid_until.is_some_and(|until| until <= now) {
+            return None;
+        }
+        Some(s)
+    }
+
+    /// Remembers a subject, unless the agency changed since `generation`.
+    pub fn remember_subject(
+        &self,
+        agency: &AgencyId,
+        entry: &AgencyEntry,
+        principal: &str,
+        subject: CachedSubject,
+        generation: u64,
+    ) {
+        if self.generation_of(agency) != generation {
+            return;
+        }
+        if let Ok(mut s) = entry.subjects.write() {
+            if s.len() >= MAX_SUBJECTS {
+                s.clear();
+            }
+            s.insert(principal.to_owned(), Arc::new(subject));
+        }
+    }
+
     fn generation(&self, key: u128) -> u64 {
         self.generations
             .lock()
@@ -318,6 +366,7 @@ impl Engine {
             policies,
             policies_broken,
             callers: RwLock::default(),
+            subjects: RwLock::default(),
             last_used: AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed)),
             bytes,
         });

@@ -37,6 +37,19 @@ pub(crate) fn decode<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// Decodes lowercase hex of any even length.
+pub(crate) fn decode_vec(text: &[u8]) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    text.chunks_exact(2)
+        .map(|pair| match pair {
+            [hi, lo] => Some((nibble(*hi)? << 4) | nibble(*lo)?),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,6 +59,8 @@ mod tests {
         let bytes = [0x00, 0x01, 0xab, 0xff];
         assert_eq!(encode(&bytes), "0001abff");
         assert_eq!(decode::<4>(b"0001abff"), Some(bytes));
+        assert_eq!(decode_vec(b"0001abff"), Some(bytes.to_vec()));
+        assert_eq!(decode_vec(b""), Some(Vec::new()));
     }
 
     #[test]
@@ -54,5 +69,7 @@ mod tests {
         assert_eq!(decode::<4>(b"0001abf"), None);
         assert_eq!(decode::<4>(b"0001abfff0"), None);
         assert_eq!(decode::<4>(b"0001abgz"), None);
+        assert_eq!(decode_vec(b"0001ABFF"), None);
+        assert_eq!(decode_vec(b"000"), None);
     }
 }

@@ -13,7 +13,10 @@ use serde_json::{Map, Value};
 use tessera_core::{AccountId, AgencyId, PermissionIndex, PrincipalId, Reason};
 use tessera_store::{Status, StoreError, TenantScope};
 
+use std::sync::Arc;
+
 use crate::auth::{decide, deny, effective_of, key_grant, Authorized, Caller, ResourceDesc};
+use crate::engine::{CachedSubject, Engine};
 use crate::error::ApiError;
 use crate::extract::{parse_id, Json, ListQuery};
 use crate::state::AppState;
@@ -125,17 +128,19 @@ fn denial(reason: &str, revision: i64) -> CheckResponse {
     }
 }
 
-/// The subject of a check: the caller, or another principal of `agency` the caller may ask about.
+/// The subject of a check: the caller, or another principal of `agency` the caller may ask
+/// about. Resolved principals are cached in the agency's engine entry (dropped with it on any
+/// change of the agency: a disabled user, a revoked key).
 async fn subject(
     s: &AppState,
     auth: &Authorized,
     principal: Option<&PrincipalId>,
     agency: &AgencyId,
     account: Option<&AccountId>,
-) -> Result<Option<Caller>, ApiError> {
+) -> Result<Option<Arc<Caller>>, ApiError> {
     let caller = &auth.caller;
     let Some(p) = principal.filter(|p| **p != caller.principal) else {
-        return Ok(Some((**caller).clone()));
+        return Ok(Some(caller.clone()));
     };
     let read = s
         .catalog
@@ -163,40 +168,64 @@ async fn subject(
         )
         .await);
     }
-    let target = s.store.get_agency(agency).await?;
-    let scope = TenantScope::authenticated(agency.clone());
     let now = s.clock.now();
-    let (key, own, cap) = match p {
+    let generation = s.engine.generation_of(agency);
+    // Same agency as the caller: it exists and its kind is known; across tenants, look it up.
+    let is_platform = if *agency == caller.agency {
+        caller.is_platform
+    } else {
+        s.store.get_agency(agency).await?.is_platform
+    };
+    let entry = s.engine.entry(agency, is_platform, None).await?;
+    if let Some(hit) = Engine::cached_subject(&entry, p.as_str(), now) {
+        return Ok(hit.caller.clone());
+    }
+    let scope = TenantScope::authenticated(agency.clone());
+    let mut valid_until = None;
+    let resolved = match p {
         PrincipalId::User(u) => match s.store.get_user(&scope, u).await {
-            Ok(user) if user.status == Status::Active => (None, None, None),
-            Ok(_) => return Ok(None),
-            Err(StoreError::NotFound) => (None, None, None),
+            Ok(user) if user.status == Status::Active => Some((None, None, None)),
+            Ok(_) => None,
+            Err(StoreError::NotFound) => Some((None, None, None)),
             Err(e) => return Err(e.into()),
         },
         PrincipalId::Key(k) => match s.store.get_api_key(&scope, k).await {
             Ok(key) if key.revoked_at.is_none() && key.expires_at.is_none_or(|at| at > now) => {
-                let Some((own, cap)) = key_grant(s, &key) else {
-                    return Ok(None);
-                };
-                (Some(key), own, cap)
+                valid_until = key.expires_at;
+                key_grant(s, &key).map(|(own, cap)| (Some(key), own, cap))
             }
-            Ok(_) => return Ok(None),
-            Err(StoreError::NotFound) => (None, None, None),
+            Ok(_) => None,
+            Err(StoreError::NotFound) => Some((None, None, None)),
             Err(e) => return Err(e.into()),
         },
     };
-    let account_cap = key.as_ref().and_then(|k| k.account.clone());
-    Ok(Some(Caller {
-        principal: p.clone(),
-        agency: agency.clone(),
-        is_platform: target.is_platform,
-        key,
-        cap: tessera_core::CredentialCap {
-            permissions: cap,
-            account: account_cap,
+    let subject = resolved.map(|(key, own, cap)| {
+        let account_cap = key
+            .as_ref()
+            .and_then(|k: &tessera_store::ApiKey| k.account.clone());
+        Arc::new(Caller {
+            principal: p.clone(),
+            agency: agency.clone(),
+            is_platform,
+            key,
+            cap: tessera_core::CredentialCap {
+                permissions: cap,
+                account: account_cap,
+            },
+            own,
+        })
+    });
+    s.engine.remember_subject(
+        agency,
+        &entry,
+        p.as_str(),
+        CachedSubject {
+            caller: subject.clone(),
+            valid_until,
         },
-        own,
-    }))
+        generation,
+    );
+    Ok(subject)
 }
 
 async fn run(

@@ -603,3 +603,48 @@ async fn another_node_sees_writes_through_the_change_feed() {
     node2.engine.poll().await.unwrap();
     assert_eq!(ask(router2).await["code"], "unauthenticated");
 }
+
+#[tokio::test]
+async fn a_disabled_user_is_denied_on_the_next_check() {
+    let t = TestApp::sqlite().await;
+    let a = t.agency("Disable").await;
+    t.post(
+        &format!("/v1/agencies/{}/bindings", a.id),
+        &t.admin,
+        json!({ "principal": a.user, "role": "account_user", "account": a.acc }),
+    )
+    .await;
+    let body = check_body(Some(&a.user), "contacts.read", "contact", &a);
+    assert_eq!(
+        t.post("/v1/check", &a.key, body.clone()).await.body["allowed"],
+        true
+    );
+    assert_eq!(
+        t.post("/v1/check", &a.key, body.clone()).await.body["allowed"],
+        true,
+        "served from the subject cache"
+    );
+    let r = t
+        .patch(
+            &format!("/v1/agencies/{}/users/{}", a.id, a.user),
+            &a.key,
+            json!({ "status": "disabled" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let c = t.post("/v1/check", &a.key, body.clone()).await;
+    assert_eq!(
+        (c.body["allowed"].clone(), c.body["reason"].clone()),
+        (json!(false), json!("inactive_principal"))
+    );
+    t.patch(
+        &format!("/v1/agencies/{}/users/{}", a.id, a.user),
+        &a.key,
+        json!({ "status": "active" }),
+    )
+    .await;
+    assert_eq!(
+        t.post("/v1/check", &a.key, body).await.body["allowed"],
+        true
+    );
+}
