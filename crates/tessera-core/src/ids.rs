@@ -58,12 +58,18 @@ pub fn ulid_string(millis: u64, rng: &mut dyn RngCore) -> String {
 
 /// The 128 bits of a ULID string (26 Crockford characters), if it is one.
 pub fn ulid_bits(s: &str) -> Option<u128> {
-    if !is_ulid(s) {
+    // One pass: validate and decode with the table (no per-character search).
+    let b = s.as_bytes();
+    if b.len() != ULID_LEN || b[0] > b'7' {
         return None;
     }
     let mut v: u128 = 0;
-    for c in s.bytes() {
-        v = (v << 5) | u128::from(DECODE[usize::from(c)]);
+    for &c in b {
+        let d = DECODE[usize::from(c)];
+        if d == 0xFF {
+            return None;
+        }
+        v = (v << 5) | u128::from(d);
     }
     Some(v)
 }
@@ -79,7 +85,7 @@ pub fn ulid_from_bits(mut value: u128) -> String {
 }
 
 fn is_ulid(s: &str) -> bool {
-    s.len() == ULID_LEN && s.as_bytes()[0] <= b'7' && s.bytes().all(|c| CROCKFORD.contains(&c))
+    ulid_bits(s).is_some()
 }
 
 /// Milliseconds since the Unix epoch, from the system clock. Callers that want a testable

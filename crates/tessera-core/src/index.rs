@@ -407,6 +407,11 @@ pub fn check(c: &Check<'_>, cfg: EngineConfig) -> Decision {
                 cross_tenant,
             },
         },
+        // Without a scope cap nothing was capped away: the permission is simply not granted.
+        Ok(_) if c.cap.permissions.is_none() => Decision {
+            allowed: false,
+            reason: Reason::NotGranted,
+        },
         Ok(_) => {
             // Say whether a grant existed but the cap removed it.
             let uncapped = Check {

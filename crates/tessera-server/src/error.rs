@@ -35,7 +35,7 @@ pub enum ErrorCode {
     Internal,
     /// 503: the store is unreachable.
     Unavailable,
-    /// 503: this node has not yet applied the revision the caller asked for.
+    /// 409: the store has not reached the revision the caller asked for (after a bounded wait).
     RevisionNotReached,
 }
 
@@ -72,7 +72,8 @@ impl ErrorCode {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable | Self::RevisionNotReached => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RevisionNotReached => StatusCode::CONFLICT,
         }
     }
 

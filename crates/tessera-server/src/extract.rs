@@ -124,8 +124,12 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
                             ApiError::invalid("`limit` must be a whole number from 1 to 200")
                         })?;
                 }
-                "cursor" if !v.is_empty() => out.cursor = Some(v),
-                "cursor" => {}
+                "cursor" if v.is_empty() => {
+                    return Err(ApiError::invalid(
+                        "`cursor` must not be empty (omit it for the first page)",
+                    ))
+                }
+                "cursor" => out.cursor = Some(v),
                 _ => out.rest.push((k, v)),
             }
         }
@@ -149,4 +153,24 @@ pub fn parse_id<T: std::str::FromStr<Err = tessera_core::IdError>>(
 ) -> Result<T, ApiError> {
     raw.parse()
         .map_err(|e: tessera_core::IdError| ApiError::new(ErrorCode::InvalidId, e.to_string()))
+}
+
+/// Deserialises an optional whole number that JSON may spell `17` or `17.0` (both are
+/// integers to JSON Schema); a fraction or an out-of-range value is an error.
+pub fn de_opt_whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => {
+            if let Some(i) = n.as_i64() {
+                return Ok(Some(i));
+            }
+            match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+                _ => Err(serde::de::Error::custom(format!(
+                    "`{n}` is not a whole number in range"
+                ))),
+            }
+        }
+    }
 }

@@ -47,7 +47,7 @@ pub enum AppError {
 /// The whole HTTP app.
 pub fn app(state: AppState) -> Result<Router, AppError> {
     let table = routes::table();
-    let openapi = Arc::new(openapi::document(&table));
+    let openapi = Arc::new(openapi::document(&table, &state.catalog));
     let mut router: Router<AppState> = Router::new();
     for r in table {
         let (permission, target) = match r.access {

@@ -17,8 +17,117 @@ fn problem_schema() -> Value {
     })
 }
 
+/// The id pattern of a path parameter or list cursor, by the object it names.
+fn id_pattern(prefix: &str) -> Value {
+    json!({ "type": "string", "pattern": format!("^{prefix}_[0-7][0-9A-HJKMNP-TV-Z]{{25}}$") })
+}
+
+fn param_schema(name: &str) -> Value {
+    match name {
+        "agy" | "acc" | "usr" | "key" | "bnd" | "rol" | "pol" => id_pattern(name),
+        "id" => id_pattern("(usr|key)"),
+        _ => json!({ "type": "string" }),
+    }
+}
+
+/// The cursor of a list route: the id type of its items, or a sequence number for the audit log.
+fn cursor_schema(path: &str) -> Value {
+    let last = path.rsplit('/').next().unwrap_or_default();
+    match last {
+        "agencies" => id_pattern("agy"),
+        "accounts" => id_pattern("acc"),
+        "users" => id_pattern("usr"),
+        "bindings" => id_pattern("bnd"),
+        "api-keys" => id_pattern("key"),
+        "roles" => id_pattern("rol"),
+        "policies" => id_pattern("pol"),
+        "principals" => id_pattern("(usr|key)"),
+        _ => json!({ "type": "string", "pattern": "^[0-9]{1,18}$" }),
+    }
+}
+
+/// The query parameters a route reads beyond `limit` and `cursor`.
+fn extra_query(r: &RouteSpec, catalog: &tessera_core::Catalog) -> Vec<Value> {
+    let permissions: Vec<&str> = catalog
+        .file()
+        .permissions
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    let q = |name: &str, required: bool, schema: Value| json!({ "name": name, "in": "query", "required": required, "schema": schema });
+    match (r.method.as_str(), r.path) {
+        ("GET", "/v1/agencies/{agy}/accounts/{acc}/principals") => vec![
+            q("permission", true, json!({ "enum": permissions })),
+            q(
+                "limit",
+                false,
+                json!({ "type": "integer", "minimum": 1, "maximum": 200 }),
+            ),
+            q("cursor", false, cursor_schema(r.path)),
+        ],
+        ("GET", "/v1/agencies/{agy}/principals/{id}/permissions") => {
+            vec![q("account", false, id_pattern("acc"))]
+        }
+        ("GET", "/v1/agencies/{agy}/bindings") => {
+            vec![q("principal", false, id_pattern("(usr|key)"))]
+        }
+        ("GET", "/v1/agencies/{agy}/audit") => vec![
+            q(
+                "after",
+                false,
+                json!({ "type": "string", "format": "date-time" }),
+            ),
+            q("actor", false, json!({ "type": "string" })),
+            q("action", false, json!({ "type": "string" })),
+        ],
+        ("DELETE", "/v1/agencies/{agy}/roles/{rol}") => vec![q(
+            "remove_bindings",
+            false,
+            json!({ "enum": ["true", "false"] }),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// Narrows request schemas with what only the catalog knows (scope, permission and role names).
+fn apply_catalog(schemas: &mut Map<String, Value>, catalog: &tessera_core::Catalog) {
+    let f = catalog.file();
+    let scopes: Vec<&str> = f.scopes.iter().map(|s| s.name.as_str()).collect();
+    let permissions: Vec<&str> = f.permissions.iter().map(|p| p.name.as_str()).collect();
+    let roles: Vec<&str> = f.roles.iter().map(|r| r.name.as_str()).collect();
+    let set = |schemas: &mut Map<String, Value>, ty: &str, field: &str, schema: Value| {
+        if let Some(prop) = schemas
+            .get_mut(ty)
+            .and_then(|t| t.get_mut("properties"))
+            .and_then(|p| p.get_mut(field))
+        {
+            *prop = schema;
+        }
+    };
+    set(
+        schemas,
+        "CreateKey",
+        "scopes",
+        json!({ "type": "array", "items": { "enum": scopes }, "description": "Catalog scopes." }),
+    );
+    let perms = json!({ "type": "array", "minItems": 1, "items": { "enum": permissions } });
+    set(schemas, "CreateRole", "permissions", perms.clone());
+    set(
+        schemas,
+        "UpdateRole",
+        "permissions",
+        json!({ "anyOf": [perms, { "type": "null" }] }),
+    );
+    set(
+        schemas,
+        "CreateBinding",
+        "role",
+        json!({ "anyOf": [{ "enum": roles }, id_pattern("rol")], "description": "A built-in role's name or a custom role's id." }),
+    );
+}
+
 /// Builds the document.
-pub fn document(routes: &[RouteSpec]) -> Value {
+pub fn document(routes: &[RouteSpec], catalog: &tessera_core::Catalog) -> Value {
     let mut generator = SchemaSettings::draft2020_12()
         .with(|s| s.definitions_path = "/components/schemas/".into())
         .into_generator();
@@ -27,7 +136,7 @@ pub fn document(routes: &[RouteSpec]) -> Value {
         let mut params = Vec::new();
         for seg in r.path.split('/') {
             if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                params.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }));
+                params.push(json!({ "name": name, "in": "path", "required": true, "schema": param_schema(name) }));
             }
         }
         if r.method == axum::http::Method::GET
@@ -35,8 +144,10 @@ pub fn document(routes: &[RouteSpec]) -> Value {
                 .is_some_and(|_| r.summary.starts_with("List") || r.path.ends_with("/audit"))
         {
             params.push(json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 200 } }));
-            params.push(json!({ "name": "cursor", "in": "query", "schema": { "type": "string" } }));
+            params
+                .push(json!({ "name": "cursor", "in": "query", "schema": cursor_schema(r.path) }));
         }
+        params.extend(extra_query(r, catalog));
         let (permission, description) = match r.access {
             Access::Permission(p, _) => (json!(p), format!("Requires the `{p}` permission.")),
             Access::Platform(p) => (
@@ -54,8 +165,13 @@ pub fn document(routes: &[RouteSpec]) -> Value {
             None => json!({ "description": "success" }),
         };
         responses.insert(r.status.to_string(), ok);
-        for code in ["400", "401", "403", "404", "409"] {
+        for code in ["400", "401", "403", "404", "409", "503"] {
             responses.insert(code.to_owned(), problem.clone());
+        }
+        if r.request.is_some() {
+            for code in ["413", "415"] {
+                responses.insert(code.to_owned(), problem.clone());
+            }
         }
         let mut op = json!({
             "summary": r.summary,
@@ -75,6 +191,7 @@ pub fn document(routes: &[RouteSpec]) -> Value {
         }
     }
     let mut schemas: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
+    apply_catalog(&mut schemas, catalog);
     schemas.insert("Problem".into(), problem_schema());
     json!({
         "openapi": "3.1.0",

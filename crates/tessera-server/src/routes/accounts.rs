@@ -20,6 +20,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct CreateAccount {
     /// Display name, 1 to 200 characters.
+    #[schemars(extend("minLength" = 1, "maxLength" = 200, "pattern" = super::validate::NAME_PATTERN))]
     pub name: String,
 }
 
@@ -28,6 +29,7 @@ pub struct CreateAccount {
 #[serde(deny_unknown_fields)]
 pub struct UpdateAccount {
     /// New display name.
+    #[schemars(extend("minLength" = 1, "maxLength" = 200, "pattern" = super::validate::NAME_PATTERN))]
     pub name: String,
 }
 

@@ -14,7 +14,7 @@ use tessera_store::{ApiKey, SecretHashRecord, StoreError, TenantScope};
 
 use super::{validate, List};
 use crate::auth::Authorized;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::{parse_id, Json, ListQuery};
 use crate::state::AppState;
 
@@ -28,6 +28,7 @@ pub const DEFAULT_GRACE_SECONDS: u64 = 3600;
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// A label.
+    #[schemars(extend("minLength" = 1, "maxLength" = 200, "pattern" = super::validate::NAME_PATTERN))]
     pub name: String,
     /// Catalog scopes; the key can do at most what they allow. An empty list makes a key that
     /// holds nothing until a role is bound to it.
@@ -35,6 +36,7 @@ pub struct CreateKey {
     /// Bind the key to one account.
     pub account: Option<AccountId>,
     /// RFC 3339 time after which the key stops working.
+    #[schemars(extend("format" = "date-time"))]
     pub expires_at: Option<String>,
 }
 
@@ -43,6 +45,7 @@ pub struct CreateKey {
 #[serde(deny_unknown_fields)]
 pub struct RotateKey {
     /// How long the old secret keeps working (0 to 604800 seconds, default 3600).
+    #[schemars(extend("maximum" = 604800))]
     pub grace_seconds: Option<u64>,
 }
 
@@ -111,7 +114,8 @@ pub async fn create(
         match s.store.get_account(&scope, acc).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => {
-                return Err(ApiError::invalid(
+                return Err(ApiError::new(
+                    ErrorCode::NotFound,
                     "`account` names no account of this agency",
                 ))
             }

@@ -11,7 +11,7 @@ use tessera_store::{Binding, StoreError, TenantScope};
 
 use super::List;
 use crate::auth::Authorized;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::{parse_id, Json, ListQuery};
 use crate::state::AppState;
 
@@ -60,7 +60,10 @@ pub async fn create(
         Ok(id) => match s.store.get_role(&scope, &id).await {
             Ok(role) => (Level::Account, s.engine.role_permissions(&role.permissions)),
             Err(StoreError::NotFound) => {
-                return Err(ApiError::invalid(format!("unknown role `{}`", body.role)))
+                return Err(ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("no role `{}` in this agency", body.role),
+                ))
             }
             Err(e) => return Err(e.into()),
         },
@@ -88,7 +91,8 @@ pub async fn create(
         match s.store.get_account(&scope, acc).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => {
-                return Err(ApiError::invalid(
+                return Err(ApiError::new(
+                    ErrorCode::NotFound,
                     "`account` names no account of this agency",
                 ))
             }
@@ -96,7 +100,8 @@ pub async fn create(
         }
     }
     if !principal_exists(&s, &scope, &body.principal).await? {
-        return Err(ApiError::invalid(
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
             "`principal` names no active user or key of this agency",
         ));
     }

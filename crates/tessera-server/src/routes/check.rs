@@ -56,6 +56,7 @@ pub struct CheckRequest {
     #[serde(default)]
     pub context: Map<String, Value>,
     /// Wait (briefly) until this node has applied this revision.
+    #[serde(default, deserialize_with = "crate::extract::de_opt_whole")]
     pub at_least_revision: Option<i64>,
     /// Include which bindings, roles and policies decided.
     #[serde(default)]
@@ -105,8 +106,10 @@ pub struct CheckResponse {
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// Up to 1,000 checks (their own `at_least_revision` is ignored).
+    #[schemars(extend("minItems" = 1, "maxItems" = 1000))]
     pub checks: Vec<CheckRequest>,
     /// Wait (briefly) until this node has applied this revision.
+    #[serde(default, deserialize_with = "crate::extract::de_opt_whole")]
     pub at_least_revision: Option<i64>,
 }
 

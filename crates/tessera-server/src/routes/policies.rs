@@ -26,6 +26,7 @@ pub const MAX_POLICY_BYTES: usize = 32 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct CreatePolicy {
     /// One or more Cedar policies (`forbid`/`permit`), using the `Tessera` schema.
+    #[schemars(extend("minLength" = 1, "maxLength" = 8192))]
     pub cedar: String,
     /// What the policy is for.
     #[serde(default)]

@@ -21,6 +21,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct CreateRole {
     /// Unique in the agency.
+    #[schemars(extend("minLength" = 1, "maxLength" = 200, "pattern" = super::validate::NAME_PATTERN))]
     pub name: String,
     /// What the role is for.
     #[serde(default)]
@@ -34,6 +35,7 @@ pub struct CreateRole {
 #[serde(deny_unknown_fields)]
 pub struct UpdateRole {
     /// New name.
+    #[schemars(extend("minLength" = 1, "maxLength" = 200, "pattern" = super::validate::NAME_PATTERN))]
     pub name: Option<String>,
     /// New description.
     pub description: Option<String>,

@@ -20,10 +20,13 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// Sign-in email, unique in the agency (case-insensitively).
+    #[schemars(extend("maxLength" = 254, "pattern" = super::validate::EMAIL_PATTERN))]
     pub email: String,
     /// Display name.
+    #[schemars(extend("minLength" = 1, "maxLength" = 200, "pattern" = super::validate::NAME_PATTERN))]
     pub name: String,
     /// At least 12 characters; omit to create a user who cannot sign in with a password yet.
+    #[schemars(extend("minLength" = 12, "maxLength" = 256))]
     pub password: Option<String>,
 }
 
@@ -51,10 +54,13 @@ pub enum UserStatus {
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     /// New email.
+    #[schemars(extend("maxLength" = 254, "pattern" = super::validate::EMAIL_PATTERN))]
     pub email: Option<String>,
     /// New name.
+    #[schemars(extend("minLength" = 1, "maxLength" = 200, "pattern" = super::validate::NAME_PATTERN))]
     pub name: Option<String>,
     /// New password.
+    #[schemars(extend("minLength" = 12, "maxLength" = 256))]
     pub password: Option<String>,
     /// `active` or `disabled`.
     pub status: Option<UserStatus>,

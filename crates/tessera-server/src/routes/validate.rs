@@ -2,6 +2,12 @@
 
 use crate::error::ApiError;
 
+/// What `name` accepts, for the OpenAPI document: no control characters, not blank.
+pub const NAME_PATTERN: &str =
+    r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$";
+/// What `email` accepts, for the OpenAPI document.
+pub const EMAIL_PATTERN: &str = r"^[^\s@\x00-\x1F\x7F-\x9F]{1,64}@([^\s@.\-\x00-\x1F\x7F-\x9F]([^\s@.\x00-\x1F\x7F-\x9F]*[^\s@.\-\x00-\x1F\x7F-\x9F])?\.)+[^\s@.\-\x00-\x1F\x7F-\x9F]([^\s@.\x00-\x1F\x7F-\x9F]*[^\s@.\-\x00-\x1F\x7F-\x9F])?$";
+
 /// A display name: trimmed, 1 to 200 characters, no control characters.
 pub fn name(field: &str, value: &str) -> Result<String, ApiError> {
     let v = value.trim();

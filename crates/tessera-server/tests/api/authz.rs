@@ -527,7 +527,7 @@ async fn revisions_and_read_your_writes() {
     let c = t.post("/v1/check", &a.key, body).await;
     assert_eq!(
         (c.status, c.code()),
-        (StatusCode::SERVICE_UNAVAILABLE, "revision_not_reached"),
+        (StatusCode::CONFLICT, "revision_not_reached"),
         "{}",
         c.body
     );
