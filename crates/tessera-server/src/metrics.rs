@@ -19,9 +19,29 @@ struct Histogram {
 }
 
 #[derive(Default)]
+struct RouteStats {
+    statuses: BTreeMap<u16, u64>,
+    latency: Histogram,
+}
+
+/// Route template → method → stats; looked up by `&str`, so a request allocates nothing once
+/// its route has been seen.
+#[derive(Default)]
 struct Registry {
-    requests: BTreeMap<(String, String, u16), u64>,
-    latency: BTreeMap<(String, String), Histogram>,
+    routes: BTreeMap<String, BTreeMap<&'static str, RouteStats>>,
+}
+
+fn method_name(m: &str) -> &'static str {
+    match m {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
+    }
 }
 
 static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
@@ -39,13 +59,15 @@ pub fn store_error() {
 /// Records one finished request.
 pub fn observe(method: &str, route: &str, status: u16, seconds: f64) {
     let Ok(mut r) = registry().lock() else { return };
-    *r.requests
-        .entry((method.to_owned(), route.to_owned(), status))
-        .or_default() += 1;
-    let h = r
-        .latency
-        .entry((method.to_owned(), route.to_owned()))
-        .or_default();
+    if !r.routes.contains_key(route) {
+        r.routes.insert(route.to_owned(), BTreeMap::new());
+    }
+    let Some(by_method) = r.routes.get_mut(route) else {
+        return;
+    };
+    let stats = by_method.entry(method_name(method)).or_default();
+    *stats.statuses.entry(status).or_default() += 1;
+    let h = &mut stats.latency;
     h.count += 1;
     h.sum += seconds;
     for (i, le) in BUCKETS.iter().enumerate() {
@@ -70,13 +92,13 @@ pub fn render() -> String {
     );
     let _ = writeln!(out, "# TYPE tessera_http_requests_total counter");
     if let Ok(r) = registry().lock() {
-        for ((m, route, status), n) in &r.requests {
-            let _ = writeln!(
-                out,
-                "tessera_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
-                label(m),
-                label(route)
-            );
+        for (route, by_method) in &r.routes {
+            let route = label(route);
+            for (m, stats) in by_method {
+                for (status, n) in &stats.statuses {
+                    let _ = writeln!(out, "tessera_http_requests_total{{method=\"{m}\",route=\"{route}\",status=\"{status}\"}} {n}");
+                }
+            }
         }
         let _ = writeln!(
             out,
@@ -86,18 +108,17 @@ pub fn render() -> String {
             out,
             "# TYPE tessera_http_request_duration_seconds histogram"
         );
-        for ((m, route), h) in &r.latency {
-            let (m, route) = (label(m), label(route));
-            for (i, le) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "tessera_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{route}\",le=\"{le}\"}} {}", h.counts[i]);
+        for (route, by_method) in &r.routes {
+            let route = label(route);
+            for (m, stats) in by_method {
+                let h = &stats.latency;
+                for (i, le) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(out, "tessera_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{route}\",le=\"{le}\"}} {}", h.counts[i]);
+                }
+                let _ = writeln!(out, "tessera_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{route}\",le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(out, "tessera_http_request_duration_seconds_sum{{method=\"{m}\",route=\"{route}\"}} {}", h.sum);
+                let _ = writeln!(out, "tessera_http_request_duration_seconds_count{{method=\"{m}\",route=\"{route}\"}} {}", h.count);
             }
-            let _ = writeln!(out, "tessera_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{route}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(
-                out,
-                "tessera_http_request_duration_seconds_sum{{method=\"{m}\",route=\"{route}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(out, "tessera_http_request_duration_seconds_count{{method=\"{m}\",route=\"{route}\"}} {}", h.count);
         }
     }
     let _ = writeln!(

@@ -1,6 +1,6 @@
 //! The outermost middleware: gives each request an id (`x-request-id`), notes the client's
-//! address and user agent for the audit trail, logs the request (never its headers or body)
-//! and records metrics by route template and status.
+//! address and user agent for the audit trail, logs the request at `debug` (never its headers
+//! or body; `TESSERA_LOG=debug` shows them) and records metrics by route template and status.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -62,7 +62,7 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
     let status = resp.status().as_u16();
     let secs = start.elapsed().as_secs_f64();
     crate::metrics::observe(method.as_str(), &route, status, secs);
-    tracing::info!(request_id = %id, method = %method, route = %route, status, ms = secs * 1000.0, ip = ip.as_deref().unwrap_or("-"), "request");
+    tracing::debug!(request_id = %id, method = %method, route = %route, status, ms = secs * 1000.0, ip = ip.as_deref().unwrap_or("-"), "request");
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
