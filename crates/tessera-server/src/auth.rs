@@ -57,6 +57,27 @@ pub struct Caller {
     pub own: Option<PermissionSet>,
 }
 
+impl Caller {
+    /// The engine's question for this caller, against its home agency's index.
+    pub fn check<'a>(
+        &'a self,
+        home: &'a AgencyEntry,
+        permission: PermissionIndex,
+        agency: &'a AgencyId,
+        account: Option<&'a AccountId>,
+    ) -> Check<'a> {
+        Check {
+            principal: &self.principal,
+            home: &home.index,
+            own_grant: self.own.as_ref().map(|s| (s, self.cap.account.as_ref())),
+            cap: &self.cap,
+            permission,
+            agency,
+            account,
+        }
+    }
+}
+
 /// What a check is about, beyond the permission and the tenant.
 #[derive(Clone, Debug, Default)]
 pub struct ResourceDesc {
@@ -206,18 +227,7 @@ pub async fn decide(
         .engine
         .entry(&caller.agency, caller.is_platform, at_least)
         .await?;
-    let c = Check {
-        principal: &caller.principal,
-        home: &home.index,
-        own_grant: caller
-            .own
-            .as_ref()
-            .map(|s| (s, caller.cap.account.as_ref())),
-        cap: &caller.cap,
-        permission,
-        agency,
-        account,
-    };
+    let c = caller.check(&home, permission, agency, account);
     let d = index::check(&c, state.engine_cfg);
     let mut revision = state.engine.valid_at(&home);
     if !d.allowed {
@@ -490,18 +500,8 @@ pub async fn effective_of(
         .engine
         .entry(&caller.agency, caller.is_platform, None)
         .await?;
-    let c = Check {
-        principal: &caller.principal,
-        home: &home.index,
-        own_grant: caller
-            .own
-            .as_ref()
-            .map(|s| (s, caller.cap.account.as_ref())),
-        cap: &caller.cap,
-        permission: state.engine_cfg.cross_tenant,
-        agency,
-        account,
-    };
+    // The permission is not read by `effective`; any index does.
+    let c = caller.check(&home, state.engine_cfg.cross_tenant, agency, account);
     Ok(index::effective(&c, state.engine_cfg)
         .map(|(s, _)| s)
         .unwrap_or_default())

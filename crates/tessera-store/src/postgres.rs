@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use crate::migrate::{CREATE_TABLE, MIGRATIONS};
-
 /// Row-lock clause for reads that must hold a row until commit: what a foreign-key check
 /// takes, so it blocks a `DELETE` of the row but not an update of its other columns.
 const KEY_SHARE: &str = "FOR KEY SHARE";
@@ -114,33 +112,7 @@ impl PgStore {
         sqlx::query("SELECT pg_advisory_xact_lock(7265637265)")
             .execute(&mut *tx)
             .await?;
-        sqlx::query(CREATE_TABLE).execute(&mut *tx).await?;
-        let mut applied = 0;
-        for m in MIGRATIONS {
-            let done = sqlx::query("SELECT version FROM tessera_migrations WHERE version = $1")
-                .bind(m.version)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if done.is_some() {
-                continue;
-            }
-            sqlx::Executor::execute(&mut *tx, m.postgres)
-                .await
-                .map_err(|e| {
-                    StoreError::Config(format!("migration {} `{}` failed: {e}", m.version, m.name))
-                })?;
-            sqlx::query(
-                "INSERT INTO tessera_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-            )
-            .bind(m.version)
-            .bind(m.name)
-            .bind(i64::try_from(tessera_core::ids::now_millis()).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
-            applied += 1;
-        }
-        tx.commit().await?;
-        Ok(applied)
+        run_migrations(tx, |m| m.postgres).await
     }
 }
 

@@ -194,6 +194,30 @@ macro_rules! impl_store {
             })
         }
 
+        /// Applies the migrations not yet recorded, in `tx`, with each backend's own SQL.
+        async fn run_migrations(mut tx: Tx, sql: fn(&$crate::migrate::Migration) -> &'static str) -> Result<usize, StoreError> {
+            sqlx::query($crate::migrate::CREATE_TABLE).execute(&mut *tx).await?;
+            let mut applied = 0;
+            for m in $crate::migrate::MIGRATIONS {
+                let done = sqlx::query("SELECT version FROM tessera_migrations WHERE version = $1").bind(m.version).fetch_optional(&mut *tx).await?;
+                if done.is_some() {
+                    continue;
+                }
+                sqlx::Executor::execute(&mut *tx, sql(m))
+                    .await
+                    .map_err(|e| StoreError::Config(format!("migration {} `{}` failed: {e}", m.version, m.name)))?;
+                sqlx::query("INSERT INTO tessera_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(i64::try_from(tessera_core::ids::now_millis()).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await?;
+                applied += 1;
+            }
+            tx.commit().await?;
+            Ok(applied)
+        }
+
         /// Splits `limit + 1` fetched rows into a page and its next cursor.
         fn paginate<T>(mut items: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Page<T> {
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);

@@ -8,8 +8,6 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::migrate::{CREATE_TABLE, MIGRATIONS};
-
 /// Row-lock clause for reads that must hold a row until commit. SQLite has none and needs
 /// none: the single writer connection runs one write transaction at a time.
 const KEY_SHARE: &str = "";
@@ -74,34 +72,8 @@ impl SqliteStore {
     }
 
     async fn migrate_impl(&self) -> Result<usize, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(CREATE_TABLE).execute(&mut *tx).await?;
-        let mut applied = 0;
-        for m in MIGRATIONS {
-            let done = sqlx::query("SELECT version FROM tessera_migrations WHERE version = $1")
-                .bind(m.version)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if done.is_some() {
-                continue;
-            }
-            sqlx::Executor::execute(&mut *tx, m.sqlite)
-                .await
-                .map_err(|e| {
-                    StoreError::Config(format!("migration {} `{}` failed: {e}", m.version, m.name))
-                })?;
-            sqlx::query(
-                "INSERT INTO tessera_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-            )
-            .bind(m.version)
-            .bind(m.name)
-            .bind(i64::try_from(tessera_core::ids::now_millis()).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
-            applied += 1;
-        }
-        tx.commit().await?;
-        Ok(applied)
+        // The single writer connection serialises migrations within a process.
+        run_migrations(self.writer.begin().await?, |m| m.sqlite).await
     }
 }
 
