@@ -44,6 +44,18 @@ pub enum Command {
     /// Work with catalogs
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Work with the token-signing keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `tessera keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Publish a new signing key now; it signs after the publish-ahead period
+    Rotate(StoreArgs),
+    /// List the signing keys (never their private parts)
+    List(StoreArgs),
 }
 
 /// `tessera catalog …`.
@@ -64,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Catalog(CatalogCommand::Validate { file }) => validate_catalog(&file, output),
         Command::Migrate(args) => runtime().and_then(|rt| rt.block_on(migrate(&args, output))),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve(&args))),
+        Command::Keys(cmd) => runtime().and_then(|rt| rt.block_on(keys(cmd, output))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -183,6 +196,39 @@ async fn migrate(args: &StoreArgs, output: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn keys(cmd: KeysCommand, output: Output) -> anyhow::Result<()> {
+    let (KeysCommand::Rotate(args) | KeysCommand::List(args)) = &cmd;
+    let config = Config::resolve_store(args)?;
+    let store = open_store(&config).await?;
+    store.migrate().await?;
+    let (master, _) =
+        tessera_token::MasterKey::load_or_create(&config.data_dir.join("master.key"))?;
+    let keys = crate::keys::Keys::new(store, &master, tessera_token::RotationPolicy::default());
+    let now = i64::try_from(tessera_core::ids::now_millis() / 1000).unwrap_or(i64::MAX);
+    if matches!(cmd, KeysCommand::Rotate(_)) {
+        let steps = keys.rotate(now).await?;
+        if output == Output::Text {
+            println!("{steps} rotation step(s) applied");
+        }
+    }
+    let list = keys.list().await?;
+    match output {
+        Output::Json => println!("{}", json!({ "ok": true, "keys": list })),
+        Output::Text => {
+            for k in &list {
+                println!(
+                    "{}  {}  {}  activates_at={}",
+                    k["kid"].as_str().unwrap_or("?"),
+                    k["alg"].as_str().unwrap_or("?"),
+                    k["state"].as_str().unwrap_or("?"),
+                    k["activates_at"]
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = Config::resolve(args)?;
     init_logs(config.log_format);
@@ -210,6 +256,8 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             .push((format!("platform:{}", p.display()), text));
     }
     let state = AppState::with_engine(store, catalog, &master, Arc::new(SystemClock), settings)?;
+    let steps = state.keys.maintain(state.clock.now() / 1000).await?;
+    tracing::info!(steps, "signing keys ready");
     if let Some(path) = crate::bootstrap::ensure(&state, &config.data_dir).await? {
         tracing::info!(path = %path.display(), "first start: platform admin API key written (mode 0600)");
     }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod extract;
+pub mod keys;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
@@ -87,6 +88,7 @@ pub fn app(state: AppState) -> Result<Router, AppError> {
         router = router.route(r.path, handler);
     }
     let router = router
+        .route("/.well-known/jwks.json", get(jwks))
         .route(
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
@@ -116,6 +118,16 @@ pub fn app(state: AppState) -> Result<Router, AppError> {
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state);
     Ok(router)
+}
+
+/// The public keys that verify Tessera's tokens (RFC 7517), with a cache lifetime shorter
+/// than the time a new key is published before it signs.
+async fn jwks(State(s): State<AppState>) -> impl IntoResponse {
+    let now = s.clock.now() / 1000;
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        axum::Json(s.keys.jwks(now)),
+    )
 }
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
@@ -162,6 +174,17 @@ pub async fn run(
     let router = app(state.clone())?;
     state.engine.start_at(state.store.revision().await?);
     let follower = tokio::spawn(state.engine.clone().follow(Duration::from_millis(250)));
+    let keys = state.keys.clone();
+    let clock = state.clock.clone();
+    let rotator = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = keys.maintain(clock.now() / 1000).await {
+                tracing::error!(error = %e, "signing key maintenance failed");
+            }
+        }
+    });
     let usage = state.key_usage.clone();
     let store = state.store.clone();
     let flusher = tokio::spawn(async move {
@@ -179,6 +202,7 @@ pub async fn run(
     .await?;
     flusher.abort();
     follower.abort();
+    rotator.abort();
     state.key_usage.flush(state.store.as_ref()).await;
     Ok(())
 }

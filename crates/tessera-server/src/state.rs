@@ -26,6 +26,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Key uses not yet written to the store.
     pub key_usage: Arc<KeyUsage>,
+    /// The token-signing key ring.
+    pub keys: Arc<crate::keys::Keys>,
 }
 
 /// Batches `last_used_at` updates so authentication never writes to the store.
@@ -79,6 +81,8 @@ pub struct EngineSettings {
     pub platform_policies: Vec<(String, String)>,
     /// Memory budget of the index cache, in bytes (0: the default, 512 MiB).
     pub cache_bytes: u64,
+    /// How token-signing keys rotate.
+    pub rotation: tessera_token::RotationPolicy,
 }
 
 impl AppState {
@@ -115,6 +119,8 @@ impl AppState {
                 ))
             })?;
         }
+        let store_for_keys = store.clone();
+        let settings_rotation = settings.rotation;
         let catalog = Arc::new(catalog);
         let budget = if settings.cache_bytes == 0 {
             512 << 20
@@ -136,6 +142,11 @@ impl AppState {
             pepper: Arc::new(master_key.derive_pepper(PEPPER_VERSION)),
             clock,
             key_usage: Arc::default(),
+            keys: Arc::new(crate::keys::Keys::new(
+                store_for_keys,
+                master_key,
+                settings_rotation,
+            )),
         })
     }
 }

@@ -22,6 +22,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_roles_policies.sql"),
         postgres: include_str!("../migrations/postgres/0002_roles_policies.sql"),
     },
+    Migration {
+        version: 3,
+        name: "signing_keys",
+        sqlite: include_str!("../migrations/sqlite/0003_signing_keys.sql"),
+        postgres: include_str!("../migrations/postgres/0003_signing_keys.sql"),
+    },
 ];
 
 pub(crate) const CREATE_TABLE: &str =

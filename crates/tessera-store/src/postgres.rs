@@ -55,6 +55,12 @@ impl PgStore {
         &self.pool
     }
 
+    /// For the global tables (signing keys): no tenant is set, and none is needed, as they
+    /// have no row-level security.
+    fn write_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     async fn begin_tenant(&self, agency: &AgencyId, _write: bool) -> Result<Tx, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT set_config('tessera.agency_id', $1, true)")

@@ -345,3 +345,50 @@ pub struct AuditFilter {
     /// Only this action.
     pub action: Option<String>,
 }
+
+/// One token-signing key as stored: the key ring of the issuer, global (platform keys, no
+/// agency). The server converts it to and from the token crate's key record; this crate
+/// interprets none of its text. Times are Unix epoch SECONDS, as the token crate uses them
+/// (not milliseconds like the other records).
+///
+/// `Debug` never prints the sealed private key, only its length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRow {
+    /// Key id (unique).
+    pub kid: String,
+    /// The JWS algorithm it signs with, such as `EdDSA`.
+    pub alg: String,
+    /// Lifecycle state: `pending`, `active`, `retiring` or `retired`.
+    pub state: String,
+    /// When the key was generated.
+    pub created_at: i64,
+    /// When the key starts (or started) to sign.
+    pub activates_at: i64,
+    /// When the key stopped signing.
+    pub retires_at: Option<i64>,
+    /// When the last token it may have signed expires.
+    pub expires_at: Option<i64>,
+    /// The public JWK, as JSON text.
+    pub public_jwk: String,
+    /// The private key, sealed under the master key. Empty once retired.
+    pub sealed_private: Vec<u8>,
+}
+
+impl std::fmt::Debug for SigningKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRow")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("state", &self.state)
+            .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
+            .field("retires_at", &self.retires_at)
+            .field("expires_at", &self.expires_at)
+            .field("public_jwk", &self.public_jwk)
+            .field(
+                "sealed_private",
+                &format_args!("[sealed {} bytes]", self.sealed_private.len()),
+            )
+            .finish()
+    }
+}

@@ -44,6 +44,11 @@ impl SqliteStore {
         &self.reader
     }
 
+    /// The single writer: global writes (signing keys) queue with every other write.
+    fn write_pool(&self) -> &SqlitePool {
+        &self.writer
+    }
+
     async fn begin_tenant(&self, _agency: &AgencyId, write: bool) -> Result<Tx, StoreError> {
         Ok(if write {
             self.writer.begin().await?

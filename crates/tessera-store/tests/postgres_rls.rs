@@ -17,7 +17,9 @@ use tessera_store::{
 };
 
 /// Tables without `agency_id`, on purpose: global, not under row-level security.
-const GLOBAL_TABLES: [&str; 3] = ["agencies", "revision", "tessera_migrations"];
+/// `signing_keys` is the platform's token-signing key ring: no tenant data, and its private
+/// keys are sealed under the master key.
+const GLOBAL_TABLES: [&str; 4] = ["agencies", "revision", "tessera_migrations", "signing_keys"];
 
 /// The tenant tables the migration is known to create (so the catalog check is not vacuous).
 const TENANT_TABLES: [&str; 10] = [

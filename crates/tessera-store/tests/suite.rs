@@ -14,8 +14,8 @@ use tessera_store::audit::verify_chain;
 use tessera_store::testing::{notice_pg_skipped, sqlite_store, PgTestDb, SQLITE_DB_FILE};
 use tessera_store::{
     Account, Agency, ApiKey, AuditEvent, AuditFilter, AuditRecord, Binding, Bootstrap, ChainHash,
-    Change, NewUser, Outcome, PageRequest, Policy, Role, RolePatch, SecretHashRecord, Status,
-    Store, StoreError, TenantScope, User, UserPatch,
+    Change, NewUser, Outcome, PageRequest, Policy, Role, RolePatch, SecretHashRecord,
+    SigningKeyRow, Status, Store, StoreError, TenantScope, User, UserPatch,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -74,6 +74,12 @@ cases! {
     case_delete_role_races_binding => sqlite_delete_role_races_binding, postgres_delete_role_races_binding;
     case_changes_since => sqlite_changes_since, postgres_changes_since;
     case_change_feed_gap_free_under_concurrency => sqlite_change_feed_gap_free_under_concurrency, postgres_change_feed_gap_free_under_concurrency;
+    case_signing_keys_insert_and_list => sqlite_signing_keys_insert_and_list, postgres_signing_keys_insert_and_list;
+    case_signing_key_duplicate_kid => sqlite_signing_key_duplicate_kid, postgres_signing_key_duplicate_kid;
+    case_signing_key_compare_and_set => sqlite_signing_key_compare_and_set, postgres_signing_key_compare_and_set;
+    case_signing_key_concurrent_compare_and_set => sqlite_signing_key_concurrent_compare_and_set, postgres_signing_key_concurrent_compare_and_set;
+    case_signing_key_delete => sqlite_signing_key_delete, postgres_signing_key_delete;
+    case_signing_key_debug_hides_sealed_key => sqlite_signing_key_debug_hides_sealed_key, postgres_signing_key_debug_hides_sealed_key;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -336,6 +342,38 @@ async fn policy(store: &Arc<dyn Store>, t: &TenantScope, description: &str) -> P
     p
 }
 
+/// A signing key in `state`, created at `created_at` (epoch seconds), with a random sealed key.
+fn signing_key_value(kid: &str, state: &str, created_at: i64) -> SigningKeyRow {
+    SigningKeyRow {
+        kid: kid.to_owned(),
+        alg: "EdDSA".to_owned(),
+        state: state.to_owned(),
+        created_at,
+        activates_at: created_at + 100,
+        retires_at: None,
+        expires_at: None,
+        public_jwk: serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "kid": kid, "x": "AAAA" })
+            .to_string(),
+        sealed_private: (0..48).map(|_| rand::random::<u8>()).collect(),
+    }
+}
+
+async fn signing_key(store: &Arc<dyn Store>, kid: &str, state: &str) -> SigningKeyRow {
+    let row = signing_key_value(kid, state, 1_700_000_000);
+    store.insert_signing_key(&row).await.unwrap();
+    row
+}
+
+/// The stored row of `kid`.
+async fn stored_key(store: &Arc<dyn Store>, kid: &str) -> Option<SigningKeyRow> {
+    store
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.kid == kid)
+}
+
 fn sorted<T, K: Ord>(mut items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
     items.sort_by_key(key);
     items
@@ -397,10 +435,13 @@ async fn case_migrations_ping_backend(store: Arc<dyn Store>) {
     let listed = store.list_agencies(&all()).await.unwrap();
     assert!(listed.items.is_empty());
     assert_eq!(listed.next_cursor, None);
+    assert_eq!(store.signing_keys().await.unwrap(), []);
     // Data survives a repeated migration.
     let t = agency(&store, "Kept").await;
+    let k = signing_key(&store, "kept-key", "active").await;
     assert_eq!(store.migrate().await.unwrap(), 0);
     assert_eq!(store.get_agency(t.agency()).await.unwrap().name, "Kept");
+    assert_eq!(store.signing_keys().await.unwrap(), [k]);
 }
 
 async fn case_bootstrap(store: Arc<dyn Store>) {
@@ -3009,16 +3050,319 @@ async fn case_delete_role_races_binding(store: Arc<dyn Store>) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Upgrading a database made by migration 0001 alone: 0002 applies once, data stays.
+// The token-signing key ring: global rows, compare-and-set writes.
+// ---------------------------------------------------------------------------------------
+
+async fn case_signing_keys_insert_and_list(store: Arc<dyn Store>) {
+    assert_eq!(store.signing_keys().await.unwrap(), []);
+    let t0 = 1_700_000_000;
+    // Kids differing in case: the order is bytewise on both backends ("B" < "a").
+    let mut retiring = signing_key_value("m", "retiring", t0 + 200);
+    retiring.retires_at = Some(t0 + 250);
+    retiring.expires_at = Some(t0 + 3_850);
+    let mut retired = signing_key_value("0", "retired", t0 + 300);
+    retired.retires_at = Some(t0 + 310);
+    retired.expires_at = Some(t0 + 320);
+    retired.sealed_private = Vec::new();
+    let rows = [
+        retiring,
+        signing_key_value("z", "active", t0 + 100),
+        retired,
+        signing_key_value("a", "pending", t0 + 100),
+        signing_key_value("B", "pending", t0 + 100),
+    ];
+    for r in &rows {
+        store.insert_signing_key(r).await.unwrap();
+    }
+    let listed = store.signing_keys().await.unwrap();
+    let kids: Vec<&str> = listed.iter().map(|r| r.kid.as_str()).collect();
+    assert_eq!(kids, ["B", "a", "z", "m", "0"]);
+    // Every field round-trips, the optional ones and an empty sealed key included.
+    let want = sorted(rows.to_vec(), |r| (r.created_at, r.kid.clone()));
+    assert_eq!(listed, want);
+    // Global: no tenant sees or changes anything of it, and it bumps no revision.
+    assert_eq!(store.revision().await.unwrap(), 0);
+}
+
+async fn case_signing_key_duplicate_kid(store: Arc<dyn Store>) {
+    let first = signing_key(&store, "dup", "active").await;
+    let mut second = signing_key_value("dup", "pending", 1_800_000_000);
+    second.alg = "ES256".into();
+    assert_conflict(store.insert_signing_key(&second).await, "kid");
+    // The stored key is untouched.
+    assert_eq!(store.signing_keys().await.unwrap(), [first]);
+}
+
+async fn case_signing_key_compare_and_set(store: Arc<dyn Store>) {
+    let k = signing_key(&store, "k1", "pending").await;
+    let other = signing_key(&store, "k2", "active").await;
+
+    // From a state it is not in: false, nothing changes.
+    assert!(!store
+        .update_signing_key("k1", &["active"], "retiring", Some(1), Some(2), Some(&[]))
+        .await
+        .unwrap());
+    assert!(!store
+        .update_signing_key("k1", &["retiring", "retired"], "retired", None, None, None)
+        .await
+        .unwrap());
+    // No expected state matches nothing; a missing key is not an error.
+    assert!(!store
+        .update_signing_key("k1", &[], "active", None, None, None)
+        .await
+        .unwrap());
+    assert!(!store
+        .update_signing_key("missing", &["pending"], "active", None, None, None)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.signing_keys().await.unwrap(),
+        [k.clone(), other.clone()]
+    );
+
+    // Activate: pending → active. Only the state changes.
+    assert!(store
+        .update_signing_key("k1", &["pending"], "active", None, None, None)
+        .await
+        .unwrap());
+    let active = SigningKeyRow {
+        state: "active".into(),
+        ..k.clone()
+    };
+    assert_eq!(stored_key(&store, "k1").await.unwrap(), active);
+    // Applying the same transition again (another node, later) loses.
+    assert!(!store
+        .update_signing_key("k1", &["pending"], "active", None, None, None)
+        .await
+        .unwrap());
+
+    // Begin retiring, from either of two expected states: the times are set.
+    assert!(store
+        .update_signing_key(
+            "k1",
+            &["active", "pending"],
+            "retiring",
+            Some(1_700_000_500),
+            Some(1_700_004_100),
+            None
+        )
+        .await
+        .unwrap());
+    let retiring = SigningKeyRow {
+        state: "retiring".into(),
+        retires_at: Some(1_700_000_500),
+        expires_at: Some(1_700_004_100),
+        ..k.clone()
+    };
+    assert_eq!(stored_key(&store, "k1").await.unwrap(), retiring);
+
+    // Retire: the sealed key is wiped; `None` times leave the stored ones.
+    assert!(store
+        .update_signing_key("k1", &["retiring"], "retired", None, None, Some(&[]))
+        .await
+        .unwrap());
+    let retired = SigningKeyRow {
+        state: "retired".into(),
+        sealed_private: Vec::new(),
+        ..retiring
+    };
+    assert_eq!(stored_key(&store, "k1").await.unwrap(), retired);
+
+    // `Some` sealed key replaces it.
+    assert!(store
+        .update_signing_key("k2", &["active"], "active", None, None, Some(&[7, 7, 7]))
+        .await
+        .unwrap());
+    assert_eq!(
+        stored_key(&store, "k2").await.unwrap().sealed_private,
+        [7, 7, 7]
+    );
+    // The other key changed only there, and the list still holds both.
+    assert_eq!(
+        store.signing_keys().await.unwrap(),
+        [
+            retired,
+            SigningKeyRow {
+                sealed_private: vec![7, 7, 7],
+                ..other
+            }
+        ]
+    );
+    assert_eq!(store.revision().await.unwrap(), 0);
+}
+
+/// Ten nodes apply the same transition at once: exactly one wins, and the row holds its write.
+async fn case_signing_key_concurrent_compare_and_set(store: Arc<dyn Store>) {
+    const N: usize = 10;
+    signing_key(&store, "race", "pending").await;
+
+    async fn race<F, Fut>(f: F) -> Vec<usize>
+    where
+        F: Fn(usize) -> Fut,
+        Fut: std::future::Future<Output = bool> + Send + 'static,
+    {
+        let barrier = Arc::new(tokio::sync::Barrier::new(N));
+        let tasks: Vec<_> = (0..N)
+            .map(|i| {
+                let (barrier, fut) = (barrier.clone(), f(i));
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    fut.await
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for (i, task) in tasks.into_iter().enumerate() {
+            if task.await.unwrap() {
+                winners.push(i);
+            }
+        }
+        winners
+    }
+
+    // Activate.
+    let winners = race(|_| {
+        let store = store.clone();
+        async move {
+            store
+                .update_signing_key("race", &["pending"], "active", None, None, None)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    assert_eq!(stored_key(&store, "race").await.unwrap().state, "active");
+
+    // Begin retiring, each node with its own times and sealed key: the row is the winner's.
+    let winners = race(|i| {
+        let store = store.clone();
+        let i64_i = i64::try_from(i).unwrap();
+        let sealed = vec![u8::try_from(i).unwrap(); 4];
+        async move {
+            store
+                .update_signing_key(
+                    "race",
+                    &["active", "pending"],
+                    "retiring",
+                    Some(1_000 + i64_i),
+                    Some(2_000 + i64_i),
+                    Some(&sealed),
+                )
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    let w = winners[0];
+    let row = stored_key(&store, "race").await.unwrap();
+    let w64 = i64::try_from(w).unwrap();
+    assert_eq!(row.state, "retiring");
+    assert_eq!(
+        (row.retires_at, row.expires_at),
+        (Some(1_000 + w64), Some(2_000 + w64))
+    );
+    assert_eq!(row.sealed_private, vec![u8::try_from(w).unwrap(); 4]);
+
+    // Drop.
+    store
+        .update_signing_key("race", &["retiring"], "retired", None, None, Some(&[]))
+        .await
+        .unwrap();
+    let winners = race(|_| {
+        let store = store.clone();
+        async move {
+            store
+                .delete_signing_key("race", &["retired", "pending"])
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    assert_eq!(store.signing_keys().await.unwrap(), []);
+}
+
+async fn case_signing_key_delete(store: Arc<dyn Store>) {
+    let k = signing_key(&store, "gone", "retired").await;
+    let kept = signing_key(&store, "kept", "active").await;
+    // From a state it is not in, with no expected state, or a missing key: false, nothing changes.
+    assert!(!store
+        .delete_signing_key("gone", &["pending"])
+        .await
+        .unwrap());
+    assert!(!store.delete_signing_key("gone", &[]).await.unwrap());
+    assert!(!store
+        .delete_signing_key("missing", &["retired"])
+        .await
+        .unwrap());
+    assert_eq!(
+        store.signing_keys().await.unwrap(),
+        [k.clone(), kept.clone()]
+    );
+    assert!(store
+        .delete_signing_key("gone", &["retired", "pending"])
+        .await
+        .unwrap());
+    assert_eq!(store.signing_keys().await.unwrap(), [kept]);
+    // Once gone, again is false.
+    assert!(!store
+        .delete_signing_key("gone", &["retired", "pending"])
+        .await
+        .unwrap());
+    // The kid is free again.
+    store.insert_signing_key(&k).await.unwrap();
+    assert!(stored_key(&store, "gone").await.is_some());
+}
+
+async fn case_signing_key_debug_hides_sealed_key(store: Arc<dyn Store>) {
+    let mut row = signing_key_value("dbg", "active", 1_700_000_000);
+    row.sealed_private = vec![0xde, 0xad, 0xbe, 0xef, 0x13, 0x37];
+    store.insert_signing_key(&row).await.unwrap();
+    let stored = stored_key(&store, "dbg").await.unwrap();
+    assert_eq!(stored.sealed_private, row.sealed_private);
+    for text in [
+        format!("{row:?}"),
+        format!("{row:#?}"),
+        format!("{stored:?}"),
+        format!("{:?}", store.signing_keys().await.unwrap()),
+    ] {
+        assert!(text.contains("[sealed 6 bytes]"), "{text}");
+        assert!(text.contains("dbg"), "{text}");
+        for leak in ["222", "173", "190", "239", "0xde", "dead", "DEAD", "3q2+7"] {
+            assert!(!text.contains(leak), "sealed bytes printed: {text}");
+        }
+    }
+    let empty = SigningKeyRow {
+        sealed_private: Vec::new(),
+        ..row
+    };
+    assert!(format!("{empty:?}").contains("[sealed 0 bytes]"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Upgrading a database made by earlier migrations: the later ones apply once, data stays.
 // ---------------------------------------------------------------------------------------
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS tessera_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
-const MARK_V1: &str =
-    "INSERT INTO tessera_migrations (version, name, applied_at) VALUES (1, 'init', 0)";
+const MARKS: [&str; 2] = [
+    "INSERT INTO tessera_migrations (version, name, applied_at) VALUES (1, 'init', 0)",
+    "INSERT INTO tessera_migrations (version, name, applied_at) VALUES (2, 'roles_policies', 0)",
+];
+const SQLITE_MIGRATIONS: [&str; 2] = [
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/sqlite/0002_roles_policies.sql"),
+];
+const POSTGRES_MIGRATIONS: [&str; 2] = [
+    include_str!("../migrations/postgres/0001_init.sql"),
+    include_str!("../migrations/postgres/0002_roles_policies.sql"),
+];
+const VERSIONS: &str = "SELECT version FROM tessera_migrations ORDER BY version";
 
 /// Opens the store on a database at version 1 holding one raw agency, and upgrades it.
 async fn upgraded_from_v1(store: Arc<dyn Store>, agency: AgencyId) {
-    assert_eq!(store.migrate().await.unwrap(), 1, "only 0002 runs");
+    assert_eq!(store.migrate().await.unwrap(), 2, "0002 and 0003 run");
     assert_eq!(store.migrate().await.unwrap(), 0);
     assert_eq!(store.get_agency(&agency).await.unwrap().name, "Raw");
     let t = TenantScope::authenticated(agency);
@@ -3037,10 +3381,33 @@ async fn upgraded_from_v1(store: Arc<dyn Store>, agency: AgencyId) {
         (snap.roles, snap.bindings, snap.policies),
         (vec![r], vec![b], vec![p])
     );
+    let k = signing_key(&store, "upgraded", "active").await;
+    assert_eq!(store.signing_keys().await.unwrap(), [k]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_upgrade_from_0001() {
+/// Opens the store on a database at version 2 holding one raw agency, and upgrades it.
+async fn upgraded_from_v2(store: Arc<dyn Store>, agency: AgencyId) {
+    assert_eq!(store.migrate().await.unwrap(), 1, "only 0003 runs");
+    assert_eq!(store.migrate().await.unwrap(), 0);
+    assert_eq!(store.get_agency(&agency).await.unwrap().name, "Raw");
+    assert_eq!(store.signing_keys().await.unwrap(), []);
+    let k = signing_key(&store, "upgraded", "pending").await;
+    assert!(store
+        .update_signing_key("upgraded", &["pending"], "active", None, None, None)
+        .await
+        .unwrap());
+    assert_eq!(store.migrate().await.unwrap(), 0);
+    assert_eq!(
+        store.signing_keys().await.unwrap(),
+        [SigningKeyRow {
+            state: "active".into(),
+            ..k
+        }]
+    );
+}
+
+/// A SQLite database at `version`, holding one raw agency.
+async fn sqlite_at(version: usize) -> (tessera_store::testing::TempDirGuard, String, AgencyId) {
     let dir = tessera_store::testing::TempDirGuard::new("tessera-upgrade").unwrap();
     let url = format!("sqlite://{}", dir.path().join(SQLITE_DB_FILE).display());
     let opts = url
@@ -3048,12 +3415,11 @@ async fn sqlite_upgrade_from_0001() {
         .unwrap()
         .create_if_missing(true);
     let raw = sqlx::SqlitePool::connect_with(opts).await.unwrap();
-    sqlx::raw_sql(include_str!("../migrations/sqlite/0001_init.sql"))
-        .execute(&raw)
-        .await
-        .unwrap();
+    for sql in &SQLITE_MIGRATIONS[..version] {
+        sqlx::raw_sql(sql).execute(&raw).await.unwrap();
+    }
     let id = AgencyId::generate();
-    for sql in [MIGRATIONS_TABLE, MARK_V1] {
+    for sql in std::iter::once(MIGRATIONS_TABLE).chain(MARKS[..version].iter().copied()) {
         sqlx::query(sql).execute(&raw).await.unwrap();
     }
     sqlx::query(RAW_AGENCY)
@@ -3063,8 +3429,58 @@ async fn sqlite_upgrade_from_0001() {
         .await
         .unwrap();
     raw.close().await;
+    (dir, url, id)
+}
+
+/// Each migration is recorded once.
+async fn sqlite_versions(url: &str) -> Vec<i64> {
+    let raw = sqlx::SqlitePool::connect(url).await.unwrap();
+    let versions = sqlx::query_scalar(VERSIONS).fetch_all(&raw).await.unwrap();
+    raw.close().await;
+    versions
+}
+
+/// The PostgreSQL test database at `version`, holding one raw agency.
+async fn postgres_at(db: &PgTestDb, version: usize) -> AgencyId {
+    let raw = sqlx::PgPool::connect(&db.url()).await.unwrap();
+    for sql in &POSTGRES_MIGRATIONS[..version] {
+        sqlx::raw_sql(sql).execute(&raw).await.unwrap();
+    }
+    let id = AgencyId::generate();
+    for sql in std::iter::once(MIGRATIONS_TABLE).chain(MARKS[..version].iter().copied()) {
+        sqlx::query(sql).execute(&raw).await.unwrap();
+    }
+    sqlx::query(RAW_AGENCY)
+        .bind(id.as_str())
+        .bind(false)
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    id
+}
+
+async fn postgres_versions(db: &PgTestDb) -> Vec<i64> {
+    let raw = sqlx::PgPool::connect(&db.url()).await.unwrap();
+    let versions = sqlx::query_scalar(VERSIONS).fetch_all(&raw).await.unwrap();
+    raw.close().await;
+    versions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_upgrade_from_0001() {
+    let (_dir, url, id) = sqlite_at(1).await;
     let store = tessera_store::connect(&url).await.unwrap();
     upgraded_from_v1(store, id).await;
+    assert_eq!(sqlite_versions(&url).await, [1, 2, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_upgrade_from_0002() {
+    let (_dir, url, id) = sqlite_at(2).await;
+    let store = tessera_store::connect(&url).await.unwrap();
+    upgraded_from_v2(store, id).await;
+    assert_eq!(sqlite_versions(&url).await, [1, 2, 3]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -3073,22 +3489,20 @@ async fn postgres_upgrade_from_0001() {
         notice_pg_skipped();
         return;
     };
-    let raw = sqlx::PgPool::connect(&db.url()).await.unwrap();
-    sqlx::raw_sql(include_str!("../migrations/postgres/0001_init.sql"))
-        .execute(&raw)
-        .await
-        .unwrap();
-    let id = AgencyId::generate();
-    for sql in [MIGRATIONS_TABLE, MARK_V1] {
-        sqlx::query(sql).execute(&raw).await.unwrap();
-    }
-    sqlx::query(RAW_AGENCY)
-        .bind(id.as_str())
-        .bind(false)
-        .execute(&raw)
-        .await
-        .unwrap();
-    raw.close().await;
+    let id = postgres_at(&db, 1).await;
     let store = tessera_store::connect(&db.url()).await.unwrap();
     upgraded_from_v1(store, id).await;
+    assert_eq!(postgres_versions(&db).await, [1, 2, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_upgrade_from_0002() {
+    let Some(db) = PgTestDb::create().await else {
+        notice_pg_skipped();
+        return;
+    };
+    let id = postgres_at(&db, 2).await;
+    let store = tessera_store::connect(&db.url()).await.unwrap();
+    upgraded_from_v2(store, id).await;
+    assert_eq!(postgres_versions(&db).await, [1, 2, 3]);
 }

@@ -77,6 +77,7 @@ impl TestApp {
             .expect("key file")
             .trim()
             .to_owned();
+        state.keys.maintain(T0 / 1000).await.expect("signing keys");
         let router = tessera_server::app(state.clone()).expect("app");
         Self {
             state,

@@ -15,3 +15,4 @@ mod keys;
 mod ops;
 mod props;
 mod quickstart;
+mod signing_keys;

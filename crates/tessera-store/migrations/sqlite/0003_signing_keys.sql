@@ -1,0 +1,16 @@
+-- The token-signing key ring (DESIGN.md §5). Global, like `agencies`: platform keys, no
+-- agency_id. Times here are epoch SECONDS (as the token crate and JWT claims use them), unlike
+-- the millisecond timestamps of the other tables. `sealed_private` is the private key sealed
+-- under the master key (envelope encryption); it is emptied when the key is retired.
+
+CREATE TABLE signing_keys (
+    kid            TEXT PRIMARY KEY,
+    alg            TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    created_at     INTEGER NOT NULL,
+    activates_at   INTEGER NOT NULL,
+    retires_at     INTEGER,
+    expires_at     INTEGER,
+    public_jwk     TEXT NOT NULL,
+    sealed_private BLOB NOT NULL
+);
