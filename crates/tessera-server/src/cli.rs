@@ -256,11 +256,12 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             .push((format!("platform:{}", p.display()), text));
     }
     let state = AppState::with_engine(store, catalog, &master, Arc::new(SystemClock), settings)?;
-    let steps = state.keys.maintain(state.clock.now() / 1000).await?;
-    tracing::info!(steps, "signing keys ready");
     if let Some(path) = crate::bootstrap::ensure(&state, &config.data_dir).await? {
         tracing::info!(path = %path.display(), "first start: platform admin API key written (mode 0600)");
     }
+    // After bootstrap, so even the first key's creation is in the platform's audit chain.
+    let steps = state.keys.maintain(state.clock.now() / 1000).await?;
+    tracing::info!(steps, "signing keys ready");
     // Warm the dummy password hash so the first sign-in is not slower than the rest.
     tokio::task::spawn_blocking(|| tessera_token::verify_dummy("warm-up")).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)

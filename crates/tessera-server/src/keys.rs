@@ -199,9 +199,51 @@ impl Keys {
                 break;
             }
             tracing::info!(step = ?step_name(t), "signing key rotation step applied");
+            self.audit(t, &records, now).await;
             applied += 1;
         }
         Ok(applied)
+    }
+
+    /// Records a rotation step in the platform tenant's audit chain (I5). Before bootstrap there
+    /// is no platform tenant yet: the first key's creation is then only logged.
+    async fn audit(&self, t: &Transition, records: &[KeyRecord], now: i64) {
+        let Ok(Some(platform)) = self.store.platform_agency().await else {
+            return;
+        };
+        let kid = match t {
+            Transition::Create { .. } => records.last().map(|r| r.kid.clone()),
+            Transition::Activate { kid }
+            | Transition::BeginRetiring { kid, .. }
+            | Transition::Retire { kid }
+            | Transition::Drop { kid } => Some(kid.clone()),
+        };
+        let record = tessera_store::AuditRecord {
+            id: tessera_core::EventId::generate_at(
+                u64::try_from(now.saturating_mul(1000)).unwrap_or(0),
+                &mut rand::thread_rng(),
+            ),
+            at: now.saturating_mul(1000),
+            actor: "system".into(),
+            on_behalf_of: None,
+            action: format!("signing_key.{}", step_name(t)),
+            target: kid,
+            outcome: tessera_store::Outcome::Success,
+            request_id: "key-rotation".into(),
+            ip: None,
+            user_agent: None,
+            detail: serde_json::json!({}),
+        };
+        if let Err(e) = self
+            .store
+            .append_audit(
+                &tessera_store::TenantScope::authenticated(platform.id),
+                &record,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not audit a signing key rotation step");
+        }
     }
 
     /// Brings the keys in line with the rotation policy at `now`, then reloads the ring.

@@ -90,8 +90,25 @@ async fn rotation_publishes_ahead_and_retains_until_tokens_expire() {
         &claims(now),
         t.state.keys.ring().unwrap().signing_key(now).unwrap(),
     );
-    // By hand: a new key is published at once but does not sign yet.
+    // By hand: a new key is published at once but does not sign yet. The step is audited in
+    // the platform tenant's chain, with the first key (made right after bootstrap).
     assert!(t.state.keys.rotate(now).await.unwrap() >= 1);
+    let platform = t.state.store.platform_agency().await.unwrap().unwrap();
+    let events = t
+        .get(
+            &format!(
+                "/v1/agencies/{}/audit?action=signing_key.create",
+                platform.id
+            ),
+            &t.admin,
+        )
+        .await;
+    assert_eq!(
+        events.body["items"].as_array().unwrap().len(),
+        2,
+        "{}",
+        events.body
+    );
     let kids: Vec<String> = t.state.keys.jwks(now)["keys"]
         .as_array()
         .unwrap()
