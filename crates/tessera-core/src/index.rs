@@ -14,15 +14,15 @@ use crate::ids::{AccountId, AgencyId, BindingId, PrincipalId, RoleId};
 use crate::permission::{PermissionIndex, PermissionSet};
 use crate::Catalog;
 
-/// A grant that covers every account of the agency.
-const AGENCY_WIDE: u32 = u32::MAX;
-
-/// One binding, packed: 24 bytes.
+/// One binding, packed: 40 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct CompactGrant {
     binding: [u64; 2],
-    account: u32,
+    /// The account's ULID bits, kept in the grant so a check compares instead of looking up.
+    account: [u64; 2],
     role: u16,
+    /// Covers every account of the agency (`account` is then unused).
+    wide: bool,
 }
 
 fn split(bits: u128) -> [u64; 2] {
@@ -107,8 +107,6 @@ pub struct AgencyIndex {
     builtin: Arc<BuiltinRoles>,
     custom: Vec<PermissionSet>,
     custom_ids: Vec<RoleId>,
-    accounts: HashMap<u128, u32>,
-    account_ids: Vec<u128>,
     grants: Vec<CompactGrant>,
     principals: HashMap<PrincipalKey, (u32, u32)>,
 }
@@ -132,8 +130,6 @@ impl AgencyIndex {
             custom.push(set);
             custom_ids.push(id);
         }
-        let mut accounts = HashMap::new();
-        let mut account_ids = Vec::new();
         let mut skipped = Vec::new();
         let mut keyed: Vec<(PrincipalKey, CompactGrant)> = Vec::with_capacity(input.bindings.len());
         for (bid, principal, role, account) in input.bindings {
@@ -146,15 +142,9 @@ impl AgencyIndex {
                 skipped.push(bid);
                 continue;
             };
-            let account = match account {
-                None => AGENCY_WIDE,
-                Some(acc) => {
-                    let bits = acc.bits();
-                    *accounts.entry(bits).or_insert_with(|| {
-                        account_ids.push(bits);
-                        u32::try_from(account_ids.len() - 1).unwrap_or(AGENCY_WIDE - 1)
-                    })
-                }
+            let (wide, account) = match account {
+                None => (true, [0, 0]),
+                Some(acc) => (false, split(acc.bits())),
             };
             keyed.push((
                 PrincipalKey::from(&principal),
@@ -162,6 +152,7 @@ impl AgencyIndex {
                     binding: split(bid.bits()),
                     account,
                     role: role_ix,
+                    wide,
                 },
             ));
         }
@@ -190,8 +181,6 @@ impl AgencyIndex {
             builtin,
             custom,
             custom_ids,
-            accounts,
-            account_ids,
             grants,
             principals,
         };
@@ -218,8 +207,6 @@ impl AgencyIndex {
         std::mem::size_of::<Self>()
             + self.grants.capacity() * std::mem::size_of::<CompactGrant>()
             + self.principals.capacity() * (std::mem::size_of::<(PrincipalKey, (u32, u32))>() + 1)
-            + self.accounts.capacity() * (std::mem::size_of::<(u128, u32)>() + 1)
-            + self.account_ids.capacity() * 16
             + self.custom.capacity() * (std::mem::size_of::<PermissionSet>() + 40)
     }
 
@@ -261,9 +248,13 @@ impl AgencyIndex {
         }
     }
 
-    /// The dense index of an account, or `None` if no binding names it.
-    fn account_ix(&self, account: Option<&AccountId>) -> Option<u32> {
-        account.and_then(|a| self.accounts.get(&a.bits()).copied())
+    /// The account a check targets, as grant bits (`None`: the agency level, or across tenants).
+    fn target_bits(account: Option<&AccountId>, agency_wide_only: bool) -> Option<[u64; 2]> {
+        if agency_wide_only {
+            None
+        } else {
+            account.map(|a| split(a.bits()))
+        }
     }
 
     /// The union of the role permissions of the principal's bindings covering `account`
@@ -276,14 +267,10 @@ impl AgencyIndex {
         agency_wide_only: bool,
     ) -> PermissionSet {
         let grants = self.grants_of(PrincipalKey::from(principal));
-        let target = if agency_wide_only {
-            None
-        } else {
-            self.account_ix(account)
-        };
+        let target = Self::target_bits(account, agency_wide_only);
         let mut out = PermissionSet::EMPTY;
         for g in grants {
-            if g.account == AGENCY_WIDE || Some(g.account) == target {
+            if g.wide || Some(g.account) == target {
                 out = out.union(self.role_set(g.role));
             }
         }
@@ -298,16 +285,11 @@ impl AgencyIndex {
         account: Option<&AccountId>,
         agency_wide_only: bool,
     ) -> Vec<(GrantSource, String)> {
-        let target = if agency_wide_only {
-            None
-        } else {
-            self.account_ix(account)
-        };
+        let target = Self::target_bits(account, agency_wide_only);
         self.grants_of(PrincipalKey::from(principal))
             .iter()
             .filter(|g| {
-                (g.account == AGENCY_WIDE || Some(g.account) == target)
-                    && self.role_set(g.role).contains(permission)
+                (g.wide || Some(g.account) == target) && self.role_set(g.role).contains(permission)
             })
             .map(|g| {
                 (
