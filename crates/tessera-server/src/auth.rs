@@ -690,6 +690,25 @@ async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), 
     if agency != caller.agency {
         // Platform staff acting in an agency: it must exist, or it is the same 404.
         g.app.store.get_agency(&agency).await?;
+        // Their reads are recorded in the agency's own chain (their writes are audited by the
+        // handlers), so an agency can see when platform staff looked at its data.
+        if parts.method == Method::GET || parts.method == Method::HEAD {
+            let path = parts.uri.path().to_owned();
+            let detail = json!({ "permission": g.permission, "method": parts.method.as_str(), "path": path, "home_agency": caller.agency.as_str() });
+            let record = audit_record(
+                &g.app,
+                &caller.principal,
+                &meta,
+                "platform.cross_tenant_read",
+                Some(agency.as_str()),
+                Outcome::Success,
+                detail,
+            );
+            g.app
+                .store
+                .append_audit(&TenantScope::authenticated(agency.clone()), &record)
+                .await?;
+        }
     }
     parts.extensions.insert(Authorized {
         caller,

@@ -94,3 +94,43 @@ impl TestApp {
         keys.body["items"][0]["id"].as_str().unwrap().to_owned()
     }
 }
+
+#[tokio::test]
+async fn platform_reads_inside_an_agency_are_recorded_in_its_chain() {
+    let t = TestApp::sqlite().await;
+    let a = t.agency("Watched").await;
+    let base = format!("/v1/agencies/{}", a.id);
+    assert_eq!(
+        t.get(&format!("{base}/users/{}", a.user), &t.admin)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let seen = t
+        .get(
+            &format!("{base}/audit?action=platform.cross_tenant_read"),
+            &a.key,
+        )
+        .await;
+    let items = seen.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", seen.body);
+    assert_eq!(items[0]["actor"], t.admin_key_id().await.as_str());
+    assert_eq!(items[0]["detail"]["permission"], "users.read");
+    assert_eq!(
+        items[0]["detail"]["path"],
+        format!("{base}/users/{}", a.user).as_str()
+    );
+    // The agency's own reads are not recorded; the chain still verifies.
+    t.get(&format!("{base}/users/{}", a.user), &a.key).await;
+    let again = t
+        .get(
+            &format!("{base}/audit?action=platform.cross_tenant_read"),
+            &a.key,
+        )
+        .await;
+    assert_eq!(again.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        t.get(&format!("{base}/audit/verify"), &a.key).await.body["ok"],
+        true
+    );
+}
