@@ -1,7 +1,6 @@
 //! Request extractors whose rejections are problem+json with stable codes: JSON bodies
 //! (unknown fields refused), list queries, and typed path ids.
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -22,45 +21,62 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(rejection) => Err(json_rejection(&rejection)),
+        let json_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .is_some_and(|v| {
+                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+            });
+        if !json_type {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the body as `application/json`",
+            ));
         }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(ErrorCode::PayloadTooLarge, "the body is too large")
+                } else {
+                    ApiError::invalid(r.body_text())
+                }
+            })?;
+        if has_escaped_nul(&bytes) {
+            return Err(ApiError::invalid(
+                "strings must not contain NUL characters (`\\u0000`)",
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Self)
+            .map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => {
+                    ApiError::invalid(format!("invalid body: {e}"))
+                }
+                _ => ApiError::invalid(format!("malformed JSON: {e}")),
+            })
     }
 }
 
-fn json_rejection(r: &JsonRejection) -> ApiError {
-    match r {
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "send the body as `application/json`",
-        ),
-        JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("the body exceeds {MAX_BODY} bytes"),
-            )
+/// Whether a JSON text holds an escaped NUL (`\u0000`) in a string. NUL cannot be stored (it is
+/// not valid in PostgreSQL text) and has no use in an identity API; a raw NUL byte is not valid
+/// JSON at all. Escapes are followed pairwise, so an escaped backslash before `u0000` is text.
+pub fn has_escaped_nul(b: &[u8]) -> bool {
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if b.get(i + 1) == Some(&b'u') && b.get(i + 2..i + 6) == Some(b"0000".as_slice()) {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
         }
-        JsonRejection::JsonDataError(e) => {
-            ApiError::invalid(format!("invalid body: {}", source_text(e)))
-        }
-        JsonRejection::JsonSyntaxError(e) => {
-            ApiError::invalid(format!("malformed JSON: {}", source_text(e)))
-        }
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("the body exceeds {MAX_BODY} bytes"),
-        ),
-        other => ApiError::invalid(other.body_text()),
     }
-}
-
-fn source_text(e: &dyn std::error::Error) -> String {
-    let mut cur: &dyn std::error::Error = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
+    false
 }
 
 /// `?limit=&cursor=` for lists.
@@ -114,6 +130,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
             rest: Vec::new(),
         };
         for (k, v) in pairs {
+            if k.contains('\0') || v.contains('\0') {
+                return Err(ApiError::invalid(
+                    "query parameters must not contain NUL characters",
+                ));
+            }
             match k.as_str() {
                 "limit" => {
                     out.limit = v
@@ -172,5 +193,23 @@ pub fn de_opt_whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64
                 ))),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_escaped_nul;
+
+    #[test]
+    fn escaped_nul_is_found_and_escaped_backslashes_are_not() {
+        assert!(has_escaped_nul(br#"{"a":"x\u0000y"}"#));
+        assert!(has_escaped_nul(br#"{"a\u0000":1}"#));
+        assert!(
+            !has_escaped_nul(br#"{"a":"x\\u0000y"}"#),
+            "an escaped backslash, then text"
+        );
+        assert!(has_escaped_nul(br#"{"a":"x\\\u0000y"}"#));
+        assert!(!has_escaped_nul(br#"{"a":"\u0041"}"#), "another escape");
+        assert!(!has_escaped_nul(b"{}"));
     }
 }

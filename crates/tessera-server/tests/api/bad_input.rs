@@ -248,3 +248,61 @@ async fn every_v1_route_requires_a_credential() {
         );
     }
 }
+
+/// PostgreSQL cannot store NUL in text: a NUL anywhere in input is the client's mistake (400),
+/// never a store error (5xx). Checked on both backends.
+async fn nul_characters_are_refused(t: &TestApp) {
+    let a = t.agency("Nul").await;
+    let base = format!("/v1/agencies/{}", a.id);
+    let cases = [
+        (
+            Method::POST,
+            format!("{base}/roles"),
+            Some(
+                json!({ "name": "r", "description": "a\u{0}b", "permissions": ["contacts.read"] }),
+            ),
+        ),
+        (
+            Method::POST,
+            format!("{base}/policies"),
+            Some(
+                json!({ "cedar": "forbid(principal, action, resource);", "description": "x\u{0}" }),
+            ),
+        ),
+        (
+            Method::POST,
+            format!("{base}/accounts"),
+            Some(json!({ "name": "a\u{0}b" })),
+        ),
+        (
+            Method::POST,
+            "/v1/check".to_owned(),
+            Some(
+                json!({ "permission": "contacts.read", "resource": { "type": "contact", "id": "c\u{0}", "agency": a.id } }),
+            ),
+        ),
+        (Method::GET, format!("{base}/audit?actor=%00"), None),
+        (Method::GET, format!("{base}/audit?action=x%00y"), None),
+    ];
+    for (m, path, body) in cases {
+        let r = t.call(m.clone(), &path, Some(&a.key), body).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{m} {path}: {}",
+            r.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn nul_characters_are_refused_sqlite() {
+    nul_characters_are_refused(&TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn nul_characters_are_refused_postgres() {
+    if let Some(t) = TestApp::postgres().await {
+        nul_characters_are_refused(&t).await;
+    }
+}
