@@ -24,7 +24,7 @@ pub async fn list(
     auth: Authorized,
     q: ListQuery,
 ) -> Result<axum::Json<List<AuditEvent>>, ApiError> {
-    q.cursor_as::<u64>()?;
+    q.cursor_as::<i64>()?;
     let mut f = AuditFilter::default();
     for (k, v) in &q.rest {
         match k.as_str() {

@@ -83,6 +83,13 @@ async fn every_change_is_audited_with_its_context() {
         .get(&format!("{base}/audit?after=yesterday"), &a.key)
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = t
+        .get(&format!("{base}/audit?cursor=18446744073709551615"), &a.key)
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
 }
 
 impl TestApp {
