@@ -13,11 +13,13 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// The largest body of `POST /v1/check/batch` (1,000 checks with attributes).
 pub const MAX_BATCH_BODY: usize = 2 * 1024 * 1024;
 
-/// A JSON body; malformed JSON, wrong types and unknown fields are 400 `invalid_request`.
+/// A JSON body; malformed JSON, wrong types and unknown fields are 400 `invalid_request`, and
+/// so is a NUL character in any string unless `NUL_OK` (for bodies that are never stored, such
+/// as checks: PostgreSQL text cannot hold NUL).
 #[derive(Debug)]
-pub struct Json<T>(pub T);
+pub struct Json<T, const NUL_OK: bool = false>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+impl<S: Send + Sync, T: DeserializeOwned, const NUL_OK: bool> FromRequest<S> for Json<T, NUL_OK> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
@@ -45,7 +47,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
                     ApiError::invalid(r.body_text())
                 }
             })?;
-        if has_escaped_nul(&bytes) {
+        if !NUL_OK && has_escaped_nul(&bytes) {
             return Err(ApiError::invalid(
                 "strings must not contain NUL characters (`\\u0000`)",
             ));

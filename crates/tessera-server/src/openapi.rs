@@ -77,8 +77,16 @@ fn extra_query(r: &RouteSpec, catalog: &tessera_core::Catalog) -> Vec<Value> {
                 false,
                 json!({ "type": "string", "format": "date-time" }),
             ),
-            q("actor", false, json!({ "type": "string" })),
-            q("action", false, json!({ "type": "string" })),
+            q(
+                "actor",
+                false,
+                json!({ "type": "string", "pattern": crate::routes::validate::NO_NUL_PATTERN }),
+            ),
+            q(
+                "action",
+                false,
+                json!({ "type": "string", "pattern": crate::routes::validate::NO_NUL_PATTERN }),
+            ),
         ],
         ("DELETE", "/v1/agencies/{agy}/roles/{rol}") => vec![q(
             "remove_bindings",

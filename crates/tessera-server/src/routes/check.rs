@@ -353,7 +353,7 @@ fn source_id(src: &tessera_core::GrantSource) -> String {
 pub async fn check(
     State(s): State<AppState>,
     auth: Authorized,
-    Json(req): Json<CheckRequest>,
+    Json(req): Json<CheckRequest, true>,
 ) -> Result<axum::Json<CheckResponse>, ApiError> {
     Ok(axum::Json(
         run(&s, &auth, &req, req.at_least_revision).await?,
@@ -364,7 +364,7 @@ pub async fn check(
 pub async fn batch(
     State(s): State<AppState>,
     auth: Authorized,
-    Json(req): Json<BatchRequest>,
+    Json(req): Json<BatchRequest, true>,
 ) -> Result<axum::Json<BatchResponse>, ApiError> {
     if req.checks.is_empty() || req.checks.len() > MAX_BATCH {
         return Err(ApiError::invalid(format!(

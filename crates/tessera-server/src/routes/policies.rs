@@ -26,10 +26,11 @@ pub const MAX_POLICY_BYTES: usize = 32 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct CreatePolicy {
     /// One or more Cedar policies (`forbid`/`permit`), using the `Tessera` schema.
-    #[schemars(extend("minLength" = 1, "maxLength" = 8192))]
+    #[schemars(extend("minLength" = 1, "maxLength" = 8192, "pattern" = super::validate::NO_NUL_PATTERN))]
     pub cedar: String,
     /// What the policy is for.
     #[serde(default)]
+    #[schemars(extend("pattern" = super::validate::NO_NUL_PATTERN))]
     pub description: String,
 }
 

@@ -25,6 +25,7 @@ pub struct CreateRole {
     pub name: String,
     /// What the role is for.
     #[serde(default)]
+    #[schemars(extend("pattern" = super::validate::NO_NUL_PATTERN))]
     pub description: String,
     /// Catalog permissions.
     pub permissions: Vec<String>,
@@ -38,6 +39,7 @@ pub struct UpdateRole {
     #[schemars(extend("minLength" = 1, "maxLength" = 200, "pattern" = super::validate::NAME_PATTERN))]
     pub name: Option<String>,
     /// New description.
+    #[schemars(extend("pattern" = super::validate::NO_NUL_PATTERN))]
     pub description: Option<String>,
     /// New permissions (replaces the list).
     pub permissions: Option<Vec<String>>,

@@ -26,7 +26,7 @@ pub struct CreateUser {
     #[schemars(extend("minLength" = 1, "maxLength" = 200, "pattern" = super::validate::NAME_PATTERN))]
     pub name: String,
     /// At least 12 characters; omit to create a user who cannot sign in with a password yet.
-    #[schemars(extend("minLength" = 12, "maxLength" = 256))]
+    #[schemars(extend("minLength" = 12, "maxLength" = 256, "pattern" = super::validate::NO_NUL_PATTERN))]
     pub password: Option<String>,
 }
 
@@ -60,7 +60,7 @@ pub struct UpdateUser {
     #[schemars(extend("minLength" = 1, "maxLength" = 200, "pattern" = super::validate::NAME_PATTERN))]
     pub name: Option<String>,
     /// New password.
-    #[schemars(extend("minLength" = 12, "maxLength" = 256))]
+    #[schemars(extend("minLength" = 12, "maxLength" = 256, "pattern" = super::validate::NO_NUL_PATTERN))]
     pub password: Option<String>,
     /// `active` or `disabled`.
     pub status: Option<UserStatus>,

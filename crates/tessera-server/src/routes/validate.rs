@@ -5,6 +5,8 @@ use crate::error::ApiError;
 /// What `name` accepts, for the OpenAPI document: no control characters, not blank.
 pub const NAME_PATTERN: &str =
     r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$";
+/// Free text that is stored: anything but NUL (which PostgreSQL text cannot hold).
+pub const NO_NUL_PATTERN: &str = r"^[^\u0000]*$";
 /// What `email` accepts, for the OpenAPI document.
 pub const EMAIL_PATTERN: &str = r"^[^\s@\x00-\x1F\x7F-\x9F]{1,64}@([^\s@.\-\x00-\x1F\x7F-\x9F]([^\s@.\x00-\x1F\x7F-\x9F]*[^\s@.\-\x00-\x1F\x7F-\x9F])?\.)+[^\s@.\-\x00-\x1F\x7F-\x9F]([^\s@.\x00-\x1F\x7F-\x9F]*[^\s@.\-\x00-\x1F\x7F-\x9F])?$";
 
