@@ -210,11 +210,6 @@ impl AgencyIndex {
             + self.custom.capacity() * (std::mem::size_of::<PermissionSet>() + 40)
     }
 
-    /// How many principals hold at least one binding.
-    pub fn principal_count(&self) -> usize {
-        self.principals.len()
-    }
-
     fn role_set(&self, role: u16) -> &PermissionSet {
         let r = usize::from(role);
         if r < self.builtin.sets.len() {

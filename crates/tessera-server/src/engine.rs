@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tessera_core::abac::PolicySet;
 use tessera_core::index::{AgencyIndex, BuiltinRoles, IndexInput};
-use tessera_core::{AgencyId, Catalog, RoleId};
+use tessera_core::{AgencyId, Catalog};
 use tessera_store::{Store, StoreError, TenantScope};
 
 /// One agency's compiled authorization state.
@@ -439,11 +439,6 @@ impl Engine {
             .iter()
             .filter_map(|p| self.catalog.permission(p))
             .collect()
-    }
-
-    /// Whether `id` names a custom role (for binding requests).
-    pub fn is_custom_role(role: &str) -> bool {
-        role.parse::<RoleId>().is_ok()
     }
 }
 

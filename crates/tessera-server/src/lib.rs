@@ -94,15 +94,7 @@ pub fn app(state: AppState) -> Result<Router, AppError> {
             get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(readyz))
-        .route(
-            "/metrics",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                    metrics::render(),
-                )
-            }),
-        )
+        .route("/metrics", get(metrics_text))
         .route(
             "/openapi.json",
             get(move || async move { axum::Json((*openapi).clone()) }),
@@ -128,6 +120,18 @@ async fn jwks(State(s): State<AppState>) -> impl IntoResponse {
         [(header::CACHE_CONTROL, "public, max-age=300")],
         axum::Json(s.keys.jwks(now)),
     )
+}
+
+/// Prometheus metrics, with the authorization cache's size.
+async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
+    let cache = s.engine.stats();
+    let text = format!(
+        "{}# HELP tessera_authz_cache_entries Agency indexes held in memory.\n# TYPE tessera_authz_cache_entries gauge\ntessera_authz_cache_entries {}\n# HELP tessera_authz_cache_bytes Approximate size of the held indexes.\n# TYPE tessera_authz_cache_bytes gauge\ntessera_authz_cache_bytes {}\n",
+        metrics::render(),
+        cache.entries,
+        cache.bytes
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {

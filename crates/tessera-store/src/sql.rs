@@ -433,6 +433,30 @@ macro_rules! impl_store {
             Ok(())
         }
 
+        impl $store {
+            /// One page of a tenant table keyed by `id`, in id order after the cursor.
+            async fn tenant_page<T>(
+                &self,
+                t: &TenantScope,
+                page: &PageRequest,
+                cols: &str,
+                table: &str,
+                row: fn(&DbRow) -> Result<T, StoreError>,
+                cursor_of: fn(&T) -> String,
+            ) -> Result<Page<T>, StoreError> {
+                let limit = page_limit(page.limit);
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let rows = sqlx::query(&format!("SELECT {cols} FROM {table} WHERE agency_id = $1 AND id > $2 ORDER BY id LIMIT $3"))
+                    .bind(t.agency().as_str())
+                    .bind(page.cursor.as_deref().unwrap_or(""))
+                    .bind(limit + 1)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let items = rows.iter().map(row).collect::<Result<Vec<_>, _>>()?;
+                Ok(paginate(items, limit, cursor_of))
+            }
+        }
+
         #[async_trait]
         impl Store for $store {
             fn backend(&self) -> &'static str {
@@ -628,16 +652,7 @@ macro_rules! impl_store {
             }
 
             async fn list_accounts(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<Account>, StoreError> {
-                let limit = page_limit(page.limit);
-                let mut tx = self.begin_tenant(t.agency(), false).await?;
-                let rows = sqlx::query(&format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE agency_id = $1 AND id > $2 ORDER BY id LIMIT $3"))
-                    .bind(t.agency().as_str())
-                    .bind(page.cursor.as_deref().unwrap_or(""))
-                    .bind(limit + 1)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let items = rows.iter().map(account_row).collect::<Result<Vec<_>, _>>()?;
-                Ok(paginate(items, limit, |a| a.id.to_string()))
+                self.tenant_page(t, page, ACCOUNT_COLS, "accounts", account_row, |a| a.id.to_string()).await
             }
 
             async fn update_account(&self, t: &TenantScope, id: &AccountId, name: &str, now: i64, audit: &AuditRecord) -> Result<Account, StoreError> {
@@ -700,16 +715,7 @@ macro_rules! impl_store {
             }
 
             async fn list_users(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<User>, StoreError> {
-                let limit = page_limit(page.limit);
-                let mut tx = self.begin_tenant(t.agency(), false).await?;
-                let rows = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE agency_id = $1 AND id > $2 ORDER BY id LIMIT $3"))
-                    .bind(t.agency().as_str())
-                    .bind(page.cursor.as_deref().unwrap_or(""))
-                    .bind(limit + 1)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let items = rows.iter().map(user_row).collect::<Result<Vec<_>, _>>()?;
-                Ok(paginate(items, limit, |u| u.id.to_string()))
+                self.tenant_page(t, page, USER_COLS, "users", user_row, |u| u.id.to_string()).await
             }
 
             async fn update_user(&self, t: &TenantScope, id: &UserId, p: &UserPatch, now: i64, audit: &AuditRecord) -> Result<User, StoreError> {
@@ -829,16 +835,7 @@ macro_rules! impl_store {
             }
 
             async fn list_roles(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<Role>, StoreError> {
-                let limit = page_limit(page.limit);
-                let mut tx = self.begin_tenant(t.agency(), false).await?;
-                let rows = sqlx::query(&format!("SELECT {ROLE_COLS} FROM roles WHERE agency_id = $1 AND id > $2 ORDER BY id LIMIT $3"))
-                    .bind(t.agency().as_str())
-                    .bind(page.cursor.as_deref().unwrap_or(""))
-                    .bind(limit + 1)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let items = rows.iter().map(role_row).collect::<Result<Vec<_>, _>>()?;
-                Ok(paginate(items, limit, |r| r.id.to_string()))
+                self.tenant_page(t, page, ROLE_COLS, "roles", role_row, |r| r.id.to_string()).await
             }
 
             async fn update_role(&self, t: &TenantScope, id: &RoleId, p: &RolePatch, now: i64, audit: &AuditRecord) -> Result<Role, StoreError> {
@@ -937,16 +934,7 @@ macro_rules! impl_store {
             }
 
             async fn list_policies(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<Policy>, StoreError> {
-                let limit = page_limit(page.limit);
-                let mut tx = self.begin_tenant(t.agency(), false).await?;
-                let rows = sqlx::query(&format!("SELECT {POLICY_COLS} FROM policies WHERE agency_id = $1 AND id > $2 ORDER BY id LIMIT $3"))
-                    .bind(t.agency().as_str())
-                    .bind(page.cursor.as_deref().unwrap_or(""))
-                    .bind(limit + 1)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let items = rows.iter().map(policy_row).collect::<Result<Vec<_>, _>>()?;
-                Ok(paginate(items, limit, |p| p.id.to_string()))
+                self.tenant_page(t, page, POLICY_COLS, "policies", policy_row, |p| p.id.to_string()).await
             }
 
             async fn delete_policy(&self, t: &TenantScope, id: &PolicyId, _now: i64, audit: &AuditRecord) -> Result<(), StoreError> {
@@ -1021,16 +1009,7 @@ macro_rules! impl_store {
             }
 
             async fn list_api_keys(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<ApiKey>, StoreError> {
-                let limit = page_limit(page.limit);
-                let mut tx = self.begin_tenant(t.agency(), false).await?;
-                let rows = sqlx::query(&format!("SELECT {KEY_COLS} FROM api_keys WHERE agency_id = $1 AND id > $2 ORDER BY id LIMIT $3"))
-                    .bind(t.agency().as_str())
-                    .bind(page.cursor.as_deref().unwrap_or(""))
-                    .bind(limit + 1)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let items = rows.iter().map(key_row).collect::<Result<Vec<_>, _>>()?;
-                Ok(paginate(items, limit, |k| k.id.to_string()))
+                self.tenant_page(t, page, KEY_COLS, "api_keys", key_row, |k| k.id.to_string()).await
             }
 
             async fn revoke_api_key(&self, t: &TenantScope, id: &KeyId, now: i64, audit: &AuditRecord) -> Result<ApiKey, StoreError> {

@@ -36,6 +36,12 @@ async fn health_readiness_and_metrics() {
     );
     assert!(text.contains("tessera_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/agencies\",le=\"+Inf\"}"));
     assert!(text.contains("tessera_store_errors_total"));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("tessera_authz_cache_entries ")
+                && l != "tessera_authz_cache_entries 0"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
