@@ -55,6 +55,9 @@ impl From<sqlx::Error> for StoreError {
 /// Maps backend-specific constraint names to one stable name per rule.
 fn normalise_constraint(raw: &str) -> String {
     let known = [
+        // Before the others: SQLite names the columns, and `installations.account_key`
+        // must not read as anything else.
+        ("installation", "installation"),
         ("email", "email"),
         ("binding", "binding"),
         ("name", "name"),

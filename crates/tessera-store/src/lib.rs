@@ -12,12 +12,16 @@ mod migrate;
 mod postgres;
 mod records;
 mod sql;
+mod sql_oauth;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 use async_trait::async_trait;
-use tessera_core::{AccountId, AgencyId, BindingId, KeyId, PolicyId, PrincipalId, RoleId, UserId};
+use tessera_core::{
+    AccountId, AgencyId, AppId, BindingId, InstallationId, KeyId, PolicyId, PrincipalId, RoleId,
+    UserId,
+};
 
 pub use audit::{AuditEvent, AuditRecord, ChainHash, Outcome};
 pub use error::StoreError;
@@ -317,9 +321,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<(), StoreError>;
 
     // --- authorization data and the change feed ---
-    /// Every role, binding and policy of the tenant and the global revision, read in one
-    /// consistent snapshot: it reflects exactly the writes up to `revision`.
-    async fn authz_snapshot(&self, t: &TenantScope) -> Result<AuthzSnapshot, StoreError>;
+    /// Every role, binding and policy of the tenant, its revocations (active installations;
+    /// grants revoked whose `expires_at` is after `now` minus one day; revoked access tokens
+    /// not expired at `now`) and the global revision, read in one consistent snapshot: it
+    /// reflects exactly the writes up to `revision`.
+    async fn authz_snapshot(&self, t: &TenantScope, now: i64) -> Result<AuthzSnapshot, StoreError>;
     /// The global change feed (every agency), in revision order: at most `limit` changes
     /// (clamped to 1..=10000) with a revision above `after_revision`. The revisions are
     /// gap-free, and a change is returned only once every lower revision is visible, so a
@@ -392,4 +398,149 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Appends events to several tenants' chains in one transaction (group commit); each
+    /// record goes to the chain of its scope, in order.
+    async fn append_audit_batch(
+        &self,
+        events: &[(TenantScope, AuditRecord)],
+    ) -> Result<(), StoreError>;
+
+    // --- OAuth clients (apps) ---
+    // Apps live in their owner's agency. Authentication reads one by its id across tenants
+    // (`find_client`; on PostgreSQL a SELECT-only `client_lookup` policy shows exactly the
+    // rows of the app id set for the transaction). App writes append `app.*` to the change
+    // log of the owner agency, so nodes drop their cached client.
+    /// Registers an app with its first secret (confidential clients).
+    async fn create_app(
+        &self,
+        t: &TenantScope,
+        app: &App,
+        secret: Option<&SecretHashRecord>,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    /// An app of the tenant (deleted ones included).
+    async fn get_app(&self, t: &TenantScope, id: &AppId) -> Result<App, StoreError>;
+    /// The tenant's apps that are not deleted, in id order.
+    async fn list_apps(&self, t: &TenantScope, page: &PageRequest)
+        -> Result<Page<App>, StoreError>;
+    /// Marks an app deleted and revokes its secrets. Returns it.
+    async fn delete_app(
+        &self,
+        t: &TenantScope,
+        id: &AppId,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<App, StoreError>;
+    /// Adds a new secret; the current ones stay valid until `old_valid_until`.
+    async fn rotate_app_secret(
+        &self,
+        t: &TenantScope,
+        id: &AppId,
+        secret: &SecretHashRecord,
+        old_valid_until: i64,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<App, StoreError>;
+    /// The client `id` with its secrets, across tenants (client authentication, installing a
+    /// marketplace app). `None` if no app has this id.
+    async fn find_client(&self, id: &AppId) -> Result<Option<ClientRecord>, StoreError>;
+
+    // --- installations ---
+    /// Installs an app. One active installation per (agency, account or none, app): another is
+    /// `Conflict { constraint: "installation" }`. Appends `installation.create`.
+    async fn create_installation(
+        &self,
+        t: &TenantScope,
+        ins: &Installation,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    /// An installation of the tenant (uninstalled ones included).
+    async fn get_installation(
+        &self,
+        t: &TenantScope,
+        id: &InstallationId,
+    ) -> Result<Installation, StoreError>;
+    /// The tenant's active installations, optionally on one account only, in id order.
+    async fn list_installations(
+        &self,
+        t: &TenantScope,
+        account: Option<&AccountId>,
+        page: &PageRequest,
+    ) -> Result<Page<Installation>, StoreError>;
+    /// Uninstalls: marks it revoked and revokes every grant through it (so their refresh
+    /// tokens stop at once), atomically. Appends `installation.revoke`. Returns it.
+    async fn revoke_installation(
+        &self,
+        t: &TenantScope,
+        id: &InstallationId,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<Installation, StoreError>;
+    /// The active installations of client `app` in every agency (client credentials).
+    async fn client_installations(&self, app: &AppId) -> Result<Vec<Installation>, StoreError>;
+
+    // --- authorization codes, grants and refresh tokens ---
+    /// Stores a code (its hash).
+    async fn create_code(&self, t: &TenantScope, code: &AuthCode) -> Result<(), StoreError>;
+    /// Finds the code with this hash across tenants and marks it consumed at `now` if it was
+    /// not (atomically: of two concurrent redemptions exactly one is `Fresh`). `None` if no
+    /// code has this hash.
+    async fn redeem_code(
+        &self,
+        hash: &[u8],
+        now: i64,
+    ) -> Result<Option<CodeRedemption>, StoreError>;
+    /// Creates a grant with its first refresh token (if any), and the audit event, atomically.
+    async fn create_grant(
+        &self,
+        t: &TenantScope,
+        grant: &Grant,
+        refresh: Option<&NewRefreshToken>,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    /// A grant of the tenant.
+    async fn get_grant(&self, t: &TenantScope, id: &str) -> Result<Grant, StoreError>;
+    /// Revokes a grant and so its refresh tokens. Returns whether it was active. Appends
+    /// `grant.revoke` when it was.
+    async fn revoke_grant(
+        &self,
+        t: &TenantScope,
+        id: &str,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError>;
+    /// The refresh token with this hash and its grant, across tenants.
+    async fn find_refresh_token(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<(RefreshToken, Grant)>, StoreError>;
+    /// Rotates refresh token `old_hash` (of the scope's agency) to `new`, in one transaction
+    /// holding the old row's lock: if its grant is revoked or the token is unknown,
+    /// `Revoked`; if it was never rotated, it is marked rotated at `now`, `new` is stored,
+    /// `Rotated`; if it was rotated less than `grace_ms` before `now`, nothing changes,
+    /// `RecentlyRotated`; otherwise the grant is revoked (appending `grant.revoke` and
+    /// `audit`), `Reused`.
+    async fn rotate_refresh_token(
+        &self,
+        t: &TenantScope,
+        old_hash: &[u8],
+        new: &NewRefreshToken,
+        now: i64,
+        grace_ms: i64,
+        audit: &AuditRecord,
+    ) -> Result<RefreshUse, StoreError>;
+    /// Revokes an access token by its `jti` until it expires. Appends `token.revoke`.
+    async fn revoke_access_token(
+        &self,
+        t: &TenantScope,
+        jti: &str,
+        expires_at: i64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+
+    // --- sign-in ---
+    /// Every user with this email (compared case-insensitively), in every agency that is not
+    /// deleted, with its password hash (sign-in only).
+    async fn find_users_by_email(&self, email: &str) -> Result<Vec<UserCredential>, StoreError>;
 }

@@ -28,6 +28,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_signing_keys.sql"),
         postgres: include_str!("../migrations/postgres/0003_signing_keys.sql"),
     },
+    Migration {
+        version: 4,
+        name: "oauth",
+        sqlite: include_str!("../migrations/sqlite/0004_oauth.sql"),
+        postgres: include_str!("../migrations/postgres/0004_oauth.sql"),
+    },
 ];
 
 pub(crate) const CREATE_TABLE: &str =

@@ -11,6 +11,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 /// takes, so it blocks a `DELETE` of the row but not an update of its other columns.
 const KEY_SHARE: &str = "FOR KEY SHARE";
 
+/// Row-lock clause for reads a write depends on (refresh-token rotation).
+const FOR_UPDATE: &str = "FOR UPDATE";
+
 /// A PostgreSQL-backed store.
 #[derive(Clone, Debug)]
 pub struct PgStore {
@@ -93,6 +96,45 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         Ok(tx)
+    }
+
+    /// A transaction in which `setting` (a SELECT-only lookup policy's key) is `value`.
+    async fn begin_lookup(&self, setting: &str, value: &str) -> Result<Tx, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config($1, $2, true)")
+            .bind(setting)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    /// A transaction that sees the rows of client `app` in every agency (the
+    /// `client_lookup` policies, SELECT only), and nothing else of any tenant.
+    async fn begin_client(&self, app: &AppId) -> Result<Tx, StoreError> {
+        self.begin_lookup("tessera.client_id", app.as_str()).await
+    }
+
+    /// A transaction that sees the code or refresh token with this hash, in any agency (the
+    /// `credential_lookup` policies, SELECT only).
+    async fn begin_credential(&self, hash: &[u8]) -> Result<Tx, StoreError> {
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        self.begin_lookup("tessera.credential_hash", &hex).await
+    }
+
+    /// A transaction that sees the users with this email key in every agency (the
+    /// `login_lookup` policy, SELECT only).
+    async fn begin_login(&self, email_key: &str) -> Result<Tx, StoreError> {
+        self.begin_lookup("tessera.login_email", email_key).await
+    }
+
+    /// Moves a write transaction to another agency's rows (`append_audit_batch`).
+    async fn switch_tenant(&self, tx: &mut Tx, agency: &AgencyId) -> Result<(), StoreError> {
+        sqlx::query("SELECT set_config('tessera.agency_id', $1, true)")
+            .bind(agency.as_str())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 
     async fn find_key_impl(&self, hash: &[u8]) -> Result<Option<DbRow>, StoreError> {

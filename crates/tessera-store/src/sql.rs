@@ -3,8 +3,8 @@
 //! PostgreSQL sets the row-level-security tenant for the transaction), `begin_snapshot` (the
 //! same, as one consistent snapshot), `begin_feed` (the cross-tenant change-log reader),
 //! `read_pool`, `write_pool` (for the global signing-key table, outside any tenant),
-//! `migrate_impl`, `find_key_impl` and the `KEY_SHARE` row-lock clause; no
-//! query branches on the backend.
+//! `migrate_impl`, `find_key_impl` and the `KEY_SHARE` row-lock clause (and what
+//! `sql_oauth.rs` names); no query branches on the backend.
 //!
 //! INVARIANT: every tenant query filters on `agency_id = $1` from the `TenantScope`, and
 //! every write commits its audit event (and its change-log entry) in the same transaction.
@@ -53,6 +53,8 @@ macro_rules! impl_store {
 
         type Tx = sqlx::Transaction<'static, $db>;
         type DbRow = <$db as sqlx::Database>::Row;
+
+        $crate::sql_oauth::impl_oauth!($store);
 
         fn col<T: std::str::FromStr>(row: &DbRow, name: &str) -> Result<T, StoreError>
         where
@@ -670,9 +672,10 @@ macro_rules! impl_store {
                 Ok(account)
             }
 
-            async fn delete_account(&self, t: &TenantScope, id: &AccountId, _now: i64, audit: &AuditRecord) -> Result<(), StoreError> {
+            async fn delete_account(&self, t: &TenantScope, id: &AccountId, now: i64, audit: &AuditRecord) -> Result<(), StoreError> {
                 let agency = t.agency().as_str();
                 let mut tx = self.begin_tenant(t.agency(), true).await?;
+                revoke_account_oauth(&mut tx, t.agency(), id, now).await?;
                 drop_key_grants(&mut tx, t.agency(), "account_id = $2", id.as_str()).await?;
                 sqlx::query("DELETE FROM api_keys WHERE agency_id = $1 AND account_id = $2").bind(agency).bind(id.as_str()).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM bindings WHERE agency_id = $1 AND account_id = $2").bind(agency).bind(id.as_str()).execute(&mut *tx).await?;
@@ -950,9 +953,9 @@ macro_rules! impl_store {
                 finish(tx, t.agency(), audit, Some(("policy.delete", id.as_str()))).await
             }
 
-            async fn authz_snapshot(&self, t: &TenantScope) -> Result<AuthzSnapshot, StoreError> {
+            async fn authz_snapshot(&self, t: &TenantScope, now: i64) -> Result<AuthzSnapshot, StoreError> {
                 let agency = t.agency().as_str();
-                // One snapshot for all four reads: a write is in all of them or in none.
+                // One snapshot for every read: a write is in all of them or in none.
                 let mut tx = self.begin_snapshot(t.agency()).await?;
                 let revision: i64 = sqlx::query("SELECT value FROM revision WHERE id = 1")
                     .fetch_one(&mut *tx)
@@ -979,8 +982,9 @@ macro_rules! impl_store {
                     .iter()
                     .map(policy_row)
                     .collect::<Result<Vec<_>, _>>()?;
+                let revocations = revocations_in(&mut tx, t.agency(), now).await?;
                 tx.commit().await?;
-                Ok(AuthzSnapshot { revision, roles, bindings, policies })
+                Ok(AuthzSnapshot { revision, roles, bindings, policies, revocations })
             }
 
             async fn changes_since(&self, after_revision: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
@@ -1113,6 +1117,90 @@ macro_rules! impl_store {
                     .fetch_all(&mut *tx)
                     .await?;
                 rows.iter().map(event_row).collect()
+            }
+
+            async fn append_audit_batch(&self, events: &[(TenantScope, AuditRecord)]) -> Result<(), StoreError> {
+                self.append_audit_batch_impl(events).await
+            }
+
+            async fn create_app(&self, t: &TenantScope, app: &App, secret: Option<&SecretHashRecord>, audit: &AuditRecord) -> Result<(), StoreError> {
+                self.create_app_impl(t, app, secret, audit).await
+            }
+
+            async fn get_app(&self, t: &TenantScope, id: &AppId) -> Result<App, StoreError> {
+                self.get_app_impl(t, id).await
+            }
+
+            async fn list_apps(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<App>, StoreError> {
+                self.list_apps_impl(t, page).await
+            }
+
+            async fn delete_app(&self, t: &TenantScope, id: &AppId, now: i64, audit: &AuditRecord) -> Result<App, StoreError> {
+                self.delete_app_impl(t, id, now, audit).await
+            }
+
+            async fn rotate_app_secret(&self, t: &TenantScope, id: &AppId, secret: &SecretHashRecord, old_valid_until: i64, now: i64, audit: &AuditRecord) -> Result<App, StoreError> {
+                self.rotate_app_secret_impl(t, id, secret, old_valid_until, now, audit).await
+            }
+
+            async fn find_client(&self, id: &AppId) -> Result<Option<ClientRecord>, StoreError> {
+                self.find_client_impl(id).await
+            }
+
+            async fn create_installation(&self, t: &TenantScope, ins: &Installation, audit: &AuditRecord) -> Result<(), StoreError> {
+                self.create_installation_impl(t, ins, audit).await
+            }
+
+            async fn get_installation(&self, t: &TenantScope, id: &InstallationId) -> Result<Installation, StoreError> {
+                self.get_installation_impl(t, id).await
+            }
+
+            async fn list_installations(&self, t: &TenantScope, account: Option<&AccountId>, page: &PageRequest) -> Result<Page<Installation>, StoreError> {
+                self.list_installations_impl(t, account, page).await
+            }
+
+            async fn revoke_installation(&self, t: &TenantScope, id: &InstallationId, now: i64, audit: &AuditRecord) -> Result<Installation, StoreError> {
+                self.revoke_installation_impl(t, id, now, audit).await
+            }
+
+            async fn client_installations(&self, app: &AppId) -> Result<Vec<Installation>, StoreError> {
+                self.client_installations_impl(app).await
+            }
+
+            async fn create_code(&self, t: &TenantScope, code: &AuthCode) -> Result<(), StoreError> {
+                self.create_code_impl(t, code).await
+            }
+
+            async fn redeem_code(&self, hash: &[u8], now: i64) -> Result<Option<CodeRedemption>, StoreError> {
+                self.redeem_code_impl(hash, now).await
+            }
+
+            async fn create_grant(&self, t: &TenantScope, grant: &Grant, refresh: Option<&NewRefreshToken>, audit: &AuditRecord) -> Result<(), StoreError> {
+                self.create_grant_impl(t, grant, refresh, audit).await
+            }
+
+            async fn get_grant(&self, t: &TenantScope, id: &str) -> Result<Grant, StoreError> {
+                self.get_grant_impl(t, id).await
+            }
+
+            async fn revoke_grant(&self, t: &TenantScope, id: &str, now: i64, audit: &AuditRecord) -> Result<bool, StoreError> {
+                self.revoke_grant_impl(t, id, now, audit).await
+            }
+
+            async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<(RefreshToken, Grant)>, StoreError> {
+                self.find_refresh_token_impl(hash).await
+            }
+
+            async fn rotate_refresh_token(&self, t: &TenantScope, old_hash: &[u8], new: &NewRefreshToken, now: i64, grace_ms: i64, audit: &AuditRecord) -> Result<RefreshUse, StoreError> {
+                self.rotate_refresh_token_impl(t, old_hash, new, now, grace_ms, audit).await
+            }
+
+            async fn revoke_access_token(&self, t: &TenantScope, jti: &str, expires_at: i64, audit: &AuditRecord) -> Result<(), StoreError> {
+                self.revoke_access_token_impl(t, jti, expires_at, audit).await
+            }
+
+            async fn find_users_by_email(&self, email: &str) -> Result<Vec<UserCredential>, StoreError> {
+                self.find_users_by_email_impl(email).await
             }
         }
 

@@ -12,6 +12,10 @@ use sqlx::sqlite::{
 /// none: the single writer connection runs one write transaction at a time.
 const KEY_SHARE: &str = "";
 
+/// Row-lock clause for reads a write depends on (refresh-token rotation): none needed, for
+/// the same reason.
+const FOR_UPDATE: &str = "";
+
 /// A SQLite-backed store.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -65,6 +69,26 @@ impl SqliteStore {
     /// A read transaction over the change log of every agency.
     async fn begin_feed(&self) -> Result<Tx, StoreError> {
         Ok(self.reader.begin().await?)
+    }
+
+    /// A read transaction for a client's rows in every agency (`find_client`).
+    async fn begin_client(&self, _app: &AppId) -> Result<Tx, StoreError> {
+        Ok(self.reader.begin().await?)
+    }
+
+    /// A read transaction for the row a credential hash names, in any agency.
+    async fn begin_credential(&self, _hash: &[u8]) -> Result<Tx, StoreError> {
+        Ok(self.reader.begin().await?)
+    }
+
+    /// A read transaction for the users with this email key, in every agency.
+    async fn begin_login(&self, _email_key: &str) -> Result<Tx, StoreError> {
+        Ok(self.reader.begin().await?)
+    }
+
+    /// Moves a write transaction to another agency's rows: nothing to do here.
+    async fn switch_tenant(&self, _tx: &mut Tx, _agency: &AgencyId) -> Result<(), StoreError> {
+        Ok(())
     }
 
     async fn find_key_impl(&self, hash: &[u8]) -> Result<Option<DbRow>, StoreError> {

@@ -8,14 +8,16 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tessera_core::{
-    AccountId, AgencyId, BindingId, EventId, KeyId, PolicyId, PrincipalId, RoleId, UserId,
+    AccountId, AgencyId, AppId, BindingId, EventId, InstallationId, KeyId, PolicyId, PrincipalId,
+    RoleId, UserId,
 };
 use tessera_store::audit::verify_chain;
 use tessera_store::testing::{notice_pg_skipped, sqlite_store, PgTestDb, SQLITE_DB_FILE};
 use tessera_store::{
-    Account, Agency, ApiKey, AuditEvent, AuditFilter, AuditRecord, Binding, Bootstrap, ChainHash,
-    Change, NewUser, Outcome, PageRequest, Policy, Role, RolePatch, SecretHashRecord,
-    SigningKeyRow, Status, Store, StoreError, TenantScope, User, UserPatch,
+    Account, Agency, ApiKey, App, AppKind, AuditEvent, AuditFilter, AuditRecord, AuthCode, Binding,
+    Bootstrap, ChainHash, Change, CodeRedemption, Grant, Installation, NewRefreshToken, NewUser,
+    Outcome, PageRequest, Policy, RefreshUse, Role, RolePatch, SecretHashRecord, SigningKeyRow,
+    Status, Store, StoreError, TenantScope, User, UserPatch,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -80,6 +82,21 @@ cases! {
     case_signing_key_concurrent_compare_and_set => sqlite_signing_key_concurrent_compare_and_set, postgres_signing_key_concurrent_compare_and_set;
     case_signing_key_delete => sqlite_signing_key_delete, postgres_signing_key_delete;
     case_signing_key_debug_hides_sealed_key => sqlite_signing_key_debug_hides_sealed_key, postgres_signing_key_debug_hides_sealed_key;
+    case_apps => sqlite_apps, postgres_apps;
+    case_installations => sqlite_installations, postgres_installations;
+    case_client_installations => sqlite_client_installations, postgres_client_installations;
+    case_codes => sqlite_codes, postgres_codes;
+    case_concurrent_code_redemption => sqlite_concurrent_code_redemption, postgres_concurrent_code_redemption;
+    case_grants => sqlite_grants, postgres_grants;
+    case_refresh_rotation => sqlite_refresh_rotation, postgres_refresh_rotation;
+    case_concurrent_refresh_rotation => sqlite_concurrent_refresh_rotation, postgres_concurrent_refresh_rotation;
+    case_revoke_installation_revokes_grants => sqlite_revoke_installation_revokes_grants, postgres_revoke_installation_revokes_grants;
+    case_delete_account_revokes_installations => sqlite_delete_account_revokes_installations, postgres_delete_account_revokes_installations;
+    case_authz_snapshot_revocations => sqlite_authz_snapshot_revocations, postgres_authz_snapshot_revocations;
+    case_oauth_change_log => sqlite_oauth_change_log, postgres_oauth_change_log;
+    case_oauth_tenant_isolation => sqlite_oauth_tenant_isolation, postgres_oauth_tenant_isolation;
+    case_find_users_by_email => sqlite_find_users_by_email, postgres_find_users_by_email;
+    case_append_audit_batch => sqlite_append_audit_batch, postgres_append_audit_batch;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2464,7 +2481,7 @@ async fn case_delete_role_and_its_bindings(store: Arc<dyn Store>) {
     assert_eq!(store.revision().await.unwrap(), rev);
 
     // In use, and bindings not to be removed: a conflict, and nothing at all changes.
-    let before = store.authz_snapshot(&t).await.unwrap();
+    let before = store.authz_snapshot(&t, now()).await.unwrap();
     assert_conflict(
         store
             .delete_role(&t, &support.id, false, now(), &record("role.delete"))
@@ -2472,7 +2489,7 @@ async fn case_delete_role_and_its_bindings(store: Arc<dyn Store>) {
         "role_in_use",
     );
     assert_eq!(store.get_role(&t, &support.id).await.unwrap(), support);
-    assert_eq!(store.authz_snapshot(&t).await.unwrap(), before);
+    assert_eq!(store.authz_snapshot(&t, now()).await.unwrap(), before);
     assert_eq!(chain(&store, &t).await, events);
     assert_eq!(store.revision().await.unwrap(), rev);
 
@@ -2642,7 +2659,7 @@ async fn case_policies(store: Arc<dyn Store>) {
 async fn case_authz_snapshot(store: Arc<dyn Store>) {
     let t = agency(&store, "Acme").await;
     let other = agency(&store, "Other").await;
-    let empty = store.authz_snapshot(&t).await.unwrap();
+    let empty = store.authz_snapshot(&t, now()).await.unwrap();
     assert!(empty.roles.is_empty() && empty.bindings.is_empty() && empty.policies.is_empty());
     assert_eq!(empty.revision, store.revision().await.unwrap());
 
@@ -2678,7 +2695,7 @@ async fn case_authz_snapshot(store: Arc<dyn Store>) {
     .await;
     let their_policy = policy(&store, &other, "Theirs").await;
 
-    let snap = store.authz_snapshot(&t).await.unwrap();
+    let snap = store.authz_snapshot(&t, now()).await.unwrap();
     assert_eq!(snap.roles, sorted(vec![support, sales], |r| r.id.clone()));
     assert_eq!(snap.bindings, sorted(bindings, |b| b.id.clone()));
     assert_eq!(snap.policies, sorted(policies, |p| p.id.clone()));
@@ -2690,7 +2707,7 @@ async fn case_authz_snapshot(store: Arc<dyn Store>) {
         .filter(|c| &c.agency == t.agency())
         .all(|c| c.revision <= snap.revision));
 
-    let theirs = store.authz_snapshot(&other).await.unwrap();
+    let theirs = store.authz_snapshot(&other, now()).await.unwrap();
     assert_eq!(
         (theirs.roles, theirs.bindings, theirs.policies),
         (vec![their_role], vec![their_binding], vec![their_policy])
@@ -2698,7 +2715,7 @@ async fn case_authz_snapshot(store: Arc<dyn Store>) {
 
     // A later write is in a later snapshot, at a higher revision, and not in the earlier one.
     let late = bind(&store, &t, &ann, "account_admin", Some(&acc.id)).await;
-    let next = store.authz_snapshot(&t).await.unwrap();
+    let next = store.authz_snapshot(&t, now()).await.unwrap();
     assert!(next.revision > snap.revision);
     assert!(next.bindings.contains(&late) && !snap.bindings.contains(&late));
     assert_eq!(next.bindings.len(), snap.bindings.len() + 1);
@@ -2717,7 +2734,7 @@ async fn case_authz_snapshot_consistent_under_writes(store: Arc<dyn Store>) {
         tokio::spawn(async move {
             let mut snaps = Vec::new();
             while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                snaps.push(store.authz_snapshot(&a).await.unwrap());
+                snaps.push(store.authz_snapshot(&a, now()).await.unwrap());
                 tokio::task::yield_now().await;
             }
             snaps
@@ -2747,7 +2764,7 @@ async fn case_authz_snapshot_consistent_under_writes(store: Arc<dyn Store>) {
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let mut snaps = reader.await.unwrap();
-    snaps.push(store.authz_snapshot(&a).await.unwrap());
+    snaps.push(store.authz_snapshot(&a, now()).await.unwrap());
 
     let created: Vec<Change> = feed(&store, 0, 1000)
         .await
@@ -3362,7 +3379,7 @@ const VERSIONS: &str = "SELECT version FROM tessera_migrations ORDER BY version"
 
 /// Opens the store on a database at version 1 holding one raw agency, and upgrades it.
 async fn upgraded_from_v1(store: Arc<dyn Store>, agency: AgencyId) {
-    assert_eq!(store.migrate().await.unwrap(), 2, "0002 and 0003 run");
+    assert_eq!(store.migrate().await.unwrap(), 3, "0002, 0003 and 0004 run");
     assert_eq!(store.migrate().await.unwrap(), 0);
     assert_eq!(store.get_agency(&agency).await.unwrap().name, "Raw");
     let t = TenantScope::authenticated(agency);
@@ -3376,7 +3393,7 @@ async fn upgraded_from_v1(store: Arc<dyn Store>, agency: AgencyId) {
     )
     .await;
     let p = policy(&store, &t, "No deletes").await;
-    let snap = store.authz_snapshot(&t).await.unwrap();
+    let snap = store.authz_snapshot(&t, now()).await.unwrap();
     assert_eq!(
         (snap.roles, snap.bindings, snap.policies),
         (vec![r], vec![b], vec![p])
@@ -3387,7 +3404,7 @@ async fn upgraded_from_v1(store: Arc<dyn Store>, agency: AgencyId) {
 
 /// Opens the store on a database at version 2 holding one raw agency, and upgrades it.
 async fn upgraded_from_v2(store: Arc<dyn Store>, agency: AgencyId) {
-    assert_eq!(store.migrate().await.unwrap(), 1, "only 0003 runs");
+    assert_eq!(store.migrate().await.unwrap(), 2, "0003 and 0004 run");
     assert_eq!(store.migrate().await.unwrap(), 0);
     assert_eq!(store.get_agency(&agency).await.unwrap().name, "Raw");
     assert_eq!(store.signing_keys().await.unwrap(), []);
@@ -3472,7 +3489,7 @@ async fn sqlite_upgrade_from_0001() {
     let (_dir, url, id) = sqlite_at(1).await;
     let store = tessera_store::connect(&url).await.unwrap();
     upgraded_from_v1(store, id).await;
-    assert_eq!(sqlite_versions(&url).await, [1, 2, 3]);
+    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -3480,7 +3497,7 @@ async fn sqlite_upgrade_from_0002() {
     let (_dir, url, id) = sqlite_at(2).await;
     let store = tessera_store::connect(&url).await.unwrap();
     upgraded_from_v2(store, id).await;
-    assert_eq!(sqlite_versions(&url).await, [1, 2, 3]);
+    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -3492,7 +3509,7 @@ async fn postgres_upgrade_from_0001() {
     let id = postgres_at(&db, 1).await;
     let store = tessera_store::connect(&db.url()).await.unwrap();
     upgraded_from_v1(store, id).await;
-    assert_eq!(postgres_versions(&db).await, [1, 2, 3]);
+    assert_eq!(postgres_versions(&db).await, [1, 2, 3, 4]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -3504,5 +3521,1398 @@ async fn postgres_upgrade_from_0002() {
     let id = postgres_at(&db, 2).await;
     let store = tessera_store::connect(&db.url()).await.unwrap();
     upgraded_from_v2(store, id).await;
-    assert_eq!(postgres_versions(&db).await, [1, 2, 3]);
+    assert_eq!(postgres_versions(&db).await, [1, 2, 3, 4]);
+}
+
+// ---------------------------------------------------------------------------------------
+// OAuth: apps, installations, codes, grants, refresh tokens, revocations, sign-in lookup
+// ---------------------------------------------------------------------------------------
+
+fn app_value(t: &TenantScope, kind: AppKind, confidential: bool) -> App {
+    let at = now();
+    App {
+        id: AppId::generate(),
+        agency_id: t.agency().clone(),
+        name: format!("{} app", kind.as_str()),
+        kind,
+        confidential,
+        redirect_uris: vec![
+            "https://app.example/cb".into(),
+            "http://127.0.0.1:8080/cb".into(),
+        ],
+        scopes: vec!["contacts.readonly".into(), "contacts.write".into()],
+        created_by: "usr_suite".into(),
+        created_at: at,
+        updated_at: at,
+        deleted_at: None,
+    }
+}
+
+/// Creates a confidential app of `kind` with one secret.
+async fn app(store: &Arc<dyn Store>, t: &TenantScope, kind: AppKind) -> (App, SecretHashRecord) {
+    let a = app_value(t, kind, true);
+    let s = secret();
+    store
+        .create_app(t, &a, Some(&s), &record("app.create"))
+        .await
+        .unwrap();
+    (a, s)
+}
+
+fn installation_value(t: &TenantScope, app: &App, account: Option<&AccountId>) -> Installation {
+    Installation {
+        id: InstallationId::generate(),
+        agency_id: t.agency().clone(),
+        app_id: app.id.clone(),
+        app_agency_id: app.agency_id.clone(),
+        account: account.cloned(),
+        scopes: vec!["contacts.readonly".into()],
+        created_by: "usr_suite".into(),
+        created_at: now(),
+        revoked_at: None,
+    }
+}
+
+async fn install(
+    store: &Arc<dyn Store>,
+    t: &TenantScope,
+    app: &App,
+    account: Option<&AccountId>,
+) -> Installation {
+    let i = installation_value(t, app, account);
+    store
+        .create_installation(t, &i, &record("installation.create"))
+        .await
+        .unwrap();
+    i
+}
+
+fn grant_id() -> String {
+    format!(
+        "grt_{}",
+        EventId::generate().as_str().trim_start_matches("evt_")
+    )
+}
+
+fn grant_value(t: &TenantScope, app: &App, installation: Option<&InstallationId>) -> Grant {
+    let at = now();
+    Grant {
+        id: grant_id(),
+        agency_id: t.agency().clone(),
+        kind: "authorization_code".into(),
+        client_id: app.id.clone(),
+        subject: UserId::generate().to_string(),
+        installation: installation.cloned(),
+        account: None,
+        scope: "contacts.readonly".into(),
+        auth_time: Some(at - 1_000),
+        created_at: at,
+        expires_at: at + 30 * 86_400_000,
+        revoked_at: None,
+    }
+}
+
+fn refresh_value(grant: &Grant) -> NewRefreshToken {
+    let at = now();
+    NewRefreshToken {
+        hash: rand::random::<[u8; 32]>().to_vec(),
+        pepper_version: 1,
+        grant_id: grant.id.clone(),
+        created_at: at,
+        idle_expires_at: at + 86_400_000,
+    }
+}
+
+/// Creates a grant with its first refresh token.
+async fn grant(
+    store: &Arc<dyn Store>,
+    t: &TenantScope,
+    app: &App,
+    installation: Option<&InstallationId>,
+) -> (Grant, NewRefreshToken) {
+    let g = grant_value(t, app, installation);
+    let r = refresh_value(&g);
+    store
+        .create_grant(t, &g, Some(&r), &record("token.issue"))
+        .await
+        .unwrap();
+    (g, r)
+}
+
+fn code_value(t: &TenantScope, app: &App, user: &UserId) -> AuthCode {
+    let at = now();
+    AuthCode {
+        hash: rand::random::<[u8; 32]>().to_vec(),
+        agency_id: t.agency().clone(),
+        client_id: app.id.clone(),
+        user_id: user.clone(),
+        installation: None,
+        account: None,
+        redirect_uri: "https://app.example/cb".into(),
+        scope: "openid contacts.readonly".into(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        auth_time: at - 500,
+        grant_id: grant_id(),
+        created_at: at,
+        expires_at: at + 60_000,
+        consumed_at: None,
+    }
+}
+
+async fn changes_of(store: &Arc<dyn Store>, after: i64) -> Vec<(AgencyId, String, String)> {
+    feed(store, after, 1000)
+        .await
+        .into_iter()
+        .map(|c| (c.agency, c.kind, c.entity))
+        .collect()
+}
+
+fn actions(events: &[AuditEvent]) -> Vec<String> {
+    events.iter().map(|e| e.action.clone()).collect()
+}
+
+async fn case_apps(store: Arc<dyn Store>) {
+    let t = agency(&store, "Acme").await;
+    let (a, s1) = app(&store, &t, AppKind::Private).await;
+    assert_eq!(store.get_app(&t, &a.id).await.unwrap(), a);
+    let public = app_value(&t, AppKind::Marketplace, false);
+    store
+        .create_app(&t, &public, None, &record("app.create"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_apps(&t, &all()).await.unwrap().items,
+        sorted(vec![a.clone(), public.clone()], |x| x.id.clone())
+    );
+    // Pages.
+    let first = store.list_apps(&t, &page(1, None)).await.unwrap();
+    assert_eq!(first.items.len(), 1);
+    let second = store
+        .list_apps(&t, &page(1, first.next_cursor.clone()))
+        .await
+        .unwrap();
+    assert_eq!(second.items.len(), 1);
+    assert!(second.next_cursor.is_none());
+    assert_ne!(first.items, second.items);
+    // A duplicate id is a conflict.
+    assert!(matches!(
+        store.create_app(&t, &a, None, &record("app.create")).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    // A reused secret hash too.
+    let mut dup = app_value(&t, AppKind::Private, true);
+    dup.name = "dup".into();
+    assert_conflict(
+        store
+            .create_app(&t, &dup, Some(&s1), &record("app.create"))
+            .await,
+        "secret",
+    );
+    assert!(
+        is_not_found(store.get_app(&t, &dup.id).await),
+        "nothing half-written"
+    );
+
+    // find_client: the app and its secrets, across tenants.
+    let found = store.find_client(&a.id).await.unwrap().unwrap();
+    assert_eq!(found.app, a);
+    assert_eq!(found.secrets.len(), 1);
+    assert_eq!(found.secrets[0].hash, s1.hash);
+    assert_eq!(found.secrets[0].pepper_version, 1);
+    assert_eq!(found.secrets[0].valid_until, None);
+    let pf = store.find_client(&public.id).await.unwrap().unwrap();
+    assert!(pf.secrets.is_empty());
+    assert!(!pf.app.confidential);
+    assert!(store
+        .find_client(&AppId::generate())
+        .await
+        .unwrap()
+        .is_none());
+
+    // Rotation: newest first, the old one valid until the grace ends.
+    let s2 = secret();
+    let t1 = now() + 1;
+    let rotated = store
+        .rotate_app_secret(
+            &t,
+            &a.id,
+            &s2,
+            t1 + 60_000,
+            t1,
+            &record("app.rotate_secret"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotated.updated_at, t1);
+    let found = store.find_client(&a.id).await.unwrap().unwrap();
+    assert_eq!(
+        found
+            .secrets
+            .iter()
+            .map(|s| (s.hash.clone(), s.valid_until))
+            .collect::<Vec<_>>(),
+        vec![
+            (s2.hash.clone(), None),
+            (s1.hash.clone(), Some(t1 + 60_000))
+        ]
+    );
+    // A second rotation in the same millisecond still lists the current secret first.
+    let s3 = secret();
+    store
+        .rotate_app_secret(
+            &t,
+            &a.id,
+            &s3,
+            t1 + 30_000,
+            t1,
+            &record("app.rotate_secret"),
+        )
+        .await
+        .unwrap();
+    let found = store.find_client(&a.id).await.unwrap().unwrap();
+    assert_eq!(found.secrets[0].hash, s3.hash);
+    assert_eq!(found.secrets[0].valid_until, None);
+    assert!(found.secrets[1..]
+        .iter()
+        .all(|s| s.valid_until.is_some_and(|v| v <= t1 + 60_000)));
+    // Rotating an unknown app is NotFound.
+    assert!(is_not_found(
+        store
+            .rotate_app_secret(
+                &t,
+                &AppId::generate(),
+                &secret(),
+                t1,
+                t1,
+                &record("app.rotate_secret")
+            )
+            .await
+    ));
+
+    // Deletion: marked, its secrets end now, still found (the caller checks), not listed.
+    let t2 = now() + 2;
+    let deleted = store
+        .delete_app(&t, &a.id, t2, &record("app.delete"))
+        .await
+        .unwrap();
+    assert_eq!(deleted.deleted_at, Some(t2));
+    assert_eq!(store.get_app(&t, &a.id).await.unwrap(), deleted);
+    assert_eq!(
+        store.list_apps(&t, &all()).await.unwrap().items,
+        vec![public]
+    );
+    let found = store.find_client(&a.id).await.unwrap().unwrap();
+    assert_eq!(found.app.deleted_at, Some(t2));
+    assert!(found
+        .secrets
+        .iter()
+        .all(|s| s.valid_until.is_some_and(|v| v <= t2)));
+    // Deleting again returns it as it is; rotating a deleted app is NotFound.
+    assert_eq!(
+        store
+            .delete_app(&t, &a.id, t2 + 10, &record("app.delete"))
+            .await
+            .unwrap(),
+        deleted
+    );
+    assert!(is_not_found(
+        store
+            .rotate_app_secret(&t, &a.id, &secret(), t2, t2, &record("app.rotate_secret"))
+            .await
+    ));
+    assert!(is_not_found(
+        store
+            .delete_app(&t, &AppId::generate(), t2, &record("app.delete"))
+            .await
+    ));
+    let acts = actions(&chain(&store, &t).await);
+    for want in ["app.create", "app.rotate_secret", "app.delete"] {
+        assert!(acts.iter().any(|a| a == want), "{want} audited: {acts:?}");
+    }
+    assert_chain_ok(&chain(&store, &t).await);
+}
+
+async fn case_installations(store: Arc<dyn Store>) {
+    let partner = agency(&store, "Partner").await;
+    let (market, _) = app(&store, &partner, AppKind::Marketplace).await;
+    let t = agency(&store, "Acme").await;
+    let acc = account(&store, &t, "Main").await;
+    let acc2 = account(&store, &t, "Second").await;
+    let wide = install(&store, &t, &market, None).await;
+    let on_acc = install(&store, &t, &market, Some(&acc.id)).await;
+    assert_eq!(store.get_installation(&t, &wide.id).await.unwrap(), wide);
+    assert_eq!(
+        store.get_installation(&t, &on_acc.id).await.unwrap(),
+        on_acc
+    );
+
+    // One active installation per (agency, account or none, app).
+    assert_conflict(
+        store
+            .create_installation(
+                &t,
+                &installation_value(&t, &market, None),
+                &record("installation.create"),
+            )
+            .await,
+        "installation",
+    );
+    assert_conflict(
+        store
+            .create_installation(
+                &t,
+                &installation_value(&t, &market, Some(&acc.id)),
+                &record("installation.create"),
+            )
+            .await,
+        "installation",
+    );
+    let on_acc2 = install(&store, &t, &market, Some(&acc2.id)).await;
+
+    // Lists: active ones, optionally of one account.
+    assert_eq!(
+        store
+            .list_installations(&t, None, &all())
+            .await
+            .unwrap()
+            .items,
+        sorted(vec![wide.clone(), on_acc.clone(), on_acc2.clone()], |i| i
+            .id
+            .clone())
+    );
+    assert_eq!(
+        store
+            .list_installations(&t, Some(&acc.id), &all())
+            .await
+            .unwrap()
+            .items,
+        vec![on_acc.clone()]
+    );
+    let p1 = store
+        .list_installations(&t, None, &page(2, None))
+        .await
+        .unwrap();
+    assert_eq!(p1.items.len(), 2);
+    let p2 = store
+        .list_installations(&t, None, &page(2, p1.next_cursor.clone()))
+        .await
+        .unwrap();
+    assert_eq!(p2.items.len(), 1);
+    assert!(p2.next_cursor.is_none());
+
+    // References: another agency's account, or an unknown app.
+    let other = agency(&store, "Other").await;
+    let their_acc = account(&store, &other, "Theirs").await;
+    assert!(matches!(
+        store
+            .create_installation(
+                &t,
+                &installation_value(&t, &market, Some(&their_acc.id)),
+                &record("installation.create"),
+            )
+            .await,
+        Err(StoreError::Reference)
+    ));
+    let ghost = app_value(&partner, AppKind::Marketplace, true);
+    assert!(matches!(
+        store
+            .create_installation(
+                &t,
+                &installation_value(&t, &ghost, None),
+                &record("installation.create")
+            )
+            .await,
+        Err(StoreError::Reference)
+    ));
+
+    // Uninstall, then install again: allowed.
+    let at = now() + 5;
+    let revoked = store
+        .revoke_installation(&t, &wide.id, at, &record("installation.revoke"))
+        .await
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(at));
+    assert_eq!(store.get_installation(&t, &wide.id).await.unwrap(), revoked);
+    assert_eq!(
+        store
+            .revoke_installation(&t, &wide.id, at + 100, &record("installation.revoke"))
+            .await
+            .unwrap(),
+        revoked,
+        "revoking again changes nothing"
+    );
+    assert!(!store
+        .list_installations(&t, None, &all())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .any(|i| i.id == wide.id));
+    let again = install(&store, &t, &market, None).await;
+    assert_ne!(again.id, wide.id);
+    assert!(is_not_found(
+        store
+            .revoke_installation(
+                &t,
+                &InstallationId::generate(),
+                at,
+                &record("installation.revoke")
+            )
+            .await
+    ));
+    assert!(is_not_found(
+        store
+            .get_installation(&t, &InstallationId::generate())
+            .await
+    ));
+    assert_chain_ok(&chain(&store, &t).await);
+}
+
+async fn case_client_installations(store: Arc<dyn Store>) {
+    let partner = agency(&store, "Partner").await;
+    let (market, _) = app(&store, &partner, AppKind::Marketplace).await;
+    let (other_app, _) = app(&store, &partner, AppKind::Marketplace).await;
+    let a = agency(&store, "A").await;
+    let b = agency(&store, "B").await;
+    let gone = agency(&store, "Gone").await;
+    let b_acc = account(&store, &b, "Main").await;
+    let ia = install(&store, &a, &market, None).await;
+    let ib = install(&store, &b, &market, Some(&b_acc.id)).await;
+    let ib_revoked = install(&store, &b, &market, None).await;
+    store
+        .revoke_installation(&b, &ib_revoked.id, now(), &record("installation.revoke"))
+        .await
+        .unwrap();
+    install(&store, &gone, &market, None).await;
+    store
+        .delete_agency(gone.agency(), now(), &record("agency.delete"))
+        .await
+        .unwrap();
+    let unrelated = install(&store, &a, &other_app, None).await;
+
+    let mut want = vec![ia, ib];
+    want.sort_by(|x, y| {
+        (x.agency_id.as_str(), x.id.as_str()).cmp(&(y.agency_id.as_str(), y.id.as_str()))
+    });
+    assert_eq!(store.client_installations(&market.id).await.unwrap(), want);
+    assert_eq!(
+        store.client_installations(&other_app.id).await.unwrap(),
+        vec![unrelated]
+    );
+    assert!(store
+        .client_installations(&AppId::generate())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn case_codes(store: Arc<dyn Store>) {
+    let t = agency(&store, "Acme").await;
+    let (a, _) = app(&store, &t, AppKind::Private).await;
+    let ins = install(&store, &t, &a, None).await;
+    let u = user(&store, &t, "ann@acme.example", None).await;
+    let acc = account(&store, &t, "Main").await;
+    let mut c = code_value(&t, &a, &u.id);
+    c.installation = Some(ins.id.clone());
+    c.account = Some(acc.id.clone());
+    store.create_code(&t, &c).await.unwrap();
+    // A second code with the same hash is refused.
+    assert!(matches!(
+        store.create_code(&t, &c).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let bare = code_value(&t, &a, &u.id);
+    store.create_code(&t, &bare).await.unwrap();
+
+    let at = now() + 7;
+    let consumed = AuthCode {
+        consumed_at: Some(at),
+        ..c.clone()
+    };
+    assert_eq!(
+        store.redeem_code(&c.hash, at).await.unwrap(),
+        Some(CodeRedemption::Fresh(consumed.clone()))
+    );
+    assert_eq!(
+        store.redeem_code(&c.hash, at + 1_000).await.unwrap(),
+        Some(CodeRedemption::Replayed(consumed)),
+        "a second redemption is a replay, and keeps the first time"
+    );
+    assert_eq!(
+        store.redeem_code(&bare.hash, at).await.unwrap(),
+        Some(CodeRedemption::Fresh(AuthCode {
+            consumed_at: Some(at),
+            ..bare
+        }))
+    );
+    assert_eq!(
+        store
+            .redeem_code(&rand::random::<[u8; 32]>(), at)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn case_concurrent_code_redemption(store: Arc<dyn Store>) {
+    let t = agency(&store, "Acme").await;
+    let (a, _) = app(&store, &t, AppKind::Private).await;
+    let u = user(&store, &t, "ann@acme.example", None).await;
+    for _ in 0..3 {
+        let c = code_value(&t, &a, &u.id);
+        store.create_code(&t, &c).await.unwrap();
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let (store, hash) = (store.clone(), c.hash.clone());
+                tokio::spawn(async move { store.redeem_code(&hash, now() + i).await.unwrap() })
+            })
+            .collect();
+        let mut fresh = 0;
+        let mut replayed = 0;
+        let mut first_time = None;
+        for task in tasks {
+            match task.await.unwrap() {
+                Some(CodeRedemption::Fresh(code)) => {
+                    fresh += 1;
+                    first_time = code.consumed_at;
+                }
+                Some(CodeRedemption::Replayed(code)) => {
+                    replayed += 1;
+                    assert!(code.consumed_at.is_some());
+                }
+                None => panic!("the code exists"),
+            }
+        }
+        assert_eq!(
+            (fresh, replayed),
+            (1, 11),
+            "exactly one redemption is fresh"
+        );
+        match store.redeem_code(&c.hash, now()).await.unwrap() {
+            Some(CodeRedemption::Replayed(code)) => assert_eq!(code.consumed_at, first_time),
+            other => panic!("expected a replay, got {other:?}"),
+        }
+    }
+}
+
+async fn case_grants(store: Arc<dyn Store>) {
+    let t = agency(&store, "Acme").await;
+    let (a, _) = app(&store, &t, AppKind::Private).await;
+    let ins = install(&store, &t, &a, None).await;
+    let (g, r) = grant(&store, &t, &a, Some(&ins.id)).await;
+    assert_eq!(store.get_grant(&t, &g.id).await.unwrap(), g);
+    // A grant without a refresh token (client credentials, exchange).
+    let mut bare = grant_value(&t, &a, None);
+    bare.kind = "token_exchange".into();
+    bare.auth_time = None;
+    store
+        .create_grant(&t, &bare, None, &record("token.exchange"))
+        .await
+        .unwrap();
+    assert_eq!(store.get_grant(&t, &bare.id).await.unwrap(), bare);
+    assert!(matches!(
+        store
+            .create_grant(&t, &bare, None, &record("token.exchange"))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    // An installation of another agency is a missing reference.
+    let other = agency(&store, "Other").await;
+    let their_ins = install(&store, &other, &a, None).await;
+    let cross = grant_value(&t, &a, Some(&their_ins.id));
+    assert!(matches!(
+        store
+            .create_grant(&t, &cross, None, &record("token.issue"))
+            .await,
+        Err(StoreError::Reference)
+    ));
+    assert!(is_not_found(store.get_grant(&t, &cross.id).await));
+
+    // The refresh token is found with its grant, across tenants.
+    let (token, found) = store.find_refresh_token(&r.hash).await.unwrap().unwrap();
+    assert_eq!(found, g);
+    assert_eq!(token.hash, r.hash);
+    assert_eq!(&token.agency_id, t.agency());
+    assert_eq!(token.grant_id, g.id);
+    assert_eq!(token.created_at, r.created_at);
+    assert_eq!(token.idle_expires_at, r.idle_expires_at);
+    assert_eq!(token.rotated_at, None);
+    assert!(store
+        .find_refresh_token(&rand::random::<[u8; 32]>())
+        .await
+        .unwrap()
+        .is_none());
+
+    // Revocation: true once, then false; unknown is NotFound.
+    let at = now() + 3;
+    assert!(store
+        .revoke_grant(&t, &g.id, at, &record("grant.revoke"))
+        .await
+        .unwrap());
+    assert!(!store
+        .revoke_grant(&t, &g.id, at + 1, &record("grant.revoke"))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_grant(&t, &g.id).await.unwrap().revoked_at,
+        Some(at)
+    );
+    assert_eq!(
+        store
+            .find_refresh_token(&r.hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+            .revoked_at,
+        Some(at)
+    );
+    assert!(is_not_found(
+        store
+            .revoke_grant(&t, "grt_missing", at, &record("grant.revoke"))
+            .await
+    ));
+    // Its refresh token no longer rotates.
+    assert_eq!(
+        store
+            .rotate_refresh_token(
+                &t,
+                &r.hash,
+                &refresh_value(&g),
+                at + 10,
+                0,
+                &record("token.reuse")
+            )
+            .await
+            .unwrap(),
+        RefreshUse::Revoked
+    );
+    let revokes = actions(&chain(&store, &t).await)
+        .into_iter()
+        .filter(|a| a == "grant.revoke")
+        .count();
+    assert_eq!(
+        revokes, 1,
+        "only the revocation that changed something is audited"
+    );
+    assert_chain_ok(&chain(&store, &t).await);
+}
+
+async fn case_refresh_rotation(store: Arc<dyn Store>) {
+    let t = agency(&store, "Acme").await;
+    let (a, _) = app(&store, &t, AppKind::Private).await;
+    let (g, r0) = grant(&store, &t, &a, None).await;
+    let grace = 10_000;
+    let t0 = now();
+
+    // Current token: rotated.
+    let r1 = refresh_value(&g);
+    assert_eq!(
+        store
+            .rotate_refresh_token(&t, &r0.hash, &r1, t0, grace, &record("token.reuse"))
+            .await
+            .unwrap(),
+        RefreshUse::Rotated
+    );
+    let (old, _) = store.find_refresh_token(&r0.hash).await.unwrap().unwrap();
+    assert_eq!(old.rotated_at, Some(t0));
+    let (new, ng) = store.find_refresh_token(&r1.hash).await.unwrap().unwrap();
+    assert_eq!(
+        (new.rotated_at, new.grant_id.as_str(), ng.revoked_at),
+        (None, g.id.as_str(), None)
+    );
+
+    // The old one again within the grace window (a retry): rotated again, first time kept.
+    let r1b = refresh_value(&g);
+    assert_eq!(
+        store
+            .rotate_refresh_token(
+                &t,
+                &r0.hash,
+                &r1b,
+                t0 + grace - 1,
+                grace,
+                &record("token.reuse")
+            )
+            .await
+            .unwrap(),
+        RefreshUse::Rotated
+    );
+    assert_eq!(
+        store
+            .find_refresh_token(&r0.hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .rotated_at,
+        Some(t0)
+    );
+    assert!(store.find_refresh_token(&r1b.hash).await.unwrap().is_some());
+
+    // Another scope cannot rotate it: to that agency the token does not exist.
+    let other = agency(&store, "Other").await;
+    assert_eq!(
+        store
+            .rotate_refresh_token(
+                &other,
+                &r1.hash,
+                &refresh_value(&g),
+                t0,
+                grace,
+                &record("token.reuse")
+            )
+            .await
+            .unwrap(),
+        RefreshUse::Revoked
+    );
+    assert_eq!(
+        store
+            .find_refresh_token(&r1.hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .rotated_at,
+        None
+    );
+
+    // After the grace window: reuse, the whole grant is revoked and audited.
+    let chain_before = chain(&store, &t).await.len();
+    let rev_before = store.revision().await.unwrap();
+    let reuse = record("token.reuse");
+    let stolen = refresh_value(&g);
+    assert_eq!(
+        store
+            .rotate_refresh_token(&t, &r0.hash, &stolen, t0 + grace, grace, &reuse)
+            .await
+            .unwrap(),
+        RefreshUse::Reused
+    );
+    assert!(
+        store
+            .find_refresh_token(&stolen.hash)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing stored"
+    );
+    assert_eq!(
+        store.get_grant(&t, &g.id).await.unwrap().revoked_at,
+        Some(t0 + grace)
+    );
+    let events = chain(&store, &t).await;
+    assert_eq!(events.len(), chain_before + 1);
+    assert_eq!(events.last().unwrap().id, reuse.id);
+    assert_eq!(
+        changes_of(&store, rev_before).await,
+        vec![(t.agency().clone(), "grant.revoke".to_owned(), g.id.clone())]
+    );
+    // Every token of the family is now revoked, the current ones too.
+    for h in [&r0.hash, &r1.hash, &r1b.hash] {
+        assert_eq!(
+            store
+                .rotate_refresh_token(
+                    &t,
+                    h,
+                    &refresh_value(&g),
+                    t0 + grace + 1,
+                    grace,
+                    &record("token.reuse")
+                )
+                .await
+                .unwrap(),
+            RefreshUse::Revoked
+        );
+    }
+    // An unknown token: Revoked, nothing stored.
+    let lost = refresh_value(&g);
+    assert_eq!(
+        store
+            .rotate_refresh_token(
+                &t,
+                &rand::random::<[u8; 32]>(),
+                &lost,
+                t0,
+                grace,
+                &record("token.reuse")
+            )
+            .await
+            .unwrap(),
+        RefreshUse::Revoked
+    );
+    assert!(store
+        .find_refresh_token(&lost.hash)
+        .await
+        .unwrap()
+        .is_none());
+    // Rotation itself writes no audit event (the server audits the issue).
+    assert_eq!(chain(&store, &t).await.len(), chain_before + 1);
+    assert_chain_ok(&chain(&store, &t).await);
+}
+
+async fn case_concurrent_refresh_rotation(store: Arc<dyn Store>) {
+    let t = agency(&store, "Acme").await;
+    let (a, _) = app(&store, &t, AppKind::Private).await;
+    // Without a grace window, of concurrent uses of one token exactly one rotates; the
+    // others are reuse, which revokes the family.
+    let (g, r) = grant(&store, &t, &a, None).await;
+    let at = now();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, t, hash, new) =
+                (store.clone(), t.clone(), r.hash.clone(), refresh_value(&g));
+            tokio::spawn(async move {
+                store
+                    .rotate_refresh_token(&t, &hash, &new, at, 0, &record("token.reuse"))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    let rotated = outcomes
+        .iter()
+        .filter(|o| **o == RefreshUse::Rotated)
+        .count();
+    let reused = outcomes
+        .iter()
+        .filter(|o| **o == RefreshUse::Reused)
+        .count();
+    let revoked = outcomes
+        .iter()
+        .filter(|o| **o == RefreshUse::Revoked)
+        .count();
+    assert_eq!(rotated, 1, "{outcomes:?}");
+    assert_eq!(reused, 1, "the first reuse revokes the grant: {outcomes:?}");
+    assert_eq!(revoked, 6, "{outcomes:?}");
+    assert!(store
+        .get_grant(&t, &g.id)
+        .await
+        .unwrap()
+        .revoked_at
+        .is_some());
+
+    // With a grace window, concurrent retries all rotate.
+    let (g, r) = grant(&store, &t, &a, None).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, t, hash, new) =
+                (store.clone(), t.clone(), r.hash.clone(), refresh_value(&g));
+            tokio::spawn(async move {
+                store
+                    .rotate_refresh_token(&t, &hash, &new, at, 60_000, &record("token.reuse"))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), RefreshUse::Rotated);
+    }
+    assert_eq!(store.get_grant(&t, &g.id).await.unwrap().revoked_at, None);
+    assert_chain_ok(&chain(&store, &t).await);
+}
+
+async fn case_revoke_installation_revokes_grants(store: Arc<dyn Store>) {
+    let t = agency(&store, "Acme").await;
+    let (a, _) = app(&store, &t, AppKind::Private).await;
+    let ins = install(&store, &t, &a, None).await;
+    let acc = account(&store, &t, "Main").await;
+    let keep_ins = install(&store, &t, &a, Some(&acc.id)).await;
+    let (g1, r1) = grant(&store, &t, &a, Some(&ins.id)).await;
+    let (g2, _) = grant(&store, &t, &a, Some(&ins.id)).await;
+    let (kept, _) = grant(&store, &t, &a, Some(&keep_ins.id)).await;
+    let (direct, _) = grant(&store, &t, &a, None).await;
+    let at = now() + 4;
+    store
+        .revoke_grant(&t, &g2.id, at - 2, &record("grant.revoke"))
+        .await
+        .unwrap();
+    store
+        .revoke_installation(&t, &ins.id, at, &record("installation.revoke"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_grant(&t, &g1.id).await.unwrap().revoked_at,
+        Some(at)
+    );
+    assert_eq!(
+        store.get_grant(&t, &g2.id).await.unwrap().revoked_at,
+        Some(at - 2),
+        "an already revoked grant keeps its time"
+    );
+    assert_eq!(
+        store.get_grant(&t, &kept.id).await.unwrap().revoked_at,
+        None
+    );
+    assert_eq!(
+        store.get_grant(&t, &direct.id).await.unwrap().revoked_at,
+        None
+    );
+    assert_eq!(
+        store
+            .rotate_refresh_token(
+                &t,
+                &r1.hash,
+                &refresh_value(&g1),
+                at + 1,
+                0,
+                &record("token.reuse")
+            )
+            .await
+            .unwrap(),
+        RefreshUse::Revoked
+    );
+}
+
+async fn case_delete_account_revokes_installations(store: Arc<dyn Store>) {
+    let t = agency(&store, "Acme").await;
+    let (a, _) = app(&store, &t, AppKind::Private).await;
+    let acc = account(&store, &t, "Main").await;
+    let on_acc = install(&store, &t, &a, Some(&acc.id)).await;
+    let wide = install(&store, &t, &a, None).await;
+    let (through, _) = grant(&store, &t, &a, Some(&on_acc.id)).await;
+    let mut acting = grant_value(&t, &a, Some(&wide.id));
+    acting.account = Some(acc.id.clone());
+    store
+        .create_grant(&t, &acting, None, &record("token.issue"))
+        .await
+        .unwrap();
+    let (other, _) = grant(&store, &t, &a, Some(&wide.id)).await;
+    let at = now() + 1;
+    store
+        .delete_account(&t, &acc.id, at, &record("account.delete"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_installation(&t, &on_acc.id)
+            .await
+            .unwrap()
+            .revoked_at,
+        Some(at)
+    );
+    assert_eq!(
+        store
+            .get_installation(&t, &wide.id)
+            .await
+            .unwrap()
+            .revoked_at,
+        None
+    );
+    assert_eq!(
+        store.get_grant(&t, &through.id).await.unwrap().revoked_at,
+        Some(at)
+    );
+    assert_eq!(
+        store.get_grant(&t, &acting.id).await.unwrap().revoked_at,
+        Some(at)
+    );
+    assert_eq!(
+        store.get_grant(&t, &other.id).await.unwrap().revoked_at,
+        None
+    );
+}
+
+async fn case_authz_snapshot_revocations(store: Arc<dyn Store>) {
+    let t = agency(&store, "Acme").await;
+    let other = agency(&store, "Other").await;
+    let (a, _) = app(&store, &t, AppKind::Private).await;
+    let empty = store.authz_snapshot(&t, now()).await.unwrap();
+    assert_eq!(empty.revocations, Default::default());
+
+    let acc = account(&store, &t, "Main").await;
+    let wide = install(&store, &t, &a, None).await;
+    let on_acc = install(&store, &t, &a, Some(&acc.id)).await;
+    let gone = install(&store, &t, &a, Some(&account(&store, &t, "Gone").await.id)).await;
+    store
+        .revoke_installation(&t, &gone.id, now(), &record("installation.revoke"))
+        .await
+        .unwrap();
+    let t0 = now();
+    let day = 86_400_000;
+    // Grants: active; revoked and unexpired; revoked, expired less than a day ago; revoked,
+    // expired more than a day ago.
+    let (_active, _) = grant(&store, &t, &a, None).await;
+    let mut ids = Vec::new();
+    for (expires_at, listed) in [
+        (t0 + day, true),
+        (t0 - day + 60_000, true),
+        (t0 - day - 60_000, false),
+    ] {
+        let mut g = grant_value(&t, &a, None);
+        g.expires_at = expires_at;
+        store
+            .create_grant(&t, &g, None, &record("token.issue"))
+            .await
+            .unwrap();
+        store
+            .revoke_grant(&t, &g.id, t0, &record("grant.revoke"))
+            .await
+            .unwrap();
+        if listed {
+            ids.push(g.id);
+        }
+    }
+    // The grants of the revoked installation are listed too (it had none here).
+    store
+        .revoke_access_token(&t, "jti-live", t0 + 60_000, &record("token.revoke"))
+        .await
+        .unwrap();
+    store
+        .revoke_access_token(&t, "jti-expired", t0 - 1, &record("token.revoke"))
+        .await
+        .unwrap();
+    // Revoking twice is fine.
+    store
+        .revoke_access_token(&t, "jti-live", t0 + 60_000, &record("token.revoke"))
+        .await
+        .unwrap();
+    // Another agency's revocations are not ours.
+    let (theirs, _) = app(&store, &other, AppKind::Private).await;
+    install(&store, &other, &theirs, None).await;
+    store
+        .revoke_access_token(&other, "jti-theirs", t0 + 60_000, &record("token.revoke"))
+        .await
+        .unwrap();
+
+    let snap = store.authz_snapshot(&t, t0).await.unwrap();
+    ids.sort();
+    assert_eq!(
+        snap.revocations.installations,
+        sorted(vec![wide, on_acc], |i| i.id.clone())
+    );
+    assert_eq!(snap.revocations.grants, ids);
+    assert_eq!(snap.revocations.access_tokens, vec!["jti-live".to_owned()]);
+    assert_eq!(snap.revision, store.revision().await.unwrap());
+    // Later, the expired ones drop out.
+    let later = store.authz_snapshot(&t, t0 + 2 * day).await.unwrap();
+    assert!(later.revocations.access_tokens.is_empty());
+    assert!(later.revocations.grants.is_empty());
+    let theirs_snap = store.authz_snapshot(&other, t0).await.unwrap();
+    assert_eq!(
+        theirs_snap.revocations.access_tokens,
+        vec!["jti-theirs".to_owned()]
+    );
+    assert_eq!(theirs_snap.revocations.installations.len(), 1);
+}
+
+async fn case_oauth_change_log(store: Arc<dyn Store>) {
+    let partner = agency(&store, "Partner").await;
+    let t = agency(&store, "Acme").await;
+    let r0 = store.revision().await.unwrap();
+    let (a, _) = app(&store, &partner, AppKind::Marketplace).await;
+    store
+        .rotate_app_secret(
+            &partner,
+            &a.id,
+            &secret(),
+            now(),
+            now(),
+            &record("app.rotate_secret"),
+        )
+        .await
+        .unwrap();
+    let ins = install(&store, &t, &a, None).await;
+    // Not in the feed: codes, grants, redemption, rotation.
+    let u = user(&store, &t, "ann@acme.example", None).await;
+    let c = code_value(&t, &a, &u.id);
+    store.create_code(&t, &c).await.unwrap();
+    store.redeem_code(&c.hash, now()).await.unwrap();
+    let (g, r) = grant(&store, &t, &a, Some(&ins.id)).await;
+    store
+        .rotate_refresh_token(
+            &t,
+            &r.hash,
+            &refresh_value(&g),
+            now(),
+            1_000,
+            &record("token.reuse"),
+        )
+        .await
+        .unwrap();
+    store.find_refresh_token(&r.hash).await.unwrap();
+    store
+        .revoke_grant(&t, &g.id, now(), &record("grant.revoke"))
+        .await
+        .unwrap();
+    store
+        .revoke_access_token(&t, "jti-1", now() + 60_000, &record("token.revoke"))
+        .await
+        .unwrap();
+    store
+        .revoke_installation(&t, &ins.id, now(), &record("installation.revoke"))
+        .await
+        .unwrap();
+    store
+        .delete_app(&partner, &a.id, now(), &record("app.delete"))
+        .await
+        .unwrap();
+    let (p, ta) = (partner.agency().clone(), t.agency().clone());
+    let c = |agency: &AgencyId, kind: &str, entity: &str| {
+        (agency.clone(), kind.to_owned(), entity.to_owned())
+    };
+    assert_eq!(
+        changes_of(&store, r0).await,
+        vec![
+            c(&p, "app.create", a.id.as_str()),
+            c(&p, "app.rotate_secret", a.id.as_str()),
+            c(&ta, "installation.create", ins.id.as_str()),
+            c(&ta, "grant.revoke", &g.id),
+            c(&ta, "token.revoke", "jti-1"),
+            c(&ta, "installation.revoke", ins.id.as_str()),
+            c(&p, "app.delete", a.id.as_str()),
+        ]
+    );
+    let feed_all = feed(&store, r0, 1000).await;
+    assert_eq!(
+        feed_all.last().unwrap().revision,
+        store.revision().await.unwrap()
+    );
+    assert!(feed_all
+        .windows(2)
+        .all(|w| w[1].revision == w[0].revision + 1));
+}
+
+async fn case_oauth_tenant_isolation(store: Arc<dyn Store>) {
+    let a = agency(&store, "A").await;
+    let b = agency(&store, "B").await;
+    let (app_a, _) = app(&store, &a, AppKind::Private).await;
+    let ins_a = install(&store, &a, &app_a, None).await;
+    let (g_a, r_a) = grant(&store, &a, &app_a, Some(&ins_a.id)).await;
+
+    // B gets the same NotFound as for ids that do not exist, and changes nothing.
+    assert!(is_not_found(store.get_app(&b, &app_a.id).await));
+    assert!(is_not_found(store.get_installation(&b, &ins_a.id).await));
+    assert!(is_not_found(store.get_grant(&b, &g_a.id).await));
+    assert!(is_not_found(
+        store
+            .delete_app(&b, &app_a.id, now(), &record("app.delete"))
+            .await
+    ));
+    assert!(is_not_found(
+        store
+            .rotate_app_secret(
+                &b,
+                &app_a.id,
+                &secret(),
+                now(),
+                now(),
+                &record("app.rotate_secret")
+            )
+            .await
+    ));
+    assert!(is_not_found(
+        store
+            .revoke_installation(&b, &ins_a.id, now(), &record("installation.revoke"))
+            .await
+    ));
+    assert!(is_not_found(
+        store
+            .revoke_grant(&b, &g_a.id, now(), &record("grant.revoke"))
+            .await
+    ));
+    assert_eq!(
+        store
+            .rotate_refresh_token(
+                &b,
+                &r_a.hash,
+                &refresh_value(&g_a),
+                now(),
+                0,
+                &record("token.reuse")
+            )
+            .await
+            .unwrap(),
+        RefreshUse::Revoked
+    );
+    assert!(store.list_apps(&b, &all()).await.unwrap().items.is_empty());
+    assert!(store
+        .list_installations(&b, None, &all())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    let snap = store.authz_snapshot(&b, now()).await.unwrap();
+    assert!(snap.revocations.installations.is_empty());
+
+    // A's objects are intact.
+    assert_eq!(store.get_app(&a, &app_a.id).await.unwrap(), app_a);
+    assert_eq!(store.get_installation(&a, &ins_a.id).await.unwrap(), ins_a);
+    assert_eq!(store.get_grant(&a, &g_a.id).await.unwrap(), g_a);
+    assert_eq!(
+        store
+            .find_refresh_token(&r_a.hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .rotated_at,
+        None
+    );
+    // B's writes to A's things left no audit in B's chain about them either.
+    assert!(chain(&store, &b)
+        .await
+        .iter()
+        .all(|e| e.action == "agency.create"));
+
+    // A scope's records go to the scope's agency, whatever they say.
+    let mut planted = app_value(&a, AppKind::Private, false);
+    planted.agency_id = a.agency().clone();
+    store
+        .create_app(&b, &planted, None, &record("app.create"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_app(&b, &planted.id).await.unwrap().agency_id,
+        *b.agency()
+    );
+    assert!(is_not_found(store.get_app(&a, &planted.id).await));
+}
+
+async fn case_find_users_by_email(store: Arc<dyn Store>) {
+    let a = agency(&store, "A").await;
+    let b = agency(&store, "B").await;
+    let gone = agency(&store, "Gone").await;
+    let ua = user(&store, &a, "Ann@Example.com", Some("$argon2id$v=19$a")).await;
+    let ub = user(&store, &b, "ann@example.COM", None).await;
+    user(
+        &store,
+        &gone,
+        "ann@example.com",
+        Some("$argon2id$v=19$gone"),
+    )
+    .await;
+    user(&store, &a, "bob@example.com", None).await;
+    store
+        .delete_agency(gone.agency(), now(), &record("agency.delete"))
+        .await
+        .unwrap();
+
+    let found = store
+        .find_users_by_email("  ANN@example.com ")
+        .await
+        .unwrap();
+    let mut want = vec![
+        (ua.clone(), Some("$argon2id$v=19$a".to_owned())),
+        (ub.clone(), None),
+    ];
+    want.sort_by(|x, y| x.0.agency_id.as_str().cmp(y.0.agency_id.as_str()));
+    assert_eq!(
+        found
+            .iter()
+            .map(|c| (c.user.clone(), c.password_hash.clone()))
+            .collect::<Vec<_>>(),
+        want
+    );
+    let debug = format!("{found:?}");
+    assert!(
+        !debug.contains("argon2id") && debug.contains("[redacted]"),
+        "{debug}"
+    );
+    assert!(store
+        .find_users_by_email("nobody@example.com")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.find_users_by_email("").await.unwrap().is_empty());
+    // A changed email is found under the new one only.
+    store
+        .update_user(
+            &b,
+            &ub.id,
+            &UserPatch {
+                email: Some("ANNE@b.example".into()),
+                ..Default::default()
+            },
+            now(),
+            &record("user.update"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .find_users_by_email("ann@example.com")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.find_users_by_email("anne@B.example").await.unwrap()[0]
+            .user
+            .id,
+        ub.id
+    );
+}
+
+async fn case_append_audit_batch(store: Arc<dyn Store>) {
+    let a = agency(&store, "A").await;
+    let b = agency(&store, "B").await;
+    store.append_audit_batch(&[]).await.unwrap();
+    let before_a = chain(&store, &a).await.len();
+    let before_b = chain(&store, &b).await.len();
+    let batch: Vec<(TenantScope, AuditRecord)> = (0..10)
+        .map(|i| {
+            let t = if i % 3 == 0 { &b } else { &a };
+            (t.clone(), record(&format!("token.issue.{i}")))
+        })
+        .collect();
+    store.append_audit_batch(&batch).await.unwrap();
+    // A second batch continues the chains.
+    let batch2 = vec![
+        (b.clone(), record("token.issue.b")),
+        (a.clone(), record("token.issue.a")),
+    ];
+    store.append_audit_batch(&batch2).await.unwrap();
+
+    for (t, before) in [(&a, before_a), (&b, before_b)] {
+        let events = chain(&store, t).await;
+        assert_chain_ok(&events);
+        let want: Vec<String> = batch
+            .iter()
+            .chain(batch2.iter())
+            .filter(|(s, _)| s == t)
+            .map(|(_, r)| r.action.clone())
+            .collect();
+        assert_eq!(actions(&events[before..]), want, "each chain in order");
+        assert!(events.iter().all(|e| &e.agency_id == t.agency()));
+    }
+    // Concurrent batches over the same agencies, in opposite orders, all land.
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let store = store.clone();
+            let (x, y) = if i % 2 == 0 {
+                (a.clone(), b.clone())
+            } else {
+                (b.clone(), a.clone())
+            };
+            tokio::spawn(async move {
+                let batch = vec![
+                    (x.clone(), record("concurrent")),
+                    (y.clone(), record("concurrent")),
+                    (x, record("concurrent")),
+                ];
+                store.append_audit_batch(&batch).await.unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for t in [&a, &b] {
+        let events = chain(&store, t).await;
+        assert_chain_ok(&events);
+    }
+    let concurrent =
+        |events: Vec<AuditEvent>| events.iter().filter(|e| e.action == "concurrent").count();
+    assert_eq!(
+        concurrent(chain(&store, &a).await) + concurrent(chain(&store, &b).await),
+        18
+    );
 }
