@@ -8,12 +8,14 @@ use std::collections::BTreeSet;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row;
 use tessera_core::{
-    AccountId, AgencyId, BindingId, EventId, KeyId, PolicyId, PrincipalId, RoleId, UserId,
+    AccountId, AgencyId, AppId, BindingId, EventId, InstallationId, KeyId, PolicyId, PrincipalId,
+    RoleId, UserId,
 };
 use tessera_store::testing::{notice_pg_skipped, PgTestDb, PG_URL_ENV};
 use tessera_store::{
-    Account, Agency, ApiKey, AuditRecord, Binding, NewUser, Outcome, PgStore, Policy, Role,
-    SecretHashRecord, Status, Store, StoreError, TenantScope,
+    Account, Agency, ApiKey, App, AppKind, AuditRecord, AuthCode, Binding, Grant, Installation,
+    NewRefreshToken, NewUser, Outcome, PgStore, Policy, Role, SecretHashRecord, Status, Store,
+    StoreError, TenantScope,
 };
 
 /// Tables without `agency_id`, on purpose: global, not under row-level security.
@@ -22,7 +24,7 @@ use tessera_store::{
 const GLOBAL_TABLES: [&str; 4] = ["agencies", "revision", "tessera_migrations", "signing_keys"];
 
 /// The tenant tables the migration is known to create (so the catalog check is not vacuous).
-const TENANT_TABLES: [&str; 10] = [
+const TENANT_TABLES: [&str; 17] = [
     "change_log",
     "accounts",
     "users",
@@ -33,6 +35,24 @@ const TENANT_TABLES: [&str; 10] = [
     "audit_events",
     "roles",
     "policies",
+    "apps",
+    "app_secrets",
+    "installations",
+    "oauth_codes",
+    "oauth_grants",
+    "refresh_tokens",
+    "revoked_access_tokens",
+];
+
+/// The OAuth tenant tables (0004).
+const OAUTH_TABLES: [&str; 7] = [
+    "apps",
+    "app_secrets",
+    "installations",
+    "oauth_codes",
+    "oauth_grants",
+    "refresh_tokens",
+    "revoked_access_tokens",
 ];
 
 fn now() -> i64 {
@@ -586,4 +606,367 @@ async fn rls_isolates_the_app_role() {
         store.get_account(&a, &a_account.id).await.unwrap(),
         a_account
     );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn oauth_app(agency: &AgencyId) -> App {
+    let at = now();
+    App {
+        id: AppId::generate(),
+        agency_id: agency.clone(),
+        name: "Client".into(),
+        kind: AppKind::Marketplace,
+        confidential: true,
+        redirect_uris: vec!["https://app.example/cb".into()],
+        scopes: vec!["contacts.readonly".into()],
+        created_by: "system".into(),
+        created_at: at,
+        updated_at: at,
+        deleted_at: None,
+    }
+}
+
+/// The agencies of the rows of `table` visible in a transaction where `setting` is `value`.
+/// For the lookup settings (all but the tenant's) it also checks that the same transaction
+/// can neither change nor delete any of them.
+async fn visible_with(pool: &PgPool, setting: &str, value: &str, table: &str) -> Vec<String> {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config($1, $2, true)")
+        .bind(setting)
+        .bind(value)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let rows: Vec<String> =
+        sqlx::query(&format!("SELECT agency_id FROM {table} ORDER BY agency_id"))
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    if setting == "tessera.agency_id" {
+        tx.rollback().await.unwrap();
+        return rows;
+    }
+    let deleted = sqlx::query(&format!("DELETE FROM {table}"))
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(deleted, 0, "{table} writable through `{setting}`");
+    let moved = sqlx::query(&format!("UPDATE {table} SET agency_id = agency_id"))
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(moved, 0, "{table} updatable through `{setting}`");
+    tx.rollback().await.unwrap();
+    rows
+}
+
+#[tokio::test]
+async fn rls_oauth_lookups_are_narrow_and_read_only() {
+    let Some(db) = pg_db().await else { return };
+    let store = db.store().await;
+    let (a, a_account, _) = populated_agency(&store, "alpha").await;
+    let (b, _, _) = populated_agency(&store, "beta").await;
+    let (a_id, b_id) = (
+        a.agency().as_str().to_owned(),
+        b.agency().as_str().to_owned(),
+    );
+    let at = now();
+
+    // A owns two apps; B installs the first; A holds a code, a grant and a refresh token.
+    let app = oauth_app(a.agency());
+    let app_secret = rand::random::<[u8; 32]>().to_vec();
+    store
+        .create_app(
+            &a,
+            &app,
+            Some(&SecretHashRecord {
+                hash: app_secret.clone(),
+                pepper_version: 1,
+            }),
+            &record("app.create"),
+        )
+        .await
+        .unwrap();
+    let app2 = oauth_app(a.agency());
+    store
+        .create_app(
+            &a,
+            &app2,
+            Some(&SecretHashRecord {
+                hash: rand::random::<[u8; 32]>().to_vec(),
+                pepper_version: 1,
+            }),
+            &record("app.create"),
+        )
+        .await
+        .unwrap();
+    let ins = Installation {
+        id: InstallationId::generate(),
+        agency_id: b.agency().clone(),
+        app_id: app.id.clone(),
+        app_agency_id: a.agency().clone(),
+        account: None,
+        scopes: vec!["contacts.readonly".into()],
+        created_by: "system".into(),
+        created_at: at,
+        revoked_at: None,
+    };
+    store
+        .create_installation(&b, &ins, &record("installation.create"))
+        .await
+        .unwrap();
+    let own_ins = Installation {
+        id: InstallationId::generate(),
+        agency_id: a.agency().clone(),
+        app_id: app2.id.clone(),
+        app_agency_id: a.agency().clone(),
+        account: Some(a_account.id.clone()),
+        ..ins.clone()
+    };
+    store
+        .create_installation(&a, &own_ins, &record("installation.create"))
+        .await
+        .unwrap();
+    let code = AuthCode {
+        hash: rand::random::<[u8; 32]>().to_vec(),
+        agency_id: a.agency().clone(),
+        client_id: app.id.clone(),
+        user_id: UserId::generate(),
+        installation: None,
+        account: None,
+        redirect_uri: "https://app.example/cb".into(),
+        scope: "contacts.readonly".into(),
+        code_challenge: "challenge".into(),
+        nonce: None,
+        auth_time: at,
+        grant_id: "grt_1".into(),
+        created_at: at,
+        expires_at: at + 60_000,
+        consumed_at: None,
+    };
+    store.create_code(&a, &code).await.unwrap();
+    let grant = Grant {
+        id: "grt_rls".into(),
+        agency_id: a.agency().clone(),
+        kind: "authorization_code".into(),
+        client_id: app.id.clone(),
+        subject: UserId::generate().to_string(),
+        installation: None,
+        account: None,
+        scope: "contacts.readonly".into(),
+        auth_time: Some(at),
+        created_at: at,
+        expires_at: at + 86_400_000,
+        revoked_at: None,
+    };
+    let refresh = NewRefreshToken {
+        hash: rand::random::<[u8; 32]>().to_vec(),
+        pepper_version: 1,
+        grant_id: grant.id.clone(),
+        created_at: at,
+        idle_expires_at: at + 86_400_000,
+    };
+    store
+        .create_grant(&a, &grant, Some(&refresh), &record("token.issue"))
+        .await
+        .unwrap();
+    store
+        .revoke_access_token(&a, "jti-rls", at + 60_000, &record("token.revoke"))
+        .await
+        .unwrap();
+
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url())
+        .await
+        .unwrap();
+
+    // Without any setting, nothing; with an empty one, nothing.
+    for table in OAUTH_TABLES {
+        assert_eq!(
+            count(&pool, &format!("SELECT count(*) FROM {table}")).await,
+            0,
+            "{table} visible without a tenant"
+        );
+        for setting in [
+            "tessera.agency_id",
+            "tessera.client_id",
+            "tessera.credential_hash",
+            "tessera.login_email",
+        ] {
+            assert!(
+                visible_with(&pool, setting, "", table).await.is_empty(),
+                "{table} visible with an empty `{setting}`"
+            );
+        }
+    }
+
+    // Tenant B: its installation only; none of A's apps, codes, grants or tokens.
+    let as_b = |table: &'static str| visible_with(&pool, "tessera.agency_id", &b_id, table);
+    assert_eq!(as_b("installations").await, vec![b_id.clone()]);
+    for table in [
+        "apps",
+        "app_secrets",
+        "oauth_codes",
+        "oauth_grants",
+        "refresh_tokens",
+        "revoked_access_tokens",
+    ] {
+        assert!(
+            as_b(table).await.is_empty(),
+            "{table}: A's rows visible to B"
+        );
+    }
+    // Tenant A: its own rows, not B's installation of its app.
+    let as_a = |table: &'static str| visible_with(&pool, "tessera.agency_id", &a_id, table);
+    assert_eq!(as_a("apps").await.len(), 2);
+    assert_eq!(as_a("installations").await, vec![a_id.clone()]);
+    assert_eq!(as_a("oauth_grants").await, vec![a_id.clone()]);
+    assert_eq!(as_a("revoked_access_tokens").await, vec![a_id.clone()]);
+
+    let pool_ref = &pool;
+    // The client lookup: exactly the named app's rows, in every agency, and nothing else.
+    let client = move |table: &'static str, id: String| async move {
+        visible_with(pool_ref, "tessera.client_id", &id, table).await
+    };
+    assert_eq!(client("apps", app.id.to_string()).await, vec![a_id.clone()]);
+    assert_eq!(
+        client("app_secrets", app.id.to_string()).await,
+        vec![a_id.clone()]
+    );
+    assert_eq!(
+        client("installations", app.id.to_string()).await,
+        vec![b_id.clone()]
+    );
+    assert_eq!(
+        client("installations", app2.id.to_string()).await,
+        vec![a_id.clone()]
+    );
+    for table in [
+        "oauth_codes",
+        "oauth_grants",
+        "refresh_tokens",
+        "revoked_access_tokens",
+        "users",
+        "accounts",
+        "api_key_secrets",
+    ] {
+        assert!(
+            client(table, app.id.to_string()).await.is_empty(),
+            "{table} visible to the client lookup"
+        );
+    }
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config('tessera.client_id', $1, true)")
+        .bind(app.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let ids: Vec<String> = sqlx::query("SELECT id FROM apps")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, vec![app.id.to_string()], "only the named app");
+    let hashes: Vec<Vec<u8>> = sqlx::query("SELECT secret_hash FROM app_secrets")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(hashes, vec![app_secret.clone()]);
+    tx.rollback().await.unwrap();
+    assert!(client("apps", AppId::generate().to_string())
+        .await
+        .is_empty());
+
+    // The credential lookup: exactly the code or token whose hash is set.
+    let cred = move |table: &'static str, h: String| async move {
+        visible_with(pool_ref, "tessera.credential_hash", &h, table).await
+    };
+    assert_eq!(
+        cred("oauth_codes", hex(&code.hash)).await,
+        vec![a_id.clone()]
+    );
+    assert!(cred("refresh_tokens", hex(&code.hash)).await.is_empty());
+    assert_eq!(
+        cred("refresh_tokens", hex(&refresh.hash)).await,
+        vec![a_id.clone()]
+    );
+    assert!(cred("oauth_codes", hex(&refresh.hash)).await.is_empty());
+    for table in ["oauth_grants", "apps", "installations", "users"] {
+        assert!(
+            cred(table, hex(&refresh.hash)).await.is_empty(),
+            "{table} visible to the credential lookup"
+        );
+    }
+    assert!(cred("oauth_codes", hex(&[7; 32])).await.is_empty());
+
+    // The login lookup: the users with that email key in every agency, nothing else.
+    let login = move |table: &'static str, key: &'static str| async move {
+        visible_with(pool_ref, "tessera.login_email", key, table).await
+    };
+    assert_eq!(
+        login("users", "ann@alpha.example").await,
+        vec![a_id.clone()]
+    );
+    assert!(
+        login("users", "ANN@alpha.example").await.is_empty(),
+        "keys are lowercase"
+    );
+    assert!(login("users", "ann@gamma.example").await.is_empty());
+    for table in ["apps", "accounts", "oauth_codes"] {
+        assert!(login(table, "ann@alpha.example").await.is_empty());
+    }
+    pool.close().await;
+
+    // Through the Store: the cross-tenant reads work, the tenant reads stay isolated.
+    let found = store.find_client(&app.id).await.unwrap().unwrap();
+    assert_eq!(found.app, app);
+    assert_eq!(found.secrets.len(), 1);
+    assert_eq!(
+        store.client_installations(&app.id).await.unwrap(),
+        vec![ins.clone()]
+    );
+    assert!(store
+        .find_refresh_token(&refresh.hash)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .redeem_code(&code.hash, now())
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store
+            .find_users_by_email("ANN@alpha.example")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(matches!(
+        store.get_app(&b, &app.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.get_installation(&a, &ins.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.get_grant(&b, &grant.id).await,
+        Err(StoreError::NotFound)
+    ));
 }
