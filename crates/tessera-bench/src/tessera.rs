@@ -103,7 +103,7 @@ pub fn check_with_policies(map: &Indexes, world: &World, c: &CondSample) -> bool
     let req = AbacRequest {
         principal_type: match s.principal {
             PrincipalId::User(_) => PrincipalKind::User,
-            PrincipalId::Key(_) => PrincipalKind::ApiKey,
+            PrincipalId::Key(_) | PrincipalId::Installation(_) => PrincipalKind::ApiKey,
         },
         principal_id: s.principal.as_str(),
         principal_agency: s.home.as_str(),

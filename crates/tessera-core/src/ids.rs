@@ -214,13 +214,17 @@ define_id!(/// A Cedar policy.
 define_id!(/// An audit event.
     EventId, "evt_", "audit event");
 
-/// Who acts: a user or an API key.
+/// Who acts: a user, an API key, or an app acting through an installation (client
+/// credentials). Only users and keys can be named in bindings and parsed from input: an
+/// installation holds its consented scopes, never a role.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum PrincipalId {
     /// A person.
     User(UserId),
     /// A machine credential.
     Key(KeyId),
+    /// An app, through one installation.
+    Installation(InstallationId),
 }
 
 impl PrincipalId {
@@ -229,6 +233,7 @@ impl PrincipalId {
         match self {
             Self::User(u) => u.as_str(),
             Self::Key(k) => k.as_str(),
+            Self::Installation(i) => i.as_str(),
         }
     }
 }

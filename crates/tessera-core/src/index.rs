@@ -42,6 +42,7 @@ impl From<&PrincipalId> for PrincipalKey {
         match p {
             PrincipalId::User(u) => Self(0, u.bits()),
             PrincipalId::Key(k) => Self(1, k.bits()),
+            PrincipalId::Installation(i) => Self(2, i.bits()),
         }
     }
 }
@@ -50,7 +51,8 @@ impl PrincipalKey {
     fn id(self) -> PrincipalId {
         match self.0 {
             0 => PrincipalId::User(crate::ids::UserId::from_bits(self.1)),
-            _ => PrincipalId::Key(crate::ids::KeyId::from_bits(self.1)),
+            1 => PrincipalId::Key(crate::ids::KeyId::from_bits(self.1)),
+            _ => PrincipalId::Installation(crate::ids::InstallationId::from_bits(self.1)),
         }
     }
 }

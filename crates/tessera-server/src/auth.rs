@@ -53,8 +53,21 @@ pub struct Caller {
     pub key: Option<ApiKey>,
     /// The credential's cap (scopes, account).
     pub cap: CredentialCap,
-    /// What the credential grants by itself (an API key's scopes), at `cap.account`.
+    /// What the credential grants by itself (an API key's scopes, an installation's consented
+    /// scopes), at `cap.account`.
     pub own: Option<PermissionSet>,
+    /// The access token, when the credential is one.
+    pub token: Option<Arc<tessera_token::AccessClaims>>,
+}
+
+impl Caller {
+    /// The impersonator, when this caller acts under an impersonation token.
+    pub fn actor(&self) -> Option<&str> {
+        self.token
+            .as_ref()
+            .and_then(|t| t.act.as_ref())
+            .map(|a| a.sub.as_str())
+    }
 }
 
 impl Caller {
@@ -117,7 +130,9 @@ impl From<EngineError> for ApiError {
 /// node has seen it since its agency last changed, else from the store.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<Caller>, ApiError> {
     let raw = headers.get(header::AUTHORIZATION).ok_or_else(|| {
-        ApiError::unauthenticated("send a credential as `Authorization: Bearer <API key>`")
+        ApiError::unauthenticated(
+            "send a credential as `Authorization: Bearer <API key or access token>`",
+        )
     })?;
     let raw = raw
         .to_str()
@@ -130,9 +145,17 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<C
             ))
         }
     };
+    authenticate_token(state, token).await
+}
+
+/// Authenticates a bearer credential: an API key or an access token.
+pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Arc<Caller>, ApiError> {
+    if crate::oauth::tokens::looks_like_jwt(token) {
+        return authenticate_access_token(state, token).await;
+    }
     if !looks_like_api_key(token) {
         return Err(ApiError::unauthenticated(
-            "the credential is not a Tessera API key",
+            "the credential is neither a Tessera API key nor an access token",
         ));
     }
     // The format and checksum are checked before any storage read.
@@ -191,12 +214,63 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<C
         },
         own,
         key: Some(key),
+        token: None,
     });
     state
         .engine
         .remember_caller(*hash.as_bytes(), caller.clone(), valid_until, generation)
         .await;
     Ok(caller)
+}
+
+/// Authenticates an access token (RFC 9068 JWT): verified, checked against the agency's
+/// revocations, and cached with the agency's callers until it expires or the agency changes.
+async fn authenticate_access_token(state: &AppState, token: &str) -> Result<Arc<Caller>, ApiError> {
+    let hash = state.pepper.hash(token.as_bytes());
+    let now = state.clock.now();
+    if let Some(caller) = state.engine.cached_caller(hash.as_bytes(), now).await {
+        return Ok(caller);
+    }
+    let issuer = state.oauth.issuer().to_owned();
+    let claims = match crate::oauth::tokens::check_access_token(state, token, Some(&issuer)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(why)) => {
+            return Err(ApiError::unauthenticated(format!(
+                "the access token is not valid: {why}"
+            )))
+        }
+        Err(e) => return Err(oauth_to_api(e)),
+    };
+    let agency: AgencyId = claims
+        .tenant
+        .agency
+        .parse()
+        .map_err(|_| ApiError::unauthenticated("the access token has a malformed tenant"))?;
+    let generation = state.engine.generation_of(&agency);
+    let caller = Arc::new(
+        crate::oauth::tokens::caller_from_claims(state, &claims)
+            .await
+            .map_err(oauth_to_api)?,
+    );
+    state
+        .engine
+        .remember_caller(
+            *hash.as_bytes(),
+            caller.clone(),
+            Some(claims.exp.saturating_mul(1000)),
+            generation,
+        )
+        .await;
+    Ok(caller)
+}
+
+fn oauth_to_api(e: crate::oauth::OAuthError) -> ApiError {
+    match e.status.as_u16() {
+        503 => ApiError::new(ErrorCode::Unavailable, e.description),
+        401 => ApiError::unauthenticated(e.description),
+        s if s >= 500 => ApiError::internal(e.description),
+        _ => ApiError::unauthenticated(e.description),
+    }
 }
 
 /// An API key's own grant and cap: its scopes' permissions, or nothing for an unscoped key
@@ -289,11 +363,14 @@ fn abac(
         .entry("time")
         .or_insert_with(|| Value::from(state.clock.now() / 1000));
     context.entry("mfa").or_insert(Value::Bool(false));
-    context.entry("impersonating").or_insert(Value::Bool(false));
+    context
+        .entry("impersonating")
+        .or_insert(Value::Bool(caller.actor().is_some()));
     let req = AbacRequest {
         principal_type: match caller.principal {
             PrincipalId::User(_) => PrincipalKind::User,
-            PrincipalId::Key(_) => PrincipalKind::ApiKey,
+            // An installation is a machine credential too.
+            PrincipalId::Key(_) | PrincipalId::Installation(_) => PrincipalKind::ApiKey,
         },
         principal_id: caller.principal.as_str(),
         principal_agency: caller.agency.as_str(),
@@ -450,14 +527,17 @@ impl Authorized {
         missing: Vec<String>,
     ) -> ApiError {
         let detail = json!({ "missing_permissions": missing, "attempted": action });
-        let record = audit_record(
-            state,
-            &self.caller.principal,
-            &self.meta,
-            "authz.denied",
-            Some(self.agency.as_str()),
-            Outcome::Denied,
-            detail,
+        let record = attribute(
+            &self.caller,
+            audit_record(
+                state,
+                &self.caller.principal,
+                &self.meta,
+                "authz.denied",
+                Some(self.agency.as_str()),
+                Outcome::Denied,
+                detail,
+            ),
         );
         if let Err(e) = state.store.append_audit(&self.gate_scope(), &record).await {
             tracing::warn!(error = %e, "could not audit a denied request");
@@ -477,14 +557,17 @@ impl Authorized {
         target: Option<&str>,
         detail: serde_json::Value,
     ) -> AuditRecord {
-        audit_record(
-            state,
-            &self.caller.principal,
-            &self.meta,
-            action,
-            target,
-            Outcome::Success,
-            detail,
+        attribute(
+            &self.caller,
+            audit_record(
+                state,
+                &self.caller.principal,
+                &self.meta,
+                action,
+                target,
+                Outcome::Success,
+                detail,
+            ),
         )
     }
 }
@@ -547,6 +630,15 @@ pub fn audit_record(
     }
 }
 
+/// Attributes a record to the impersonator when the caller acts under impersonation: the
+/// impersonator is the actor, the impersonated user the one acted on behalf of (I5).
+pub fn attribute(caller: &Caller, mut record: AuditRecord) -> AuditRecord {
+    if let Some(actor) = caller.actor() {
+        record.on_behalf_of = Some(std::mem::replace(&mut record.actor, actor.to_owned()));
+    }
+    record
+}
+
 /// Answers a denial (404 across tenants, 403 otherwise) and audits it.
 pub async fn deny(
     state: &AppState,
@@ -590,14 +682,17 @@ pub async fn deny(
         "agency": agency.as_str(),
         "account": account.map(AccountId::as_str),
     });
-    let record = audit_record(
-        state,
-        &caller.principal,
-        meta,
-        "authz.denied",
-        Some(agency.as_str()),
-        Outcome::Denied,
-        detail,
+    let record = attribute(
+        caller,
+        audit_record(
+            state,
+            &caller.principal,
+            meta,
+            "authz.denied",
+            Some(agency.as_str()),
+            Outcome::Denied,
+            detail,
+        ),
     );
     if let Err(e) = state
         .store
@@ -709,6 +804,26 @@ async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), 
                 .append_audit(&TenantScope::authenticated(agency.clone()), &record)
                 .await?;
         }
+    }
+    if caller.actor().is_some() {
+        // Every act under impersonation is recorded, reads included (I5).
+        let detail = json!({ "permission": g.permission, "method": parts.method.as_str(), "path": parts.uri.path() });
+        let record = attribute(
+            &caller,
+            audit_record(
+                &g.app,
+                &caller.principal,
+                &meta,
+                "impersonation.request",
+                Some(agency.as_str()),
+                Outcome::Success,
+                detail,
+            ),
+        );
+        g.app
+            .audit
+            .append(TenantScope::authenticated(agency.clone()), record)
+            .await?;
     }
     parts.extensions.insert(Authorized {
         caller,

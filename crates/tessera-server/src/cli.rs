@@ -246,6 +246,10 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     tracing::info!(backend = store.backend(), applied, "store ready");
     let mut settings = crate::state::EngineSettings {
         cache_bytes: config.authz_cache_mb << 20,
+        oauth: crate::oauth::OAuthSettings {
+            issuer: config.issuer.clone(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     if let Some(p) = &config.policies {

@@ -33,8 +33,41 @@ pub struct AgencyEntry {
     /// Principals of this agency looked up as check subjects (`None`: inactive), dropped with
     /// the entry, so disabling a user or revoking a key empties it.
     subjects: RwLock<HashMap<String, Arc<CachedSubject>>>,
+    /// What makes the agency's OAuth tokens inactive early: its active installations, revoked
+    /// grants and revoked access tokens, read in the same snapshot.
+    pub tokens: TokenState,
     last_used: AtomicU64,
     bytes: usize,
+}
+
+/// An agency's token revocation state, for introspection and bearer-token authentication.
+#[derive(Debug, Default)]
+pub struct TokenState {
+    /// Active installations by id.
+    pub installations: HashMap<String, tessera_store::Installation>,
+    /// Revoked grants (refresh families) whose tokens may be unexpired.
+    pub revoked_grants: std::collections::HashSet<String>,
+    /// Revoked access-token ids that have not expired.
+    pub revoked_tokens: std::collections::HashSet<String>,
+}
+
+impl TokenState {
+    fn from(r: tessera_store::Revocations) -> Self {
+        Self {
+            installations: r
+                .installations
+                .into_iter()
+                .map(|i| (i.id.to_string(), i))
+                .collect(),
+            revoked_grants: r.grants.into_iter().collect(),
+            revoked_tokens: r.access_tokens.into_iter().collect(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.installations.len() * 256
+            + (self.revoked_grants.len() + self.revoked_tokens.len()) * 64
+    }
 }
 
 /// A caller remembered after a successful authentication.
@@ -90,6 +123,7 @@ pub struct CacheStats {
 #[derive(Debug)]
 pub struct Engine {
     store: Arc<dyn Store>,
+    clock: Arc<dyn crate::clock::Clock>,
     builtin: Arc<BuiltinRoles>,
     catalog: Arc<Catalog>,
     schema: Arc<cedar_policy::Schema>,
@@ -112,9 +146,11 @@ impl Engine {
         schema: Arc<cedar_policy::Schema>,
         platform_policies: Vec<(String, String)>,
         budget: u64,
+        clock: Arc<dyn crate::clock::Clock>,
     ) -> Self {
         Self {
             store,
+            clock,
             builtin: BuiltinRoles::new(&catalog),
             catalog,
             schema,
@@ -316,7 +352,10 @@ impl Engine {
         let generation = self.generation(key);
         let snap = self
             .store
-            .authz_snapshot(&TenantScope::authenticated(agency.clone()))
+            .authz_snapshot(
+                &TenantScope::authenticated(agency.clone()),
+                self.clock.now(),
+            )
             .await?;
         let mut input = IndexInput::default();
         for r in &snap.roles {
@@ -360,8 +399,10 @@ impl Engine {
                 }
             }
         };
-        let bytes = index.approx_bytes() + sources_bytes(&sources);
+        let tokens = TokenState::from(snap.revocations);
+        let bytes = index.approx_bytes() + sources_bytes(&sources) + tokens.bytes();
         let entry = Arc::new(AgencyEntry {
+            tokens,
             index,
             policies,
             policies_broken,

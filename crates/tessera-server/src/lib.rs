@@ -2,6 +2,7 @@
 //! CLI, bootstrap, authentication and the authorization gate. Data flows one way:
 //! HTTP → handler (a use case) → store; decisions are pure calls into `tessera-core`.
 
+pub mod audit_writer;
 pub mod auth;
 pub mod bootstrap;
 pub mod cli;
@@ -12,6 +13,8 @@ pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod metrics;
+pub mod oauth;
+pub mod oauth_ui;
 pub mod observe;
 pub mod openapi;
 pub mod routes;
@@ -88,6 +91,7 @@ pub fn app(state: AppState) -> Result<Router, AppError> {
         router = router.route(r.path, handler);
     }
     let router = router
+        .merge(oauth::router())
         .route("/.well-known/jwks.json", get(jwks))
         .route(
             "/healthz",

@@ -28,6 +28,12 @@ pub struct AppState {
     pub key_usage: Arc<KeyUsage>,
     /// The token-signing key ring.
     pub keys: Arc<crate::keys::Keys>,
+    /// The OAuth authorization server.
+    pub oauth: Arc<crate::oauth::OAuth>,
+    /// The platform tenant's id, once known.
+    pub platform_id: Arc<std::sync::OnceLock<tessera_core::AgencyId>>,
+    /// Group commit for hot-path audit events.
+    pub audit: Arc<crate::audit_writer::AuditWriter>,
 }
 
 /// Batches `last_used_at` updates so authentication never writes to the store.
@@ -83,6 +89,8 @@ pub struct EngineSettings {
     pub cache_bytes: u64,
     /// How token-signing keys rotate.
     pub rotation: tessera_token::RotationPolicy,
+    /// The authorization server's settings.
+    pub oauth: crate::oauth::OAuthSettings,
 }
 
 impl AppState {
@@ -120,6 +128,7 @@ impl AppState {
             })?;
         }
         let store_for_keys = store.clone();
+        let oauth = crate::oauth::OAuth::new(settings.oauth, master_key, &catalog);
         let settings_rotation = settings.rotation;
         let catalog = Arc::new(catalog);
         let budget = if settings.cache_bytes == 0 {
@@ -133,6 +142,7 @@ impl AppState {
             Arc::new(schema),
             settings.platform_policies,
             budget,
+            clock.clone(),
         );
         Ok(Self {
             store,
@@ -143,10 +153,13 @@ impl AppState {
             clock,
             key_usage: Arc::default(),
             keys: Arc::new(crate::keys::Keys::new(
-                store_for_keys,
+                store_for_keys.clone(),
                 master_key,
                 settings_rotation,
             )),
+            oauth: Arc::new(oauth),
+            platform_id: Arc::default(),
+            audit: Arc::new(crate::audit_writer::AuditWriter::new(store_for_keys)),
         })
     }
 }

@@ -595,17 +595,21 @@ macro_rules! impl_oauth {
                 if grant.revoked_at.is_some() {
                     return Ok(RefreshUse::Revoked);
                 }
-                let within_grace = old.rotated_at.is_none_or(|at| now.saturating_sub(at) < grace_ms);
-                if within_grace {
-                    sqlx::query("UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $3) WHERE agency_id = $1 AND token_hash = $2")
-                        .bind(agency.as_str())
-                        .bind(old_hash)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    insert_refresh(&mut tx, agency, &old.grant_id, new).await?;
-                    tx.commit().await?;
-                    return Ok(RefreshUse::Rotated);
+                match old.rotated_at {
+                    None => {
+                        sqlx::query("UPDATE refresh_tokens SET rotated_at = $3 WHERE agency_id = $1 AND token_hash = $2")
+                            .bind(agency.as_str())
+                            .bind(old_hash)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        insert_refresh(&mut tx, agency, &old.grant_id, new).await?;
+                        tx.commit().await?;
+                        return Ok(RefreshUse::Rotated);
+                    }
+                    // A retry racing its own rotation: refused, the family left alone.
+                    Some(at) if now.saturating_sub(at) < grace_ms => return Ok(RefreshUse::RecentlyRotated),
+                    Some(_) => {}
                 }
                 // Reuse of a token rotated before the grace window: the family is compromised.
                 sqlx::query("UPDATE oauth_grants SET revoked_at = $3 WHERE agency_id = $1 AND id = $2 AND revoked_at IS NULL")

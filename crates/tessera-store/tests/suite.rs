@@ -4223,7 +4223,8 @@ async fn case_refresh_rotation(store: Arc<dyn Store>) {
         (None, g.id.as_str(), None)
     );
 
-    // The old one again within the grace window (a retry): rotated again, first time kept.
+    // The old one again within the grace window (a retry): refused, nothing stored, the
+    // family left alone, the first rotation time kept.
     let r1b = refresh_value(&g);
     assert_eq!(
         store
@@ -4237,7 +4238,7 @@ async fn case_refresh_rotation(store: Arc<dyn Store>) {
             )
             .await
             .unwrap(),
-        RefreshUse::Rotated
+        RefreshUse::RecentlyRotated
     );
     assert_eq!(
         store
@@ -4249,7 +4250,8 @@ async fn case_refresh_rotation(store: Arc<dyn Store>) {
             .rotated_at,
         Some(t0)
     );
-    assert!(store.find_refresh_token(&r1b.hash).await.unwrap().is_some());
+    assert!(store.find_refresh_token(&r1b.hash).await.unwrap().is_none());
+    assert_eq!(store.get_grant(&t, &g.id).await.unwrap().revoked_at, None);
 
     // Another scope cannot rotate it: to that agency the token does not exist.
     let other = agency(&store, "Other").await;
@@ -4397,7 +4399,8 @@ async fn case_concurrent_refresh_rotation(store: Arc<dyn Store>) {
         .revoked_at
         .is_some());
 
-    // With a grace window, concurrent retries all rotate.
+    // With a grace window, of concurrent retries exactly one rotates; the others are refused
+    // without revoking the family.
     let (g, r) = grant(&store, &t, &a, None).await;
     let tasks: Vec<_> = (0..8)
         .map(|_| {
@@ -4411,9 +4414,20 @@ async fn case_concurrent_refresh_rotation(store: Arc<dyn Store>) {
             })
         })
         .collect();
+    let mut outcomes = Vec::new();
     for task in tasks {
-        assert_eq!(task.await.unwrap(), RefreshUse::Rotated);
+        outcomes.push(task.await.unwrap());
     }
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == RefreshUse::Rotated)
+            .count(),
+        1
+    );
+    assert!(outcomes
+        .iter()
+        .all(|o| matches!(o, RefreshUse::Rotated | RefreshUse::RecentlyRotated)));
     assert_eq!(store.get_grant(&t, &g.id).await.unwrap().revoked_at, None);
     assert_chain_ok(&chain(&store, &t).await);
 }

@@ -40,6 +40,8 @@ async fn principal_exists(
             .get_api_key(scope, k)
             .await
             .map(|k| k.revoked_at.is_none()),
+        // Installations hold their consented scopes, never roles.
+        PrincipalId::Installation(_) => Ok(false),
     };
     match r {
         Ok(v) => Ok(v),

@@ -201,6 +201,8 @@ async fn subject(
             Err(StoreError::NotFound) => Some((None, None, None)),
             Err(e) => return Err(e.into()),
         },
+        // Installations hold no bindings; checks about them answer from nothing (deny).
+        PrincipalId::Installation(_) => Some((None, None, None)),
     };
     let subject = resolved.map(|(key, own, cap)| {
         let account_cap = key
@@ -216,6 +218,7 @@ async fn subject(
                 account: account_cap,
             },
             own,
+            token: None,
         })
     });
     s.engine.remember_subject(

@@ -5,6 +5,7 @@
 mod accounts;
 mod agencies;
 mod api_keys;
+mod apps;
 mod audit;
 mod bindings;
 mod catalog;
@@ -328,6 +329,114 @@ pub fn table() -> Vec<RouteSpec> {
         )
         .body::<api_keys::RotateKey>()
         .returns::<api_keys::KeyWithSecret>(200),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies/{agy}/apps",
+            P("apps.write", Path),
+            "Register an OAuth client; a confidential client's secret is shown once",
+            post(apps::create),
+        )
+        .body::<apps::CreateApp>()
+        .returns::<apps::AppWithSecret>(201),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/apps",
+            P("apps.read", Path),
+            "List the agency's apps",
+            get(apps::list),
+        )
+        .returns::<List<tessera_store::App>>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/apps/{app}",
+            P("apps.read", Path),
+            "Read an app",
+            get(apps::get),
+        )
+        .returns::<tessera_store::App>(200),
+        RouteSpec::new(
+            Method::DELETE,
+            "/v1/agencies/{agy}/apps/{app}",
+            P("apps.write", Path),
+            "Delete an app: its client stops authenticating and its tokens become inactive",
+            delete(apps::remove),
+        )
+        .empty(),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies/{agy}/apps/{app}/rotate-secret",
+            P("apps.write", Path),
+            "Rotate a client secret: a new one, the old one valid for a grace period",
+            post(apps::rotate_secret),
+        )
+        .body::<apps::RotateSecret>()
+        .returns::<apps::AppWithSecret>(200),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies/{agy}/installations",
+            P("installations.write", Path),
+            "Install an app on the whole agency",
+            post(apps::install),
+        )
+        .body::<apps::CreateInstallation>()
+        .returns::<tessera_store::Installation>(201),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/installations",
+            P("installations.read", Path),
+            "List the apps installed on the whole agency",
+            get(apps::installations),
+        )
+        .returns::<List<tessera_store::Installation>>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/installations/{ins}",
+            P("installations.read", Path),
+            "Read an agency-wide installation",
+            get(apps::installation),
+        )
+        .returns::<tessera_store::Installation>(200),
+        RouteSpec::new(
+            Method::DELETE,
+            "/v1/agencies/{agy}/installations/{ins}",
+            P("installations.write", Path),
+            "Uninstall an agency-wide installation: every token of it is revoked",
+            delete(apps::uninstall),
+        )
+        .empty(),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies/{agy}/accounts/{acc}/installations",
+            P("installations.write", Path),
+            "Install an app on an account",
+            post(apps::install),
+        )
+        .body::<apps::CreateInstallation>()
+        .returns::<tessera_store::Installation>(201),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/accounts/{acc}/installations",
+            P("installations.read", Path),
+            "List the apps installed on an account",
+            get(apps::installations),
+        )
+        .returns::<List<tessera_store::Installation>>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/accounts/{acc}/installations/{ins}",
+            P("installations.read", Path),
+            "Read an installation",
+            get(apps::installation),
+        )
+        .returns::<tessera_store::Installation>(200),
+        RouteSpec::new(
+            Method::DELETE,
+            "/v1/agencies/{agy}/accounts/{acc}/installations/{ins}",
+            P("installations.write", Path),
+            "Uninstall: every token of the installation is revoked",
+            delete(apps::uninstall),
+        )
+        .empty(),
         RouteSpec::new(
             Method::GET,
             "/v1/agencies/{agy}/audit",

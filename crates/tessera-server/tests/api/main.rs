@@ -12,6 +12,7 @@ mod escalation;
 mod grants;
 mod isolation;
 mod keys;
+mod oauth;
 mod ops;
 mod props;
 mod quickstart;

@@ -1,0 +1,86 @@
+//! OpenID Connect Discovery 1.0 and RFC 8414 authorization-server metadata: every endpoint
+//! and every supported value, from the same settings the endpoints use.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde_json::{json, Value};
+
+use super::exchange::{ACCESS_TOKEN_TYPE, JWT_TYPE};
+use super::token::TOKEN_EXCHANGE;
+use crate::state::AppState;
+
+/// The metadata document.
+pub fn metadata(state: &AppState) -> Value {
+    let iss = state.oauth.issuer();
+    let mut scopes: Vec<String> = super::PROTOCOL_SCOPES
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    scopes.extend(
+        state
+            .catalog
+            .file()
+            .scopes
+            .iter()
+            .filter(|s| s.audience != tessera_core::catalog::Audience::Internal)
+            .map(|s| s.name.clone()),
+    );
+    // The algorithms of the keys in the ring (the configured one when it is empty).
+    let mut algs: Vec<&'static str> = state
+        .keys
+        .ring()
+        .map(|r| r.records().map(|k| k.alg.as_str()).collect())
+        .unwrap_or_default();
+    algs.sort_unstable();
+    algs.dedup();
+    if algs.is_empty() {
+        algs.push("EdDSA");
+    }
+    json!({
+        "issuer": iss,
+        "authorization_endpoint": format!("{iss}/oauth/authorize"),
+        "token_endpoint": format!("{iss}/oauth/token"),
+        "introspection_endpoint": format!("{iss}/oauth/introspect"),
+        "revocation_endpoint": format!("{iss}/oauth/revoke"),
+        "userinfo_endpoint": format!("{iss}/oauth/userinfo"),
+        "jwks_uri": format!("{iss}/.well-known/jwks.json"),
+        "scopes_supported": scopes,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token", TOKEN_EXCHANGE],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "userinfo_signing_alg_values_supported": ["none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "bearer"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "bearer"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "email", "email_verified", "name", "updated_at", "agency"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "require_request_uri_registration": false,
+        "authorization_response_iss_parameter_supported": true,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "token_exchange_token_types_supported": [ACCESS_TOKEN_TYPE, JWT_TYPE],
+        "access_token_signing_alg_values_supported": algs,
+    })
+}
+
+fn answer(state: &AppState) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        axum::Json(metadata(state)),
+    )
+}
+
+/// `GET /.well-known/openid-configuration`.
+pub async fn openid_configuration(State(s): State<AppState>) -> impl IntoResponse {
+    answer(&s)
+}
+
+/// `GET /.well-known/oauth-authorization-server`.
+pub async fn authorization_server(State(s): State<AppState>) -> impl IntoResponse {
+    answer(&s)
+}
