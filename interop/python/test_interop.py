@@ -222,7 +222,7 @@ def confidential_session(**kwargs):
         CLIENT_ID,
         CLIENT_SECRET,
         token_endpoint_auth_method=kwargs.pop("auth", "client_secret_basic"),
-        timeout=TIMEOUT,
+        default_timeout=TIMEOUT,
         **kwargs,
     )
 
@@ -310,7 +310,7 @@ def test_code_flow_public_client(metadata, jwks_client):
         redirect_uri=REDIRECT_URI,
         code_challenge_method="S256",
         token_endpoint_auth_method="none",
-        timeout=TIMEOUT,
+        default_timeout=TIMEOUT,
     )
     token, _ = code_flow(metadata, client)
     claims = verify_access_token(token["access_token"], jwks_client)
@@ -379,7 +379,7 @@ def test_client_credentials_single_installation_implied(metadata):
 
 
 def test_client_credentials_wrong_secret(metadata):
-    client = OAuth2Session(CLIENT_ID, CLIENT_SECRET + "x", scope=CC_SCOPE, timeout=TIMEOUT)
+    client = OAuth2Session(CLIENT_ID, CLIENT_SECRET + "x", scope=CC_SCOPE, default_timeout=TIMEOUT)
     with pytest.raises(OAuthError) as refused:
         client.fetch_token(metadata["token_endpoint"], grant_type="client_credentials")
     assert refused.value.error == "invalid_client", refused.value
