@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# OAuth over HTTP on loopback (issue item 9): client-credentials token issue and RFC 7662
+# introspection, Tessera beside oidc-provider (a certified OpenID provider, Node), measured by
+# wrk in the same run.
+#   bash bench/oauth.sh        (DURATION=10s CONNECTIONS=50 THREADS=2 ROUNDS=3 by default)
+#   PEERS_ONLY=1 bash bench/oauth.sh      measures oidc-provider alone (no cargo build)
+#   TESSERA_BIN=path                      a release binary to use instead of building one
+# Both sides: one confidential client, client_secret_basic, scope `contacts.readonly`.
+# - issue: oidc-provider signs JWT access tokens with EdDSA over Ed25519, as Tessera does
+#   (bench/oidc-provider/server.mjs, `accessTokenFormat: 'jwt'`);
+# - introspection: oidc-provider cannot introspect its JWT tokens, so it runs a second time with
+#   `accessTokenFormat: 'opaque'` (in-memory store); Tessera introspects its own JWT.
+# Only one server runs while it is measured: each is started, measured and stopped in turn, the
+# order alternating between rounds. Prints the figures of each round and the median ratios.
+# Installs oidc-provider from npm into bench/peers/ (ignored by git) and wrk from Debian if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-50}
+THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-3}
+T_PORT=${T_PORT:-18381}
+P_PORT=${P_PORT:-18382}
+PEERS_ONLY=${PEERS_ONLY:-0}
+OIDC_PROVIDER_VERSION=9.13.3
+SCOPE=contacts.readonly
+work=$(mktemp -d)
+cur_pid=
+cleanup() { if [ -n "$cur_pid" ]; then kill "$cur_pid" 2>/dev/null || true; fi; rm -rf "$work"; }
+trap cleanup EXIT
+die() { echo "bench/oauth.sh: $*" >&2; exit 1; }
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+if [ "$(node -p 'require("./bench/peers/node_modules/oidc-provider/package.json").version' 2>/dev/null)" != "$OIDC_PROVIDER_VERSION" ]; then
+  mkdir -p bench/peers
+  (cd bench/peers && npm install --silent --no-audit --no-fund --save-exact "oidc-provider@$OIDC_PROVIDER_VERSION" >/dev/null)
+fi
+if [ "$PEERS_ONLY" != 1 ]; then
+  if [ -n "${TESSERA_BIN:-}" ]; then
+    BIN=$TESSERA_BIN
+  else
+    cargo build --release -q -p tessera-server
+    BIN=target/release/tessera
+  fi
+  [ -x "$BIN" ] || die "no Tessera binary at $BIN"
+fi
+
+wait_ready() { # url, log file
+  for _ in $(seq 1 150); do
+    curl -sf -o /dev/null "$1" && return 0
+    kill -0 "$cur_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "bench/oauth.sh: no answer from $1; the server's log:" >&2
+  cat "$2" >&2
+  exit 1
+}
+stop() { kill "$cur_pid" 2>/dev/null || true; wait "$cur_pid" 2>/dev/null || true; cur_pid=; }
+basic() { # client id, secret → the Basic credentials (RFC 6749 §2.3.1: each form-urlencoded)
+  python3 -c 'import base64, sys, urllib.parse as u
+print(base64.b64encode(":".join(u.quote_plus(a) for a in sys.argv[1:3]).encode()).decode())' "$1" "$2"
+}
+post() { # name, url, basic credentials, body: one sample request that must answer 200
+  local code
+  code=$(curl -s -o "$work/$1.sample" -w '%{http_code}' -XPOST "$2" -H "Authorization: Basic $3" \
+    -H 'content-type: application/x-www-form-urlencoded' --data-raw "$4") || true
+  [ "$code" = 200 ] || die "$1: POST $2 answered ${code:-nothing} before measuring: $(cat "$work/$1.sample" 2>/dev/null)"
+}
+field() { python3 -c 'import sys, json; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$work/$1.sample" "$2"; }
+lua() { # file, basic credentials, body
+  printf 'wrk.method = "POST"\nwrk.body = [[%s]]\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\nwrk.headers["Authorization"] = "Basic %s"\n' \
+    "$3" "$2" >"$1"
+}
+measure() { # server, operation, url, lua file: appends "server operation req/s p99(ms)" to results
+  local out
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$4" "$3" 2>&1)
+  if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
+    echo "bench/oauth.sh: $1 $2 had failed requests, the figures are not valid:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
+  awk -v s="$1" -v o="$2" '
+    /Requests\/sec/ { rps = $2 }
+    $1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+                  p99 = (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : (u == "m") ? v * 60000 : v }
+    END { if (rps == "" || p99 == "") exit 1; printf "%s %s %s %.2f\n", s, o, rps, p99 }' <<<"$out" >>"$work/results" ||
+    die "could not read wrk's output for $1 $2: $out"
+}
+
+# --- Tessera: an agency, an account, a confidential app installed on the account.
+T="http://127.0.0.1:$T_PORT"
+start_tessera() {
+  "$BIN" serve --listen "127.0.0.1:$T_PORT" --data-dir "$work/t" --issuer "$T" >>"$work/t.log" 2>&1 &
+  cur_pid=$!
+  wait_ready "$T/readyz" "$work/t.log"
+}
+if [ "$PEERS_ONLY" != 1 ]; then
+  start_tessera
+  ADMIN="Authorization: Bearer $(cat "$work/t/bootstrap-admin.key")"
+  J='content-type: application/json'
+  admin() { # path, body → the answer (fails loudly on an HTTP error)
+    curl -sS --fail-with-body -XPOST "$T$1" -H "$ADMIN" -H "$J" -d "$2" || die "POST $1 failed"
+  }
+  jid() { python3 -c 'import sys, json; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+  AGY=$(admin /v1/agencies '{"name":"OAuth bench"}' | jid id)
+  ACC=$(admin "/v1/agencies/$AGY/accounts" '{"name":"Acc"}' | jid id)
+  app=$(admin "/v1/agencies/$AGY/apps" "{\"name\":\"bench\",\"redirect_uris\":[\"http://127.0.0.1:9/callback\"],\"scopes\":[\"$SCOPE\"],\"confidential\":true,\"kind\":\"private\"}")
+  T_ID=$(jid client_id <<<"$app")
+  T_SECRET=$(jid client_secret <<<"$app")
+  INS=$(admin "/v1/agencies/$AGY/accounts/$ACC/installations" "{\"app\":\"$T_ID\",\"scopes\":[\"$SCOPE\"]}" | jid id)
+  stop
+  T_BASIC=$(basic "$T_ID" "$T_SECRET")
+  T_ISSUE="grant_type=client_credentials&scope=$SCOPE&installation=$INS"
+  lua "$work/t-issue.lua" "$T_BASIC" "$T_ISSUE"
+fi
+
+# --- oidc-provider: the same client, started once per format.
+P="http://127.0.0.1:$P_PORT"
+P_ID=bench-client
+P_SECRET=bench-secret-$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
+P_BASIC=$(basic "$P_ID" "$P_SECRET")
+P_ISSUE="grant_type=client_credentials&scope=$SCOPE"
+lua "$work/p-issue.lua" "$P_BASIC" "$P_ISSUE"
+start_peer() { # format
+  node bench/oidc-provider/server.mjs "$P_PORT" "$1" "$P_ID" "$P_SECRET" >>"$work/p-$1.log" 2>&1 &
+  cur_pid=$!
+  wait_ready "$P/.well-known/openid-configuration" "$work/p-$1.log"
+}
+
+tessera_round() {
+  start_tessera
+  post tessera-issue "$T/oauth/token" "$T_BASIC" "$T_ISSUE"
+  measure tessera issue "$T/oauth/token" "$work/t-issue.lua"
+  post tessera-issue "$T/oauth/token" "$T_BASIC" "$T_ISSUE"
+  local token
+  token=$(field tessera-issue access_token)
+  post tessera-introspect "$T/oauth/introspect" "$T_BASIC" "token=$token"
+  [ "$(field tessera-introspect active)" = True ] || die "Tessera: a fresh token introspects as inactive"
+  lua "$work/t-introspect.lua" "$T_BASIC" "token=$token"
+  measure tessera introspect "$T/oauth/introspect" "$work/t-introspect.lua"
+  stop
+}
+peer_round() {
+  start_peer jwt
+  post peer-issue "$P/token" "$P_BASIC" "$P_ISSUE"
+  [[ $(field peer-issue access_token) == eyJ* ]] || die "oidc-provider (jwt): the access token is not a JWT"
+  measure oidc-provider-jwt issue "$P/token" "$work/p-issue.lua"
+  stop
+  start_peer opaque
+  post peer-issue "$P/token" "$P_BASIC" "$P_ISSUE"
+  local token
+  token=$(field peer-issue access_token)
+  post peer-introspect "$P/token/introspection" "$P_BASIC" "token=$token"
+  [ "$(field peer-introspect active)" = True ] || die "oidc-provider: a fresh token introspects as inactive"
+  lua "$work/p-introspect.lua" "$P_BASIC" "token=$token"
+  measure oidc-provider-opaque introspect "$P/token/introspection" "$work/p-introspect.lua"
+  stop
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round/$ROUNDS" >&2
+  if [ "$PEERS_ONLY" = 1 ]; then
+    peer_round
+  elif [ $((round % 2)) = 1 ]; then
+    tessera_round
+    peer_round
+  else
+    peer_round
+    tessera_round
+  fi
+done
+
+python3 - "$work/results" "$DURATION" "$CONNECTIONS" "$THREADS" "$OIDC_PROVIDER_VERSION" <<'PY'
+import statistics, sys
+path, duration, connections, threads, version = sys.argv[1:]
+rows = [line.split() for line in open(path)]
+names = {"tessera": "Tessera", "oidc-provider-jwt": f"oidc-provider {version} (JWT, EdDSA)",
+         "oidc-provider-opaque": f"oidc-provider {version} (opaque)"}
+print(f"wrk -t{threads} -c{connections} -d{duration}, {len(rows)} runs, one server at a time\n")
+print("| server | operation | req/s (median) | p99 ms (median) | req/s per round | p99 ms per round |")
+print("|---|---|---|---|---|---|")
+med = {}
+for key in dict.fromkeys((s, o) for s, o, _, _ in rows):
+    rps = [float(r[2]) for r in rows if (r[0], r[1]) == key]
+    p99 = [float(r[3]) for r in rows if (r[0], r[1]) == key]
+    med[key] = statistics.median(rps)
+    print(f"| {names[key[0]]} | {key[1]} | {med[key]:.0f} | {statistics.median(p99):.2f} | "
+          f"{', '.join(f'{v:.0f}' for v in rps)} | {', '.join(f'{v:.2f}' for v in p99)} |")
+ratios = [(op, med[("tessera", op)] / med[(peer, op)])
+          for op, peer in (("issue", "oidc-provider-jwt"), ("introspect", "oidc-provider-opaque"))
+          if ("tessera", op) in med]
+if ratios:
+    print()
+for op, ratio in ratios:
+    print(f"ratio Tessera/oidc-provider, {op} (median req/s): {ratio:.2f}x")
+PY
