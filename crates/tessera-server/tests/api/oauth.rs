@@ -286,9 +286,7 @@ async fn discovery_lists_every_endpoint() {
     }
 }
 
-#[tokio::test]
-async fn code_flow_issues_tokens_that_work_and_rotate() {
-    let app = TestApp::sqlite().await;
+async fn code_flow_issues_tokens_that_work_and_rotate(app: &TestApp) {
     let f = app
         .fixture(
             "Acme",
@@ -366,9 +364,7 @@ async fn code_flow_issues_tokens_that_work_and_rotate() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn code_replay_revokes_what_it_issued() {
-    let app = TestApp::sqlite().await;
+async fn code_replay_revokes_what_it_issued(app: &TestApp) {
     let f = app
         .fixture("Replay", "private", &["contacts.readonly"])
         .await;
@@ -574,9 +570,7 @@ async fn wrong_email_and_wrong_password_look_the_same() {
     }
 }
 
-#[tokio::test]
-async fn client_credentials_act_through_the_installation() {
-    let app = TestApp::sqlite().await;
+async fn client_credentials_act_through_the_installation(app: &TestApp) {
     let f = app
         .fixture(
             "Machine",
@@ -671,9 +665,7 @@ async fn client_credentials_act_through_the_installation() {
     assert_eq!(r.body["error"], "unauthorized_client");
 }
 
-#[tokio::test]
-async fn revocation_and_introspection_visibility() {
-    let app = TestApp::sqlite().await;
+async fn revocation_and_introspection_visibility(app: &TestApp) {
     let f = app
         .fixture("Revoke", "private", &["contacts.readonly"])
         .await;
@@ -1031,9 +1023,7 @@ async fn marketplace_apps_never_get_internal_scopes() {
     assert_eq!(r.body["error"], "invalid_scope");
 }
 
-#[tokio::test]
-async fn impersonation_is_bounded_audited_and_not_chained() {
-    let app = TestApp::sqlite().await;
+async fn impersonation_is_bounded_audited_and_not_chained(app: &TestApp) {
     // Support staff use the platform's first-party app, which may hold internal scopes.
     let f = app
         .fixture(
@@ -1080,7 +1070,7 @@ async fn impersonation_is_bounded_audited_and_not_chained() {
         }
         p
     };
-    let app_ref = &app;
+    let app_ref = app;
     let send = |p: Vec<(String, String)>| async move {
         let pairs: Vec<(&str, &str)> = p.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         app_ref.form("/oauth/token", None, &pairs).await
@@ -1175,9 +1165,7 @@ async fn impersonation_is_bounded_audited_and_not_chained() {
     let _ = helpdesk;
 }
 
-#[tokio::test]
-async fn apps_and_installations_respect_tenants() {
-    let app = TestApp::sqlite().await;
+async fn apps_and_installations_respect_tenants(app: &TestApp) {
     let a = app.fixture("Aa", "private", &["contacts.readonly"]).await;
     let b = app.agency("Bb").await;
     // B cannot install A's private app, nor see it.
@@ -1237,3 +1225,32 @@ async fn apps_and_installations_respect_tenants() {
     let r = app.post(&format!("/v1/agencies/{}/apps", a.ag.id), &app.admin, json!({ "name": "Bad", "redirect_uris": ["http://example.com/cb"], "scopes": [], "confidential": false })).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+/// Runs a flow on SQLite, and on PostgreSQL when a test database is configured.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(&super::TestApp::sqlite().await).await;
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    if let Some(app) = super::TestApp::postgres().await {
+                        super::$name(&app).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+on_both_backends!(
+    code_flow_issues_tokens_that_work_and_rotate,
+    code_replay_revokes_what_it_issued,
+    client_credentials_act_through_the_installation,
+    revocation_and_introspection_visibility,
+    impersonation_is_bounded_audited_and_not_chained,
+    apps_and_installations_respect_tenants,
+);
