@@ -248,6 +248,8 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         cache_bytes: config.authz_cache_mb << 20,
         oauth: crate::oauth::OAuthSettings {
             issuer: config.issuer.clone(),
+            access_ttl: config.access_token_ttl,
+            refresh_reuse_grace_ms: config.refresh_reuse_grace_ms,
             ..Default::default()
         },
         ..Default::default()

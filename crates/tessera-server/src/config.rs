@@ -31,7 +31,7 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb
+    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -57,6 +57,14 @@ pub struct ServeArgs {
     /// Memory budget of the authorization index cache, in MiB [default: 512]
     #[arg(long, env = "TESSERA_AUTHZ_CACHE_MB", value_name = "MIB")]
     pub authz_cache_mb: Option<u64>,
+    /// Lifetime of access tokens, in seconds, 60 to 3600 [default: 900]
+    #[arg(long, env = "TESSERA_ACCESS_TOKEN_TTL", value_name = "SECS")]
+    pub access_token_ttl: Option<i64>,
+    /// A rotated refresh token presented again within this window (a client's own retry) is
+    /// refused without revoking its family; after it, the family is revoked. Milliseconds,
+    /// 0 to 5000 [default: 2000]
+    #[arg(long, env = "TESSERA_REFRESH_REUSE_GRACE_MS", value_name = "MS")]
+    pub refresh_reuse_grace_ms: Option<i64>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -72,6 +80,8 @@ struct FileConfig {
     catalog: Option<PathBuf>,
     policies: Option<PathBuf>,
     authz_cache_mb: Option<u64>,
+    access_token_ttl: Option<i64>,
+    refresh_reuse_grace_ms: Option<i64>,
 }
 
 /// The resolved configuration.
@@ -93,6 +103,10 @@ pub struct Config {
     pub policies: Option<PathBuf>,
     /// Index cache budget in MiB.
     pub authz_cache_mb: u64,
+    /// Access-token lifetime, seconds.
+    pub access_token_ttl: i64,
+    /// Refresh-token reuse grace, milliseconds.
+    pub refresh_reuse_grace_ms: i64,
 }
 
 impl std::fmt::Debug for Config {
@@ -195,6 +209,34 @@ impl Config {
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             catalog: args.catalog.clone().or(file.catalog),
             policies: args.policies.clone().or(file.policies),
+            access_token_ttl: match args
+                .access_token_ttl
+                .or(file.access_token_ttl)
+                .unwrap_or(900)
+            {
+                n @ 60..=3600 => n,
+                n => {
+                    return Err(ConfigError::Value {
+                        field: "access_token_ttl",
+                        value: n.to_string(),
+                        message: "must be 60 to 3600 seconds".into(),
+                    })
+                }
+            },
+            refresh_reuse_grace_ms: match args
+                .refresh_reuse_grace_ms
+                .or(file.refresh_reuse_grace_ms)
+                .unwrap_or(2000)
+            {
+                n @ 0..=5000 => n,
+                n => {
+                    return Err(ConfigError::Value {
+                        field: "refresh_reuse_grace_ms",
+                        value: n.to_string(),
+                        message: "must be 0 to 5000 milliseconds".into(),
+                    })
+                }
+            },
             authz_cache_mb: match args.authz_cache_mb.or(file.authz_cache_mb).unwrap_or(512) {
                 0 => {
                     return Err(ConfigError::Value {
