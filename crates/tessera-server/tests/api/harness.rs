@@ -9,8 +9,8 @@ use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tessera_core::Catalog;
-use tessera_server::clock::ManualClock;
-use tessera_server::state::AppState;
+use tessera_server::clock::{Clock as _, ManualClock};
+use tessera_server::state::{AppState, EngineSettings};
 use tessera_store::testing::{PgTestDb, TempDirGuard};
 use tower::ServiceExt;
 
@@ -60,15 +60,42 @@ impl TestApp {
         Some(Self::with_store(store, dir, Some(db)).await)
     }
 
+    /// A SQLite-backed app whose tokens name `issuer`, for a real server on a socket. Its clock
+    /// stands at the real current time (not `T0`), so that outside libraries, which check `exp`
+    /// against the system clock, accept its tokens.
+    pub async fn sqlite_with_issuer(issuer: &str) -> Self {
+        let (store, dir) = tessera_store::testing::sqlite_store().await;
+        let now = tessera_server::clock::SystemClock.now();
+        let settings = EngineSettings {
+            oauth: tessera_server::oauth::OAuthSettings {
+                issuer: issuer.to_owned(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Self::build(store, dir, None, now, settings).await
+    }
+
     async fn with_store(
         store: Arc<dyn tessera_store::Store>,
         dir: TempDirGuard,
         pg: Option<PgTestDb>,
     ) -> Self {
-        let clock = Arc::new(ManualClock::new(T0));
+        Self::build(store, dir, pg, T0, EngineSettings::default()).await
+    }
+
+    async fn build(
+        store: Arc<dyn tessera_store::Store>,
+        dir: TempDirGuard,
+        pg: Option<PgTestDb>,
+        now_ms: i64,
+        settings: EngineSettings,
+    ) -> Self {
+        let clock = Arc::new(ManualClock::new(now_ms));
         let master = tessera_token::MasterKey::from_bytes([7; 32]);
         let catalog = Catalog::default_catalog().expect("catalog");
-        let state = AppState::new(store, catalog, &master, clock.clone()).expect("state");
+        let state =
+            AppState::with_engine(store, catalog, &master, clock.clone(), settings).expect("state");
         let path = tessera_server::bootstrap::ensure(&state, dir.path())
             .await
             .expect("bootstrap")
@@ -77,7 +104,11 @@ impl TestApp {
             .expect("key file")
             .trim()
             .to_owned();
-        state.keys.maintain(T0 / 1000).await.expect("signing keys");
+        state
+            .keys
+            .maintain(now_ms / 1000)
+            .await
+            .expect("signing keys");
         let router = tessera_server::app(state.clone()).expect("app");
         Self {
             state,

@@ -10,6 +10,7 @@ mod authz;
 mod bad_input;
 mod escalation;
 mod grants;
+mod interop_rust;
 mod isolation;
 mod keys;
 mod oauth;
