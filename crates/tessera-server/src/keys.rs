@@ -246,23 +246,56 @@ impl Keys {
         }
     }
 
-    /// Brings the keys in line with the rotation policy at `now`, then reloads the ring.
+    /// The algorithms the ring keeps a key lineage for: the policy's (Ed25519 by default)
+    /// first, and ES256 for clients without EdDSA.
+    pub fn algorithms(&self) -> Vec<Algorithm> {
+        let mut algs = vec![self.policy.alg];
+        for a in [Algorithm::EdDsa, Algorithm::Es256] {
+            if !algs.contains(&a) {
+                algs.push(a);
+            }
+        }
+        algs
+    }
+
+    /// The stored records of one algorithm's lineage, and its rotation policy.
+    async fn lineage(&self, alg: Algorithm) -> Result<(Vec<KeyRecord>, RotationPolicy), KeysError> {
+        let records = self
+            .records()
+            .await?
+            .into_iter()
+            .filter(|r| r.alg == alg)
+            .collect();
+        let mut policy = self.policy;
+        policy.alg = alg;
+        Ok((records, policy))
+    }
+
+    /// Brings each algorithm's keys in line with the rotation policy at `now`, then reloads
+    /// the ring.
     pub async fn maintain(&self, now: i64) -> Result<usize, KeysError> {
-        let plan = plan_rotation(&self.records().await?, now, &self.policy);
-        let applied = if plan.is_empty() {
-            0
-        } else {
-            self.apply(&plan, now).await?
-        };
+        let mut applied = 0;
+        for alg in self.algorithms() {
+            let (records, policy) = self.lineage(alg).await?;
+            let plan = plan_rotation(&records, now, &policy);
+            if !plan.is_empty() {
+                applied += self.apply(&plan, now).await?;
+            }
+        }
         self.reload().await?;
         Ok(applied)
     }
 
-    /// Starts a rotation by hand: a new key is published now and signs after `publish_ahead`.
+    /// Starts a rotation by hand, of every algorithm's lineage: a new key is published now and
+    /// signs after `publish_ahead`.
     pub async fn rotate(&self, now: i64) -> Result<usize, KeysError> {
         self.maintain(now).await?;
-        let plan = plan_manual_rotation(&self.records().await?, now, &self.policy);
-        let applied = self.apply(&plan, now).await?;
+        let mut applied = 0;
+        for alg in self.algorithms() {
+            let (records, policy) = self.lineage(alg).await?;
+            let plan = plan_manual_rotation(&records, now, &policy);
+            applied += self.apply(&plan, now).await?;
+        }
         self.reload().await?;
         Ok(applied)
     }

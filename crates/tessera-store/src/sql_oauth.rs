@@ -20,7 +20,7 @@ macro_rules! impl_oauth {
         /// Revoked grants stay in the snapshot this long after they expire (clock skew).
         const REVOKED_GRANT_MARGIN_MS: i64 = 86_400_000;
 
-        const APP_COLS: &str = "agency_id, id, name, kind, confidential, redirect_uris, scopes, created_by, created_at, updated_at, deleted_at";
+        const APP_COLS: &str = "agency_id, id, name, kind, confidential, redirect_uris, scopes, created_by, created_at, updated_at, deleted_at, token_signing_alg";
         fn app_row(row: &DbRow) -> Result<App, StoreError> {
             let kind: String = row.try_get("kind")?;
             let redirect_uris: String = row.try_get("redirect_uris")?;
@@ -31,6 +31,7 @@ macro_rules! impl_oauth {
                 name: row.try_get("name")?,
                 kind: AppKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("app kind `{kind}`")))?,
                 confidential: row.try_get("confidential")?,
+                token_signing_alg: row.try_get("token_signing_alg")?,
                 redirect_uris: serde_json::from_str(&redirect_uris)?,
                 scopes: serde_json::from_str(&scopes)?,
                 created_by: row.try_get("created_by")?,
@@ -236,7 +237,7 @@ macro_rules! impl_oauth {
 
             async fn create_app_impl(&self, t: &TenantScope, app: &App, secret: Option<&SecretHashRecord>, audit: &AuditRecord) -> Result<(), StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), true).await?;
-                sqlx::query(&format!("INSERT INTO apps ({APP_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)"))
+                sqlx::query(&format!("INSERT INTO apps ({APP_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11)"))
                     .bind(t.agency().as_str())
                     .bind(app.id.as_str())
                     .bind(&app.name)
@@ -247,6 +248,7 @@ macro_rules! impl_oauth {
                     .bind(&app.created_by)
                     .bind(app.created_at)
                     .bind(app.updated_at)
+                    .bind(&app.token_signing_alg)
                     .execute(&mut *tx)
                     .await?;
                 if let Some(s) = secret {

@@ -620,6 +620,7 @@ fn oauth_app(agency: &AgencyId) -> App {
         name: "Client".into(),
         kind: AppKind::Marketplace,
         confidential: true,
+        token_signing_alg: "EdDSA".into(),
         redirect_uris: vec!["https://app.example/cb".into()],
         scopes: vec!["contacts.readonly".into()],
         created_by: "system".into(),

@@ -3536,6 +3536,7 @@ fn app_value(t: &TenantScope, kind: AppKind, confidential: bool) -> App {
         name: format!("{} app", kind.as_str()),
         kind,
         confidential,
+        token_signing_alg: "EdDSA".into(),
         redirect_uris: vec![
             "https://app.example/cb".into(),
             "http://127.0.0.1:8080/cb".into(),

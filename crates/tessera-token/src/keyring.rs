@@ -192,6 +192,20 @@ impl KeyRing {
             .and_then(|k| k.signing.as_ref())
     }
 
+    /// The key to sign with at `now` among the keys of algorithm `alg` (the ring may hold one
+    /// lineage per algorithm: Ed25519 by default, ES256 for clients without EdDSA).
+    pub fn signing_key_for(&self, alg: Algorithm, now: i64) -> Option<&SigningKey> {
+        self.keys
+            .iter()
+            .filter(|k| k.record.alg == alg)
+            .find(|k| match k.record.state {
+                KeyState::Active => true,
+                KeyState::Pending => k.record.activates_at <= now,
+                KeyState::Retiring | KeyState::Retired => false,
+            })
+            .and_then(|k| k.signing.as_ref())
+    }
+
     /// Every key a token may be verified with: pending, active and retiring.
     pub fn verification_keys(&self) -> impl Iterator<Item = &VerificationKey> {
         self.keys.iter().map(|k| &k.public)

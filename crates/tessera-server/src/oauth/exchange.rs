@@ -127,6 +127,7 @@ async fn downscope(
     expires_in: Option<i64>,
     client_id: String,
 ) -> Result<Value, OAuthError> {
+    let client_alg_id = client_id.clone();
     let Some(claims) = &caller.token else {
         return Err(OAuthError::invalid_request(
             "an API key can be exchanged for impersonation only; downscope an access token",
@@ -190,6 +191,7 @@ async fn downscope(
                 .and_then(Value::as_str)
                 .and_then(|i| i.parse().ok()),
             ttl,
+            alg: tokens::client_alg(state, &client_alg_id).await,
         },
     )?;
     let audit = record(
@@ -225,6 +227,7 @@ async fn impersonate(
     expires_in: Option<i64>,
     client_id: String,
 ) -> Result<Value, OAuthError> {
+    let client_alg_id = client_id.clone();
     let reason = req
         .params
         .get("reason")
@@ -425,6 +428,7 @@ async fn impersonate(
             sid: None,
             ins: None,
             ttl,
+            alg: tokens::client_alg(state, &client_alg_id).await,
         },
     )?;
     let audit = record(

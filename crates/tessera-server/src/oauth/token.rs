@@ -303,6 +303,7 @@ async fn authorization_code(state: &AppState, req: &TokenRequest) -> Result<Valu
             sid: Some(grant.id.clone()),
             ins: c.installation.clone(),
             ttl: state.oauth.settings.access_ttl,
+            alg: tokens::app_alg(client.app()),
         },
     )?;
     let audit = record(
@@ -334,6 +335,7 @@ async fn authorization_code(state: &AppState, req: &TokenRequest) -> Result<Valu
             c.nonce.clone(),
             Some(c.auth_time),
             &scopes,
+            tokens::app_alg(client.app()),
         )?);
     }
     Ok(out)
@@ -416,6 +418,7 @@ async fn client_credentials(state: &AppState, req: &TokenRequest) -> Result<Valu
             sid: None,
             ins: Some(ins.id.clone()),
             ttl: state.oauth.settings.access_ttl,
+            alg: tokens::app_alg(client.app()),
         },
     )?;
     let audit = record(
@@ -586,6 +589,7 @@ async fn refresh(state: &AppState, req: &TokenRequest) -> Result<Value, OAuthErr
             sid: Some(grant.id.clone()),
             ins: grant.installation.clone(),
             ttl: state.oauth.settings.access_ttl,
+            alg: tokens::app_alg(client.app()),
         },
     )?;
     let audit = record(
@@ -614,6 +618,7 @@ async fn refresh(state: &AppState, req: &TokenRequest) -> Result<Value, OAuthErr
             None,
             grant.auth_time,
             &scopes,
+            tokens::app_alg(client.app()),
         )?);
     }
     Ok(out)

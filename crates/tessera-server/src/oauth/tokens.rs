@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use serde_json::{Map, Value};
 use tessera_core::{AccountId, AgencyId, InstallationId, PermissionSet, PrincipalId, UserId};
 use tessera_store::{Status, StoreError, TenantScope};
-use tessera_token::{AccessClaims, Actor, IdClaims, SecretString, Tenant, Validation};
+use tessera_token::{AccessClaims, Actor, Algorithm, IdClaims, SecretString, Tenant, Validation};
 
 use super::OAuthError;
 use crate::auth::Caller;
@@ -63,6 +63,8 @@ pub struct AccessSpec {
     pub ins: Option<InstallationId>,
     /// Lifetime, seconds.
     pub ttl: i64,
+    /// The signing algorithm (the client's choice).
+    pub alg: Algorithm,
 }
 
 /// An issued access token.
@@ -78,17 +80,34 @@ pub struct Issued {
     pub expires_in: i64,
 }
 
-fn signing_key(state: &AppState, now_s: i64) -> Result<Arc<tessera_token::KeyRing>, OAuthError> {
+fn signing_ring(
+    state: &AppState,
+    alg: Algorithm,
+    now_s: i64,
+) -> Result<Arc<tessera_token::KeyRing>, OAuthError> {
     let ring = state
         .keys
         .ring()
         .ok_or_else(|| OAuthError::unavailable("no signing key is loaded yet; retry shortly"))?;
-    if ring.signing_key(now_s).is_none() {
+    if ring.signing_key_for(alg, now_s).is_none() {
         return Err(OAuthError::unavailable(
             "no signing key is active; retry shortly",
         ));
     }
     Ok(ring)
+}
+
+/// The algorithm an app's tokens are signed with (EdDSA unless it asked for ES256).
+pub fn app_alg(app: &tessera_store::App) -> Algorithm {
+    Algorithm::from_name(&app.token_signing_alg).unwrap_or(Algorithm::EdDsa)
+}
+
+/// The algorithm for tokens of `client_id` (an app's choice; EdDSA otherwise).
+pub async fn client_alg(state: &AppState, client_id: &str) -> Algorithm {
+    match super::client::lookup(state, client_id).await {
+        Ok(Some(c)) => app_alg(&c.app),
+        _ => Algorithm::EdDsa,
+    }
 }
 
 /// A random token id.
@@ -99,9 +118,9 @@ pub fn new_jti() -> String {
 /// Signs an access token.
 pub fn mint_access(state: &AppState, spec: AccessSpec) -> Result<Issued, OAuthError> {
     let now_s = state.clock.now() / 1000;
-    let ring = signing_key(state, now_s)?;
+    let ring = signing_ring(state, spec.alg, now_s)?;
     let key = ring
-        .signing_key(now_s)
+        .signing_key_for(spec.alg, now_s)
         .ok_or_else(|| OAuthError::unavailable("no signing key is active"))?;
     let mut extra = Map::new();
     if let Some(sid) = spec.sid {
@@ -145,11 +164,12 @@ pub fn mint_id_token(
     nonce: Option<String>,
     auth_time_ms: Option<i64>,
     scopes: &[String],
+    alg: Algorithm,
 ) -> Result<String, OAuthError> {
     let now_s = state.clock.now() / 1000;
-    let ring = signing_key(state, now_s)?;
+    let ring = signing_ring(state, alg, now_s)?;
     let key = ring
-        .signing_key(now_s)
+        .signing_key_for(alg, now_s)
         .ok_or_else(|| OAuthError::unavailable("no signing key is active"))?;
     let claims = IdClaims {
         iss: state.oauth.issuer().to_owned(),

@@ -45,6 +45,10 @@ pub struct CreateApp {
     pub confidential: bool,
     /// `private` (default), `marketplace`, or `first_party` (platform admins only).
     pub kind: Option<AppKind>,
+    /// How its tokens are signed: `EdDSA` (default, Ed25519) or `ES256` (for client libraries
+    /// without EdDSA).
+    #[schemars(extend("enum" = ["EdDSA", "ES256"]))]
+    pub token_signing_alg: Option<String>,
 }
 
 /// `POST …/apps/{app}/rotate-secret`; the body may be empty.
@@ -176,6 +180,15 @@ pub async fn create(
     if !bad.is_empty() {
         return Err(ApiError::invalid(bad.join("; ")).with_extra(json!({ "invalid_scopes": bad })));
     }
+    let alg = match body.token_signing_alg.as_deref() {
+        None | Some("EdDSA") => "EdDSA",
+        Some("ES256") => "ES256",
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "`token_signing_alg` must be `EdDSA` or `ES256`",
+            ))
+        }
+    };
     let now = s.clock.now();
     let app = App {
         id: AppId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
@@ -183,6 +196,7 @@ pub async fn create(
         name,
         kind,
         confidential: body.confidential,
+        token_signing_alg: alg.to_owned(),
         redirect_uris: uris,
         scopes,
         created_by: auth.caller.principal.to_string(),

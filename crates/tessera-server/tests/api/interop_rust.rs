@@ -415,29 +415,40 @@ async fn openidconnect_discovers_the_provider_and_its_eddsa_keys() {
         meta.userinfo_endpoint().map(|u| u.as_str().to_owned()),
         Some(format!("{}/oauth/userinfo", s.issuer))
     );
+    // Ed25519 by default, and an ES256 lineage for clients without EdDSA.
     assert_eq!(
         meta.id_token_signing_alg_values_supported(),
-        &vec![CoreJwsSigningAlgorithm::EdDsa]
+        &vec![
+            CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+            CoreJwsSigningAlgorithm::EdDsa
+        ]
     );
-    // The JWKS was fetched with the metadata, and its keys are Ed25519 keys the library can use.
+    // The JWKS was fetched with the metadata, and its keys are ones the library can use.
     let keys = meta.jwks().keys();
     assert!(!keys.is_empty(), "the JWKS is empty");
+    let mut okp = 0;
     for k in keys {
         use openidconnect::JsonWebKey as _;
         assert!(k.key_id().is_some(), "every key has a kid");
-        assert_eq!(
-            k.key_type(),
-            &openidconnect::core::CoreJsonWebKeyType::OctetKeyPair
-        );
-        assert!(
-            matches!(
+        match k.key_type() {
+            openidconnect::core::CoreJsonWebKeyType::OctetKeyPair => {
+                okp += 1;
+                assert!(matches!(
+                    k.signing_alg(),
+                    openidconnect::JsonWebKeyAlgorithm::Algorithm(CoreJwsSigningAlgorithm::EdDsa)
+                        | openidconnect::JsonWebKeyAlgorithm::Unspecified
+                ));
+            }
+            openidconnect::core::CoreJsonWebKeyType::EllipticCurve => assert!(matches!(
                 k.signing_alg(),
-                openidconnect::JsonWebKeyAlgorithm::Algorithm(CoreJwsSigningAlgorithm::EdDsa)
-                    | openidconnect::JsonWebKeyAlgorithm::Unspecified
-            ),
-            "the key's `alg` is EdDSA or absent"
-        );
+                openidconnect::JsonWebKeyAlgorithm::Algorithm(
+                    CoreJwsSigningAlgorithm::EcdsaP256Sha256
+                ) | openidconnect::JsonWebKeyAlgorithm::Unspecified
+            )),
+            other => panic!("unexpected key type {other:?}"),
+        }
     }
+    assert_eq!(okp, 1, "one Ed25519 key signs");
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use crate::harness::{missing, TestApp};
 
 /// Every agency-scoped route, with ids filled in from `agy`'s objects.
+#[allow(clippy::too_many_arguments)]
 fn routes(
     agy: &str,
     acc: &str,
@@ -14,7 +15,9 @@ fn routes(
     bnd: &str,
     rol: &str,
     pol: &str,
+    oauth: [&str; 3],
 ) -> Vec<(Method, String, Option<Value>)> {
+    let [app, ins, acc_ins] = oauth;
     let b = format!("/v1/agencies/{agy}");
     vec![
         (Method::GET, b.clone(), None),
@@ -101,6 +104,49 @@ fn routes(
         (Method::GET, format!("{b}/audit"), None),
         (Method::GET, format!("{b}/audit/export"), None),
         (Method::GET, format!("{b}/audit/verify"), None),
+        (
+            Method::POST,
+            format!("{b}/apps"),
+            Some(
+                json!({ "name": "x", "redirect_uris": ["https://x.test/cb"], "scopes": [], "confidential": true }),
+            ),
+        ),
+        (Method::GET, format!("{b}/apps"), None),
+        (Method::GET, format!("{b}/apps/{app}"), None),
+        (Method::DELETE, format!("{b}/apps/{app}"), None),
+        (
+            Method::POST,
+            format!("{b}/apps/{app}/rotate-secret"),
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            format!("{b}/installations"),
+            Some(json!({ "app": app, "scopes": ["contacts.readonly"] })),
+        ),
+        (Method::GET, format!("{b}/installations"), None),
+        (Method::GET, format!("{b}/installations/{ins}"), None),
+        (Method::DELETE, format!("{b}/installations/{ins}"), None),
+        (
+            Method::POST,
+            format!("{b}/accounts/{acc}/installations"),
+            Some(json!({ "app": app, "scopes": ["contacts.readonly"] })),
+        ),
+        (
+            Method::GET,
+            format!("{b}/accounts/{acc}/installations"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("{b}/accounts/{acc}/installations/{acc_ins}"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("{b}/accounts/{acc}/installations/{acc_ins}"),
+            None,
+        ),
     ]
 }
 
@@ -128,6 +174,27 @@ async fn check(t: &TestApp) {
     let pol = t.post(&format!("/v1/agencies/{}/policies", a.id), &t.admin, json!({ "cedar": "forbid(principal, action == Tessera::Action::\"contacts.delete\", resource) unless { context has mfa && context.mfa };" })).await;
     assert_eq!(pol.status, StatusCode::CREATED, "{}", pol.body);
     let pol = pol.id();
+    let app = t.post(&format!("/v1/agencies/{}/apps", a.id), &t.admin, json!({ "name": "Alpha app", "redirect_uris": ["https://alpha.test/cb"], "scopes": ["contacts.readonly"], "confidential": true })).await;
+    assert_eq!(app.status, StatusCode::CREATED, "{}", app.body);
+    let app = app.id();
+    let ins = t
+        .post(
+            &format!("/v1/agencies/{}/installations", a.id),
+            &t.admin,
+            json!({ "app": app, "scopes": ["contacts.readonly"] }),
+        )
+        .await;
+    assert_eq!(ins.status, StatusCode::CREATED, "{}", ins.body);
+    let ins = ins.id();
+    let acc_ins = t
+        .post(
+            &format!("/v1/agencies/{}/accounts/{}/installations", a.id, a.acc),
+            &t.admin,
+            json!({ "app": app, "scopes": ["contacts.readonly"] }),
+        )
+        .await;
+    assert_eq!(acc_ins.status, StatusCode::CREATED, "{}", acc_ins.body);
+    let acc_ins = acc_ins.id();
     let before = t
         .get(&format!("/v1/agencies/{}/audit", a.id), &a.key)
         .await
@@ -136,7 +203,16 @@ async fn check(t: &TestApp) {
         .unwrap()
         .len();
 
-    let attacks = routes(&a.id, &a.acc, &a.user, &a.key_id, &bnd, &rol, &pol);
+    let attacks = routes(
+        &a.id,
+        &a.acc,
+        &a.user,
+        &a.key_id,
+        &bnd,
+        &rol,
+        &pol,
+        [&app, &ins, &acc_ins],
+    );
     let ghosts = routes(
         &missing("agy"),
         &missing("acc"),
@@ -145,6 +221,7 @@ async fn check(t: &TestApp) {
         &missing("bnd"),
         &missing("rol"),
         &missing("pol"),
+        [&missing("app"), &missing("ins"), &missing("ins")],
     );
     assert_eq!(
         attacks.len(),

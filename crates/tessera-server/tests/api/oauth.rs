@@ -294,7 +294,7 @@ async fn code_flow_issues_tokens_that_work_and_rotate(app: &TestApp) {
             &["contacts.readonly", "calendars.readonly"],
         )
         .await;
-    let t = code_flow(&app, &f, "openid email profile contacts.readonly").await;
+    let t = code_flow(app, &f, "openid email profile contacts.readonly").await;
     let at = t["access_token"].as_str().unwrap();
     let c = claims(at);
     assert_eq!(c["client_id"], f.client_id);
@@ -368,7 +368,7 @@ async fn code_replay_revokes_what_it_issued(app: &TestApp) {
     let f = app
         .fixture("Replay", "private", &["contacts.readonly"])
         .await;
-    let t = code_flow(&app, &f, "contacts.readonly").await;
+    let t = code_flow(app, &f, "contacts.readonly").await;
     let auth = basic(&f.client_id, &f.secret);
     let code = t["code"].as_str().unwrap();
     let r = app
@@ -1046,7 +1046,7 @@ async fn impersonation_is_bounded_audited_and_not_chained(app: &TestApp) {
         email: email.to_owned(),
     };
     let t = code_flow(
-        &app,
+        app,
         &as_user("support@imp.test"),
         "contacts.write users.impersonate",
     )
@@ -1117,7 +1117,7 @@ async fn impersonation_is_bounded_audited_and_not_chained(app: &TestApp) {
     );
     // Without users.impersonate: refused.
     let tt = code_flow(
-        &app,
+        app,
         &as_user("target@imp.test"),
         "contacts.write users.impersonate",
     )
@@ -1146,7 +1146,7 @@ async fn impersonation_is_bounded_audited_and_not_chained(app: &TestApp) {
         .user_with_password(&f.ag, "helpdesk@imp.test", &role.id(), false)
         .await;
     let ht = code_flow(
-        &app,
+        app,
         &as_user("helpdesk@imp.test"),
         "contacts.write users.impersonate",
     )
@@ -1254,3 +1254,59 @@ on_both_backends!(
     impersonation_is_bounded_audited_and_not_chained,
     apps_and_installations_respect_tenants,
 );
+
+#[tokio::test]
+async fn an_es256_app_gets_es256_tokens() {
+    let app = TestApp::sqlite().await;
+    let ag = app.agency("Legacy").await;
+    let r = app.post(&format!("/v1/agencies/{}/apps", ag.id), &app.admin, json!({ "name": "Old client", "redirect_uris": [REDIRECT], "scopes": ["contacts.readonly"], "confidential": true, "token_signing_alg": "ES256" })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["token_signing_alg"], "ES256");
+    let (id, secret) = (r.id(), r.body["client_secret"].as_str().unwrap().to_owned());
+    let ins = app
+        .post(
+            &format!("/v1/agencies/{}/accounts/{}/installations", ag.id, ag.acc),
+            &app.admin,
+            json!({ "app": id, "scopes": ["contacts.readonly"] }),
+        )
+        .await;
+    assert_eq!(ins.status, StatusCode::CREATED);
+    let auth = basic(&id, &secret);
+    let t = app
+        .form(
+            "/oauth/token",
+            Some(&auth),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    let at = t.body["access_token"].as_str().unwrap();
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(at.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "ES256");
+    assert_eq!(header["typ"], "at+jwt");
+    // Published, and it verifies with the JWKS.
+    let jwks = app
+        .call(Method::GET, "/.well-known/jwks.json", None, None)
+        .await
+        .body;
+    let set = tessera_token::JwkSet::from_json(&jwks).unwrap();
+    let v = tessera_token::Validation::access_token(
+        app.state.oauth.issuer(),
+        Some(app.state.oauth.issuer()),
+        T0 / 1000,
+    );
+    assert!(tessera_token::verify(at, &set, &v).is_ok());
+    assert_eq!(
+        app.form("/oauth/introspect", Some(&auth), &[("token", at)])
+            .await
+            .body["active"],
+        true
+    );
+    // Anything else is refused.
+    let r = app.post(&format!("/v1/agencies/{}/apps", ag.id), &app.admin, json!({ "name": "x", "redirect_uris": [REDIRECT], "scopes": [], "confidential": true, "token_signing_alg": "RS256" })).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}

@@ -2,7 +2,7 @@
 //! publish-ahead and retention, and private keys that only the master key opens.
 
 use axum::http::{Method, StatusCode};
-use tessera_token::{encode_access_token, verify, AccessClaims, JwkSet, Validation};
+use tessera_token::{encode_access_token, verify, AccessClaims, Algorithm, JwkSet, Validation};
 
 use crate::harness::{TestApp, T0};
 
@@ -44,7 +44,16 @@ async fn jwks_publishes_the_active_key_and_tokens_verify_against_it() {
     let t = TestApp::sqlite().await;
     let (set, cache) = jwks(&t).await;
     assert_eq!(cache, "public, max-age=300");
-    let keys = set["keys"].as_array().unwrap();
+    // One Ed25519 lineage (the default) and one ES256 lineage (for clients without EdDSA).
+    let all = set["keys"].as_array().unwrap();
+    assert_eq!(all.len(), 2);
+    let ec: Vec<_> = all.iter().filter(|k| k["kty"] == "EC").collect();
+    assert_eq!(
+        (ec.len(), ec[0]["crv"].as_str(), ec[0]["alg"].as_str()),
+        (1, Some("P-256"), Some("ES256"))
+    );
+    assert!(all.iter().all(|k| k.get("d").is_none()));
+    let keys: Vec<_> = all.iter().filter(|k| k["kty"] == "OKP").cloned().collect();
     assert_eq!(keys.len(), 1);
     assert_eq!(
         (
@@ -61,7 +70,10 @@ async fn jwks_publishes_the_active_key_and_tokens_verify_against_it() {
     );
     let now = T0 / 1000;
     let ring = t.state.keys.ring().unwrap();
-    let token = encode_access_token(&claims(now), ring.signing_key(now).unwrap());
+    let token = encode_access_token(
+        &claims(now),
+        ring.signing_key_for(Algorithm::EdDsa, now).unwrap(),
+    );
     let published = JwkSet::from_json(&set).unwrap();
     let v = Validation::access_token("http://tessera.test", Some("api"), now);
     assert_eq!(
@@ -82,13 +94,18 @@ async fn rotation_publishes_ahead_and_retains_until_tokens_expire() {
         .keys
         .ring()
         .unwrap()
-        .signing_key(now)
+        .signing_key_for(Algorithm::EdDsa, now)
         .unwrap()
         .kid()
         .to_owned();
     let old_token = encode_access_token(
         &claims(now),
-        t.state.keys.ring().unwrap().signing_key(now).unwrap(),
+        t.state
+            .keys
+            .ring()
+            .unwrap()
+            .signing_key_for(Algorithm::EdDsa, now)
+            .unwrap(),
     );
     // By hand: a new key is published at once but does not sign yet. The step is audited in
     // the platform tenant's chain, with the first key (made right after bootstrap).
@@ -105,8 +122,8 @@ async fn rotation_publishes_ahead_and_retains_until_tokens_expire() {
         .await;
     assert_eq!(
         events.body["items"].as_array().unwrap().len(),
-        2,
-        "{}",
+        4,
+        "two lineages, each a first key and its successor: {}",
         events.body
     );
     let kids: Vec<String> = t.state.keys.jwks(now)["keys"]
@@ -115,16 +132,26 @@ async fn rotation_publishes_ahead_and_retains_until_tokens_expire() {
         .iter()
         .map(|k| k["kid"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(kids.len(), 2);
+    assert_eq!(kids.len(), 4);
     assert_eq!(
-        t.state.keys.ring().unwrap().signing_key(now).unwrap().kid(),
+        t.state
+            .keys
+            .ring()
+            .unwrap()
+            .signing_key_for(Algorithm::EdDsa, now)
+            .unwrap()
+            .kid(),
         old_kid
     );
     // After the publish-ahead period the new key signs; the old one stays published.
     let later = now + 2 * DAY + 1;
     t.state.keys.maintain(later).await.unwrap();
     let ring = t.state.keys.ring().unwrap();
-    let new_kid = ring.signing_key(later).unwrap().kid().to_owned();
+    let new_kid = ring
+        .signing_key_for(Algorithm::EdDsa, later)
+        .unwrap()
+        .kid()
+        .to_owned();
     assert_ne!(new_kid, old_kid);
     let set = JwkSet::from_json(&t.state.keys.jwks(later)).unwrap();
     assert!(
@@ -142,16 +169,22 @@ async fn rotation_publishes_ahead_and_retains_until_tokens_expire() {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|k| k["kty"] == "OKP")
         .map(|k| k["kid"].as_str().unwrap())
         .collect();
     assert_eq!(kids, [new_kid.as_str()]);
+    assert_eq!(
+        set["keys"].as_array().unwrap().len(),
+        2,
+        "one key per lineage"
+    );
 }
 
 #[tokio::test]
 async fn private_keys_open_only_with_the_master_key() {
     let t = TestApp::sqlite().await;
     let rows = t.state.store.signing_keys().await.unwrap();
-    assert_eq!(rows.len(), 1);
+    assert_eq!(rows.len(), 2);
     assert!(
         !format!("{:?}", rows[0]).contains(&format!("{:?}", rows[0].sealed_private)),
         "Debug never shows the sealed key"
@@ -203,11 +236,12 @@ fn the_cli_rotates_and_lists_keys() {
         s
     };
     // On a new store: the first key (active), then the rotation's successor (pending).
+    // (one lineage per algorithm: Ed25519 and ES256).
     let rotated = run(&["keys", "rotate"]);
-    assert_eq!(states(&rotated), ["active", "pending"]);
+    assert_eq!(states(&rotated), ["active", "active", "pending", "pending"]);
     // While a successor is pending, rotating again adds nothing.
     let again = run(&["keys", "rotate"]);
-    assert_eq!(states(&again), ["active", "pending"]);
+    assert_eq!(states(&again), ["active", "active", "pending", "pending"]);
     assert!(
         !again.to_string().contains("sealed"),
         "no private part is listed"

@@ -7,6 +7,7 @@ CREATE TABLE apps (
     id            TEXT NOT NULL,
     name          TEXT NOT NULL,
     kind          TEXT NOT NULL,
+    token_signing_alg TEXT NOT NULL DEFAULT 'EdDSA',
     confidential  BOOLEAN NOT NULL,
     redirect_uris TEXT NOT NULL, -- JSON array
     scopes        TEXT NOT NULL, -- JSON array
