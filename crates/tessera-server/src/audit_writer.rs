@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use serde_json::{json, Value};
 use tessera_store::{AuditRecord, Store, StoreError, TenantScope};
 use tokio::sync::{mpsc, oneshot};
 
@@ -50,13 +51,67 @@ impl AuditWriter {
     }
 }
 
+/// Merges the batch's client-credentials issues of one client, installation and scope into
+/// one event that lists every token (its `jti`, request id, address and time): the same facts,
+/// one chain link instead of hundreds under load.
+fn coalesce(batch: &[Pending]) -> Vec<(TenantScope, AuditRecord)> {
+    let mut out: Vec<(TenantScope, AuditRecord)> = Vec::with_capacity(batch.len());
+    let mut merged: std::collections::HashMap<(String, String, Option<String>, String), usize> =
+        std::collections::HashMap::new();
+    for (scope, r, _) in batch {
+        let coalescible = r.action == "token.issue"
+            && r.detail.get("grant_type").and_then(Value::as_str) == Some("client_credentials");
+        if !coalescible {
+            out.push((scope.clone(), r.clone()));
+            continue;
+        }
+        let scopes = r
+            .detail
+            .get("scope")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let key = (
+            scope.agency().to_string(),
+            r.actor.clone(),
+            r.target.clone(),
+            scopes.clone(),
+        );
+        let token = json!({
+            "jti": r.detail.get("jti").cloned().unwrap_or(Value::Null),
+            "request_id": r.request_id,
+            "ip": r.ip,
+            "at": r.at,
+        });
+        match merged.get(&key) {
+            Some(&i) => {
+                if let Some(Value::Array(tokens)) = out[i].1.detail.get_mut("tokens") {
+                    tokens.push(token);
+                }
+                if let Some(n) = out[i].1.detail.get("count").and_then(Value::as_u64) {
+                    out[i].1.detail["count"] = Value::from(n + 1);
+                }
+            }
+            None => {
+                let mut first = r.clone();
+                first.detail = json!({
+                    "grant_type": "client_credentials",
+                    "scope": scopes,
+                    "count": 1,
+                    "tokens": [token],
+                });
+                merged.insert(key, out.len());
+                out.push((scope.clone(), first));
+            }
+        }
+    }
+    out
+}
+
 async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let events: Vec<(TenantScope, AuditRecord)> = batch
-            .iter()
-            .map(|(s, r, _)| (s.clone(), r.clone()))
-            .collect();
+        let events = coalesce(&batch);
         let result = store.append_audit_batch(&events).await;
         for (_, _, done) in batch.drain(..) {
             let _ = done.send(match &result {
@@ -64,5 +119,56 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>) {
                 Err(e) => Err(StoreError::Unavailable(e.to_string())),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_core::{AgencyId, EventId};
+    use tessera_store::Outcome;
+
+    fn issue(agency: &AgencyId, actor: &str, jti: &str, grant: &str) -> Pending {
+        let (tx, _rx) = oneshot::channel();
+        let record = AuditRecord {
+            id: EventId::generate_at(1, &mut rand::thread_rng()),
+            at: 1,
+            actor: actor.into(),
+            on_behalf_of: None,
+            action: "token.issue".into(),
+            target: Some("ins_x".into()),
+            outcome: Outcome::Success,
+            request_id: format!("req_{jti}"),
+            ip: None,
+            user_agent: None,
+            detail: json!({ "grant_type": grant, "scope": "a b", "jti": jti }),
+        };
+        (TenantScope::authenticated(agency.clone()), record, tx)
+    }
+
+    #[test]
+    fn client_credentials_issues_coalesce_and_keep_every_jti() {
+        let mut rng = rand::thread_rng();
+        let a = AgencyId::generate_at(1, &mut rng);
+        let b = AgencyId::generate_at(2, &mut rng);
+        let batch = vec![
+            issue(&a, "app_1", "j1", "client_credentials"),
+            issue(&a, "app_1", "j2", "client_credentials"),
+            issue(&b, "app_1", "j3", "client_credentials"),
+            issue(&a, "usr_1", "j4", "refresh_token"),
+            issue(&a, "app_1", "j5", "client_credentials"),
+        ];
+        let out = coalesce(&batch);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].1.detail["count"], 3);
+        let jtis: Vec<&str> = out[0].1.detail["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["jti"].as_str().unwrap())
+            .collect();
+        assert_eq!(jtis, ["j1", "j2", "j5"]);
+        assert_eq!(out[1].0.agency(), &b);
+        assert_eq!(out[2].1.detail["grant_type"], "refresh_token");
     }
 }

@@ -327,6 +327,80 @@ macro_rules! impl_store {
             })
         }
 
+        /// Appends several events to one agency's chain inside `tx`: the head is moved once,
+        /// the hashes are chained here, and the rows go in a few multi-row inserts (group
+        /// commit of hot-path events such as token issue).
+        async fn append_events(tx: &mut Tx, agency: &AgencyId, records: &[&AuditRecord]) -> Result<(), StoreError> {
+            let Ok(n) = i64::try_from(records.len()) else {
+                return Err(StoreError::Corrupt("too many audit events in one batch".into()));
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            const BUMP: &str = "UPDATE audit_heads SET seq = seq + $2 WHERE agency_id = $1 RETURNING seq, hash";
+            let head = sqlx::query(BUMP).bind(agency.as_str()).bind(n).fetch_optional(&mut **tx).await?;
+            let row = match head {
+                Some(row) => row,
+                None => {
+                    sqlx::query("INSERT INTO audit_heads (agency_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (agency_id) DO NOTHING")
+                        .bind(agency.as_str())
+                        .bind(ChainHash::GENESIS.0.to_vec())
+                        .execute(&mut **tx)
+                        .await?;
+                    sqlx::query(BUMP).bind(agency.as_str()).bind(n).fetch_one(&mut **tx).await?
+                }
+            };
+            let prev: Vec<u8> = row.try_get("hash")?;
+            let mut prev = ChainHash::from_slice(&prev).ok_or_else(|| StoreError::Corrupt("audit head hash".into()))?;
+            let last: i64 = row.try_get("seq")?;
+            let first = last - n + 1;
+            let mut chained = Vec::with_capacity(records.len());
+            for (i, r) in records.iter().enumerate() {
+                let seq = first + i64::try_from(i).unwrap_or(0);
+                let hash = chain_hash(seq, agency, r, &prev);
+                chained.push((seq, *r, prev, hash));
+                prev = hash;
+            }
+            sqlx::query("UPDATE audit_heads SET hash = $2 WHERE agency_id = $1")
+                .bind(agency.as_str())
+                .bind(prev.0.to_vec())
+                .execute(&mut **tx)
+                .await?;
+            const COLS: usize = 15;
+            // Small chunks: SQLite resolves each `$n` by name, so cost grows with the square
+            // of the parameters in one statement.
+            for chunk in chained.chunks(8) {
+                let values = (0..chunk.len())
+                    .map(|i| format!("({})", placeholders(i * COLS + 1, COLS)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "INSERT INTO audit_events (agency_id, seq, id, at, actor, on_behalf_of, action, target, outcome, request_id, ip, user_agent, detail, prev_hash, hash) VALUES {values}"
+                );
+                let mut q = sqlx::query(&sql);
+                for (seq, r, prev, hash) in chunk {
+                    q = q
+                        .bind(agency.as_str())
+                        .bind(*seq)
+                        .bind(r.id.as_str())
+                        .bind(r.at)
+                        .bind(&r.actor)
+                        .bind(&r.on_behalf_of)
+                        .bind(&r.action)
+                        .bind(&r.target)
+                        .bind(r.outcome.as_str())
+                        .bind(&r.request_id)
+                        .bind(&r.ip)
+                        .bind(&r.user_agent)
+                        .bind(r.detail.to_string())
+                        .bind(prev.0.to_vec())
+                        .bind(hash.0.to_vec());
+                }
+                q.execute(&mut **tx).await?;
+            }
+            Ok(())
+        }
+
         /// Bumps the global revision and records what changed, inside `tx`.
         async fn record_change(tx: &mut Tx, agency: &AgencyId, kind: &str, entity: &str, at: i64) -> Result<i64, StoreError> {
             let rev: i64 = sqlx::query("UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value")

@@ -222,14 +222,14 @@ macro_rules! impl_oauth {
                 let mut order: Vec<&(TenantScope, AuditRecord)> = events.iter().collect();
                 order.sort_by(|a, b| a.0.agency().as_str().cmp(b.0.agency().as_str()));
                 let Some((first, _)) = order.first() else { return Ok(()) };
-                let mut current = first.agency();
-                let mut tx = self.begin_tenant(current, true).await?;
-                for (t, r) in order {
-                    if t.agency() != current {
-                        current = t.agency();
-                        self.switch_tenant(&mut tx, current).await?;
+                let mut tx = self.begin_tenant(first.agency(), true).await?;
+                for (i, group) in order.chunk_by(|a, b| a.0.agency() == b.0.agency()).enumerate() {
+                    let agency = group[0].0.agency();
+                    if i > 0 {
+                        self.switch_tenant(&mut tx, agency).await?;
                     }
-                    append_event(&mut tx, current, r).await?;
+                    let records: Vec<&AuditRecord> = group.iter().map(|(_, r)| r).collect();
+                    append_events(&mut tx, agency, &records).await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -32,6 +32,7 @@ pub const CLIENT_SECRET_PREFIX: &str = "tcs_";
 #[derive(Debug)]
 struct Verified {
     claims: Arc<AccessClaims>,
+    agency: AgencyId,
     tenant_generation: u64,
     client_generation: Option<(AgencyId, u64)>,
 }
@@ -112,7 +113,9 @@ pub async fn client_alg(state: &AppState, client_id: &str) -> Algorithm {
 
 /// A random token id.
 pub fn new_jti() -> String {
-    tessera_token::generate_opaque_token_os("").expose()[..22].to_owned()
+    // 22 base62 characters (~131 bits) from the thread's CSPRNG (seeded from the OS): a
+    // token id must be unique and unguessable, and a system call per token is too slow.
+    tessera_token::generate_opaque_token("", &mut rand::thread_rng()).expose()[..22].to_owned()
 }
 
 /// Signs an access token.
@@ -262,12 +265,7 @@ pub async fn check_access_token(
     let hit = cache.map.read().ok().and_then(|m| {
         m.get(&hash).and_then(|v| {
             let fresh = v.claims.exp > now_s
-                && v.claims
-                    .tenant
-                    .agency
-                    .parse::<AgencyId>()
-                    .ok()
-                    .is_some_and(|a| state.engine.generation_of(&a) == v.tenant_generation)
+                && state.engine.generation_of(&v.agency) == v.tenant_generation
                 && v.client_generation
                     .as_ref()
                     .is_none_or(|(a, g)| state.engine.generation_of(a) == *g);
@@ -362,6 +360,7 @@ pub async fn check_access_token(
             hash,
             Verified {
                 claims: claims.clone(),
+                agency,
                 tenant_generation,
                 client_generation,
             },
