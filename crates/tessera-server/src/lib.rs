@@ -164,6 +164,26 @@ async fn authenticated_only(
                 .get::<auth::RequestMeta>()
                 .cloned()
                 .unwrap_or_default();
+            if caller.actor().is_some() {
+                // Every act under impersonation is recorded, checks included (I5).
+                let detail = serde_json::json!({ "method": req.method().as_str(), "path": req.uri().path() });
+                let record = auth::attribute(
+                    &caller,
+                    auth::audit_record(
+                        &s,
+                        &caller.principal,
+                        &meta,
+                        "impersonation.request",
+                        Some(caller.agency.as_str()),
+                        tessera_store::Outcome::Success,
+                        detail,
+                    ),
+                );
+                let scope = tessera_store::TenantScope::authenticated(caller.agency.clone());
+                if let Err(e) = s.audit.append(scope, record).await {
+                    return ApiError::from(e).into_response();
+                }
+            }
             req.extensions_mut()
                 .insert(auth::Authorized::for_caller(caller, meta));
             next.run(req).await

@@ -1104,6 +1104,17 @@ async fn impersonation_is_bounded_audited_and_not_chained(app: &TestApp) {
         .await;
     assert_eq!(audit.body["items"][0]["actor"], support, "{}", audit.body);
     assert_eq!(audit.body["items"][0]["on_behalf_of"], target);
+    let uses = app
+        .get(
+            &format!(
+                "/v1/agencies/{}/audit?action=impersonation.request",
+                f.ag.id
+            ),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(uses.body["items"][0]["actor"], support, "{}", uses.body);
+    assert_eq!(uses.body["items"][0]["detail"]["path"], "/v1/check");
     // No impersonation from an impersonation token.
     assert_eq!(
         send(exchange(&it, &support, Some("again"))).await.body["error"],
