@@ -604,7 +604,7 @@ pub fn request_context(state: &AppState, meta: &RequestMeta) -> ResourceDesc {
     }
 }
 
-/// Builds an audit record.
+/// Builds an audit record of an act by `actor`.
 pub fn audit_record(
     state: &AppState,
     actor: &PrincipalId,
@@ -614,12 +614,36 @@ pub fn audit_record(
     outcome: Outcome,
     detail: serde_json::Value,
 ) -> AuditRecord {
+    audit_event(
+        state,
+        meta,
+        actor.as_str(),
+        None,
+        action,
+        target,
+        outcome,
+        detail,
+    )
+}
+
+/// Builds an audit record with any actor (a client, `system`) and on-behalf-of.
+#[allow(clippy::too_many_arguments)]
+pub fn audit_event(
+    state: &AppState,
+    meta: &RequestMeta,
+    actor: &str,
+    on_behalf_of: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+    outcome: Outcome,
+    detail: serde_json::Value,
+) -> AuditRecord {
     let now = state.clock.now();
     AuditRecord {
         id: EventId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
         at: now,
-        actor: actor.to_string(),
-        on_behalf_of: None,
+        actor: actor.to_owned(),
+        on_behalf_of: on_behalf_of.map(str::to_owned),
         action: action.to_owned(),
         target: target.map(str::to_owned),
         outcome,

@@ -261,53 +261,10 @@ macro_rules! impl_store {
 
         /// Appends one event to the agency's chain, inside `tx`.
         async fn append_event(tx: &mut Tx, agency: &AgencyId, r: &AuditRecord) -> Result<AuditEvent, StoreError> {
-            // The UPDATE takes the head's row lock, so concurrent writers of one agency queue
-            // here and the chain never forks.
-            const BUMP: &str = "UPDATE audit_heads SET seq = seq + 1 WHERE agency_id = $1 RETURNING seq, hash";
-            let head = sqlx::query(BUMP).bind(agency.as_str()).fetch_optional(&mut **tx).await?;
-            let row = match head {
-                Some(row) => row,
-                None => {
-                    // The agency's first event. Concurrent first writers all create the head
-                    // (seq 0); all but one do nothing, after waiting for it, then queue on its lock.
-                    sqlx::query("INSERT INTO audit_heads (agency_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (agency_id) DO NOTHING")
-                        .bind(agency.as_str())
-                        .bind(ChainHash::GENESIS.0.to_vec())
-                        .execute(&mut **tx)
-                        .await?;
-                    sqlx::query(BUMP).bind(agency.as_str()).fetch_one(&mut **tx).await?
-                }
+            let links = append_events(tx, agency, &[r]).await?;
+            let Some(&(seq, prev_hash, hash)) = links.first() else {
+                return Err(StoreError::Corrupt("no audit event appended".into()));
             };
-            let prev: Vec<u8> = row.try_get("hash")?;
-            let prev = ChainHash::from_slice(&prev).ok_or_else(|| StoreError::Corrupt("audit head hash".into()))?;
-            let seq: i64 = row.try_get("seq")?;
-            let hash = chain_hash(seq, agency, r, &prev);
-            sqlx::query("UPDATE audit_heads SET hash = $2 WHERE agency_id = $1")
-                .bind(agency.as_str())
-                .bind(hash.0.to_vec())
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO audit_events (agency_id, seq, id, at, actor, on_behalf_of, action, target, outcome, request_id, ip, user_agent, detail, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            )
-            .bind(agency.as_str())
-            .bind(seq)
-            .bind(r.id.as_str())
-            .bind(r.at)
-            .bind(&r.actor)
-            .bind(&r.on_behalf_of)
-            .bind(&r.action)
-            .bind(&r.target)
-            .bind(r.outcome.as_str())
-            .bind(&r.request_id)
-            .bind(&r.ip)
-            .bind(&r.user_agent)
-            .bind(r.detail.to_string())
-            .bind(prev.0.to_vec())
-            .bind(hash.0.to_vec())
-            .execute(&mut **tx)
-            .await?;
             Ok(AuditEvent {
                 seq,
                 agency_id: agency.clone(),
@@ -322,20 +279,21 @@ macro_rules! impl_store {
                 ip: r.ip.clone(),
                 user_agent: r.user_agent.clone(),
                 detail: r.detail.clone(),
-                prev_hash: prev,
+                prev_hash,
                 hash,
             })
         }
 
-        /// Appends several events to one agency's chain inside `tx`: the head is moved once,
-        /// the hashes are chained here, and the rows go in a few multi-row inserts (group
-        /// commit of hot-path events such as token issue).
-        async fn append_events(tx: &mut Tx, agency: &AgencyId, records: &[&AuditRecord]) -> Result<(), StoreError> {
+        /// Appends events to one agency's chain inside `tx`: the head is moved once (its row
+        /// lock queues concurrent writers of the agency, so the chain never forks), the hashes
+        /// are chained here, and the rows go in a few multi-row inserts (group commit of
+        /// hot-path events such as token issue). Returns each event's (seq, prev, hash).
+        async fn append_events(tx: &mut Tx, agency: &AgencyId, records: &[&AuditRecord]) -> Result<Vec<(i64, ChainHash, ChainHash)>, StoreError> {
             let Ok(n) = i64::try_from(records.len()) else {
                 return Err(StoreError::Corrupt("too many audit events in one batch".into()));
             };
             if n == 0 {
-                return Ok(());
+                return Ok(Vec::new());
             }
             const BUMP: &str = "UPDATE audit_heads SET seq = seq + $2 WHERE agency_id = $1 RETURNING seq, hash";
             let head = sqlx::query(BUMP).bind(agency.as_str()).bind(n).fetch_optional(&mut **tx).await?;
@@ -398,7 +356,7 @@ macro_rules! impl_store {
                 }
                 q.execute(&mut **tx).await?;
             }
-            Ok(())
+            Ok(chained.into_iter().map(|(seq, _, prev, hash)| (seq, prev, hash)).collect())
         }
 
         /// Bumps the global revision and records what changed, inside `tx`.

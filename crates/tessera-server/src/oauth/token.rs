@@ -12,10 +12,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tessera_core::{AgencyId, EventId};
+use tessera_core::AgencyId;
 use tessera_store::{
-    AppKind, AuditRecord, CodeRedemption, Grant, Installation, NewRefreshToken, Outcome,
-    RefreshUse, Status, StoreError, TenantScope,
+    AppKind, CodeRedemption, Grant, Installation, NewRefreshToken, Outcome, RefreshUse, Status,
+    StoreError, TenantScope,
 };
 use tessera_token::SecretString;
 
@@ -129,32 +129,7 @@ pub async fn token(State(s): State<AppState>, parts: Parts, body: Bytes) -> Resp
 }
 
 /// An audit record of the authorization server.
-#[allow(clippy::too_many_arguments)]
-pub fn record(
-    state: &AppState,
-    meta: &RequestMeta,
-    actor: &str,
-    on_behalf_of: Option<&str>,
-    action: &str,
-    target: Option<&str>,
-    outcome: Outcome,
-    detail: Value,
-) -> AuditRecord {
-    let now = state.clock.now();
-    AuditRecord {
-        id: EventId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
-        at: now,
-        actor: actor.to_owned(),
-        on_behalf_of: on_behalf_of.map(str::to_owned),
-        action: action.to_owned(),
-        target: target.map(str::to_owned),
-        outcome,
-        request_id: meta.request_id.clone(),
-        ip: meta.ip.clone(),
-        user_agent: meta.user_agent.clone(),
-        detail,
-    }
-}
+pub use crate::auth::audit_event as record;
 
 /// Whether an app of `kind` may hold a scope of `audience` (DESIGN.md §1): public scopes any
 /// app; partner scopes marketplace and first-party apps; internal scopes first-party apps.
@@ -260,28 +235,13 @@ async fn authorization_code(state: &AppState, req: &TokenRequest) -> Result<Valu
         ));
     }
     let scope = TenantScope::authenticated(c.agency_id.clone());
-    let user = match state.store.get_user(&scope, &c.user_id).await {
-        Ok(u) if u.status == Status::Active => u,
-        Ok(_) | Err(StoreError::NotFound) => {
-            return Err(OAuthError::invalid_grant("the user can no longer sign in"))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(ins) = &c.installation {
-        if active_installation(state, &c.agency_id, ins.as_str())
-            .await?
-            .is_none()
-        {
-            return Err(OAuthError::invalid_grant("the app was uninstalled"));
-        }
-    }
     let scopes = split_scopes(&c.scope);
     let grant = Grant {
         id: c.grant_id.clone(),
         agency_id: c.agency_id.clone(),
         kind: "authorization_code".into(),
         client_id: client.id().clone(),
-        subject: user.id.to_string(),
+        subject: c.user_id.to_string(),
         installation: c.installation.clone(),
         account: c.account.clone(),
         scope: c.scope.clone(),
@@ -290,22 +250,9 @@ async fn authorization_code(state: &AppState, req: &TokenRequest) -> Result<Valu
         expires_at: now + state.oauth.settings.refresh_absolute_ttl * 1000,
         revoked_at: None,
     };
+    let user = grant_user(state, &grant).await?;
     let (refresh, refresh_row) = new_refresh(state, &grant.id, grant.expires_at);
-    let issued = tokens::mint_access(
-        state,
-        AccessSpec {
-            sub: user.id.to_string(),
-            client_id: client.id().to_string(),
-            scopes: scopes.clone(),
-            agency: c.agency_id.clone(),
-            account: c.account.clone(),
-            act: None,
-            sid: Some(grant.id.clone()),
-            ins: c.installation.clone(),
-            ttl: state.oauth.settings.access_ttl,
-            alg: tokens::app_alg(client.app()),
-        },
-    )?;
+    let issued = grant_access(state, &client, &grant, &scopes)?;
     let audit = record(
         state,
         &req.meta,
@@ -320,6 +267,80 @@ async fn authorization_code(state: &AppState, req: &TokenRequest) -> Result<Valu
         .store
         .create_grant(&scope, &grant, Some(&refresh_row), &audit)
         .await?;
+    user_tokens(
+        state,
+        &client,
+        &user,
+        &grant,
+        &issued,
+        &refresh,
+        &scopes,
+        c.nonce.clone(),
+    )
+}
+
+/// The user of a grant, while they may still sign in and its installation is still there.
+async fn grant_user(state: &AppState, grant: &Grant) -> Result<tessera_store::User, OAuthError> {
+    let user_id: tessera_core::UserId = grant
+        .subject
+        .parse()
+        .map_err(|_| OAuthError::server("a grant has a malformed subject"))?;
+    let scope = TenantScope::authenticated(grant.agency_id.clone());
+    let user = match state.store.get_user(&scope, &user_id).await {
+        Ok(u) if u.status == Status::Active => u,
+        Ok(_) | Err(StoreError::NotFound) => {
+            return Err(OAuthError::invalid_grant("the user can no longer sign in"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(ins) = &grant.installation {
+        if active_installation(state, &grant.agency_id, ins.as_str())
+            .await?
+            .is_none()
+        {
+            return Err(OAuthError::invalid_grant("the app was uninstalled"));
+        }
+    }
+    Ok(user)
+}
+
+/// An access token of a user's grant.
+fn grant_access(
+    state: &AppState,
+    client: &Client,
+    grant: &Grant,
+    scopes: &[String],
+) -> Result<tokens::Issued, OAuthError> {
+    tokens::mint_access(
+        state,
+        AccessSpec {
+            sub: grant.subject.clone(),
+            client_id: client.id().to_string(),
+            scopes: scopes.to_vec(),
+            agency: grant.agency_id.clone(),
+            account: grant.account.clone(),
+            act: None,
+            sid: Some(grant.id.clone()),
+            ins: grant.installation.clone(),
+            ttl: state.oauth.settings.access_ttl,
+            alg: tokens::app_alg(client.app()),
+        },
+    )
+}
+
+/// The token response of a user's grant: access and refresh tokens, and an id token when
+/// `openid` was granted.
+#[allow(clippy::too_many_arguments)]
+fn user_tokens(
+    state: &AppState,
+    client: &Client,
+    user: &tessera_store::User,
+    grant: &Grant,
+    issued: &tokens::Issued,
+    refresh: &SecretString,
+    scopes: &[String],
+    nonce: Option<String>,
+) -> Result<Value, OAuthError> {
     let mut out = json!({
         "access_token": issued.token,
         "token_type": "Bearer",
@@ -330,11 +351,11 @@ async fn authorization_code(state: &AppState, req: &TokenRequest) -> Result<Valu
     if scopes.iter().any(|s| s == "openid") {
         out["id_token"] = Value::String(tokens::mint_id_token(
             state,
-            &user,
+            user,
             client.id().as_str(),
-            c.nonce.clone(),
-            Some(c.auth_time),
-            &scopes,
+            nonce,
+            grant.auth_time,
+            scopes,
             tokens::app_alg(client.app()),
         )?);
     }
@@ -521,25 +542,7 @@ async fn refresh(state: &AppState, req: &TokenRequest) -> Result<Value, OAuthErr
         }
     };
     let scope = TenantScope::authenticated(grant.agency_id.clone());
-    let user_id: tessera_core::UserId = grant
-        .subject
-        .parse()
-        .map_err(|_| OAuthError::server("a stored grant has a malformed subject"))?;
-    let user = match state.store.get_user(&scope, &user_id).await {
-        Ok(u) if u.status == Status::Active => u,
-        Ok(_) | Err(StoreError::NotFound) => {
-            return Err(OAuthError::invalid_grant("the user can no longer sign in"))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(ins) = &grant.installation {
-        if active_installation(state, &grant.agency_id, ins.as_str())
-            .await?
-            .is_none()
-        {
-            return Err(OAuthError::invalid_grant("the app was uninstalled"));
-        }
-    }
+    let user = grant_user(state, &grant).await?;
     let (new_token, new_row) = new_refresh(state, &grant.id, grant.expires_at);
     let audit = record(
         state,
@@ -577,21 +580,7 @@ async fn refresh(state: &AppState, req: &TokenRequest) -> Result<Value, OAuthErr
         }
         RefreshUse::Revoked => return Err(invalid()),
     }
-    let issued = tokens::mint_access(
-        state,
-        AccessSpec {
-            sub: user.id.to_string(),
-            client_id: client.id().to_string(),
-            scopes: scopes.clone(),
-            agency: grant.agency_id.clone(),
-            account: grant.account.clone(),
-            act: None,
-            sid: Some(grant.id.clone()),
-            ins: grant.installation.clone(),
-            ttl: state.oauth.settings.access_ttl,
-            alg: tokens::app_alg(client.app()),
-        },
-    )?;
+    let issued = grant_access(state, &client, &grant, &scopes)?;
     let audit = record(
         state,
         &req.meta,
@@ -603,23 +592,7 @@ async fn refresh(state: &AppState, req: &TokenRequest) -> Result<Value, OAuthErr
         json!({ "grant_type": "refresh_token", "client_id": client.id().as_str(), "scope": scopes.join(" "), "jti": issued.jti }),
     );
     state.audit.append(scope, audit).await?;
-    let mut out = json!({
-        "access_token": issued.token,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-        "refresh_token": new_token.expose(),
-        "scope": scopes.join(" "),
-    });
-    if scopes.iter().any(|s| s == "openid") {
-        out["id_token"] = Value::String(tokens::mint_id_token(
-            state,
-            &user,
-            client.id().as_str(),
-            None,
-            grant.auth_time,
-            &scopes,
-            tokens::app_alg(client.app()),
-        )?);
-    }
-    Ok(out)
+    user_tokens(
+        state, &client, &user, &grant, &issued, &new_token, &scopes, None,
+    )
 }
