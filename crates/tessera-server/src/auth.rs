@@ -229,7 +229,21 @@ async fn authenticate_access_token(state: &AppState, token: &str) -> Result<Arc<
     let hash = state.pepper.hash(token.as_bytes());
     let now = state.clock.now();
     if let Some(caller) = state.engine.cached_caller(hash.as_bytes(), now).await {
-        return Ok(caller);
+        // The caller is cached with its tenant agency; its client (a marketplace app lives in
+        // another agency) is checked against that agency's state too.
+        let client_ok = match caller.token.as_ref().map(|t| t.client_id.as_str()) {
+            Some(id) if !id.starts_with("key_") => crate::oauth::client::lookup(state, id)
+                .await
+                .map_err(oauth_to_api)?
+                .is_some(),
+            _ => true,
+        };
+        if client_ok {
+            return Ok(caller);
+        }
+        return Err(ApiError::unauthenticated(
+            "the access token is not valid: its client was deleted",
+        ));
     }
     let issuer = state.oauth.issuer().to_owned();
     let claims = match crate::oauth::tokens::check_access_token(state, token, Some(&issuer)).await {

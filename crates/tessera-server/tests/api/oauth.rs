@@ -1321,3 +1321,71 @@ async fn an_es256_app_gets_es256_tokens() {
     let r = app.post(&format!("/v1/agencies/{}/apps", ag.id), &app.admin, json!({ "name": "x", "redirect_uris": [REDIRECT], "scopes": [], "confidential": true, "token_signing_alg": "RS256" })).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn deleting_a_marketplace_app_stops_its_tokens_in_every_agency() {
+    let app = TestApp::sqlite().await;
+    let partner = app.agency("Vendor").await;
+    let m = app.post(&format!("/v1/agencies/{}/apps", partner.id), &app.admin, json!({ "name": "Market", "redirect_uris": [REDIRECT], "scopes": ["contacts.readonly"], "confidential": true, "kind": "marketplace" })).await;
+    let (id, secret) = (m.id(), m.body["client_secret"].as_str().unwrap().to_owned());
+    let customer = app.agency("Customer").await;
+    let ins = app
+        .post(
+            &format!(
+                "/v1/agencies/{}/accounts/{}/installations",
+                customer.id, customer.acc
+            ),
+            &app.admin,
+            json!({ "app": id, "scopes": ["contacts.readonly"] }),
+        )
+        .await;
+    assert_eq!(ins.status, StatusCode::CREATED, "{}", ins.body);
+    let auth = basic(&id, &secret);
+    let at = app
+        .form(
+            "/oauth/token",
+            Some(&auth),
+            &[("grant_type", "client_credentials")],
+        )
+        .await
+        .body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let check = json!({ "permission": "contacts.read", "resource": { "type": "contact", "agency": customer.id, "account": customer.acc } });
+    assert_eq!(
+        app.post("/v1/check", &at, check.clone()).await.body["allowed"],
+        true
+    );
+    let r = app
+        .delete(
+            &format!("/v1/agencies/{}/apps/{}", partner.id, id),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.post("/v1/check", &at, check).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.form(
+            "/oauth/introspect",
+            Some(&format!("Bearer {}", app.admin)),
+            &[("token", &at)]
+        )
+        .await
+        .body,
+        json!({ "active": false })
+    );
+    assert_eq!(
+        app.form(
+            "/oauth/token",
+            Some(&auth),
+            &[("grant_type", "client_credentials")]
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
