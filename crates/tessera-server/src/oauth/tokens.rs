@@ -330,6 +330,28 @@ pub async fn check_access_token(
             Err(e) => return Err(e.into()),
         }
     }
+    // Under impersonation the impersonator must still be active too: disabling them, or
+    // revoking their key, ends every session they opened.
+    if let Some(actor) = claims.act.as_ref().map(|a| a.sub.as_str()) {
+        let active = if let Ok(u) = actor.parse::<UserId>() {
+            match state.store.get_user(&scope, &u).await {
+                Ok(u) => u.status == Status::Active,
+                Err(StoreError::NotFound) => false,
+                Err(e) => return Err(e.into()),
+            }
+        } else if let Ok(k) = actor.parse::<tessera_core::KeyId>() {
+            match state.store.get_api_key(&scope, &k).await {
+                Ok(k) => k.revoked_at.is_none() && k.expires_at.is_none_or(|t| t > now_ms),
+                Err(StoreError::NotFound) => false,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            false
+        };
+        if !active {
+            return Ok(Err(Inactive::Revoked("impersonator")));
+        }
+    }
     let client_generation = if claims.client_id.starts_with("key_") {
         // Exchanged from an API key: the key must still be valid.
         let Ok(key) = claims.client_id.parse::<tessera_core::KeyId>() else {

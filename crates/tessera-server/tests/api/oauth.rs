@@ -1120,6 +1120,23 @@ async fn impersonation_is_bounded_audited_and_not_chained(app: &TestApp) {
         send(exchange(&it, &support, Some("again"))).await.body["error"],
         "invalid_grant"
     );
+    // Disabling the impersonator ends the sessions they opened.
+    let it2 = send(exchange(at, &target, Some("ticket 43"))).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let users = format!("/v1/agencies/{}/users/{}", f.ag.id, support);
+    let r = app
+        .patch(&users, &app.admin, json!({ "status": "disabled" }))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let check = json!({ "permission": "contacts.read", "resource": { "type": "contact", "agency": f.ag.id, "account": f.ag.acc } });
+    let r = app.post("/v1/check", &it2, check).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    let r = app
+        .patch(&users, &app.admin, json!({ "status": "active" }))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // Not a user of another agency (the same answer as a missing one).
     let other = app.agency("Elsewhere").await;
     assert_eq!(
