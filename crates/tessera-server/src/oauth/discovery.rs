@@ -26,14 +26,19 @@ pub fn metadata(state: &AppState) -> Value {
             .filter(|s| s.audience != tessera_core::catalog::Audience::Internal)
             .map(|s| s.name.clone()),
     );
-    // The algorithms of the keys in the ring (the configured one when it is empty).
-    let mut algs: Vec<&'static str> = state
+    // The algorithms the ring signs with, the default (Ed25519) first.
+    let present: Vec<&'static str> = state
         .keys
         .ring()
         .map(|r| r.records().map(|k| k.alg.as_str()).collect())
         .unwrap_or_default();
-    algs.sort_unstable();
-    algs.dedup();
+    let mut algs: Vec<&'static str> = state
+        .keys
+        .algorithms()
+        .into_iter()
+        .map(|a| a.as_str())
+        .filter(|a| present.contains(a))
+        .collect();
     if algs.is_empty() {
         algs.push("EdDSA");
     }

@@ -419,8 +419,8 @@ async fn openidconnect_discovers_the_provider_and_its_eddsa_keys() {
     assert_eq!(
         meta.id_token_signing_alg_values_supported(),
         &vec![
-            CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-            CoreJwsSigningAlgorithm::EdDsa
+            CoreJwsSigningAlgorithm::EdDsa,
+            CoreJwsSigningAlgorithm::EcdsaP256Sha256
         ]
     );
     // The JWKS was fetched with the metadata, and its keys are ones the library can use.
