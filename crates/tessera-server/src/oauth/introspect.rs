@@ -5,9 +5,7 @@
 //! or access token sees the tokens of its agency (of its account, if bound to one); platform
 //! credentials see every agency's.
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
@@ -73,7 +71,11 @@ fn inactive() -> Response {
 }
 
 /// `POST /oauth/introspect`.
-pub async fn introspect(State(s): State<AppState>, parts: Parts, body: Bytes) -> Response {
+pub async fn introspect(State(s): State<AppState>, req: axum::extract::Request) -> Response {
+    let (parts, body) = match super::token::split(req).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
     match run_introspect(&s, &parts.headers, &body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -189,7 +191,11 @@ async fn introspect_refresh(
 }
 
 /// `POST /oauth/revoke`.
-pub async fn revoke(State(s): State<AppState>, parts: Parts, body: Bytes) -> Response {
+pub async fn revoke(State(s): State<AppState>, req: axum::extract::Request) -> Response {
+    let (parts, body) = match super::token::split(req).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
     let meta = parts
         .extensions
         .get::<RequestMeta>()

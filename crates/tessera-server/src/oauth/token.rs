@@ -96,7 +96,11 @@ pub struct TokenRequest {
 }
 
 /// `POST /oauth/token`.
-pub async fn token(State(s): State<AppState>, parts: Parts, body: Bytes) -> Response {
+pub async fn token(State(s): State<AppState>, req: axum::extract::Request) -> Response {
+    let (parts, body) = match split(req).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
     let meta = parts
         .extensions
         .get::<RequestMeta>()
@@ -126,6 +130,16 @@ pub async fn token(State(s): State<AppState>, parts: Parts, body: Bytes) -> Resp
         Ok(v) => no_store(v),
         Err(e) => e.into_response(),
     }
+}
+
+/// A request's parts and its whole body, without copying the headers (the `Parts`
+/// extractor clones them). The body limit is the router's.
+pub async fn split(req: axum::extract::Request) -> Result<(Parts, Bytes), OAuthError> {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, crate::extract::MAX_BODY)
+        .await
+        .map_err(|_| OAuthError::invalid_request("the body is too large or unreadable"))?;
+    Ok((parts, bytes))
 }
 
 /// An audit record of the authorization server.
