@@ -222,6 +222,12 @@ pub async fn run(
             usage.flush(store.as_ref()).await;
         }
     });
+    // Small responses go out at once (no Nagle delay behind a delayed ACK).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
