@@ -259,6 +259,24 @@ macro_rules! impl_store {
             Page { items, next_cursor }
         }
 
+        /// The row of `table` with this id in the agency (`NotFound` if none), inside `tx`.
+        async fn fetch_by_id<T>(
+            tx: &mut Tx,
+            cols: &str,
+            table: &str,
+            agency: &AgencyId,
+            id: &str,
+            row: fn(&DbRow) -> Result<T, StoreError>,
+        ) -> Result<T, StoreError> {
+            let found = sqlx::query(&format!("SELECT {cols} FROM {table} WHERE agency_id = $1 AND id = $2"))
+                .bind(agency.as_str())
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            row(&found)
+        }
+
         /// Appends one event to the agency's chain, inside `tx`.
         async fn append_event(tx: &mut Tx, agency: &AgencyId, r: &AuditRecord) -> Result<AuditEvent, StoreError> {
             let links = append_events(tx, agency, &[r]).await?;
@@ -443,13 +461,7 @@ macro_rules! impl_store {
         }
 
         async fn fetch_key(tx: &mut Tx, agency: &AgencyId, id: &KeyId) -> Result<ApiKey, StoreError> {
-            let row = sqlx::query(&format!("SELECT {KEY_COLS} FROM api_keys WHERE agency_id = $1 AND id = $2"))
-                .bind(agency.as_str())
-                .bind(id.as_str())
-                .fetch_optional(&mut **tx)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            key_row(&row)
+            fetch_by_id(tx, KEY_COLS, "api_keys", agency, id.as_str(), key_row).await
         }
 
         /// Removes the bindings held by, and the secrets of, keys matching `filter`.
@@ -676,13 +688,7 @@ macro_rules! impl_store {
 
             async fn get_account(&self, t: &TenantScope, id: &AccountId) -> Result<Account, StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), false).await?;
-                let row = sqlx::query(&format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE agency_id = $1 AND id = $2"))
-                    .bind(t.agency().as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or(StoreError::NotFound)?;
-                account_row(&row)
+                fetch_by_id(&mut tx, ACCOUNT_COLS, "accounts", t.agency(), id.as_str(), account_row).await
             }
 
             async fn list_accounts(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<Account>, StoreError> {
@@ -740,13 +746,7 @@ macro_rules! impl_store {
 
             async fn get_user(&self, t: &TenantScope, id: &UserId) -> Result<User, StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), false).await?;
-                let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE agency_id = $1 AND id = $2"))
-                    .bind(t.agency().as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or(StoreError::NotFound)?;
-                user_row(&row)
+                fetch_by_id(&mut tx, USER_COLS, "users", t.agency(), id.as_str(), user_row).await
             }
 
             async fn list_users(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<User>, StoreError> {
@@ -796,13 +796,7 @@ macro_rules! impl_store {
 
             async fn get_binding(&self, t: &TenantScope, id: &BindingId) -> Result<Binding, StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), false).await?;
-                let row = sqlx::query(&format!("SELECT {BINDING_COLS} FROM bindings WHERE agency_id = $1 AND id = $2"))
-                    .bind(t.agency().as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or(StoreError::NotFound)?;
-                binding_row(&row)
+                fetch_by_id(&mut tx, BINDING_COLS, "bindings", t.agency(), id.as_str(), binding_row).await
             }
 
             async fn list_bindings(&self, t: &TenantScope, principal: Option<&PrincipalId>, page: &PageRequest) -> Result<Page<Binding>, StoreError> {
@@ -860,13 +854,7 @@ macro_rules! impl_store {
 
             async fn get_role(&self, t: &TenantScope, id: &RoleId) -> Result<Role, StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), false).await?;
-                let row = sqlx::query(&format!("SELECT {ROLE_COLS} FROM roles WHERE agency_id = $1 AND id = $2"))
-                    .bind(t.agency().as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or(StoreError::NotFound)?;
-                role_row(&row)
+                fetch_by_id(&mut tx, ROLE_COLS, "roles", t.agency(), id.as_str(), role_row).await
             }
 
             async fn list_roles(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<Role>, StoreError> {
@@ -959,13 +947,7 @@ macro_rules! impl_store {
 
             async fn get_policy(&self, t: &TenantScope, id: &PolicyId) -> Result<Policy, StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), false).await?;
-                let row = sqlx::query(&format!("SELECT {POLICY_COLS} FROM policies WHERE agency_id = $1 AND id = $2"))
-                    .bind(t.agency().as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or(StoreError::NotFound)?;
-                policy_row(&row)
+                fetch_by_id(&mut tx, POLICY_COLS, "policies", t.agency(), id.as_str(), policy_row).await
             }
 
             async fn list_policies(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<Policy>, StoreError> {

@@ -109,13 +109,7 @@ macro_rules! impl_oauth {
         }
 
         async fn fetch_app(tx: &mut Tx, agency: &AgencyId, id: &AppId) -> Result<App, StoreError> {
-            let row = sqlx::query(&format!("SELECT {APP_COLS} FROM apps WHERE agency_id = $1 AND id = $2"))
-                .bind(agency.as_str())
-                .bind(id.as_str())
-                .fetch_optional(&mut **tx)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            app_row(&row)
+            fetch_by_id(tx, APP_COLS, "apps", agency, id.as_str(), app_row).await
         }
 
         async fn insert_app_secret(tx: &mut Tx, agency: &AgencyId, app: &AppId, s: &SecretHashRecord, now: i64) -> Result<(), StoreError> {
@@ -131,13 +125,7 @@ macro_rules! impl_oauth {
         }
 
         async fn fetch_installation(tx: &mut Tx, agency: &AgencyId, id: &InstallationId) -> Result<Installation, StoreError> {
-            let row = sqlx::query(&format!("SELECT {INSTALLATION_COLS} FROM installations WHERE agency_id = $1 AND id = $2"))
-                .bind(agency.as_str())
-                .bind(id.as_str())
-                .fetch_optional(&mut **tx)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            installation_row(&row)
+            fetch_by_id(tx, INSTALLATION_COLS, "installations", agency, id.as_str(), installation_row).await
         }
 
         /// The grant `id`, locked with `lock` (a row-lock clause, or "").

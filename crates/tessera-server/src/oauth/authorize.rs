@@ -83,7 +83,7 @@ struct Flow<'a> {
 
 /// `GET /oauth/authorize`.
 pub async fn get(State(s): State<AppState>, parts: Parts) -> Response {
-    let mut flow = Flow::new(&s, &parts);
+    let flow = Flow::new(&s, &parts);
     let req = match flow.request().await {
         Ok(r) => r,
         Err((req, f)) => return flow.fail(req.as_ref(), f),
@@ -94,7 +94,7 @@ pub async fn get(State(s): State<AppState>, parts: Parts) -> Response {
 
 /// `POST /oauth/authorize`: the sign-in or the consent form.
 pub async fn post(State(s): State<AppState>, parts: Parts, body: Bytes) -> Response {
-    let mut flow = Flow::new(&s, &parts);
+    let flow = Flow::new(&s, &parts);
     let req = match flow.request().await {
         Ok(r) => r,
         Err((req, f)) => return flow.fail(req.as_ref(), f),
@@ -349,7 +349,7 @@ impl<'a> Flow<'a> {
     }
 
     /// The first step: sign-in, or consent for a signed-in browser.
-    async fn begin(&mut self, req: &AuthRequest) -> Result<Step, Failure> {
+    async fn begin(&self, req: &AuthRequest) -> Result<Step, Failure> {
         let wants_login = req
             .prompt
             .as_deref()
@@ -376,7 +376,7 @@ impl<'a> Flow<'a> {
         }
     }
 
-    async fn sign_in(&mut self, req: &AuthRequest, form: &Params) -> Result<Step, Failure> {
+    async fn sign_in(&self, req: &AuthRequest, form: &Params) -> Result<Step, Failure> {
         let email = form.get("email").unwrap_or_default().trim().to_owned();
         let password = form.get("password").unwrap_or_default().to_owned();
         let now = self.now();
@@ -551,7 +551,7 @@ impl<'a> Flow<'a> {
     }
 
     async fn consent_step(
-        &mut self,
+        &self,
         req: &AuthRequest,
         user: User,
         new_session: Option<String>,
@@ -594,7 +594,7 @@ impl<'a> Flow<'a> {
     }
 
     async fn decide(
-        &mut self,
+        &self,
         req: &AuthRequest,
         decision: &str,
         picked: Option<&str>,

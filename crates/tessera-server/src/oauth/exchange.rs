@@ -127,7 +127,7 @@ async fn downscope(
     expires_in: Option<i64>,
     client_id: String,
 ) -> Result<Value, OAuthError> {
-    let client_alg_id = client_id.clone();
+    let alg = tokens::client_alg(state, &client_id).await;
     let Some(claims) = &caller.token else {
         return Err(OAuthError::invalid_request(
             "an API key can be exchanged for impersonation only; downscope an access token",
@@ -191,7 +191,7 @@ async fn downscope(
                 .and_then(Value::as_str)
                 .and_then(|i| i.parse().ok()),
             ttl,
-            alg: tokens::client_alg(state, &client_alg_id).await,
+            alg,
         },
     )?;
     let audit = record(
@@ -227,7 +227,7 @@ async fn impersonate(
     expires_in: Option<i64>,
     client_id: String,
 ) -> Result<Value, OAuthError> {
-    let client_alg_id = client_id.clone();
+    let alg = tokens::client_alg(state, &client_id).await;
     let reason = req
         .params
         .get("reason")
@@ -428,7 +428,7 @@ async fn impersonate(
             sid: None,
             ins: None,
             ttl,
-            alg: tokens::client_alg(state, &client_alg_id).await,
+            alg,
         },
     )?;
     let audit = record(

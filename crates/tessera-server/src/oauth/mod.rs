@@ -21,8 +21,6 @@ pub mod introspect;
 pub mod token;
 pub mod tokens;
 
-use std::sync::Arc;
-
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -222,7 +220,7 @@ impl OAuthError {
     pub fn insufficient_scope(d: impl Into<String>) -> Self {
         Self::new("insufficient_scope", StatusCode::FORBIDDEN, d)
     }
-    /// `server_error` (500) or `temporarily_unavailable` (503).
+    /// `server_error` (500).
     pub fn server(d: impl Into<String>) -> Self {
         Self::new("server_error", StatusCode::INTERNAL_SERVER_ERROR, d)
     }
@@ -299,6 +297,3 @@ pub fn split_scopes(s: &str) -> Vec<String> {
     }
     out
 }
-
-/// Shared state for handlers.
-pub type Shared = Arc<OAuth>;

@@ -162,15 +162,6 @@ pub fn set_cookie_header(
     )
 }
 
-/// A `Set-Cookie` value that removes the cookie `name` set with the same `path` and `secure`.
-pub fn clear_cookie_header(name: &str, secure: bool, path: &str) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!(
-        "{name}=; Path={path}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; \
-         SameSite=Lax{secure}"
-    )
-}
-
 /// The value of the first cookie called `name` across every `Cookie` header (HTTP/2 may split
 /// them). Headers that are not visible ASCII are skipped; surrounding double quotes are removed
 /// (RFC 6265 §4.1.1). Only the first of several same-named cookies is returned (browsers send
@@ -384,11 +375,6 @@ mod tests {
             set_cookie_header("s", "v", -1, false, "/"),
             "s=v; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
         );
-        assert_eq!(
-            clear_cookie_header("s", true, "/"),
-            "s=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax; Secure"
-        );
-        assert!(!clear_cookie_header("s", false, "/").contains("Secure"));
         // A valid header value.
         assert!(HeaderValue::from_str(&set_cookie_header("s", "v", 1, true, "/")).is_ok());
     }

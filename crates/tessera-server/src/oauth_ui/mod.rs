@@ -10,8 +10,7 @@ pub mod pages;
 pub mod throttle;
 
 pub use cookie::{
-    clear_cookie_header, is_loopback_issuer, read_cookie, set_cookie_header, CookieKey,
-    CSRF_LIFETIME_SECS,
+    is_loopback_issuer, read_cookie, set_cookie_header, CookieKey, CSRF_LIFETIME_SECS,
 };
 pub use pages::{
     consent_page, error_page, escape, html_response, sign_in_page, Consent, SignIn, CSP,

@@ -1170,8 +1170,7 @@ async fn impersonation_is_bounded_audited_and_not_chained(app: &TestApp) {
         )
         .await;
     assert_eq!(role.status, StatusCode::CREATED, "{}", role.body);
-    let helpdesk = app
-        .user_with_password(&f.ag, "helpdesk@imp.test", &role.id(), false)
+    app.user_with_password(&f.ag, "helpdesk@imp.test", &role.id(), false)
         .await;
     let ht = code_flow(
         app,
@@ -1190,7 +1189,6 @@ async fn impersonation_is_bounded_audited_and_not_chained(app: &TestApp) {
         "more privileged: {}",
         r.body
     );
-    let _ = helpdesk;
 }
 
 async fn apps_and_installations_respect_tenants(app: &TestApp) {
