@@ -78,7 +78,7 @@ export TESSERA_ISSUER=$ISSUER TESSERA_CLIENT_ID=$CLIENT_ID TESSERA_CLIENT_SECRET
 
 # --- the suites: both run, whatever the first one says.
 status=0
-"$py/.venv/bin/pytest" -q -p no:cacheprovider "$py/test_interop.py" || status=1
-(cd interop/node && node --test --test-reporter=spec interop.test.mjs) || status=1
+"$py/.venv/bin/pytest" -q -p no:cacheprovider "$py" || status=1
+(cd interop/node && node --test --test-reporter=spec ./*.test.mjs) || status=1
 [ "$status" = 0 ] || die "an interop suite failed"
 failed=0
