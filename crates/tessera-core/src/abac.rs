@@ -195,13 +195,120 @@ fn default_index(id: &PolicyId) -> Option<usize> {
     id.strip_prefix("policy")?.parse().ok()
 }
 
-/// Parses a text of static policies; templates and texts without a policy are errors.
-fn parse_text(text: &str) -> Result<cedar_policy::PolicySet, Vec<PolicyDiagnostic>> {
+/// The largest policy text Cedar's parser is given, in bytes.
+pub const MAX_POLICY_TEXT_BYTES: usize = 32 * 1024;
+/// The deepest nesting of `(`, `[` and `{` in a policy text, counted before parsing.
+pub const MAX_POLICY_NESTING: usize = 32;
+/// The deepest a parsed policy may be (its JSON form, which grows with every nested
+/// expression, including long operator chains such as `1 + 1 + … + 1`).
+pub const MAX_POLICY_DEPTH: usize = 160;
+/// The stack Cedar's parser and validator run on. Their recursion grows with the input, so
+/// they never run on a request's worker thread (whose stack is small): a 400-byte policy
+/// nested 150 deep used to overflow it and abort the process.
+const PARSER_STACK_BYTES: usize = 256 * 1024 * 1024;
+
+/// Checks a policy text's size and bracket nesting without parsing it (strings and `//`
+/// comments skipped), so a hostile text is refused before any recursive code reads it.
+pub fn check_text_bounds(text: &str) -> Result<(), PolicyDiagnostic> {
+    if text.len() > MAX_POLICY_TEXT_BYTES {
+        return Err(PolicyDiagnostic::plain(format!(
+            "the policy text is {} bytes, more than the {MAX_POLICY_TEXT_BYTES} allowed",
+            text.len()
+        )));
+    }
+    let bytes = text.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => {
+                // A string literal: skip to its closing quote, honouring `\` escapes.
+                i += 1;
+                while let Some(&c) = bytes.get(i) {
+                    match c {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        _ => i += 1,
+                    }
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while bytes.get(i).is_some_and(|c| *c != b'\n') {
+                    i += 1;
+                }
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_POLICY_NESTING {
+                    let (line, column) = line_column(text, i);
+                    return Err(PolicyDiagnostic {
+                        line: Some(line),
+                        column: Some(column),
+                        ..PolicyDiagnostic::plain(format!(
+                            "the policy nests brackets more than {MAX_POLICY_NESTING} deep"
+                        ))
+                    });
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Runs `f` on a thread with a stack large enough for Cedar's recursion on any text that
+/// passed [`check_text_bounds`]; the thread's stack is reserved, and only touched pages count.
+fn on_parser_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, PolicyDiagnostic> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("tessera-cedar".into())
+            .stack_size(PARSER_STACK_BYTES)
+            .spawn_scoped(scope, f)
+            .map_err(|e| PolicyDiagnostic::plain(format!("cannot start the policy parser: {e}")))?
+            .join()
+            .map_err(|_| PolicyDiagnostic::plain("the policy parser failed".into()))
+    })
+}
+
+/// The depth of a JSON value, without recursion.
+fn json_depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|i| (i, d + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Parses a text of static policies (templates and texts without a policy are errors), with
+/// each policy's depth bounded: evaluation recurses as deep as the policy, on the caller's
+/// stack. Runs on the parser's stack, after [`check_text_bounds`].
+fn parse_bounded(text: &str) -> Result<cedar_policy::PolicySet, Vec<PolicyDiagnostic>> {
     let set = cedar_policy::PolicySet::from_str(text).map_err(|errs| {
         errs.iter()
             .map(|e| PolicyDiagnostic::from_cedar(e, text, None))
             .collect::<Vec<_>>()
     })?;
+    for (i, policy) in set.policies().enumerate() {
+        let depth = policy
+            .to_json()
+            .map(|j| json_depth(&j))
+            .unwrap_or(usize::MAX);
+        if depth > MAX_POLICY_DEPTH {
+            return Err(vec![PolicyDiagnostic {
+                policy_index: Some(default_index(policy.id()).unwrap_or(i)),
+                ..PolicyDiagnostic::plain(format!(
+                    "the policy's expressions are nested too deeply ({depth} levels, at most {MAX_POLICY_DEPTH}): split long chains of operators"
+                ))
+            }]);
+        }
+    }
     if set.templates().next().is_some() {
         return Err(vec![PolicyDiagnostic::plain(
             "templates (`?principal`, `?resource`) are not supported: name the entity in the policy"
@@ -233,7 +340,12 @@ fn rejects(w: &ValidationWarning) -> bool {
 /// Impossible policies, policies whose action scope fits no principal/resource, and
 /// bidirectional control characters are rejected too.
 pub fn validate_policies(schema: &Schema, text: &str) -> Result<usize, Vec<PolicyDiagnostic>> {
-    let set = parse_text(text)?;
+    check_text_bounds(text).map_err(|d| vec![d])?;
+    on_parser_stack(|| validate_bounded(schema, text)).map_err(|d| vec![d])?
+}
+
+fn validate_bounded(schema: &Schema, text: &str) -> Result<usize, Vec<PolicyDiagnostic>> {
+    let set = parse_bounded(text)?;
     let result = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
     let mut diagnostics: Vec<PolicyDiagnostic> = result
         .validation_errors()
@@ -714,17 +826,28 @@ impl PolicySet {
         schema: &Schema,
         sources: &[(String, String)],
     ) -> Result<Self, Vec<PolicyDiagnostic>> {
+        for (record, text) in sources {
+            check_text_bounds(text).map_err(|d| vec![d.in_record(record)])?;
+        }
+        // One parser thread for the whole set (an agency's first check pays for it once).
+        let parsed: Vec<_> = on_parser_stack(|| {
+            sources
+                .iter()
+                .map(|(_, text)| parse_bounded(text))
+                .collect::<Vec<_>>()
+        })
+        .map_err(|d| vec![d])?;
         let mut diagnostics = Vec::new();
         let mut policies = cedar_policy::PolicySet::new();
         let mut records = HashSet::new();
-        for (record, text) in sources {
+        for ((record, _), parsed) in sources.iter().zip(parsed) {
             if !records.insert(record.as_str()) {
                 diagnostics.push(PolicyDiagnostic::plain(format!(
                     "policy record `{record}` is given twice"
                 )));
                 continue;
             }
-            let parsed = match parse_text(text) {
+            let parsed = match parsed {
                 Ok(parsed) => parsed,
                 Err(ds) => {
                     diagnostics.extend(ds.into_iter().map(|d| d.in_record(record)));
@@ -880,6 +1003,91 @@ mod tests {
             .map(|(i, t)| (format!("pol_{i}"), (*t).to_owned()))
             .collect();
         PolicySet::compile(schema(), &sources).unwrap()
+    }
+
+    /// Finding 1 of issue 8: a 400-byte policy nested 150 deep overflowed the worker's stack
+    /// and aborted the process. Every shape of deep input is refused with a diagnostic, on a
+    /// thread with the small stack a request runs on.
+    #[test]
+    fn hostile_policies_are_refused_not_crashing() {
+        let deep = |open: &str, close: &str, n: usize| {
+            format!(
+                "forbid(principal, action, resource) when {{ {}true{} }};",
+                open.repeat(n),
+                close.repeat(n)
+            )
+        };
+        let chain = |op: &str, n: usize| {
+            format!(
+                "forbid(principal, action, resource) when {{ 1{} == 2 }};",
+                format!(" {op} 1").repeat(n)
+            )
+        };
+        let unary = |n: usize| {
+            format!(
+                "forbid(principal, action, resource) when {{ {}true }};",
+                "!".repeat(n)
+            )
+        };
+        let cases = vec![
+            deep("(", ")", 150),
+            deep("(", ")", 5000),
+            deep("[", "]", 150),
+            deep("{\"a\": ", "}", 150),
+            deep("if true then ", " else false", 2000),
+            chain("+", 5000),
+            chain("*", 5000),
+            unary(10_000),
+            format!(
+                "forbid(principal, action, resource) when {{ {} }};",
+                vec!["context.mfa"; 3000].join(" && ")
+            ),
+            format!(
+                "permit(principal, action, resource);{}",
+                " ".repeat(MAX_POLICY_TEXT_BYTES)
+            ),
+        ];
+        let worker = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || {
+                for text in &cases {
+                    let validated = validate_policies(schema(), text);
+                    assert!(
+                        validated.is_err(),
+                        "accepted a hostile policy of {} bytes",
+                        text.len()
+                    );
+                    let compiled = PolicySet::compile(schema(), &[("pol_x".into(), text.clone())]);
+                    assert!(
+                        compiled.is_err(),
+                        "compiled a hostile policy of {} bytes",
+                        text.len()
+                    );
+                }
+            })
+            .unwrap();
+        worker.join().unwrap();
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_and_comments() {
+        let text = format!(
+            "// {}\nforbid(principal, action, resource) when {{ context.account == \"{}\\\"\" }};",
+            "(".repeat(100),
+            "(".repeat(100)
+        );
+        assert!(check_text_bounds(&text).is_ok());
+        assert!(validate_policies(schema(), &text).is_ok());
+        let deep = format!(
+            "{}{}",
+            "(".repeat(MAX_POLICY_NESTING + 1),
+            ")".repeat(MAX_POLICY_NESTING + 1)
+        );
+        let d = check_text_bounds(&deep).unwrap_err();
+        assert_eq!((d.line, d.column), (Some(1), Some(MAX_POLICY_NESTING + 1)));
+        // A reasonable policy with real nesting still passes.
+        let fine = "forbid(principal, action == Tessera::Action::\"contacts.delete\", resource) unless { (context.mfa && (principal.roles.contains(\"agency_owner\") || [1, 2, 3].contains(2))) };";
+        assert_eq!(validate_policies(schema(), fine), Ok(1));
     }
 
     fn obj(v: Value) -> Map<String, Value> {

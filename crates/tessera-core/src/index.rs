@@ -297,6 +297,20 @@ impl AgencyIndex {
             .collect()
     }
 
+    /// The accounts on which the principal holds account bindings, in id order: with the
+    /// agency level, every place where its permissions can differ.
+    pub fn bound_accounts(&self, principal: &PrincipalId) -> Vec<AccountId> {
+        let mut out: Vec<AccountId> = self
+            .grants_of(PrincipalKey::from(principal))
+            .iter()
+            .filter(|g| !g.wide)
+            .map(|g| AccountId::from_bits(join(g.account)))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The principals with at least one binding, in id order, after `cursor`.
     pub fn principals_after(&self, cursor: Option<&PrincipalId>) -> Vec<PrincipalId> {
         let after = cursor.map(PrincipalKey::from);

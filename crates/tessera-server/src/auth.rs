@@ -91,6 +91,66 @@ impl Caller {
     }
 }
 
+/// A principal or credential a caller wants to change, with what it holds by itself.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The principal (its bindings are read from the agency's index).
+    pub principal: PrincipalId,
+    /// What the credential grants by itself (an API key's scopes), at `cap.account`.
+    pub own: Option<PermissionSet>,
+    /// The credential's cap.
+    pub cap: CredentialCap,
+}
+
+impl Target {
+    /// A user: their bindings, uncapped.
+    pub fn user(id: &tessera_core::UserId) -> Self {
+        Self {
+            principal: PrincipalId::User(id.clone()),
+            own: None,
+            cap: CredentialCap::default(),
+        }
+    }
+
+    /// An API key: its bindings and scopes, capped by its scopes and account. A key whose
+    /// scope left the catalog holds nothing.
+    pub fn key(state: &AppState, key: &ApiKey) -> Self {
+        let (own, cap) = key_grant(state, key).unwrap_or((None, Some(PermissionSet::EMPTY)));
+        Self {
+            principal: PrincipalId::Key(key.id.clone()),
+            own,
+            cap: CredentialCap {
+                permissions: cap,
+                account: key.account.clone(),
+            },
+        }
+    }
+
+    /// Any principal of the agency (a binding's).
+    pub async fn principal(
+        state: &AppState,
+        scope: &TenantScope,
+        principal: &PrincipalId,
+    ) -> Result<Self, ApiError> {
+        match principal {
+            PrincipalId::Key(id) => match state.store.get_api_key(scope, id).await {
+                Ok(key) => Ok(Self::key(state, &key)),
+                Err(tessera_store::StoreError::NotFound) => Ok(Self {
+                    principal: principal.clone(),
+                    own: None,
+                    cap: CredentialCap::default(),
+                }),
+                Err(e) => Err(e.into()),
+            },
+            _ => Ok(Self {
+                principal: principal.clone(),
+                own: None,
+                cap: CredentialCap::default(),
+            }),
+        }
+    }
+}
+
 /// What a check is about, beyond the permission and the tenant.
 #[derive(Clone, Debug, Default)]
 pub struct ResourceDesc {
@@ -111,6 +171,31 @@ pub struct Decided {
     pub reason: Reason,
     /// The store revision the answer is valid at.
     pub revision: i64,
+    /// The agency's policies that denied a platform principal on an agency- or
+    /// policy-management permission, and were overridden (break-glass, audited by the gate).
+    pub break_glass: Option<Reason>,
+}
+
+/// The permissions on which platform staff acting in an agency are not subject to that
+/// agency's own policies: an agency cannot lock the platform out of reading, fixing or
+/// deleting it (every override is audited as `platform.break_glass`).
+pub const BREAK_GLASS_PERMISSIONS: [&str; 6] = [
+    "agencies.read",
+    "agencies.update",
+    "agencies.delete",
+    "agencies.suspend",
+    "policies.read",
+    "policies.write",
+];
+
+/// Whether `reason` (a policy denial) came from the agency's own policies only: a platform-wide
+/// policy (its record is not a `pol_` id) still binds platform staff.
+fn only_agency_policies(reason: &Reason) -> bool {
+    match reason {
+        Reason::DeniedByPolicy { policies } => policies.iter().all(|p| p.starts_with("pol_")),
+        Reason::PolicyError { .. } => true,
+        _ => false,
+    }
 }
 
 impl From<EngineError> for ApiError {
@@ -323,6 +408,7 @@ pub async fn decide(
             allowed: false,
             reason: d.reason,
             revision,
+            break_glass: None,
         });
     }
     let target: Arc<AgencyEntry> = if *agency == caller.agency {
@@ -334,16 +420,33 @@ pub async fn decide(
     if let Some(reason) = abac(
         state, caller, &home, &target, permission, agency, account, resource,
     ) {
+        let glass = caller.is_platform
+            && *agency != caller.agency
+            && only_agency_policies(&reason)
+            && state
+                .catalog
+                .permission_def(permission)
+                .is_some_and(|def| BREAK_GLASS_PERMISSIONS.contains(&def.name.as_str()));
+        if glass {
+            return Ok(Decided {
+                allowed: true,
+                reason: d.reason,
+                revision,
+                break_glass: Some(reason),
+            });
+        }
         return Ok(Decided {
             allowed: false,
             reason,
             revision,
+            break_glass: None,
         });
     }
     Ok(Decided {
         allowed: true,
         reason: d.reason,
         revision,
+        break_glass: None,
     })
 }
 
@@ -365,6 +468,23 @@ fn abac(
         });
     }
     let policies = target.policies.as_ref()?;
+    evaluate_policies(
+        state, caller, home, policies, permission, agency, account, resource,
+    )
+}
+
+/// Evaluates `policies` for a check RBAC allowed: `Some(reason)` if they deny it.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_policies(
+    state: &AppState,
+    caller: &Caller,
+    home: &AgencyEntry,
+    policies: &tessera_core::abac::PolicySet,
+    permission: PermissionIndex,
+    agency: &AgencyId,
+    account: Option<&AccountId>,
+    resource: &ResourceDesc,
+) -> Option<Reason> {
     let def = state.catalog.permission_def(permission)?;
     if !policies.applies(&def.name) {
         return None;
@@ -540,7 +660,25 @@ impl Authorized {
         action: &str,
         missing: Vec<String>,
     ) -> ApiError {
-        let detail = json!({ "missing_permissions": missing, "attempted": action });
+        let message = format!(
+            "you cannot grant permissions you do not hold: {}",
+            missing.join(", ")
+        );
+        self.refuse_missing(state, action, None, missing, message)
+            .await
+    }
+
+    /// Audits and answers a refusal (403) for lacking `missing` to do `action` on `target`.
+    pub async fn refuse_missing(
+        &self,
+        state: &AppState,
+        action: &str,
+        target: Option<&str>,
+        missing: Vec<String>,
+        message: String,
+    ) -> ApiError {
+        let detail =
+            json!({ "missing_permissions": missing, "attempted": action, "target": target });
         let record = attribute(
             &self.caller,
             audit_record(
@@ -548,7 +686,7 @@ impl Authorized {
                 &self.caller.principal,
                 &self.meta,
                 "authz.denied",
-                Some(self.agency.as_str()),
+                Some(target.unwrap_or(self.agency.as_str())),
                 Outcome::Denied,
                 detail,
             ),
@@ -556,11 +694,86 @@ impl Authorized {
         if let Err(e) = state.store.append_audit(&self.gate_scope(), &record).await {
             tracing::warn!(error = %e, "could not audit a denied request");
         }
-        ApiError::forbidden(format!(
-            "you cannot grant permissions you do not hold: {}",
-            missing.join(", ")
-        ))
-        .with_extra(json!({ "missing_permissions": missing }))
+        ApiError::forbidden(message).with_extra(json!({ "missing_permissions": missing }))
+    }
+
+    /// Refuses to change `target` (rotate, revoke or reset its secret, change its password,
+    /// email or status, remove its bindings, delete it) when it holds any permission the caller
+    /// lacks at the same place: the agency level and every account where either has a grant
+    /// (I2). Otherwise the change hands the caller the target's power (a rotated key's new
+    /// secret, a password the caller chose). Acting on oneself is always allowed. The refusal
+    /// names the missing permissions and is audited.
+    pub async fn require_dominates(
+        &self,
+        state: &AppState,
+        target: &Target,
+        action: &str,
+    ) -> Result<(), ApiError> {
+        if target.principal == self.caller.principal {
+            return Ok(());
+        }
+        let entry = state
+            .engine
+            .entry(
+                &self.agency,
+                self.caller.is_platform && self.agency == self.caller.agency,
+                None,
+            )
+            .await?;
+        let mut places: Vec<Option<AccountId>> = vec![None];
+        places.extend(
+            entry
+                .index
+                .bound_accounts(&target.principal)
+                .into_iter()
+                .map(Some),
+        );
+        if let Some(acc) = &target.cap.account {
+            places.push(Some(acc.clone()));
+        }
+        places.sort();
+        places.dedup();
+        let mut missing = PermissionSet::EMPTY;
+        for place in &places {
+            let held = Check {
+                principal: &target.principal,
+                home: &entry.index,
+                own_grant: target
+                    .own
+                    .as_ref()
+                    .map(|s| (s, target.cap.account.as_ref())),
+                cap: &target.cap,
+                permission: state.engine_cfg.cross_tenant,
+                agency: &self.agency,
+                account: place.as_ref(),
+            };
+            let Ok((held, _)) = index::effective(&held, state.engine_cfg) else {
+                continue;
+            };
+            if held.is_empty() {
+                continue;
+            }
+            let mine = effective_of(state, &self.caller, &self.agency, place.as_ref()).await?;
+            missing = missing.union(&held.difference(&mine));
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let names = state.catalog.permission_names(&missing);
+        let message = format!(
+            "`{}` holds permissions you do not, so you cannot change it: {}",
+            target.principal,
+            names.join(", ")
+        );
+        Err(self
+            .refuse_missing(
+                state,
+                action,
+                Some(target.principal.as_str()),
+                names,
+                message,
+            )
+            .await)
     }
 
     /// An audit record of an act by this caller.
@@ -823,6 +1036,33 @@ async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), 
     if agency != caller.agency {
         // Platform staff acting in an agency: it must exist, or it is the same 404.
         g.app.store.get_agency(&agency).await?;
+        if let Some(overridden) = &d.break_glass {
+            // The agency's policies said no; platform staff went through anyway (I5).
+            let detail = json!({
+                "permission": g.permission, "method": parts.method.as_str(),
+                "path": parts.uri.path(), "home_agency": caller.agency.as_str(),
+                "overridden": overridden.code(), "policies": match overridden {
+                    Reason::DeniedByPolicy { policies } => json!(policies),
+                    _ => json!([]),
+                },
+            });
+            let record = attribute(
+                &caller,
+                audit_record(
+                    &g.app,
+                    &caller.principal,
+                    &meta,
+                    "platform.break_glass",
+                    Some(agency.as_str()),
+                    Outcome::Success,
+                    detail,
+                ),
+            );
+            g.app
+                .store
+                .append_audit(&TenantScope::authenticated(agency.clone()), &record)
+                .await?;
+        }
         // Their reads are recorded in the agency's own chain (their writes are audited by the
         // handlers), so an agency can see when platform staff looked at its data.
         if parts.method == Method::GET || parts.method == Method::HEAD {

@@ -13,7 +13,7 @@ use tessera_core::{AccountId, KeyId};
 use tessera_store::{ApiKey, SecretHashRecord, StoreError, TenantScope};
 
 use super::{validate, List};
-use crate::auth::Authorized;
+use crate::auth::{Authorized, Target};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{parse_id, Json, ListQuery};
 use crate::state::AppState;
@@ -191,13 +191,16 @@ pub async fn get(
     Ok(axum::Json(load(&s, &auth, &key).await?.0))
 }
 
-/// Requires `api_keys.write` at the key's scope. Takes effect on the next request.
+/// Requires `api_keys.write` at the key's scope, and every permission the key holds (I2).
+/// Takes effect on the next request.
 pub async fn revoke(
     State(s): State<AppState>,
     auth: Authorized,
     Path((_, key)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (key, scope) = load(&s, &auth, &key).await?;
+    auth.require_dominates(&s, &Target::key(&s, &key), "api_key.revoke")
+        .await?;
     let audit = auth.audit(
         &s,
         "api_key.revoke",
@@ -210,7 +213,8 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Requires `api_keys.write` at the key's scope.
+/// Requires `api_keys.write` at the key's scope, and every permission the key holds: the new
+/// secret is the key's whole power, so only someone who holds it all may receive it (I2).
 pub async fn rotate(
     State(s): State<AppState>,
     auth: Authorized,
@@ -230,6 +234,8 @@ pub async fn rotate(
         )));
     }
     let (key, scope) = load(&s, &auth, &key).await?;
+    auth.require_dominates(&s, &Target::key(&s, &key), "api_key.rotate")
+        .await?;
     if key.revoked_at.is_some() {
         return Err(ApiError::new(
             crate::error::ErrorCode::Conflict,

@@ -251,6 +251,41 @@ async fn load(s: &AppState, auth: &Authorized, app: &str) -> Result<App, ApiErro
     Ok(app)
 }
 
+/// Refuses a change to an app (a new secret, its deletion) unless the caller holds, agency-wide,
+/// every permission of the app's scopes: a client's secret obtains tokens with those scopes,
+/// so handing it to someone who lacks them escalates (I2).
+async fn require_holds_scopes(
+    s: &AppState,
+    auth: &Authorized,
+    app: &App,
+    action: &str,
+) -> Result<(), ApiError> {
+    let permissions = s
+        .catalog
+        .scopes_permissions(&app.scopes)
+        .map_err(|unknown| {
+            ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "the app names scopes the catalog no longer defines: {}",
+                    unknown.join(", ")
+                ),
+            )
+        })?;
+    let missing = permissions.difference(&auth.effective(s, None).await?);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names = s.catalog.permission_names(&missing);
+    let message = format!(
+        "the app's scopes grant permissions you do not hold, so you cannot change it: {}",
+        names.join(", ")
+    );
+    Err(auth
+        .refuse_missing(s, action, Some(app.id.as_str()), names, message)
+        .await)
+}
+
 /// Requires `apps.read` on the agency.
 pub async fn get(
     State(s): State<AppState>,
@@ -268,6 +303,7 @@ pub async fn remove(
     Path((_, app)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let app = load(&s, &auth, &app).await?;
+    require_holds_scopes(&s, &auth, &app, "app.delete").await?;
     let audit = auth.audit(
         &s,
         "app.delete",
@@ -303,6 +339,7 @@ pub async fn rotate_secret(
         )));
     }
     let app = load(&s, &auth, &app).await?;
+    require_holds_scopes(&s, &auth, &app, "app.rotate_secret").await?;
     if !app.confidential {
         return Err(ApiError::new(
             ErrorCode::Conflict,

@@ -10,7 +10,7 @@ use tessera_core::{AccountId, BindingId, Level, PrincipalId, RoleId};
 use tessera_store::{Binding, StoreError, TenantScope};
 
 use super::List;
-use crate::auth::Authorized;
+use crate::auth::{Authorized, Target};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{parse_id, Json, ListQuery};
 use crate::state::AppState;
@@ -172,13 +172,17 @@ pub async fn get(
     Ok(axum::Json(load(&s, &auth, &bnd).await?.0))
 }
 
-/// Requires `bindings.write` at the binding's scope.
+/// Requires `bindings.write` at the binding's scope, and every permission its principal
+/// holds: nobody strips the roles of someone more privileged than themselves (I2).
 pub async fn remove(
     State(s): State<AppState>,
     auth: Authorized,
     Path((_, bnd)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (binding, scope) = load(&s, &auth, &bnd).await?;
+    let target = Target::principal(&s, &scope, &binding.principal).await?;
+    auth.require_dominates(&s, &target, "binding.delete")
+        .await?;
     let detail =
         json!({ "principal": binding.principal, "role": binding.role, "account": binding.account });
     let audit = auth.audit(&s, "binding.delete", Some(binding.id.as_str()), detail);

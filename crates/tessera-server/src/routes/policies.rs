@@ -9,12 +9,13 @@ use axum::response::IntoResponse;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
+use tessera_core::abac::PolicySet;
 use tessera_core::PolicyId;
 use tessera_store::Policy;
 
 use super::List;
 use crate::auth::Authorized;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::{parse_id, Json, ListQuery};
 use crate::state::AppState;
 
@@ -32,6 +33,62 @@ pub struct CreatePolicy {
     #[serde(default)]
     #[schemars(extend("pattern" = super::validate::NO_NUL_PATTERN))]
     pub description: String,
+    /// Write the policy even though it forbids its own author `policies.write` (the author
+    /// could then no longer change or remove it). Refused (409 `conflict`) without this.
+    #[serde(default)]
+    pub allow_self_lockout: bool,
+}
+
+/// Refuses a policy that would forbid its own author `policies.write` in the agency, unless
+/// the request says `allow_self_lockout`: an agency should not lock itself out by mistake.
+/// Platform staff acting in the agency are never subject to its policies on this permission.
+async fn refuse_self_lockout(
+    s: &AppState,
+    auth: &Authorized,
+    id: &PolicyId,
+    cedar: &str,
+) -> Result<(), ApiError> {
+    if auth.caller.is_platform && auth.agency != auth.caller.agency {
+        return Ok(());
+    }
+    let invalid = |d: Vec<tessera_core::abac::PolicyDiagnostic>| {
+        ApiError::invalid(format!(
+            "invalid policy: {}",
+            d.first().map(|d| d.message.clone()).unwrap_or_default()
+        ))
+    };
+    let added = PolicySet::compile(s.engine.schema(), &[(id.to_string(), cedar.to_owned())])
+        .map_err(invalid)?;
+    let home = s
+        .engine
+        .entry(&auth.agency, auth.caller.is_platform, None)
+        .await?;
+    let combined = match &home.policies {
+        Some(existing) => PolicySet::merge(existing, &added).map_err(ApiError::internal)?,
+        None => added,
+    };
+    let write = s
+        .catalog
+        .permission("policies.write")
+        .ok_or_else(|| ApiError::internal("the catalog lacks `policies.write`"))?;
+    let denied = crate::auth::evaluate_policies(
+        s,
+        &auth.caller,
+        &home,
+        &combined,
+        write,
+        &auth.agency,
+        None,
+        &crate::auth::request_context(s, &auth.meta),
+    );
+    match denied {
+        None => Ok(()),
+        Some(reason) => Err(ApiError::new(
+            ErrorCode::Conflict,
+            "this policy forbids you `policies.write` in this agency: you could no longer change or remove it; send `allow_self_lockout: true` if that is intended",
+        )
+        .with_extra(json!({ "self_lockout": true, "reason": reason.code() }))),
+    }
 }
 
 /// Requires `policies.write` on the agency.
@@ -57,8 +114,12 @@ pub async fn create(
         },
     )?;
     let now = s.clock.now();
+    let id = PolicyId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng());
+    if !body.allow_self_lockout {
+        refuse_self_lockout(&s, &auth, &id, &body.cedar).await?;
+    }
     let policy = Policy {
-        id: PolicyId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
+        id,
         agency_id: auth.agency.clone(),
         description: body.description.trim().chars().take(1000).collect(),
         cedar: body.cedar,
@@ -69,7 +130,7 @@ pub async fn create(
         &s,
         "policy.create",
         Some(policy.id.as_str()),
-        json!({ "policies": count, "cedar": policy.cedar }),
+        json!({ "policies": count, "cedar": policy.cedar, "allow_self_lockout": body.allow_self_lockout }),
     );
     s.store.create_policy(&scope, &policy, &audit).await?;
     Ok((StatusCode::CREATED, axum::Json(policy)))

@@ -10,7 +10,7 @@ use tessera_core::UserId;
 use tessera_store::{NewUser, Status, User, UserPatch};
 
 use super::{validate, List};
-use crate::auth::Authorized;
+use crate::auth::{Authorized, Target};
 use crate::error::ApiError;
 use crate::extract::{parse_id, Json, ListQuery};
 use crate::state::AppState;
@@ -139,7 +139,8 @@ pub async fn get(
     Ok(axum::Json(s.store.get_user(&auth.scope()?, &id).await?))
 }
 
-/// Requires `users.update` on the agency.
+/// Requires `users.update` on the agency, and every permission the user holds anywhere in
+/// it: whoever sets a user's password, email or status can become or silence that user (I2).
 pub async fn update(
     State(s): State<AppState>,
     auth: Authorized,
@@ -148,6 +149,10 @@ pub async fn update(
 ) -> Result<axum::Json<User>, ApiError> {
     let id: UserId = parse_id(&usr)?;
     let scope = auth.scope()?;
+    // Not found first (the same 404 as another tenant's user), then the privilege check.
+    s.store.get_user(&scope, &id).await?;
+    auth.require_dominates(&s, &Target::user(&id), "user.update")
+        .await?;
     let patch = UserPatch {
         email: body.email.as_deref().map(validate::email).transpose()?,
         name: body
@@ -176,13 +181,16 @@ pub async fn update(
     ))
 }
 
-/// Requires `users.delete` on the agency.
+/// Requires `users.delete` on the agency, and every permission the user holds (I2).
 pub async fn remove(
     State(s): State<AppState>,
     auth: Authorized,
     Path((_, usr)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let id: UserId = parse_id(&usr)?;
+    s.store.get_user(&auth.scope()?, &id).await?;
+    auth.require_dominates(&s, &Target::user(&id), "user.delete")
+        .await?;
     let audit = auth.audit(&s, "user.delete", Some(id.as_str()), json!({}));
     s.store
         .delete_user(&auth.scope()?, &id, s.clock.now(), &audit)
