@@ -252,6 +252,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             refresh_reuse_grace_ms: config.refresh_reuse_grace_ms,
             ..Default::default()
         },
+        password_workers: config.password_workers,
         ..Default::default()
     };
     if let Some(p) = &config.policies {

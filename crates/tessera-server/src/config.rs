@@ -31,7 +31,7 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms
+    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms, password_workers
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// 0 to 5000 [default: 2000]
     #[arg(long, env = "TESSERA_REFRESH_REUSE_GRACE_MS", value_name = "MS")]
     pub refresh_reuse_grace_ms: Option<i64>,
+    /// Threads that hash passwords (argon2id, 19 MiB each); sign-ins beyond them and a short
+    /// queue answer 503 with Retry-After [default: half the cores, at least 1]
+    #[arg(long, env = "TESSERA_PASSWORD_WORKERS", value_name = "N")]
+    pub password_workers: Option<usize>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -82,6 +86,7 @@ struct FileConfig {
     authz_cache_mb: Option<u64>,
     access_token_ttl: Option<i64>,
     refresh_reuse_grace_ms: Option<i64>,
+    password_workers: Option<usize>,
 }
 
 /// The resolved configuration.
@@ -107,6 +112,8 @@ pub struct Config {
     pub access_token_ttl: i64,
     /// Refresh-token reuse grace, milliseconds.
     pub refresh_reuse_grace_ms: i64,
+    /// Password-hashing threads (0: the default for this machine).
+    pub password_workers: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -246,6 +253,17 @@ impl Config {
                     })
                 }
                 n => n,
+            },
+            password_workers: match args.password_workers.or(file.password_workers) {
+                None => 0,
+                Some(n @ 1..=256) => n,
+                Some(n) => {
+                    return Err(ConfigError::Value {
+                        field: "password_workers",
+                        value: n.to_string(),
+                        message: "must be 1 to 256".into(),
+                    })
+                }
             },
         })
     }

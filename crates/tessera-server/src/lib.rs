@@ -17,6 +17,7 @@ pub mod oauth;
 pub mod oauth_ui;
 pub mod observe;
 pub mod openapi;
+pub mod passwords;
 pub mod routes;
 pub mod state;
 

@@ -34,6 +34,8 @@ pub struct AppState {
     pub platform_id: Arc<std::sync::OnceLock<tessera_core::AgencyId>>,
     /// Group commit for hot-path audit events.
     pub audit: Arc<crate::audit_writer::AuditWriter>,
+    /// The bounded pool that runs password hashing (argon2id).
+    pub passwords: Arc<crate::passwords::PasswordPool>,
 }
 
 /// Batches `last_used_at` updates so authentication never writes to the store.
@@ -91,6 +93,8 @@ pub struct EngineSettings {
     pub rotation: tessera_token::RotationPolicy,
     /// The authorization server's settings.
     pub oauth: crate::oauth::OAuthSettings,
+    /// Password-hashing threads (0: half the cores, at least one).
+    pub password_workers: usize,
 }
 
 impl AppState {
@@ -160,6 +164,10 @@ impl AppState {
             oauth: Arc::new(oauth),
             platform_id: Arc::default(),
             audit: Arc::new(crate::audit_writer::AuditWriter::new(store_for_keys)),
+            passwords: Arc::new(match settings.password_workers {
+                0 => crate::passwords::PasswordPool::default(),
+                n => crate::passwords::PasswordPool::new(n, n * 4),
+            }),
         })
     }
 }

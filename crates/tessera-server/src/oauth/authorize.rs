@@ -381,16 +381,32 @@ impl<'a> Flow<'a> {
         let password = form.get("password").unwrap_or_default().to_owned();
         let now = self.now();
         let ip = self.meta.ip.clone();
-        let delay = self.state.oauth.throttle.delay(&email, ip.as_deref(), now);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay.min(Duration::from_secs(10))).await;
-        }
         let unavailable = || {
             Failure::Page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The service is temporarily unavailable. Try again shortly.".into(),
             )
         };
+        // One attempt per account at a time: parallel guesses wait in line, each for the
+        // backoff the failures before it earned (held until this attempt is counted).
+        let _turn = self
+            .state
+            .oauth
+            .throttle
+            .account_turn(&email)
+            .await
+            .map_err(|_| unavailable())?;
+        let now = self.now().max(now);
+        let delay = self.state.oauth.throttle.delay(&email, ip.as_deref(), now);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay.min(Duration::from_secs(10))).await;
+        }
+        // A place in the hashing pool before any other work: a refusal costs nothing.
+        let ticket = self
+            .state
+            .passwords
+            .admit()
+            .map_err(|_| unavailable())?;
         let candidates = if email.is_empty() || email.len() > 254 || password.is_empty() {
             Vec::new()
         } else {
@@ -409,7 +425,8 @@ impl<'a> Flow<'a> {
             .collect();
         // Verify against every candidate (or a dummy hash): the same work whether or not the
         // email exists (argon2id runs off the async threads).
-        let checked = tokio::task::spawn_blocking(move || {
+        let checked = ticket
+            .run(move || {
             if candidates.is_empty() {
                 tessera_token::verify_dummy(&password);
                 return Vec::new();
@@ -419,9 +436,9 @@ impl<'a> Flow<'a> {
                 .filter(|(_, h)| tessera_token::verify_password(&password, h))
                 .map(|(u, _)| u)
                 .collect::<Vec<User>>()
-        })
-        .await
-        .map_err(|_| unavailable())?;
+            })
+            .await
+            .map_err(|_| unavailable())?;
         let installed_in: Vec<AgencyId> = client::installations(self.state, &app.id, false)
             .await
             .map(|l| l.iter().map(|i| i.agency_id.clone()).collect())
@@ -871,10 +888,19 @@ impl<'a> Flow<'a> {
                     error_page("Sign-in request rejected", &description),
                 )
             }
-            (Failure::Page(status, description), Some(_)) => self.with_cookies(
-                html_response(status, error_page("Sign-in request rejected", &description)),
-                None,
-            ),
+            (Failure::Page(status, description), Some(_)) => {
+                let mut resp = self.with_cookies(
+                    html_response(status, error_page("Sign-in request rejected", &description)),
+                    None,
+                );
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    resp.headers_mut().insert(
+                        axum::http::header::RETRY_AFTER,
+                        axum::http::HeaderValue::from_static("1"),
+                    );
+                }
+                resp
+            }
         }
     }
 }

@@ -11,15 +11,21 @@
 //! stops guessing one account from many IPs; the IP counter, with a higher threshold, slows one
 //! IP spraying many accounts. A success clears the account's counter (the owner is back), but
 //! not the IP's (an attacker must not launder an IP by signing in to their own account).
-//! Limits: counters live in this process (each node counts on its own), and concurrent attempts
-//! each see the delay computed before the others fail; the pages' rate limiter bounds both.
+//! Attempts on one account take turns ([`SignInThrottle::account_turn`]): each waits for the
+//! previous one to finish, then for the backoff its failure earned, so 40 parallel guesses at
+//! the cap take 40 × 5 s, not 5 s. At most [`MAX_WAITERS`] attempts wait per account; more are
+//! refused at once (503), which bounds what a flood of one email can hold.
+//! Limits: counters live in this process (each node counts on its own).
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+
+/// The most sign-in attempts that may wait for one account's turn.
+pub const MAX_WAITERS: usize = 32;
 
 /// Failures are forgotten after this long without a new one.
 pub const WINDOW_MS: i64 = 15 * 60 * 1000;
@@ -127,7 +133,43 @@ struct Inner {
 /// per process (e.g. in an `Arc` in the app state).
 pub struct SignInThrottle {
     inner: Mutex<Inner>,
+    turns: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
     max_entries: usize,
+}
+
+/// Too many attempts are already waiting for this account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyWaiting;
+
+/// One attempt's exclusive turn on an account; the next waiting attempt goes when it drops.
+pub struct AccountTurn<'a> {
+    throttle: &'a SignInThrottle,
+    key: Key,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl fmt::Debug for AccountTurn<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccountTurn")
+    }
+}
+
+impl Drop for AccountTurn<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut turns = self
+            .throttle
+            .turns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Only the map holds it now: nobody waits, so the entry goes (memory stays bounded).
+        if turns
+            .get(&self.key)
+            .is_some_and(|m| Arc::strong_count(m) == 1)
+        {
+            turns.remove(&self.key);
+        }
+    }
 }
 
 impl SignInThrottle {
@@ -135,8 +177,32 @@ impl SignInThrottle {
     pub fn new(max_entries: usize) -> SignInThrottle {
         SignInThrottle {
             inner: Mutex::new(Inner::default()),
+            turns: Mutex::default(),
             max_entries: max_entries.max(1),
         }
+    }
+
+    /// Waits until no other attempt on this account is in progress, then holds the account
+    /// until the returned turn drops. Refuses at once when [`MAX_WAITERS`] already wait.
+    pub async fn account_turn(&self, email: &str) -> Result<AccountTurn<'_>, TooManyWaiting> {
+        let key = account_key(email);
+        let lock = {
+            let mut turns = self.turns.lock().unwrap_or_else(PoisonError::into_inner);
+            let lock = turns.entry(key).or_default();
+            // Holders: the map, and one per attempt waiting or in progress.
+            if Arc::strong_count(lock) > MAX_WAITERS {
+                return Err(TooManyWaiting);
+            }
+            lock.clone()
+        };
+        // Built before the wait, so a cancelled attempt still cleans up its entry.
+        let mut turn = AccountTurn {
+            throttle: self,
+            key,
+            guard: None,
+        };
+        turn.guard = Some(lock.lock_owned().await);
+        Ok(turn)
     }
 
     /// How long to wait before checking the password of this attempt: the larger of the

@@ -11,7 +11,7 @@ use tessera_store::{NewUser, Status, User, UserPatch};
 
 use super::{validate, List};
 use crate::auth::{Authorized, Target};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::{parse_id, Json, ListQuery};
 use crate::state::AppState;
 
@@ -75,14 +75,19 @@ impl std::fmt::Debug for UpdateUser {
     }
 }
 
-async fn hash_password(password: &str) -> Result<String, ApiError> {
+async fn hash_password(s: &AppState, password: &str) -> Result<String, ApiError> {
     tessera_token::check_password_policy(password)
         .map_err(|e| ApiError::invalid(format!("`password`: {e}")))?;
     let password = tessera_token::SecretString::new(password.to_owned());
-    // argon2id takes tens of milliseconds: keep it off the async workers.
-    tokio::task::spawn_blocking(move || tessera_token::hash_password_os(password.expose()))
+    // argon2id takes tens of milliseconds and 19 MiB: the bounded pool runs it, or says busy.
+    s.passwords
+        .run(move || tessera_token::hash_password_os(password.expose()))
         .await
-        .map_err(ApiError::internal)?
+        .map_err(|busy| {
+            let mut e = ApiError::new(ErrorCode::Unavailable, busy.to_string());
+            e.retry_after = Some(1);
+            e
+        })?
         .map_err(ApiError::internal)
 }
 
@@ -96,7 +101,7 @@ pub async fn create(
     let email = validate::email(&body.email)?;
     let name = validate::name("name", &body.name)?;
     let password_hash = match &body.password {
-        Some(p) => Some(hash_password(p).await?),
+        Some(p) => Some(hash_password(&s, p).await?),
         None => None,
     };
     let now = s.clock.now();
@@ -165,7 +170,7 @@ pub async fn update(
             UserStatus::Disabled => Status::Disabled,
         }),
         password_hash: match &body.password {
-            Some(p) => Some(hash_password(p).await?),
+            Some(p) => Some(hash_password(&s, p).await?),
             None => None,
         },
     };
