@@ -10,7 +10,10 @@
 //! INVARIANT: a code is issued only after a sign-in in this browser (a sealed session cookie)
 //! and an explicit consent posted with a valid CSRF token (bound to a per-browser cookie);
 //! a wrong email and a wrong password answer the same message after the same work; failed
-//! sign-ins are slowed per account and per address, never locked out.
+//! sign-ins are slowed per account and per address, never locked out. `prompt=login` and a
+//! session older than `max_age` (OIDC Core §3.1.2.1) sign in again. A grant on one account
+//! (`account=`) goes through an installation covering it and holds at most its consented
+//! scopes. Only `response_mode=query` is served.
 
 use std::time::Duration;
 

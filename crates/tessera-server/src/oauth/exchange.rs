@@ -5,7 +5,9 @@
 //! outlives it, and keeps its subject, actor, grant and installation. An impersonation token
 //! carries at most target ∩ impersonator ∩ the impersonation policy: the impersonator must hold
 //! `users.impersonate` there, may not impersonate someone holding what they do not, may not
-//! chain impersonations, and gets no refresh token and at most one hour.
+//! chain impersonations, and gets no refresh token and at most one hour. Only the subject
+//! token's own client may exchange it (or no authenticated client: the token is the proof);
+//! the scopes the impersonation policy cuts into are not listed in the result.
 
 use std::sync::Arc;
 
