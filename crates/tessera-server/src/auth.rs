@@ -230,7 +230,10 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<C
             ))
         }
     };
-    authenticate_token(state, token).await
+    // A Bearer credential was presented: a refusal says `invalid_token` (RFC 6750 §3.1).
+    authenticate_token(state, token)
+        .await
+        .map_err(ApiError::presented)
 }
 
 /// Authenticates a bearer credential: an API key or an access token.

@@ -107,6 +107,9 @@ pub struct ApiError {
     pub extra: Option<serde_json::Value>,
     /// Seconds for `Retry-After`.
     pub retry_after: Option<u64>,
+    /// On a 401: a credential was presented and refused, so the challenge says
+    /// `error="invalid_token"` (RFC 6750 §3.1); without one it is a bare challenge.
+    pub invalid_token: bool,
 }
 
 impl ApiError {
@@ -117,6 +120,7 @@ impl ApiError {
             detail: detail.into(),
             extra: None,
             retry_after: None,
+            invalid_token: false,
         }
     }
     /// 400 `invalid_request`.
@@ -130,6 +134,20 @@ impl ApiError {
     /// 401 `unauthenticated`.
     pub fn unauthenticated(detail: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unauthenticated, detail)
+    }
+    /// 401 `unauthenticated` for a presented credential that is not valid: the challenge
+    /// carries `error="invalid_token"` (RFC 6750 §3.1).
+    pub fn invalid_token(detail: impl Into<String>) -> Self {
+        Self::unauthenticated(detail).presented()
+    }
+    /// Marks a 401 as answering a presented, refused credential (RFC 6750 §3.1
+    /// `invalid_token`); other errors are unchanged.
+    #[must_use]
+    pub fn presented(mut self) -> Self {
+        if self.code == ErrorCode::Unauthenticated {
+            self.invalid_token = true;
+        }
+        self
     }
     /// 403 `forbidden`.
     pub fn forbidden(detail: impl Into<String>) -> Self {
@@ -207,9 +225,15 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         if self.code == ErrorCode::Unauthenticated {
+            // RFC 6750 §3: no credential, a bare challenge; a refused one, with its error.
+            let challenge = if self.invalid_token {
+                "Bearer realm=\"tessera\", error=\"invalid_token\""
+            } else {
+                "Bearer realm=\"tessera\""
+            };
             h.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"tessera\""),
+                HeaderValue::from_static(challenge),
             );
         }
         if let Some(secs) = self.retry_after {

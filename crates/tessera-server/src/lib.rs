@@ -83,6 +83,12 @@ pub fn app(state: AppState) -> Result<Router, AppError> {
             r.handler
                 .route_layer(axum::middleware::from_fn_with_state(g, auth::guard))
         };
+        // A response that carries a secret is never stored by a cache.
+        let handler = if r.secret {
+            handler.route_layer(axum::middleware::map_response(no_store))
+        } else {
+            handler
+        };
         // A batch of checks is larger than any other body.
         let handler = if r.path == "/v1/check/batch" {
             handler.layer(DefaultBodyLimit::max(extract::MAX_BATCH_BODY))
@@ -115,6 +121,21 @@ pub fn app(state: AppState) -> Result<Router, AppError> {
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state);
     Ok(router)
+}
+
+/// Marks a response that carries a secret as not storable (`Cache-Control: no-store`, and
+/// `Pragma: no-cache` for HTTP/1.0 caches; RFC 6749 §5.1, RFC 9111 §5.2.2.5).
+async fn no_store(mut resp: axum::response::Response) -> axum::response::Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    h.insert(
+        header::PRAGMA,
+        axum::http::HeaderValue::from_static("no-cache"),
+    );
+    resp
 }
 
 /// The public keys that verify Tessera's tokens (RFC 7517), with a cache lifetime shorter

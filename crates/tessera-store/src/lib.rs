@@ -502,7 +502,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A grant of the tenant.
     async fn get_grant(&self, t: &TenantScope, id: &str) -> Result<Grant, StoreError>;
     /// Revokes a grant and so its refresh tokens. Returns whether it was active. Appends
-    /// `grant.revoke` when it was.
+    /// `grant.revoke` when it was. `NotFound` if the tenant has no such grant (a code whose
+    /// redemption failed never created one).
     async fn revoke_grant(
         &self,
         t: &TenantScope,

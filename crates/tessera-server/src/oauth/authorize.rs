@@ -10,7 +10,10 @@
 //! INVARIANT: a code is issued only after a sign-in in this browser (a sealed session cookie)
 //! and an explicit consent posted with a valid CSRF token (bound to a per-browser cookie);
 //! a wrong email and a wrong password answer the same message after the same work; failed
-//! sign-ins are slowed per account and per address, never locked out.
+//! sign-ins are slowed per account and per address, never locked out. `prompt=login` and a
+//! session older than `max_age` (OIDC Core §3.1.2.1) sign in again. A grant on one account
+//! (`account=`) goes through an installation covering it and holds at most its consented
+//! scopes. Only `response_mode=query` is served.
 
 use std::time::Duration;
 
@@ -46,8 +49,14 @@ const SAME_MESSAGE: &str = "The email or password is incorrect.";
 struct Session {
     sub: String,
     agy: String,
+    /// When the user signed in (ms): the id token's `auth_time`, and what `max_age` and
+    /// `prompt=login` are measured against.
     at: i64,
 }
+
+/// A consent page may stand this long (ms) after the sign-in that `max_age` or `prompt=login`
+/// forced before the decision needs a new sign-in.
+const FORCED_SIGN_IN_CONSENT_WINDOW_MS: i64 = 10 * 60 * 1000;
 
 /// A validated authorization request.
 #[derive(Debug)]
@@ -59,6 +68,9 @@ struct AuthRequest {
     challenge: String,
     nonce: Option<String>,
     prompt: Option<String>,
+    /// OIDC Core §3.1.2.1 `max_age`, seconds: a session signed in longer ago than this must
+    /// sign in again.
+    max_age: Option<i64>,
     account: Option<String>,
     /// The query string, for the forms' action.
     query: String,
@@ -220,6 +232,7 @@ impl<'a> Flow<'a> {
             challenge: String::new(),
             nonce: p.get("nonce").map(str::to_owned),
             prompt: p.get("prompt").map(str::to_owned),
+            max_age: None,
             account: p.get("account").map(str::to_owned),
             query: query.clone(),
         };
@@ -242,6 +255,34 @@ impl<'a> Flow<'a> {
                     "`response_type` is required".into(),
                 ))
             }
+        }
+        // OAuth 2.0 Multiple Response Type Encoding Practices §2.1: the code goes back in the
+        // query only; `fragment`, `form_post` and anything else are refused, not ignored.
+        match p.get("response_mode") {
+            None | Some("query") => {}
+            Some(other) => {
+                return Err(Failure::Redirect(
+                    "invalid_request",
+                    format!(
+                        "response_mode `{}` is not supported: only `query` is",
+                        other.chars().take(100).collect::<String>()
+                    ),
+                ))
+            }
+        }
+        // OIDC Core §3.1.2.1: `max_age` is a non-negative number of seconds.
+        if let Some(m) = p.get("max_age") {
+            let secs = m
+                .parse::<u32>()
+                .ok()
+                .filter(|_| m.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| {
+                    Failure::Redirect(
+                        "invalid_request",
+                        "`max_age` must be a non-negative whole number of seconds".into(),
+                    )
+                })?;
+            req.max_age = Some(i64::from(secs));
         }
         let challenge = p.get("code_challenge").ok_or_else(|| {
             Failure::Redirect(
@@ -348,13 +389,30 @@ impl<'a> Flow<'a> {
         self.session().map_or_else(|| self.now(), |s| s.at)
     }
 
-    /// The first step: sign-in, or consent for a signed-in browser.
-    async fn begin(&self, req: &AuthRequest) -> Result<Step, Failure> {
-        let wants_login = req
+    /// Whether the browser's sign-in is too old for `req`: `prompt=login` asks for a new one,
+    /// and `max_age` for one at most that many seconds ago (OIDC Core §3.1.2.1; `max_age=0`
+    /// always signs in again). `grace` (ms) is added to the allowed age.
+    fn sign_in_too_old(&self, req: &AuthRequest, grace: i64) -> bool {
+        let Some(sess) = self.session() else {
+            return false;
+        };
+        let login = req
             .prompt
             .as_deref()
             .is_some_and(|p| p.split(' ').any(|x| x == "login"));
-        let user = if wants_login {
+        let limit = if login {
+            Some(0)
+        } else {
+            req.max_age.map(|m| m.saturating_mul(1000))
+        };
+        limit.is_some_and(|limit| {
+            (limit == 0 && grace == 0) || self.now() - sess.at > limit.saturating_add(grace)
+        })
+    }
+
+    /// The first step: sign-in, or consent for a signed-in browser.
+    async fn begin(&self, req: &AuthRequest) -> Result<Step, Failure> {
+        let user = if self.sign_in_too_old(req, 0) {
             None
         } else {
             self.session_user().await?
@@ -527,7 +585,38 @@ impl<'a> Flow<'a> {
             });
         }
         if let Some(wanted) = &req.account {
-            out.retain(|c| c.account.as_ref().is_some_and(|a| a.as_str() == wanted));
+            // A grant on one account goes through an installation covering it: the account's
+            // own, else an agency-wide one; its consented scopes cap the grant (I2). Without
+            // one, the app has no consent on that account: refused, never widened.
+            let id: AccountId = wanted.parse().map_err(|_| {
+                Failure::Redirect("invalid_request", "`account` is not an account id".into())
+            })?;
+            let covering = out
+                .iter()
+                .find(|c| c.account.as_ref() == Some(&id))
+                .or_else(|| out.iter().find(|c| c.account.is_none()))
+                .and_then(|c| c.installation.clone());
+            let Some(ins) = covering else {
+                return Err(Failure::Redirect(
+                    "access_denied",
+                    "the app is not installed on this account; an administrator must install it first".into(),
+                ));
+            };
+            let name = match self.state.store.get_account(&scope, &id).await {
+                Ok(a) => a.name,
+                Err(tessera_store::StoreError::NotFound) => {
+                    return Err(Failure::Redirect(
+                        "access_denied",
+                        "`account` names no account of this agency".into(),
+                    ))
+                }
+                Err(_) => return Err(unavailable()),
+            };
+            return Ok(vec![Choice {
+                installation: Some(ins),
+                account: Some(id),
+                name,
+            }]);
         }
         if out.is_empty() {
             if app.kind == AppKind::Marketplace {
@@ -536,32 +625,12 @@ impl<'a> Flow<'a> {
                     "the app is not installed in this agency; an administrator must install it first".into(),
                 ));
             }
-            let account = match &req.account {
-                None => None,
-                Some(a) => {
-                    let id: AccountId = a.parse().map_err(|_| {
-                        Failure::Redirect(
-                            "invalid_request",
-                            "`account` is not an account id".into(),
-                        )
-                    })?;
-                    match self.state.store.get_account(&scope, &id).await {
-                        Ok(_) => Some(id),
-                        Err(_) => {
-                            return Err(Failure::Redirect(
-                                "access_denied",
-                                "`account` names no account of this agency".into(),
-                            ))
-                        }
-                    }
-                }
-            };
+            // The agency's own (or the platform's) app, installed nowhere in the agency: it
+            // acts in the agency itself, within the user's bindings and the app's scopes.
             out.push(Choice {
                 installation: None,
-                name: account
-                    .as_ref()
-                    .map_or_else(|| "All accounts".to_owned(), ToString::to_string),
-                account,
+                account: None,
+                name: "All accounts".to_owned(),
             });
         }
         Ok(out)
@@ -616,7 +685,15 @@ impl<'a> Flow<'a> {
         decision: &str,
         picked: Option<&str>,
     ) -> Result<Step, Failure> {
-        let Some(user) = self.session_user().await? else {
+        // The consent page followed a sign-in `begin` checked (or forced); a decision long
+        // after it signs in again.
+        let fresh = !self.sign_in_too_old(req, FORCED_SIGN_IN_CONSENT_WINDOW_MS);
+        let user = if fresh {
+            self.session_user().await?
+        } else {
+            None
+        };
+        let Some(user) = user else {
             return Ok(Step::SignIn {
                 error: None,
                 email: String::new(),

@@ -5,7 +5,9 @@
 //! outlives it, and keeps its subject, actor, grant and installation. An impersonation token
 //! carries at most target ∩ impersonator ∩ the impersonation policy: the impersonator must hold
 //! `users.impersonate` there, may not impersonate someone holding what they do not, may not
-//! chain impersonations, and gets no refresh token and at most one hour.
+//! chain impersonations, and gets no refresh token and at most one hour. Only the subject
+//! token's own client may exchange it (or no authenticated client: the token is the proof);
+//! the scopes the impersonation policy cuts into are not listed in the result.
 
 use std::sync::Arc;
 
@@ -49,7 +51,7 @@ async fn subject(state: &AppState, token: &str) -> Result<Arc<Caller>, OAuthErro
 pub async fn exchange(state: &AppState, req: &TokenRequest) -> Result<Value, OAuthError> {
     let p = &req.params;
     // Client authentication is optional: the subject token is the proof. If presented, it must
-    // be valid, and the result is issued to that client.
+    // be valid and be the subject token's own client; the result is issued to that client.
     let client = match client::presented(&req.headers, p.get("client_id"), p.get("client_secret"))?
     {
         Some((id, secret, method)) => {
@@ -98,12 +100,41 @@ pub async fn exchange(state: &AppState, req: &TokenRequest) -> Result<Value, OAu
             OAuthError::invalid_request("`expires_in` must be a positive number of seconds")
         })?),
     };
-    let client_id = match (&client, &caller.token, &caller.key) {
-        (Some(c), _, _) => c.id().to_string(),
-        (None, Some(t), _) => t.client_id.clone(),
-        (None, None, Some(k)) => k.id.to_string(),
-        (None, None, None) => return Err(OAuthError::invalid_client("authenticate the client")),
+    // The result belongs to the subject token's own client: a client that authenticates must
+    // be that client (RFC 8693 §2.1 leaves the policy to the server; re-issuing a user's token
+    // to another client would hand it a consent it never got). An API key is its own client.
+    let client_id = match (&caller.token, &caller.key) {
+        (Some(t), _) => t.client_id.clone(),
+        (None, Some(k)) => k.id.to_string(),
+        (None, None) => return Err(OAuthError::invalid_client("authenticate the client")),
     };
+    if let Some(c) = &client {
+        if c.id().as_str() != client_id {
+            let on_behalf = caller.principal.to_string();
+            let audit = record(
+                state,
+                &req.meta,
+                c.id().as_str(),
+                Some(&on_behalf),
+                "token.exchange",
+                None,
+                Outcome::Denied,
+                json!({
+                    "why": "client_mismatch",
+                    "client_id": c.id().as_str(),
+                    "subject_client_id": client_id,
+                    "kind": if p.get("requested_subject").is_some() { "impersonation" } else { "downscope" },
+                }),
+            );
+            state
+                .audit
+                .append(TenantScope::authenticated(caller.agency.clone()), audit)
+                .await?;
+            return Err(OAuthError::invalid_grant(
+                "the subject token was issued to another client: only its own client may exchange it",
+            ));
+        }
+    }
     match p.get("requested_subject") {
         Some(target) => {
             impersonate(state, req, &caller, target, account, expires_in, client_id).await
@@ -368,6 +399,12 @@ async fn impersonate(
         (None, Some(k)) => k.scopes.clone(),
         (None, None) => Vec::new(),
     };
+    // A scope is listed only if it is wholly effective under the impersonation policy: one
+    // that maps to any permission the policy removes (`users.impersonate`, `users.write`,
+    // `billing.*`, …) is dropped, so a resource server that trusts the token's `scope` claim
+    // is never told of a power the token does not carry (RFC 6749 §3.3: the response's
+    // `scope` says what was issued).
+    let effective = |perms: &tessera_core::PermissionSet| perms.intersect(&forbidden).is_empty();
     let scopes: Vec<String> = match req.params.get("scope") {
         Some(s) => {
             let asked = split_scopes(s);
@@ -385,22 +422,30 @@ async fn impersonate(
                 }
             }
             asked
+                .into_iter()
+                .filter(|s| {
+                    state
+                        .catalog
+                        .scope(s)
+                        .is_some_and(|(_, perms)| effective(&perms))
+                })
+                .collect()
         }
         None => default_scopes
             .into_iter()
             .filter(|s| {
                 state.catalog.scope(s).is_some_and(|(_, perms)| {
-                    let kept = perms.difference(&forbidden);
-                    !kept.is_empty()
-                        && kept.is_subset(&mine)
-                        && !kept.intersect(&allowed).is_empty()
+                    effective(&perms)
+                        && !perms.is_empty()
+                        && perms.is_subset(&mine)
+                        && !perms.intersect(&allowed).is_empty()
                 })
             })
             .collect(),
     };
     if scopes.is_empty() {
         return Err(OAuthError::invalid_scope(
-            "no scope is left for the impersonation: name the scopes with `scope`",
+            "no scope is left for the impersonation (scopes that include a permission the impersonation policy removes are dropped): name narrower scopes with `scope`",
         ));
     }
     let mut ttl = state.oauth.settings.impersonation_ttl;

@@ -3,7 +3,8 @@
 //! INVARIANT: introspection answers `{"active": false}` — nothing more — for anything invalid,
 //! revoked, expired, or that the caller may not see: a client sees its own tokens; an API key
 //! or access token sees the tokens of its agency (of its account, if bound to one); platform
-//! credentials see every agency's.
+//! credentials see every agency's. Revocation also accepts a public client identified by its
+//! `client_id` (RFC 7009 §2.1), for its own tokens only.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -49,7 +50,14 @@ fn bearer(headers: &HeaderMap) -> bool {
         .is_some_and(|(s, _)| s.eq_ignore_ascii_case("bearer"))
 }
 
-async fn asker(state: &AppState, headers: &HeaderMap, p: &Params) -> Result<Asker, OAuthError> {
+/// Who asks. `public`: a public client may identify itself by `client_id` alone (revocation,
+/// RFC 7009 §2.1); introspection needs an authenticated client or credential (RFC 7662 §2.1).
+async fn asker(
+    state: &AppState,
+    headers: &HeaderMap,
+    p: &Params,
+    public: bool,
+) -> Result<Asker, OAuthError> {
     if bearer(headers) {
         let caller = auth::authenticate(state, headers)
             .await
@@ -58,7 +66,7 @@ async fn asker(state: &AppState, headers: &HeaderMap, p: &Params) -> Result<Aske
     }
     let c =
         client::authenticate(state, headers, p.get("client_id"), p.get("client_secret")).await?;
-    if c.method == client::AuthMethod::None {
+    if c.method == client::AuthMethod::None && !public {
         return Err(OAuthError::invalid_client(
             "introspection and revocation need an authenticated client or credential",
         ));
@@ -88,7 +96,7 @@ async fn run_introspect(
     body: &[u8],
 ) -> Result<Response, OAuthError> {
     let p = Params::parse(headers, body)?;
-    let asker = asker(state, headers, &p).await?;
+    let asker = asker(state, headers, &p, false).await?;
     let token = p.required("token")?;
     if token.starts_with(REFRESH_PREFIX) {
         return introspect_refresh(state, &asker, token).await;
@@ -214,7 +222,10 @@ async fn run_revoke(
     meta: &RequestMeta,
 ) -> Result<(), OAuthError> {
     let p = Params::parse(headers, body)?;
-    let asker = asker(state, headers, &p).await?;
+    // A public client revokes its own tokens with its `client_id` (RFC 7009 §2.1); a token
+    // of another client is answered 200 and left alone, as for a confidential client (§2.2:
+    // the answer never says whose a token is).
+    let asker = asker(state, headers, &p, true).await?;
     let token = p.required("token")?;
     let now = state.clock.now();
     let actor = match &asker {
@@ -294,6 +305,10 @@ async fn run_revoke(
     Ok(())
 }
 
+/// The challenge of a userinfo 403 (RFC 6750 §3: `insufficient_scope` with the scope needed).
+const USERINFO_SCOPE_CHALLENGE: &str =
+    "Bearer realm=\"tessera\", error=\"insufficient_scope\", scope=\"openid\"";
+
 /// `GET|POST /oauth/userinfo` (OIDC Core §5.3).
 pub async fn userinfo(State(s): State<AppState>, headers: HeaderMap) -> Response {
     match run_userinfo(&s, &headers).await {
@@ -323,16 +338,18 @@ async fn run_userinfo(state: &AppState, headers: &HeaderMap) -> Result<Value, OA
             )))
         }
     };
+    // RFC 6750 §3.1: a 403 names the scope the resource needs in its challenge.
+    let insufficient = |d: &str| {
+        let mut e = OAuthError::insufficient_scope(d);
+        e.challenge = Some(USERINFO_SCOPE_CHALLENGE);
+        e
+    };
     let scopes: Vec<String> = claims.scopes().map(str::to_owned).collect();
     if !scopes.iter().any(|s| s == "openid") {
-        return Err(OAuthError::insufficient_scope(
-            "the access token lacks the `openid` scope",
-        ));
+        return Err(insufficient("the access token lacks the `openid` scope"));
     }
     let Ok(user_id) = claims.sub.parse::<UserId>() else {
-        return Err(OAuthError::insufficient_scope(
-            "the token's subject is not a user",
-        ));
+        return Err(insufficient("the token's subject is not a user"));
     };
     let agency: AgencyId = claims
         .tenant

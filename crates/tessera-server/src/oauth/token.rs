@@ -219,13 +219,19 @@ async fn authorization_code(state: &AppState, req: &TokenRequest) -> Result<Valu
                 Outcome::Denied,
                 json!({ "client_id": client.id().as_str(), "grant": c.grant_id }),
             );
-            state
+            // The first redemption may have failed (a wrong verifier, a wrong redirect URI):
+            // then no grant was created, nothing is revoked, and the replay is still recorded.
+            match state
                 .store
                 .revoke_grant(&scope, &c.grant_id, now, &audit)
-                .await?;
-            state.engine.invalidate(&c.agency_id);
+                .await
+            {
+                Ok(_) => state.engine.invalidate(&c.agency_id),
+                Err(StoreError::NotFound) => state.audit.append(scope, audit).await?,
+                Err(e) => return Err(e.into()),
+            }
             return Err(OAuthError::invalid_grant(
-                "the code was already used; the tokens it issued are revoked",
+                "the code was already used; any tokens it issued are revoked",
             ));
         }
         Some(CodeRedemption::Fresh(c)) => c,

@@ -58,6 +58,10 @@ pub struct RouteSpec {
     pub response: Option<SchemaFn>,
     /// The success status.
     pub status: u16,
+    /// Whether its success body carries a secret (an API key, a client secret): the app
+    /// answers it with `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1,
+    /// RFC 9111 §5.2.2.5), so no cache keeps it.
+    pub secret: bool,
     /// The handler.
     pub handler: MethodRouter<AppState>,
 }
@@ -78,8 +82,13 @@ impl RouteSpec {
             request: None,
             response: None,
             status: 200,
+            secret: false,
             handler,
         }
+    }
+    fn carries_secret(mut self) -> Self {
+        self.secret = true;
+        self
     }
     fn body<T: JsonSchema>(mut self) -> Self {
         self.request = Some(schema_of::<T>);
@@ -295,7 +304,8 @@ pub fn table() -> Vec<RouteSpec> {
             post(api_keys::create),
         )
         .body::<api_keys::CreateKey>()
-        .returns::<api_keys::KeyWithSecret>(201),
+        .returns::<api_keys::KeyWithSecret>(201)
+        .carries_secret(),
         RouteSpec::new(
             Method::GET,
             "/v1/agencies/{agy}/api-keys",
@@ -328,7 +338,8 @@ pub fn table() -> Vec<RouteSpec> {
             post(api_keys::rotate),
         )
         .body::<api_keys::RotateKey>()
-        .returns::<api_keys::KeyWithSecret>(200),
+        .returns::<api_keys::KeyWithSecret>(200)
+        .carries_secret(),
         RouteSpec::new(
             Method::POST,
             "/v1/agencies/{agy}/apps",
@@ -337,7 +348,8 @@ pub fn table() -> Vec<RouteSpec> {
             post(apps::create),
         )
         .body::<apps::CreateApp>()
-        .returns::<apps::AppWithSecret>(201),
+        .returns::<apps::AppWithSecret>(201)
+        .carries_secret(),
         RouteSpec::new(
             Method::GET,
             "/v1/agencies/{agy}/apps",
@@ -370,7 +382,8 @@ pub fn table() -> Vec<RouteSpec> {
             post(apps::rotate_secret),
         )
         .body::<apps::RotateSecret>()
-        .returns::<apps::AppWithSecret>(200),
+        .returns::<apps::AppWithSecret>(200)
+        .carries_secret(),
         RouteSpec::new(
             Method::POST,
             "/v1/agencies/{agy}/installations",

@@ -1404,3 +1404,6 @@ async fn deleting_a_marketplace_app_stops_its_tokens_in_every_agency() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// The findings of the outside security and interop test (issue 8).
+mod musts;
