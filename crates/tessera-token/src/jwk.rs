@@ -554,7 +554,7 @@ mod tests {
         assert!(vk.thumbprint().starts_with(vk.kid()));
         assert_eq!(
             JwkSet::from_json(&json!({"keys": [jwk]})).unwrap().keys(),
-            [vk.clone()]
+            std::slice::from_ref(vk)
         );
     }
 
