@@ -4,8 +4,8 @@
 //! INVARIANT: a token verifies only if its `alg` is exactly the algorithm of the issuer key its
 //! `kid` names (so never `none`, never HMAC keyed with a public key), its header neither points
 //! at keys elsewhere (`jku`, `x5u`, `jwk`, `x5c`) nor demands extensions (`crit`), its `typ` is
-//! the expected one, and the signature holds (ES256 only in its low-s form); only then is the payload decoded and its
-//! issuer, audience and times checked.
+//! the expected one, and the signature holds (ES256 only in its low-s form); only then is the
+//! payload decoded and its issuer, audience and times checked.
 
 mod claims;
 
