@@ -71,6 +71,16 @@ PUBLIC_CLIENT_ID=$(jid client_id <<<"$public")
 INS=$(admin "/v1/agencies/$AGY/accounts/$ACC/installations" "{\"app\":\"$CLIENT_ID\",\"scopes\":$SCOPES}" | jid id)
 admin "/v1/agencies/$AGY/accounts/$ACC/installations" "{\"app\":\"$PUBLIC_CLIENT_ID\",\"scopes\":$SCOPES}" >/dev/null
 
+# --- the RS256 fixtures (interop/python/test_rs256.py): a confidential app whose tokens are
+# signed with RS256 (OpenID Connect Core §15.1), installed on the same account.
+rs256=$(admin "/v1/agencies/$AGY/apps" \
+  "{\"name\":\"Interop RS256\",\"redirect_uris\":[\"$REDIRECT_URI\"],\"scopes\":$SCOPES,\"confidential\":true,\"kind\":\"private\",\"token_signing_alg\":\"RS256\"}")
+TESSERA_RS256_CLIENT_ID=$(jid client_id <<<"$rs256")
+TESSERA_RS256_CLIENT_SECRET=$(jid client_secret <<<"$rs256")
+TESSERA_RS256_INSTALLATION=$(admin "/v1/agencies/$AGY/accounts/$ACC/installations" \
+  "{\"app\":\"$TESSERA_RS256_CLIENT_ID\",\"scopes\":$SCOPES}" | jid id)
+export TESSERA_RS256_CLIENT_ID TESSERA_RS256_CLIENT_SECRET TESSERA_RS256_INSTALLATION
+
 export TESSERA_ISSUER=$ISSUER TESSERA_CLIENT_ID=$CLIENT_ID TESSERA_CLIENT_SECRET=$CLIENT_SECRET \
   TESSERA_PUBLIC_CLIENT_ID=$PUBLIC_CLIENT_ID TESSERA_REDIRECT_URI=$REDIRECT_URI \
   TESSERA_INSTALLATION=$INS TESSERA_AGENCY=$AGY TESSERA_ACCOUNT=$ACC TESSERA_USER_ID=$USR \

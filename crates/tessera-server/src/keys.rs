@@ -247,10 +247,12 @@ impl Keys {
     }
 
     /// The algorithms the ring keeps a key lineage for: the policy's (Ed25519 by default)
-    /// first, and ES256 for clients without EdDSA.
+    /// first, then ES256 for clients without EdDSA, then RS256, which OpenID Connect Core §15.1
+    /// requires every provider to support ("OPs MUST support signing ID Tokens with the RSA
+    /// SHA-256 algorithm"). Each lineage rotates on the same schedule.
     pub fn algorithms(&self) -> Vec<Algorithm> {
         let mut algs = vec![self.policy.alg];
-        for a in [Algorithm::EdDsa, Algorithm::Es256] {
+        for a in [Algorithm::EdDsa, Algorithm::Es256, Algorithm::Rs256] {
             if !algs.contains(&a) {
                 algs.push(a);
             }
@@ -298,6 +300,26 @@ impl Keys {
         }
         self.reload().await?;
         Ok(applied)
+    }
+
+    /// Stores a key generated elsewhere, e.g. a test fixture that spares every test an RSA key
+    /// generation. The record must open under this node's master key and be published; a kid
+    /// already stored is a conflict. Not audited: no key changes state. Reloads the ring.
+    pub async fn import(&self, record: &KeyRecord) -> Result<(), KeysError> {
+        if !record.is_published() {
+            return Err(KeysError::Record {
+                kid: record.kid.clone(),
+                problem: "only a pending, active or retiring key can be imported".into(),
+            });
+        }
+        KeyRing::new(std::slice::from_ref(record), &self.envelope).map_err(|e| {
+            KeysError::Record {
+                kid: record.kid.clone(),
+                problem: e.to_string(),
+            }
+        })?;
+        self.store.insert_signing_key(&to_row(record)).await?;
+        self.reload().await
     }
 
     /// The stored records, without private keys, for listing.

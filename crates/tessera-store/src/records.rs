@@ -444,8 +444,8 @@ pub struct App {
     pub kind: AppKind,
     /// Whether it authenticates with a secret (a confidential client) or not (a public one).
     pub confidential: bool,
-    /// The JWS algorithm its tokens are signed with: `EdDSA` (the default) or `ES256`, for
-    /// clients whose libraries lack EdDSA.
+    /// The JWS algorithm its tokens are signed with: `EdDSA` (the default), or `ES256` or
+    /// `RS256` for clients whose libraries lack EdDSA.
     pub token_signing_alg: String,
     /// The redirect URIs, matched exactly.
     pub redirect_uris: Vec<String>,

@@ -1,7 +1,8 @@
 //! Public keys as JSON Web Keys (RFC 7517), their thumbprints (RFC 7638) and key ids, for the
-//! two algorithms Tessera signs with: `EdDSA` over Ed25519 (RFC 8037) and `ES256` (RFC 7518
-//! §3.4). INVARIANT: a [`VerificationKey`] is bound to exactly one algorithm, holds a point that
-//! is on its curve and not of small order, and its JWK round-trips through
+//! three algorithms Tessera signs with: `EdDSA` over Ed25519 (RFC 8037), `ES256` (RFC 7518
+//! §3.4) and `RS256` (RFC 7518 §3.3). INVARIANT: a [`VerificationKey`] is bound to exactly one
+//! algorithm, holds a point that is on its curve and not of small order (or an RSA modulus of
+//! [`RSA_MIN_BITS`] to [`RSA_MAX_BITS`] bits), and its JWK round-trips through
 //! [`VerificationKey::from_jwk`].
 
 use std::fmt;
@@ -12,6 +13,12 @@ use p256::elliptic_curve::sec1::EncodedPoint;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+/// RFC 7518 §3.3: "A key of size 2048 bits or larger MUST be used with these algorithms."
+pub const RSA_MIN_BITS: usize = 2048;
+
+/// The largest RSA modulus accepted (a bound on the cost of one verification).
+pub const RSA_MAX_BITS: usize = 4096;
 
 /// Bytes of the RFC 7638 thumbprint kept in a Tessera `kid` (96 bits, 16 base64url characters).
 pub const KID_THUMBPRINT_BYTES: usize = 12;
@@ -25,6 +32,10 @@ pub enum Algorithm {
     /// ECDSA with P-256 and SHA-256 (RFC 7518 §3.4).
     #[serde(rename = "ES256")]
     Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3). OpenID Connect Core §15.1 requires
+    /// every provider to support it.
+    #[serde(rename = "RS256")]
+    Rs256,
 }
 
 impl Algorithm {
@@ -33,6 +44,7 @@ impl Algorithm {
         match self {
             Algorithm::EdDsa => "EdDSA",
             Algorithm::Es256 => "ES256",
+            Algorithm::Rs256 => "RS256",
         }
     }
 
@@ -41,6 +53,7 @@ impl Algorithm {
         match name {
             "EdDSA" => Some(Algorithm::EdDsa),
             "ES256" => Some(Algorithm::Es256),
+            "RS256" => Some(Algorithm::Rs256),
             _ => None,
         }
     }
@@ -62,7 +75,7 @@ pub enum JwkError {
     #[error("jwk member `{0}` is missing or not a string")]
     MissingMember(&'static str),
     /// `kty`/`crv` name a key type Tessera does not verify with.
-    #[error("jwk key type is not supported (expected `OKP`/`Ed25519` or `EC`/`P-256`)")]
+    #[error("jwk key type is not supported (expected `OKP`/`Ed25519`, `EC`/`P-256` or `RSA`)")]
     UnsupportedKeyType,
     /// `alg` is present and is not the one algorithm this key type is used with.
     #[error("jwk `alg` does not match its key type")]
@@ -76,16 +89,22 @@ pub enum JwkError {
     /// The coordinates are not a usable point (off the curve, or of small order).
     #[error("jwk public key is not a valid point of its curve")]
     InvalidPoint,
+    /// The RSA modulus or exponent is unusable: a modulus outside 2048 to 4096 bits or even,
+    /// an exponent that is even, below 3 or not below the modulus.
+    #[error("jwk rsa public key is invalid or of an unsupported size")]
+    InvalidRsaKey,
     /// A JWK set has no `keys` array.
     #[error("jwk set has no `keys` array")]
     NotASet,
 }
 
 /// The public key material, by algorithm.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) enum PublicKey {
     Ed25519(ed25519_dalek::VerifyingKey),
     P256(p256::ecdsa::VerifyingKey),
+    /// Boxed: an RSA key is two heap integers, and the other variants stay small.
+    Rsa(Box<rsa::RsaPublicKey>),
 }
 
 impl PublicKey {
@@ -93,6 +112,7 @@ impl PublicKey {
         match self {
             PublicKey::Ed25519(_) => Algorithm::EdDsa,
             PublicKey::P256(_) => Algorithm::Es256,
+            PublicKey::Rsa(_) => Algorithm::Rs256,
         }
     }
 
@@ -107,6 +127,11 @@ impl PublicKey {
             PublicKey::P256(key) => {
                 let (x, y) = p256_coordinates(key);
                 format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#)
+            }
+            // RFC 7638 §3.2: `e`, `kty`, `n`.
+            PublicKey::Rsa(key) => {
+                let (n, e) = rsa_parameters(key);
+                format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#)
             }
         }
     }
@@ -135,6 +160,38 @@ fn p256_coordinates(key: &p256::ecdsa::VerifyingKey) -> (String, String) {
         .map(|y| URL_SAFE_NO_PAD.encode(y))
         .unwrap_or_default();
     (x, y)
+}
+
+/// The modulus and exponent of an RSA key, base64url of their minimal big-endian octets
+/// (RFC 7518 §6.3.1.1 and §6.3.1.2).
+fn rsa_parameters(key: &rsa::RsaPublicKey) -> (String, String) {
+    use rsa::traits::PublicKeyParts as _;
+    (
+        URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
+        URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+    )
+}
+
+/// Parses the `n` and `e` of an RSA JWK: canonical base64url of minimal big-endian integers
+/// (no leading zero octet, RFC 7518 §6.3.1.1), a modulus of [`RSA_MIN_BITS`] to
+/// [`RSA_MAX_BITS`] bits.
+fn rsa_public_key(n: &str, e: &str) -> Result<rsa::RsaPublicKey, JwkError> {
+    let integer = |text: &str, name: &'static str| {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| JwkError::BadCoordinate(name))?;
+        match bytes.first() {
+            None | Some(0) => Err(JwkError::BadCoordinate(name)),
+            Some(_) => Ok(rsa::BigUint::from_bytes_be(&bytes)),
+        }
+    };
+    let n = integer(n, "n")?;
+    let e = integer(e, "e")?;
+    if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&n.bits()) {
+        return Err(JwkError::InvalidRsaKey);
+    }
+    // Checks that `n` is odd and `e` odd, at least 3, below `n` and at most 2^33 − 1.
+    rsa::RsaPublicKey::new_with_max_size(n, e, RSA_MAX_BITS).map_err(|_| JwkError::InvalidRsaKey)
 }
 
 /// A public key with its key id and its one algorithm: what a verifier needs.
@@ -169,7 +226,8 @@ impl VerificationKey {
         URL_SAFE_NO_PAD.encode(self.key.thumbprint())
     }
 
-    /// The public JWK: `kty`, `crv`, `x` (and `y`), `kid`, `alg`, `use: "sig"`.
+    /// The public JWK: `kty`, `crv`, `x` (and `y`) — or `kty`, `n`, `e` for RSA — `kid`,
+    /// `alg`, `use: "sig"`.
     pub fn to_jwk(&self) -> Value {
         match &self.key {
             PublicKey::Ed25519(key) => json!({
@@ -192,6 +250,17 @@ impl VerificationKey {
                     "use": "sig",
                 })
             }
+            PublicKey::Rsa(key) => {
+                let (n, e) = rsa_parameters(key);
+                json!({
+                    "kty": "RSA",
+                    "n": n,
+                    "e": e,
+                    "kid": self.kid,
+                    "alg": "RS256",
+                    "use": "sig",
+                })
+            }
         }
     }
 
@@ -206,32 +275,9 @@ impl VerificationKey {
                 .ok_or(JwkError::MissingMember(name))
         };
         let kid = member("kid")?.to_owned();
-        let kty = member("kty")?;
-        if kty != "OKP" && kty != "EC" {
-            return Err(JwkError::UnsupportedKeyType);
-        }
-        let key = match (kty, member("crv")?) {
-            ("OKP", "Ed25519") => {
-                let x = coordinate::<32>(member("x")?, "x")?;
-                let key = ed25519_dalek::VerifyingKey::from_bytes(&x)
-                    .map_err(|_| JwkError::InvalidPoint)?;
-                if key.is_weak() {
-                    return Err(JwkError::InvalidPoint);
-                }
-                PublicKey::Ed25519(key)
-            }
-            ("EC", "P-256") => {
-                let x = coordinate::<32>(member("x")?, "x")?;
-                let y = coordinate::<32>(member("y")?, "y")?;
-                let point = EncodedPoint::<p256::NistP256>::from_affine_coordinates(
-                    &x.into(),
-                    &y.into(),
-                    false,
-                );
-                let key = p256::ecdsa::VerifyingKey::from_encoded_point(&point)
-                    .map_err(|_| JwkError::InvalidPoint)?;
-                PublicKey::P256(key)
-            }
+        let key = match member("kty")? {
+            kty @ ("OKP" | "EC") => ec_public_key(kty, &member)?,
+            "RSA" => PublicKey::Rsa(Box::new(rsa_public_key(member("n")?, member("e")?)?)),
             _ => return Err(JwkError::UnsupportedKeyType),
         };
         if let Some(alg) = obj.get("alg") {
@@ -246,6 +292,37 @@ impl VerificationKey {
         }
         Ok(Self { kid, key })
     }
+}
+
+/// The public key of an `OKP` or `EC` JWK, whose members `member` reads.
+fn ec_public_key<'j>(
+    kty: &str,
+    member: &dyn Fn(&'static str) -> Result<&'j str, JwkError>,
+) -> Result<PublicKey, JwkError> {
+    Ok(match (kty, member("crv")?) {
+        ("OKP", "Ed25519") => {
+            let x = coordinate::<32>(member("x")?, "x")?;
+            let key =
+                ed25519_dalek::VerifyingKey::from_bytes(&x).map_err(|_| JwkError::InvalidPoint)?;
+            if key.is_weak() {
+                return Err(JwkError::InvalidPoint);
+            }
+            PublicKey::Ed25519(key)
+        }
+        ("EC", "P-256") => {
+            let x = coordinate::<32>(member("x")?, "x")?;
+            let y = coordinate::<32>(member("y")?, "y")?;
+            let point = EncodedPoint::<p256::NistP256>::from_affine_coordinates(
+                &x.into(),
+                &y.into(),
+                false,
+            );
+            let key = p256::ecdsa::VerifyingKey::from_encoded_point(&point)
+                .map_err(|_| JwkError::InvalidPoint)?;
+            PublicKey::P256(key)
+        }
+        _ => return Err(JwkError::UnsupportedKeyType),
+    })
 }
 
 impl fmt::Debug for VerificationKey {
@@ -277,8 +354,8 @@ impl JwkSet {
         Self { keys }
     }
 
-    /// Parses `{"keys": [...]}`. Keys of a type Tessera does not verify with (RSA, symmetric,
-    /// other curves) or meant for encryption are skipped, as RFC 7517 §5 allows; a supported
+    /// Parses `{"keys": [...]}`. Keys of a type Tessera does not verify with (symmetric, other
+    /// curves) or meant for encryption are skipped, as RFC 7517 §5 allows; a supported
     /// key that is malformed fails the whole set.
     pub fn from_json(jwks: &Value) -> Result<Self, JwkError> {
         let list = jwks
@@ -391,7 +468,8 @@ mod tests {
         );
         assert_eq!(without("kid"), Err(JwkError::MissingMember("kid")));
         assert_eq!(without("x"), Err(JwkError::MissingMember("x")));
-        assert_eq!(with("kty", json!("RSA")), Err(JwkError::UnsupportedKeyType));
+        assert_eq!(with("kty", json!("RSA")), Err(JwkError::MissingMember("n")));
+        assert_eq!(with("kty", json!("oct")), Err(JwkError::UnsupportedKeyType));
         assert_eq!(
             with("crv", json!("Ed448")),
             Err(JwkError::UnsupportedKeyType)
@@ -431,11 +509,118 @@ mod tests {
         assert_eq!(Algorithm::from_name("EdDSA"), Some(Algorithm::EdDsa));
     }
 
+    /// RFC 7638 §3.1: the example RSA key (RFC 7515 Appendix A.2) and its thumbprint.
+    const RFC7638_N: &str = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+
+    #[test]
+    fn rfc7638_rsa_thumbprint() {
+        let key = PublicKey::Rsa(Box::new(rsa_public_key(RFC7638_N, "AQAB").unwrap()));
+        assert_eq!(
+            key.canonical_json(),
+            format!(r#"{{"e":"AQAB","kty":"RSA","n":"{RFC7638_N}"}}"#)
+        );
+        let vk = VerificationKey::new(key.kid(), key);
+        assert_eq!(
+            vk.thumbprint(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+        assert_eq!(vk.kid(), "NzbLsXh8uDCcd-6M");
+        assert_eq!(vk.alg(), Algorithm::Rs256);
+    }
+
+    #[test]
+    fn rsa_jwk_export_and_round_trip() {
+        let key = crate::signing_key::test_rsa_key();
+        let vk = key.verification_key();
+        let jwk = vk.to_jwk();
+        let mut members: Vec<&str> = jwk
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        members.sort_unstable();
+        assert_eq!(members, ["alg", "e", "kid", "kty", "n", "use"]);
+        assert_eq!(jwk["kty"], "RSA");
+        assert_eq!(jwk["alg"], "RS256");
+        assert_eq!(jwk["use"], "sig");
+        assert_eq!(jwk["e"], "AQAB");
+        assert_eq!(jwk["kid"], key.kid());
+        // 2048 bits = 256 octets = 342 base64url characters, no leading zero octet.
+        let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
+        assert_eq!(n.len(), 256);
+        assert_ne!(n[0], 0);
+        assert_eq!(VerificationKey::from_jwk(&jwk).unwrap(), *vk);
+        assert!(vk.thumbprint().starts_with(vk.kid()));
+        assert_eq!(
+            JwkSet::from_json(&json!({"keys": [jwk]})).unwrap().keys(),
+            std::slice::from_ref(vk)
+        );
+    }
+
+    #[test]
+    fn bad_rsa_jwks_are_rejected() {
+        let good = crate::signing_key::test_rsa_key()
+            .verification_key()
+            .to_jwk();
+        let with = |k: &str, v: Value| {
+            let mut j = good.clone();
+            j[k] = v;
+            VerificationKey::from_jwk(&j)
+        };
+        let n = URL_SAFE_NO_PAD.decode(good["n"].as_str().unwrap()).unwrap();
+        // A leading zero octet is not the minimal encoding (RFC 7518 §6.3.1.1).
+        let padded = URL_SAFE_NO_PAD.encode([&[0u8][..], &n].concat());
+        assert_eq!(with("n", json!(padded)), Err(JwkError::BadCoordinate("n")));
+        assert_eq!(with("n", json!("")), Err(JwkError::BadCoordinate("n")));
+        assert_eq!(with("n", json!("!!")), Err(JwkError::BadCoordinate("n")));
+        assert_eq!(with("e", json!("AA")), Err(JwkError::BadCoordinate("e")));
+        // Too short (1024 bits: RFC 7518 §3.3 demands 2048) or too long.
+        assert_eq!(
+            with("n", json!(URL_SAFE_NO_PAD.encode(&n[..128]))),
+            Err(JwkError::InvalidRsaKey)
+        );
+        assert_eq!(
+            with("n", json!(URL_SAFE_NO_PAD.encode([0xffu8; 513]))),
+            Err(JwkError::InvalidRsaKey)
+        );
+        // An even modulus, an even or tiny exponent.
+        let mut even = n.clone();
+        *even.last_mut().unwrap() &= 0xfe;
+        assert_eq!(
+            with("n", json!(URL_SAFE_NO_PAD.encode(&even))),
+            Err(JwkError::InvalidRsaKey)
+        );
+        assert_eq!(with("e", json!("AQAA")), Err(JwkError::InvalidRsaKey));
+        assert_eq!(with("e", json!("AQ")), Err(JwkError::InvalidRsaKey));
+        // An RSA key is for RS256 only.
+        assert_eq!(
+            with("alg", json!("PS256")),
+            Err(JwkError::AlgorithmMismatch)
+        );
+        assert_eq!(
+            with("alg", json!("RS384")),
+            Err(JwkError::AlgorithmMismatch)
+        );
+        assert_eq!(
+            with("alg", json!("ES256")),
+            Err(JwkError::AlgorithmMismatch)
+        );
+        let mut j = good.clone();
+        j.as_object_mut().unwrap().remove("e");
+        assert_eq!(
+            VerificationKey::from_jwk(&j),
+            Err(JwkError::MissingMember("e"))
+        );
+        assert_eq!(Algorithm::from_name("rs256"), None);
+        assert_eq!(Algorithm::from_name("RS256"), Some(Algorithm::Rs256));
+    }
+
     #[test]
     fn jwk_set_skips_foreign_keys() {
         let vk = VerificationKey::new(rfc8037_key().kid(), rfc8037_key());
         let set = json!({"keys": [
-            {"kty": "RSA", "kid": "r", "n": "AQAB", "e": "AQAB"},
+            {"kty": "EC", "crv": "P-384", "kid": "r", "x": "AQAB", "y": "AQAB"},
             {"kty": "oct", "kid": "h", "k": "c2VjcmV0"},
             vk.to_jwk(),
         ]});
@@ -462,6 +647,7 @@ mod tests {
             JwkError::NotForSignatures,
             JwkError::BadCoordinate("x"),
             JwkError::InvalidPoint,
+            JwkError::InvalidRsaKey,
             JwkError::NotASet,
         ] {
             let msg = e.to_string();

@@ -1,11 +1,11 @@
 //! Compact JWS tokens (RFC 7515/7519): access tokens per RFC 9068 (`typ: at+jwt`) and OIDC id
-//! tokens (`typ: JWT`), signed with `EdDSA` or `ES256`, and their verification per the JWT best
-//! current practice (RFC 8725).
+//! tokens (`typ: JWT`), signed with `EdDSA`, `ES256` or `RS256`, and their verification per the
+//! JWT best current practice (RFC 8725).
 //! INVARIANT: a token verifies only if its `alg` is exactly the algorithm of the issuer key its
 //! `kid` names (so never `none`, never HMAC keyed with a public key), its header neither points
 //! at keys elsewhere (`jku`, `x5u`, `jwk`, `x5c`) nor demands extensions (`crit`), its `typ` is
-//! the expected one, and the signature holds; only then is the payload decoded and its
-//! issuer, audience and times checked.
+//! the expected one, and the signature holds (ES256 only in its low-s form); only then is the
+//! payload decoded and its issuer, audience and times checked.
 
 mod claims;
 
@@ -65,7 +65,8 @@ pub enum JwtError {
     /// `alg: none` (RFC 8725 §3.1): an unsigned token.
     #[error("token is unsigned (`alg: none`)")]
     AlgNone,
-    /// `alg` is not the algorithm of the key named by `kid` (e.g. `HS256` or `RS256`).
+    /// `alg` is not the algorithm of the key named by `kid` (e.g. `HS256`, or `RS256` for an
+    /// Ed25519 key): each key verifies with exactly one algorithm (RFC 8725 §3.1).
     #[error("token algorithm is not the algorithm of its key ({expected})")]
     AlgorithmMismatch {
         /// The key's algorithm.
@@ -212,7 +213,8 @@ fn encode(claims: &impl Serialize, key: &SigningKey, typ: TokenType) -> String {
     // not repeat a named claim: verification would refuse the duplicate.
     let payload = serde_json::to_vec(claims).unwrap_or_default();
     let header = key.header_b64(typ);
-    let mut token = String::with_capacity(header.len() + payload.len() * 4 / 3 + 92);
+    let capacity = header.len() + (payload.len() + key.signature_len()) * 4 / 3 + 8;
+    let mut token = String::with_capacity(capacity);
     token.push_str(header);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
@@ -345,24 +347,10 @@ fn check_header_and_signature<'k, K: KeySource + ?Sized>(
 
 /// Verifies the signature of `parts` with `key` (whose algorithm the caller has matched).
 fn check_signature(key: &PublicKey, parts: &Parts<'_>) -> Result<(), JwtError> {
-    // 64 bytes are 86 base64url characters; anything else cannot be a signature of ours.
-    if parts.signature.len() != 86 {
-        return Err(JwtError::BadSignature);
-    }
-    // `decode_slice` wants room for its estimate (66 bytes) even though 86 characters without
-    // padding are exactly 64 bytes.
-    let mut buffer = [0u8; 66];
-    let signature: [u8; 64] = match URL_SAFE_NO_PAD.decode_slice(parts.signature, &mut buffer) {
-        Ok(64) => {
-            let mut signature = [0u8; 64];
-            signature.copy_from_slice(&buffer[..64]);
-            signature
-        }
-        _ => return Err(JwtError::Malformed("signature is not base64url")),
-    };
     let message = parts.signing_input.as_bytes();
     let valid = match key {
         PublicKey::Ed25519(key) => {
+            let signature = decode_fixed_signature(parts.signature)?;
             // RFC 8032 §5.1.7 verification, which rejects a non-canonical `S` (so signatures
             // are not malleable). `verify_strict` would also refuse small-order `R` and keys,
             // for ~10% more time; small-order keys are refused when a JWK is parsed, and with
@@ -372,15 +360,57 @@ fn check_signature(key: &PublicKey, parts: &Parts<'_>) -> Result<(), JwtError> {
             key.verify(message, &signature).is_ok()
         }
         PublicKey::P256(key) => {
+            let signature = decode_fixed_signature(parts.signature)?;
+            // ECDSA signatures are malleable: if `(r, s)` verifies, so does `(r, n − s)`. Only
+            // the low-s form (`s ≤ n/2`, which `normalize_s` leaves alone) is accepted, the
+            // form Tessera signs, so a token has exactly one valid signature.
             use p256::ecdsa::signature::Verifier as _;
-            p256::ecdsa::Signature::from_slice(&signature)
-                .is_ok_and(|signature| key.verify(message, &signature).is_ok())
+            p256::ecdsa::Signature::from_slice(&signature).is_ok_and(|signature| {
+                signature.normalize_s().is_none() && key.verify(message, &signature).is_ok()
+            })
+        }
+        PublicKey::Rsa(key) => {
+            // RFC 7518 §3.3 / RFC 8017 §8.2.2: the signature is exactly as long as the modulus.
+            use rsa::traits::PublicKeyParts as _;
+            let size = key.size();
+            if parts.signature.len() != (size * 4).div_ceil(3) {
+                return Err(JwtError::BadSignature);
+            }
+            let signature = URL_SAFE_NO_PAD
+                .decode(parts.signature)
+                .map_err(|_| JwtError::Malformed("signature is not base64url"))?;
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(message);
+            key.verify(
+                rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+                &digest,
+                &signature,
+            )
+            .is_ok()
         }
     };
     if valid {
         Ok(())
     } else {
         Err(JwtError::BadSignature)
+    }
+}
+
+/// Decodes a 64-byte (EdDSA or ES256) signature from its 86 base64url characters.
+fn decode_fixed_signature(text: &str) -> Result<[u8; 64], JwtError> {
+    // 64 bytes are 86 base64url characters; anything else cannot be a signature of ours.
+    if text.len() != 86 {
+        return Err(JwtError::BadSignature);
+    }
+    // `decode_slice` wants room for its estimate (66 bytes) even though 86 characters without
+    // padding are exactly 64 bytes.
+    let mut buffer = [0u8; 66];
+    match URL_SAFE_NO_PAD.decode_slice(text, &mut buffer) {
+        Ok(64) => {
+            let mut signature = [0u8; 64];
+            signature.copy_from_slice(&buffer[..64]);
+            Ok(signature)
+        }
+        _ => Err(JwtError::Malformed("signature is not base64url")),
     }
 }
 

@@ -193,7 +193,7 @@ impl KeyRing {
     }
 
     /// The key to sign with at `now` among the keys of algorithm `alg` (the ring may hold one
-    /// lineage per algorithm: Ed25519 by default, ES256 for clients without EdDSA).
+    /// lineage per algorithm: Ed25519 by default, ES256 and RS256 for clients without EdDSA).
     pub fn signing_key_for(&self, alg: Algorithm, now: i64) -> Option<&SigningKey> {
         self.keys
             .iter()
@@ -362,6 +362,56 @@ mod tests {
         assert!(!text.contains("\"d\""), "{text}");
         // Verifiers parse it back to the same keys.
         assert_eq!(JwkSet::from_json(&jwks).unwrap(), ring.jwk_set());
+    }
+
+    #[test]
+    fn an_rs256_lineage_beside_the_others() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let ed = record(&mut rng, Algorithm::EdDsa, KeyState::Active, 0, 0);
+        let key = crate::signing_key::test_rsa_key();
+        let rs = KeyRecord {
+            kid: key.kid().to_owned(),
+            alg: Algorithm::Rs256,
+            state: KeyState::Active,
+            created_at: 0,
+            activates_at: 0,
+            retires_at: None,
+            expires_at: None,
+            public_jwk: key.verification_key().to_jwk(),
+            sealed_private: key.seal(&ek(), &mut rng),
+        };
+        // The record survives its JSON form (the sealed PKCS#1 key as hex).
+        let rs: KeyRecord = serde_json::from_str(&serde_json::to_string(&rs).unwrap()).unwrap();
+        let ring = KeyRing::new(&[ed.clone(), rs.clone()], &ek()).unwrap();
+        assert_eq!(
+            ring.signing_key_for(Algorithm::Rs256, 0).unwrap().kid(),
+            rs.kid
+        );
+        assert_eq!(
+            ring.signing_key_for(Algorithm::EdDsa, 0).unwrap().kid(),
+            ed.kid
+        );
+        assert!(ring.signing_key_for(Algorithm::Es256, 0).is_none());
+        let jwks = ring.jwks(0);
+        let rsa: Vec<&Value> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["kty"] == "RSA")
+            .collect();
+        assert_eq!(rsa.len(), 1);
+        assert_eq!(rsa[0]["alg"], "RS256");
+        assert!(rsa[0].get("d").is_none() && rsa[0].get("p").is_none());
+        assert_eq!(JwkSet::from_json(&jwks).unwrap(), ring.jwk_set());
+        // A record that claims another algorithm for the RSA key is refused.
+        let mut lying = rs.clone();
+        lying.alg = Algorithm::Es256;
+        assert_eq!(
+            KeyRing::new(&[lying], &ek()).unwrap_err(),
+            KeyRingError::RecordMismatch {
+                kid: rs.kid.clone()
+            }
+        );
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! OpenID Connect Discovery 1.0 and RFC 8414 authorization-server metadata: every endpoint
-//! and every supported value, from the same settings the endpoints use.
+//! and every supported value, from the same settings the endpoints use. Discovery §3:
+//! `id_token_signing_alg_values_supported` "MUST" include RS256, which the ring always keeps a
+//! lineage for; the client authentication methods listed are the ones the endpoints accept
+//! from a client (RFC 8414 §2), so no `bearer`: a bearer token is not a client credential.
 
 use axum::extract::State;
 use axum::http::header;
@@ -26,7 +29,8 @@ pub fn metadata(state: &AppState) -> Value {
             .filter(|s| s.audience != tessera_core::catalog::Audience::Internal)
             .map(|s| s.name.clone()),
     );
-    // The algorithms the ring signs with, the default (Ed25519) first.
+    // The algorithms the ring signs with, the default (Ed25519) first; RS256 is among them
+    // once the first maintenance has run (before that the ring is empty and nothing signs).
     let present: Vec<&'static str> = state
         .keys
         .ring()

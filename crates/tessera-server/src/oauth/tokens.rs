@@ -98,7 +98,7 @@ fn signing_ring(
     Ok(ring)
 }
 
-/// The algorithm an app's tokens are signed with (EdDSA unless it asked for ES256).
+/// The algorithm an app's tokens are signed with (EdDSA unless it asked for ES256 or RS256).
 pub fn app_alg(app: &tessera_store::App) -> Algorithm {
     Algorithm::from_name(&app.token_signing_alg).unwrap_or(Algorithm::EdDsa)
 }

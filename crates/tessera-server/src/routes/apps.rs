@@ -45,9 +45,10 @@ pub struct CreateApp {
     pub confidential: bool,
     /// `private` (default), `marketplace`, or `first_party` (platform admins only).
     pub kind: Option<AppKind>,
-    /// How its tokens are signed: `EdDSA` (default, Ed25519) or `ES256` (for client libraries
-    /// without EdDSA).
-    #[schemars(extend("enum" = ["EdDSA", "ES256"]))]
+    /// How its tokens (access and id tokens) are signed: `EdDSA` (default, Ed25519), `ES256`
+    /// or `RS256` (RSASSA-PKCS1-v1_5 with SHA-256, which every OpenID Connect library
+    /// supports), for client libraries without EdDSA.
+    #[schemars(extend("enum" = ["EdDSA", "ES256", "RS256"]))]
     pub token_signing_alg: Option<String>,
 }
 
@@ -183,9 +184,10 @@ pub async fn create(
     let alg = match body.token_signing_alg.as_deref() {
         None | Some("EdDSA") => "EdDSA",
         Some("ES256") => "ES256",
+        Some("RS256") => "RS256",
         Some(_) => {
             return Err(ApiError::invalid(
-                "`token_signing_alg` must be `EdDSA` or `ES256`",
+                "`token_signing_alg` must be `EdDSA`, `ES256` or `RS256`",
             ))
         }
     };

@@ -43,6 +43,23 @@ impl Resp {
     }
 }
 
+/// One active RS256 key record, sealed under the test master key, shared by every test app.
+fn rs256_fixture(master: &tessera_token::MasterKey) -> &'static tessera_token::KeyRecord {
+    static RECORD: std::sync::OnceLock<tessera_token::KeyRecord> = std::sync::OnceLock::new();
+    RECORD.get_or_init(|| {
+        let envelope = master.derive_key(tessera_token::SIGNING_KEYS_PURPOSE);
+        tessera_token::KeyRecord::generate(
+            tessera_token::Algorithm::Rs256,
+            tessera_token::KeyState::Active,
+            0,
+            0,
+            &envelope,
+            &mut rand::rngs::OsRng,
+        )
+        .0
+    })
+}
+
 impl TestApp {
     pub async fn sqlite() -> Self {
         let (store, dir) = tessera_store::testing::sqlite_store().await;
@@ -104,6 +121,12 @@ impl TestApp {
             .expect("key file")
             .trim()
             .to_owned();
+        // The RS256 lineage starts from one shared pre-generated key (RSA key generation is
+        // too slow to repeat for every test app); maintenance makes the other lineages' keys.
+        let mut rsa = rs256_fixture(&master).clone();
+        rsa.created_at = now_ms / 1000;
+        rsa.activates_at = now_ms / 1000;
+        state.keys.import(&rsa).await.expect("rs256 key");
         state
             .keys
             .maintain(now_ms / 1000)

@@ -415,12 +415,14 @@ async fn openidconnect_discovers_the_provider_and_its_eddsa_keys() {
         meta.userinfo_endpoint().map(|u| u.as_str().to_owned()),
         Some(format!("{}/oauth/userinfo", s.issuer))
     );
-    // Ed25519 by default, and an ES256 lineage for clients without EdDSA.
+    // Ed25519 by default, an ES256 lineage for clients without EdDSA, and the RS256 one that
+    // OpenID Connect Discovery §3 requires.
     assert_eq!(
         meta.id_token_signing_alg_values_supported(),
         &vec![
             CoreJwsSigningAlgorithm::EdDsa,
-            CoreJwsSigningAlgorithm::EcdsaP256Sha256
+            CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256
         ]
     );
     // The JWKS was fetched with the metadata, and its keys are ones the library can use.
@@ -444,6 +446,12 @@ async fn openidconnect_discovers_the_provider_and_its_eddsa_keys() {
                 openidconnect::JsonWebKeyAlgorithm::Algorithm(
                     CoreJwsSigningAlgorithm::EcdsaP256Sha256
                 ) | openidconnect::JsonWebKeyAlgorithm::Unspecified
+            )),
+            openidconnect::core::CoreJsonWebKeyType::RSA => assert!(matches!(
+                k.signing_alg(),
+                openidconnect::JsonWebKeyAlgorithm::Algorithm(
+                    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256
+                )
             )),
             other => panic!("unexpected key type {other:?}"),
         }

@@ -77,6 +77,11 @@ impl TestApp {
     }
 
     async fn fixture(&self, name: &str, kind: &str, scopes: &[&str]) -> Fixture {
+        self.fixture_signed(name, kind, scopes, "EdDSA").await
+    }
+
+    /// A fixture whose app's tokens are signed with `alg`.
+    async fn fixture_signed(&self, name: &str, kind: &str, scopes: &[&str], alg: &str) -> Fixture {
         let ag = self.agency(name).await;
         let email = format!("pat@{}.test", name.to_lowercase());
         self.user_with_password(&ag, &email, "account_admin", true)
@@ -85,7 +90,7 @@ impl TestApp {
             .post(
                 &format!("/v1/agencies/{}/apps", ag.id),
                 &self.admin,
-                json!({ "name": format!("{name} app"), "redirect_uris": [REDIRECT, "http://127.0.0.1:9999/cb"], "scopes": scopes, "confidential": true, "kind": kind }),
+                json!({ "name": format!("{name} app"), "redirect_uris": [REDIRECT, "http://127.0.0.1:9999/cb"], "scopes": scopes, "confidential": true, "kind": kind, "token_signing_alg": alg }),
             )
             .await;
         assert_eq!(app.status, StatusCode::CREATED, "{}", app.body);
@@ -781,7 +786,14 @@ async fn jwt_attacks_are_refused() {
         .call(Method::GET, "/.well-known/jwks.json", None, None)
         .await
         .body;
-    let public = jwks["keys"][0]["x"].as_str().unwrap().to_owned();
+    // The signing key's own JWK (the JWKS holds one key per algorithm, in kid order).
+    let signer = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap();
+    let public = signer["x"].as_str().unwrap().to_owned();
     let hs256 = {
         use hmac::{Hmac, Mac};
         let h = header(json!({ "alg": "HS256", "typ": "at+jwt", "kid": kid }));
@@ -1333,8 +1345,58 @@ async fn an_es256_app_gets_es256_tokens() {
         true
     );
     // Anything else is refused.
-    let r = app.post(&format!("/v1/agencies/{}/apps", ag.id), &app.admin, json!({ "name": "x", "redirect_uris": [REDIRECT], "scopes": [], "confidential": true, "token_signing_alg": "RS256" })).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    for alg in ["PS256", "HS256", "none", "rs256"] {
+        let r = app.post(&format!("/v1/agencies/{}/apps", ag.id), &app.admin, json!({ "name": "x", "redirect_uris": [REDIRECT], "scopes": [], "confidential": true, "token_signing_alg": alg })).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{alg}");
+    }
+}
+
+/// OpenID Connect Core §15.1: "OPs MUST support signing ID Tokens with the RSA SHA-256
+/// algorithm". An RS256 app's id token and access token are both RS256, verify from the JWKS,
+/// and the access token works on /v1 and userinfo.
+#[tokio::test]
+async fn an_rs256_app_gets_rs256_id_and_access_tokens() {
+    let app = TestApp::sqlite().await;
+    let f = app
+        .fixture_signed("Rsa", "private", &["contacts.readonly"], "RS256")
+        .await;
+    let t = code_flow(&app, &f, "openid email contacts.readonly").await;
+    let jwks = app
+        .call(Method::GET, "/.well-known/jwks.json", None, None)
+        .await
+        .body;
+    let set = tessera_token::JwkSet::from_json(&jwks).unwrap();
+    let iss = app.state.oauth.issuer();
+    let alg_of =
+        |jwt: &str| claims(&format!("x.{}.x", jwt.split('.').next().unwrap()))["alg"].clone();
+    let id_token = t["id_token"].as_str().unwrap();
+    assert_eq!(alg_of(id_token), "RS256");
+    let v = tessera_token::Validation::id_token(iss, &f.client_id, T0 / 1000);
+    let id = tessera_token::verify_id_token(id_token, &set, &v).unwrap();
+    assert_eq!(id.nonce.as_deref(), Some("n-0S6_WzA2Mj"));
+    let at = t["access_token"].as_str().unwrap();
+    assert_eq!(alg_of(at), "RS256");
+    let v = tessera_token::Validation::access_token(iss, Some(iss), T0 / 1000);
+    assert!(tessera_token::verify(at, &set, &v).is_ok());
+    let r = app.get("/oauth/userinfo", at).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["email"], f.email);
+    let check = json!({ "permission": "contacts.read", "resource": { "type": "contact", "agency": f.ag.id, "account": f.ag.acc } });
+    let r = app.post("/v1/check", at, check).await;
+    assert_eq!(r.body["allowed"], true, "{}", r.body);
+    // Refreshed tokens stay RS256.
+    let r = app
+        .form(
+            "/oauth/token",
+            Some(&basic(&f.client_id, &f.secret)),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", t["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(alg_of(r.body["access_token"].as_str().unwrap()), "RS256");
 }
 
 #[tokio::test]

@@ -96,7 +96,7 @@ fn forge(header: &Value, payload: &Value, sign: impl FnOnce(&[u8]) -> Vec<u8>) -
 
 /// A token signed by `key` with a header of our choosing.
 fn forge_signed(key: &SigningKey, header: &Value, payload: &Value) -> String {
-    forge(header, payload, |m| key.sign(m).to_vec())
+    forge(header, payload, |m| key.sign(m).as_ref().to_vec())
 }
 
 fn good_header(key: &SigningKey) -> Value {
@@ -108,10 +108,16 @@ fn payload() -> Value {
 }
 
 #[test]
-fn round_trip_both_algorithms() {
+fn round_trip_every_algorithm() {
     let mut rng = StdRng::seed_from_u64(1);
-    for alg in [Algorithm::EdDsa, Algorithm::Es256] {
-        let key = SigningKey::generate(alg, &mut rng);
+    for alg in [Algorithm::EdDsa, Algorithm::Es256, Algorithm::Rs256] {
+        let generated;
+        let key = if alg == Algorithm::Rs256 {
+            crate::signing_key::test_rsa_key()
+        } else {
+            generated = SigningKey::generate(alg, &mut rng);
+            &generated
+        };
         let mut claims = access_claims();
         claims.aud.push("https://other.example.com".into());
         claims.act = Some(Actor {
@@ -122,7 +128,7 @@ fn round_trip_both_algorithms() {
             })),
         });
         claims.extra.insert("cnf".into(), json!({"jkt": "abc"}));
-        let token = encode_access_token(&claims, &key);
+        let token = encode_access_token(&claims, key);
         let back = verify(&token, key.verification_key(), &validation()).unwrap();
         assert_eq!(back, claims);
         assert_eq!(
@@ -143,7 +149,7 @@ fn round_trip_both_algorithms() {
         );
 
         let id = id_claims();
-        let token = encode_id_token(&id, &key);
+        let token = encode_id_token(&id, key);
         let expected = Validation::id_token(ISS, "app_client", NOW);
         assert_eq!(
             verify_id_token(&token, key.verification_key(), &expected).unwrap(),
@@ -562,6 +568,183 @@ fn bad_signatures_are_rejected() {
     );
 }
 
+/// An access token signed by the shared test RS256 key.
+fn rs256_token() -> (&'static SigningKey, String) {
+    let key = crate::signing_key::test_rsa_key();
+    (key, encode_access_token(&access_claims(), key))
+}
+
+#[test]
+fn rs256_round_trip_and_jwks() {
+    let (key, token) = rs256_token();
+    let (header, _) = token.split_once('.').unwrap();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    assert_eq!(
+        header,
+        json!({"alg": "RS256", "typ": "at+jwt", "kid": key.kid()})
+    );
+    // A 2048-bit signature: 256 bytes, 342 base64url characters.
+    assert_eq!(token.rsplit_once('.').unwrap().1.len(), 342);
+    // Verified from the published JWK alone, as a resource server does.
+    let jwks = JwkSet::from_json(&json!({"keys": [key.verification_key().to_jwk()]})).unwrap();
+    assert_eq!(
+        verify(&token, &jwks, &validation()).unwrap(),
+        access_claims()
+    );
+    let id = id_claims();
+    let token = encode_id_token(&id, key);
+    let expected = Validation::id_token(ISS, "app_client", NOW);
+    assert_eq!(verify_id_token(&token, &jwks, &expected).unwrap(), id);
+}
+
+#[test]
+fn rs256_alg_confusion_is_refused() {
+    let (ring, ed_kid, es_kid) = ring();
+    let rsa = crate::signing_key::test_rsa_key();
+    let keys = vec![
+        ring.verification_key(&ed_kid).unwrap().clone(),
+        ring.verification_key(&es_kid).unwrap().clone(),
+        rsa.verification_key().clone(),
+    ];
+    let keys = JwkSet::new(keys);
+    let rsa_kid = rsa.kid();
+    // A genuine RS256 signature, but under a header that names another algorithm for the RSA
+    // key: refused before the signature is looked at.
+    for alg in [
+        "PS256", "RS384", "RS512", "ES256", "EdDSA", "HS256", "rs256",
+    ] {
+        let header = json!({"alg": alg, "typ": "at+jwt", "kid": rsa_kid});
+        let token = forge_signed(rsa, &header, &payload());
+        assert_eq!(
+            verify(&token, &keys, &validation()),
+            Err(JwtError::AlgorithmMismatch {
+                expected: Algorithm::Rs256
+            }),
+            "{alg}"
+        );
+    }
+    // HS256 keyed with the RSA public key (its `n`, or the JWK text): the classic confusion.
+    let jwk = rsa.verification_key().to_jwk();
+    for secret in [
+        jwk["n"].as_str().unwrap().as_bytes().to_vec(),
+        jwk.to_string().into_bytes(),
+    ] {
+        let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": rsa_kid});
+        let token = forge(&header, &payload(), |m| {
+            let mut mac = Hmac::<Sha256>::new_from_slice(&secret).unwrap();
+            mac.update(m);
+            mac.finalize().into_bytes().to_vec()
+        });
+        assert_eq!(
+            verify(&token, &keys, &validation()),
+            Err(JwtError::AlgorithmMismatch {
+                expected: Algorithm::Rs256
+            })
+        );
+    }
+    // RS256 named in the header, but the kid is an Ed25519 or ES256 key: each key verifies with
+    // its own algorithm only.
+    for (kid, expected) in [(&ed_kid, Algorithm::EdDsa), (&es_kid, Algorithm::Es256)] {
+        let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": kid});
+        let token = forge_signed(rsa, &header, &payload());
+        assert_eq!(
+            verify(&token, &keys, &validation()),
+            Err(JwtError::AlgorithmMismatch { expected })
+        );
+    }
+}
+
+#[test]
+fn rs256_bad_signatures_are_rejected() {
+    let (key, token) = rs256_token();
+    let keys = key.verification_key();
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let raw = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    for bit in [0, 7, 1000, 2047] {
+        let mut bad = raw.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        let token = format!("{input}.{}", b64(&bad));
+        assert_eq!(
+            verify(&token, keys, &validation()),
+            Err(JwtError::BadSignature),
+            "{bit}"
+        );
+    }
+    // Wrong lengths: one byte short or long, a leading zero added, an EdDSA-sized signature.
+    for bad in [
+        raw[1..].to_vec(),
+        [&raw[..], &[0u8]].concat(),
+        [&[0u8][..], &raw[..]].concat(),
+        vec![1u8; 64],
+        Vec::new(),
+    ] {
+        let token = format!("{input}.{}", b64(&bad));
+        assert_eq!(
+            verify(&token, keys, &validation()),
+            Err(JwtError::BadSignature)
+        );
+    }
+    // The modulus itself (a "signature" not below n), and all-ones.
+    let n = URL_SAFE_NO_PAD
+        .decode(keys.to_jwk()["n"].as_str().unwrap())
+        .unwrap();
+    for bad in [n, vec![0xffu8; 256]] {
+        let token = format!("{input}.{}", b64(&bad));
+        assert_eq!(
+            verify(&token, keys, &validation()),
+            Err(JwtError::BadSignature)
+        );
+    }
+    // Non-canonical base64url (trailing bits set in the last character) is not accepted as
+    // the same signature.
+    let mut last = sig.to_owned();
+    let c = last.pop().unwrap();
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let i = alphabet.find(c).unwrap();
+    last.push(alphabet.as_bytes()[i ^ 1] as char);
+    assert!(verify(&format!("{input}.{last}"), keys, &validation()).is_err());
+    // A payload changed under the original signature.
+    let mut claims = access_claims();
+    claims.scope.push_str(" billing.write");
+    let (h, _) = input.split_once('.').unwrap();
+    let swapped = format!("{h}.{}.{sig}", b64(serde_json::to_vec(&claims).unwrap()));
+    assert_eq!(
+        verify(&swapped, keys, &validation()),
+        Err(JwtError::BadSignature)
+    );
+}
+
+/// ECDSA malleability: `(r, n − s)` is a second valid signature of the same message. Tessera
+/// signs low-s only and refuses high-s, so each token has exactly one valid signature.
+#[test]
+fn es256_high_s_is_refused() {
+    use p256::ecdsa::signature::Verifier as _;
+    let mut rng = StdRng::seed_from_u64(21);
+    let key = SigningKey::generate(Algorithm::Es256, &mut rng);
+    let token = encode_access_token(&access_claims(), &key);
+    assert!(verify(&token, key.verification_key(), &validation()).is_ok());
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let low = p256::ecdsa::Signature::from_slice(&URL_SAFE_NO_PAD.decode(sig).unwrap()).unwrap();
+    assert!(low.normalize_s().is_none(), "Tessera signs low-s");
+    // s → n − s.
+    let (r, s) = low.split_scalars();
+    let high_s: p256::Scalar = -*s;
+    let high = p256::ecdsa::Signature::from_scalars(r.to_bytes(), high_s.to_bytes()).unwrap();
+    assert_ne!(high, low);
+    assert_eq!(high.normalize_s(), Some(low));
+    // The plain ECDSA check accepts it: the malleability is real…
+    let PublicKey::P256(vk) = key.verification_key().public_key() else {
+        panic!("not a P-256 key")
+    };
+    assert!(vk.verify(input.as_bytes(), &high).is_ok());
+    // …and Tessera refuses it.
+    let malleated = format!("{input}.{}", b64(high.to_bytes()));
+    assert_eq!(
+        verify(&malleated, key.verification_key(), &validation()),
+        Err(JwtError::BadSignature)
+    );
+}
+
 #[test]
 fn issuer_audience_and_times() {
     let (ring, _, _) = ring();
@@ -805,8 +988,14 @@ fn errors_are_lowercase() {
 fn jwt_sign_and_verify_timing() {
     let iterations = if cfg!(debug_assertions) { 50 } else { 2_000 };
     let mut rng = StdRng::seed_from_u64(12);
-    for alg in [Algorithm::EdDsa, Algorithm::Es256] {
-        let key = SigningKey::generate(alg, &mut rng);
+    for alg in [Algorithm::EdDsa, Algorithm::Es256, Algorithm::Rs256] {
+        let generated;
+        let key = if alg == Algorithm::Rs256 {
+            crate::signing_key::test_rsa_key()
+        } else {
+            generated = SigningKey::generate(alg, &mut rng);
+            &generated
+        };
         let keys = JwkSet::new(vec![key.verification_key().clone()]);
         let claims = access_claims();
         let mut sign = Vec::with_capacity(iterations);
@@ -816,7 +1005,7 @@ fn jwt_sign_and_verify_timing() {
             let mut claims = claims.clone();
             claims.jti = format!("tok_{i:026}");
             let start = Instant::now();
-            let token = encode_access_token(&claims, &key);
+            let token = encode_access_token(&claims, key);
             sign.push(start.elapsed());
             tokens.push(token);
         }
@@ -828,6 +1017,23 @@ fn jwt_sign_and_verify_timing() {
         }
         sign.sort_unstable();
         check.sort_unstable();
+        if alg == Algorithm::Rs256 {
+            // Key generation is a prime search: its time varies a lot from key to key.
+            let keys = if cfg!(debug_assertions) { 1 } else { 5 };
+            let mut times: Vec<_> = (0..keys)
+                .map(|_| {
+                    let start = Instant::now();
+                    SigningKey::generate(alg, &mut rng);
+                    start.elapsed()
+                })
+                .collect();
+            times.sort_unstable();
+            println!(
+                "jwt RS256: key generation median {:.0} ms, slowest {:.0} ms ({keys} keys)",
+                times[keys / 2].as_secs_f64() * 1e3,
+                times[keys - 1].as_secs_f64() * 1e3,
+            );
+        }
         println!(
             "jwt {alg}: median sign {:.1} µs, median verify {:.1} µs ({iterations} tokens of {} bytes{})",
             sign[iterations / 2].as_secs_f64() * 1e6,
