@@ -39,14 +39,57 @@ pub enum Output {
 pub enum Command {
     /// Run the server (SQLite in ./tessera-data with no configuration)
     Serve(ServeArgs),
-    /// Apply database migrations and exit
-    Migrate(StoreArgs),
+    /// Apply database migrations and exit. On PostgreSQL, run it as the tables' owner and name
+    /// the role the server runs as with `--grant-to`: that role gets row access only, so it
+    /// cannot turn row-level security off
+    Migrate(MigrateArgs),
     /// Work with catalogs
     #[command(subcommand)]
     Catalog(CatalogCommand),
     /// Work with the token-signing keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// An agency's Cedar policies, offline against the database: the way back in when a
+    /// policy locked everyone out (break-glass; each deletion is audited in the agency)
+    #[command(subcommand)]
+    Policies(PoliciesCommand),
+}
+
+/// `tessera policies …`.
+#[derive(Debug, Subcommand)]
+pub enum PoliciesCommand {
+    /// List an agency's policies
+    List {
+        /// The agency (`agy_…`)
+        #[arg(long, value_name = "AGENCY")]
+        agency: tessera_core::AgencyId,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete one of an agency's policies
+    Delete {
+        /// The agency (`agy_…`)
+        #[arg(long, value_name = "AGENCY")]
+        agency: tessera_core::AgencyId,
+        /// The policy (`pol_…`)
+        policy: tessera_core::PolicyId,
+        /// Why, for the audit trail
+        #[arg(long, default_value = "break-glass from the command line")]
+        reason: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `tessera migrate`.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// PostgreSQL: after migrating, grant this role row access to every table (the role the
+    /// server runs as, which must own nothing)
+    #[arg(long, value_name = "ROLE")]
+    pub grant_to: Option<String>,
 }
 
 /// `tessera keys …`.
@@ -75,6 +118,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Catalog(CatalogCommand::Validate { file }) => validate_catalog(&file, output),
         Command::Migrate(args) => runtime().and_then(|rt| rt.block_on(migrate(&args, output))),
+        Command::Policies(cmd) => runtime().and_then(|rt| rt.block_on(policies(cmd, output))),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve(&args))),
         Command::Keys(cmd) => runtime().and_then(|rt| rt.block_on(keys(cmd, output))),
     };
@@ -182,16 +226,104 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn migrate(args: &StoreArgs, output: Output) -> anyhow::Result<()> {
-    let config = Config::resolve_store(args)?;
+async fn migrate(args: &MigrateArgs, output: Output) -> anyhow::Result<()> {
+    let config = Config::resolve_store(&args.store)?;
     let store = open_store(&config).await?;
     let applied = store.migrate().await?;
+    if let Some(role) = &args.grant_to {
+        tessera_store::grant_runtime_role(&config.database_url, role).await?;
+    }
     match output {
         Output::Json => println!(
             "{}",
-            json!({ "ok": true, "backend": store.backend(), "applied": applied })
+            json!({ "ok": true, "backend": store.backend(), "applied": applied, "granted_to": args.grant_to })
         ),
-        Output::Text => println!("{}: {applied} migration(s) applied", store.backend()),
+        Output::Text => {
+            println!("{}: {applied} migration(s) applied", store.backend());
+            if let Some(role) = &args.grant_to {
+                println!("granted row access to `{role}`");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn policies(cmd: PoliciesCommand, output: Output) -> anyhow::Result<()> {
+    let (agency, args) = match &cmd {
+        PoliciesCommand::List { agency, store } | PoliciesCommand::Delete { agency, store, .. } => {
+            (agency.clone(), store.clone())
+        }
+    };
+    let agency = &agency;
+    let args = &args;
+    let config = Config::resolve_store(args)?;
+    let store = open_store(&config).await?;
+    store.migrate().await?;
+    match store.get_agency(agency).await {
+        Ok(_) => {}
+        Err(tessera_store::StoreError::NotFound) => {
+            anyhow::bail!("no agency `{agency}` in this database")
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // The operator at the console is the authority here, as with the database itself.
+    let scope = tessera_store::TenantScope::authenticated(agency.clone());
+    match cmd {
+        PoliciesCommand::List { .. } => {
+            let mut all = Vec::new();
+            let mut page = tessera_store::PageRequest {
+                limit: 200,
+                cursor: None,
+            };
+            loop {
+                let p = store.list_policies(&scope, &page).await?;
+                all.extend(p.items);
+                match p.next_cursor {
+                    Some(c) => page.cursor = Some(c),
+                    None => break,
+                }
+            }
+            match output {
+                Output::Json => println!("{}", json!({ "ok": true, "items": all })),
+                Output::Text => {
+                    for p in &all {
+                        println!("{}  {}\n{}\n", p.id, p.description, p.cedar.trim());
+                    }
+                    println!(
+                        "{} polic{}",
+                        all.len(),
+                        if all.len() == 1 { "y" } else { "ies" }
+                    );
+                }
+            }
+        }
+        PoliciesCommand::Delete { policy, reason, .. } => {
+            let now = i64::try_from(tessera_core::ids::now_millis()).unwrap_or(i64::MAX);
+            let record = tessera_store::AuditRecord {
+                id: tessera_core::EventId::generate(),
+                at: now,
+                actor: "operator:cli".into(),
+                on_behalf_of: None,
+                action: "policy.delete".into(),
+                target: Some(policy.to_string()),
+                outcome: tessera_store::Outcome::Success,
+                request_id: String::new(),
+                ip: None,
+                user_agent: None,
+                detail: json!({ "break_glass": true, "via": "tessera policies delete", "reason": reason }),
+            };
+            match store.delete_policy(&scope, &policy, now, &record).await {
+                Ok(()) => {}
+                Err(tessera_store::StoreError::NotFound) => {
+                    anyhow::bail!("no policy `{policy}` in agency `{agency}`")
+                }
+                Err(e) => return Err(e.into()),
+            }
+            match output {
+                Output::Json => println!("{}", json!({ "ok": true, "deleted": policy })),
+                Output::Text => println!("deleted {policy} (audited in {agency})"),
+            }
+        }
     }
     Ok(())
 }

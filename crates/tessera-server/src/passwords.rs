@@ -89,7 +89,11 @@ impl PasswordPool {
     /// Takes a place in the pool now, to run one job later: a caller admits first, and only
     /// then does the work that prepares the job (a store read), so a refusal costs nothing.
     pub fn admit(&self) -> Result<Ticket<'_>, Busy> {
-        let permit = self.admitted.clone().try_acquire_owned().map_err(|_| Busy)?;
+        let permit = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Busy)?;
         Ok(Ticket { pool: self, permit })
     }
 

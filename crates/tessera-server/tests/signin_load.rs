@@ -25,7 +25,11 @@ async fn exchange(conn: &mut TcpStream, request: &str) -> (u16, String, String) 
     let mut chunk = [0u8; 8192];
     loop {
         let n = conn.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed mid-response: {}", String::from_utf8_lossy(&buf));
+        assert!(
+            n > 0,
+            "connection closed mid-response: {}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&chunk[..n]);
         let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
             continue;
@@ -35,7 +39,8 @@ async fn exchange(conn: &mut TcpStream, request: &str) -> (u16, String, String) 
             .lines()
             .find_map(|l| {
                 let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
             })
             .unwrap_or(0);
         while buf.len() < end + 4 + len {
@@ -55,9 +60,15 @@ async fn once(addr: std::net::SocketAddr, request: &str) -> (u16, String, String
 }
 
 /// The same from another loopback address (another client IP, with its own IP backoff).
-async fn once_from(src: [u8; 4], addr: std::net::SocketAddr, request: &str) -> (u16, String, String) {
+async fn once_from(
+    src: [u8; 4],
+    addr: std::net::SocketAddr,
+    request: &str,
+) -> (u16, String, String) {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind((std::net::Ipv4Addr::from(src), 0).into()).unwrap();
+    socket
+        .bind((std::net::Ipv4Addr::from(src), 0).into())
+        .unwrap();
     let mut conn = socket.connect(addr).await.unwrap();
     exchange(&mut conn, request).await
 }
@@ -66,7 +77,14 @@ fn rss_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix(field)?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap()
 }
 
@@ -76,7 +94,9 @@ fn p99(mut v: Vec<Duration>) -> Duration {
 }
 
 async fn checks(addr: std::net::SocketAddr, key: String, agy: String, n: usize) -> Vec<Duration> {
-    let body = json!({ "permission": "contacts.read", "resource": { "type": "contact", "agency": agy } }).to_string();
+    let body =
+        json!({ "permission": "contacts.read", "resource": { "type": "contact", "agency": agy } })
+            .to_string();
     let req = format!(
         "POST /v1/check HTTP/1.1\r\nhost: t\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
@@ -137,7 +157,11 @@ async fn concurrent_sign_ins_are_bounded_in_memory_and_do_not_slow_checks() {
     let query = format!(
         "response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scope=contacts.readonly&state=s&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
     );
-    let (status, head, page) = once(addr, &format!("GET /oauth/authorize?{query} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")).await;
+    let (status, head, page) = once(
+        addr,
+        &format!("GET /oauth/authorize?{query} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n"),
+    )
+    .await;
     assert_eq!(status, 200, "{page}");
     let cookies: Vec<String> = head
         .lines()
@@ -176,7 +200,10 @@ async fn concurrent_sign_ins_are_bounded_in_memory_and_do_not_slow_checks() {
             for burst in 0..3 {
                 let mut tasks = Vec::new();
                 for i in 0..200 {
-                    let req = sign_in(format!("nobody-{burst}-{i}@load.test"), "a wrong passphrase");
+                    let req = sign_in(
+                        format!("nobody-{burst}-{i}@load.test"),
+                        "a wrong passphrase",
+                    );
                     tasks.push(tokio::spawn(async move {
                         let (status, head, body) = once(addr, &req).await;
                         if status != 401 && status != 503 {
@@ -204,7 +231,10 @@ async fn concurrent_sign_ins_are_bounded_in_memory_and_do_not_slow_checks() {
     let hwm = rss_kib("VmHWM:");
     // 401: the sign-in page again, "the email or password is incorrect".
     let answered = statuses.iter().filter(|(s, _)| *s == 401).count();
-    let refused = statuses.iter().filter(|(s, retry)| *s == 503 && *retry).count();
+    let refused = statuses
+        .iter()
+        .filter(|(s, retry)| *s == 503 && *retry)
+        .count();
     eprintln!(
         "sign-ins: {answered} checked, {refused} refused (503); RSS {} → peak {} MiB (high-water {} MiB); /v1/check p99 idle {idle:?}, under load {busy:?}",
         before / 1024,
@@ -215,9 +245,17 @@ async fn concurrent_sign_ins_are_bounded_in_memory_and_do_not_slow_checks() {
     for (s, r) in &statuses {
         *histogram.entry((*s, *r)).or_insert(0) += 1;
     }
-    assert_eq!(answered + refused, statuses.len(), "every attempt answered 401 (checked) or 503 + Retry-After: {histogram:?}");
+    assert_eq!(
+        answered + refused,
+        statuses.len(),
+        "every attempt answered 401 (checked) or 503 + Retry-After: {histogram:?}"
+    );
     assert!(answered > 0, "some sign-ins were checked");
-    assert!(hwm / 1024 <= RSS_BOUND_MIB, "RSS high-water {} MiB", hwm / 1024);
+    assert!(
+        hwm / 1024 <= RSS_BOUND_MIB,
+        "RSS high-water {} MiB",
+        hwm / 1024
+    );
     // Checks share the two cores with hashing and with this test's own 200 clients: within 2×
     // of idle. This is a debug build on a shared machine, so a floor of 15 ms absorbs scheduler
     // noise; without the pool the p99 was 230 ms and the process 4 GiB. The release figure,
@@ -233,17 +271,27 @@ async fn concurrent_sign_ins_are_bounded_in_memory_and_do_not_slow_checks() {
     let mut guesses = Vec::new();
     for _ in 0..8 {
         let req = sign_in("victim@load.test".into(), "not the passphrase");
-        guesses.push(tokio::spawn(async move { once_from([127, 0, 0, 3], addr, &req).await.0 }));
+        guesses.push(tokio::spawn(async move {
+            once_from([127, 0, 0, 3], addr, &req).await.0
+        }));
     }
     for g in guesses {
         assert_eq!(g.await.unwrap(), 401);
     }
     // 3 free failures, then 0 + 250 + 500 + 1000 + 2000 ms: at least 3.75 s, in turn.
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(3700), "parallel guesses finished in {took:?}");
+    assert!(
+        took >= Duration::from_millis(3700),
+        "parallel guesses finished in {took:?}"
+    );
     assert!(took < Duration::from_secs(10), "{took:?}");
     // The right password still signs in (backoff delays, never locks out).
-    let (status, head, _) = once_from([127, 0, 0, 3], addr, &sign_in("victim@load.test".into(), "the right passphrase")).await;
+    let (status, head, _) = once_from(
+        [127, 0, 0, 3],
+        addr,
+        &sign_in("victim@load.test".into(), "the right passphrase"),
+    )
+    .await;
     assert!(status == 200 || status == 303, "{status} {head}");
 
     let _ = stop.send(());

@@ -80,6 +80,21 @@ pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError>
     }
 }
 
+/// On PostgreSQL, as the tables' owner: grants `role` row access to every table (and to the
+/// tables later migrations create), so the server can run as a role that owns nothing and so
+/// cannot turn row-level security off. SQLite has no roles: an error.
+pub async fn grant_runtime_role(owner_url: &str, role: &str) -> Result<(), StoreError> {
+    if !(owner_url.starts_with("postgres://") || owner_url.starts_with("postgresql://")) {
+        return Err(StoreError::Config(
+            "`--grant-to` applies to PostgreSQL only".into(),
+        ));
+    }
+    PgStore::connect(owner_url)
+        .await?
+        .grant_runtime_role(role)
+        .await
+}
+
 /// The persistence interface. Both backends pass the same test suite.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {

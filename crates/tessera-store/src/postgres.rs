@@ -51,7 +51,62 @@ impl PgStore {
                 "refusing to run as PostgreSQL role `{name}`: it is {what}, which would bypass row-level security; {ROLE_HELP}"
             )));
         }
-        Ok(Self { pool })
+        let store = Self { pool };
+        if store.owns_protected_tables().await? {
+            tracing::warn!(role = %name, "this role owns tables under row-level security: it could turn `FORCE ROW LEVEL SECURITY` off. Run migrations as an owner role (`tessera migrate --database-url <owner> --grant-to <role>`) and serve as a role that owns nothing");
+        }
+        Ok(store)
+    }
+
+    /// Whether the connected role owns a table under row-level security (and so could
+    /// disable it): the server should run as a role that owns nothing.
+    pub async fn owns_protected_tables(&self) -> Result<bool, StoreError> {
+        let owned: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'r' AND c.relrowsecurity AND n.nspname = current_schema() \
+             AND pg_get_userbyid(c.relowner) = current_user",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(owned > 0)
+    }
+
+    /// Grants `role` what the server needs on every table and sequence of the schema (rows
+    /// only: no DDL, no ownership), now and for tables later migrations create. Run as the
+    /// owner, after migrating.
+    pub async fn grant_runtime_role(&self, role: &str) -> Result<(), StoreError> {
+        let valid = role.len() <= 63
+            && role.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && role
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(StoreError::Config(format!(
+                "`{role}` is not a plain role name (lowercase letters, digits and `_`, at most 63)"
+            )));
+        }
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE rolname = $1")
+                .bind(role)
+                .fetch_optional(&self.pool)
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::Config(format!(
+                "no PostgreSQL role `{role}`: create it first (CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS)"
+            )));
+        }
+        let mut tx = self.pool.begin().await?;
+        for stmt in [
+            format!("GRANT USAGE ON SCHEMA public TO \"{role}\""),
+            format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \"{role}\""),
+            format!("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO \"{role}\""),
+            format!("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO \"{role}\""),
+            format!("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO \"{role}\""),
+        ] {
+            sqlx::query(&stmt).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     fn read_pool(&self) -> &PgPool {
@@ -160,6 +215,21 @@ impl PgStore {
         sqlx::query("SELECT pg_advisory_xact_lock(7265637265)")
             .execute(&mut *tx)
             .await?;
+        // Up to date: nothing to do, and no DDL, so a runtime role without CREATE can start.
+        let table: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('tessera_migrations')::text")
+                .fetch_one(&mut *tx)
+                .await?;
+        if table.is_some() {
+            let latest: Option<i64> =
+                sqlx::query_scalar("SELECT max(version)::bigint FROM tessera_migrations")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if latest.is_some_and(|v| v >= crate::migrate::latest_version()) {
+                tx.commit().await?;
+                return Ok(0);
+            }
+        }
         run_migrations(tx, |m| m.postgres).await
     }
 }

@@ -971,3 +971,81 @@ async fn rls_oauth_lookups_are_narrow_and_read_only() {
         Err(StoreError::NotFound)
     ));
 }
+
+/// Issue 8: the server's role should own nothing, so it cannot turn `FORCE ROW LEVEL
+/// SECURITY` off. Migrations run as the owner and grant a runtime role row access only; the
+/// runtime role starts (no DDL when up to date), reads and writes through RLS, and cannot
+/// alter a table.
+#[tokio::test]
+async fn the_runtime_role_owns_nothing_and_cannot_disable_rls() {
+    let Some(db) = pg_db().await else { return };
+    let runtime = format!("{}_rt", db.name());
+    let admin = PgPool::connect(&db.admin_url()).await.unwrap();
+    sqlx::query(&format!(
+        "CREATE ROLE \"{runtime}\" LOGIN NOSUPERUSER NOBYPASSRLS"
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let owner = PgStore::connect(&db.url()).await.unwrap();
+    owner.migrate().await.unwrap();
+    assert!(owner.owns_protected_tables().await.unwrap());
+    assert!(matches!(
+        owner
+            .grant_runtime_role("Robert'); DROP TABLE users;--")
+            .await,
+        Err(StoreError::Config(_))
+    ));
+    tessera_store::grant_runtime_role(&db.url(), &runtime)
+        .await
+        .unwrap();
+    let rt_url = db
+        .url()
+        .replacen(&format!("//{}@", db.name()), &format!("//{runtime}@"), 1);
+    let rt = PgStore::connect(&rt_url).await.unwrap();
+    assert!(!rt.owns_protected_tables().await.unwrap());
+    assert_eq!(rt.migrate().await.unwrap(), 0, "up to date: no DDL needed");
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(rt);
+    let (scope, account, _) = populated_agency(&store, "Runtime").await;
+    assert_eq!(
+        store.get_account(&scope, &account.id).await.unwrap().id,
+        account.id
+    );
+    let pool = PgPool::connect(&rt_url).await.unwrap();
+    for stmt in [
+        "ALTER TABLE accounts NO FORCE ROW LEVEL SECURITY",
+        "ALTER TABLE accounts DISABLE ROW LEVEL SECURITY",
+        "DROP POLICY IF EXISTS tenant_isolation ON accounts",
+        "CREATE TABLE sneaky (id int)",
+    ] {
+        let err = sqlx::query(stmt)
+            .execute(&pool)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("must be owner") || err.contains("permission denied"),
+            "{stmt}: {err}"
+        );
+    }
+    pool.close().await;
+    store.ping().await.unwrap();
+    drop(store);
+    // The grants live in the test database: revoke them there before the role goes.
+    let in_db = db
+        .admin_url()
+        .rsplit_once('/')
+        .map(|(base, _)| format!("{base}/{}", db.name()))
+        .unwrap();
+    let cleanup = PgPool::connect(&in_db).await.unwrap();
+    sqlx::query(&format!("DROP OWNED BY \"{runtime}\""))
+        .execute(&cleanup)
+        .await
+        .unwrap();
+    cleanup.close().await;
+    sqlx::query(&format!("DROP ROLE \"{runtime}\""))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+}

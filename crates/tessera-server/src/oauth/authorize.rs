@@ -460,11 +460,7 @@ impl<'a> Flow<'a> {
             tokio::time::sleep(delay.min(Duration::from_secs(10))).await;
         }
         // A place in the hashing pool before any other work: a refusal costs nothing.
-        let ticket = self
-            .state
-            .passwords
-            .admit()
-            .map_err(|_| unavailable())?;
+        let ticket = self.state.passwords.admit().map_err(|_| unavailable())?;
         let candidates = if email.is_empty() || email.len() > 254 || password.is_empty() {
             Vec::new()
         } else {
@@ -485,15 +481,15 @@ impl<'a> Flow<'a> {
         // email exists (argon2id runs off the async threads).
         let checked = ticket
             .run(move || {
-            if candidates.is_empty() {
-                tessera_token::verify_dummy(&password);
-                return Vec::new();
-            }
-            candidates
-                .into_iter()
-                .filter(|(_, h)| tessera_token::verify_password(&password, h))
-                .map(|(u, _)| u)
-                .collect::<Vec<User>>()
+                if candidates.is_empty() {
+                    tessera_token::verify_dummy(&password);
+                    return Vec::new();
+                }
+                candidates
+                    .into_iter()
+                    .filter(|(_, h)| tessera_token::verify_password(&password, h))
+                    .map(|(u, _)| u)
+                    .collect::<Vec<User>>()
             })
             .await
             .map_err(|_| unavailable())?;

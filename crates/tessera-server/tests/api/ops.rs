@@ -272,3 +272,112 @@ fn the_binary_bootstraps_once_and_documents_its_options() {
         .unwrap();
     assert!(good.status.success());
 }
+
+/// Issue 8, finding 5: a policy that locks everyone out is listed and removed offline, from
+/// the database, with the deletion audited in the agency's chain.
+#[tokio::test]
+async fn policies_are_listed_and_deleted_offline() {
+    use tessera_core::{AgencyId, EventId, PolicyId};
+    use tessera_store::{Agency, AuditRecord, Outcome, Policy, Status, TenantScope};
+    let dir = tessera_store::testing::TempDirGuard::new("tessera-cli-policies").unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tessera.db").display());
+    let store = tessera_store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let now = 1_800_000_000_000;
+    let record = |action: &str| AuditRecord {
+        id: EventId::generate(),
+        at: now,
+        actor: "test".into(),
+        on_behalf_of: None,
+        action: action.into(),
+        target: None,
+        outcome: Outcome::Success,
+        request_id: String::new(),
+        ip: None,
+        user_agent: None,
+        detail: serde_json::json!({}),
+    };
+    let agency = Agency {
+        id: AgencyId::generate(),
+        name: "Locked".into(),
+        status: Status::Active,
+        is_platform: false,
+        created_at: now,
+        updated_at: now,
+    };
+    store
+        .create_agency(&agency, &record("agency.create"))
+        .await
+        .unwrap();
+    let scope = TenantScope::authenticated(agency.id.clone());
+    let policy = Policy {
+        id: PolicyId::generate(),
+        agency_id: agency.id.clone(),
+        description: "locks everyone out".into(),
+        cedar: "forbid(principal, action, resource);".into(),
+        created_by: "key_x".into(),
+        created_at: now,
+    };
+    store
+        .create_policy(&scope, &policy, &record("policy.create"))
+        .await
+        .unwrap();
+    drop(store);
+    let run = |args: &[&str]| {
+        let out = tessera()
+            .args(args)
+            .args(["--database-url", &url, "--output", "json"])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&["policies", "list", "--agency", agency.id.as_str()]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["items"][0]["id"], policy.id.as_str(), "{v}");
+    let (ok, _, err) = run(&[
+        "policies",
+        "delete",
+        "--agency",
+        agency.id.as_str(),
+        policy.id.as_str(),
+        "--reason",
+        "owner locked out",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&[
+        "policies",
+        "delete",
+        "--agency",
+        agency.id.as_str(),
+        policy.id.as_str(),
+    ]);
+    assert!(!ok && err.contains("no policy"), "{err}");
+    let (ok, _, err) = run(&[
+        "policies",
+        "list",
+        "--agency",
+        "agy_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+    ]);
+    assert!(!ok && err.contains("no agency"), "{err}");
+    let store = tessera_store::connect(&url).await.unwrap();
+    let events = store
+        .list_audit(
+            &scope,
+            &Default::default(),
+            &tessera_store::PageRequest {
+                limit: 50,
+                cursor: None,
+            },
+        )
+        .await;
+    let text = format!("{events:?}");
+    assert!(
+        text.contains("policy.delete") && text.contains("owner locked out"),
+        "{text}"
+    );
+}
