@@ -1,5 +1,8 @@
 //! The embedded SQLite backend (WAL): one writer connection, so writes queue in-process
 //! instead of failing with `SQLITE_BUSY`, and a small pool of readers.
+//!
+//! INVARIANT: the database file is created mode 0600 before SQLite opens it (its `-wal` and
+//! `-shm` files inherit that mode), and an existing one readable by others is tightened.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -16,6 +19,44 @@ const KEY_SHARE: &str = "";
 /// the same reason.
 const FOR_UPDATE: &str = "";
 
+/// Creates the database file with mode 0600 if it is missing (SQLite would create it 0644
+/// under the usual umask, and gives its `-wal` and `-shm` files the database file's mode), and
+/// takes group and other access away from an existing one and its `-wal` and `-shm` files.
+fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let name = path.to_string_lossy();
+    if name.is_empty() || name == ":memory:" || name.starts_with("file:") {
+        return Ok(());
+    }
+    let io = |what: &str, p: &std::path::Path, e: std::io::Error| {
+        StoreError::Config(format!("cannot {what} `{}`: {e}", p.display()))
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        // A missing directory and the like: SQLite reports it with its own message.
+        Err(_) => return Ok(()),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{name}{suffix}"));
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        if meta.is_file() && mode & 0o077 != 0 {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o700))
+                .map_err(|e| io("restrict the permissions of", &p, e))?;
+            tracing::warn!(path = %p.display(), "the database file was readable by others: now mode 0600");
+        }
+    }
+    Ok(())
+}
+
 /// A SQLite-backed store.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -27,7 +68,9 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://PATH`).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Config(format!("invalid sqlite url: {e}")))?
+            .map_err(|e| StoreError::Config(format!("invalid sqlite url: {e}")))?;
+        create_private(opts.get_filename())?;
+        let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -107,3 +150,36 @@ impl SqliteStore {
 }
 
 crate::sql::impl_store!(SqliteStore, sqlx::Sqlite, "sqlite");
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::os::unix::fs::PermissionsExt;
+
+    use crate::Store as _;
+
+    fn mode(p: &std::path::Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn the_database_and_its_wal_files_are_private() {
+        let dir = crate::testing::TempDirGuard::new("tessera-sqlite-mode").unwrap();
+        let db = dir.path().join("t.db");
+        let store = super::SqliteStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let p = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+        drop(store);
+        // An existing database readable by others is tightened on the next open.
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _store = super::SqliteStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        assert_eq!(mode(&db), 0o600);
+    }
+}
