@@ -34,6 +34,20 @@ pub struct AppState {
     pub platform_id: Arc<std::sync::OnceLock<tessera_core::AgencyId>>,
     /// Group commit for hot-path audit events.
     pub audit: Arc<crate::audit_writer::AuditWriter>,
+    /// How the service faces the network.
+    pub http: HttpSettings,
+    /// Whether the issuer is `https://`: every response then carries HSTS.
+    pub hsts: bool,
+}
+
+/// How the service faces the network: the listener's timeouts and caps, and who may read
+/// `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Timeouts and connection caps.
+    pub net: crate::net::NetSettings,
+    /// `/metrics` without a credential (for a scraper on a private network).
+    pub metrics_public: bool,
 }
 
 /// Batches `last_used_at` updates so authentication never writes to the store.
@@ -91,6 +105,8 @@ pub struct EngineSettings {
     pub rotation: tessera_token::RotationPolicy,
     /// The authorization server's settings.
     pub oauth: crate::oauth::OAuthSettings,
+    /// The listener's timeouts and caps, and who may read `/metrics`.
+    pub http: HttpSettings,
 }
 
 impl AppState {
@@ -128,6 +144,11 @@ impl AppState {
             })?;
         }
         let store_for_keys = store.clone();
+        let hsts = settings
+            .oauth
+            .issuer
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
         let oauth = crate::oauth::OAuth::new(settings.oauth, master_key, &catalog);
         let settings_rotation = settings.rotation;
         let catalog = Arc::new(catalog);
@@ -160,6 +181,8 @@ impl AppState {
             oauth: Arc::new(oauth),
             platform_id: Arc::default(),
             audit: Arc::new(crate::audit_writer::AuditWriter::new(store_for_keys)),
+            http: settings.http,
+            hsts,
         })
     }
 }

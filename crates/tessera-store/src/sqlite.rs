@@ -1,8 +1,8 @@
 //! The embedded SQLite backend (WAL): one writer connection, so writes queue in-process
 //! instead of failing with `SQLITE_BUSY`, and a small pool of readers.
 //!
-//! INVARIANT: the database file is created mode 0600 before SQLite opens it (its `-wal` and
-//! `-shm` files inherit that mode), and an existing one readable by others is tightened.
+//! INVARIANT: once open, the database file and its `-wal` and `-shm` files are mode 0600 (the
+//! WAL files SQLite creates later inherit the database file's mode).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,29 +19,20 @@ const KEY_SHARE: &str = "";
 /// the same reason.
 const FOR_UPDATE: &str = "";
 
-/// Creates the database file with mode 0600 if it is missing (SQLite would create it 0644
-/// under the usual umask, and gives its `-wal` and `-shm` files the database file's mode), and
-/// takes group and other access away from an existing one and its `-wal` and `-shm` files.
-fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+/// The database header's application id: `TSRA`.
+const APPLICATION_ID: i32 = 0x5453_5241;
+
+/// Takes group and other access away from the database file and its `-wal` and `-shm` files;
+/// returns the files it changed. SQLite creates a database 0644 under the usual umask (and
+/// resets an empty file it opens to that mode), and gives `-wal` and `-shm` the database
+/// file's mode when it creates them: so this runs once SQLite has opened the database.
+fn restrict_files(path: &std::path::Path) -> Result<Vec<std::path::PathBuf>, StoreError> {
+    use std::os::unix::fs::PermissionsExt;
     let name = path.to_string_lossy();
     if name.is_empty() || name == ":memory:" || name.starts_with("file:") {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let io = |what: &str, p: &std::path::Path, e: std::io::Error| {
-        StoreError::Config(format!("cannot {what} `{}`: {e}", p.display()))
-    };
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        // A missing directory and the like: SQLite reports it with its own message.
-        Err(_) => return Ok(()),
-    }
+    let mut changed = Vec::new();
     for suffix in ["", "-wal", "-shm"] {
         let p = std::path::PathBuf::from(format!("{name}{suffix}"));
         let Ok(meta) = std::fs::metadata(&p) else {
@@ -49,12 +40,18 @@ fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
         };
         let mode = meta.permissions().mode();
         if meta.is_file() && mode & 0o077 != 0 {
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o700))
-                .map_err(|e| io("restrict the permissions of", &p, e))?;
-            tracing::warn!(path = %p.display(), "the database file was readable by others: now mode 0600");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o700)).map_err(
+                |e| {
+                    StoreError::Config(format!(
+                        "cannot restrict the permissions of `{}`: {e}",
+                        p.display()
+                    ))
+                },
+            )?;
+            changed.push(p);
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// A SQLite-backed store.
@@ -69,7 +66,11 @@ impl SqliteStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid sqlite url: {e}")))?;
-        create_private(opts.get_filename())?;
+        let path = opts.get_filename().to_path_buf();
+        // An existing database open to others was left so by someone: say so.
+        for p in restrict_files(&path)? {
+            tracing::warn!(path = %p.display(), "the database file was open to other users: now mode 0600");
+        }
         let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -84,6 +85,19 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(opts.read_only(true))
             .await?;
+        // In WAL mode a new database file stays empty until a checkpoint, and SQLite resets an
+        // empty file to its default mode each time a writer opens it: give it its first page
+        // (an application id in the header) now, so the mode set below stays.
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+            sqlx::query(&format!("PRAGMA application_id = {APPLICATION_ID}"))
+                .execute(&writer)
+                .await?;
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&writer)
+                .await?;
+        }
+        // A new database (and its WAL files, created by the first connection): now 0600.
+        restrict_files(&path)?;
         Ok(Self { writer, reader })
     }
 
@@ -170,6 +184,11 @@ mod tests {
             .await
             .unwrap();
         store.migrate().await.unwrap();
+        // A writer opened later (pools recycle connections) leaves the mode alone.
+        let again = super::SqliteStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        again.migrate().await.unwrap();
         for suffix in ["", "-wal", "-shm"] {
             let p = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
             assert_eq!(mode(&p), 0o600, "{}", p.display());
