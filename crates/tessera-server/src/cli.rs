@@ -297,6 +297,11 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, issuer = %config.issuer, "tessera listening");
+    if let Some(fds) = open_files_limit() {
+        if config.net.max_connections.saturating_add(64) > fds {
+            tracing::warn!(max_connections = config.net.max_connections, open_files_limit = fds, "--max-connections is near or above the open-files limit: raise `ulimit -n` or lower the cap, so that the cap, not running out of descriptors, turns clients away");
+        }
+    }
     if config.metrics_public {
         tracing::warn!(
             "/metrics is public (--metrics-public): keep the port off untrusted networks"
@@ -305,6 +310,17 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     crate::run(listener, state, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The soft limit on open files (Linux: `/proc/self/limits`), if known.
+fn open_files_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
