@@ -10,6 +10,7 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{ConnectOptions as _, Connection as _};
 
 /// Row-lock clause for reads that must hold a row until commit. SQLite has none and needs
 /// none: the single writer connection runs one write transaction at a time.
@@ -22,16 +23,21 @@ const FOR_UPDATE: &str = "";
 /// The database header's application id: `TSRA`.
 const APPLICATION_ID: i32 = 0x5453_5241;
 
+/// Whether the database is a file (not `:memory:` or a `file:` URI).
+fn on_disk(path: &std::path::Path) -> bool {
+    let name = path.to_string_lossy();
+    !(name.is_empty() || name == ":memory:" || name.starts_with("file:"))
+}
+
 /// Takes group and other access away from the database file and its `-wal` and `-shm` files;
-/// returns the files it changed. SQLite creates a database 0644 under the usual umask (and
-/// resets an empty file it opens to that mode), and gives `-wal` and `-shm` the database
-/// file's mode when it creates them: so this runs once SQLite has opened the database.
+/// returns the files it changed. SQLite gives `-wal` and `-shm` the database file's mode when
+/// it creates them.
 fn restrict_files(path: &std::path::Path) -> Result<Vec<std::path::PathBuf>, StoreError> {
     use std::os::unix::fs::PermissionsExt;
-    let name = path.to_string_lossy();
-    if name.is_empty() || name == ":memory:" || name.starts_with("file:") {
+    if !on_disk(path) {
         return Ok(Vec::new());
     }
+    let name = path.to_string_lossy();
     let mut changed = Vec::new();
     for suffix in ["", "-wal", "-shm"] {
         let p = std::path::PathBuf::from(format!("{name}{suffix}"));
@@ -67,9 +73,28 @@ impl SqliteStore {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid sqlite url: {e}")))?;
         let path = opts.get_filename().to_path_buf();
-        // An existing database open to others was left so by someone: say so.
+        let fresh = on_disk(&path) && !path.exists();
+        if fresh {
+            // SQLite creates a database 0644 (under the usual umask) and resets an empty database
+            // file to that mode whenever a connection opens it; in WAL mode the file stays empty
+            // until a checkpoint. So write its first page (an application id in the header) in
+            // rollback mode, with one connection, before anything else opens it.
+            let mut first = opts
+                .clone()
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Delete)
+                .connect()
+                .await?;
+            sqlx::query(&format!("PRAGMA application_id = {APPLICATION_ID}"))
+                .execute(&mut first)
+                .await?;
+            first.close().await?;
+        }
         for p in restrict_files(&path)? {
-            tracing::warn!(path = %p.display(), "the database file was open to other users: now mode 0600");
+            if !fresh {
+                // Someone left an existing database open to others: say so.
+                tracing::warn!(path = %p.display(), "the database file was open to other users: now mode 0600");
+            }
         }
         let opts = opts
             .create_if_missing(true)
@@ -85,18 +110,8 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(opts.read_only(true))
             .await?;
-        // In WAL mode a new database file stays empty until a checkpoint, and SQLite resets an
-        // empty file to its default mode each time a writer opens it: give it its first page
-        // (an application id in the header) now, so the mode set below stays.
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
-            sqlx::query(&format!("PRAGMA application_id = {APPLICATION_ID}"))
-                .execute(&writer)
-                .await?;
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&writer)
-                .await?;
-        }
-        // A new database (and its WAL files, created by the first connection): now 0600.
+        // The WAL files have the database file's mode; this only guards against a database
+        // that was empty when we found it.
         restrict_files(&path)?;
         Ok(Self { writer, reader })
     }
@@ -183,6 +198,9 @@ mod tests {
         let store = super::SqliteStore::connect(&format!("sqlite://{}", db.display()))
             .await
             .unwrap();
+        // Non-empty from the start: SQLite resets only an empty file's mode when it opens it.
+        assert!(std::fs::metadata(&db).unwrap().len() > 0);
+        assert_eq!(mode(&db), 0o600);
         store.migrate().await.unwrap();
         // A writer opened later (pools recycle connections) leaves the mode alone.
         let again = super::SqliteStore::connect(&format!("sqlite://{}", db.display()))
