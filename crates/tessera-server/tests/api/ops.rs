@@ -196,6 +196,37 @@ async fn a_real_server_serves_and_shuts_down_gracefully() {
     let resp = http_get(addr, "/healthz").await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.to_lowercase().contains("x-request-id: req_"));
+    // The audit trail records the client's address from the socket.
+    let body = r#"{"name":"Over TCP"}"#;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("POST /v1/agencies HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", t.admin, body.len()).as_bytes())
+        .await
+        .unwrap();
+    let mut created = String::new();
+    s.read_to_string(&mut created).await.unwrap();
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let platform = t.state.store.platform_agency().await.unwrap().unwrap().id;
+    let id = created
+        .split("\"id\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut ips = Vec::new();
+    for agency in [id, platform.to_string()] {
+        let r = t
+            .get(
+                &format!("/v1/agencies/{agency}/audit?action=agency.create"),
+                &t.admin,
+            )
+            .await;
+        for e in r.body["items"].as_array().into_iter().flatten() {
+            ips.push(e["ip"].clone());
+        }
+    }
+    assert_eq!(ips, [serde_json::json!("127.0.0.1")]);
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
