@@ -169,7 +169,8 @@ async fn jwks(State(s): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Prometheus metrics, with the authorization cache's size.
+/// Prometheus metrics, with the authorization cache's size. Requires `platform.config` of a
+/// platform principal (see `metrics_route`), unless `metrics_public`.
 async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
     let cache = s.engine.stats();
     let text = format!(
