@@ -38,7 +38,7 @@ pub enum Output {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (SQLite in ./tessera-data with no configuration)
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit. On PostgreSQL, run it as the tables' owner and name
     /// the role the server runs as with `--grant-to`: that role gets row access only, so it
     /// cannot turn row-level security off
@@ -214,16 +214,38 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn tessera_store::St
     Ok(tessera_store::connect(&config.database_url).await?)
 }
 
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+/// Creates the data dir mode 0700 (an existing one open to others is reported, not changed:
+/// it may be a directory the operator shares on purpose).
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(|e| anyhow::anyhow!("cannot create data dir `{}`: {e}", dir.display()))?;
+    } else if let Ok(meta) = std::fs::metadata(dir) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %dir.display(), "the data dir is open to other users: make it mode 0700");
+        }
     }
     Ok(())
+}
+
+/// The data dir (0700), the master key (0600, created on first start: the flag says so) and
+/// the store (a SQLite database is created 0600), as `serve` opens them.
+pub async fn open_data(
+    config: &Config,
+) -> anyhow::Result<(
+    tessera_token::MasterKey,
+    bool,
+    Arc<dyn tessera_store::Store>,
+)> {
+    create_private_dir(&config.data_dir)?;
+    let (master, created) =
+        tessera_token::MasterKey::load_or_create(&config.data_dir.join("master.key"))?;
+    let store = open_store(config).await?;
+    Ok((master, created, store))
 }
 
 async fn migrate(args: &MigrateArgs, output: Output) -> anyhow::Result<()> {
@@ -367,13 +389,10 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM during start-up must stop the server, not kill it mid-write.
     let shutdown = shutdown_signal()?;
     let catalog = load_catalog(config.catalog.as_deref())?;
-    create_private_dir(&config.data_dir)?;
-    let (master, created) =
-        tessera_token::MasterKey::load_or_create(&config.data_dir.join("master.key"))?;
+    let (master, created, store) = open_data(&config).await?;
     if created {
         tracing::info!(path = %config.data_dir.join("master.key").display(), "created a new master key (keep it safe: it protects every stored credential)");
     }
-    let store = open_store(&config).await?;
     let applied = store.migrate().await?;
     tracing::info!(backend = store.backend(), applied, "store ready");
     let mut settings = crate::state::EngineSettings {
@@ -385,6 +404,10 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         password_workers: config.password_workers,
+        http: crate::state::HttpSettings {
+            net: config.net,
+            metrics_public: config.metrics_public,
+        },
         ..Default::default()
     };
     if let Some(p) = &config.policies {
@@ -407,9 +430,30 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, issuer = %config.issuer, "tessera listening");
+    if let Some(fds) = open_files_limit() {
+        if config.net.max_connections.saturating_add(64) > fds {
+            tracing::warn!(max_connections = config.net.max_connections, open_files_limit = fds, "--max-connections is near or above the open-files limit: raise `ulimit -n` or lower the cap, so that the cap, not running out of descriptors, turns clients away");
+        }
+    }
+    if config.metrics_public {
+        tracing::warn!(
+            "/metrics is public (--metrics-public): keep the port off untrusted networks"
+        );
+    }
     crate::run(listener, state, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The soft limit on open files (Linux: `/proc/self/limits`), if known.
+fn open_files_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {

@@ -31,7 +31,7 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms, password_workers
+    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms, password_workers, header_timeout_secs, body_timeout_secs, idle_timeout_secs, max_connections, max_connections_per_ip, metrics_public
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -69,6 +69,29 @@ pub struct ServeArgs {
     /// queue answer 503 with Retry-After [default: half the cores, at least 1]
     #[arg(long, env = "TESSERA_PASSWORD_WORKERS", value_name = "N")]
     pub password_workers: Option<usize>,
+    /// A request's head must arrive within this time of the connection's start or the request's
+    /// first byte, else the connection is closed. Seconds, 1 to 3600 [default: 10]
+    #[arg(long, env = "TESSERA_HEADER_TIMEOUT_SECS", value_name = "SECS")]
+    pub header_timeout_secs: Option<u64>,
+    /// A request's whole body must arrive within this time of its head, else 408 and the
+    /// connection is closed. Seconds, 1 to 3600 [default: 30]
+    #[arg(long, env = "TESSERA_BODY_TIMEOUT_SECS", value_name = "SECS")]
+    pub body_timeout_secs: Option<u64>,
+    /// A kept-alive connection may wait this long for its next request, and a response may
+    /// stall this long on a client that does not read it. Seconds, 1 to 3600 [default: 60]
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Open connections, all clients together; more are closed at once [default: 10000]
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Open connections from one client address (IPv6: one /64); more are closed at once
+    /// [default: 256]
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Serve `/metrics` without a credential (for a scraper on a private network); otherwise it
+    /// needs a platform credential holding `platform.config`
+    #[arg(long, env = "TESSERA_METRICS_PUBLIC", action = clap::ArgAction::SetTrue)]
+    pub metrics_public: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -87,6 +110,12 @@ struct FileConfig {
     access_token_ttl: Option<i64>,
     refresh_reuse_grace_ms: Option<i64>,
     password_workers: Option<usize>,
+    header_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    metrics_public: Option<bool>,
 }
 
 /// The resolved configuration.
@@ -114,6 +143,10 @@ pub struct Config {
     pub refresh_reuse_grace_ms: i64,
     /// Password-hashing threads (0: the default for this machine).
     pub password_workers: usize,
+    /// The listener's timeouts and connection caps.
+    pub net: crate::net::NetSettings,
+    /// `/metrics` without a credential.
+    pub metrics_public: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -148,6 +181,70 @@ pub enum ConfigError {
     },
 }
 
+/// A timeout in seconds, 1 to 3600.
+fn timeout(
+    field: &'static str,
+    value: Option<u64>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(n @ 1..=3600) => Ok(std::time::Duration::from_secs(n)),
+        Some(n) => Err(ConfigError::Value {
+            field,
+            value: n.to_string(),
+            message: "must be 1 to 3600 seconds".into(),
+        }),
+    }
+}
+
+/// A connection cap, at least 1.
+fn cap(field: &'static str, value: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(ConfigError::Value {
+            field,
+            value: "0".into(),
+            message: "must be at least 1".into(),
+        }),
+        Some(n) => Ok(n),
+    }
+}
+
+fn net_settings(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<crate::net::NetSettings, ConfigError> {
+    let d = crate::net::NetSettings::default();
+    Ok(crate::net::NetSettings {
+        header_timeout: timeout(
+            "header_timeout_secs",
+            args.header_timeout_secs.or(file.header_timeout_secs),
+            d.header_timeout,
+        )?,
+        body_timeout: timeout(
+            "body_timeout_secs",
+            args.body_timeout_secs.or(file.body_timeout_secs),
+            d.body_timeout,
+        )?,
+        idle_timeout: timeout(
+            "idle_timeout_secs",
+            args.idle_timeout_secs.or(file.idle_timeout_secs),
+            d.idle_timeout,
+        )?,
+        max_connections: cap(
+            "max_connections",
+            args.max_connections.or(file.max_connections),
+            d.max_connections,
+        )?,
+        max_connections_per_ip: cap(
+            "max_connections_per_ip",
+            args.max_connections_per_ip.or(file.max_connections_per_ip),
+            d.max_connections_per_ip,
+        )?,
+    })
+}
+
 fn read_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
     let Some(path) = path else {
         return Ok(FileConfig::default());
@@ -171,6 +268,8 @@ impl Config {
     /// Resolves flags and variables (already merged by clap) over the file over defaults.
     pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
         let file = read_file(args.store.config.as_deref())?;
+        let net = net_settings(args, &file)?;
+        let metrics_public = args.metrics_public || file.metrics_public.unwrap_or(false);
         let listen_text = args
             .listen
             .clone()
@@ -209,6 +308,8 @@ impl Config {
             });
         }
         Ok(Self {
+            net,
+            metrics_public,
             listen,
             data_dir,
             database_url,
@@ -315,6 +416,48 @@ mod tests {
             Config::resolve(&args).ok().map(|c| c.listen.port()),
             Some(9100)
         );
+
+        let _ = std::fs::write(
+            &file,
+            "header_timeout_secs = 3\nmax_connections_per_ip = 7\nmetrics_public = true\n",
+        );
+        let c = Config::resolve(&args).ok();
+        assert_eq!(
+            c.as_ref().map(|c| (
+                c.net.header_timeout.as_secs(),
+                c.net.body_timeout.as_secs(),
+                c.net.idle_timeout.as_secs(),
+                c.net.max_connections,
+                c.net.max_connections_per_ip,
+                c.metrics_public
+            )),
+            Some((3, 30, 60, 10_000, 7, true))
+        );
+        args.header_timeout_secs = Some(4);
+        assert_eq!(
+            Config::resolve(&args)
+                .ok()
+                .map(|c| c.net.header_timeout.as_secs()),
+            Some(4)
+        );
+        args.header_timeout_secs = Some(0);
+        assert!(matches!(
+            Config::resolve(&args),
+            Err(ConfigError::Value {
+                field: "header_timeout_secs",
+                ..
+            })
+        ));
+        args.header_timeout_secs = None;
+        args.max_connections = Some(0);
+        assert!(matches!(
+            Config::resolve(&args),
+            Err(ConfigError::Value {
+                field: "max_connections",
+                ..
+            })
+        ));
+        args.max_connections = None;
 
         let _ = std::fs::write(&file, "listen = 5\n");
         assert!(matches!(

@@ -23,6 +23,8 @@ pub enum ErrorCode {
     NotFound,
     /// 405.
     MethodNotAllowed,
+    /// 408: the request (its body) did not arrive in time; the connection is closed.
+    RequestTimeout,
     /// 409: uniqueness or state conflict.
     Conflict,
     /// 413.
@@ -49,6 +51,7 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout => "request_timeout",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -67,6 +70,7 @@ impl ErrorCode {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -85,6 +89,7 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::NotFound => "not found",
             Self::MethodNotAllowed => "method not allowed",
+            Self::RequestTimeout => "request timeout",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload too large",
             Self::UnsupportedMediaType => "unsupported media type",
@@ -235,6 +240,10 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
+        }
+        if self.code == ErrorCode::RequestTimeout {
+            // RFC 9110 §15.5.9: the server closes the connection.
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));

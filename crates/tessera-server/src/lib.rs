@@ -1,6 +1,8 @@
 //! The Tessera service: the HTTP app (`app`), the server loop (`run`), configuration, the
 //! CLI, bootstrap, authentication and the authorization gate. Data flows one way:
 //! HTTP → handler (a use case) → store; decisions are pure calls into `tessera-core`.
+//! `/metrics` is behind the gate (`platform.config`, platform principals) unless configured
+//! public; with an `https://` issuer every response carries HSTS.
 
 pub mod audit_writer;
 pub mod auth;
@@ -13,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod metrics;
+pub mod net;
 pub mod oauth;
 pub mod oauth_ui;
 pub mod observe;
@@ -22,7 +25,6 @@ pub mod routes;
 pub mod state;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,7 +107,7 @@ pub fn app(state: AppState) -> Result<Router, AppError> {
             get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+        .route("/metrics", metrics_route(&state)?)
         .route(
             "/openapi.json",
             get(move || async move { axum::Json((*openapi).clone()) }),
@@ -118,9 +120,50 @@ pub fn app(state: AppState) -> Result<Router, AppError> {
             )
         })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
-        .layer(axum::middleware::from_fn(observe::observe))
-        .with_state(state);
-    Ok(router)
+        .layer(axum::middleware::from_fn(observe::observe));
+    let router = if state.hsts {
+        router.layer(axum::middleware::map_response(hsts))
+    } else {
+        router
+    };
+    Ok(router.with_state(state))
+}
+
+/// The permission `/metrics` requires (of a platform principal) unless it is public.
+pub const METRICS_PERMISSION: &str = "platform.config";
+
+/// `GET /metrics`: behind the gate, as a platform-only route needing `platform.config`, unless
+/// `metrics_public` is set.
+fn metrics_route(state: &AppState) -> Result<axum::routing::MethodRouter<AppState>, AppError> {
+    let route = get(metrics_text);
+    if state.http.metrics_public {
+        return Ok(route);
+    }
+    let index = state
+        .catalog
+        .permission(METRICS_PERMISSION)
+        .ok_or_else(|| AppError::UnknownPermission {
+            method: "GET".into(),
+            path: "/metrics".into(),
+            permission: METRICS_PERMISSION.into(),
+        })?;
+    let g = GuardState {
+        app: state.clone(),
+        permission: METRICS_PERMISSION,
+        index,
+        target: TargetFrom::Path,
+        platform_only: true,
+    };
+    Ok(route.route_layer(axum::middleware::from_fn_with_state(g, auth::guard)))
+}
+
+/// RFC 6797: browsers that reached us over HTTPS keep to HTTPS for a year, subdomains too.
+async fn hsts(mut resp: axum::response::Response) -> axum::response::Response {
+    resp.headers_mut().insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        header::HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+    );
+    resp
 }
 
 /// Marks a response that carries a secret as not storable (`Cache-Control: no-store`, and
@@ -148,7 +191,8 @@ async fn jwks(State(s): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Prometheus metrics, with the authorization cache's size.
+/// Prometheus metrics, with the authorization cache's size. Requires `platform.config` of a
+/// platform principal (see `metrics_route`), unless `metrics_public`.
 async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
     let cache = s.engine.stats();
     let text = format!(
@@ -214,8 +258,9 @@ async fn authenticated_only(
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then finishes in-flight requests
-/// and writes pending key-use times.
+/// Serves the app on `listener` until `shutdown` resolves, then finishes in-flight requests
+/// and writes pending key-use times. Connections are served under the timeouts and caps of
+/// `state.http.net` (see `net`).
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -244,18 +289,7 @@ pub async fn run(
             usage.flush(store.as_ref()).await;
         }
     });
-    // Small responses go out at once (no Nagle delay behind a delayed ACK).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    net::serve(listener, router, state.http.net, shutdown).await;
     flusher.abort();
     follower.abort();
     rotator.abort();

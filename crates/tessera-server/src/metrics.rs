@@ -1,5 +1,5 @@
 //! Prometheus metrics: requests by route and status, latency histograms per route, store
-//! errors. A small registry of our own: the text format is simple and the hot path is one
+//! errors, and the listener's connections (open, refused over a cap, closed for slowness). A small registry of our own: the text format is simple and the hot path is one
 //! short lock per request.
 
 use std::collections::BTreeMap;
@@ -46,6 +46,101 @@ fn method_name(m: &str) -> &'static str {
 
 static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
 static STORE_ERRORS: AtomicU64 = AtomicU64::new(0);
+static CONNECTIONS_OPEN: AtomicU64 = AtomicU64::new(0);
+static REFUSED_TOTAL: AtomicU64 = AtomicU64::new(0);
+static REFUSED_PER_IP: AtomicU64 = AtomicU64::new(0);
+static TIMED_OUT_HEADER: AtomicU64 = AtomicU64::new(0);
+static TIMED_OUT_IDLE: AtomicU64 = AtomicU64::new(0);
+static TIMED_OUT_WRITE: AtomicU64 = AtomicU64::new(0);
+static BODY_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
+static ACCEPT_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a connection admitted by the listener.
+pub fn connection_opened() {
+    CONNECTIONS_OPEN.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts an admitted connection's end.
+pub fn connection_closed() {
+    let _ = CONNECTIONS_OPEN.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+        Some(n.saturating_sub(1))
+    });
+}
+
+/// Counts a connection refused over a cap (`max_connections` or `max_connections_per_ip`).
+pub fn connection_refused(cap: &str) {
+    let counter = if cap == "max_connections" {
+        &REFUSED_TOTAL
+    } else {
+        &REFUSED_PER_IP
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts a connection closed because the client was too slow (`header`, `idle`, `write`).
+pub fn connection_timed_out(phase: &str) {
+    let counter = match phase {
+        "header" => &TIMED_OUT_HEADER,
+        "idle" => &TIMED_OUT_IDLE,
+        _ => &TIMED_OUT_WRITE,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts a request body that did not arrive in time.
+pub fn body_timed_out() {
+    BODY_TIMEOUTS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts a failed `accept` (such as running out of file descriptors).
+pub fn accept_error() {
+    ACCEPT_ERRORS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn render_connections(out: &mut String) {
+    let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP tessera_connections_open Open client connections."
+    );
+    let _ = writeln!(out, "# TYPE tessera_connections_open gauge");
+    let _ = writeln!(out, "tessera_connections_open {}", n(&CONNECTIONS_OPEN));
+    let _ = writeln!(out, "# HELP tessera_connections_refused_total Connections closed unread because a cap was reached.");
+    let _ = writeln!(out, "# TYPE tessera_connections_refused_total counter");
+    let _ = writeln!(
+        out,
+        "tessera_connections_refused_total{{cap=\"max_connections\"}} {}",
+        n(&REFUSED_TOTAL)
+    );
+    let _ = writeln!(
+        out,
+        "tessera_connections_refused_total{{cap=\"max_connections_per_ip\"}} {}",
+        n(&REFUSED_PER_IP)
+    );
+    let _ = writeln!(out, "# HELP tessera_connections_timed_out_total Connections closed because the client was too slow.");
+    let _ = writeln!(out, "# TYPE tessera_connections_timed_out_total counter");
+    for (phase, c) in [
+        ("header", &TIMED_OUT_HEADER),
+        ("idle", &TIMED_OUT_IDLE),
+        ("write", &TIMED_OUT_WRITE),
+    ] {
+        let _ = writeln!(
+            out,
+            "tessera_connections_timed_out_total{{phase=\"{phase}\"}} {}",
+            n(c)
+        );
+    }
+    let _ = writeln!(out, "# HELP tessera_request_body_timeouts_total Request bodies that did not arrive in time (answered 408).");
+    let _ = writeln!(out, "# TYPE tessera_request_body_timeouts_total counter");
+    let _ = writeln!(
+        out,
+        "tessera_request_body_timeouts_total {}",
+        n(&BODY_TIMEOUTS)
+    );
+    let _ = writeln!(out, "# HELP tessera_accept_errors_total Failed accepts (such as running out of file descriptors).");
+    let _ = writeln!(out, "# TYPE tessera_accept_errors_total counter");
+    let _ = writeln!(out, "tessera_accept_errors_total {}", n(&ACCEPT_ERRORS));
+}
 
 fn registry() -> &'static Mutex<Registry> {
     REGISTRY.get_or_init(Mutex::default)
@@ -131,5 +226,6 @@ pub fn render() -> String {
         "tessera_store_errors_total {}",
         STORE_ERRORS.load(Ordering::Relaxed)
     );
+    render_connections(&mut out);
     out
 }

@@ -1,6 +1,8 @@
 //! The outermost middleware: gives each request an id (`x-request-id`), notes the client's
 //! address and user agent for the audit trail, logs the request at `debug` (never its headers
 //! or body; `TESSERA_LOG=debug` shows them) and records metrics by route template and status.
+//! A request whose body did not arrive in time is answered 408 `request_timeout` here, whatever
+//! the handler made of the failed read.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -8,9 +10,10 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use crate::auth::RequestMeta;
+use crate::error::{ApiError, ErrorCode};
 
 fn request_id(req: &Request) -> String {
     // A caller's id is kept if it is short and plain, so traces join up; otherwise ours.
@@ -53,12 +56,20 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let method = req.method().clone();
+    let conn = req.extensions().get::<crate::net::ConnHandle>().cloned();
     req.extensions_mut().insert(RequestMeta {
         request_id: id.clone(),
         ip: ip.clone(),
         user_agent,
     });
     let mut resp = next.run(req).await;
+    if conn.is_some_and(|c| c.body_timed_out()) {
+        resp = ApiError::new(
+            ErrorCode::RequestTimeout,
+            "the request body did not arrive in time",
+        )
+        .into_response();
+    }
     let status = resp.status().as_u16();
     let secs = start.elapsed().as_secs_f64();
     crate::metrics::observe(method.as_str(), &route, status, secs);

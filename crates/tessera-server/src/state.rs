@@ -36,6 +36,20 @@ pub struct AppState {
     pub audit: Arc<crate::audit_writer::AuditWriter>,
     /// The bounded pool that runs password hashing (argon2id).
     pub passwords: Arc<crate::passwords::PasswordPool>,
+    /// How the service faces the network.
+    pub http: HttpSettings,
+    /// Whether the issuer is `https://`: every response then carries HSTS.
+    pub hsts: bool,
+}
+
+/// How the service faces the network: the listener's timeouts and caps, and who may read
+/// `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Timeouts and connection caps.
+    pub net: crate::net::NetSettings,
+    /// `/metrics` without a credential (for a scraper on a private network).
+    pub metrics_public: bool,
 }
 
 /// Batches `last_used_at` updates so authentication never writes to the store.
@@ -95,6 +109,8 @@ pub struct EngineSettings {
     pub oauth: crate::oauth::OAuthSettings,
     /// Password-hashing threads (0: half the cores, at least one).
     pub password_workers: usize,
+    /// The listener's timeouts and caps, and who may read `/metrics`.
+    pub http: HttpSettings,
 }
 
 impl AppState {
@@ -132,6 +148,11 @@ impl AppState {
             })?;
         }
         let store_for_keys = store.clone();
+        let hsts = settings
+            .oauth
+            .issuer
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
         let oauth = crate::oauth::OAuth::new(settings.oauth, master_key, &catalog);
         let settings_rotation = settings.rotation;
         let catalog = Arc::new(catalog);
@@ -168,6 +189,8 @@ impl AppState {
                 0 => crate::passwords::PasswordPool::default(),
                 n => crate::passwords::PasswordPool::new(n, n * 4),
             }),
+            http: settings.http,
+            hsts,
         })
     }
 }

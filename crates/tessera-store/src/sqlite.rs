@@ -1,5 +1,8 @@
 //! The embedded SQLite backend (WAL): one writer connection, so writes queue in-process
 //! instead of failing with `SQLITE_BUSY`, and a small pool of readers.
+//!
+//! INVARIANT: once open, the database file and its `-wal` and `-shm` files are mode 0600 (the
+//! WAL files SQLite creates later inherit the database file's mode).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -7,6 +10,7 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{ConnectOptions as _, Connection as _};
 
 /// Row-lock clause for reads that must hold a row until commit. SQLite has none and needs
 /// none: the single writer connection runs one write transaction at a time.
@@ -15,6 +19,46 @@ const KEY_SHARE: &str = "";
 /// Row-lock clause for reads a write depends on (refresh-token rotation): none needed, for
 /// the same reason.
 const FOR_UPDATE: &str = "";
+
+/// The database header's application id: `TSRA`.
+const APPLICATION_ID: i32 = 0x5453_5241;
+
+/// Whether the database is a file (not `:memory:` or a `file:` URI).
+fn on_disk(path: &std::path::Path) -> bool {
+    let name = path.to_string_lossy();
+    !(name.is_empty() || name == ":memory:" || name.starts_with("file:"))
+}
+
+/// Takes group and other access away from the database file and its `-wal` and `-shm` files;
+/// returns the files it changed. SQLite gives `-wal` and `-shm` the database file's mode when
+/// it creates them.
+fn restrict_files(path: &std::path::Path) -> Result<Vec<std::path::PathBuf>, StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    if !on_disk(path) {
+        return Ok(Vec::new());
+    }
+    let name = path.to_string_lossy();
+    let mut changed = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{name}{suffix}"));
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        if meta.is_file() && mode & 0o077 != 0 {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o700)).map_err(
+                |e| {
+                    StoreError::Config(format!(
+                        "cannot restrict the permissions of `{}`: {e}",
+                        p.display()
+                    ))
+                },
+            )?;
+            changed.push(p);
+        }
+    }
+    Ok(changed)
+}
 
 /// A SQLite-backed store.
 #[derive(Clone, Debug)]
@@ -27,7 +71,32 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://PATH`).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Config(format!("invalid sqlite url: {e}")))?
+            .map_err(|e| StoreError::Config(format!("invalid sqlite url: {e}")))?;
+        let path = opts.get_filename().to_path_buf();
+        let fresh = on_disk(&path) && !path.exists();
+        if fresh {
+            // SQLite creates a database 0644 (under the usual umask) and resets an empty database
+            // file to that mode whenever a connection opens it; in WAL mode the file stays empty
+            // until a checkpoint. So write its first page (an application id in the header) in
+            // rollback mode, with one connection, before anything else opens it.
+            let mut first = opts
+                .clone()
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Delete)
+                .connect()
+                .await?;
+            sqlx::query(&format!("PRAGMA application_id = {APPLICATION_ID}"))
+                .execute(&mut first)
+                .await?;
+            first.close().await?;
+        }
+        for p in restrict_files(&path)? {
+            if !fresh {
+                // Someone left an existing database open to others: say so.
+                tracing::warn!(path = %p.display(), "the database file was open to other users: now mode 0600");
+            }
+        }
+        let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -41,6 +110,9 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(opts.read_only(true))
             .await?;
+        // The WAL files have the database file's mode; this only guards against a database
+        // that was empty when we found it.
+        restrict_files(&path)?;
         Ok(Self { writer, reader })
     }
 
@@ -107,3 +179,44 @@ impl SqliteStore {
 }
 
 crate::sql::impl_store!(SqliteStore, sqlx::Sqlite, "sqlite");
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::os::unix::fs::PermissionsExt;
+
+    use crate::Store as _;
+
+    fn mode(p: &std::path::Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn the_database_and_its_wal_files_are_private() {
+        let dir = crate::testing::TempDirGuard::new("tessera-sqlite-mode").unwrap();
+        let db = dir.path().join("t.db");
+        let store = super::SqliteStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        // Non-empty from the start: SQLite resets only an empty file's mode when it opens it.
+        assert!(std::fs::metadata(&db).unwrap().len() > 0);
+        assert_eq!(mode(&db), 0o600);
+        store.migrate().await.unwrap();
+        // A writer opened later (pools recycle connections) leaves the mode alone.
+        let again = super::SqliteStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        again.migrate().await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let p = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+        drop(store);
+        // An existing database readable by others is tightened on the next open.
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _store = super::SqliteStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        assert_eq!(mode(&db), 0o600);
+    }
+}

@@ -93,6 +93,12 @@ impl TestApp {
         Self::build(store, dir, None, now, settings).await
     }
 
+    /// A SQLite-backed app with these settings (network limits, `/metrics` access, issuer).
+    pub async fn sqlite_with(settings: EngineSettings) -> Self {
+        let (store, dir) = tessera_store::testing::sqlite_store().await;
+        Self::build(store, dir, None, T0, settings).await
+    }
+
     async fn with_store(
         store: Arc<dyn tessera_store::Store>,
         dir: TempDirGuard,

@@ -1,6 +1,6 @@
 //! HTTP tests through the app: the quick start, tenant isolation (I1), no escalation (I2),
 //! deny by default (I3), bad input (I7), API key life cycle, audit, operations, and a real
-//! server on port 0.
+//! server on port 0 (also against slow and greedy clients).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
@@ -19,4 +19,5 @@ mod ops;
 mod props;
 mod quickstart;
 mod signing_keys;
+mod slow_clients;
 mod takeover;

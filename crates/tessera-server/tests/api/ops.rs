@@ -24,9 +24,27 @@ async fn health_readiness_and_metrics() {
         (StatusCode::OK, Some("sqlite"))
     );
     t.get("/v1/agencies", &t.admin).await;
-    let m = t
+    // Metrics need a platform credential holding `platform.config`.
+    let anonymous = t
         .call(axum::http::Method::GET, "/metrics", None, None)
         .await;
+    assert_eq!(
+        (anonymous.status, anonymous.code()),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+    assert!(anonymous.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    assert_eq!(
+        anonymous.headers["content-type"],
+        "application/problem+json"
+    );
+    let agency = t.agency("Metrics Agency").await;
+    let r = t.get("/metrics", &agency.key).await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"));
+    let m = t.get("/metrics", &t.admin).await;
+    assert_eq!(m.status, StatusCode::OK);
     let text = m.body.as_str().unwrap();
     assert!(
         text.contains(
@@ -42,6 +60,56 @@ async fn health_readiness_and_metrics() {
                 && l != "tessera_authz_cache_entries 0"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn metrics_can_be_made_public() {
+    let t = TestApp::sqlite_with(tessera_server::state::EngineSettings {
+        http: tessera_server::state::HttpSettings {
+            metrics_public: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let m = t
+        .call(axum::http::Method::GET, "/metrics", None, None)
+        .await;
+    assert_eq!(m.status, StatusCode::OK);
+    assert!(m
+        .body
+        .as_str()
+        .unwrap()
+        .contains("tessera_connections_open"));
+}
+
+#[tokio::test]
+async fn hsts_with_an_https_issuer_only() {
+    const HSTS: &str = "max-age=31536000; includeSubDomains";
+    let https = TestApp::sqlite_with_issuer("https://id.example.com").await;
+    for path in [
+        "/healthz",
+        "/no-such-route",
+        "/.well-known/openid-configuration",
+    ] {
+        let r = https.call(axum::http::Method::GET, path, None, None).await;
+        assert_eq!(
+            r.headers
+                .get("strict-transport-security")
+                .map(|v| v.to_str().unwrap()),
+            Some(HSTS),
+            "{path}"
+        );
+    }
+    let r = https.get("/v1/agencies", "tsk_wrong").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.headers.contains_key("strict-transport-security"));
+    let http = TestApp::sqlite_with_issuer("http://127.0.0.1:8080").await;
+    let r = http
+        .call(axum::http::Method::GET, "/healthz", None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!r.headers.contains_key("strict-transport-security"));
 }
 
 #[tokio::test]
@@ -128,12 +196,87 @@ async fn a_real_server_serves_and_shuts_down_gracefully() {
     let resp = http_get(addr, "/healthz").await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.to_lowercase().contains("x-request-id: req_"));
+    // The audit trail records the client's address from the socket.
+    let body = r#"{"name":"Over TCP"}"#;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("POST /v1/agencies HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", t.admin, body.len()).as_bytes())
+        .await
+        .unwrap();
+    let mut created = String::new();
+    s.read_to_string(&mut created).await.unwrap();
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let platform = t.state.store.platform_agency().await.unwrap().unwrap().id;
+    let id = created
+        .split("\"id\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut ips = Vec::new();
+    for agency in [id, platform.to_string()] {
+        let r = t
+            .get(
+                &format!("/v1/agencies/{agency}/audit?action=agency.create"),
+                &t.admin,
+            )
+            .await;
+        for e in r.body["items"].as_array().into_iter().flatten() {
+            ips.push(e["ip"].clone());
+        }
+    }
+    assert_eq!(ips, [serde_json::json!("127.0.0.1")]);
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+/// What the first start writes (the data dir, the master key, the database and its WAL files,
+/// the bootstrap key), opened as `serve` opens it: nothing is readable by others.
+#[tokio::test]
+async fn first_start_writes_only_private_files() {
+    let dir = tessera_store::testing::TempDirGuard::new("tessera-modes").unwrap();
+    let data = dir.path().join("data");
+    let mut args = tessera_server::config::ServeArgs::default();
+    args.store.data_dir = Some(data.clone());
+    let config = tessera_server::config::Config::resolve(&args).unwrap();
+    let (master, created, store) = tessera_server::cli::open_data(&config).await.unwrap();
+    assert!(created);
+    store.migrate().await.unwrap();
+
+    let state = tessera_server::state::AppState::new(
+        store,
+        tessera_core::Catalog::default_catalog().unwrap(),
+        &master,
+        std::sync::Arc::new(tessera_server::clock::SystemClock),
+    )
+    .unwrap();
+    tessera_server::bootstrap::ensure(&state, &data)
+        .await
+        .unwrap()
+        .unwrap();
+    state.keys.maintain(state.clock.now() / 1000).await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data dir");
+    let mut names = BTreeSet::new();
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let p = entry.unwrap().path();
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+        names.insert(p.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    for name in [
+        "master.key",
+        "bootstrap-admin.key",
+        "tessera.db",
+        "tessera.db-wal",
+        "tessera.db-shm",
+    ] {
+        assert!(names.contains(name), "{name} missing from {names:?}");
+    }
 }
 
 fn tessera() -> std::process::Command {
@@ -155,6 +298,14 @@ fn the_binary_bootstraps_once_and_documents_its_options() {
         "TESSERA_DATA_DIR",
         "TESSERA_DATABASE_URL",
         "TESSERA_ISSUER",
+        "--header-timeout-secs",
+        "--body-timeout-secs",
+        "--idle-timeout-secs",
+        "--max-connections",
+        "--max-connections-per-ip",
+        "--metrics-public",
+        "TESSERA_HEADER_TIMEOUT_SECS",
+        "TESSERA_MAX_CONNECTIONS_PER_IP",
     ] {
         assert!(help.contains(opt), "serve --help lacks {opt}:\n{help}");
     }
