@@ -12,6 +12,9 @@ use crate::error::{ApiError, ErrorCode};
 pub const MAX_BODY: usize = 64 * 1024;
 /// The largest body of `POST /v1/check/batch` (1,000 checks with attributes).
 pub const MAX_BATCH_BODY: usize = 2 * 1024 * 1024;
+/// The deepest nesting of arrays and objects a JSON body may have. No request type nests
+/// more than a few levels; the bound is checked on the bytes, before any parser recurses.
+pub const MAX_JSON_DEPTH: usize = 32;
 
 /// A JSON body; malformed JSON, wrong types and unknown fields are 400 `invalid_request`, and
 /// so is a NUL character in any string unless `NUL_OK` (for bodies that are never stored, such
@@ -47,6 +50,11 @@ impl<S: Send + Sync, T: DeserializeOwned, const NUL_OK: bool> FromRequest<S> for
                     ApiError::invalid(r.body_text())
                 }
             })?;
+        if json_depth_exceeds(&bytes, MAX_JSON_DEPTH) {
+            return Err(ApiError::invalid(format!(
+                "the body nests arrays and objects more than {MAX_JSON_DEPTH} deep"
+            )));
+        }
         if !NUL_OK && has_escaped_nul(&bytes) {
             return Err(ApiError::invalid(
                 "strings must not contain NUL characters (`\\u0000`)",
@@ -61,6 +69,28 @@ impl<S: Send + Sync, T: DeserializeOwned, const NUL_OK: bool> FromRequest<S> for
                 _ => ApiError::invalid(format!("malformed JSON: {e}")),
             })
     }
+}
+
+/// Whether a JSON text nests arrays and objects deeper than `max` (strings skipped, escapes
+/// followed pairwise). Linear, without recursion; malformed JSON is left to the parser.
+pub fn json_depth_exceeds(b: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut i) = (0usize, false, 0usize);
+    while let Some(&c) = b.get(i) {
+        match (in_string, c) {
+            (true, b'\\') => i += 1,
+            (true, b'"') | (false, b'"') => in_string = !in_string,
+            (false, b'[' | b'{') => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            (false, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Whether a JSON text holds an escaped NUL (`\u0000`) in a string. NUL cannot be stored (it is
@@ -200,7 +230,19 @@ pub fn de_opt_whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64
 
 #[cfg(test)]
 mod tests {
-    use super::has_escaped_nul;
+    use super::{has_escaped_nul, json_depth_exceeds};
+
+    #[test]
+    fn json_depth_is_bounded_outside_strings() {
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        assert!(!json_depth_exceeds(deep(32).as_bytes(), 32));
+        assert!(json_depth_exceeds(deep(33).as_bytes(), 32));
+        assert!(json_depth_exceeds(deep(100_000).as_bytes(), 32));
+        let in_string = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100));
+        assert!(!json_depth_exceeds(in_string.as_bytes(), 32), "{in_string}");
+        assert!(!json_depth_exceeds(br#"{"a":{"b":[{"c":[]}]}}"#, 4));
+        assert!(json_depth_exceeds(br#"{"a":{"b":[{"c":[]}]}}"#, 3));
+    }
 
     #[test]
     fn escaped_nul_is_found_and_escaped_backslashes_are_not() {

@@ -309,3 +309,40 @@ async fn nul_characters_are_refused_postgres() {
         nul_characters_are_refused(&t).await;
     }
 }
+
+/// Issue 8 (b): every parser of untrusted text is bounded before it runs. A JSON body nested
+/// deeper than 32 is refused on its bytes, before serde (or Cedar, for a check's context)
+/// recurses into it; the server keeps serving.
+#[tokio::test]
+async fn deeply_nested_json_is_refused_before_parsing() {
+    let t = TestApp::sqlite().await;
+    let a = t.agency("Nest").await;
+    for n in [33usize, 1_000, 30_000] {
+        let ctx = format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let body = format!(
+            r#"{{"permission":"contacts.read","resource":{{"type":"contact","agency":"{}"}},"context":{{"x":{ctx}}}}}"#,
+            a.id
+        );
+        let req = axum::http::Request::builder()
+            .method("POST")
+            .uri("/v1/check")
+            .header("authorization", format!("Bearer {}", a.key))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let r = t.raw(req).await;
+        assert_eq!(
+            (r.status.as_u16(), r.code()),
+            (400, "invalid_request"),
+            "{n}: {}",
+            r.body
+        );
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("nests"),
+            "{}",
+            r.body
+        );
+    }
+    let r = t.get(&format!("/v1/agencies/{}", a.id), &a.key).await;
+    assert_eq!(r.status.as_u16(), 200);
+}
