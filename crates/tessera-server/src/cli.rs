@@ -334,6 +334,13 @@ async fn policies(cmd: PoliciesCommand, output: Output) -> anyhow::Result<()> {
                 user_agent: None,
                 detail: json!({ "break_glass": true, "via": "tessera policies delete", "reason": reason }),
             };
+            match store.get_policy(&scope, &policy).await {
+                Ok(_) => {}
+                Err(tessera_store::StoreError::NotFound) => {
+                    anyhow::bail!("no policy `{policy}` in agency `{agency}`")
+                }
+                Err(e) => return Err(e.into()),
+            }
             match store.delete_policy(&scope, &policy, now, &record).await {
                 Ok(()) => {}
                 Err(tessera_store::StoreError::NotFound) => {

@@ -240,8 +240,8 @@ mod tests {
         assert!(json_depth_exceeds(deep(100_000).as_bytes(), 32));
         let in_string = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100));
         assert!(!json_depth_exceeds(in_string.as_bytes(), 32), "{in_string}");
-        assert!(!json_depth_exceeds(br#"{"a":{"b":[{"c":[]}]}}"#, 4));
-        assert!(json_depth_exceeds(br#"{"a":{"b":[{"c":[]}]}}"#, 3));
+        assert!(!json_depth_exceeds(br#"{"a":{"b":[{"c":[]}]}}"#, 5));
+        assert!(json_depth_exceeds(br#"{"a":{"b":[{"c":[]}]}}"#, 4));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! anything is allocated for it. Memory is therefore bounded by the workers (each reuses its
 //! own allocator arena), not by how many clients sign in at once: unbounded `spawn_blocking`
 //! let 200 concurrent sign-ins take the process to 5.7 GiB, never released.
+//! The workers run at the lowest CPU priority (nice 19): hashing is real work but never urgent,
+//! so under a flood of sign-ins the cores still go to checks and token requests first.
 
 use std::fmt;
 use std::sync::mpsc;
@@ -56,6 +58,7 @@ impl PasswordPool {
             let spawned = std::thread::Builder::new()
                 .name(format!("tessera-argon2-{i}"))
                 .spawn(move || loop {
+                    lower_priority_once();
                     // The lock is held only to take the next job, not while it runs.
                     let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
                     match next {
@@ -138,6 +141,22 @@ impl Ticket<'_> {
             .map_err(|_| Busy)?;
         rx.await.map_err(|_| Busy)
     }
+}
+
+/// Puts the calling thread at nice 19 (Linux: `setpriority` on a thread id affects that thread
+/// only), once per thread. A failure (a platform without per-thread priorities) is harmless.
+fn lower_priority_once() {
+    thread_local! {
+        static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    DONE.with(|done| {
+        if !done.replace(true) {
+            let tid = rustix::thread::gettid();
+            if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
+                tracing::debug!(error = %e, "could not lower the hashing thread's priority");
+            }
+        }
+    });
 }
 
 impl Default for PasswordPool {

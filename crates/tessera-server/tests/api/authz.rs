@@ -624,10 +624,20 @@ async fn a_disabled_user_is_denied_on_the_next_check() {
         true,
         "served from the subject cache"
     );
+    // The agency's admin key lacks some of the user's permissions (I2: it cannot change them);
+    // the platform admin holds them all.
     let r = t
         .patch(
             &format!("/v1/agencies/{}/users/{}", a.id, a.user),
             &a.key,
+            json!({ "status": "disabled" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = t
+        .patch(
+            &format!("/v1/agencies/{}/users/{}", a.id, a.user),
+            &t.admin,
             json!({ "status": "disabled" }),
         )
         .await;
