@@ -42,7 +42,7 @@ pub fn catch_stack_overflow() {
                 return;
             }
             let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_segv as usize;
+            action.sa_sigaction = on_segv as *const () as usize;
             action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
             libc::sigemptyset(&mut action.sa_mask);
             libc::sigaction(libc::SIGSEGV, &action, std::ptr::null_mut());
