@@ -10,7 +10,8 @@
 # recorded crash. FUZZ_TARGETS="jwt catalog" runs a subset.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
-export PATH="$HOME/.cargo/bin:$PATH" CARGO_TERM_COLOR=never
+# RUST_LIB_BACKTRACE=0: no backtrace of cargo-fuzz itself when a target fails.
+export PATH="$HOME/.cargo/bin:$PATH" CARGO_TERM_COLOR=never RUST_LIB_BACKTRACE=0
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 RSS_MB=${FUZZ_RSS_MB:-1024}
 FLAGS=(--sanitizer none --debug-assertions)
@@ -37,9 +38,12 @@ for target in ${FUZZ_TARGETS:-$(cargo fuzz list)}; do
       -timeout=10 -print_final_stats=1 -close_fd_mask=1
   ) >"$work/$target.log" 2>&1; then
     failed+=("$target")
-    # The crash report, without libFuzzer's progress lines and cargo-fuzz's byte dump.
+    # The crash report from its first line, without libFuzzer's progress lines and
+    # cargo-fuzz's byte dump.
     grep -Ev '^(INFO:|WARNING: Failed to find function|#[0-9]+|\s+\[[0-9, ]+\]$)' \
-      "$work/$target.log" | tail -n 40
+      "$work/$target.log" |
+      sed -n '/panicked at\|==tessera-fuzz==\|ERROR: libFuzzer\|ERROR: AddressSanitizer/,$p' |
+      head -n 80
   fi
   grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb)|^#[0-9]+ +DONE' \
     "$work/$target.log" || true
