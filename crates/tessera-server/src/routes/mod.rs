@@ -5,7 +5,7 @@
 mod accounts;
 mod agencies;
 mod api_keys;
-mod apps;
+pub mod apps;
 mod audit;
 mod bindings;
 mod catalog;
