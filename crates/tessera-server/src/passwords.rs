@@ -199,7 +199,7 @@ mod tests {
             }
         }
         assert_eq!(done + refused, 20);
-        assert!(done >= 5 && done <= 20, "{done}");
+        assert!((5..=20).contains(&done), "{done}");
         assert!(refused > 0, "nothing was refused");
         assert!(peak.load(Ordering::SeqCst) <= 2);
         // Once drained, the pool admits again.

@@ -4,6 +4,8 @@
 //! and `/v1/check` keeps its latency (p99 within 2× its idle p99); the excess answers 503
 //! with `Retry-After` at once. Parallel guesses at one account take turns.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "api/harness.rs"]
 #[allow(dead_code)]
 mod harness;
@@ -256,10 +258,9 @@ async fn concurrent_sign_ins_are_bounded_in_memory_and_do_not_slow_checks() {
         "RSS high-water {} MiB",
         hwm / 1024
     );
-    // Checks share the two cores with hashing and with this test's own 200 clients: within 2×
-    // of idle. This is a debug build on a shared machine, so a floor of 15 ms absorbs scheduler
-    // noise; without the pool the p99 was 230 ms and the process 4 GiB. The release figure,
-    // pinned, is in docs/SECURITY.md.
+    // Checks share the two cores with hashing (at nice 19) and with this test's own 200
+    // clients: within 2× of idle. This is a debug build on a shared machine, so a floor of 15 ms
+    // absorbs scheduler noise; without the pool the p99 was 230 ms and the process 4 GiB.
     assert!(
         busy <= (idle * 2).max(Duration::from_millis(15)),
         "check p99 {busy:?} under load vs {idle:?} idle"
