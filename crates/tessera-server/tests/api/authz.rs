@@ -649,7 +649,7 @@ async fn a_disabled_user_is_denied_on_the_next_check() {
     );
     t.patch(
         &format!("/v1/agencies/{}/users/{}", a.id, a.user),
-        &a.key,
+        &t.admin,
         json!({ "status": "active" }),
     )
     .await;

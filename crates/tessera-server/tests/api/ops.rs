@@ -500,21 +500,27 @@ async fn policies_are_listed_and_deleted_offline() {
         "owner locked out",
     ]);
     assert!(ok, "{err}");
-    let (ok, _, err) = run(&[
+    let (ok, out2, err) = run(&[
         "policies",
         "delete",
         "--agency",
         agency.id.as_str(),
         policy.id.as_str(),
     ]);
-    assert!(!ok && err.contains("no policy"), "{err}");
-    let (ok, _, err) = run(&[
+    assert!(
+        !ok && format!("{out2}{err}").contains("no policy"),
+        "{out2}{err}"
+    );
+    let (ok, out3, err) = run(&[
         "policies",
         "list",
         "--agency",
         "agy_01ARZ3NDEKTSV4RRFFQ69G5FAV",
     ]);
-    assert!(!ok && err.contains("no agency"), "{err}");
+    assert!(
+        !ok && format!("{out3}{err}").contains("no agency"),
+        "{out3}{err}"
+    );
     let store = tessera_store::connect(&url).await.unwrap();
     let events = store
         .list_audit(
