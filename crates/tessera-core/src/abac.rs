@@ -271,19 +271,64 @@ fn on_parser_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, PolicyDia
     })
 }
 
-/// The depth of a JSON value, without recursion.
-fn json_depth(value: &Value) -> usize {
-    let mut deepest = 0;
-    let mut stack = vec![(value, 1usize)];
-    while let Some((v, d)) = stack.pop() {
-        deepest = deepest.max(d);
+/// The longest string literal a policy may hold, in bytes.
+pub const MAX_POLICY_STRING: usize = 1024;
+/// The most elements of a set literal in a policy.
+pub const MAX_POLICY_SET: usize = 1024;
+/// The most elements (characters and wildcards) of a `like` pattern: matching costs the
+/// pattern's length times the text's, on the request's thread.
+pub const MAX_LIKE_PATTERN: usize = 128;
+
+/// The length of a `like` pattern in its JSON form: characters of its literal runs, plus one
+/// per wildcard.
+fn pattern_length(items: &[Value]) -> usize {
+    items
+        .iter()
+        .map(|e| match e.get("Literal").and_then(Value::as_str) {
+            Some(text) => text.chars().count(),
+            None => 1,
+        })
+        .sum()
+}
+
+/// Why a parsed policy's shape is refused: too deep, a string or set too long, or a `like`
+/// pattern too long. Walks the policy's JSON form without recursion.
+fn shape_problem(value: &Value) -> Option<String> {
+    let mut stack = vec![(value, 1usize, false)];
+    while let Some((v, depth, is_pattern)) = stack.pop() {
+        if depth > MAX_POLICY_DEPTH {
+            return Some(format!(
+                "the policy's expressions are nested too deeply (more than {MAX_POLICY_DEPTH} levels): split long chains of operators"
+            ));
+        }
         match v {
-            Value::Array(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
-            Value::Object(map) => stack.extend(map.values().map(|i| (i, d + 1))),
+            Value::String(text) if text.len() > MAX_POLICY_STRING => {
+                return Some(format!(
+                    "a string in the policy is {} bytes, more than the {MAX_POLICY_STRING} allowed",
+                    text.len()
+                ));
+            }
+            // Literal runs (`{"Literal": "abc"}`) count by their characters, wildcards as one.
+            Value::Array(items) if is_pattern && pattern_length(items) > MAX_LIKE_PATTERN => {
+                return Some(format!(
+                    "a `like` pattern is {} characters, more than the {MAX_LIKE_PATTERN} allowed",
+                    pattern_length(items)
+                ));
+            }
+            Value::Array(items) if items.len() > MAX_POLICY_SET => {
+                return Some(format!(
+                    "a set in the policy has {} elements, more than the {MAX_POLICY_SET} allowed",
+                    items.len()
+                ));
+            }
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1, false))),
+            Value::Object(map) => {
+                stack.extend(map.iter().map(|(k, i)| (i, depth + 1, k == "pattern")));
+            }
             _ => {}
         }
     }
-    deepest
+    None
 }
 
 /// Parses a text of static policies (templates and texts without a policy are errors), with
@@ -296,16 +341,14 @@ fn parse_bounded(text: &str) -> Result<cedar_policy::PolicySet, Vec<PolicyDiagno
             .collect::<Vec<_>>()
     })?;
     for (i, policy) in set.policies().enumerate() {
-        let depth = policy
-            .to_json()
-            .map(|j| json_depth(&j))
-            .unwrap_or(usize::MAX);
-        if depth > MAX_POLICY_DEPTH {
+        let problem = match policy.to_json() {
+            Ok(json) => shape_problem(&json),
+            Err(e) => Some(format!("the policy cannot be read back: {e}")),
+        };
+        if let Some(message) = problem {
             return Err(vec![PolicyDiagnostic {
                 policy_index: Some(default_index(policy.id()).unwrap_or(i)),
-                ..PolicyDiagnostic::plain(format!(
-                    "the policy's expressions are nested too deeply ({depth} levels, at most {MAX_POLICY_DEPTH}): split long chains of operators"
-                ))
+                ..PolicyDiagnostic::plain(message)
             }]);
         }
     }
@@ -1045,6 +1088,20 @@ mod tests {
             format!(
                 "permit(principal, action, resource);{}",
                 " ".repeat(MAX_POLICY_TEXT_BYTES)
+            ),
+            // Quadratic `like` (text × pattern) and oversized literals, on every check.
+            format!(
+                "forbid(principal, action, resource) when {{ \"{}\" like \"*{}b\" }};",
+                "a".repeat(20_000),
+                "a".repeat(8_000)
+            ),
+            format!(
+                "forbid(principal, action, resource) when {{ context has account && context.account like \"{}*\" }};",
+                "a".repeat(200)
+            ),
+            format!(
+                "forbid(principal, action, resource) when {{ [{}].contains(0) }};",
+                vec!["1"; 2000].join(",")
             ),
         ];
         let worker = std::thread::Builder::new()

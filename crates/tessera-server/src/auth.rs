@@ -712,7 +712,15 @@ impl Authorized {
         target: &Target,
         action: &str,
     ) -> Result<(), ApiError> {
-        if target.principal == self.caller.principal {
+        // Oneself, with a credential that is not narrowed (no scopes, no account, no
+        // impersonation): nothing to gain. A narrowed credential (a token holding only
+        // `users.write`) is compared like anyone else, or it could reset its own user's
+        // password and sign in as the whole user.
+        let unnarrowed = self.caller.cap.permissions.is_none()
+            && self.caller.cap.account.is_none()
+            && self.caller.own.is_none()
+            && self.caller.actor().is_none();
+        if target.principal == self.caller.principal && unnarrowed {
             return Ok(());
         }
         let entry = state

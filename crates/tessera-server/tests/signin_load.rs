@@ -207,7 +207,15 @@ async fn concurrent_sign_ins_are_bounded_in_memory_and_do_not_slow_checks() {
                         "a wrong passphrase",
                     );
                     tasks.push(tokio::spawn(async move {
-                        let (status, head, body) = once(addr, &req).await;
+                        // 200 client addresses: a distributed flood (one address may have only
+                        // two attempts in progress; the rest of its attempts get 429).
+                        let src = [
+                            127,
+                            1,
+                            u8::try_from(burst).unwrap(),
+                            u8::try_from(i % 250 + 1).unwrap(),
+                        ];
+                        let (status, head, body) = once_from(src, addr, &req).await;
                         if status != 401 && status != 503 {
                             eprintln!("{status} {}", body.chars().take(600).collect::<String>());
                         }
@@ -266,15 +274,37 @@ async fn concurrent_sign_ins_are_bounded_in_memory_and_do_not_slow_checks() {
         "check p99 {busy:?} under load vs {idle:?} idle"
     );
 
-    // One account: 8 parallel wrong guesses past the free failures take turns, each waiting for
+    // One address may have two attempts in progress; more are refused at once with 429.
+    let mut same_ip = Vec::new();
+    for _ in 0..6 {
+        let req = sign_in("someone@load.test".into(), "not the passphrase");
+        same_ip.push(tokio::spawn(async move {
+            once_from([127, 0, 4, 1], addr, &req).await
+        }));
+    }
+    let mut too_many = 0;
+    for r in same_ip {
+        let (status, head, _) = r.await.unwrap();
+        if status == 429 {
+            assert!(head.to_ascii_lowercase().contains("retry-after"), "{head}");
+            too_many += 1;
+        }
+    }
+    assert!(
+        too_many >= 3,
+        "{too_many} of 6 parallel attempts from one address refused"
+    );
+
+    // One account, from 8 addresses: 8 parallel wrong guesses past the free failures take turns, each waiting for
     // the backoff the previous ones earned (serialised, not computed at once).
     let start = Instant::now();
     let mut guesses = Vec::new();
     for _ in 0..8 {
         let req = sign_in("victim@load.test".into(), "not the passphrase");
-        guesses.push(tokio::spawn(async move {
-            once_from([127, 0, 0, 3], addr, &req).await.0
-        }));
+        let src = [127, 0, 3, 10 + u8::try_from(guesses.len()).unwrap()];
+        guesses.push(tokio::spawn(
+            async move { once_from(src, addr, &req).await.0 },
+        ));
     }
     for g in guesses {
         assert_eq!(g.await.unwrap(), 401);

@@ -84,6 +84,9 @@ enum Failure {
     Redirect(&'static str, String),
 }
 
+/// The most users (one per agency) whose password one sign-in attempt checks.
+const MAX_SIGN_IN_CANDIDATES: usize = 4;
+
 struct Flow<'a> {
     state: &'a AppState,
     meta: RequestMeta,
@@ -434,6 +437,8 @@ impl<'a> Flow<'a> {
         }
     }
 
+    /// Signs in with email and password. At most [`MAX_SIGN_IN_CANDIDATES`] password hashes
+    /// run per attempt, in the bounded pool, one attempt per account at a time.
     async fn sign_in(&self, req: &AuthRequest, form: &Params) -> Result<Step, Failure> {
         let email = form.get("email").unwrap_or_default().trim().to_owned();
         let password = form.get("password").unwrap_or_default().to_owned();
@@ -445,6 +450,19 @@ impl<'a> Flow<'a> {
                 "The service is temporarily unavailable. Try again shortly.".into(),
             )
         };
+        // At most two attempts in progress per client address, refused at once beyond.
+        let _ip_slot = self
+            .state
+            .oauth
+            .throttle
+            .ip_slot(ip.as_deref())
+            .map_err(|_| {
+                Failure::Page(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many sign-in attempts from your address at once. Try again shortly."
+                        .into(),
+                )
+            })?;
         // One attempt per account at a time: parallel guesses wait in line, each for the
         // backoff the failures before it earned (held until this attempt is counted).
         let _turn = self
@@ -471,12 +489,21 @@ impl<'a> Flow<'a> {
                 .map_err(|_| unavailable())?
         };
         let app = &req.client.app;
-        let candidates: Vec<_> = candidates
+        let installed_in: Vec<AgencyId> = client::installations(self.state, &app.id, false)
+            .await
+            .map(|l| l.iter().map(|i| i.agency_id.clone()).collect())
+            .unwrap_or_default();
+        let mut candidates: Vec<_> = candidates
             .into_iter()
             .filter(|c| c.user.status == Status::Active)
             .filter(|c| app.kind != AppKind::Private || c.user.agency_id == app.agency_id)
             .filter_map(|c| c.password_hash.map(|h| (c.user, h)))
             .collect();
+        // One email may be a user in many agencies (each agency makes its own): the agencies
+        // where the app is installed first, and a bounded number of hashes per attempt, so an
+        // agency creating users with someone's email cannot multiply the cost of a sign-in.
+        candidates.sort_by_key(|(u, _)| !installed_in.contains(&u.agency_id));
+        candidates.truncate(MAX_SIGN_IN_CANDIDATES);
         // Verify against every candidate (or a dummy hash): the same work whether or not the
         // email exists (argon2id runs off the async threads).
         let checked = ticket
@@ -493,10 +520,6 @@ impl<'a> Flow<'a> {
             })
             .await
             .map_err(|_| unavailable())?;
-        let installed_in: Vec<AgencyId> = client::installations(self.state, &app.id, false)
-            .await
-            .map(|l| l.iter().map(|i| i.agency_id.clone()).collect())
-            .unwrap_or_default();
         let chosen = checked
             .iter()
             .find(|u| installed_in.contains(&u.agency_id))
@@ -966,7 +989,9 @@ impl<'a> Flow<'a> {
                     html_response(status, error_page("Sign-in request rejected", &description)),
                     None,
                 );
-                if status == StatusCode::SERVICE_UNAVAILABLE {
+                if status == StatusCode::SERVICE_UNAVAILABLE
+                    || status == StatusCode::TOO_MANY_REQUESTS
+                {
                     resp.headers_mut().insert(
                         axum::http::header::RETRY_AFTER,
                         axum::http::HeaderValue::from_static("1"),

@@ -26,6 +26,9 @@ use sha2::{Digest, Sha256};
 
 /// The most sign-in attempts that may wait for one account's turn.
 pub const MAX_WAITERS: usize = 32;
+/// The most sign-in attempts one client address may have in progress at once: one address
+/// can neither take the whole hashing pool nor fill an account's queue by itself.
+pub const MAX_PER_IP_IN_FLIGHT: usize = 2;
 
 /// Failures are forgotten after this long without a new one.
 pub const WINDOW_MS: i64 = 15 * 60 * 1000;
@@ -134,7 +137,37 @@ struct Inner {
 pub struct SignInThrottle {
     inner: Mutex<Inner>,
     turns: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+    in_flight: Mutex<HashMap<Key, usize>>,
     max_entries: usize,
+}
+
+/// One attempt in progress from a client address; the count drops with it.
+pub struct IpSlot<'a> {
+    throttle: &'a SignInThrottle,
+    key: Option<Key>,
+}
+
+impl fmt::Debug for IpSlot<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IpSlot")
+    }
+}
+
+impl Drop for IpSlot<'_> {
+    fn drop(&mut self) {
+        let Some(key) = self.key else { return };
+        let mut map = self
+            .throttle
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&key);
+            }
+        }
+    }
 }
 
 /// Too many attempts are already waiting for this account.
@@ -178,8 +211,34 @@ impl SignInThrottle {
         SignInThrottle {
             inner: Mutex::new(Inner::default()),
             turns: Mutex::default(),
+            in_flight: Mutex::default(),
             max_entries: max_entries.max(1),
         }
+    }
+
+    /// Counts an attempt from `ip` in progress, or refuses when [`MAX_PER_IP_IN_FLIGHT`] already
+    /// are. Without an address (not served from a socket) nothing is counted.
+    pub fn ip_slot(&self, ip: Option<&str>) -> Result<IpSlot<'_>, TooManyWaiting> {
+        let Some(ip) = ip else {
+            return Ok(IpSlot {
+                throttle: self,
+                key: None,
+            });
+        };
+        let key = ip_key(ip);
+        let mut map = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let n = map.entry(key).or_insert(0);
+        if *n >= MAX_PER_IP_IN_FLIGHT {
+            return Err(TooManyWaiting);
+        }
+        *n += 1;
+        Ok(IpSlot {
+            throttle: self,
+            key: Some(key),
+        })
     }
 
     /// Waits until no other attempt on this account is in progress, then holds the account

@@ -21,6 +21,11 @@ use crate::state::AppState;
 
 /// The largest policy text accepted, in bytes.
 pub const MAX_POLICY_BYTES: usize = 32 * 1024;
+/// The most policy records an agency may hold: every one is compiled when the agency's index
+/// loads and may be evaluated on its checks.
+pub const MAX_AGENCY_POLICIES: usize = 100;
+/// The most Cedar text an agency may hold, all records together, in bytes.
+pub const MAX_AGENCY_POLICY_BYTES: usize = 256 * 1024;
 
 /// `POST /v1/agencies/{agy}/policies`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -113,6 +118,28 @@ pub async fn create(
                 .with_extra(json!({ "diagnostics": diagnostics }))
         },
     )?;
+    // Bounded per agency, so loading its index (and so its first check) stays cheap.
+    let (mut existing, mut bytes) = (0usize, body.cedar.len());
+    let mut page = tessera_store::PageRequest {
+        limit: 200,
+        cursor: None,
+    };
+    loop {
+        let p = s.store.list_policies(&scope, &page).await?;
+        existing += p.items.len();
+        bytes += p.items.iter().map(|p| p.cedar.len()).sum::<usize>();
+        match p.next_cursor {
+            Some(c) => page.cursor = Some(c),
+            None => break,
+        }
+    }
+    if existing >= MAX_AGENCY_POLICIES || bytes > MAX_AGENCY_POLICY_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("an agency holds at most {MAX_AGENCY_POLICIES} policies and {MAX_AGENCY_POLICY_BYTES} bytes of Cedar; it has {existing} ({bytes} bytes with this one): merge or delete some"),
+        )
+        .with_extra(json!({ "constraint": "policy_quota" })));
+    }
     let now = s.clock.now();
     let id = PolicyId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng());
     if !body.allow_self_lockout {

@@ -11,7 +11,7 @@ use tessera_core::{Level, PermissionSet, RoleId};
 use tessera_store::{Role, RolePatch, StoreError};
 
 use super::{validate, List};
-use crate::auth::Authorized;
+use crate::auth::{Authorized, Target};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{parse_id, Json, ListQuery};
 use crate::state::AppState;
@@ -136,7 +136,42 @@ pub async fn get(
     Ok(axum::Json(s.store.get_role(&auth.scope()?, &id).await?))
 }
 
-/// Requires `roles.write` on the agency, and every new permission.
+/// Refuses a change to a role that would change what its holders hold, unless the caller holds
+/// everything each holder holds (I2): narrowing or deleting a role bound to someone stronger
+/// strips them, as removing their binding would.
+async fn require_dominates_holders(
+    s: &AppState,
+    auth: &Authorized,
+    scope: &tessera_store::TenantScope,
+    id: &RoleId,
+    action: &str,
+) -> Result<(), ApiError> {
+    let mut holders: Vec<tessera_core::PrincipalId> = Vec::new();
+    let mut page = tessera_store::PageRequest {
+        limit: 200,
+        cursor: None,
+    };
+    loop {
+        let p = s.store.list_bindings(scope, None, &page).await?;
+        for b in p.items {
+            if b.role == id.as_str() && !holders.contains(&b.principal) {
+                holders.push(b.principal);
+            }
+        }
+        match p.next_cursor {
+            Some(c) => page.cursor = Some(c),
+            None => break,
+        }
+    }
+    for principal in &holders {
+        let target = Target::principal(s, scope, principal).await?;
+        auth.require_dominates(s, &target, action).await?;
+    }
+    Ok(())
+}
+
+/// Requires `roles.write` on the agency, every new permission, and, when the permissions
+/// change, everything each holder of the role holds.
 pub async fn update(
     State(s): State<AppState>,
     auth: Authorized,
@@ -145,6 +180,10 @@ pub async fn update(
 ) -> Result<axum::Json<Role>, ApiError> {
     let id: RoleId = parse_id(&rol)?;
     let scope = auth.scope()?;
+    if body.permissions.is_some() {
+        s.store.get_role(&scope, &id).await?;
+        require_dominates_holders(&s, &auth, &scope, &id, "role.update").await?;
+    }
     let patch = RolePatch {
         name: body
             .name
@@ -172,7 +211,8 @@ pub async fn update(
     ))
 }
 
-/// Requires `roles.write` on the agency. `?remove_bindings=true` also removes its bindings.
+/// Requires `roles.write` on the agency. `?remove_bindings=true` also removes its bindings,
+/// which needs everything each holder holds (I2).
 pub async fn remove(
     State(s): State<AppState>,
     auth: Authorized,
@@ -190,6 +230,10 @@ pub async fn remove(
             )))
         }
     };
+    if remove_bindings {
+        s.store.get_role(&scope, &id).await?;
+        require_dominates_holders(&s, &auth, &scope, &id, "role.delete").await?;
+    }
     let audit = auth.audit(
         &s,
         "role.delete",

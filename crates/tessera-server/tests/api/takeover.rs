@@ -207,6 +207,49 @@ async fn takeover_is_refused(t: TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
+    // Narrowing or deleting a custom role bound to the owner strips the owner too (I2).
+    let extras = t
+        .post(
+            &format!("/v1/agencies/{agy}/roles"),
+            &t.admin,
+            json!({ "name": "owner extras", "permissions": ["contacts.read", "billing.read"] }),
+        )
+        .await;
+    assert_eq!(extras.status, StatusCode::CREATED, "{}", extras.body);
+    let extras = extras.id();
+    let b = t
+        .post(
+            &format!("/v1/agencies/{agy}/bindings"),
+            &t.admin,
+            json!({ "principal": owner, "role": extras }),
+        )
+        .await;
+    assert_eq!(b.status, StatusCode::CREATED, "{}", b.body);
+    let r = t
+        .patch(
+            &format!("/v1/agencies/{agy}/roles/{extras}"),
+            &admin2,
+            json!({ "permissions": ["contacts.read"] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = t
+        .delete(
+            &format!("/v1/agencies/{agy}/roles/{extras}?remove_bindings=true"),
+            &admin2,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // Renaming it changes nobody's permissions.
+    let r = t
+        .patch(
+            &format!("/v1/agencies/{agy}/roles/{extras}"),
+            &admin2,
+            json!({ "name": "extras" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
     // An app's secret obtains tokens with its scopes: resetting it needs them all.
     let app = t
         .post(

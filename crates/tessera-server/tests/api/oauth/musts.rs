@@ -743,3 +743,54 @@ on_both_backends!(
     max_age_and_prompt_login_force_a_new_sign_in,
     a_public_client_revokes_its_own_refresh_token,
 );
+
+/// Red-team review of issue 8: a token narrowed to `users.write` must not reset its own user's
+/// password (it would then sign in as the whole user, billing and all): "oneself" is exempt
+/// from the privilege comparison only with a credential that is not narrowed.
+#[tokio::test]
+async fn a_narrowed_token_cannot_take_over_its_own_user() {
+    let app = TestApp::sqlite().await;
+    let ag = app.agency("SelfEdit").await;
+    let created = app
+        .post(
+            &format!("/v1/agencies/{}/apps", ag.id),
+            &app.admin,
+            json!({ "name": "Team sync", "redirect_uris": [REDIRECT], "scopes": ["users.write"], "confidential": true, "kind": "marketplace" }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let client_id = created.body["client_id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &format!("/v1/agencies/{}/installations", ag.id),
+            &app.admin,
+            json!({ "app": client_id, "scopes": ["users.write"] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let owner = Fixture {
+        ag: ag.clone(),
+        client_id,
+        secret: created.body["client_secret"].as_str().unwrap().to_owned(),
+        ins: r.id(),
+        email: "boss@selfedit.test".into(),
+    };
+    let f = &owner;
+    let id = app
+        .user_with_password(&f.ag, &owner.email, "agency_owner", false)
+        .await;
+    let t = code_flow(&app, &owner, "users.write").await;
+    let token = t["access_token"].as_str().unwrap().to_owned();
+    let path = format!("/v1/agencies/{}/users/{id}", f.ag.id);
+    // The token may read users (its scope) …
+    let r = app.get(&path, &token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // … but not change the user it speaks for: it lacks most of what the user holds.
+    for patch in [
+        json!({ "password": "a takeover passphrase" }),
+        json!({ "email": "attacker@evil.test" }),
+    ] {
+        let r = app.patch(&path, &token, patch.clone()).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{patch}: {}", r.body);
+    }
+}
