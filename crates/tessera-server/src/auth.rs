@@ -24,7 +24,7 @@ use tessera_core::{
 use tessera_store::{ApiKey, AuditRecord, Outcome, Status, TenantScope};
 use tessera_token::{check_api_key_format, looks_like_api_key};
 
-use crate::engine::{AgencyEntry, EngineError};
+use crate::engine::{AgencyEntry, EngineError, PlatformPolicies};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::parse_id;
 use crate::state::AppState;
@@ -187,16 +187,6 @@ pub const BREAK_GLASS_PERMISSIONS: [&str; 6] = [
     "policies.read",
     "policies.write",
 ];
-
-/// Whether `reason` (a policy denial) came from the agency's own policies only: a platform-wide
-/// policy (its record is not a `pol_` id) still binds platform staff.
-fn only_agency_policies(reason: &Reason) -> bool {
-    match reason {
-        Reason::DeniedByPolicy { policies } => policies.iter().all(|p| p.starts_with("pol_")),
-        Reason::PolicyError { .. } => true,
-        _ => false,
-    }
-}
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
@@ -423,13 +413,22 @@ pub async fn decide(
     if let Some(reason) = abac(
         state, caller, &home, &target, permission, agency, account, resource,
     ) {
+        // Platform staff in an agency, on agency or policy management: only the platform's
+        // own policies (asked apart) may refuse them, never the agency's.
         let glass = caller.is_platform
             && *agency != caller.agency
-            && only_agency_policies(&reason)
             && state
                 .catalog
                 .permission_def(permission)
-                .is_some_and(|def| BREAK_GLASS_PERMISSIONS.contains(&def.name.as_str()));
+                .is_some_and(|def| BREAK_GLASS_PERMISSIONS.contains(&def.name.as_str()))
+            && match state.engine.platform_policies() {
+                PlatformPolicies::None => true,
+                PlatformPolicies::Set(platform) => evaluate_policies(
+                    state, caller, &home, platform, permission, agency, account, resource,
+                )
+                .is_none(),
+                PlatformPolicies::Broken => false,
+            };
         if glass {
             return Ok(Decided {
                 allowed: true,

@@ -119,6 +119,17 @@ pub struct CacheStats {
     pub bytes: usize,
 }
 
+/// The platform-wide policies, asked apart from an agency's (break-glass).
+#[derive(Debug, Clone, Copy)]
+pub enum PlatformPolicies<'a> {
+    /// There are none.
+    None,
+    /// These.
+    Set(&'a PolicySet),
+    /// They do not compile: every override is denied.
+    Broken,
+}
+
 /// The node's engine.
 #[derive(Debug)]
 pub struct Engine {
@@ -128,6 +139,9 @@ pub struct Engine {
     catalog: Arc<Catalog>,
     schema: Arc<cedar_policy::Schema>,
     platform_policies: Vec<(String, String)>,
+    /// The platform-wide policies alone (break-glass asks them apart from an agency's);
+    /// `Err` if they do not compile, which denies every override.
+    platform_set: Result<Option<PolicySet>, ()>,
     entries: RwLock<HashMap<u128, Arc<AgencyEntry>>>,
     key_agencies: RwLock<HashMap<[u8; 32], (AgencyId, bool)>>,
     generations: Mutex<HashMap<u128, u64>>,
@@ -148,7 +162,15 @@ impl Engine {
         budget: u64,
         clock: Arc<dyn crate::clock::Clock>,
     ) -> Self {
+        let platform_set = if platform_policies.is_empty() {
+            Ok(None)
+        } else {
+            PolicySet::compile(&schema, &platform_policies)
+                .map(Some)
+                .map_err(|_| ())
+        };
         Self {
+            platform_set,
             store,
             clock,
             builtin: BuiltinRoles::new(&catalog),
@@ -163,6 +185,15 @@ impl Engine {
             applied: AtomicI64::new(0),
             tick: AtomicU64::new(0),
             feed: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The platform-wide policies alone.
+    pub fn platform_policies(&self) -> PlatformPolicies<'_> {
+        match &self.platform_set {
+            Ok(None) => PlatformPolicies::None,
+            Ok(Some(set)) => PlatformPolicies::Set(set),
+            Err(()) => PlatformPolicies::Broken,
         }
     }
 

@@ -192,3 +192,34 @@ async fn hostile_policies_get_a_400_and_the_server_keeps_serving() {
     let r = t.get(&format!("/v1/agencies/{}", a.id), &a.key).await;
     assert_eq!(r.status, StatusCode::OK);
 }
+
+/// Break-glass overrides the agency's policies only: a platform-wide policy still binds platform
+/// staff, even when the agency's own policy errors or forbids in the same evaluation.
+#[tokio::test]
+async fn platform_policies_still_bind_platform_staff() {
+    let settings = tessera_server::state::EngineSettings {
+        platform_policies: vec![(
+            "platform:mfa-for-deletes".into(),
+            "forbid(principal, action == Tessera::Action::\"agencies.delete\", resource) unless { context.mfa };".into(),
+        )],
+        ..Default::default()
+    };
+    let t = TestApp::sqlite_with(settings).await;
+    let a = t.agency("Bound").await;
+    let policies = format!("/v1/agencies/{}/policies", a.id);
+    for cedar in [
+        "forbid(principal, action, resource);",
+        // An evaluation error (overflow) in the agency's own set.
+        "forbid(principal, action, resource) when { context.time * 9223372036854775807 > 0 };",
+    ] {
+        // Written by the platform (break-glass lets it, whatever the agency's policies say).
+        let r = t.post(&policies, &t.admin, json!({ "cedar": cedar })).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    // The agency's policies are overridden for reading it …
+    let r = t.get(&format!("/v1/agencies/{}", a.id), &t.admin).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // … but the platform's own rule (deletes need MFA) still holds.
+    let r = t.delete(&format!("/v1/agencies/{}", a.id), &t.admin).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+}
