@@ -965,6 +965,34 @@ pub async fn deny(
     err
 }
 
+/// Appends a successful act of `caller` to `agency`'s chain, with the agency as the target.
+async fn audit_in(
+    state: &AppState,
+    caller: &Caller,
+    meta: &RequestMeta,
+    agency: &AgencyId,
+    action: &str,
+    detail: Value,
+) -> Result<(), ApiError> {
+    let record = attribute(
+        caller,
+        audit_record(
+            state,
+            &caller.principal,
+            meta,
+            action,
+            Some(agency.as_str()),
+            Outcome::Success,
+            detail,
+        ),
+    );
+    state
+        .store
+        .append_audit(&TenantScope::authenticated(agency.clone()), &record)
+        .await?;
+    Ok(())
+}
+
 /// The gate in front of every `/v1` route.
 pub async fn guard(State(g): State<GuardState>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
@@ -1056,41 +1084,30 @@ async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), 
                     _ => json!([]),
                 },
             });
-            let record = attribute(
+            audit_in(
+                &g.app,
                 &caller,
-                audit_record(
-                    &g.app,
-                    &caller.principal,
-                    &meta,
-                    "platform.break_glass",
-                    Some(agency.as_str()),
-                    Outcome::Success,
-                    detail,
-                ),
-            );
-            g.app
-                .store
-                .append_audit(&TenantScope::authenticated(agency.clone()), &record)
-                .await?;
+                &meta,
+                &agency,
+                "platform.break_glass",
+                detail,
+            )
+            .await?;
         }
         // Their reads are recorded in the agency's own chain (their writes are audited by the
         // handlers), so an agency can see when platform staff looked at its data.
         if parts.method == Method::GET || parts.method == Method::HEAD {
             let path = parts.uri.path().to_owned();
             let detail = json!({ "permission": g.permission, "method": parts.method.as_str(), "path": path, "home_agency": caller.agency.as_str() });
-            let record = audit_record(
+            audit_in(
                 &g.app,
-                &caller.principal,
+                &caller,
                 &meta,
+                &agency,
                 "platform.cross_tenant_read",
-                Some(agency.as_str()),
-                Outcome::Success,
                 detail,
-            );
-            g.app
-                .store
-                .append_audit(&TenantScope::authenticated(agency.clone()), &record)
-                .await?;
+            )
+            .await?;
         }
     }
     if caller.actor().is_some() {

@@ -10,6 +10,25 @@ use serde_json::{json, Value};
 
 use crate::harness::TestApp;
 
+/// Binds `role` to `principal` (agency-wide, or on `account`) as the platform; the binding's id.
+async fn bind(
+    t: &TestApp,
+    agy: &str,
+    principal: &str,
+    role: &str,
+    account: Option<&str>,
+) -> String {
+    let mut body = json!({ "principal": principal, "role": role });
+    if let Some(acc) = account {
+        body["account"] = json!(acc);
+    }
+    let b = t
+        .post(&format!("/v1/agencies/{agy}/bindings"), &t.admin, body)
+        .await;
+    assert_eq!(b.status, StatusCode::CREATED, "{}", b.body);
+    b.id()
+}
+
 /// An unscoped key holding exactly `role` (agency-wide, or on `account`), made by the platform.
 async fn key_with_role(
     t: &TestApp,
@@ -26,14 +45,7 @@ async fn key_with_role(
         .await;
     assert_eq!(k.status, StatusCode::CREATED, "{}", k.body);
     let id = k.id();
-    let mut body = json!({ "principal": id, "role": role });
-    if let Some(acc) = account {
-        body["account"] = json!(acc);
-    }
-    let b = t
-        .post(&format!("/v1/agencies/{agy}/bindings"), &t.admin, body)
-        .await;
-    assert_eq!(b.status, StatusCode::CREATED, "{}", b.body);
+    bind(t, agy, &id, role, account).await;
     (id, k.body["secret"].as_str().unwrap().to_owned())
 }
 
@@ -54,15 +66,8 @@ async fn user_with_role(
         .await;
     assert_eq!(u.status, StatusCode::CREATED, "{}", u.body);
     let id = u.id();
-    let mut body = json!({ "principal": id, "role": role });
-    if let Some(acc) = account {
-        body["account"] = json!(acc);
-    }
-    let b = t
-        .post(&format!("/v1/agencies/{agy}/bindings"), &t.admin, body)
-        .await;
-    assert_eq!(b.status, StatusCode::CREATED, "{}", b.body);
-    (id, b.id())
+    let binding = bind(t, agy, &id, role, account).await;
+    (id, binding)
 }
 
 fn rand_suffix() -> u64 {
