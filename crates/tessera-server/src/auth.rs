@@ -763,7 +763,38 @@ impl Authorized {
             if held.is_empty() {
                 continue;
             }
-            let mine = effective_of(state, &self.caller, &self.agency, place.as_ref()).await?;
+            let mut mine = effective_of(state, &self.caller, &self.agency, place.as_ref()).await?;
+            // What the agency's policies forbid the caller here, the caller does not hold.
+            if entry.policies_broken {
+                mine = PermissionSet::EMPTY;
+            } else if let Some(policies) = entry.policies.as_ref() {
+                let home = if self.agency == self.caller.agency {
+                    entry.clone()
+                } else {
+                    state
+                        .engine
+                        .entry(&self.caller.agency, self.caller.is_platform, None)
+                        .await?
+                };
+                let ctx = request_context(state, &self.meta);
+                let mut forbidden = PermissionSet::EMPTY;
+                for ix in held.intersect(&mine).iter() {
+                    let denied = evaluate_policies(
+                        state,
+                        &self.caller,
+                        &home,
+                        policies,
+                        ix,
+                        &self.agency,
+                        place.as_ref(),
+                        &ctx,
+                    );
+                    if denied.is_some() {
+                        forbidden.insert(ix);
+                    }
+                }
+                mine = mine.difference(&forbidden);
+            }
             missing = missing.union(&held.difference(&mine));
         }
         if missing.is_empty() {

@@ -441,3 +441,36 @@ proptest! {
         })?;
     }
 }
+
+/// A permission the agency's policies forbid the caller is one the caller does not hold: it
+/// cannot obtain it by changing someone the policy spares (rotating their key).
+#[tokio::test]
+async fn what_a_policy_forbids_the_caller_counts_as_missing() {
+    let t = TestApp::sqlite().await;
+    let a = t.agency("Policed").await;
+    let agy = a.id.as_str();
+    let (admin_id, admin) = key_with_role(&t, agy, "agency_admin", None).await;
+    let (target, _) = key_with_role(&t, agy, "account_admin", Some(&a.acc)).await;
+    let rotate = format!("/v1/agencies/{agy}/api-keys/{target}/rotate");
+    let r = t.post(&rotate, &admin, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "without the policy: {}", r.body);
+    let cedar = format!(
+        "forbid(principal == Tessera::ApiKey::\"{admin_id}\", action == Tessera::Action::\"contacts.export\", resource);"
+    );
+    let p = t
+        .post(
+            &format!("/v1/agencies/{agy}/policies"),
+            &t.admin,
+            json!({ "cedar": cedar }),
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    let r = t.post(&rotate, &admin, json!({})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(
+        missing(&r),
+        vec!["contacts.export".to_owned()],
+        "{}",
+        r.body
+    );
+}
