@@ -311,6 +311,26 @@ impl AgencyIndex {
         out
     }
 
+    /// The principals bound to the role named `role` (a built-in name or a custom role's id),
+    /// anywhere in the agency.
+    pub fn holders_of(&self, role: &str) -> Vec<PrincipalId> {
+        let mut out: Vec<PrincipalKey> = self
+            .principals
+            .iter()
+            .filter(|(_, (start, n))| {
+                let (s, n) = (*start as usize, *n as usize);
+                self.grants
+                    .get(s..s + n)
+                    .unwrap_or(&[])
+                    .iter()
+                    .any(|g| self.role_name(g.role) == role)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        out.sort();
+        out.into_iter().map(PrincipalKey::id).collect()
+    }
+
     /// The principals with at least one binding, in id order, after `cursor`.
     pub fn principals_after(&self, cursor: Option<&PrincipalId>) -> Vec<PrincipalId> {
         let after = cursor.map(PrincipalKey::from);

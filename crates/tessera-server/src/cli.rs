@@ -271,14 +271,9 @@ async fn migrate(args: &MigrateArgs, output: Output) -> anyhow::Result<()> {
 }
 
 async fn policies(cmd: PoliciesCommand, output: Output) -> anyhow::Result<()> {
-    let (agency, args) = match &cmd {
-        PoliciesCommand::List { agency, store } | PoliciesCommand::Delete { agency, store, .. } => {
-            (agency.clone(), store.clone())
-        }
-    };
-    let agency = &agency;
-    let args = &args;
-    let config = Config::resolve_store(args)?;
+    let (PoliciesCommand::List { agency, store } | PoliciesCommand::Delete { agency, store, .. }) =
+        &cmd;
+    let config = Config::resolve_store(store)?;
     let store = open_store(&config).await?;
     store.migrate().await?;
     match store.get_agency(agency).await {
@@ -290,7 +285,7 @@ async fn policies(cmd: PoliciesCommand, output: Output) -> anyhow::Result<()> {
     }
     // The operator at the console is the authority here, as with the database itself.
     let scope = tessera_store::TenantScope::authenticated(agency.clone());
-    match cmd {
+    match &cmd {
         PoliciesCommand::List { .. } => {
             let mut all = Vec::new();
             let mut page = tessera_store::PageRequest {
@@ -334,14 +329,14 @@ async fn policies(cmd: PoliciesCommand, output: Output) -> anyhow::Result<()> {
                 user_agent: None,
                 detail: json!({ "break_glass": true, "via": "tessera policies delete", "reason": reason }),
             };
-            match store.get_policy(&scope, &policy).await {
+            match store.get_policy(&scope, policy).await {
                 Ok(_) => {}
                 Err(tessera_store::StoreError::NotFound) => {
                     anyhow::bail!("no policy `{policy}` in agency `{agency}`")
                 }
                 Err(e) => return Err(e.into()),
             }
-            match store.delete_policy(&scope, &policy, now, &record).await {
+            match store.delete_policy(&scope, policy, now, &record).await {
                 Ok(()) => {}
                 Err(tessera_store::StoreError::NotFound) => {
                     anyhow::bail!("no policy `{policy}` in agency `{agency}`")

@@ -138,7 +138,6 @@ pub struct Engine {
     builtin: Arc<BuiltinRoles>,
     catalog: Arc<Catalog>,
     schema: Arc<cedar_policy::Schema>,
-    platform_policies: Vec<(String, String)>,
     /// The platform-wide policies alone (break-glass asks them apart from an agency's);
     /// `Err` if they do not compile, which denies every override.
     platform_set: Result<Option<PolicySet>, ()>,
@@ -176,7 +175,6 @@ impl Engine {
             builtin: BuiltinRoles::new(&catalog),
             catalog,
             schema,
-            platform_policies,
             entries: RwLock::default(),
             key_agencies: RwLock::default(),
             generations: Mutex::default(),
@@ -411,23 +409,34 @@ impl Engine {
         if !skipped.is_empty() {
             tracing::warn!(agency = %agency, bindings = skipped.len(), "bindings name unknown roles and grant nothing");
         }
-        let mut sources: Vec<(String, String)> = self.platform_policies.clone();
-        sources.extend(
-            snap.policies
-                .into_iter()
-                .map(|p| (p.id.to_string(), p.cedar)),
-        );
-        let (policies, policies_broken) = if sources.is_empty() {
-            (None, false)
+        // The platform's set is compiled once (`platform_set`); only the agency's own texts
+        // are parsed here, then merged with it.
+        let sources: Vec<(String, String)> = snap
+            .policies
+            .into_iter()
+            .map(|p| (p.id.to_string(), p.cedar))
+            .collect();
+        let own = if sources.is_empty() {
+            Ok(None)
         } else {
-            match PolicySet::compile(&self.schema, &sources) {
-                Ok(p) => (Some(p), false),
-                Err(diags) => {
-                    // Policies were validated when written; if the catalog changed under them,
-                    // fail closed: every check in the agency that RBAC allows is denied.
-                    tracing::error!(agency = %agency, problems = diags.len(), "stored policies no longer compile; denying");
-                    (None, true)
-                }
+            PolicySet::compile(&self.schema, &sources)
+                .map(Some)
+                .map_err(|d| format!("{} problem(s)", d.len()))
+        };
+        let combined = match (&self.platform_set, own) {
+            (Ok(None), Ok(own)) => Ok(own),
+            (Ok(Some(platform)), Ok(None)) => Ok(Some(platform.clone())),
+            (Ok(Some(platform)), Ok(Some(own))) => PolicySet::merge(platform, &own).map(Some),
+            (Err(()), _) => Err("the platform's policies do not compile".to_owned()),
+            (_, Err(e)) => Err(e),
+        };
+        let (policies, policies_broken) = match combined {
+            Ok(p) => (p, false),
+            Err(why) => {
+                // Policies were validated when written; if the catalog changed under them,
+                // fail closed: every check in the agency that RBAC allows is denied.
+                tracing::error!(agency = %agency, problems = %why, "stored policies no longer compile; denying");
+                (None, true)
             }
         };
         let tokens = TokenState::from(snap.revocations);

@@ -442,7 +442,6 @@ impl<'a> Flow<'a> {
     async fn sign_in(&self, req: &AuthRequest, form: &Params) -> Result<Step, Failure> {
         let email = form.get("email").unwrap_or_default().trim().to_owned();
         let password = form.get("password").unwrap_or_default().to_owned();
-        let now = self.now();
         let ip = self.meta.ip.clone();
         let unavailable = || {
             Failure::Page(
@@ -472,7 +471,8 @@ impl<'a> Flow<'a> {
             .account_turn(&email)
             .await
             .map_err(|_| unavailable())?;
-        let now = self.now().max(now);
+        // The backoff is read after the wait for this account's turn, with every failure before it.
+        let now = self.now();
         let delay = self.state.oauth.throttle.delay(&email, ip.as_deref(), now);
         if !delay.is_zero() {
             tokio::time::sleep(delay.min(Duration::from_secs(10))).await;

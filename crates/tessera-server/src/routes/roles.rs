@@ -146,23 +146,16 @@ async fn require_dominates_holders(
     id: &RoleId,
     action: &str,
 ) -> Result<(), ApiError> {
-    let mut holders: Vec<tessera_core::PrincipalId> = Vec::new();
-    let mut page = tessera_store::PageRequest {
-        limit: 200,
-        cursor: None,
-    };
-    loop {
-        let p = s.store.list_bindings(scope, None, &page).await?;
-        for b in p.items {
-            if b.role == id.as_str() && !holders.contains(&b.principal) {
-                holders.push(b.principal);
-            }
-        }
-        match p.next_cursor {
-            Some(c) => page.cursor = Some(c),
-            None => break,
-        }
-    }
+    // The agency's index knows every binding: no store scan, whatever the agency's size.
+    let entry = s
+        .engine
+        .entry(
+            &auth.agency,
+            auth.caller.is_platform && auth.agency == auth.caller.agency,
+            None,
+        )
+        .await?;
+    let holders = entry.index.holders_of(id.as_str());
     for principal in &holders {
         let target = Target::principal(s, scope, principal).await?;
         auth.require_dominates(s, &target, action).await?;
