@@ -26,8 +26,9 @@ use tessera_token::{check_api_key_format, looks_like_api_key};
 
 use crate::engine::{AgencyEntry, EngineError, PlatformPolicies};
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::parse_id;
-use crate::state::AppState;
+use crate::http::extract::parse_id;
+use crate::http::state::AppState;
+use crate::services::Services;
 
 /// Facts about the request that every audit event carries.
 #[derive(Clone, Debug, Default)]
@@ -114,7 +115,7 @@ impl Target {
 
     /// An API key: its bindings and scopes, capped by its scopes and account. A key whose
     /// scope left the catalog holds nothing.
-    pub fn key(state: &AppState, key: &ApiKey) -> Self {
+    pub fn key(state: &Services, key: &ApiKey) -> Self {
         let (own, cap) = key_grant(state, key).unwrap_or((None, Some(PermissionSet::EMPTY)));
         Self {
             principal: PrincipalId::Key(key.id.clone()),
@@ -128,7 +129,7 @@ impl Target {
 
     /// Any principal of the agency (a binding's).
     pub async fn principal(
-        state: &AppState,
+        state: &Services,
         scope: &TenantScope,
         principal: &PrincipalId,
     ) -> Result<Self, ApiError> {
@@ -203,7 +204,7 @@ impl From<EngineError> for ApiError {
 
 /// Authenticates the `Authorization: Bearer` credential: from the engine's cache when this
 /// node has seen it since its agency last changed, else from the store.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<Caller>, ApiError> {
+pub async fn authenticate(state: &Services, headers: &HeaderMap) -> Result<Arc<Caller>, ApiError> {
     let raw = headers.get(header::AUTHORIZATION).ok_or_else(|| {
         ApiError::unauthenticated(
             "send a credential as `Authorization: Bearer <API key or access token>`",
@@ -227,7 +228,7 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<C
 }
 
 /// Authenticates a bearer credential: an API key or an access token.
-pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Arc<Caller>, ApiError> {
+pub async fn authenticate_token(state: &Services, token: &str) -> Result<Arc<Caller>, ApiError> {
     if crate::oauth::tokens::looks_like_jwt(token) {
         return authenticate_access_token(state, token).await;
     }
@@ -303,7 +304,7 @@ pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Arc<Cal
 
 /// Authenticates an access token (RFC 9068 JWT): verified, checked against the agency's
 /// revocations, and cached with the agency's callers until it expires or the agency changes.
-async fn authenticate_access_token(state: &AppState, token: &str) -> Result<Arc<Caller>, ApiError> {
+async fn authenticate_access_token(state: &Services, token: &str) -> Result<Arc<Caller>, ApiError> {
     let hash = state.pepper.hash(token.as_bytes());
     let now = state.clock.now();
     if let Some(caller) = state.engine.cached_caller(hash.as_bytes(), now).await {
@@ -368,7 +369,7 @@ fn oauth_to_api(e: crate::oauth::OAuthError) -> ApiError {
 /// An API key's own grant and cap: its scopes' permissions, or nothing for an unscoped key
 /// (which holds only what is bound to it). `None` if a scope left the catalog.
 pub fn key_grant(
-    state: &AppState,
+    state: &Services,
     key: &ApiKey,
 ) -> Option<(Option<PermissionSet>, Option<PermissionSet>)> {
     if key.scopes.is_empty() {
@@ -381,7 +382,7 @@ pub fn key_grant(
 /// Decides whether `caller` may exercise `permission` at (`agency`, `account`): the RBAC index
 /// and the credential's cap, then the Cedar policies of the platform and the agency.
 pub async fn decide(
-    state: &AppState,
+    state: &Services,
     caller: &Caller,
     permission: PermissionIndex,
     agency: &AgencyId,
@@ -455,7 +456,7 @@ pub async fn decide(
 /// The Cedar step: `Some(reason)` if a policy denies what RBAC allowed.
 #[allow(clippy::too_many_arguments)]
 fn abac(
-    state: &AppState,
+    state: &Services,
     caller: &Caller,
     home: &AgencyEntry,
     target: &AgencyEntry,
@@ -478,7 +479,7 @@ fn abac(
 /// Evaluates `policies` for a check RBAC allowed: `Some(reason)` if they deny it.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_policies(
-    state: &AppState,
+    state: &Services,
     caller: &Caller,
     home: &AgencyEntry,
     policies: &tessera_core::abac::PolicySet,
@@ -604,7 +605,7 @@ impl Authorized {
     /// Checks the route's permission at `account` (or the whole agency) and returns the scope.
     pub async fn require_at(
         &self,
-        state: &AppState,
+        state: &Services,
         account: Option<&AccountId>,
     ) -> Result<TenantScope, ApiError> {
         let (ix, name) = self
@@ -616,7 +617,7 @@ impl Authorized {
     /// Checks any permission at a target in this agency.
     pub async fn require(
         &self,
-        state: &AppState,
+        state: &Services,
         ix: PermissionIndex,
         name: &str,
         account: Option<&AccountId>,
@@ -649,7 +650,7 @@ impl Authorized {
     /// What the caller may do at a target in this agency (for "grant only what you hold").
     pub async fn effective(
         &self,
-        state: &AppState,
+        state: &Services,
         account: Option<&AccountId>,
     ) -> Result<PermissionSet, ApiError> {
         effective_of(state, &self.caller, &self.agency, account).await
@@ -658,7 +659,7 @@ impl Authorized {
     /// Refuses a grant of permissions the caller does not hold (I2), naming them, and audits it.
     pub async fn deny_missing(
         &self,
-        state: &AppState,
+        state: &Services,
         action: &str,
         missing: Vec<String>,
     ) -> ApiError {
@@ -673,7 +674,7 @@ impl Authorized {
     /// Audits and answers a refusal (403) for lacking `missing` to do `action` on `target`.
     pub async fn refuse_missing(
         &self,
-        state: &AppState,
+        state: &Services,
         action: &str,
         target: Option<&str>,
         missing: Vec<String>,
@@ -707,7 +708,7 @@ impl Authorized {
     /// names the missing permissions and is audited.
     pub async fn require_dominates(
         &self,
-        state: &AppState,
+        state: &Services,
         target: &Target,
         action: &str,
     ) -> Result<(), ApiError> {
@@ -820,7 +821,7 @@ impl Authorized {
     /// An audit record of an act by this caller.
     pub fn audit(
         &self,
-        state: &AppState,
+        state: &Services,
         action: &str,
         target: Option<&str>,
         detail: serde_json::Value,
@@ -842,7 +843,7 @@ impl Authorized {
 
 /// The permissions a caller may exercise at a target (RBAC and cap; policies only narrow).
 pub async fn effective_of(
-    state: &AppState,
+    state: &Services,
     caller: &Caller,
     agency: &AgencyId,
     account: Option<&AccountId>,
@@ -859,7 +860,7 @@ pub async fn effective_of(
 }
 
 /// The context the server itself knows about a request (for policies on admin routes).
-pub fn request_context(state: &AppState, meta: &RequestMeta) -> ResourceDesc {
+pub fn request_context(state: &Services, meta: &RequestMeta) -> ResourceDesc {
     let mut context = Map::new();
     if let Some(ip) = &meta.ip {
         context.insert("ip".into(), Value::String(ip.clone()));
@@ -874,7 +875,7 @@ pub fn request_context(state: &AppState, meta: &RequestMeta) -> ResourceDesc {
 
 /// Builds an audit record of an act by `actor`.
 pub fn audit_record(
-    state: &AppState,
+    state: &Services,
     actor: &PrincipalId,
     meta: &RequestMeta,
     action: &str,
@@ -897,7 +898,7 @@ pub fn audit_record(
 /// Builds an audit record with any actor (a client, `system`) and on-behalf-of.
 #[allow(clippy::too_many_arguments)]
 pub fn audit_event(
-    state: &AppState,
+    state: &Services,
     meta: &RequestMeta,
     actor: &str,
     on_behalf_of: Option<&str>,
@@ -933,7 +934,7 @@ pub fn attribute(caller: &Caller, mut record: AuditRecord) -> AuditRecord {
 
 /// Answers a denial (404 across tenants, 403 otherwise) and audits it.
 pub async fn deny(
-    state: &AppState,
+    state: &Services,
     caller: &Caller,
     agency: &AgencyId,
     account: Option<&AccountId>,
@@ -998,7 +999,7 @@ pub async fn deny(
 
 /// Appends a successful act of `caller` to `agency`'s chain, with the agency as the target.
 async fn audit_in(
-    state: &AppState,
+    state: &Services,
     caller: &Caller,
     meta: &RequestMeta,
     agency: &AgencyId,

@@ -12,7 +12,7 @@ use tessera_store::{
     Agency, ApiKey, AuditRecord, Binding, Bootstrap, Outcome, SecretHashRecord, Status,
 };
 
-use crate::state::AppState;
+use crate::services::Services;
 
 /// The file the first platform-admin key is written to.
 pub const KEY_FILE: &str = "bootstrap-admin.key";
@@ -32,7 +32,7 @@ fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 /// Bootstraps an empty store; returns the key file's path if this call did it.
-pub async fn ensure(state: &AppState, data_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+pub async fn ensure(state: &Services, data_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
     if state.store.platform_agency().await?.is_some() {
         return Ok(None);
     }

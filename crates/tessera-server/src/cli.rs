@@ -12,7 +12,7 @@ use tessera_core::Catalog;
 
 use crate::clock::SystemClock;
 use crate::config::{Config, LogFormat, ServeArgs, StoreArgs};
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// Tessera: identity, token and authorization server for multi-tenant SaaS platforms.
 #[derive(Debug, Parser)]
@@ -397,7 +397,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     }
     let applied = store.migrate().await?;
     tracing::info!(backend = store.backend(), applied, "store ready");
-    let mut settings = crate::state::EngineSettings {
+    let mut settings = crate::services::EngineSettings {
         cache_bytes: config.authz_cache_mb << 20,
         oauth: crate::oauth::OAuthSettings {
             issuer: config.issuer.clone(),
@@ -406,7 +406,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         password_workers: config.password_workers,
-        http: crate::state::HttpSettings {
+        http: crate::net::HttpSettings {
             net: config.net,
             metrics_public: config.metrics_public,
         },

@@ -12,17 +12,15 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod error;
-pub mod extract;
+pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod net;
 pub mod oauth;
 pub mod oauth_ui;
 pub mod observe;
-pub mod openapi;
 pub mod passwords;
-pub mod routes;
-pub mod state;
+pub mod services;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,8 +34,8 @@ use axum::Router;
 
 use crate::auth::{GuardState, TargetFrom};
 use crate::error::{ApiError, ErrorCode};
-use crate::routes::Access;
-use crate::state::AppState;
+use crate::http::routes::Access;
+use crate::http::state::AppState;
 
 /// Why the app cannot be built.
 #[derive(Debug, thiserror::Error)]
@@ -53,8 +51,8 @@ pub enum AppError {
 
 /// The whole HTTP app.
 pub fn app(state: AppState) -> Result<Router, AppError> {
-    let table = routes::table();
-    let openapi = Arc::new(openapi::document(&table, &state.catalog));
+    let table = http::routes::table();
+    let openapi = Arc::new(http::openapi::document(&table, &state.catalog));
     let mut router: Router<AppState> = Router::new();
     for r in table {
         let (permission, target) = match r.access {
@@ -93,7 +91,7 @@ pub fn app(state: AppState) -> Result<Router, AppError> {
         };
         // A batch of checks is larger than any other body.
         let handler = if r.path == "/v1/check/batch" {
-            handler.layer(DefaultBodyLimit::max(extract::MAX_BATCH_BODY))
+            handler.layer(DefaultBodyLimit::max(http::extract::MAX_BATCH_BODY))
         } else {
             handler
         };
@@ -119,7 +117,7 @@ pub fn app(state: AppState) -> Result<Router, AppError> {
                 "this route does not accept that method",
             )
         })
-        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(DefaultBodyLimit::max(http::extract::MAX_BODY))
         .layer(axum::middleware::from_fn(observe::observe));
     let router = if state.hsts {
         router.layer(axum::middleware::map_response(hsts))

@@ -111,3 +111,13 @@ async fn accept_error(e: &std::io::Error) {
     tracing::warn!(error = %e, "accept failed; pausing briefly");
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
+
+/// How the service faces the network: the listener's timeouts and caps, and who may read
+/// `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Timeouts and connection caps.
+    pub net: NetSettings,
+    /// `/metrics` without a credential (for a scraper on a private network).
+    pub metrics_public: bool,
+}

@@ -33,11 +33,12 @@ use super::token::{audience_allows, pkce_well_formed, record, Params};
 use super::tokens::{self, CODE_PREFIX};
 use super::{client, is_protocol_scope, split_scopes};
 use crate::auth::RequestMeta;
+use crate::http::state::AppState;
 use crate::oauth_ui::{
     consent_page, error_page, html_response, is_loopback_issuer, read_cookie, set_cookie_header,
     sign_in_page, Consent, SignIn,
 };
-use crate::state::AppState;
+use crate::services::Services;
 
 const SESSION_COOKIE: &str = "tessera_session";
 const CSRF_COOKIE: &str = "tessera_csrf";
@@ -1048,7 +1049,7 @@ fn see_other(to: &str) -> Response {
 }
 
 /// A scope in plain words: the catalog's description, or the protocol scope's meaning.
-fn describe(state: &AppState, scope: &str) -> String {
+fn describe(state: &Services, scope: &str) -> String {
     match scope {
         "openid" => "Know who you are (your user id).".into(),
         "profile" => "See your name.".into(),

@@ -15,7 +15,7 @@ use tessera_core::AppId;
 use tessera_store::{App, ClientRecord, Installation};
 
 use super::OAuthError;
-use crate::state::AppState;
+use crate::services::Services;
 
 /// The most clients remembered before the cache is cleared.
 const MAX_CLIENTS: usize = 100_000;
@@ -154,7 +154,7 @@ pub fn presented(
 
 /// The client `id`, from the cache while its owner agency is unchanged. `None`: no such
 /// client, or a deleted one.
-pub async fn lookup(state: &AppState, id: &str) -> Result<Option<Arc<ClientRecord>>, OAuthError> {
+pub async fn lookup(state: &Services, id: &str) -> Result<Option<Arc<ClientRecord>>, OAuthError> {
     let Ok(app_id) = id.parse::<AppId>() else {
         return Ok(None);
     };
@@ -192,7 +192,7 @@ pub async fn lookup(state: &AppState, id: &str) -> Result<Option<Arc<ClientRecor
 /// Authenticates the client of a token-endpoint request. Confidential clients must present a
 /// valid secret; public clients present their id only.
 pub async fn authenticate(
-    state: &AppState,
+    state: &Services,
     headers: &HeaderMap,
     form_id: Option<&str>,
     form_secret: Option<&str>,
@@ -204,7 +204,7 @@ pub async fn authenticate(
 
 /// Authenticates presented client credentials.
 pub async fn authenticate_as(
-    state: &AppState,
+    state: &Services,
     id: &str,
     secret: Option<&str>,
     method: AuthMethod,
@@ -252,7 +252,7 @@ pub async fn authenticate_as(
 /// The active installations of client `app` in every agency (cached briefly; each is checked
 /// against its agency's current state before use).
 pub async fn installations(
-    state: &AppState,
+    state: &Services,
     app: &AppId,
     refresh: bool,
 ) -> Result<Arc<Vec<Installation>>, OAuthError> {

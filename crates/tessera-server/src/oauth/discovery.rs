@@ -11,10 +11,11 @@ use serde_json::{json, Value};
 
 use super::exchange::{ACCESS_TOKEN_TYPE, JWT_TYPE};
 use super::token::TOKEN_EXCHANGE;
-use crate::state::AppState;
+use crate::http::state::AppState;
+use crate::services::Services;
 
 /// The metadata document.
-pub fn metadata(state: &AppState) -> Value {
+pub fn metadata(state: &Services) -> Value {
     let iss = state.oauth.issuer();
     let mut scopes: Vec<String> = super::PROTOCOL_SCOPES
         .iter()
@@ -77,7 +78,7 @@ pub fn metadata(state: &AppState) -> Value {
     })
 }
 
-fn answer(state: &AppState) -> impl IntoResponse {
+fn answer(state: &Services) -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
         axum::Json(metadata(state)),

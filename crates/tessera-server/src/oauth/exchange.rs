@@ -20,7 +20,7 @@ use super::token::{record, TokenRequest};
 use super::tokens::{self, AccessSpec};
 use super::{client, is_protocol_scope, split_scopes, OAuthError};
 use crate::auth::{self, Caller};
-use crate::state::AppState;
+use crate::services::Services;
 
 /// RFC 8693 §3 token type of access tokens.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -32,7 +32,7 @@ fn accepted_type(t: &str) -> bool {
 }
 
 /// The subject token's caller.
-async fn subject(state: &AppState, token: &str) -> Result<Arc<Caller>, OAuthError> {
+async fn subject(state: &Services, token: &str) -> Result<Arc<Caller>, OAuthError> {
     if tokens::looks_like_jwt(token) {
         match tokens::check_access_token(state, token, Some(state.oauth.issuer())).await? {
             Ok(claims) => Ok(Arc::new(tokens::caller_from_claims(state, &claims).await?)),
@@ -48,7 +48,7 @@ async fn subject(state: &AppState, token: &str) -> Result<Arc<Caller>, OAuthErro
 }
 
 /// `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`.
-pub async fn exchange(state: &AppState, req: &TokenRequest) -> Result<Value, OAuthError> {
+pub async fn exchange(state: &Services, req: &TokenRequest) -> Result<Value, OAuthError> {
     let p = &req.params;
     // Client authentication is optional: the subject token is the proof. If presented, it must
     // be valid and be the subject token's own client; the result is issued to that client.
@@ -143,7 +143,7 @@ pub async fn exchange(state: &AppState, req: &TokenRequest) -> Result<Value, OAu
     }
 }
 
-fn remaining(state: &AppState, caller: &Caller) -> Option<i64> {
+fn remaining(state: &Services, caller: &Caller) -> Option<i64> {
     caller
         .token
         .as_ref()
@@ -151,7 +151,7 @@ fn remaining(state: &AppState, caller: &Caller) -> Option<i64> {
 }
 
 async fn downscope(
-    state: &AppState,
+    state: &Services,
     req: &TokenRequest,
     caller: &Caller,
     account: Option<AccountId>,
@@ -250,7 +250,7 @@ async fn downscope(
 
 #[allow(clippy::too_many_arguments)]
 async fn impersonate(
-    state: &AppState,
+    state: &Services,
     req: &TokenRequest,
     caller: &Caller,
     target: &str,

@@ -17,7 +17,8 @@ use super::token::{record, Params};
 use super::tokens::{self, REFRESH_PREFIX};
 use super::{client, no_store, OAuthError};
 use crate::auth::{self, Caller, RequestMeta};
-use crate::state::AppState;
+use crate::http::state::AppState;
+use crate::services::Services;
 
 /// Who is asking.
 enum Asker {
@@ -53,7 +54,7 @@ fn bearer(headers: &HeaderMap) -> bool {
 /// Who asks. `public`: a public client may identify itself by `client_id` alone (revocation,
 /// RFC 7009 §2.1); introspection needs an authenticated client or credential (RFC 7662 §2.1).
 async fn asker(
-    state: &AppState,
+    state: &Services,
     headers: &HeaderMap,
     p: &Params,
     public: bool,
@@ -91,7 +92,7 @@ pub async fn introspect(State(s): State<AppState>, req: axum::extract::Request) 
 }
 
 async fn run_introspect(
-    state: &AppState,
+    state: &Services,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, OAuthError> {
@@ -151,7 +152,7 @@ async fn run_introspect(
 }
 
 async fn introspect_refresh(
-    state: &AppState,
+    state: &Services,
     asker: &Asker,
     token: &str,
 ) -> Result<Response, OAuthError> {
@@ -216,7 +217,7 @@ pub async fn revoke(State(s): State<AppState>, req: axum::extract::Request) -> R
 }
 
 async fn run_revoke(
-    state: &AppState,
+    state: &Services,
     headers: &HeaderMap,
     body: &[u8],
     meta: &RequestMeta,
@@ -317,7 +318,7 @@ pub async fn userinfo(State(s): State<AppState>, headers: HeaderMap) -> Response
     }
 }
 
-async fn run_userinfo(state: &AppState, headers: &HeaderMap) -> Result<Value, OAuthError> {
+async fn run_userinfo(state: &Services, headers: &HeaderMap) -> Result<Value, OAuthError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

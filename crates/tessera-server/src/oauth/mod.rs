@@ -28,7 +28,7 @@ use axum::Router;
 use serde_json::json;
 use tessera_core::{Catalog, PermissionSet};
 
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// Lifetimes and limits of the authorization server.
 #[derive(Clone, Debug)]

@@ -23,7 +23,8 @@ use super::client::{self, AuthMethod, Client};
 use super::tokens::{self, AccessSpec};
 use super::{is_protocol_scope, no_store, split_scopes, OAuthError};
 use crate::auth::RequestMeta;
-use crate::state::AppState;
+use crate::http::state::AppState;
+use crate::services::Services;
 
 /// The grant type URN of RFC 8693.
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -136,7 +137,7 @@ pub async fn token(State(s): State<AppState>, req: axum::extract::Request) -> Re
 /// extractor clones them). The body limit is the router's.
 pub async fn split(req: axum::extract::Request) -> Result<(Parts, Bytes), OAuthError> {
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, crate::extract::MAX_BODY)
+    let bytes = axum::body::to_bytes(body, crate::http::extract::MAX_BODY)
         .await
         .map_err(|_| OAuthError::invalid_request("the body is too large or unreadable"))?;
     Ok((parts, bytes))
@@ -170,7 +171,7 @@ pub fn pkce_well_formed(v: &str) -> bool {
 
 /// The active installation `id` of agency `agency`, from its current state.
 pub async fn active_installation(
-    state: &AppState,
+    state: &Services,
     agency: &AgencyId,
     id: &str,
 ) -> Result<Option<Installation>, OAuthError> {
@@ -183,7 +184,7 @@ pub async fn active_installation(
     Ok(entry.tokens.installations.get(id).cloned())
 }
 
-async fn authorization_code(state: &AppState, req: &TokenRequest) -> Result<Value, OAuthError> {
+async fn authorization_code(state: &Services, req: &TokenRequest) -> Result<Value, OAuthError> {
     let p = &req.params;
     let client = client::authenticate(
         state,
@@ -300,7 +301,7 @@ async fn authorization_code(state: &AppState, req: &TokenRequest) -> Result<Valu
 }
 
 /// The user of a grant, while they may still sign in and its installation is still there.
-async fn grant_user(state: &AppState, grant: &Grant) -> Result<tessera_store::User, OAuthError> {
+async fn grant_user(state: &Services, grant: &Grant) -> Result<tessera_store::User, OAuthError> {
     let user_id: tessera_core::UserId = grant
         .subject
         .parse()
@@ -326,7 +327,7 @@ async fn grant_user(state: &AppState, grant: &Grant) -> Result<tessera_store::Us
 
 /// An access token of a user's grant.
 fn grant_access(
-    state: &AppState,
+    state: &Services,
     client: &Client,
     grant: &Grant,
     scopes: &[String],
@@ -352,7 +353,7 @@ fn grant_access(
 /// `openid` was granted.
 #[allow(clippy::too_many_arguments)]
 fn user_tokens(
-    state: &AppState,
+    state: &Services,
     client: &Client,
     user: &tessera_store::User,
     grant: &Grant,
@@ -384,7 +385,7 @@ fn user_tokens(
 
 /// A new refresh token of grant `grant_id`.
 fn new_refresh(
-    state: &AppState,
+    state: &Services,
     grant_id: &str,
     absolute_end: i64,
 ) -> (SecretString, NewRefreshToken) {
@@ -402,7 +403,7 @@ fn new_refresh(
     )
 }
 
-async fn client_credentials(state: &AppState, req: &TokenRequest) -> Result<Value, OAuthError> {
+async fn client_credentials(state: &Services, req: &TokenRequest) -> Result<Value, OAuthError> {
     let p = &req.params;
     let client = client::authenticate(
         state,
@@ -485,7 +486,7 @@ async fn client_credentials(state: &AppState, req: &TokenRequest) -> Result<Valu
 }
 
 async fn choose_installation(
-    state: &AppState,
+    state: &Services,
     client: &Client,
     wanted: Option<&str>,
 ) -> Result<Installation, OAuthError> {
@@ -524,7 +525,7 @@ async fn choose_installation(
     Err(OAuthError::invalid_grant("the installation was removed"))
 }
 
-async fn refresh(state: &AppState, req: &TokenRequest) -> Result<Value, OAuthError> {
+async fn refresh(state: &Services, req: &TokenRequest) -> Result<Value, OAuthError> {
     let p = &req.params;
     let client = client::authenticate(
         state,

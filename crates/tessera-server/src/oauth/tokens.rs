@@ -17,7 +17,7 @@ use tessera_token::{AccessClaims, Actor, Algorithm, IdClaims, SecretString, Tena
 
 use super::OAuthError;
 use crate::auth::Caller;
-use crate::state::AppState;
+use crate::services::Services;
 
 /// The most verified tokens remembered before the cache is cleared.
 const MAX_VERIFIED: usize = 1 << 18;
@@ -82,7 +82,7 @@ pub struct Issued {
 }
 
 fn signing_ring(
-    state: &AppState,
+    state: &Services,
     alg: Algorithm,
     now_s: i64,
 ) -> Result<Arc<tessera_token::KeyRing>, OAuthError> {
@@ -104,7 +104,7 @@ pub fn app_alg(app: &tessera_store::App) -> Algorithm {
 }
 
 /// The algorithm for tokens of `client_id` (an app's choice; EdDSA otherwise).
-pub async fn client_alg(state: &AppState, client_id: &str) -> Algorithm {
+pub async fn client_alg(state: &Services, client_id: &str) -> Algorithm {
     match super::client::lookup(state, client_id).await {
         Ok(Some(c)) => app_alg(&c.app),
         _ => Algorithm::EdDsa,
@@ -119,7 +119,7 @@ pub fn new_jti() -> String {
 }
 
 /// Signs an access token.
-pub fn mint_access(state: &AppState, spec: AccessSpec) -> Result<Issued, OAuthError> {
+pub fn mint_access(state: &Services, spec: AccessSpec) -> Result<Issued, OAuthError> {
     let now_s = state.clock.now() / 1000;
     let ring = signing_ring(state, spec.alg, now_s)?;
     let key = ring
@@ -161,7 +161,7 @@ pub fn mint_access(state: &AppState, spec: AccessSpec) -> Result<Issued, OAuthEr
 
 /// Signs an OpenID Connect id token for `user`, with the claims its scopes release.
 pub fn mint_id_token(
-    state: &AppState,
+    state: &Services,
     user: &tessera_store::User,
     client_id: &str,
     nonce: Option<String>,
@@ -205,7 +205,7 @@ pub fn user_claims(user: &tessera_store::User, scopes: &[String]) -> Map<String,
 }
 
 /// A new opaque secret with `prefix` and its keyed hash.
-pub fn new_secret(state: &AppState, prefix: &str) -> (SecretString, Vec<u8>) {
+pub fn new_secret(state: &Services, prefix: &str) -> (SecretString, Vec<u8>) {
     let secret = tessera_token::generate_opaque_token_os(prefix);
     let hash = state.pepper.hash(secret.expose().as_bytes());
     (secret, hash.as_bytes().to_vec())
@@ -237,7 +237,7 @@ impl std::fmt::Display for Inactive {
 }
 
 /// Whether an agency is the platform tenant (the id is read once).
-pub async fn is_platform(state: &AppState, agency: &AgencyId) -> Result<bool, StoreError> {
+pub async fn is_platform(state: &Services, agency: &AgencyId) -> Result<bool, StoreError> {
     if let Some(p) = state.platform_id.get() {
         return Ok(p == agency);
     }
@@ -254,7 +254,7 @@ pub async fn is_platform(state: &AppState, agency: &AgencyId) -> Result<bool, St
 /// Checks an access token: signature and claims (for `audience`, or any audience for the
 /// issuer's own endpoints), then whether everything it names is still valid.
 pub async fn check_access_token(
-    state: &AppState,
+    state: &Services,
     token: &str,
     audience: Option<&str>,
 ) -> Result<Result<Arc<AccessClaims>, Inactive>, OAuthError> {
@@ -393,7 +393,7 @@ pub async fn check_access_token(
 
 /// The catalog permissions of a token's scopes (protocol scopes grant none; unknown ones
 /// none either: deny by default).
-pub fn scope_permissions(state: &AppState, scopes: &[String]) -> PermissionSet {
+pub fn scope_permissions(state: &Services, scopes: &[String]) -> PermissionSet {
     scopes
         .iter()
         .filter_map(|s| state.catalog.scope(s).map(|(_, p)| p))
@@ -403,7 +403,7 @@ pub fn scope_permissions(state: &AppState, scopes: &[String]) -> PermissionSet {
 /// The caller an active access token stands for: its subject, capped by its scopes, its
 /// installation's scopes and (impersonating) the impersonation policy.
 pub async fn caller_from_claims(
-    state: &AppState,
+    state: &Services,
     claims: &Arc<AccessClaims>,
 ) -> Result<Caller, OAuthError> {
     let agency: AgencyId = claims

@@ -539,7 +539,7 @@ async fn another_node_sees_writes_through_the_change_feed() {
     // Two apps (nodes) on one store: node 2 caches an index, node 1 writes, node 2 follows.
     let t = TestApp::sqlite().await;
     let a = t.agency("Feed").await;
-    let node2 = tessera_server::state::AppState::new(
+    let node2 = tessera_server::http::state::AppState::new(
         t.state.store.clone(),
         tessera_core::Catalog::default_catalog().unwrap(),
         &tessera_token::MasterKey::from_bytes([7; 32]),

@@ -228,7 +228,7 @@ async fn bad_credentials_are_401_with_a_challenge() {
 #[tokio::test]
 async fn every_v1_route_requires_a_credential() {
     let t = TestApp::sqlite().await;
-    for r in tessera_server::routes::table() {
+    for r in tessera_server::http::routes::table() {
         let path = r
             .path
             .replace("{agy}", &missing("agy"))

@@ -10,7 +10,8 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tessera_core::Catalog;
 use tessera_server::clock::{Clock as _, ManualClock};
-use tessera_server::state::{AppState, EngineSettings};
+use tessera_server::http::state::AppState;
+use tessera_server::services::EngineSettings;
 use tessera_store::testing::{PgTestDb, TempDirGuard};
 use tower::ServiceExt;
 

@@ -225,7 +225,7 @@ async fn check(t: &TestApp) {
     );
     assert_eq!(
         attacks.len(),
-        tessera_server::routes::table()
+        tessera_server::http::routes::table()
             .iter()
             .filter(|r| r.path.starts_with("/v1/agencies/{agy}"))
             .count(),

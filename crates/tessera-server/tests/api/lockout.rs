@@ -197,7 +197,7 @@ async fn hostile_policies_get_a_400_and_the_server_keeps_serving() {
 /// staff, even when the agency's own policy errors or forbids in the same evaluation.
 #[tokio::test]
 async fn platform_policies_still_bind_platform_staff() {
-    let settings = tessera_server::state::EngineSettings {
+    let settings = tessera_server::services::EngineSettings {
         platform_policies: vec![(
             "platform:mfa-for-deletes".into(),
             "forbid(principal, action == Tessera::Action::\"agencies.delete\", resource) unless { context.mfa };".into(),

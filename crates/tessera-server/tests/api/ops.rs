@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use tessera_server::routes::{table, Access};
+use tessera_server::http::routes::{table, Access};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::TestApp;
@@ -64,8 +64,8 @@ async fn health_readiness_and_metrics() {
 
 #[tokio::test]
 async fn metrics_can_be_made_public() {
-    let t = TestApp::sqlite_with(tessera_server::state::EngineSettings {
-        http: tessera_server::state::HttpSettings {
+    let t = TestApp::sqlite_with(tessera_server::services::EngineSettings {
+        http: tessera_server::net::HttpSettings {
             metrics_public: true,
             ..Default::default()
         },
@@ -248,7 +248,7 @@ async fn first_start_writes_only_private_files() {
     assert!(created);
     store.migrate().await.unwrap();
 
-    let state = tessera_server::state::AppState::new(
+    let state = tessera_server::http::state::AppState::new(
         store,
         tessera_core::Catalog::default_catalog().unwrap(),
         &master,

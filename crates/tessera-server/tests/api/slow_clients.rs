@@ -7,8 +7,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use tessera_server::net::HttpSettings;
 use tessera_server::net::NetSettings;
-use tessera_server::state::{EngineSettings, HttpSettings};
+use tessera_server::services::EngineSettings;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 

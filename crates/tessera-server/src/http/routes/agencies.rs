@@ -12,8 +12,8 @@ use tessera_store::{Agency, Status};
 use super::{validate, List};
 use crate::auth::Authorized;
 use crate::error::ApiError;
-use crate::extract::{Json, ListQuery};
-use crate::state::AppState;
+use crate::http::extract::{Json, ListQuery};
+use crate::http::state::AppState;
 
 /// `POST /v1/agencies`.
 #[derive(Debug, Deserialize, JsonSchema)]

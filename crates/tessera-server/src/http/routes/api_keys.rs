@@ -15,8 +15,9 @@ use tessera_store::{ApiKey, SecretHashRecord, StoreError, TenantScope};
 use super::{validate, List};
 use crate::auth::{Authorized, Target};
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{parse_id, Json, ListQuery};
-use crate::state::AppState;
+use crate::http::extract::{parse_id, Json, ListQuery};
+use crate::http::state::AppState;
+use crate::services::Services;
 
 /// The longest grace period a rotation may keep the old secret valid: 7 days.
 pub const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
@@ -68,7 +69,7 @@ impl std::fmt::Debug for KeyWithSecret {
     }
 }
 
-fn new_secret(s: &AppState) -> (tessera_token::SecretString, SecretHashRecord) {
+fn new_secret(s: &Services) -> (tessera_token::SecretString, SecretHashRecord) {
     let secret = tessera_token::generate_api_key_os();
     let hash = s.pepper.hash(secret.expose().as_bytes());
     (
@@ -172,7 +173,7 @@ pub async fn list(
 }
 
 async fn load(
-    s: &AppState,
+    s: &Services,
     auth: &Authorized,
     key: &str,
 ) -> Result<(ApiKey, TenantScope), ApiError> {

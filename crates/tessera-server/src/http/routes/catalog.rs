@@ -4,7 +4,7 @@ use axum::extract::State;
 use tessera_core::catalog::CatalogFile;
 
 use crate::auth::Authorized;
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// Any valid credential.
 pub async fn get(State(s): State<AppState>, _auth: Authorized) -> axum::Json<CatalogFile> {

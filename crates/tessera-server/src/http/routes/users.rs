@@ -12,8 +12,9 @@ use tessera_store::{NewUser, Status, User, UserPatch};
 use super::{validate, List};
 use crate::auth::{Authorized, Target};
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{parse_id, Json, ListQuery};
-use crate::state::AppState;
+use crate::http::extract::{parse_id, Json, ListQuery};
+use crate::http::state::AppState;
+use crate::services::Services;
 
 /// `POST /v1/agencies/{agy}/users`.
 #[derive(Deserialize, JsonSchema)]
@@ -75,7 +76,7 @@ impl std::fmt::Debug for UpdateUser {
     }
 }
 
-async fn hash_password(s: &AppState, password: &str) -> Result<String, ApiError> {
+async fn hash_password(s: &Services, password: &str) -> Result<String, ApiError> {
     tessera_token::check_password_policy(password)
         .map_err(|e| ApiError::invalid(format!("`password`: {e}")))?;
     let password = tessera_token::SecretString::new(password.to_owned());

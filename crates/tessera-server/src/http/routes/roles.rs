@@ -13,8 +13,9 @@ use tessera_store::{Role, RolePatch, StoreError};
 use super::{validate, List};
 use crate::auth::{Authorized, Target};
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{parse_id, Json, ListQuery};
-use crate::state::AppState;
+use crate::http::extract::{parse_id, Json, ListQuery};
+use crate::http::state::AppState;
+use crate::services::Services;
 
 /// `POST /v1/agencies/{agy}/roles`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -47,7 +48,7 @@ pub struct UpdateRole {
 
 /// Checks a permission list: known, agency- or account-level, held by the caller.
 async fn check_permissions(
-    s: &AppState,
+    s: &Services,
     auth: &Authorized,
     action: &str,
     names: &[String],
@@ -140,7 +141,7 @@ pub async fn get(
 /// everything each holder holds (I2): narrowing or deleting a role bound to someone stronger
 /// strips them, as removing their binding would.
 async fn require_dominates_holders(
-    s: &AppState,
+    s: &Services,
     auth: &Authorized,
     scope: &tessera_store::TenantScope,
     id: &RoleId,

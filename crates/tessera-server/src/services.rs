@@ -1,4 +1,8 @@
-//! Shared server state, passed through axum `State`: no globals for the store or config.
+//! The services every use case draws on: the store, the engine, the key rings, the clock, the
+//! audit sink and the password pool, built once at start. No axum type lives here; the HTTP
+//! layer (`http::state::AppState`) wraps one `Arc<Services>` with its own settings.
+//! INVARIANT: nothing in this struct is global; tests build as many independent copies as
+//! they need.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,9 +13,9 @@ use tessera_token::Pepper;
 
 use crate::clock::Clock;
 
-/// Everything a request handler needs.
-#[derive(Clone, Debug)]
-pub struct AppState {
+/// Everything a use case may draw on.
+#[derive(Debug)]
+pub struct Services {
     /// The store.
     pub store: Arc<dyn Store>,
     /// The catalog.
@@ -36,20 +40,6 @@ pub struct AppState {
     pub audit: Arc<crate::audit_writer::AuditWriter>,
     /// The bounded pool that runs password hashing (argon2id).
     pub passwords: Arc<crate::passwords::PasswordPool>,
-    /// How the service faces the network.
-    pub http: HttpSettings,
-    /// Whether the issuer is `https://`: every response then carries HSTS.
-    pub hsts: bool,
-}
-
-/// How the service faces the network: the listener's timeouts and caps, and who may read
-/// `/metrics`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HttpSettings {
-    /// Timeouts and connection caps.
-    pub net: crate::net::NetSettings,
-    /// `/metrics` without a credential (for a scraper on a private network).
-    pub metrics_public: bool,
 }
 
 /// Batches `last_used_at` updates so authentication never writes to the store.
@@ -110,21 +100,11 @@ pub struct EngineSettings {
     /// Password-hashing threads (0: half the cores, at least one).
     pub password_workers: usize,
     /// The listener's timeouts and caps, and who may read `/metrics`.
-    pub http: HttpSettings,
+    pub http: crate::net::HttpSettings,
 }
 
-impl AppState {
-    /// Builds the state from its parts; the pepper is derived from the master key.
-    pub fn new(
-        store: Arc<dyn Store>,
-        catalog: Catalog,
-        master_key: &tessera_token::MasterKey,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, StateError> {
-        Self::with_engine(store, catalog, master_key, clock, EngineSettings::default())
-    }
-
-    /// The same, with engine settings.
+impl Services {
+    /// Builds the services from their parts; the pepper is derived from the master key.
     pub fn with_engine(
         store: Arc<dyn Store>,
         catalog: Catalog,
@@ -148,11 +128,6 @@ impl AppState {
             })?;
         }
         let store_for_keys = store.clone();
-        let hsts = settings
-            .oauth
-            .issuer
-            .get(..8)
-            .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
         let oauth = crate::oauth::OAuth::new(settings.oauth, master_key, &catalog);
         let settings_rotation = settings.rotation;
         let catalog = Arc::new(catalog);
@@ -189,8 +164,6 @@ impl AppState {
                 0 => crate::passwords::PasswordPool::default(),
                 n => crate::passwords::PasswordPool::new(n, n * 4),
             }),
-            http: settings.http,
-            hsts,
         })
     }
 }

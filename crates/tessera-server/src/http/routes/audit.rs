@@ -13,8 +13,8 @@ use tessera_store::{AuditEvent, AuditFilter, ChainHash};
 use super::List;
 use crate::auth::Authorized;
 use crate::error::ApiError;
-use crate::extract::ListQuery;
-use crate::state::AppState;
+use crate::http::extract::ListQuery;
+use crate::http::state::AppState;
 
 const BATCH: u32 = 1000;
 

@@ -4,7 +4,7 @@
 use schemars::generate::SchemaSettings;
 use serde_json::{json, Map, Value};
 
-use crate::routes::{Access, RouteSpec};
+use crate::http::routes::{Access, RouteSpec};
 
 fn problem_schema() -> Value {
     json!({
@@ -80,12 +80,12 @@ fn extra_query(r: &RouteSpec, catalog: &tessera_core::Catalog) -> Vec<Value> {
             q(
                 "actor",
                 false,
-                json!({ "type": "string", "pattern": crate::routes::validate::NO_NUL_PATTERN }),
+                json!({ "type": "string", "pattern": crate::http::routes::validate::NO_NUL_PATTERN }),
             ),
             q(
                 "action",
                 false,
-                json!({ "type": "string", "pattern": crate::routes::validate::NO_NUL_PATTERN }),
+                json!({ "type": "string", "pattern": crate::http::routes::validate::NO_NUL_PATTERN }),
             ),
         ],
         ("DELETE", "/v1/agencies/{agy}/roles/{rol}") => vec![q(

@@ -16,8 +16,9 @@ use tessera_store::Policy;
 use super::List;
 use crate::auth::Authorized;
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{parse_id, Json, ListQuery};
-use crate::state::AppState;
+use crate::http::extract::{parse_id, Json, ListQuery};
+use crate::http::state::AppState;
+use crate::services::Services;
 
 /// The largest policy text accepted, in bytes.
 pub const MAX_POLICY_BYTES: usize = 32 * 1024;
@@ -48,7 +49,7 @@ pub struct CreatePolicy {
 /// the request says `allow_self_lockout`: an agency should not lock itself out by mistake.
 /// Platform staff acting in the agency are never subject to its policies on this permission.
 async fn refuse_self_lockout(
-    s: &AppState,
+    s: &Services,
     auth: &Authorized,
     id: &PolicyId,
     cedar: &str,

@@ -21,10 +21,11 @@ use tessera_store::{App, AppKind, Installation, SecretHashRecord, StoreError};
 use super::{validate, List};
 use crate::auth::Authorized;
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{parse_id, Json, ListQuery};
+use crate::http::extract::{parse_id, Json, ListQuery};
+use crate::http::state::AppState;
 use crate::oauth::token::audience_allows;
 use crate::oauth::tokens::{new_secret, CLIENT_SECRET_PREFIX};
-use crate::state::AppState;
+use crate::services::Services;
 
 /// The most redirect URIs an app registers.
 const MAX_REDIRECT_URIS: usize = 20;
@@ -244,7 +245,7 @@ pub async fn list(
     ))
 }
 
-async fn load(s: &AppState, auth: &Authorized, app: &str) -> Result<App, ApiError> {
+async fn load(s: &Services, auth: &Authorized, app: &str) -> Result<App, ApiError> {
     let id: AppId = parse_id(app)?;
     let app = s.store.get_app(&auth.scope()?, &id).await?;
     if app.deleted_at.is_some() {
@@ -257,7 +258,7 @@ async fn load(s: &AppState, auth: &Authorized, app: &str) -> Result<App, ApiErro
 /// every permission of the app's scopes: a client's secret obtains tokens with those scopes,
 /// so handing it to someone who lacks them escalates (I2).
 async fn require_holds_scopes(
-    s: &AppState,
+    s: &Services,
     auth: &Authorized,
     app: &App,
     action: &str,
@@ -498,7 +499,7 @@ pub async fn installations(
 }
 
 async fn load_installation(
-    s: &AppState,
+    s: &Services,
     auth: &Authorized,
     ins: &str,
 ) -> Result<Installation, ApiError> {

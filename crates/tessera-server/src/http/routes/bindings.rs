@@ -12,8 +12,9 @@ use tessera_store::{Binding, StoreError, TenantScope};
 use super::List;
 use crate::auth::{Authorized, Target};
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{parse_id, Json, ListQuery};
-use crate::state::AppState;
+use crate::http::extract::{parse_id, Json, ListQuery};
+use crate::http::state::AppState;
+use crate::services::Services;
 
 /// `POST /v1/agencies/{agy}/bindings`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -29,7 +30,7 @@ pub struct CreateBinding {
 
 /// Whether a principal exists (and can hold roles) in the agency.
 async fn principal_exists(
-    s: &AppState,
+    s: &Services,
     scope: &TenantScope,
     p: &PrincipalId,
 ) -> Result<bool, ApiError> {
@@ -153,7 +154,7 @@ pub async fn list(
 }
 
 async fn load(
-    s: &AppState,
+    s: &Services,
     auth: &Authorized,
     bnd: &str,
 ) -> Result<(Binding, TenantScope), ApiError> {

@@ -18,8 +18,9 @@ use std::sync::Arc;
 use crate::auth::{decide, deny, effective_of, key_grant, Authorized, Caller, ResourceDesc};
 use crate::engine::{CachedSubject, Engine};
 use crate::error::ApiError;
-use crate::extract::{parse_id, Json, ListQuery};
-use crate::state::AppState;
+use crate::http::extract::{parse_id, Json, ListQuery};
+use crate::http::state::AppState;
+use crate::services::Services;
 
 /// The most checks one batch may hold.
 pub const MAX_BATCH: usize = 1000;
@@ -56,7 +57,7 @@ pub struct CheckRequest {
     #[serde(default)]
     pub context: Map<String, Value>,
     /// Wait (briefly) until this node has applied this revision.
-    #[serde(default, deserialize_with = "crate::extract::de_opt_whole")]
+    #[serde(default, deserialize_with = "crate::http::extract::de_opt_whole")]
     pub at_least_revision: Option<i64>,
     /// Include which bindings, roles and policies decided.
     #[serde(default)]
@@ -109,7 +110,7 @@ pub struct BatchRequest {
     #[schemars(extend("minItems" = 1, "maxItems" = 1000))]
     pub checks: Vec<CheckRequest>,
     /// Wait (briefly) until this node has applied this revision.
-    #[serde(default, deserialize_with = "crate::extract::de_opt_whole")]
+    #[serde(default, deserialize_with = "crate::http::extract::de_opt_whole")]
     pub at_least_revision: Option<i64>,
 }
 
@@ -135,7 +136,7 @@ fn denial(reason: &str, revision: i64) -> CheckResponse {
 /// about. Resolved principals are cached in the agency's engine entry (dropped with it on any
 /// change of the agency: a disabled user, a revoked key).
 async fn subject(
-    s: &AppState,
+    s: &Services,
     auth: &Authorized,
     principal: Option<&PrincipalId>,
     agency: &AgencyId,
@@ -235,7 +236,7 @@ async fn subject(
 }
 
 async fn run(
-    s: &AppState,
+    s: &Services,
     auth: &Authorized,
     req: &CheckRequest,
     at_least: Option<i64>,
@@ -301,7 +302,7 @@ async fn run(
 }
 
 async fn explain(
-    s: &AppState,
+    s: &Services,
     subject: &Caller,
     permission: PermissionIndex,
     agency: &AgencyId,

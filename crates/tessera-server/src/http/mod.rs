@@ -1,0 +1,8 @@
+//! The HTTP layer: the state handlers receive, the route table (each route's permission is
+//! declared there), request extractors, the OpenAPI document, and the handlers of `/v1`.
+//! Nothing below this layer sees an axum type.
+
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod state;
