@@ -74,7 +74,7 @@ impl TokenState {
 #[derive(Debug)]
 pub struct CachedCaller {
     /// The caller.
-    pub caller: Arc<crate::auth::Caller>,
+    pub caller: Arc<crate::caller::Caller>,
     /// After this the credential is no longer valid (key expiry, or a rotated secret's grace).
     pub valid_until: Option<i64>,
 }
@@ -83,7 +83,7 @@ pub struct CachedCaller {
 #[derive(Debug)]
 pub struct CachedSubject {
     /// The principal with its credential grant and cap; `None` if inactive.
-    pub caller: Option<Arc<crate::auth::Caller>>,
+    pub caller: Option<Arc<crate::caller::Caller>>,
     /// After this it must be looked up again (a key's expiry).
     pub valid_until: Option<i64>,
 }
@@ -229,7 +229,7 @@ impl Engine {
         &self,
         hash: &[u8; 32],
         now: i64,
-    ) -> Option<Arc<crate::auth::Caller>> {
+    ) -> Option<Arc<crate::caller::Caller>> {
         let (agency, is_platform) = self.key_agencies.read().ok()?.get(hash).cloned()?;
         let entry = self.entry(&agency, is_platform, None).await.ok()?;
         let cached = entry.callers.read().ok()?.get(hash).cloned()?;
@@ -244,7 +244,7 @@ impl Engine {
     pub async fn remember_caller(
         &self,
         hash: [u8; 32],
-        caller: Arc<crate::auth::Caller>,
+        caller: Arc<crate::caller::Caller>,
         valid_until: Option<i64>,
         generation: u64,
     ) {

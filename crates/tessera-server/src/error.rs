@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tessera_store::StoreError;
 
+use crate::engine::EngineError;
+
 /// Stable machine-readable error codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -249,5 +251,17 @@ impl IntoResponse for ApiError {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
+    }
+}
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Store(s) => s.into(),
+            EngineError::RevisionNotReached { wanted, have } => {
+                let mut err = ApiError::new(ErrorCode::RevisionNotReached, format!("this node has not reached revision {wanted} yet (it is at {have}); retry shortly"));
+                err.retry_after = Some(1);
+                err
+            }
+        }
     }
 }

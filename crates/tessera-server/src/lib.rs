@@ -4,14 +4,17 @@
 //! `/metrics` is behind the gate (`platform.config`, platform principals) unless configured
 //! public; with an `https://` issuer every response carries HSTS.
 
-pub mod audit_writer;
+pub mod audit;
 pub mod auth;
+pub mod authn;
 pub mod bootstrap;
+pub mod caller;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod gate;
 pub mod http;
 pub mod keys;
 pub mod metrics;
@@ -32,8 +35,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::auth::{GuardState, TargetFrom};
 use crate::error::{ApiError, ErrorCode};
+use crate::gate::{GuardState, TargetFrom};
 use crate::http::routes::Access;
 use crate::http::state::AppState;
 
@@ -81,7 +84,7 @@ pub fn app(state: AppState) -> Result<Router, AppError> {
                 platform_only: matches!(r.access, Access::Platform(_)),
             };
             r.handler
-                .route_layer(axum::middleware::from_fn_with_state(g, auth::guard))
+                .route_layer(axum::middleware::from_fn_with_state(g, gate::guard))
         };
         // A response that carries a secret is never stored by a cache.
         let handler = if r.secret {
@@ -152,7 +155,7 @@ fn metrics_route(state: &AppState) -> Result<axum::routing::MethodRouter<AppStat
         target: TargetFrom::Path,
         platform_only: true,
     };
-    Ok(route.route_layer(axum::middleware::from_fn_with_state(g, auth::guard)))
+    Ok(route.route_layer(axum::middleware::from_fn_with_state(g, gate::guard)))
 }
 
 /// RFC 6797: browsers that reached us over HTTPS keep to HTTPS for a year, subdomains too.
@@ -221,19 +224,19 @@ async fn authenticated_only(
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    match auth::authenticate(&s, req.headers()).await {
+    match authn::authenticate(&s, http::extract::authorization(req.headers())).await {
         Ok(caller) => {
             let meta = req
                 .extensions()
-                .get::<auth::RequestMeta>()
+                .get::<caller::RequestMeta>()
                 .cloned()
                 .unwrap_or_default();
             if caller.actor().is_some() {
                 // Every act under impersonation is recorded, checks included (I5).
                 let detail = serde_json::json!({ "method": req.method().as_str(), "path": req.uri().path() });
-                let record = auth::attribute(
+                let record = audit::record::attribute(
                     &caller,
-                    auth::audit_record(
+                    audit::record::audit_record(
                         &s,
                         &caller.principal,
                         &meta,
@@ -249,7 +252,7 @@ async fn authenticated_only(
                 }
             }
             req.extensions_mut()
-                .insert(auth::Authorized::for_caller(caller, meta));
+                .insert(gate::authorized::Authorized::for_caller(caller, meta));
             next.run(req).await
         }
         Err(e) => e.into_response(),

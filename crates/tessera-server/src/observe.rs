@@ -12,7 +12,7 @@ use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::RequestMeta;
+use crate::caller::RequestMeta;
 use crate::error::{ApiError, ErrorCode};
 
 fn request_id(req: &Request) -> String {

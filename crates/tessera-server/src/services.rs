@@ -37,7 +37,7 @@ pub struct Services {
     /// The platform tenant's id, once known.
     pub platform_id: Arc<std::sync::OnceLock<tessera_core::AgencyId>>,
     /// Group commit for hot-path audit events.
-    pub audit: Arc<crate::audit_writer::AuditWriter>,
+    pub audit: Arc<crate::audit::writer::AuditWriter>,
     /// The bounded pool that runs password hashing (argon2id).
     pub passwords: Arc<crate::passwords::PasswordPool>,
 }
@@ -159,7 +159,7 @@ impl Services {
             )),
             oauth: Arc::new(oauth),
             platform_id: Arc::default(),
-            audit: Arc::new(crate::audit_writer::AuditWriter::new(store_for_keys)),
+            audit: Arc::new(crate::audit::writer::AuditWriter::new(store_for_keys)),
             passwords: Arc::new(match settings.password_workers {
                 0 => crate::passwords::PasswordPool::default(),
                 n => crate::passwords::PasswordPool::new(n, n * 4),

@@ -228,6 +228,17 @@ pub fn de_opt_whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64
     }
 }
 
+/// The request's `Authorization` header, for `authn::authenticate`.
+pub fn authorization(headers: &axum::http::HeaderMap) -> crate::authn::Presented<'_> {
+    match headers.get(axum::http::header::AUTHORIZATION) {
+        None => crate::authn::Presented::Absent,
+        Some(v) => v.to_str().map_or(
+            crate::authn::Presented::NotText,
+            crate::authn::Presented::Value,
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{has_escaped_nul, json_depth_exceeds};

@@ -3,6 +3,7 @@
 //! Nothing below this layer sees an axum type.
 
 pub mod extract;
+pub mod list;
 pub mod openapi;
 pub mod routes;
 pub mod state;

@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use super::conn::Activity;
+use super::activity::Activity;
 
 /// The body did not arrive within the deadline.
 #[derive(Debug, thiserror::Error)]

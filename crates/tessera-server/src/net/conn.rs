@@ -10,10 +10,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -23,91 +21,9 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tower::ServiceExt as _;
 
+use super::activity::{Activity, HANDLING, IDLE, RESPONDING};
 use super::body::TimeoutBody;
-use super::NetSettings;
-
-const HEAD: u8 = 0;
-const HANDLING: u8 = 1;
-const RESPONDING: u8 = 2;
-const IDLE: u8 = 3;
-
-/// What a connection is doing, and since when (milliseconds since it opened).
-#[derive(Debug)]
-pub(crate) struct Activity {
-    opened: Instant,
-    phase: AtomicU8,
-    since: AtomicU64,
-    last_io: AtomicU64,
-    body_timed_out: AtomicBool,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            opened: Instant::now(),
-            phase: AtomicU8::new(HEAD),
-            since: AtomicU64::new(0),
-            last_io: AtomicU64::new(0),
-            body_timed_out: AtomicBool::new(false),
-        }
-    }
-
-    fn now(&self) -> u64 {
-        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn enter(&self, phase: u8) {
-        self.since.store(self.now(), Ordering::Relaxed);
-        self.phase.store(phase, Ordering::Relaxed);
-    }
-
-    fn io(&self, read: bool) {
-        let now = self.now();
-        self.last_io.store(now, Ordering::Relaxed);
-        if read && self.phase.load(Ordering::Relaxed) == IDLE {
-            // The next request's first byte: its head must now arrive in time.
-            self.since.store(now, Ordering::Relaxed);
-            self.phase.store(HEAD, Ordering::Relaxed);
-        }
-    }
-
-    /// Notes that a request body did not arrive in time.
-    pub(crate) fn body_timed_out(&self) {
-        self.body_timed_out.store(true, Ordering::Relaxed);
-    }
-
-    /// `Err(phase name)` if the connection is past its deadline, else when to look again.
-    fn deadline(&self, s: &NetSettings) -> Result<Duration, &'static str> {
-        let now = self.now();
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        let (from, limit, name) = match self.phase.load(Ordering::Relaxed) {
-            HEAD => (
-                self.since.load(Ordering::Relaxed),
-                ms(s.header_timeout),
-                "header",
-            ),
-            IDLE => (
-                self.since.load(Ordering::Relaxed),
-                ms(s.idle_timeout),
-                "idle",
-            ),
-            RESPONDING => (
-                self.last_io
-                    .load(Ordering::Relaxed)
-                    .max(self.since.load(Ordering::Relaxed)),
-                ms(s.idle_timeout),
-                "write",
-            ),
-            _ => return Ok(s.idle_timeout),
-        };
-        let due = from.saturating_add(limit);
-        if now >= due {
-            Err(name)
-        } else {
-            Ok(Duration::from_millis(due - now))
-        }
-    }
-}
+use super::settings::NetSettings;
 
 /// The connection a request arrived on, as a request extension: the app reads from it whether
 /// the request's body timed out (and then answers 408).
@@ -117,7 +33,7 @@ pub struct ConnHandle(pub(crate) Arc<Activity>);
 impl ConnHandle {
     /// Whether a request body on this connection did not arrive in time.
     pub fn body_timed_out(&self) -> bool {
-        self.0.body_timed_out.load(Ordering::Relaxed)
+        self.0.body_has_timed_out()
     }
 }
 

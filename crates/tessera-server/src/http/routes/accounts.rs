@@ -9,10 +9,11 @@ use serde_json::json;
 use tessera_core::AccountId;
 use tessera_store::Account;
 
-use super::{validate, List};
-use crate::auth::Authorized;
+use super::validate;
 use crate::error::ApiError;
+use crate::gate::authorized::Authorized;
 use crate::http::extract::{Json, ListQuery};
+use crate::http::list::List;
 use crate::http::state::AppState;
 
 /// `POST /v1/agencies/{agy}/accounts`.

@@ -12,10 +12,12 @@ use tessera_core::time::parse_rfc3339;
 use tessera_core::{AccountId, KeyId};
 use tessera_store::{ApiKey, SecretHashRecord, StoreError, TenantScope};
 
-use super::{validate, List};
-use crate::auth::{Authorized, Target};
+use super::validate;
 use crate::error::{ApiError, ErrorCode};
+use crate::gate::authorized::Authorized;
+use crate::gate::dominates::Target;
 use crate::http::extract::{parse_id, Json, ListQuery};
+use crate::http::list::List;
 use crate::http::state::AppState;
 use crate::services::Services;
 

@@ -18,10 +18,11 @@ use serde_json::json;
 use tessera_core::{AppId, InstallationId};
 use tessera_store::{App, AppKind, Installation, SecretHashRecord, StoreError};
 
-use super::{validate, List};
-use crate::auth::Authorized;
+use super::validate;
 use crate::error::{ApiError, ErrorCode};
+use crate::gate::authorized::Authorized;
 use crate::http::extract::{parse_id, Json, ListQuery};
+use crate::http::list::List;
 use crate::http::state::AppState;
 use crate::oauth::token::audience_allows;
 use crate::oauth::tokens::{new_secret, CLIENT_SECRET_PREFIX};

@@ -10,10 +10,10 @@ use tessera_core::time::parse_rfc3339;
 use tessera_store::audit::verify_chain;
 use tessera_store::{AuditEvent, AuditFilter, ChainHash};
 
-use super::List;
-use crate::auth::Authorized;
 use crate::error::ApiError;
+use crate::gate::authorized::Authorized;
 use crate::http::extract::ListQuery;
+use crate::http::list::List;
 use crate::http::state::AppState;
 
 const BATCH: u32 = 1000;

@@ -9,10 +9,11 @@ use serde_json::json;
 use tessera_core::{AccountId, BindingId, Level, PrincipalId, RoleId};
 use tessera_store::{Binding, StoreError, TenantScope};
 
-use super::List;
-use crate::auth::{Authorized, Target};
 use crate::error::{ApiError, ErrorCode};
+use crate::gate::authorized::Authorized;
+use crate::gate::dominates::Target;
 use crate::http::extract::{parse_id, Json, ListQuery};
+use crate::http::list::List;
 use crate::http::state::AppState;
 use crate::services::Services;
 

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use tessera_core::catalog::CatalogFile;
 
-use crate::auth::Authorized;
+use crate::gate::authorized::Authorized;
 use crate::http::state::AppState;
 
 /// Any valid credential.

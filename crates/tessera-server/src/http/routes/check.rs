@@ -15,9 +15,13 @@ use tessera_store::{Status, StoreError, TenantScope};
 
 use std::sync::Arc;
 
-use crate::auth::{decide, deny, effective_of, key_grant, Authorized, Caller, ResourceDesc};
+use crate::authn::key_grant;
+use crate::caller::Caller;
 use crate::engine::{CachedSubject, Engine};
 use crate::error::ApiError;
+use crate::gate::authorized::Authorized;
+use crate::gate::decide::{decide, effective_of, ResourceDesc};
+use crate::gate::deny::deny;
 use crate::http::extract::{parse_id, Json, ListQuery};
 use crate::http::state::AppState;
 use crate::services::Services;
@@ -156,7 +160,7 @@ async fn subject(
         read,
         agency,
         account,
-        &crate::auth::request_context(s, &auth.meta),
+        &crate::gate::decide::request_context(s, &auth.meta),
         None,
     )
     .await?;

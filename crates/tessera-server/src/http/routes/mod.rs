@@ -18,9 +18,9 @@ pub mod validate;
 use axum::http::Method;
 use axum::routing::MethodRouter;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
-use serde::Serialize;
 
-use crate::auth::TargetFrom;
+use crate::gate::TargetFrom;
+use crate::http::list::List;
 use crate::http::state::AppState;
 
 /// What a route requires of its caller.
@@ -102,24 +102,6 @@ impl RouteSpec {
     fn empty(mut self) -> Self {
         self.status = 204;
         self
-    }
-}
-
-/// A page of a list, as every list route answers.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct List<T> {
-    /// The items.
-    pub items: Vec<T>,
-    /// The cursor of the next page, or null on the last.
-    pub next_cursor: Option<String>,
-}
-
-impl<T> From<tessera_store::Page<T>> for List<T> {
-    fn from(p: tessera_store::Page<T>) -> Self {
-        Self {
-            items: p.items,
-            next_cursor: p.next_cursor,
-        }
     }
 }
 

@@ -13,10 +13,10 @@ use tessera_core::abac::PolicySet;
 use tessera_core::PolicyId;
 use tessera_store::Policy;
 
-use super::List;
-use crate::auth::Authorized;
 use crate::error::{ApiError, ErrorCode};
+use crate::gate::authorized::Authorized;
 use crate::http::extract::{parse_id, Json, ListQuery};
+use crate::http::list::List;
 use crate::http::state::AppState;
 use crate::services::Services;
 
@@ -77,7 +77,7 @@ async fn refuse_self_lockout(
         .catalog
         .permission("policies.write")
         .ok_or_else(|| ApiError::internal("the catalog lacks `policies.write`"))?;
-    let denied = crate::auth::evaluate_policies(
+    let denied = crate::gate::decide::evaluate_policies(
         s,
         &auth.caller,
         &home,
@@ -85,7 +85,7 @@ async fn refuse_self_lockout(
         write,
         &auth.agency,
         None,
-        &crate::auth::request_context(s, &auth.meta),
+        &crate::gate::decide::request_context(s, &auth.meta),
     );
     match denied {
         None => Ok(()),

@@ -10,10 +10,12 @@ use serde_json::json;
 use tessera_core::{Level, PermissionSet, RoleId};
 use tessera_store::{Role, RolePatch, StoreError};
 
-use super::{validate, List};
-use crate::auth::{Authorized, Target};
+use super::validate;
 use crate::error::{ApiError, ErrorCode};
+use crate::gate::authorized::Authorized;
+use crate::gate::dominates::Target;
 use crate::http::extract::{parse_id, Json, ListQuery};
+use crate::http::list::List;
 use crate::http::state::AppState;
 use crate::services::Services;
 

@@ -64,7 +64,8 @@ async fn a_failed_redemption_retried_is_invalid_grant(app: &TestApp) {
 
 /// Installs `client_id` on the whole agency of `f` (no API creates one), with `scopes`.
 async fn install_agency_wide(app: &TestApp, f: &Fixture, scopes: &[&str]) -> String {
-    use tessera_server::auth::{audit_event, RequestMeta};
+    use tessera_server::audit::record::audit_event;
+    use tessera_server::caller::RequestMeta;
     let agency: tessera_core::AgencyId = f.ag.id.parse().unwrap();
     let app_id: tessera_core::AppId = f.client_id.parse().unwrap();
     let ins = tessera_store::Installation {

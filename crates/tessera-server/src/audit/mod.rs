@@ -1,0 +1,5 @@
+//! The audit trail's server side: building records of acts, and the writer that group-commits
+//! hot-path events to each agency's hash chain before the answer (I5: durable first).
+
+pub mod record;
+pub mod writer;

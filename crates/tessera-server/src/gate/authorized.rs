@@ -1,0 +1,182 @@
+//! What the gate established for a request (`Authorized`): the caller, the agency and account
+//! acted in, the route's permission and the request facts. Handlers extract it; its methods
+//! check further permissions, refuse grants beyond the caller's own and build audit records.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tessera_core::{AccountId, AgencyId, PermissionIndex, PermissionSet};
+use tessera_store::{AuditRecord, Outcome, TenantScope};
+
+use super::decide::{decide, effective_of, request_context};
+use super::deny::deny;
+use crate::audit::record::{attribute, audit_record};
+use crate::caller::{Caller, RequestMeta};
+use crate::error::ApiError;
+use crate::services::Services;
+
+/// What the gate established; handlers extract it.
+#[derive(Clone, Debug)]
+pub struct Authorized {
+    /// The caller.
+    pub caller: Arc<Caller>,
+    /// The agency acted in.
+    pub agency: AgencyId,
+    /// The account acted on, from the path.
+    pub account: Option<AccountId>,
+    pub(super) permission: Option<(PermissionIndex, &'static str)>,
+    pub(super) checked: bool,
+    /// Request facts.
+    pub meta: RequestMeta,
+}
+
+impl Authorized {
+    /// For routes any authenticated caller may use: no permission, no tenant scope.
+    pub fn for_caller(caller: Arc<Caller>, meta: RequestMeta) -> Self {
+        Self {
+            agency: caller.agency.clone(),
+            caller,
+            account: None,
+            permission: None,
+            checked: false,
+            meta,
+        }
+    }
+
+    /// The tenant scope of a route whose target came from the path (already checked).
+    pub fn scope(&self) -> Result<TenantScope, ApiError> {
+        if !self.checked {
+            return Err(ApiError::internal(
+                "route declared a body target but read the path scope",
+            ));
+        }
+        Ok(TenantScope::authenticated(self.agency.clone()))
+    }
+
+    /// The tenant scope once the tenant gate has passed, before the permission is checked at
+    /// a target read from the store (a binding's or key's account). Use it only to load what
+    /// that decision needs; act only with the scope `require_at` returns.
+    pub fn gate_scope(&self) -> TenantScope {
+        TenantScope::authenticated(self.agency.clone())
+    }
+
+    /// Checks the route's permission at `account` (or the whole agency) and returns the scope.
+    pub async fn require_at(
+        &self,
+        state: &Services,
+        account: Option<&AccountId>,
+    ) -> Result<TenantScope, ApiError> {
+        let (ix, name) = self
+            .permission
+            .ok_or_else(|| ApiError::internal("route without a permission asked for one"))?;
+        self.require(state, ix, name, account).await
+    }
+
+    /// Checks any permission at a target in this agency.
+    pub async fn require(
+        &self,
+        state: &Services,
+        ix: PermissionIndex,
+        name: &str,
+        account: Option<&AccountId>,
+    ) -> Result<TenantScope, ApiError> {
+        let d = decide(
+            state,
+            &self.caller,
+            ix,
+            &self.agency,
+            account,
+            &request_context(state, &self.meta),
+            None,
+        )
+        .await?;
+        if d.allowed {
+            return Ok(TenantScope::authenticated(self.agency.clone()));
+        }
+        Err(deny(
+            state,
+            &self.caller,
+            &self.agency,
+            account,
+            name,
+            &d.reason,
+            &self.meta,
+        )
+        .await)
+    }
+
+    /// What the caller may do at a target in this agency (for "grant only what you hold").
+    pub async fn effective(
+        &self,
+        state: &Services,
+        account: Option<&AccountId>,
+    ) -> Result<PermissionSet, ApiError> {
+        effective_of(state, &self.caller, &self.agency, account).await
+    }
+
+    /// Refuses a grant of permissions the caller does not hold (I2), naming them, and audits it.
+    pub async fn deny_missing(
+        &self,
+        state: &Services,
+        action: &str,
+        missing: Vec<String>,
+    ) -> ApiError {
+        let message = format!(
+            "you cannot grant permissions you do not hold: {}",
+            missing.join(", ")
+        );
+        self.refuse_missing(state, action, None, missing, message)
+            .await
+    }
+
+    /// Audits and answers a refusal (403) for lacking `missing` to do `action` on `target`.
+    pub async fn refuse_missing(
+        &self,
+        state: &Services,
+        action: &str,
+        target: Option<&str>,
+        missing: Vec<String>,
+        message: String,
+    ) -> ApiError {
+        let detail =
+            json!({ "missing_permissions": missing, "attempted": action, "target": target });
+        let record = attribute(
+            &self.caller,
+            audit_record(
+                state,
+                &self.caller.principal,
+                &self.meta,
+                "authz.denied",
+                Some(target.unwrap_or(self.agency.as_str())),
+                Outcome::Denied,
+                detail,
+            ),
+        );
+        if let Err(e) = state.store.append_audit(&self.gate_scope(), &record).await {
+            tracing::warn!(error = %e, "could not audit a denied request");
+        }
+        ApiError::forbidden(message).with_extra(json!({ "missing_permissions": missing }))
+    }
+
+    /// An audit record of an act by this caller.
+    pub fn audit(
+        &self,
+        state: &Services,
+        action: &str,
+        target: Option<&str>,
+        detail: serde_json::Value,
+    ) -> AuditRecord {
+        attribute(
+            &self.caller,
+            audit_record(
+                state,
+                &self.caller.principal,
+                &self.meta,
+                action,
+                target,
+                Outcome::Success,
+                detail,
+            ),
+        )
+    }
+}

@@ -1,0 +1,217 @@
+//! The gate in front of every `/v1` route: authenticates the bearer credential, resolves the
+//! target (agency and account from the path), and lets the request through only if the
+//! decision allows it. Every route's permission is declared in `http::routes::table`.
+//! INVARIANT (I1): a `TenantScope` is only built here, for an agency the caller was authorized
+//! in; another tenant's agency answers the same 404 as a missing one. (I3) deny by default.
+
+pub mod authorized;
+pub mod decide;
+pub mod deny;
+pub mod dominates;
+
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::http::request::Parts;
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use serde_json::json;
+use tessera_core::{AccountId, AgencyId, PermissionIndex, Reason};
+use tessera_store::{Outcome, TenantScope};
+
+use crate::audit::record::{attribute, audit_record};
+use crate::caller::RequestMeta;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::extract::parse_id;
+use crate::http::state::AppState;
+use authorized::Authorized;
+use decide::{decide, request_context};
+use deny::{audit_in, deny};
+
+/// The route's requirement, attached to each route by the router.
+#[derive(Clone, Debug)]
+pub struct GuardState {
+    /// The app.
+    pub app: AppState,
+    /// The permission's name.
+    pub permission: &'static str,
+    /// Its index.
+    pub index: PermissionIndex,
+    /// Where the target comes from.
+    pub target: TargetFrom,
+    /// Only platform principals may call the route (agency collection routes).
+    pub platform_only: bool,
+}
+
+/// Where a route takes its authorization target from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetFrom {
+    /// `{agy}` (or the caller's own agency) and `{acc}` from the path: checked before the handler.
+    Path,
+    /// The account is in the body or the stored object: the gate checks the tenant, the
+    /// handler calls `require_at`.
+    Body,
+}
+
+/// The gate in front of every `/v1` route.
+pub async fn guard(State(g): State<GuardState>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    match check(&g, request).await {
+        Ok((request, agency)) => {
+            let resp = next.run(request).await;
+            // This node's own writes take effect on its next check (other nodes: the feed).
+            if resp.status().is_success() && method != Method::GET && method != Method::HEAD {
+                g.app.engine.invalidate(&agency);
+            }
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let meta = parts
+        .extensions
+        .get::<RequestMeta>()
+        .cloned()
+        .unwrap_or_default();
+    let caller =
+        crate::authn::authenticate(&g.app, crate::http::extract::authorization(&parts.headers))
+            .await?;
+    let params = RawPathParams::from_request_parts(&mut parts, &())
+        .await
+        .map_err(|_| ApiError::invalid("malformed path"))?;
+    let mut agency = None;
+    let mut account = None;
+    for (name, value) in &params {
+        match name {
+            "agy" => agency = Some(parse_id::<AgencyId>(value)?),
+            "acc" => account = Some(parse_id::<AccountId>(value)?),
+            _ => {}
+        }
+    }
+    if g.platform_only && !caller.is_platform {
+        let own = caller.agency.clone();
+        return Err(deny(
+            &g.app,
+            &caller,
+            &own,
+            None,
+            g.permission,
+            &Reason::NotGranted,
+            &meta,
+        )
+        .await);
+    }
+    let agency = agency.unwrap_or_else(|| caller.agency.clone());
+    let ctx = request_context(&g.app, &meta);
+    let d = decide(
+        &g.app,
+        &caller,
+        g.index,
+        &agency,
+        account.as_ref(),
+        &ctx,
+        None,
+    )
+    .await?;
+    let denied = match g.target {
+        TargetFrom::Path => !d.allowed,
+        // The handler checks the body's account; here only the tenant gate applies.
+        TargetFrom::Body => matches!(d.reason, Reason::OtherTenant),
+    };
+    if denied {
+        return Err(deny(
+            &g.app,
+            &caller,
+            &agency,
+            account.as_ref(),
+            g.permission,
+            &d.reason,
+            &meta,
+        )
+        .await);
+    }
+    if agency != caller.agency {
+        // Platform staff acting in an agency: it must exist, or it is the same 404.
+        g.app.store.get_agency(&agency).await?;
+        if let Some(overridden) = &d.break_glass {
+            // The agency's policies said no; platform staff went through anyway (I5).
+            let detail = json!({
+                "permission": g.permission, "method": parts.method.as_str(),
+                "path": parts.uri.path(), "home_agency": caller.agency.as_str(),
+                "overridden": overridden.code(), "policies": match overridden {
+                    Reason::DeniedByPolicy { policies } => json!(policies),
+                    _ => json!([]),
+                },
+            });
+            audit_in(
+                &g.app,
+                &caller,
+                &meta,
+                &agency,
+                "platform.break_glass",
+                detail,
+            )
+            .await?;
+        }
+        // Their reads are recorded in the agency's own chain (their writes are audited by the
+        // handlers), so an agency can see when platform staff looked at its data.
+        if parts.method == Method::GET || parts.method == Method::HEAD {
+            let path = parts.uri.path().to_owned();
+            let detail = json!({ "permission": g.permission, "method": parts.method.as_str(), "path": path, "home_agency": caller.agency.as_str() });
+            audit_in(
+                &g.app,
+                &caller,
+                &meta,
+                &agency,
+                "platform.cross_tenant_read",
+                detail,
+            )
+            .await?;
+        }
+    }
+    if caller.actor().is_some() {
+        // Every act under impersonation is recorded, reads included (I5).
+        let detail = json!({ "permission": g.permission, "method": parts.method.as_str(), "path": parts.uri.path() });
+        let record = attribute(
+            &caller,
+            audit_record(
+                &g.app,
+                &caller.principal,
+                &meta,
+                "impersonation.request",
+                Some(agency.as_str()),
+                Outcome::Success,
+                detail,
+            ),
+        );
+        g.app
+            .audit
+            .append(TenantScope::authenticated(agency.clone()), record)
+            .await?;
+    }
+    parts.extensions.insert(Authorized {
+        caller,
+        agency: agency.clone(),
+        account,
+        permission: Some((g.index, g.permission)),
+        checked: g.target == TargetFrom::Path,
+        meta,
+    });
+    Ok((Request::from_parts(parts, body), agency))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Authorized {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Self>().cloned().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Internal,
+                "route is not behind the authorization gate",
+            )
+        })
+    }
+}
