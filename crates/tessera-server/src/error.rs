@@ -265,3 +265,23 @@ impl From<EngineError> for ApiError {
         }
     }
 }
+
+impl From<crate::authn::AuthnError> for ApiError {
+    fn from(e: crate::authn::AuthnError) -> Self {
+        use crate::authn::AuthnError as E;
+        let refused = e.is_refusal();
+        let err = match e {
+            E::Store(s) => return s.into(),
+            E::Unavailable(detail) => Self::new(ErrorCode::Unavailable, detail),
+            E::Internal(detail) => Self::internal(detail),
+            other => Self::unauthenticated(other.to_string()),
+        };
+        // A Bearer credential was presented and refused: the challenge says `invalid_token`
+        // (RFC 6750 §3.1).
+        if refused {
+            err.presented()
+        } else {
+            err
+        }
+    }
+}

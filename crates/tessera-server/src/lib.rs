@@ -255,7 +255,7 @@ async fn authenticated_only(
                 .insert(gate::authorized::Authorized::for_caller(caller, meta));
             next.run(req).await
         }
-        Err(e) => e.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 

@@ -10,8 +10,62 @@ use tessera_store::{ApiKey, Status, TenantScope};
 use tessera_token::{check_api_key_format, looks_like_api_key};
 
 use crate::caller::Caller;
-use crate::error::{ApiError, ErrorCode};
+
 use crate::services::Services;
+
+/// Why a credential was not accepted. Mapped to problem+json in `crate::error` and to RFC 6750
+/// in `crate::oauth`, each in one place; a store outage is never a refusal (503, not 401).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthnError {
+    /// No `Authorization` header.
+    #[error("send a credential as `Authorization: Bearer <API key or access token>`")]
+    Missing,
+    /// The header is not visible ASCII.
+    #[error("the authorization header is not valid text")]
+    NotText,
+    /// Another scheme than `Bearer`.
+    #[error("use the `Bearer` authorization scheme")]
+    WrongScheme,
+    /// Neither an API key nor a JWT.
+    #[error("the credential is neither a Tessera API key nor an access token")]
+    Unrecognised,
+    /// An API key whose format or checksum is wrong (checked before any store read).
+    #[error("invalid API key: {0}")]
+    MalformedKey(String),
+    /// An API key that is unknown, expired or revoked, or whose agency is not active.
+    #[error("the API key is invalid, expired or revoked")]
+    InvalidKey,
+    /// An access token that did not verify, expired, was revoked, or lost its client.
+    #[error("the access token is not valid: {0}")]
+    InvalidToken(String),
+    /// The token verifier refused the credential, saying why.
+    #[error("{0}")]
+    Refused(String),
+    /// The store failed (an outage answers 503, anything else 500).
+    #[error(transparent)]
+    Store(#[from] tessera_store::StoreError),
+    /// The store or a dependency is unavailable: retry later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected state; the detail goes to the log.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl AuthnError {
+    /// Whether a credential was presented and refused (RFC 6750 §3.1 `invalid_token`), rather
+    /// than absent or unreadable, or the check failed on our side.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Unrecognised
+                | Self::MalformedKey(_)
+                | Self::InvalidKey
+                | Self::InvalidToken(_)
+                | Self::Refused(_)
+        )
+    }
+}
 
 /// The `Authorization` header of a request, as the HTTP layer read it.
 #[derive(Clone, Copy, Debug)]
@@ -29,48 +83,31 @@ pub enum Presented<'a> {
 pub async fn authenticate(
     state: &Services,
     header: Presented<'_>,
-) -> Result<Arc<Caller>, ApiError> {
+) -> Result<Arc<Caller>, AuthnError> {
     let raw = match header {
-        Presented::Absent => {
-            return Err(ApiError::unauthenticated(
-                "send a credential as `Authorization: Bearer <API key or access token>`",
-            ))
-        }
-        Presented::NotText => {
-            return Err(ApiError::unauthenticated(
-                "the authorization header is not valid text",
-            ))
-        }
+        Presented::Absent => return Err(AuthnError::Missing),
+        Presented::NotText => return Err(AuthnError::NotText),
         Presented::Value(v) => v,
     };
-    let token = match raw.split_once(' ') {
-        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
-        _ => {
-            return Err(ApiError::unauthenticated(
-                "use the `Bearer` authorization scheme",
-            ))
+    match raw.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => {
+            authenticate_token(state, t.trim()).await
         }
-    };
-    // A Bearer credential was presented: a refusal says `invalid_token` (RFC 6750 §3.1).
-    authenticate_token(state, token)
-        .await
-        .map_err(ApiError::presented)
+        _ => Err(AuthnError::WrongScheme),
+    }
 }
 
 /// Authenticates a bearer credential: an API key or an access token.
-pub async fn authenticate_token(state: &Services, token: &str) -> Result<Arc<Caller>, ApiError> {
+pub async fn authenticate_token(state: &Services, token: &str) -> Result<Arc<Caller>, AuthnError> {
     if crate::oauth::tokens::looks_like_jwt(token) {
         return authenticate_access_token(state, token).await;
     }
     if !looks_like_api_key(token) {
-        return Err(ApiError::unauthenticated(
-            "the credential is neither a Tessera API key nor an access token",
-        ));
+        return Err(AuthnError::Unrecognised);
     }
     // The format and checksum are checked before any storage read.
-    check_api_key_format(token)
-        .map_err(|e| ApiError::unauthenticated(format!("invalid API key: {e}")))?;
-    let invalid = || ApiError::unauthenticated("the API key is invalid, expired or revoked");
+    check_api_key_format(token).map_err(|e| AuthnError::MalformedKey(e.to_string()))?;
+    let invalid = || AuthnError::InvalidKey;
     let hash = state.pepper.hash(token.as_bytes());
     let now = state.clock.now();
     if let Some(caller) = state.engine.cached_caller(hash.as_bytes(), now).await {
@@ -134,7 +171,10 @@ pub async fn authenticate_token(state: &Services, token: &str) -> Result<Arc<Cal
 
 /// Authenticates an access token (RFC 9068 JWT): verified, checked against the agency's
 /// revocations, and cached with the agency's callers until it expires or the agency changes.
-async fn authenticate_access_token(state: &Services, token: &str) -> Result<Arc<Caller>, ApiError> {
+async fn authenticate_access_token(
+    state: &Services,
+    token: &str,
+) -> Result<Arc<Caller>, AuthnError> {
     let hash = state.pepper.hash(token.as_bytes());
     let now = state.clock.now();
     if let Some(caller) = state.engine.cached_caller(hash.as_bytes(), now).await {
@@ -143,37 +183,31 @@ async fn authenticate_access_token(state: &Services, token: &str) -> Result<Arc<
         let client_ok = match caller.token.as_ref().map(|t| t.client_id.as_str()) {
             Some(id) if !id.starts_with("key_") => crate::oauth::client::lookup(state, id)
                 .await
-                .map_err(oauth_to_api)?
+                .map_err(from_oauth)?
                 .is_some(),
             _ => true,
         };
         if client_ok {
             return Ok(caller);
         }
-        return Err(ApiError::unauthenticated(
-            "the access token is not valid: its client was deleted",
-        ));
+        return Err(AuthnError::InvalidToken("its client was deleted".into()));
     }
     let issuer = state.oauth.issuer().to_owned();
     let claims = match crate::oauth::tokens::check_access_token(state, token, Some(&issuer)).await {
         Ok(Ok(c)) => c,
-        Ok(Err(why)) => {
-            return Err(ApiError::unauthenticated(format!(
-                "the access token is not valid: {why}"
-            )))
-        }
-        Err(e) => return Err(oauth_to_api(e)),
+        Ok(Err(why)) => return Err(AuthnError::InvalidToken(why.to_string())),
+        Err(e) => return Err(from_oauth(e)),
     };
     let agency: AgencyId = claims
         .tenant
         .agency
         .parse()
-        .map_err(|_| ApiError::unauthenticated("the access token has a malformed tenant"))?;
+        .map_err(|_| AuthnError::InvalidToken("it has a malformed tenant".into()))?;
     let generation = state.engine.generation_of(&agency);
     let caller = Arc::new(
         crate::oauth::tokens::caller_from_claims(state, &claims)
             .await
-            .map_err(oauth_to_api)?,
+            .map_err(from_oauth)?,
     );
     state
         .engine
@@ -187,12 +221,13 @@ async fn authenticate_access_token(state: &Services, token: &str) -> Result<Arc<
     Ok(caller)
 }
 
-fn oauth_to_api(e: crate::oauth::OAuthError) -> ApiError {
+/// The verifier's failures (a store read behind it) as authentication errors.
+fn from_oauth(e: crate::oauth::OAuthError) -> AuthnError {
+    // lead: match the typed `OAuthErrorCode` once oauth/ has it.
     match e.status.as_u16() {
-        503 => ApiError::new(ErrorCode::Unavailable, e.description),
-        401 => ApiError::unauthenticated(e.description),
-        s if s >= 500 => ApiError::internal(e.description),
-        _ => ApiError::unauthenticated(e.description),
+        503 => AuthnError::Unavailable(e.description),
+        s if s >= 500 => AuthnError::Internal(e.description),
+        _ => AuthnError::Refused(e.description),
     }
 }
 
