@@ -1,10 +1,10 @@
-//! The one place errors become HTTP: RFC 9457 problem+json with a stable `code` (I7).
+//! The server's domain error: a stable `code` (I7), a message for the client and optional extra
+//! members; every layer's typed error converts into it here, in one place. `http::problem`
+//! renders it as RFC 9457 problem+json.
 //!
 //! INVARIANT: a client's mistake is always a 4xx with a code from `ErrorCode`; a 5xx body
 //! carries the request id only, and the detail goes to the log.
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tessera_store::StoreError;
 
@@ -64,26 +64,8 @@ impl ErrorCode {
         }
     }
 
-    /// The HTTP status.
-    pub fn status(self) -> StatusCode {
-        match self {
-            Self::InvalidRequest | Self::InvalidId => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Conflict => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::RevisionNotReached => StatusCode::CONFLICT,
-        }
-    }
-
-    fn title(self) -> &'static str {
+    /// The problem's title.
+    pub fn title(self) -> &'static str {
         match self {
             Self::InvalidRequest => "invalid request",
             Self::InvalidId => "invalid id",
@@ -208,51 +190,6 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.code.status();
-        let mut body = json!({
-            "type": format!("https://tessera.dev/problems/{}", self.code.as_str()),
-            "title": self.code.title(),
-            "status": status.as_u16(),
-            "detail": self.detail,
-            "code": self.code.as_str(),
-        });
-        if let (Some(serde_json::Value::Object(extra)), Some(obj)) =
-            (self.extra, body.as_object_mut())
-        {
-            for (k, v) in extra {
-                obj.entry(k).or_insert(v);
-            }
-        }
-        let mut resp = (status, body.to_string()).into_response();
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if self.code == ErrorCode::Unauthenticated {
-            // RFC 6750 §3: no credential, a bare challenge; a refused one, with its error.
-            let challenge = if self.invalid_token {
-                "Bearer realm=\"tessera\", error=\"invalid_token\""
-            } else {
-                "Bearer realm=\"tessera\""
-            };
-            h.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
-        }
-        if self.code == ErrorCode::RequestTimeout {
-            // RFC 9110 §15.5.9: the server closes the connection.
-            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        if let Some(secs) = self.retry_after {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        resp
-    }
-}
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
@@ -282,6 +219,33 @@ impl From<crate::authn::AuthnError> for ApiError {
             err.presented()
         } else {
             err
+        }
+    }
+}
+
+impl From<crate::gate::error::AuthzError> for ApiError {
+    fn from(e: crate::gate::error::AuthzError) -> Self {
+        use crate::gate::error::AuthzError as E;
+        let message = e.to_string();
+        match e {
+            E::Hidden => Self::not_found(),
+            E::OutsideScope { permission } => Self::forbidden(message).with_extra(
+                json!({ "missing_permissions": [permission], "reason": "outside_credential_scope" }),
+            ),
+            E::OutsideAccount { permission } => Self::forbidden(message).with_extra(
+                json!({ "missing_permissions": [permission], "reason": "outside_credential_account" }),
+            ),
+            E::Policy { permission, reason } | E::NotGranted { permission, reason } => {
+                Self::forbidden(message)
+                    .with_extra(json!({ "missing_permissions": [permission], "reason": reason }))
+            }
+            E::Missing { message, missing } => {
+                Self::forbidden(message).with_extra(json!({ "missing_permissions": missing }))
+            }
+            E::Authn(e) => e.into(),
+            E::Engine(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Internal(what) => Self::internal(what),
         }
     }
 }

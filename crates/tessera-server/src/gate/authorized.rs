@@ -10,9 +10,9 @@ use tessera_store::{AuditRecord, Outcome, TenantScope};
 
 use super::decide::{decide, effective_of, request_context};
 use super::deny::deny;
+use super::error::AuthzError;
 use crate::audit::record::{attribute, audit_record};
 use crate::caller::{Caller, RequestMeta};
-use crate::error::ApiError;
 use crate::services::Services;
 
 /// What the gate established; handlers extract it.
@@ -44,9 +44,9 @@ impl Authorized {
     }
 
     /// The tenant scope of a route whose target came from the path (already checked).
-    pub fn scope(&self) -> Result<TenantScope, ApiError> {
+    pub fn scope(&self) -> Result<TenantScope, AuthzError> {
         if !self.checked {
-            return Err(ApiError::internal(
+            return Err(AuthzError::Internal(
                 "route declared a body target but read the path scope",
             ));
         }
@@ -65,10 +65,10 @@ impl Authorized {
         &self,
         state: &Services,
         account: Option<&AccountId>,
-    ) -> Result<TenantScope, ApiError> {
-        let (ix, name) = self
-            .permission
-            .ok_or_else(|| ApiError::internal("route without a permission asked for one"))?;
+    ) -> Result<TenantScope, AuthzError> {
+        let (ix, name) = self.permission.ok_or(AuthzError::Internal(
+            "route without a permission asked for one",
+        ))?;
         self.require(state, ix, name, account).await
     }
 
@@ -79,7 +79,7 @@ impl Authorized {
         ix: PermissionIndex,
         name: &str,
         account: Option<&AccountId>,
-    ) -> Result<TenantScope, ApiError> {
+    ) -> Result<TenantScope, AuthzError> {
         let d = decide(
             state,
             &self.caller,
@@ -110,7 +110,7 @@ impl Authorized {
         &self,
         state: &Services,
         account: Option<&AccountId>,
-    ) -> Result<PermissionSet, ApiError> {
+    ) -> Result<PermissionSet, AuthzError> {
         effective_of(state, &self.caller, &self.agency, account).await
     }
 
@@ -120,7 +120,7 @@ impl Authorized {
         state: &Services,
         action: &str,
         missing: Vec<String>,
-    ) -> ApiError {
+    ) -> AuthzError {
         let message = format!(
             "you cannot grant permissions you do not hold: {}",
             missing.join(", ")
@@ -137,7 +137,7 @@ impl Authorized {
         target: Option<&str>,
         missing: Vec<String>,
         message: String,
-    ) -> ApiError {
+    ) -> AuthzError {
         let detail =
             json!({ "missing_permissions": missing, "attempted": action, "target": target });
         let record = attribute(
@@ -155,7 +155,7 @@ impl Authorized {
         if let Err(e) = state.store.append_audit(&self.gate_scope(), &record).await {
             tracing::warn!(error = %e, "could not audit a denied request");
         }
-        ApiError::forbidden(message).with_extra(json!({ "missing_permissions": missing }))
+        AuthzError::Missing { message, missing }
     }
 
     /// An audit record of an act by this caller.

@@ -10,9 +10,9 @@ use tessera_core::abac::{AbacRequest, PrincipalKind};
 use tessera_core::index::{self, Check};
 use tessera_core::{AccountId, AgencyId, PermissionIndex, PermissionSet, PrincipalId, Reason};
 
+use super::error::AuthzError;
 use crate::caller::{Caller, RequestMeta};
 use crate::engine::{AgencyEntry, PlatformPolicies};
-use crate::error::ApiError;
 use crate::services::Services;
 
 impl Caller {
@@ -83,7 +83,7 @@ pub async fn decide(
     account: Option<&AccountId>,
     resource: &ResourceDesc,
     at_least: Option<i64>,
-) -> Result<Decided, ApiError> {
+) -> Result<Decided, AuthzError> {
     let home = state
         .engine
         .entry(&caller.agency, caller.is_platform, at_least)
@@ -232,7 +232,7 @@ pub async fn effective_of(
     caller: &Caller,
     agency: &AgencyId,
     account: Option<&AccountId>,
-) -> Result<PermissionSet, ApiError> {
+) -> Result<PermissionSet, AuthzError> {
     let home = state
         .engine
         .entry(&caller.agency, caller.is_platform, None)

@@ -5,9 +5,9 @@ use serde_json::{json, Value};
 use tessera_core::{AccountId, AgencyId, Reason};
 use tessera_store::{Outcome, TenantScope};
 
+use super::error::AuthzError;
 use crate::audit::record::{attribute, audit_record};
 use crate::caller::{Caller, RequestMeta};
-use crate::error::ApiError;
 use crate::services::Services;
 
 /// Answers a denial (404 across tenants, 403 otherwise) and audits it.
@@ -19,32 +19,35 @@ pub async fn deny(
     permission: &str,
     reason: &Reason,
     meta: &RequestMeta,
-) -> ApiError {
-    let missing = json!({ "missing_permissions": [permission], "reason": reason.code() });
+) -> AuthzError {
+    let permission_owned = permission.to_owned();
     let (chain, err) = match reason {
-        Reason::OtherTenant => (caller.agency.clone(), ApiError::not_found()),
+        Reason::OtherTenant => (caller.agency.clone(), AuthzError::Hidden),
         Reason::OutsideCredentialScope => (
             agency.clone(),
-            ApiError::forbidden(format!(
-                "the credential's scopes do not include `{permission}`"
-            ))
-            .with_extra(missing),
+            AuthzError::OutsideScope {
+                permission: permission_owned,
+            },
         ),
         Reason::OutsideCredentialAccount => (
             agency.clone(),
-            ApiError::forbidden("this credential is bound to another account").with_extra(missing),
+            AuthzError::OutsideAccount {
+                permission: permission_owned,
+            },
         ),
         Reason::DeniedByPolicy { .. } | Reason::PolicyError { .. } => (
             agency.clone(),
-            ApiError::forbidden(format!(
-                "a policy of this agency forbids `{permission}` here"
-            ))
-            .with_extra(missing),
+            AuthzError::Policy {
+                permission: permission_owned,
+                reason: reason.code(),
+            },
         ),
         _ => (
             agency.clone(),
-            ApiError::forbidden(format!("the caller lacks `{permission}` here"))
-                .with_extra(missing),
+            AuthzError::NotGranted {
+                permission: permission_owned,
+                reason: reason.code(),
+            },
         ),
     };
     let detail = json!({
@@ -83,7 +86,7 @@ pub(super) async fn audit_in(
     agency: &AgencyId,
     action: &str,
     detail: Value,
-) -> Result<(), ApiError> {
+) -> Result<(), AuthzError> {
     let record = attribute(
         caller,
         audit_record(

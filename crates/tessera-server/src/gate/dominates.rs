@@ -8,8 +8,8 @@ use tessera_store::{ApiKey, TenantScope};
 
 use super::authorized::Authorized;
 use super::decide::{effective_of, evaluate_policies, request_context};
+use super::error::AuthzError;
 use crate::authn::key_grant;
-use crate::error::ApiError;
 use crate::services::Services;
 
 /// A principal or credential a caller wants to change, with what it holds by itself.
@@ -52,7 +52,7 @@ impl Target {
         state: &Services,
         scope: &TenantScope,
         principal: &PrincipalId,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, AuthzError> {
         match principal {
             PrincipalId::Key(id) => match state.store.get_api_key(scope, id).await {
                 Ok(key) => Ok(Self::key(state, &key)),
@@ -84,7 +84,7 @@ impl Authorized {
         state: &Services,
         target: &Target,
         action: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AuthzError> {
         // Oneself, with a credential that is not narrowed (no scopes, no account, no
         // impersonation): nothing to gain. A narrowed credential (a token holding only
         // `users.write`) is compared like anyone else, or it could reset its own user's

@@ -8,6 +8,7 @@ pub mod authorized;
 pub mod decide;
 pub mod deny;
 pub mod dominates;
+pub mod error;
 
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
@@ -102,7 +103,8 @@ async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), 
             &Reason::NotGranted,
             &meta,
         )
-        .await);
+        .await
+        .into());
     }
     let agency = agency.unwrap_or_else(|| caller.agency.clone());
     let ctx = request_context(&g.app, &meta);
@@ -131,7 +133,8 @@ async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), 
             &d.reason,
             &meta,
         )
-        .await);
+        .await
+        .into());
     }
     if agency != caller.agency {
         // Platform staff acting in an agency: it must exist, or it is the same 404.

@@ -5,5 +5,6 @@
 pub mod extract;
 pub mod list;
 pub mod openapi;
+pub mod problem;
 pub mod routes;
 pub mod state;

@@ -129,7 +129,8 @@ pub async fn create(
     if !missing.is_empty() {
         return Err(auth
             .deny_missing(&s, "api_key.create", s.catalog.permission_names(&missing))
-            .await);
+            .await
+            .into());
     }
     let (secret, hash) = new_secret(&s);
     let key = ApiKey {

@@ -287,7 +287,8 @@ async fn require_holds_scopes(
     );
     Err(auth
         .refuse_missing(s, action, Some(app.id.as_str()), names, message)
-        .await)
+        .await
+        .into())
 }
 
 /// Requires `apps.read` on the agency.
@@ -439,7 +440,8 @@ pub async fn install(
                 "installation.create",
                 s.catalog.permission_names(&missing),
             )
-            .await);
+            .await
+            .into());
     }
     let now = s.clock.now();
     let ins = Installation {

@@ -113,7 +113,8 @@ pub async fn create(
     if !missing.is_empty() {
         return Err(auth
             .deny_missing(&s, "binding.create", s.catalog.permission_names(&missing))
-            .await);
+            .await
+            .into());
     }
     let now = s.clock.now();
     let binding = Binding {

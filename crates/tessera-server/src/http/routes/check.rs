@@ -174,7 +174,8 @@ async fn subject(
             &d.reason,
             &auth.meta,
         )
-        .await);
+        .await
+        .into());
     }
     let now = s.clock.now();
     let generation = s.engine.generation_of(agency);

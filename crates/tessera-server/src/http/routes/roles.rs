@@ -82,7 +82,8 @@ async fn check_permissions(
     if !missing.is_empty() {
         return Err(auth
             .deny_missing(s, action, s.catalog.permission_names(&missing))
-            .await);
+            .await
+            .into());
     }
     Ok(names)
 }
