@@ -3,4 +3,5 @@
 
 pub mod action;
 pub mod record;
+pub mod reference;
 pub mod writer;
