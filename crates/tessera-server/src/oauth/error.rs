@@ -137,16 +137,16 @@ impl OAuthErrorCode {
 #[derive(Debug)]
 pub struct OAuthError {
     /// The `error` code.
-    pub code: OAuthErrorCode,
+    pub error: OAuthErrorCode,
     /// A human description (never secret).
     pub description: String,
 }
 
 impl OAuthError {
     /// An error with a code and a description.
-    pub fn new(code: OAuthErrorCode, description: impl Into<String>) -> Self {
+    pub fn new(error: OAuthErrorCode, description: impl Into<String>) -> Self {
         Self {
-            code,
+            error,
             description: description.into(),
         }
     }
@@ -182,7 +182,7 @@ impl OAuthError {
 
 impl std::fmt::Display for OAuthError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code.as_str(), self.description)
+        write!(f, "{}: {}", self.error.as_str(), self.description)
     }
 }
 
@@ -200,7 +200,7 @@ impl From<StoreError> for OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let wire = self.code.wire();
+        let wire = self.error.wire();
         let mut resp = (
             wire.status,
             axum::Json(json!({ "error": wire.code, "error_description": self.description })),
@@ -212,7 +212,7 @@ impl IntoResponse for OAuthError {
         if let Some(c) = wire.challenge {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
         }
-        if self.code == OAuthErrorCode::TemporarilyUnavailable {
+        if self.error == OAuthErrorCode::TemporarilyUnavailable {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
@@ -243,7 +243,7 @@ pub struct LegacyOAuthError {
 impl From<OAuthError> for LegacyOAuthError {
     fn from(e: OAuthError) -> Self {
         Self {
-            status: e.code.status(),
+            status: e.error.status(),
             description: e.description,
         }
     }
@@ -323,7 +323,7 @@ mod tests {
     #[test]
     fn an_outage_is_temporarily_unavailable_with_retry_after() {
         let e = OAuthError::from(StoreError::Unavailable("down".into()));
-        assert_eq!(e.code, OAuthErrorCode::TemporarilyUnavailable);
+        assert_eq!(e.error, OAuthErrorCode::TemporarilyUnavailable);
         let r = e.into_response();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(r.headers().contains_key(header::RETRY_AFTER));

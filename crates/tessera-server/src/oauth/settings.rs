@@ -4,6 +4,8 @@
 //! INVARIANT: built once per node from the master key and the catalog; nothing here reads the
 //! store, so `Services` can hold it without an import cycle.
 
+use std::time::Duration;
+
 use tessera_core::{Catalog, PermissionSet};
 
 use super::cache::{ClientCache, VerifiedCache};
@@ -11,28 +13,28 @@ use crate::oauth_ui::{CookieKey, SignInThrottle};
 
 /// Lifetimes and limits of the authorization server.
 ///
-/// The lifetimes stay integers (seconds, or milliseconds where named): `cli.rs`, `config.rs`
-/// and the test harness build this struct field by field, so a `Duration` here changes their
-/// code too (left for whoever owns them).
+/// Lifetimes are `Duration`s, except `access_ttl` (seconds) and `refresh_reuse_grace_ms`
+/// (milliseconds), which `cli.rs` fills from `config.rs` as integers (left for their owner to
+/// convert with the configuration).
 #[derive(Clone, Debug)]
 pub struct OAuthSettings {
     /// The `iss` of every token and the base of discovery (no trailing slash).
     pub issuer: String,
     /// Access-token lifetime, seconds (default 15 minutes).
     pub access_ttl: i64,
-    /// Authorization-code lifetime, seconds (default 60).
-    pub code_ttl: i64,
-    /// A refresh token unused this long expires, seconds (default 14 days).
-    pub refresh_idle_ttl: i64,
-    /// A refresh family ends this long after sign-in, seconds (default 90 days).
-    pub refresh_absolute_ttl: i64,
+    /// Authorization-code lifetime (default 60 s).
+    pub code_ttl: Duration,
+    /// A refresh token unused this long expires (default 14 days).
+    pub refresh_idle_ttl: Duration,
+    /// A refresh family ends this long after sign-in (default 90 days).
+    pub refresh_absolute_ttl: Duration,
     /// A rotated refresh token presented again within this window is refused without revoking
     /// its family (a client's own retry), milliseconds (default 2 s, at most 5 s).
     pub refresh_reuse_grace_ms: i64,
-    /// Impersonation tokens live at most this long, seconds (1 hour).
-    pub impersonation_ttl: i64,
-    /// A browser sign-in session lasts this long, seconds (default 8 hours).
-    pub session_ttl: i64,
+    /// Impersonation tokens live at most this long (1 hour).
+    pub impersonation_ttl: Duration,
+    /// A browser sign-in session lasts this long (default 8 hours).
+    pub session_ttl: Duration,
 }
 
 impl Default for OAuthSettings {
@@ -40,14 +42,24 @@ impl Default for OAuthSettings {
         Self {
             issuer: "http://127.0.0.1:8080".into(),
             access_ttl: 900,
-            code_ttl: 60,
-            refresh_idle_ttl: 14 * 86_400,
-            refresh_absolute_ttl: 90 * 86_400,
+            code_ttl: Duration::from_secs(60),
+            refresh_idle_ttl: Duration::from_secs(14 * 86_400),
+            refresh_absolute_ttl: Duration::from_secs(90 * 86_400),
             refresh_reuse_grace_ms: 2_000,
-            impersonation_ttl: 3_600,
-            session_ttl: 8 * 3_600,
+            impersonation_ttl: Duration::from_secs(3_600),
+            session_ttl: Duration::from_secs(8 * 3_600),
         }
     }
+}
+
+/// `d` in whole seconds, for epoch-second arithmetic (saturating).
+pub fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// `d` in milliseconds, for epoch-millisecond arithmetic (saturating).
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The permissions an impersonation token never carries, by default: billing, API keys and app

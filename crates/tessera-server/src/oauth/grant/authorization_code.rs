@@ -16,6 +16,7 @@ use crate::auth::RequestMeta;
 use crate::oauth::client::Client;
 use crate::oauth::pkce;
 use crate::oauth::scope::split_scopes;
+use crate::oauth::settings::millis;
 use crate::services::Services;
 
 /// A code redemption: the authenticated client and the parameters of RFC 6749 §4.1.3 (the
@@ -107,7 +108,7 @@ pub async fn redeem(
         scope: c.scope.clone(),
         auth_time: Some(c.auth_time),
         created_at: now,
-        expires_at: now + state.oauth.settings.refresh_absolute_ttl * 1000,
+        expires_at: now.saturating_add(millis(state.oauth.settings.refresh_absolute_ttl)),
         revoked_at: None,
     };
     let user = grant_user(state, &grant).await?;

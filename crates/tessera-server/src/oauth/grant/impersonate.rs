@@ -18,6 +18,7 @@ use crate::auth::{self, audit_event as record, Caller, RequestMeta};
 use crate::oauth::error::{from_api_error, OAuthError};
 use crate::oauth::issue::{self, AccessSpec};
 use crate::oauth::scope::{is_protocol_scope, shown, split_scopes};
+use crate::oauth::settings::secs;
 use crate::services::Services;
 
 /// lead: AuthnError — `decide` and `effective_of` answer an `ApiError` today; mapped by its
@@ -236,7 +237,7 @@ pub(super) async fn impersonate(
             "no scope is left for the impersonation (scopes that include a permission the impersonation policy removes are dropped): name narrower scopes with `scope`".into(),
         ));
     }
-    let mut ttl = state.oauth.settings.impersonation_ttl;
+    let mut ttl = secs(state.oauth.settings.impersonation_ttl);
     if let Some(left) = remaining(state, caller) {
         ttl = ttl.min(left);
     }

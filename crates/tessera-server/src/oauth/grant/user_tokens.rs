@@ -11,6 +11,7 @@ use tessera_token::SecretString;
 use super::{GrantError, TokenResponse};
 use crate::oauth::client::Client;
 use crate::oauth::issue::{self, AccessSpec, Issued};
+use crate::oauth::settings::millis;
 use crate::oauth::tenant::active_installation;
 use crate::services::Services;
 
@@ -113,7 +114,9 @@ pub(super) fn new_refresh(
             pepper_version: i64::from(state.pepper.version()),
             grant_id: grant_id.to_owned(),
             created_at: now,
-            idle_expires_at: (now + state.oauth.settings.refresh_idle_ttl * 1000).min(absolute_end),
+            idle_expires_at: now
+                .saturating_add(millis(state.oauth.settings.refresh_idle_ttl))
+                .min(absolute_end),
         },
     )
 }

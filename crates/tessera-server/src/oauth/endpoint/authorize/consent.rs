@@ -16,6 +16,7 @@ use crate::oauth::client;
 use crate::oauth::error::OAuthErrorCode;
 use crate::oauth::issue::{self, CODE_PREFIX};
 use crate::oauth::scope::is_protocol_scope;
+use crate::oauth::settings::millis;
 
 impl Flow<'_> {
     /// Where the app may act for `user`: its installations in the user's agency, or (for the
@@ -260,7 +261,7 @@ impl Flow<'_> {
             auth_time,
             grant_id: grant_id.clone(),
             created_at: now,
-            expires_at: now + self.state.oauth.settings.code_ttl * 1000,
+            expires_at: now.saturating_add(millis(self.state.oauth.settings.code_ttl)),
             consumed_at: None,
         };
         let scope = TenantScope::authenticated(user.agency_id.clone());

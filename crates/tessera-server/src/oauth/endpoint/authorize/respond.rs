@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use tessera_store::AppKind;
 
 use super::flow::{AuthRequest, Failure, Flow, Step, COOKIE_PATH, CSRF_COOKIE, SESSION_COOKIE};
+use crate::oauth::settings::secs;
 use crate::oauth_ui::{
     consent_page, error_page, html_response, set_cookie_header, sign_in_page, Consent, SignIn,
 };
@@ -47,7 +48,7 @@ impl Flow<'_> {
             let c = set_cookie_header(
                 SESSION_COOKIE,
                 sealed,
-                self.state.oauth.settings.session_ttl,
+                secs(self.state.oauth.settings.session_ttl),
                 secure,
                 COOKIE_PATH,
             );

@@ -19,6 +19,7 @@ use crate::auth::audit_event as record;
 use crate::oauth::client;
 use crate::oauth::endpoint::params::Params;
 use crate::oauth::error::OAuthErrorCode;
+use crate::oauth::settings::secs;
 use crate::oauth_ui::read_cookie;
 
 impl Flow<'_> {
@@ -230,7 +231,7 @@ impl Flow<'_> {
         let sealed = self.state.oauth.cookies.seal(
             "session",
             &serde_json::to_vec(&session).unwrap_or_default(),
-            now / 1000 + self.state.oauth.settings.session_ttl,
+            now / 1000 + secs(self.state.oauth.settings.session_ttl),
         );
         self.consent_step(req, user, Some(sealed)).await
     }
