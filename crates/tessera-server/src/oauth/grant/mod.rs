@@ -128,3 +128,55 @@ impl TokenResponse {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_errors_keep_their_rfc_codes() {
+        let cases = [
+            (
+                GrantError::InvalidRequest("x".into()),
+                "invalid_request",
+                400,
+            ),
+            (GrantError::InvalidClient("x".into()), "invalid_client", 401),
+            (GrantError::InvalidGrant("x".into()), "invalid_grant", 400),
+            (
+                GrantError::UnauthorizedClient("x".into()),
+                "unauthorized_client",
+                400,
+            ),
+            (GrantError::InvalidScope("x".into()), "invalid_scope", 400),
+            (GrantError::InvalidTarget("x".into()), "invalid_target", 400),
+            (
+                GrantError::Unavailable("x".into()),
+                "temporarily_unavailable",
+                503,
+            ),
+            (GrantError::Internal("x".into()), "server_error", 500),
+            (
+                GrantError::Store(StoreError::Unavailable("down".into())),
+                "temporarily_unavailable",
+                503,
+            ),
+            (GrantError::Store(StoreError::NotFound), "server_error", 500),
+        ];
+        for (e, code, status) in cases {
+            let o = OAuthError::from(e);
+            assert_eq!(o.error.as_str(), code);
+            assert_eq!(o.error.status().as_u16(), status, "{code}");
+        }
+    }
+
+    #[test]
+    fn token_responses_leave_out_what_was_not_issued() {
+        let r = TokenResponse::bearer("at".into(), 900, &["a".into(), "b".into()]);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({ "access_token": "at", "token_type": "Bearer", "expires_in": 900, "scope": "a b" })
+        );
+    }
+}
