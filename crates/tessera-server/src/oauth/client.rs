@@ -1,20 +1,18 @@
-//! Client authentication (RFC 6749 §2.3): `client_secret_basic`, `client_secret_post`, and
-//! `none` for public clients, with the client records cached per node and dropped when their
-//! owner agency changes (the change feed moves its generation).
+//! OAuth clients (RFC 6749 §2): finding a client record (cached per node, dropped when its
+//! owner agency changes), checking presented credentials (§2.3.1: a confidential client's
+//! secret; a public client presents its id only), and a client's installations.
 //!
-//! INVARIANT (I4): a secret is compared as a keyed hash, in constant time; a failed
-//! authentication says nothing about whether the client exists.
+//! INVARIANT (I4): a secret is compared as a keyed hash, in constant time, against every
+//! unexpired secret of the client; an unknown client costs the same hash and gets the same
+//! answer, so a failed authentication says nothing about whether the client exists.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use axum::http::{header, HeaderMap};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use tessera_core::AppId;
-use tessera_store::{App, ClientRecord, Installation};
+use tessera_store::{App, ClientRecord, Installation, StoreError};
 
-use super::OAuthError;
+use super::cache::{CachedClient, CachedInstallations};
+use super::error::{LegacyOAuthError, OAuthError};
 use crate::services::Services;
 
 /// The most clients remembered before the cache is cleared.
@@ -22,25 +20,6 @@ const MAX_CLIENTS: usize = 100_000;
 /// A client's list of installations is re-read at least this often (ms), so a new
 /// installation in another agency is seen.
 const INSTALLATIONS_TTL_MS: i64 = 30_000;
-
-#[derive(Debug)]
-struct CachedClient {
-    record: Arc<ClientRecord>,
-    generation: u64,
-}
-
-#[derive(Debug)]
-struct CachedInstallations {
-    list: Arc<Vec<Installation>>,
-    read_at: i64,
-}
-
-/// Recently used clients and their installations.
-#[derive(Debug, Default)]
-pub struct ClientCache {
-    clients: RwLock<HashMap<String, CachedClient>>,
-    installations: RwLock<HashMap<String, CachedInstallations>>,
-}
 
 /// How the client authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,88 +52,30 @@ impl Client {
     }
 }
 
-/// Decodes `application/x-www-form-urlencoded` text (Basic credentials are encoded so,
-/// RFC 6749 §2.3.1).
-fn form_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
+/// Why presented client credentials were not accepted (RFC 6749 §5.2 `invalid_client`), or
+/// could not be checked.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientAuthError {
+    /// Refused: `invalid_client`.
+    #[error("{0}")]
+    Refused(&'static str),
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// The client credentials a request presents: (client_id, secret, method).
-pub fn presented(
-    headers: &HeaderMap,
-    form_id: Option<&str>,
-    form_secret: Option<&str>,
-) -> Result<Option<(String, Option<String>, AuthMethod)>, OAuthError> {
-    let basic = match headers.get(header::AUTHORIZATION) {
-        Some(v) => {
-            let v = v
-                .to_str()
-                .map_err(|_| OAuthError::invalid_client("malformed authorization header"))?;
-            match v.split_once(' ') {
-                Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
-                    let raw = STANDARD.decode(rest.trim()).map_err(|_| {
-                        OAuthError::invalid_client("Basic credentials are not base64")
-                    })?;
-                    let raw = String::from_utf8(raw).map_err(|_| {
-                        OAuthError::invalid_client("Basic credentials are not UTF-8")
-                    })?;
-                    let (id, secret) = raw.split_once(':').ok_or_else(|| {
-                        OAuthError::invalid_client("Basic credentials lack a `:`")
-                    })?;
-                    let id = form_decode(id)
-                        .ok_or_else(|| OAuthError::invalid_client("malformed client id"))?;
-                    let secret = form_decode(secret)
-                        .ok_or_else(|| OAuthError::invalid_client("malformed client secret"))?;
-                    Some((id, secret))
-                }
-                _ => None,
-            }
+impl From<ClientAuthError> for OAuthError {
+    fn from(e: ClientAuthError) -> Self {
+        match e {
+            ClientAuthError::Refused(why) => OAuthError::invalid_client(why),
+            ClientAuthError::Store(s) => s.into(),
         }
-        None => None,
-    };
-    match (basic, form_id, form_secret) {
-        (Some(_), _, Some(_)) => Err(OAuthError::invalid_request(
-            "use one client authentication method, not both Basic and client_secret",
-        )),
-        (Some((id, secret)), form_id, None) => {
-            if form_id.is_some_and(|f| f != id) {
-                return Err(OAuthError::invalid_request(
-                    "`client_id` differs from the Basic credentials",
-                ));
-            }
-            Ok(Some((id, Some(secret), AuthMethod::Basic)))
-        }
-        (None, Some(id), Some(secret)) => Ok(Some((
-            id.to_owned(),
-            Some(secret.to_owned()),
-            AuthMethod::Post,
-        ))),
-        (None, Some(id), None) => Ok(Some((id.to_owned(), None, AuthMethod::None))),
-        (None, None, Some(_)) => Err(OAuthError::invalid_request(
-            "`client_secret` without `client_id`",
-        )),
-        (None, None, None) => Ok(None),
     }
 }
 
 /// The client `id`, from the cache while its owner agency is unchanged. `None`: no such
 /// client, or a deleted one.
-pub async fn lookup(state: &Services, id: &str) -> Result<Option<Arc<ClientRecord>>, OAuthError> {
+pub async fn find(state: &Services, id: &str) -> Result<Option<Arc<ClientRecord>>, StoreError> {
     let Ok(app_id) = id.parse::<AppId>() else {
         return Ok(None);
     };
@@ -189,34 +110,30 @@ pub async fn lookup(state: &Services, id: &str) -> Result<Option<Arc<ClientRecor
     Ok((record.app.deleted_at.is_none()).then_some(record))
 }
 
-/// Authenticates the client of a token-endpoint request. Confidential clients must present a
-/// valid secret; public clients present their id only.
-pub async fn authenticate(
+/// lead: AuthnError — [`find`] with the error `auth::oauth_to_api` takes today; `authn`
+/// should call [`find`] and map [`StoreError`] itself.
+pub async fn lookup(
     state: &Services,
-    headers: &HeaderMap,
-    form_id: Option<&str>,
-    form_secret: Option<&str>,
-) -> Result<Client, OAuthError> {
-    let (id, secret, method) = presented(headers, form_id, form_secret)?
-        .ok_or_else(|| OAuthError::invalid_client("authenticate the client (client_id)"))?;
-    authenticate_as(state, &id, secret.as_deref(), method).await
+    id: &str,
+) -> Result<Option<Arc<ClientRecord>>, LegacyOAuthError> {
+    Ok(find(state, id).await?)
 }
 
-/// Authenticates presented client credentials.
+/// Authenticates presented client credentials: `secret` for a confidential client, none for a
+/// public one.
 pub async fn authenticate_as(
     state: &Services,
     id: &str,
     secret: Option<&str>,
     method: AuthMethod,
-) -> Result<Client, OAuthError> {
-    let fail = || OAuthError::invalid_client("client authentication failed");
-    let record = lookup(state, id).await?;
-    let Some(record) = record else {
+) -> Result<Client, ClientAuthError> {
+    let fail = ClientAuthError::Refused("client authentication failed");
+    let Some(record) = find(state, id).await? else {
         // Do the same work as for a known client.
         if let Some(s) = secret {
             std::hint::black_box(state.pepper.hash(s.as_bytes()));
         }
-        return Err(fail());
+        return Err(fail);
     };
     let now = state.clock.now();
     match (record.app.confidential, secret) {
@@ -228,16 +145,16 @@ pub async fn authenticate_as(
                 ok |= valid & tessera_token::ct_eq(hash.as_bytes(), &s.hash);
             }
             if !ok {
-                return Err(fail());
+                return Err(fail);
             }
         }
         (true, None) => {
-            return Err(OAuthError::invalid_client(
+            return Err(ClientAuthError::Refused(
                 "this client is confidential: authenticate with its secret",
             ))
         }
         (false, Some(_)) => {
-            return Err(OAuthError::invalid_client(
+            return Err(ClientAuthError::Refused(
                 "this client is public and has no secret",
             ))
         }
@@ -255,7 +172,7 @@ pub async fn installations(
     state: &Services,
     app: &AppId,
     refresh: bool,
-) -> Result<Arc<Vec<Installation>>, OAuthError> {
+) -> Result<Arc<Vec<Installation>>, StoreError> {
     let now = state.clock.now();
     let cache = &state.oauth.clients;
     if !refresh {
@@ -281,53 +198,4 @@ pub async fn installations(
         );
     }
     Ok(list)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn basic(id: &str, secret: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        let v = format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")));
-        h.insert(header::AUTHORIZATION, v.parse().unwrap());
-        h
-    }
-
-    #[test]
-    fn basic_credentials_are_form_decoded() {
-        let got = presented(&basic("app%5F1", "a%2Bb+c"), None, None).unwrap();
-        assert_eq!(
-            got,
-            Some(("app_1".into(), Some("a+b c".into()), AuthMethod::Basic))
-        );
-    }
-
-    #[test]
-    fn two_methods_at_once_are_refused() {
-        assert!(presented(&basic("a", "b"), Some("a"), Some("b")).is_err());
-        assert!(presented(&basic("a", "b"), Some("other"), None).is_err());
-        assert!(presented(&HeaderMap::new(), None, Some("s")).is_err());
-    }
-
-    #[test]
-    fn post_and_none() {
-        let h = HeaderMap::new();
-        assert_eq!(
-            presented(&h, Some("c"), Some("s")).unwrap(),
-            Some(("c".into(), Some("s".into()), AuthMethod::Post))
-        );
-        assert_eq!(
-            presented(&h, Some("c"), None).unwrap(),
-            Some(("c".into(), None, AuthMethod::None))
-        );
-        assert_eq!(presented(&h, None, None).unwrap(), None);
-    }
-
-    #[test]
-    fn bad_percent_escapes_fail() {
-        assert_eq!(form_decode("%zz"), None);
-        assert_eq!(form_decode("%4"), None);
-        assert_eq!(form_decode("a%41"), Some("aA".into()));
-    }
 }

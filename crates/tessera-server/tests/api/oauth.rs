@@ -1469,3 +1469,5 @@ async fn deleting_a_marketplace_app_stops_its_tokens_in_every_agency() {
 
 /// The findings of the outside security and interop test (issue 8).
 mod musts;
+/// A store outage answers 503, never an inactive token (RFC 7662, RFC 6750).
+mod outage;

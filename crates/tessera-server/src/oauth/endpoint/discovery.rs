@@ -9,18 +9,16 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
 
-use super::exchange::{ACCESS_TOKEN_TYPE, JWT_TYPE};
 use super::token::TOKEN_EXCHANGE;
 use crate::http::state::AppState;
+use crate::oauth::grant::exchanged::{ACCESS_TOKEN_TYPE, JWT_TYPE};
+use crate::oauth::scope::PROTOCOL_SCOPES;
 use crate::services::Services;
 
 /// The metadata document.
 pub fn metadata(state: &Services) -> Value {
     let iss = state.oauth.issuer();
-    let mut scopes: Vec<String> = super::PROTOCOL_SCOPES
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+    let mut scopes: Vec<String> = PROTOCOL_SCOPES.iter().map(|s| (*s).to_owned()).collect();
     scopes.extend(
         state
             .catalog
@@ -85,12 +83,12 @@ fn answer(state: &Services) -> impl IntoResponse {
     )
 }
 
-/// `GET /.well-known/openid-configuration`.
+/// `GET /.well-known/openid-configuration`. Public: no authentication.
 pub async fn openid_configuration(State(s): State<AppState>) -> impl IntoResponse {
     answer(&s)
 }
 
-/// `GET /.well-known/oauth-authorization-server`.
+/// `GET /.well-known/oauth-authorization-server`. Public: no authentication.
 pub async fn authorization_server(State(s): State<AppState>) -> impl IntoResponse {
     answer(&s)
 }

@@ -1,0 +1,72 @@
+//! Who asks at the introspection and revocation endpoints: an authenticated client (RFC 7662
+//! §2.1, RFC 7009 §2.1), a public client by `client_id` (revocation only), or a bearer
+//! credential (an API key or access token of Tessera's own).
+//!
+//! INVARIANT: a client sees its own tokens only; a credential sees its agency's (its
+//! account's, if bound to one); platform credentials see every agency's.
+
+use axum::http::{header, HeaderMap};
+
+use super::client_auth;
+use super::params::Params;
+use crate::auth::{self, Caller};
+use crate::oauth::client::{AuthMethod, Client};
+use crate::oauth::error::{from_api_error, OAuthError};
+use crate::services::Services;
+
+/// Who is asking.
+pub(super) enum Asker {
+    Client(Client),
+    Credential(std::sync::Arc<Caller>),
+}
+
+impl Asker {
+    /// Whether this asker may learn about a token of `client_id` in (`agency`, `account`).
+    pub(super) fn may_see(&self, client_id: &str, agency: &str, account: Option<&str>) -> bool {
+        match self {
+            Self::Client(c) => c.id().as_str() == client_id,
+            Self::Credential(c) => {
+                c.is_platform
+                    || (c.agency.as_str() == agency
+                        && c.cap
+                            .account
+                            .as_ref()
+                            .is_none_or(|a| Some(a.as_str()) == account))
+            }
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .is_some_and(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+}
+
+/// Who asks. `public`: a public client may identify itself by `client_id` alone (revocation,
+/// RFC 7009 §2.1); introspection needs an authenticated client or credential (RFC 7662 §2.1).
+pub(super) async fn asker(
+    state: &Services,
+    headers: &HeaderMap,
+    p: &Params,
+    public: bool,
+) -> Result<Asker, OAuthError> {
+    if bearer(headers) {
+        // lead: AuthnError — an outage while authenticating the bearer credential is
+        // `temporarily_unavailable`, never `invalid_client`.
+        let caller = auth::authenticate(state, headers)
+            .await
+            .map_err(|e| from_api_error(e, OAuthError::invalid_client))?;
+        return Ok(Asker::Credential(caller));
+    }
+    let c = client_auth::authenticate(state, headers, p.get("client_id"), p.get("client_secret"))
+        .await?;
+    if c.method == AuthMethod::None && !public {
+        return Err(OAuthError::invalid_client(
+            "introspection and revocation need an authenticated client or credential",
+        ));
+    }
+    Ok(Asker::Client(c))
+}

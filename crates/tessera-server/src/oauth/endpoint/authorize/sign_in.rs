@@ -1,0 +1,238 @@
+//! Sign-in with email and password, and the browser session it seals into a cookie; when a
+//! session is too old for the request (`prompt=login`, `max_age`: OIDC Core §3.1.2.1).
+//!
+//! INVARIANT: a wrong email and a wrong password answer the same message after the same work
+//! (a dummy hash when no user matches); failed sign-ins are slowed per account and per address,
+//! never locked out; at most `MAX_SIGN_IN_CANDIDATES` hashes run per attempt.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::json;
+use tessera_core::{AgencyId, UserId};
+use tessera_store::{AppKind, Outcome, Status, TenantScope, User};
+
+use super::flow::{
+    AuthRequest, Failure, Flow, Session, Step, MAX_SIGN_IN_CANDIDATES, SAME_MESSAGE, SESSION_COOKIE,
+};
+use crate::auth::audit_event as record;
+use crate::oauth::client;
+use crate::oauth::endpoint::params::Params;
+use crate::oauth::error::OAuthErrorCode;
+use crate::oauth::settings::secs;
+use crate::oauth_ui::read_cookie;
+
+impl Flow<'_> {
+    pub(super) fn session(&self) -> Option<Session> {
+        let raw = read_cookie(&self.parts.headers, SESSION_COOKIE)?;
+        let bytes = self
+            .state
+            .oauth
+            .cookies
+            .open("session", raw, self.now() / 1000)?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub(super) async fn session_user(&self) -> Result<Option<User>, Failure> {
+        let Some(sess) = self.session() else {
+            return Ok(None);
+        };
+        let (Ok(agency), Ok(user)) = (sess.agy.parse::<AgencyId>(), sess.sub.parse::<UserId>())
+        else {
+            return Ok(None);
+        };
+        match self
+            .state
+            .store
+            .get_user(&TenantScope::authenticated(agency), &user)
+            .await
+        {
+            Ok(u) if u.status == Status::Active => Ok(Some(u)),
+            Ok(_) | Err(tessera_store::StoreError::NotFound) => Ok(None),
+            Err(_) => Err(Failure::Page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is temporarily unavailable. Try again shortly.".into(),
+            )),
+        }
+    }
+
+    pub(super) fn auth_time(&self) -> i64 {
+        self.session().map_or_else(|| self.now(), |s| s.at)
+    }
+
+    /// Whether the browser's sign-in is too old for `req`: `prompt=login` asks for a new one,
+    /// and `max_age` for one at most that many seconds ago (OIDC Core §3.1.2.1; `max_age=0`
+    /// always signs in again). `grace` (ms) is added to the allowed age.
+    pub(super) fn sign_in_too_old(&self, req: &AuthRequest, grace: i64) -> bool {
+        let Some(sess) = self.session() else {
+            return false;
+        };
+        let login = req
+            .prompt
+            .as_deref()
+            .is_some_and(|p| p.split(' ').any(|x| x == "login"));
+        let limit = if login {
+            Some(0)
+        } else {
+            req.max_age.map(|m| m.saturating_mul(1000))
+        };
+        limit.is_some_and(|limit| {
+            (limit == 0 && grace == 0) || self.now() - sess.at > limit.saturating_add(grace)
+        })
+    }
+
+    /// The first step: sign-in, or consent for a signed-in browser.
+    pub(super) async fn begin(&self, req: &AuthRequest) -> Result<Step, Failure> {
+        let user = if self.sign_in_too_old(req, 0) {
+            None
+        } else {
+            self.session_user().await?
+        };
+        let none = req
+            .prompt
+            .as_deref()
+            .is_some_and(|p| p.split(' ').any(|x| x == "none"));
+        match user {
+            None if none => Err(Failure::Redirect(
+                OAuthErrorCode::LoginRequired,
+                "the user is not signed in".into(),
+            )),
+            None => Ok(Step::SignIn {
+                error: None,
+                email: String::new(),
+            }),
+            Some(u) => self.consent_step(req, u, None).await,
+        }
+    }
+
+    /// Signs in with email and password. At most [`MAX_SIGN_IN_CANDIDATES`] password hashes
+    /// run per attempt, in the bounded pool, one attempt per account at a time.
+    pub(super) async fn sign_in(&self, req: &AuthRequest, form: &Params) -> Result<Step, Failure> {
+        let email = form.get("email").unwrap_or_default().trim().to_owned();
+        let password = form.get("password").unwrap_or_default().to_owned();
+        let ip = self.meta.ip.clone();
+        let unavailable = || {
+            Failure::Page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is temporarily unavailable. Try again shortly.".into(),
+            )
+        };
+        // At most two attempts in progress per client address, refused at once beyond.
+        let _ip_slot = self
+            .state
+            .oauth
+            .throttle
+            .ip_slot(ip.as_deref())
+            .map_err(|_| {
+                Failure::Page(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many sign-in attempts from your address at once. Try again shortly."
+                        .into(),
+                )
+            })?;
+        // One attempt per account at a time: parallel guesses wait in line, each for the
+        // backoff the failures before it earned (held until this attempt is counted).
+        let _turn = self
+            .state
+            .oauth
+            .throttle
+            .account_turn(&email)
+            .await
+            .map_err(|_| unavailable())?;
+        // The backoff is read after the wait for this account's turn, with every failure before it.
+        let now = self.now();
+        let delay = self.state.oauth.throttle.delay(&email, ip.as_deref(), now);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay.min(Duration::from_secs(10))).await;
+        }
+        // A place in the hashing pool before any other work: a refusal costs nothing.
+        let ticket = self.state.passwords.admit().map_err(|_| unavailable())?;
+        let candidates = if email.is_empty() || email.len() > 254 || password.is_empty() {
+            Vec::new()
+        } else {
+            self.state
+                .store
+                .find_users_by_email(&email)
+                .await
+                .map_err(|_| unavailable())?
+        };
+        let app = &req.client.app;
+        let installed_in: Vec<AgencyId> = client::installations(self.state, &app.id, false)
+            .await
+            .map(|l| l.iter().map(|i| i.agency_id.clone()).collect())
+            .unwrap_or_default();
+        let mut candidates: Vec<_> = candidates
+            .into_iter()
+            .filter(|c| c.user.status == Status::Active)
+            .filter(|c| app.kind != AppKind::Private || c.user.agency_id == app.agency_id)
+            .filter_map(|c| c.password_hash.map(|h| (c.user, h)))
+            .collect();
+        // One email may be a user in many agencies (each agency makes its own): the agencies
+        // where the app is installed first, and a bounded number of hashes per attempt, so an
+        // agency creating users with someone's email cannot multiply the cost of a sign-in.
+        candidates.sort_by_key(|(u, _)| !installed_in.contains(&u.agency_id));
+        candidates.truncate(MAX_SIGN_IN_CANDIDATES);
+        // Verify against every candidate (or a dummy hash): the same work whether or not the
+        // email exists (argon2id runs off the async threads).
+        let checked = ticket
+            .run(move || {
+                if candidates.is_empty() {
+                    tessera_token::verify_dummy(&password);
+                    return Vec::new();
+                }
+                candidates
+                    .into_iter()
+                    .filter(|(_, h)| tessera_token::verify_password(&password, h))
+                    .map(|(u, _)| u)
+                    .collect::<Vec<User>>()
+            })
+            .await
+            .map_err(|_| unavailable())?;
+        let chosen = checked
+            .iter()
+            .find(|u| installed_in.contains(&u.agency_id))
+            .or_else(|| checked.first())
+            .cloned();
+        let Some(user) = chosen else {
+            self.state
+                .oauth
+                .throttle
+                .record_failure(&email, ip.as_deref(), now);
+            tracing::info!(request_id = %self.meta.request_id, "failed sign-in");
+            return Ok(Step::SignIn {
+                error: Some(SAME_MESSAGE),
+                email,
+            });
+        };
+        self.state
+            .oauth
+            .throttle
+            .record_success(&email, ip.as_deref(), now);
+        let audit = record(
+            self.state,
+            &self.meta,
+            user.id.as_str(),
+            None,
+            "auth.sign_in",
+            Some(user.id.as_str()),
+            Outcome::Success,
+            json!({ "method": "password", "client_id": app.id.as_str() }),
+        );
+        self.state
+            .store
+            .append_audit(&TenantScope::authenticated(user.agency_id.clone()), &audit)
+            .await
+            .map_err(|_| unavailable())?;
+        let session = Session {
+            sub: user.id.to_string(),
+            agy: user.agency_id.to_string(),
+            at: now,
+        };
+        let sealed = self.state.oauth.cookies.seal(
+            "session",
+            &serde_json::to_vec(&session).unwrap_or_default(),
+            now / 1000 + secs(self.state.oauth.settings.session_ttl),
+        );
+        self.consent_step(req, user, Some(sealed)).await
+    }
+}

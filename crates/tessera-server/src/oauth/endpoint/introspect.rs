@@ -1,0 +1,157 @@
+//! `POST /oauth/introspect` (RFC 7662): whether a token is active and, to a caller who may see
+//! it, its claims. Access tokens, refresh tokens and API keys are accepted.
+//!
+//! INVARIANT: `{"active": false}` — nothing more — for anything invalid, revoked, expired, or
+//! that the caller may not see (RFC 7662 §2.2); but "cannot tell" (a store outage) is 503
+//! `temporarily_unavailable`, never `active: false`.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+use super::asker::{asker, Asker};
+use super::params::{self, Params};
+use crate::auth;
+use crate::error::ErrorCode;
+use crate::http::state::AppState;
+use crate::oauth::client;
+use crate::oauth::error::{from_api_error, no_store, OAuthError};
+use crate::oauth::issue::REFRESH_PREFIX;
+use crate::oauth::tenant::active_installation;
+use crate::oauth::verify;
+use crate::services::Services;
+
+fn inactive() -> Response {
+    no_store(json!({ "active": false }))
+}
+
+/// `POST /oauth/introspect`. Authenticated by a confidential client's credentials or a
+/// bearer API key or access token (RFC 7662 §2.1).
+pub async fn introspect(State(s): State<AppState>, req: axum::extract::Request) -> Response {
+    let (parts, body) = match params::split(req).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    match run_introspect(&s, &parts.headers, &body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run_introspect(
+    state: &Services,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, OAuthError> {
+    let p = Params::parse(headers, body)?;
+    let asker = asker(state, headers, &p, false).await?;
+    let token = p.required("token")?;
+    if token.starts_with(REFRESH_PREFIX) {
+        return introspect_refresh(state, &asker, token).await;
+    }
+    if verify::looks_like_jwt(token) {
+        // An outage is an error (503), never `active: false`.
+        let claims = match verify::check_access_token(state, token, None).await? {
+            Ok(c) => c,
+            Err(_) => return Ok(inactive()),
+        };
+        if !asker.may_see(
+            &claims.client_id,
+            &claims.tenant.agency,
+            claims.tenant.account.as_deref(),
+        ) {
+            return Ok(inactive());
+        }
+        let mut out = Map::new();
+        out.insert("active".into(), Value::Bool(true));
+        out.insert("token_type".into(), Value::String("Bearer".into()));
+        let v = serde_json::to_value(&*claims).map_err(|e| OAuthError::server(e.to_string()))?;
+        if let Value::Object(m) = v {
+            out.extend(m);
+        }
+        return Ok(no_store(Value::Object(out)));
+    }
+    if tessera_token::looks_like_api_key(token) {
+        // lead: AuthnError — `authenticate_token` answers an `ApiError`: a refused key is
+        // inactive; an outage is `temporarily_unavailable`, never `active: false`.
+        let caller = match auth::authenticate_token(state, token).await {
+            Ok(c) => c,
+            Err(e) => match e.code {
+                ErrorCode::Unavailable | ErrorCode::RevisionNotReached | ErrorCode::Internal => {
+                    return Err(from_api_error(e, OAuthError::invalid_request))
+                }
+                _ => return Ok(inactive()),
+            },
+        };
+        let Some(key) = &caller.key else {
+            return Ok(inactive());
+        };
+        let account = key.account.as_ref().map(|a| a.to_string());
+        if !asker.may_see("", key.agency_id.as_str(), account.as_deref()) {
+            return Ok(inactive());
+        }
+        let mut out = json!({
+            "active": true,
+            "token_type": "api_key",
+            "sub": key.id.as_str(),
+            "scope": key.scopes.join(" "),
+            "iat": key.created_at / 1000,
+            "iss": state.oauth.issuer(),
+            "tenant": { "agency": key.agency_id.as_str(), "account": account },
+        });
+        if let Some(exp) = key.expires_at {
+            out["exp"] = Value::from(exp / 1000);
+        }
+        return Ok(no_store(out));
+    }
+    Ok(inactive())
+}
+
+async fn introspect_refresh(
+    state: &Services,
+    asker: &Asker,
+    token: &str,
+) -> Result<Response, OAuthError> {
+    let now = state.clock.now();
+    let hash = state.pepper.hash(token.as_bytes());
+    let Some((rt, grant)) = state.store.find_refresh_token(hash.as_bytes()).await? else {
+        return Ok(inactive());
+    };
+    let installed = match &grant.installation {
+        Some(ins) => active_installation(state, &grant.agency_id, ins.as_str())
+            .await?
+            .is_some(),
+        None => true,
+    };
+    let active = installed
+        && grant.revoked_at.is_none()
+        && rt.rotated_at.is_none()
+        && rt.idle_expires_at > now
+        && grant.expires_at > now
+        && client::find(state, grant.client_id.as_str())
+            .await?
+            .is_some();
+    let account = grant.account.as_ref().map(|a| a.to_string());
+    if !active
+        || !asker.may_see(
+            grant.client_id.as_str(),
+            grant.agency_id.as_str(),
+            account.as_deref(),
+        )
+    {
+        return Ok(inactive());
+    }
+    Ok(no_store(json!({
+        "active": true,
+        "token_type": "refresh_token",
+        "client_id": grant.client_id.as_str(),
+        "sub": grant.subject,
+        "scope": grant.scope,
+        "iat": rt.created_at / 1000,
+        "exp": rt.idle_expires_at.min(grant.expires_at) / 1000,
+        "iss": state.oauth.issuer(),
+        "sid": grant.id,
+        "tenant": { "agency": grant.agency_id.as_str(), "account": account },
+    })))
+}

@@ -1,0 +1,331 @@
+//! The one place OAuth errors become HTTP: the error codes of RFC 6749 §4.1.2.1 and §5.2,
+//! RFC 6750 §3.1, RFC 7009 §2.2.1, RFC 8693 §2.2.2 and RFC 8707, each with its wire string,
+//! status and `WWW-Authenticate` challenge in one `match` ([`OAuthErrorCode::wire`]).
+//!
+//! INVARIANT: a store outage is `temporarily_unavailable` (503, `Retry-After`), never an
+//! `invalid_*` answer; a `server_error` body carries no internal detail beyond the description.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tessera_store::StoreError;
+
+/// Every `error` code the authorization server answers with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OAuthErrorCode {
+    /// RFC 6749 §5.2: "The request is missing a required parameter, includes an unsupported
+    /// parameter value (other than grant type), repeats a parameter, …or is otherwise
+    /// malformed." (400)
+    InvalidRequest,
+    /// RFC 6750 §3.1 for a protected resource (`userinfo`): "If the request lacks any
+    /// authentication information … the resource server SHOULD NOT include an error code";
+    /// Tessera answers `invalid_request` in the body, 401 with a bare `Bearer` challenge.
+    MissingBearer,
+    /// RFC 6749 §5.2: "Client authentication failed (e.g., unknown client, no client
+    /// authentication included, or unsupported authentication method)." (401, `Basic`
+    /// challenge)
+    InvalidClient,
+    /// RFC 6749 §5.2: "The provided authorization grant … or refresh token is invalid,
+    /// expired, revoked, does not match the redirection URI …, or was issued to another
+    /// client." (400)
+    InvalidGrant,
+    /// RFC 6749 §5.2: "The authenticated client is not authorized to use this authorization
+    /// grant type." (400)
+    UnauthorizedClient,
+    /// RFC 6749 §5.2: "The authorization grant type is not supported by the authorization
+    /// server." (400)
+    UnsupportedGrantType,
+    /// RFC 6749 §5.2: "The requested scope is invalid, unknown, malformed, or exceeds the
+    /// scope granted by the resource owner." (400)
+    InvalidScope,
+    /// RFC 8693 §2.2.2 / RFC 8707 §2: "The authorization server is unable to determine how to
+    /// process the request or the requested resource is invalid." (400)
+    InvalidTarget,
+    /// RFC 7009 §2.2.1: "The authorization server does not support the revocation of the
+    /// presented token type." (400)
+    UnsupportedTokenType,
+    /// RFC 6749 §4.1.2.1: "The resource owner or authorization server denied the request."
+    AccessDenied,
+    /// RFC 6749 §4.1.2.1: "The authorization server does not support obtaining an
+    /// authorization code using this method."
+    UnsupportedResponseType,
+    /// OIDC Core §3.1.2.6: `prompt=none` and the user is not signed in.
+    LoginRequired,
+    /// OIDC Core §3.1.2.6: `prompt=none` and the user must consent.
+    ConsentRequired,
+    /// RFC 6750 §3.1: "The access token provided is expired, revoked, malformed, or invalid
+    /// for other reasons." (401, `Bearer error="invalid_token"`)
+    InvalidToken,
+    /// RFC 6750 §3.1: "The request requires higher privileges than provided by the access
+    /// token." (403; the only scoped resource here is `userinfo`, which needs `openid`)
+    InsufficientScope,
+    /// RFC 6749 §4.1.2.1 (and §5.2 by extension): "The authorization server is currently
+    /// unable to handle the request due to a temporary overloading or maintenance." (503,
+    /// `Retry-After`)
+    TemporarilyUnavailable,
+    /// RFC 6749 §4.1.2.1: "The authorization server encountered an unexpected condition that
+    /// prevented it from fulfilling the request." (500)
+    ServerError,
+}
+
+/// How a code goes on the wire.
+struct Wire {
+    code: &'static str,
+    status: StatusCode,
+    challenge: Option<&'static str>,
+}
+
+impl OAuthErrorCode {
+    /// The wire string, status and challenge: the one mapping.
+    fn wire(self) -> Wire {
+        let (code, status, challenge) = match self {
+            Self::InvalidRequest => ("invalid_request", StatusCode::BAD_REQUEST, None),
+            Self::MissingBearer => ("invalid_request", StatusCode::UNAUTHORIZED, Some("Bearer")),
+            Self::InvalidClient => (
+                "invalid_client",
+                StatusCode::UNAUTHORIZED,
+                Some("Basic realm=\"tessera\""),
+            ),
+            Self::InvalidGrant => ("invalid_grant", StatusCode::BAD_REQUEST, None),
+            Self::UnauthorizedClient => ("unauthorized_client", StatusCode::BAD_REQUEST, None),
+            Self::UnsupportedGrantType => ("unsupported_grant_type", StatusCode::BAD_REQUEST, None),
+            Self::InvalidScope => ("invalid_scope", StatusCode::BAD_REQUEST, None),
+            Self::InvalidTarget => ("invalid_target", StatusCode::BAD_REQUEST, None),
+            Self::UnsupportedTokenType => ("unsupported_token_type", StatusCode::BAD_REQUEST, None),
+            Self::AccessDenied => ("access_denied", StatusCode::FORBIDDEN, None),
+            Self::UnsupportedResponseType => {
+                ("unsupported_response_type", StatusCode::BAD_REQUEST, None)
+            }
+            Self::LoginRequired => ("login_required", StatusCode::BAD_REQUEST, None),
+            Self::ConsentRequired => ("consent_required", StatusCode::BAD_REQUEST, None),
+            Self::InvalidToken => (
+                "invalid_token",
+                StatusCode::UNAUTHORIZED,
+                Some("Bearer error=\"invalid_token\""),
+            ),
+            Self::InsufficientScope => (
+                "insufficient_scope",
+                StatusCode::FORBIDDEN,
+                Some("Bearer realm=\"tessera\", error=\"insufficient_scope\", scope=\"openid\""),
+            ),
+            Self::TemporarilyUnavailable => (
+                "temporarily_unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+            ),
+            Self::ServerError => ("server_error", StatusCode::INTERNAL_SERVER_ERROR, None),
+        };
+        Wire {
+            code,
+            status,
+            challenge,
+        }
+    }
+
+    /// The `error` string.
+    pub fn as_str(self) -> &'static str {
+        self.wire().code
+    }
+
+    /// The HTTP status of a JSON error answer.
+    pub fn status(self) -> StatusCode {
+        self.wire().status
+    }
+}
+
+/// An OAuth error answer: `{"error", "error_description"}` (RFC 6749 §5.2).
+#[derive(Debug)]
+pub struct OAuthError {
+    /// The `error` code.
+    pub error: OAuthErrorCode,
+    /// A human description (never secret).
+    pub description: String,
+}
+
+impl OAuthError {
+    /// An error with a code and a description.
+    pub fn new(error: OAuthErrorCode, description: impl Into<String>) -> Self {
+        Self {
+            error,
+            description: description.into(),
+        }
+    }
+    /// `invalid_request` (400).
+    pub fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new(OAuthErrorCode::InvalidRequest, d)
+    }
+    /// `invalid_client` (401).
+    pub fn invalid_client(d: impl Into<String>) -> Self {
+        Self::new(OAuthErrorCode::InvalidClient, d)
+    }
+    /// `invalid_grant` (400).
+    pub fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new(OAuthErrorCode::InvalidGrant, d)
+    }
+    /// `unsupported_grant_type` (400).
+    pub fn unsupported_grant_type(d: impl Into<String>) -> Self {
+        Self::new(OAuthErrorCode::UnsupportedGrantType, d)
+    }
+    /// `invalid_token` (401, RFC 6750).
+    pub fn invalid_token(d: impl Into<String>) -> Self {
+        Self::new(OAuthErrorCode::InvalidToken, d)
+    }
+    /// `server_error` (500).
+    pub fn server(d: impl Into<String>) -> Self {
+        Self::new(OAuthErrorCode::ServerError, d)
+    }
+    /// `temporarily_unavailable` (503).
+    pub fn unavailable(d: impl Into<String>) -> Self {
+        Self::new(OAuthErrorCode::TemporarilyUnavailable, d)
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error.as_str(), self.description)
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        tracing::warn!(error = %e, "store error on an OAuth endpoint");
+        match e {
+            StoreError::Unavailable(_) => {
+                Self::unavailable("the store is not reachable; retry shortly")
+            }
+            _ => Self::server("the request could not be completed"),
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let wire = self.error.wire();
+        let mut resp = (
+            wire.status,
+            axum::Json(json!({ "error": wire.code, "error_description": self.description })),
+        )
+            .into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(c) = wire.challenge {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        if self.error == OAuthErrorCode::TemporarilyUnavailable {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+/// A JSON answer that must not be cached (RFC 6749 §5.1).
+pub fn no_store(body: serde_json::Value) -> Response {
+    let mut resp = axum::Json(body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// lead: AuthnError — the shape `auth::oauth_to_api` reads today (`status`, `description`),
+/// reachable as `crate::oauth::OAuthError` for `auth.rs` only. Delete it (and
+/// `oauth::compat`) once `authn` matches on [`crate::oauth::verify::VerifyError`] and
+/// [`StoreError`] instead.
+#[derive(Debug)]
+pub struct LegacyOAuthError {
+    /// The status [`OAuthErrorCode::status`] gives.
+    pub status: StatusCode,
+    /// The description.
+    pub description: String,
+}
+
+impl From<OAuthError> for LegacyOAuthError {
+    fn from(e: OAuthError) -> Self {
+        Self {
+            status: e.error.status(),
+            description: e.description,
+        }
+    }
+}
+
+impl From<StoreError> for LegacyOAuthError {
+    fn from(e: StoreError) -> Self {
+        OAuthError::from(e).into()
+    }
+}
+
+/// lead: AuthnError — maps an error of the lead's `auth` code (authentication, `decide`,
+/// `effective_of`) by its [`crate::error::ErrorCode`], not its status: an outage or a lagging
+/// node is `temporarily_unavailable`, a bug `server_error`, anything else `refused` (the
+/// caller's refusal code). Switch to the typed `AuthnError` when merging.
+pub fn from_api_error(
+    e: crate::error::ApiError,
+    refused: impl FnOnce(String) -> OAuthError,
+) -> OAuthError {
+    use crate::error::ErrorCode;
+    match e.code {
+        ErrorCode::Unavailable | ErrorCode::RevisionNotReached => OAuthError::unavailable(e.detail),
+        ErrorCode::Internal | ErrorCode::Conflict => OAuthError::server(e.detail),
+        ErrorCode::InvalidRequest
+        | ErrorCode::InvalidId
+        | ErrorCode::Unauthenticated
+        | ErrorCode::Forbidden
+        | ErrorCode::NotFound
+        | ErrorCode::MethodNotAllowed
+        | ErrorCode::RequestTimeout
+        | ErrorCode::PayloadTooLarge
+        | ErrorCode::UnsupportedMediaType
+        | ErrorCode::RateLimited => refused(e.detail),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_one_wire_form() {
+        use OAuthErrorCode as C;
+        let all = [
+            C::InvalidRequest,
+            C::MissingBearer,
+            C::InvalidClient,
+            C::InvalidGrant,
+            C::UnauthorizedClient,
+            C::UnsupportedGrantType,
+            C::InvalidScope,
+            C::InvalidTarget,
+            C::UnsupportedTokenType,
+            C::AccessDenied,
+            C::UnsupportedResponseType,
+            C::LoginRequired,
+            C::ConsentRequired,
+            C::InvalidToken,
+            C::InsufficientScope,
+            C::TemporarilyUnavailable,
+            C::ServerError,
+        ];
+        for c in all {
+            let w = c.wire();
+            assert!(w.code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            // RFC 6750 §3: a 401 always carries a challenge.
+            if w.status == StatusCode::UNAUTHORIZED {
+                assert!(w.challenge.is_some(), "{}", w.code);
+            }
+        }
+        assert_eq!(
+            C::TemporarilyUnavailable.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn an_outage_is_temporarily_unavailable_with_retry_after() {
+        let e = OAuthError::from(StoreError::Unavailable("down".into()));
+        assert_eq!(e.error, OAuthErrorCode::TemporarilyUnavailable);
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(r.headers().contains_key(header::RETRY_AFTER));
+    }
+}

@@ -1,0 +1,143 @@
+//! The authorization-code grant (RFC 6749 §4.1.3) with PKCE (RFC 7636 §4.6): a code redeemed
+//! once, by the client it was issued to, with the same `redirect_uri` and the verifier of its
+//! S256 challenge, becomes a grant with an access token, a refresh token and (with `openid`)
+//! an id token.
+//!
+//! INVARIANT: a code is redeemed at most once; a second redemption revokes whatever the first
+//! issued (RFC 6749 §4.1.2) and is audited even when the first failed.
+
+use serde_json::json;
+use tessera_store::{CodeRedemption, Grant, Outcome, StoreError, TenantScope};
+
+use super::user_tokens::{grant_access, grant_user, new_refresh, user_tokens, UserTokens};
+use super::{GrantError, TokenResponse};
+use crate::auth::audit_event as record;
+use crate::auth::RequestMeta;
+use crate::oauth::client::Client;
+use crate::oauth::pkce;
+use crate::oauth::scope::split_scopes;
+use crate::oauth::settings::millis;
+use crate::services::Services;
+
+/// A code redemption: the authenticated client and the parameters of RFC 6749 §4.1.3 (the
+/// verifier already checked for form, RFC 7636 §4.1).
+#[derive(Debug)]
+pub struct CodeRequest<'a> {
+    /// The authenticated (or, public, identified) client.
+    pub client: Client,
+    /// `code`.
+    pub code: &'a str,
+    /// `redirect_uri`, compared exactly with the authorization request's.
+    pub redirect_uri: &'a str,
+    /// `code_verifier`.
+    pub verifier: &'a str,
+}
+
+/// Redeems a code.
+pub async fn redeem(
+    state: &Services,
+    meta: &RequestMeta,
+    req: CodeRequest<'_>,
+) -> Result<TokenResponse, GrantError> {
+    let client = req.client;
+    let now = state.clock.now();
+    let hash = state.pepper.hash(req.code.as_bytes());
+    let c = match state.store.redeem_code(hash.as_bytes(), now).await? {
+        None => return Err(GrantError::InvalidGrant("the code is invalid".into())),
+        Some(CodeRedemption::Replayed(c)) => {
+            // RFC 6749 §4.1.2: a code used twice revokes what it issued.
+            let scope = TenantScope::authenticated(c.agency_id.clone());
+            let audit = record(
+                state,
+                meta,
+                client.id().as_str(),
+                Some(c.user_id.as_str()),
+                "oauth.code_replayed",
+                Some(&c.grant_id),
+                Outcome::Denied,
+                json!({ "client_id": client.id().as_str(), "grant": c.grant_id }),
+            );
+            // The first redemption may have failed (a wrong verifier, a wrong redirect URI):
+            // then no grant was created, nothing is revoked, and the replay is still recorded.
+            match state
+                .store
+                .revoke_grant(&scope, &c.grant_id, now, &audit)
+                .await
+            {
+                Ok(_) => state.engine.invalidate(&c.agency_id),
+                Err(StoreError::NotFound) => state.audit.append(scope, audit).await?,
+                Err(e) => return Err(e.into()),
+            }
+            return Err(GrantError::InvalidGrant(
+                "the code was already used; any tokens it issued are revoked".into(),
+            ));
+        }
+        Some(CodeRedemption::Fresh(c)) => c,
+    };
+    if c.client_id != *client.id() {
+        return Err(GrantError::InvalidGrant(
+            "the code was issued to another client".into(),
+        ));
+    }
+    if c.expires_at <= now {
+        return Err(GrantError::InvalidGrant("the code has expired".into()));
+    }
+    if c.redirect_uri != req.redirect_uri {
+        return Err(GrantError::InvalidGrant(
+            "`redirect_uri` differs from the authorization request's".into(),
+        ));
+    }
+    if !tessera_token::ct_eq(
+        pkce::s256(req.verifier).as_bytes(),
+        c.code_challenge.as_bytes(),
+    ) {
+        return Err(GrantError::InvalidGrant(
+            "the PKCE code_verifier does not match the code_challenge".into(),
+        ));
+    }
+    let scope = TenantScope::authenticated(c.agency_id.clone());
+    let scopes = split_scopes(&c.scope);
+    let grant = Grant {
+        id: c.grant_id.clone(),
+        agency_id: c.agency_id.clone(),
+        kind: "authorization_code".into(),
+        client_id: client.id().clone(),
+        subject: c.user_id.to_string(),
+        installation: c.installation.clone(),
+        account: c.account.clone(),
+        scope: c.scope.clone(),
+        auth_time: Some(c.auth_time),
+        created_at: now,
+        expires_at: now.saturating_add(millis(state.oauth.settings.refresh_absolute_ttl)),
+        revoked_at: None,
+    };
+    let user = grant_user(state, &grant).await?;
+    let (refresh, refresh_row) = new_refresh(state, &grant.id, grant.expires_at);
+    let issued = grant_access(state, &client, &grant, &scopes)?;
+    let audit = record(
+        state,
+        meta,
+        user.id.as_str(),
+        None,
+        "token.issue",
+        Some(&grant.id),
+        Outcome::Success,
+        json!({ "grant_type": "authorization_code", "client_id": client.id().as_str(), "scope": c.scope, "jti": issued.jti }),
+    );
+    state
+        .store
+        .create_grant(&scope, &grant, Some(&refresh_row), &audit)
+        .await?;
+    user_tokens(
+        state,
+        UserTokens {
+            client: &client,
+            user: &user,
+            grant: &grant,
+            issued: &issued,
+            refresh: &refresh,
+            scopes: &scopes,
+            nonce: c.nonce.clone(),
+        },
+    )
+}

@@ -1,0 +1,127 @@
+//! The refresh-token grant (RFC 6749 §6) with rotation (RFC 9700 §4.14.2): a refresh token is
+//! bound to its client, may narrow the scopes it was granted, and is replaced on every use.
+//!
+//! INVARIANT: a rotated token presented again within the reuse grace is refused and changes
+//! nothing (a client's own retry); after it, its whole family (grant) is revoked.
+
+use serde_json::json;
+use tessera_store::{Outcome, RefreshUse, TenantScope};
+
+use super::user_tokens::{grant_access, grant_user, new_refresh, user_tokens, UserTokens};
+use super::{GrantError, TokenResponse};
+use crate::auth::audit_event as record;
+use crate::auth::RequestMeta;
+use crate::oauth::client::Client;
+use crate::oauth::scope::{shown, split_scopes};
+use crate::services::Services;
+
+/// A refresh: the authenticated client, the presented token and an optional narrower `scope`.
+#[derive(Debug)]
+pub struct RefreshRequest<'a> {
+    /// The authenticated (or, public, identified) client.
+    pub client: Client,
+    /// `refresh_token`.
+    pub refresh_token: &'a str,
+    /// `scope`: a subset of the granted scopes.
+    pub scope: Option<&'a str>,
+}
+
+/// Rotates a refresh token and issues new tokens.
+pub async fn refresh(
+    state: &Services,
+    meta: &RequestMeta,
+    req: RefreshRequest<'_>,
+) -> Result<TokenResponse, GrantError> {
+    let client = req.client;
+    let now = state.clock.now();
+    let hash = state.pepper.hash(req.refresh_token.as_bytes());
+    let invalid =
+        || GrantError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
+    let Some((rt, grant)) = state.store.find_refresh_token(hash.as_bytes()).await? else {
+        return Err(invalid());
+    };
+    // Bound to its client (RFC 6749 §6, RFC 9700 §4.14.2).
+    if grant.client_id != *client.id() {
+        return Err(invalid());
+    }
+    if grant.revoked_at.is_some() || grant.expires_at <= now || rt.idle_expires_at <= now {
+        return Err(invalid());
+    }
+    let granted = split_scopes(&grant.scope);
+    let scopes = match req.scope {
+        None => granted.clone(),
+        Some(s) => {
+            let asked = split_scopes(s);
+            if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
+                return Err(GrantError::InvalidScope(format!(
+                    "scope `{}` was not granted: a refresh can only narrow",
+                    shown(extra)
+                )));
+            }
+            asked
+        }
+    };
+    let scope = TenantScope::authenticated(grant.agency_id.clone());
+    let user = grant_user(state, &grant).await?;
+    let (new_token, new_row) = new_refresh(state, &grant.id, grant.expires_at);
+    let audit = record(
+        state,
+        meta,
+        client.id().as_str(),
+        Some(user.id.as_str()),
+        "oauth.refresh_reused",
+        Some(&grant.id),
+        Outcome::Denied,
+        json!({ "grant": grant.id, "client_id": client.id().as_str() }),
+    );
+    match state
+        .store
+        .rotate_refresh_token(
+            &scope,
+            hash.as_bytes(),
+            &new_row,
+            now,
+            state.oauth.settings.refresh_reuse_grace_ms,
+            &audit,
+        )
+        .await?
+    {
+        RefreshUse::Rotated => {}
+        RefreshUse::RecentlyRotated => {
+            return Err(GrantError::InvalidGrant(
+                "the refresh token was already used; use the one issued with it".into(),
+            ))
+        }
+        RefreshUse::Reused => {
+            state.engine.invalidate(&grant.agency_id);
+            return Err(GrantError::InvalidGrant(
+                "the refresh token was already used: every token of this grant is revoked".into(),
+            ));
+        }
+        RefreshUse::Revoked => return Err(invalid()),
+    }
+    let issued = grant_access(state, &client, &grant, &scopes)?;
+    let audit = record(
+        state,
+        meta,
+        user.id.as_str(),
+        None,
+        "token.issue",
+        Some(&grant.id),
+        Outcome::Success,
+        json!({ "grant_type": "refresh_token", "client_id": client.id().as_str(), "scope": scopes.join(" "), "jti": issued.jti }),
+    );
+    state.audit.append(scope, audit).await?;
+    user_tokens(
+        state,
+        UserTokens {
+            client: &client,
+            user: &user,
+            grant: &grant,
+            issued: &issued,
+            refresh: &new_token,
+            scopes: &scopes,
+            nonce: None,
+        },
+    )
+}
