@@ -399,7 +399,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     tracing::info!(backend = store.backend(), applied, "store ready");
     let mut settings = crate::services::EngineSettings {
         cache_bytes: config.authz_cache_mb << 20,
-        oauth: crate::oauth::OAuthSettings {
+        oauth: crate::oauth::settings::OAuthSettings {
             issuer: config.issuer.clone(),
             access_ttl: config.access_token_ttl,
             refresh_reuse_grace_ms: config.refresh_reuse_grace_ms,

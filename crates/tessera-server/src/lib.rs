@@ -5,7 +5,6 @@
 //! public; with an `https://` issuer every response carries HSTS.
 
 pub mod audit;
-pub mod auth;
 pub mod authn;
 pub mod bootstrap;
 pub mod caller;

@@ -33,7 +33,7 @@ pub struct Services {
     /// The token-signing key ring.
     pub keys: Arc<crate::keys::Keys>,
     /// The OAuth authorization server.
-    pub oauth: Arc<crate::oauth::OAuth>,
+    pub oauth: Arc<crate::oauth::settings::OAuth>,
     /// The platform tenant's id, once known.
     pub platform_id: Arc<std::sync::OnceLock<tessera_core::AgencyId>>,
     /// Group commit for hot-path audit events.
@@ -96,7 +96,7 @@ pub struct EngineSettings {
     /// How token-signing keys rotate.
     pub rotation: tessera_token::RotationPolicy,
     /// The authorization server's settings.
-    pub oauth: crate::oauth::OAuthSettings,
+    pub oauth: crate::oauth::settings::OAuthSettings,
     /// Password-hashing threads (0: half the cores, at least one).
     pub password_workers: usize,
     /// The listener's timeouts and caps, and who may read `/metrics`.
@@ -128,7 +128,7 @@ impl Services {
             })?;
         }
         let store_for_keys = store.clone();
-        let oauth = crate::oauth::OAuth::new(settings.oauth, master_key, &catalog);
+        let oauth = crate::oauth::settings::OAuth::new(settings.oauth, master_key, &catalog);
         let settings_rotation = settings.rotation;
         let catalog = Arc::new(catalog);
         let budget = if settings.cache_bytes == 0 {

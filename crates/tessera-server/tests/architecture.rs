@@ -6,6 +6,8 @@
 //! child module named by its bare name (`conn::serve`). Declaring a module (`mod x;`) is not an
 //! edge; re-exporting it (`pub use x::Y`) is. `#[cfg(test)]` code is ignored.
 
+#![allow(clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -26,7 +28,10 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn module_of(src: &Path, file: &Path) -> Module {
-    let rel = file.strip_prefix(src).expect("under src").with_extension("");
+    let rel = file
+        .strip_prefix(src)
+        .expect("under src")
+        .with_extension("");
     let mut parts: Module = rel
         .components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
@@ -251,7 +256,12 @@ fn crate_src(name: &str) -> PathBuf {
 
 #[test]
 fn server_and_token_crates_have_no_import_cycle() {
-    for name in ["tessera-server", "tessera-token", "tessera-core", "tessera-store"] {
+    for name in [
+        "tessera-server",
+        "tessera-token",
+        "tessera-core",
+        "tessera-store",
+    ] {
         let found = cycles(&graph(&crate_src(name)));
         assert!(found.is_empty(), "{name}: import cycles: {found:#?}");
     }
@@ -265,8 +275,11 @@ fn the_checker_finds_a_cycle() {
     std::fs::write(src.join("lib.rs"), "mod a;\nmod b;\n").expect("write");
     std::fs::write(src.join("a/mod.rs"), "mod c;\npub use c::X;\n").expect("write");
     std::fs::write(src.join("a/c.rs"), "use crate::b::Y;\npub struct X;\n").expect("write");
-    std::fs::write(src.join("b.rs"), "pub struct Y;\nfn f() { let _ = super::a::X; }\n")
-        .expect("write");
+    std::fs::write(
+        src.join("b.rs"),
+        "pub struct Y;\nfn f() { let _ = super::a::X; }\n",
+    )
+    .expect("write");
     let found = cycles(&graph(&src));
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(found, vec![vec!["a", "a::c", "b"]]);

@@ -99,7 +99,7 @@ pub async fn authenticate(
 
 /// Authenticates a bearer credential: an API key or an access token.
 pub async fn authenticate_token(state: &Services, token: &str) -> Result<Arc<Caller>, AuthnError> {
-    if crate::oauth::tokens::looks_like_jwt(token) {
+    if crate::oauth::verify::looks_like_jwt(token) {
         return authenticate_access_token(state, token).await;
     }
     if !looks_like_api_key(token) {
@@ -181,10 +181,9 @@ async fn authenticate_access_token(
         // The caller is cached with its tenant agency; its client (a marketplace app lives in
         // another agency) is checked against that agency's state too.
         let client_ok = match caller.token.as_ref().map(|t| t.client_id.as_str()) {
-            Some(id) if !id.starts_with("key_") => crate::oauth::client::lookup(state, id)
-                .await
-                .map_err(from_oauth)?
-                .is_some(),
+            Some(id) if !id.starts_with("key_") => {
+                crate::oauth::client::find(state, id).await?.is_some()
+            }
             _ => true,
         };
         if client_ok {
@@ -193,10 +192,10 @@ async fn authenticate_access_token(
         return Err(AuthnError::InvalidToken("its client was deleted".into()));
     }
     let issuer = state.oauth.issuer().to_owned();
-    let claims = match crate::oauth::tokens::check_access_token(state, token, Some(&issuer)).await {
+    let claims = match crate::oauth::verify::check_access_token(state, token, Some(&issuer)).await {
         Ok(Ok(c)) => c,
         Ok(Err(why)) => return Err(AuthnError::InvalidToken(why.to_string())),
-        Err(e) => return Err(from_oauth(e)),
+        Err(e) => return Err(e.into()),
     };
     let agency: AgencyId = claims
         .tenant
@@ -204,11 +203,7 @@ async fn authenticate_access_token(
         .parse()
         .map_err(|_| AuthnError::InvalidToken("it has a malformed tenant".into()))?;
     let generation = state.engine.generation_of(&agency);
-    let caller = Arc::new(
-        crate::oauth::tokens::caller_from_claims(state, &claims)
-            .await
-            .map_err(from_oauth)?,
-    );
+    let caller = Arc::new(crate::oauth::verify::caller_from_claims(state, &claims).await?);
     state
         .engine
         .remember_caller(
@@ -221,13 +216,14 @@ async fn authenticate_access_token(
     Ok(caller)
 }
 
-/// The verifier's failures (a store read behind it) as authentication errors.
-fn from_oauth(e: crate::oauth::OAuthError) -> AuthnError {
-    // lead: match the typed `OAuthErrorCode` once oauth/ has it.
-    match e.status.as_u16() {
-        503 => AuthnError::Unavailable(e.description),
-        s if s >= 500 => AuthnError::Internal(e.description),
-        _ => AuthnError::Refused(e.description),
+impl From<crate::oauth::verify::VerifyError> for AuthnError {
+    fn from(e: crate::oauth::verify::VerifyError) -> Self {
+        use crate::oauth::verify::VerifyError as V;
+        match e {
+            V::Store(s) => Self::Store(s),
+            V::NoKeys | V::Behind { .. } => Self::Unavailable(e.to_string()),
+            V::Invalid(why) => Self::Refused(why.to_owned()),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use tessera_core::AppId;
 use tessera_store::{App, ClientRecord, Installation, StoreError};
 
 use super::cache::{CachedClient, CachedInstallations};
-use super::error::{LegacyOAuthError, OAuthError};
+use super::error::OAuthError;
 use crate::services::Services;
 
 /// The most clients remembered before the cache is cleared.
@@ -108,15 +108,6 @@ pub async fn find(state: &Services, id: &str) -> Result<Option<Arc<ClientRecord>
         );
     }
     Ok((record.app.deleted_at.is_none()).then_some(record))
-}
-
-/// lead: AuthnError — [`find`] with the error `auth::oauth_to_api` takes today; `authn`
-/// should call [`find`] and map [`StoreError`] itself.
-pub async fn lookup(
-    state: &Services,
-    id: &str,
-) -> Result<Option<Arc<ClientRecord>>, LegacyOAuthError> {
-    Ok(find(state, id).await?)
 }
 
 /// Authenticates presented client credentials: `secret` for a confidential client, none for a

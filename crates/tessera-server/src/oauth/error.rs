@@ -228,58 +228,6 @@ pub fn no_store(body: serde_json::Value) -> Response {
     resp
 }
 
-/// lead: AuthnError — the shape `auth::oauth_to_api` reads today (`status`, `description`),
-/// reachable as `crate::oauth::OAuthError` for `auth.rs` only. Delete it (and
-/// `oauth::compat`) once `authn` matches on [`crate::oauth::verify::VerifyError`] and
-/// [`StoreError`] instead.
-#[derive(Debug)]
-pub struct LegacyOAuthError {
-    /// The status [`OAuthErrorCode::status`] gives.
-    pub status: StatusCode,
-    /// The description.
-    pub description: String,
-}
-
-impl From<OAuthError> for LegacyOAuthError {
-    fn from(e: OAuthError) -> Self {
-        Self {
-            status: e.error.status(),
-            description: e.description,
-        }
-    }
-}
-
-impl From<StoreError> for LegacyOAuthError {
-    fn from(e: StoreError) -> Self {
-        OAuthError::from(e).into()
-    }
-}
-
-/// lead: AuthnError — maps an error of the lead's `auth` code (authentication, `decide`,
-/// `effective_of`) by its [`crate::error::ErrorCode`], not its status: an outage or a lagging
-/// node is `temporarily_unavailable`, a bug `server_error`, anything else `refused` (the
-/// caller's refusal code). Switch to the typed `AuthnError` when merging.
-pub fn from_api_error(
-    e: crate::error::ApiError,
-    refused: impl FnOnce(String) -> OAuthError,
-) -> OAuthError {
-    use crate::error::ErrorCode;
-    match e.code {
-        ErrorCode::Unavailable | ErrorCode::RevisionNotReached => OAuthError::unavailable(e.detail),
-        ErrorCode::Internal | ErrorCode::Conflict => OAuthError::server(e.detail),
-        ErrorCode::InvalidRequest
-        | ErrorCode::InvalidId
-        | ErrorCode::Unauthenticated
-        | ErrorCode::Forbidden
-        | ErrorCode::NotFound
-        | ErrorCode::MethodNotAllowed
-        | ErrorCode::RequestTimeout
-        | ErrorCode::PayloadTooLarge
-        | ErrorCode::UnsupportedMediaType
-        | ErrorCode::RateLimited => refused(e.detail),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

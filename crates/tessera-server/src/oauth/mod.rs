@@ -13,23 +13,15 @@
 
 pub mod cache;
 pub mod client;
-pub mod compat;
 pub mod endpoint;
 pub mod error;
 pub mod grant;
 pub mod issue;
 pub mod pkce;
+pub mod refusal;
 pub mod scope;
 pub mod settings;
 pub mod tenant;
 pub mod verify;
 
 pub use endpoint::router;
-
-// lead: paths other modules use today (`services.rs`, `cli.rs`, `auth.rs`, `http/routes/apps.rs`,
-// the test harness); re-point them to `settings::{OAuth, OAuthSettings}`, `issue::…`,
-// `scope::audience_allows` and `verify::…`, then delete these lines and `compat`.
-pub use compat as token;
-pub use compat as tokens;
-pub use error::LegacyOAuthError as OAuthError;
-pub use settings::{OAuth, OAuthSettings};

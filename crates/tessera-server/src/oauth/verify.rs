@@ -20,7 +20,7 @@ use super::client;
 use super::error::OAuthError;
 use super::scope::scope_permissions;
 use super::tenant::is_platform;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::engine::EngineError;
 use crate::services::Services;
 

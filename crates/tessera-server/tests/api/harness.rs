@@ -85,7 +85,7 @@ impl TestApp {
         let (store, dir) = tessera_store::testing::sqlite_store().await;
         let now = tessera_server::clock::SystemClock.now();
         let settings = EngineSettings {
-            oauth: tessera_server::oauth::OAuthSettings {
+            oauth: tessera_server::oauth::settings::OAuthSettings {
                 issuer: issuer.to_owned(),
                 ..Default::default()
             },

@@ -24,8 +24,8 @@ use crate::gate::authorized::Authorized;
 use crate::http::extract::{parse_id, Json, ListQuery};
 use crate::http::list::List;
 use crate::http::state::AppState;
-use crate::oauth::token::audience_allows;
-use crate::oauth::tokens::{new_secret, CLIENT_SECRET_PREFIX};
+use crate::oauth::issue::{new_secret, CLIENT_SECRET_PREFIX};
+use crate::oauth::scope::audience_allows;
 use crate::services::Services;
 
 /// The most redirect URIs an app registers.

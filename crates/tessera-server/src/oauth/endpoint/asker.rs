@@ -9,9 +9,10 @@ use axum::http::{header, HeaderMap};
 
 use super::client_auth;
 use super::params::Params;
-use crate::auth::{self, Caller};
+use crate::caller::Caller;
 use crate::oauth::client::{AuthMethod, Client};
-use crate::oauth::error::{from_api_error, OAuthError};
+use crate::oauth::error::OAuthError;
+use crate::oauth::refusal::from_authn;
 use crate::services::Services;
 
 /// Who is asking.
@@ -54,11 +55,12 @@ pub(super) async fn asker(
     public: bool,
 ) -> Result<Asker, OAuthError> {
     if bearer(headers) {
-        // lead: AuthnError — an outage while authenticating the bearer credential is
-        // `temporarily_unavailable`, never `invalid_client`.
-        let caller = auth::authenticate(state, headers)
-            .await
-            .map_err(|e| from_api_error(e, OAuthError::invalid_client))?;
+        // An outage while authenticating the bearer credential is `temporarily_unavailable`,
+        // never `invalid_client`.
+        let caller =
+            crate::authn::authenticate(state, crate::http::extract::authorization(headers))
+                .await
+                .map_err(|e| from_authn(e, OAuthError::invalid_client))?;
         return Ok(Asker::Credential(caller));
     }
     let c = client_auth::authenticate(state, headers, p.get("client_id"), p.get("client_secret"))

@@ -12,12 +12,11 @@ use serde_json::{json, Map, Value};
 
 use super::asker::{asker, Asker};
 use super::params::{self, Params};
-use crate::auth;
-use crate::error::ErrorCode;
 use crate::http::state::AppState;
 use crate::oauth::client;
-use crate::oauth::error::{from_api_error, no_store, OAuthError};
+use crate::oauth::error::{no_store, OAuthError};
 use crate::oauth::issue::REFRESH_PREFIX;
+use crate::oauth::refusal::from_authn;
 use crate::oauth::tenant::active_installation;
 use crate::oauth::verify;
 use crate::services::Services;
@@ -73,16 +72,12 @@ async fn run_introspect(
         return Ok(no_store(Value::Object(out)));
     }
     if tessera_token::looks_like_api_key(token) {
-        // lead: AuthnError — `authenticate_token` answers an `ApiError`: a refused key is
-        // inactive; an outage is `temporarily_unavailable`, never `active: false`.
-        let caller = match auth::authenticate_token(state, token).await {
+        // A refused key is inactive; an outage is `temporarily_unavailable`, never
+        // `active: false` (RFC 7662 §2.2 describes tokens, not the server's health).
+        let caller = match crate::authn::authenticate_token(state, token).await {
             Ok(c) => c,
-            Err(e) => match e.code {
-                ErrorCode::Unavailable | ErrorCode::RevisionNotReached | ErrorCode::Internal => {
-                    return Err(from_api_error(e, OAuthError::invalid_request))
-                }
-                _ => return Ok(inactive()),
-            },
+            Err(e) if e.is_refusal() => return Ok(inactive()),
+            Err(e) => return Err(from_authn(e, OAuthError::invalid_request)),
         };
         let Some(key) = &caller.key else {
             return Ok(inactive());

@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 
-use crate::auth::RequestMeta;
+use crate::caller::RequestMeta;
 use crate::oauth::error::OAuthError;
 
 /// The form parameters of a request, each at most once (RFC 6749 §3.1, §3.2).

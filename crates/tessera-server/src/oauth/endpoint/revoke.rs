@@ -14,7 +14,8 @@ use tessera_store::{Outcome, TenantScope};
 
 use super::asker::{asker, Asker};
 use super::params::{self, Params};
-use crate::auth::{audit_event as record, RequestMeta};
+use crate::audit::record::audit_event as record;
+use crate::caller::RequestMeta;
 use crate::http::state::AppState;
 use crate::oauth::error::{no_store, OAuthError};
 use crate::oauth::issue::REFRESH_PREFIX;

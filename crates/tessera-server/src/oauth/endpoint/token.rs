@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::client_auth;
 use super::params::{self, Params};
-use crate::auth::RequestMeta;
+use crate::caller::RequestMeta;
 use crate::http::state::AppState;
 use crate::oauth::client;
 use crate::oauth::error::{no_store, OAuthError};

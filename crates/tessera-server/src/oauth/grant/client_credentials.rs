@@ -10,8 +10,8 @@ use serde_json::json;
 use tessera_store::{Installation, Outcome, TenantScope};
 
 use super::{GrantError, TokenResponse};
-use crate::auth::audit_event as record;
-use crate::auth::RequestMeta;
+use crate::audit::record::audit_event as record;
+use crate::caller::RequestMeta;
 use crate::oauth::client::{self, AuthMethod, Client};
 use crate::oauth::issue::{self, AccessSpec};
 use crate::oauth::scope::{audience_allows, is_protocol_scope, shown, split_scopes};

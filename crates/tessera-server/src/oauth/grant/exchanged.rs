@@ -6,7 +6,7 @@
 use tessera_core::AccountId;
 
 use super::TokenResponse;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::oauth::client::Client;
 use crate::services::Services;
 

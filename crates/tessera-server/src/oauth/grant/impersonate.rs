@@ -14,17 +14,20 @@ use tessera_token::Actor;
 
 use super::exchanged::{exchanged, remaining, ExchangeRequest, Exchanged};
 use super::{GrantError, TokenResponse};
-use crate::auth::{self, audit_event as record, Caller, RequestMeta};
-use crate::oauth::error::{from_api_error, OAuthError};
+use crate::audit::record::audit_event as record;
+use crate::caller::{Caller, RequestMeta};
+use crate::gate::decide::{decide, effective_of, request_context};
+use crate::oauth::error::OAuthError;
 use crate::oauth::issue::{self, AccessSpec};
+use crate::oauth::refusal::from_authz;
 use crate::oauth::scope::{is_protocol_scope, shown, split_scopes};
 use crate::oauth::settings::secs;
 use crate::services::Services;
 
-/// lead: AuthnError — `decide` and `effective_of` answer an `ApiError` today; mapped by its
-/// `ErrorCode` (an outage is `temporarily_unavailable`, never `invalid_request`).
-fn gate_error(e: crate::error::ApiError) -> GrantError {
-    GrantError::Mapped(from_api_error(e, OAuthError::invalid_request))
+/// The gate's failure as the grant's: an outage is `temporarily_unavailable`, never
+/// `invalid_request`.
+fn gate_error(e: crate::gate::error::AuthzError) -> GrantError {
+    GrantError::Mapped(from_authz(e, OAuthError::invalid_request))
 }
 
 /// Issues a token for `target` acting as `caller` (RFC 8693 §4.1 `act`).
@@ -106,13 +109,13 @@ pub(super) async fn impersonate(
         .catalog
         .permission("users.impersonate")
         .ok_or_else(|| GrantError::Internal("the catalog lacks users.impersonate".into()))?;
-    let d = auth::decide(
+    let d = decide(
         state,
         caller,
         impersonate,
         &agency,
         account.as_ref(),
-        &auth::request_context(state, meta),
+        &request_context(state, meta),
         None,
     )
     .await
@@ -139,7 +142,7 @@ pub(super) async fn impersonate(
         ));
     }
     let forbidden = state.oauth.impersonation_forbidden;
-    let mine = auth::effective_of(state, caller, &agency, account.as_ref())
+    let mine = effective_of(state, caller, &agency, account.as_ref())
         .await
         .map_err(gate_error)?;
     let as_target = Caller {
@@ -154,7 +157,7 @@ pub(super) async fn impersonate(
         own: None,
         token: None,
     };
-    let theirs = auth::effective_of(state, &as_target, &agency, account.as_ref())
+    let theirs = effective_of(state, &as_target, &agency, account.as_ref())
         .await
         .map_err(gate_error)?;
     // "More privileged" compares people, not credentials: what the impersonator holds
@@ -167,7 +170,7 @@ pub(super) async fn impersonate(
         token: None,
         ..caller.clone()
     };
-    let held = auth::effective_of(state, &uncapped, &agency, account.as_ref())
+    let held = effective_of(state, &uncapped, &agency, account.as_ref())
         .await
         .map_err(gate_error)?;
     let beyond = theirs.difference(&forbidden).difference(&held);

@@ -9,8 +9,8 @@ use tessera_store::{Outcome, RefreshUse, TenantScope};
 
 use super::user_tokens::{grant_access, grant_user, new_refresh, user_tokens, UserTokens};
 use super::{GrantError, TokenResponse};
-use crate::auth::audit_event as record;
-use crate::auth::RequestMeta;
+use crate::audit::record::audit_event as record;
+use crate::caller::RequestMeta;
 use crate::oauth::client::Client;
 use crate::oauth::scope::{shown, split_scopes};
 use crate::services::Services;

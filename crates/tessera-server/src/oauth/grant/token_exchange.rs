@@ -13,9 +13,11 @@ use tessera_store::{Outcome, StoreError, TenantScope};
 
 use super::exchanged::{exchanged, remaining, ExchangeRequest, Exchanged};
 use super::{GrantError, TokenResponse};
-use crate::auth::{self, audit_event as record, Caller, RequestMeta};
-use crate::oauth::error::{from_api_error, OAuthError};
+use crate::audit::record::audit_event as record;
+use crate::caller::{Caller, RequestMeta};
+use crate::oauth::error::OAuthError;
 use crate::oauth::issue::{self, AccessSpec};
+use crate::oauth::refusal::from_authn;
 use crate::oauth::scope::{shown, split_scopes};
 use crate::oauth::verify::{self, actor_of};
 use crate::services::Services;
@@ -34,12 +36,12 @@ async fn subject(state: &Services, token: &str) -> Result<Arc<Caller>, GrantErro
             Err(e) => Err(GrantError::Mapped(e.into())),
         }
     } else {
-        // lead: AuthnError — an outage is `temporarily_unavailable`, not an inactive token.
-        auth::authenticate_token(state, token).await.map_err(|e| {
-            GrantError::Mapped(from_api_error(e, |d| {
-                OAuthError::invalid_grant(inactive(d))
-            }))
-        })
+        // An outage is `temporarily_unavailable`, not an inactive token.
+        crate::authn::authenticate_token(state, token)
+            .await
+            .map_err(|e| {
+                GrantError::Mapped(from_authn(e, |d| OAuthError::invalid_grant(inactive(d))))
+            })
     }
 }
 

@@ -11,7 +11,7 @@ use tessera_core::{AccountId, EventId};
 use tessera_store::{AppKind, AuthCode, Outcome, TenantScope, User};
 
 use super::flow::{AuthRequest, Choice, Failure, Flow, Step, FORCED_SIGN_IN_CONSENT_WINDOW_MS};
-use crate::auth::audit_event as record;
+use crate::audit::record::audit_event as record;
 use crate::oauth::client;
 use crate::oauth::error::OAuthErrorCode;
 use crate::oauth::issue::{self, CODE_PREFIX};

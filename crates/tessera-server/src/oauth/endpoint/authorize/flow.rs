@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tessera_core::AccountId;
 use tessera_store::{ClientRecord, Installation, User};
 
-use crate::auth::RequestMeta;
+use crate::caller::RequestMeta;
 use crate::http::state::AppState;
 use crate::oauth::error::OAuthErrorCode;
 use crate::oauth_ui::{is_loopback_issuer, read_cookie};

@@ -15,7 +15,7 @@ use tessera_store::{AppKind, Outcome, Status, TenantScope, User};
 use super::flow::{
     AuthRequest, Failure, Flow, Session, Step, MAX_SIGN_IN_CANDIDATES, SAME_MESSAGE, SESSION_COOKIE,
 };
-use crate::auth::audit_event as record;
+use crate::audit::record::audit_event as record;
 use crate::oauth::client;
 use crate::oauth::endpoint::params::Params;
 use crate::oauth::error::OAuthErrorCode;
