@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod ids;
 pub mod index;
 pub mod permission;
+pub mod scope;
 pub mod time;
 
 pub use authz::{
@@ -18,3 +19,4 @@ pub use ids::{
     PrincipalId, RoleId, UserId,
 };
 pub use permission::{PermissionIndex, PermissionSet};
+pub use scope::{ScopeError, Scopes};
