@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::authz::{CredentialCap, Decision, EngineConfig, GrantSource, Reason};
+use crate::catalog::Catalog;
 use crate::ids::{AccountId, AgencyId, BindingId, PrincipalId, RoleId};
 use crate::permission::{PermissionIndex, PermissionSet};
-use crate::Catalog;
 
 /// One binding, packed: 40 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -412,6 +412,7 @@ pub fn check(c: &Check<'_>, cfg: EngineConfig) -> Decision {
         Err(reason) => Decision {
             allowed: false,
             reason,
+            break_glass: None,
         },
         Ok((set, cross_tenant)) if set.contains(c.permission) => Decision {
             allowed: true,
@@ -419,11 +420,13 @@ pub fn check(c: &Check<'_>, cfg: EngineConfig) -> Decision {
                 via: Vec::new(),
                 cross_tenant,
             },
+            break_glass: None,
         },
         // Without a scope cap nothing was capped away: the permission is simply not granted.
         Ok(_) if c.cap.permissions.is_none() => Decision {
             allowed: false,
             reason: Reason::NotGranted,
+            break_glass: None,
         },
         Ok(_) => {
             // Say whether a grant existed but the cap removed it.
@@ -441,6 +444,7 @@ pub fn check(c: &Check<'_>, cfg: EngineConfig) -> Decision {
             Decision {
                 allowed: false,
                 reason,
+                break_glass: None,
             }
         }
     }

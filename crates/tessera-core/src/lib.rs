@@ -4,17 +4,21 @@
 pub mod abac;
 pub mod authz;
 pub mod catalog;
+pub mod decision;
 pub mod ids;
 pub mod index;
 pub mod permission;
+pub mod scope;
 pub mod time;
 
 pub use authz::{
     authorize, CredentialCap, Decision, EngineConfig, Grant, GrantSource, Reason, Subject, Target,
 };
 pub use catalog::{Audience, Catalog, CatalogError, Level};
+pub use decision::{decide, evaluate_policies, Policies, PolicyInput, BREAK_GLASS_PERMISSIONS};
 pub use ids::{
     AccountId, AgencyId, AppId, BindingId, EventId, IdError, InstallationId, KeyId, PolicyId,
     PrincipalId, RoleId, UserId,
 };
 pub use permission::{PermissionIndex, PermissionSet};
+pub use scope::{ScopeError, Scopes};

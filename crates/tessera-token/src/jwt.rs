@@ -8,6 +8,7 @@
 //! payload decoded and its issuer, audience and times checked.
 
 mod claims;
+mod error;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -15,6 +16,9 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use claims::{AccessClaims, Actor, IdClaims, Tenant};
+pub use error::JwtError;
+
+pub use crate::jose::TokenType;
 
 use crate::jwk::{Algorithm, JwkSet, PublicKey, VerificationKey};
 use crate::keyring::KeyRing;
@@ -26,87 +30,6 @@ pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// Clock leeway that [`Validation::access_token`] and [`Validation::id_token`] allow.
 pub const DEFAULT_LEEWAY_SECS: i64 = 30;
-
-/// What a token is for, as its `typ` header says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TokenType {
-    /// An OAuth access token: `typ: at+jwt` (RFC 9068 §2.1).
-    AccessToken = 0,
-    /// An OpenID Connect id token: `typ: JWT`.
-    IdToken = 1,
-}
-
-impl TokenType {
-    /// The `typ` header value Tessera writes.
-    pub fn header_value(self) -> &'static str {
-        match self {
-            TokenType::AccessToken => "at+jwt",
-            TokenType::IdToken => "JWT",
-        }
-    }
-
-    /// Whether a `typ` header value names this type. Media types compare case-insensitively
-    /// and may carry the `application/` prefix (RFC 7515 §4.1.9).
-    fn matches(self, typ: &str) -> bool {
-        let short = match typ.get(..12) {
-            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
-            _ => typ,
-        };
-        short.eq_ignore_ascii_case(self.header_value())
-    }
-}
-
-/// Why a token was refused. Messages are lowercase and never echo the token.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JwtError {
-    /// Not three base64url parts, a header or payload that is not the expected JSON, or too long.
-    #[error("token is malformed: {0}")]
-    Malformed(&'static str),
-    /// `alg: none` (RFC 8725 §3.1): an unsigned token.
-    #[error("token is unsigned (`alg: none`)")]
-    AlgNone,
-    /// `alg` is not the algorithm of the key named by `kid` (e.g. `HS256`, or `RS256` for an
-    /// Ed25519 key): each key verifies with exactly one algorithm (RFC 8725 §3.1).
-    #[error("token algorithm is not the algorithm of its key ({expected})")]
-    AlgorithmMismatch {
-        /// The key's algorithm.
-        expected: Algorithm,
-    },
-    /// `kid` is missing or names no published key of the issuer (unknown, retired or dropped).
-    #[error("token key id is missing or names no current key of the issuer")]
-    UnknownKey,
-    /// The header points at keys or certificates to fetch or trust (`jku`, `x5u`, `jwk`, `x5c`).
-    #[error("token header carries `{0}`, which is never trusted")]
-    ForbiddenHeader(&'static str),
-    /// The header lists critical extensions (`crit`), none of which are supported.
-    #[error("token header carries `crit`, and no critical extension is supported")]
-    CriticalHeader,
-    /// The `typ` header is missing or not the expected type (e.g. an id token used as an access
-    /// token).
-    #[error("token type is not `{expected}`")]
-    WrongType {
-        /// The expected `typ`.
-        expected: &'static str,
-    },
-    /// The signature does not verify.
-    #[error("token signature is invalid")]
-    BadSignature,
-    /// `iss` is not the expected issuer.
-    #[error("token issuer is not the expected issuer")]
-    WrongIssuer,
-    /// `aud` does not include the expected audience.
-    #[error("token audience does not include the expected audience")]
-    WrongAudience,
-    /// `exp` has passed (beyond the leeway).
-    #[error("token has expired")]
-    Expired,
-    /// `nbf` or `iat` is in the future (beyond the leeway).
-    #[error("token is not valid yet")]
-    NotYetValid,
-    /// A required claim is missing.
-    #[error("token lacks the required claim `{0}`")]
-    MissingClaim(&'static str),
-}
 
 /// What a verified token must satisfy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,26 +99,6 @@ impl KeySource for VerificationKey {
     fn find_key(&self, kid: &str) -> Option<&VerificationKey> {
         (self.kid() == kid).then_some(self)
     }
-}
-
-/// The base64url headers of a key's tokens, one per [`TokenType`], in that order.
-pub(crate) fn cached_headers(alg: Algorithm, kid: &str) -> [String; 2] {
-    [TokenType::AccessToken, TokenType::IdToken].map(|typ| {
-        #[derive(Serialize)]
-        struct Header<'a> {
-            alg: &'a str,
-            typ: &'a str,
-            kid: &'a str,
-        }
-        let header = Header {
-            alg: alg.as_str(),
-            typ: typ.header_value(),
-            kid,
-        };
-        // Serializing three strings cannot fail.
-        let json = serde_json::to_vec(&header).unwrap_or_default();
-        URL_SAFE_NO_PAD.encode(json)
-    })
 }
 
 /// Signs `claims` as an access token (`typ: at+jwt`) with `key`.

@@ -11,6 +11,7 @@ mod hex;
 pub mod api_key;
 pub mod ct;
 pub mod envelope;
+pub mod jose;
 pub mod jwk;
 pub mod jwt;
 pub mod keyring;

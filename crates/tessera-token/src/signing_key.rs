@@ -15,8 +15,8 @@ use sha2::{Digest as _, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::envelope::{self, EnvelopeError};
+use crate::jose::{cached_headers, TokenType};
 use crate::jwk::{Algorithm, PublicKey, VerificationKey, RSA_MAX_BITS, RSA_MIN_BITS};
-use crate::jwt::{cached_headers, TokenType};
 use crate::secret::{SecretBytes, REDACTED};
 
 /// The purpose under which the master key derives the key that seals signing keys:

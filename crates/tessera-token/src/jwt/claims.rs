@@ -10,7 +10,7 @@ use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::JwtError;
+use super::error::JwtError;
 
 /// The tenant a token acts in: an agency, and optionally one of its accounts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,188 +1,12 @@
-//! The signing-key rotation planner: a pure function from the stored key records and the time
-//! to the transitions that keep one issuer's keys rotating without downtime (DESIGN.md I6).
+//! The rotation planner: a pure function from the stored key records and the time to the
+//! transitions that keep one issuer's keys rotating without downtime (DESIGN.md I6).
 //! INVARIANTS (property-tested below): after bootstrap exactly one key is active; a new key is
 //! published `publish_ahead` before it signs (only the very first key signs at once); a key
 //! stays published until every token it may have signed has expired.
-//!
-//! Many nodes may plan at once: every transition names the state it expects (see
-//! [`Transition::apply`]), so a store that applies each one conditionally (`… WHERE state = $from`)
-//! lets exactly one node win; the others re-read and re-plan.
 
-use rand::{CryptoRng, RngCore};
-
-use crate::jwk::Algorithm;
+use super::policy::RotationPolicy;
+use super::transition::Transition;
 use crate::keyring::{signing_order, KeyRecord, KeyState};
-use crate::secret::SecretBytes;
-
-/// How often keys rotate and how long they overlap. All durations in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RotationPolicy {
-    /// The algorithm of new keys.
-    pub alg: Algorithm,
-    /// How long a key signs before its successor takes over.
-    pub period_secs: i64,
-    /// How long a new key is published before it signs: longer than any verifier caches the
-    /// JWKS.
-    pub publish_ahead_secs: i64,
-    /// The longest lifetime of a token signed by these keys, plus the verifiers' clock leeway:
-    /// a retiring key stays published this long after it stopped signing.
-    pub token_lifetime_secs: i64,
-}
-
-impl Default for RotationPolicy {
-    /// Ed25519, rotated every 30 days, published 2 days ahead, tokens of at most an hour.
-    fn default() -> Self {
-        Self {
-            alg: Algorithm::EdDsa,
-            period_secs: 30 * 86_400,
-            publish_ahead_secs: 2 * 86_400,
-            token_lifetime_secs: 3_600,
-        }
-    }
-}
-
-/// A rotation policy that cannot work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum RotationPolicyError {
-    /// Some duration is zero or negative.
-    #[error("rotation period, publish-ahead and token lifetime must all be positive")]
-    NotPositive,
-    /// Keys would have to be published before their predecessor started signing.
-    #[error("publish-ahead must be shorter than the rotation period")]
-    PublishAheadTooLong,
-}
-
-impl RotationPolicy {
-    /// Checks that the durations are positive and `publish_ahead < period`.
-    pub fn validate(&self) -> Result<(), RotationPolicyError> {
-        if self.period_secs <= 0 || self.publish_ahead_secs <= 0 || self.token_lifetime_secs <= 0 {
-            return Err(RotationPolicyError::NotPositive);
-        }
-        if self.publish_ahead_secs >= self.period_secs {
-            return Err(RotationPolicyError::PublishAheadTooLong);
-        }
-        Ok(())
-    }
-}
-
-/// One step of a rotation plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transition {
-    /// Generate a new key in `state` (`Pending`, or `Active` only when the issuer has no key to
-    /// sign with: bootstrap), to sign from `activates_at`.
-    Create {
-        alg: Algorithm,
-        state: KeyState,
-        activates_at: i64,
-    },
-    /// `Pending → Active`: the key signs from now on.
-    Activate { kid: String },
-    /// `Active → Retiring` (or `Pending → Retiring` for a pending key that may have signed but
-    /// lost to a newer one): it stops signing at `retires_at` and stays published until
-    /// `expires_at`.
-    BeginRetiring {
-        kid: String,
-        retires_at: i64,
-        expires_at: i64,
-    },
-    /// `Retiring → Retired`: every token it signed has expired; unpublish it and destroy its
-    /// private key.
-    Retire { kid: String },
-    /// Remove the record: a retired key, or a pending key that never signed and never will.
-    /// A store may keep the (private-key-less) row for audit instead.
-    Drop { kid: String },
-}
-
-/// A transition that no longer fits the records: another node got there first.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("signing key `{kid}` is not in the state the rotation expected; re-plan")]
-pub struct StaleTransition {
-    /// The key concerned.
-    pub kid: String,
-}
-
-impl Transition {
-    /// The state the transition expects its key in (`None` for [`Transition::Create`]).
-    pub fn expected_states(&self) -> &'static [KeyState] {
-        match self {
-            Transition::Create { .. } => &[],
-            Transition::Activate { .. } => &[KeyState::Pending],
-            Transition::BeginRetiring { .. } => &[KeyState::Active, KeyState::Pending],
-            Transition::Retire { .. } => &[KeyState::Retiring],
-            Transition::Drop { .. } => &[KeyState::Retired, KeyState::Pending],
-        }
-    }
-
-    /// Applies the transition to `records` at `now`, generating and sealing the key of a
-    /// [`Transition::Create`] under `envelope_key`.
-    pub fn apply(
-        &self,
-        records: &mut Vec<KeyRecord>,
-        now: i64,
-        envelope_key: &SecretBytes<32>,
-        rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<(), StaleTransition> {
-        let kid = match self {
-            Transition::Create {
-                alg,
-                state,
-                activates_at,
-            } => {
-                let (record, _key) =
-                    KeyRecord::generate(*alg, *state, now, *activates_at, envelope_key, rng);
-                records.push(record);
-                return Ok(());
-            }
-            Transition::Activate { kid }
-            | Transition::BeginRetiring { kid, .. }
-            | Transition::Retire { kid }
-            | Transition::Drop { kid } => kid,
-        };
-        let stale = || StaleTransition { kid: kid.clone() };
-        let index = records
-            .iter()
-            .position(|r| &r.kid == kid && self.expected_states().contains(&r.state))
-            .ok_or_else(stale)?;
-        let record = &mut records[index];
-        match self {
-            Transition::Create { .. } => {}
-            Transition::Activate { .. } => {
-                record.state = KeyState::Active;
-                // A pending key promoted early (recovery) signs from now.
-                record.activates_at = record.activates_at.min(now);
-            }
-            Transition::BeginRetiring {
-                retires_at,
-                expires_at,
-                ..
-            } => {
-                record.state = KeyState::Retiring;
-                record.retires_at = Some(*retires_at);
-                record.expires_at = Some(*expires_at);
-            }
-            Transition::Retire { .. } => {
-                record.state = KeyState::Retired;
-                zeroize::Zeroize::zeroize(&mut record.sealed_private);
-            }
-            Transition::Drop { .. } => {
-                records.remove(index);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Applies `plan` in order (see [`Transition::apply`]).
-pub fn apply_plan(
-    records: &mut Vec<KeyRecord>,
-    plan: &[Transition],
-    now: i64,
-    envelope_key: &SecretBytes<32>,
-    rng: &mut (impl RngCore + CryptoRng),
-) -> Result<(), StaleTransition> {
-    plan.iter()
-        .try_for_each(|t| t.apply(records, now, envelope_key, rng))
-}
 
 /// What to do at `now` so that the keys follow `policy`:
 /// - no key to sign with → create one, active at once (bootstrap; the only key that signs
@@ -308,7 +132,7 @@ pub fn plan_manual_rotation(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use std::collections::HashSet;
@@ -318,13 +142,16 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+    use crate::jwk::Algorithm;
     use crate::keyring::KeyRing;
+    use crate::rotation::transition::{apply_plan, StaleTransition};
+    use crate::secret::SecretBytes;
 
     fn ek() -> SecretBytes<32> {
         SecretBytes::new([8u8; 32])
     }
 
-    const POLICY: RotationPolicy = RotationPolicy {
+    pub(in crate::rotation) const POLICY: RotationPolicy = RotationPolicy {
         alg: Algorithm::EdDsa,
         period_secs: 1000,
         publish_ahead_secs: 100,
@@ -339,28 +166,6 @@ mod tests {
 
     fn states(records: &[KeyRecord]) -> Vec<KeyState> {
         records.iter().map(|r| r.state).collect()
-    }
-
-    #[test]
-    fn policy_validation() {
-        assert_eq!(POLICY.validate(), Ok(()));
-        assert_eq!(RotationPolicy::default().validate(), Ok(()));
-        let bad = RotationPolicy {
-            period_secs: 0,
-            ..POLICY
-        };
-        assert_eq!(bad.validate(), Err(RotationPolicyError::NotPositive));
-        let bad = RotationPolicy {
-            publish_ahead_secs: 1000,
-            ..POLICY
-        };
-        assert_eq!(
-            bad.validate(),
-            Err(RotationPolicyError::PublishAheadTooLong)
-        );
-        assert!(RotationPolicyError::NotPositive
-            .to_string()
-            .starts_with("rotation"));
     }
 
     #[test]
