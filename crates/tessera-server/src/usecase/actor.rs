@@ -111,3 +111,39 @@ impl Actor<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn an_operator_acts_in_its_agency_and_is_audited_as_break_glass() {
+        let op = Operator {
+            agency: AgencyId::generate(),
+            reason: Some("owner locked out".into()),
+            via: "tessera policies delete",
+        };
+        let actor = Actor::Operator(&op);
+        assert!(actor.scope().is_ok());
+        let r = actor.audit(
+            &ManualClock::new(1_800_000_000_000),
+            "policy.delete",
+            Some("pol_x"),
+            json!({ "kept": 1 }),
+        );
+        assert_eq!(
+            (r.actor.as_str(), r.at),
+            ("operator:cli", 1_800_000_000_000)
+        );
+        assert_eq!(
+            (r.action.as_str(), r.target.as_deref()),
+            ("policy.delete", Some("pol_x"))
+        );
+        assert_eq!(
+            r.detail,
+            json!({ "kept": 1, "break_glass": true, "via": "tessera policies delete", "reason": "owner locked out" })
+        );
+        assert!(r.on_behalf_of.is_none() && r.request_id.is_empty() && r.ip.is_none());
+    }
+}

@@ -266,3 +266,21 @@ pub async fn rotate(
         secret: secret.expose().to_owned(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_defaults_to_an_hour_and_is_at_most_a_week() {
+        assert_eq!(Grace::new(None).unwrap().seconds(), DEFAULT_GRACE_SECONDS);
+        assert_eq!(Grace::new(Some(0)).unwrap().until(5_000), 5_000);
+        assert_eq!(
+            Grace::new(Some(MAX_GRACE_SECONDS)).unwrap().until(0),
+            7 * 24 * 3600 * 1000
+        );
+        let e = Grace::new(Some(MAX_GRACE_SECONDS + 1)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert!(RotateKey::default().grace().is_ok());
+    }
+}
