@@ -1,6 +1,7 @@
-//! The `tessera` command line: `serve`, `migrate`, `catalog validate`. Every command that
-//! prints a result takes `--output json`. Exit codes: 0 success, 1 the command failed (its
-//! message says why), 2 a usage error.
+//! The `tessera` command line: `serve`, `migrate`, `catalog validate`, `keys`, `policies`. Every
+//! command that prints a result takes `--output json`. Exit codes: 0 success, 1 the command
+//! failed (its message says why), 2 a usage error. Operations that a route also offers run the
+//! same use case (`crate::usecase`) as the operator (`usecase::actor::Operator`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,7 +13,10 @@ use tessera_core::Catalog;
 
 use crate::clock::SystemClock;
 use crate::config::{Config, LogFormat, ServeArgs, StoreArgs};
+use crate::error::{ApiError, ErrorCode};
 use crate::http::state::AppState;
+use crate::usecase;
+use crate::usecase::actor::{Actor, Operator};
 
 /// Tessera: identity, token and authorization server for multi-tenant SaaS platforms.
 #[derive(Debug, Parser)]
@@ -276,15 +280,18 @@ async fn policies(cmd: PoliciesCommand, output: Output) -> anyhow::Result<()> {
     let config = Config::resolve_store(store)?;
     let store = open_store(&config).await?;
     store.migrate().await?;
-    match store.get_agency(agency).await {
-        Ok(_) => {}
-        Err(tessera_store::StoreError::NotFound) => {
-            anyhow::bail!("no agency `{agency}` in this database")
-        }
-        Err(e) => return Err(e.into()),
-    }
+    let (via, reason) = match &cmd {
+        PoliciesCommand::List { .. } => ("tessera policies list", None),
+        PoliciesCommand::Delete { reason, .. } => ("tessera policies delete", Some(reason.clone())),
+    };
     // The operator at the console is the authority here, as with the database itself.
-    let scope = tessera_store::TenantScope::authenticated(agency.clone());
+    let operator = Operator::in_agency(store.as_ref(), agency.clone(), via, reason)
+        .await
+        .map_err(|e| match e.code {
+            ErrorCode::NotFound => anyhow::anyhow!("no agency `{agency}` in this database"),
+            _ => failed(e),
+        })?;
+    let actor = Actor::Operator(&operator);
     match &cmd {
         PoliciesCommand::List { .. } => {
             let mut all = Vec::new();
@@ -293,7 +300,9 @@ async fn policies(cmd: PoliciesCommand, output: Output) -> anyhow::Result<()> {
                 cursor: None,
             };
             loop {
-                let p = store.list_policies(&scope, &page).await?;
+                let p = usecase::policies::list(store.as_ref(), actor, &page)
+                    .await
+                    .map_err(failed)?;
                 all.extend(p.items);
                 match p.next_cursor {
                     Some(c) => page.cursor = Some(c),
@@ -314,35 +323,15 @@ async fn policies(cmd: PoliciesCommand, output: Output) -> anyhow::Result<()> {
                 }
             }
         }
-        PoliciesCommand::Delete { policy, reason, .. } => {
-            let now = i64::try_from(tessera_core::ids::now_millis()).unwrap_or(i64::MAX);
-            let record = tessera_store::AuditRecord {
-                id: tessera_core::EventId::generate(),
-                at: now,
-                actor: "operator:cli".into(),
-                on_behalf_of: None,
-                action: "policy.delete".into(),
-                target: Some(policy.to_string()),
-                outcome: tessera_store::Outcome::Success,
-                request_id: String::new(),
-                ip: None,
-                user_agent: None,
-                detail: json!({ "break_glass": true, "via": "tessera policies delete", "reason": reason }),
-            };
-            match store.get_policy(&scope, policy).await {
-                Ok(_) => {}
-                Err(tessera_store::StoreError::NotFound) => {
-                    anyhow::bail!("no policy `{policy}` in agency `{agency}`")
-                }
-                Err(e) => return Err(e.into()),
-            }
-            match store.delete_policy(&scope, policy, now, &record).await {
-                Ok(()) => {}
-                Err(tessera_store::StoreError::NotFound) => {
-                    anyhow::bail!("no policy `{policy}` in agency `{agency}`")
-                }
-                Err(e) => return Err(e.into()),
-            }
+        PoliciesCommand::Delete { policy, .. } => {
+            usecase::policies::remove(store.as_ref(), &SystemClock, actor, policy)
+                .await
+                .map_err(|e| match e.code {
+                    ErrorCode::NotFound => {
+                        anyhow::anyhow!("no policy `{policy}` in agency `{agency}`")
+                    }
+                    _ => failed(e),
+                })?;
             match output {
                 Output::Json => println!("{}", json!({ "ok": true, "deleted": policy })),
                 Output::Text => println!("deleted {policy} (audited in {agency})"),
@@ -350,6 +339,11 @@ async fn policies(cmd: PoliciesCommand, output: Output) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A use case's error as the command's failure (its message; the cause of a 5xx is logged).
+fn failed(e: ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{} ({})", e.detail, e.code.as_str())
 }
 
 async fn keys(cmd: KeysCommand, output: Output) -> anyhow::Result<()> {
@@ -360,14 +354,13 @@ async fn keys(cmd: KeysCommand, output: Output) -> anyhow::Result<()> {
     let (master, _) =
         tessera_token::MasterKey::load_or_create(&config.data_dir.join("master.key"))?;
     let keys = crate::keys::Keys::new(store, &master, tessera_token::RotationPolicy::default());
-    let now = i64::try_from(tessera_core::ids::now_millis() / 1000).unwrap_or(i64::MAX);
     if matches!(cmd, KeysCommand::Rotate(_)) {
-        let steps = keys.rotate(now).await?;
+        let steps = usecase::signing_keys::rotate(&keys, &SystemClock).await?;
         if output == Output::Text {
             println!("{steps} rotation step(s) applied");
         }
     }
-    let list = keys.list().await?;
+    let list = usecase::signing_keys::list(&keys).await?;
     match output {
         Output::Json => println!("{}", json!({ "ok": true, "keys": list })),
         Output::Text => {

@@ -1,24 +1,21 @@
-//! The audit log of an agency (`audit_log.read`): filtered pages, a JSON Lines export with
-//! the chain hashes, and verification of the hash chain.
+//! Handlers of `/v1/agencies/{agy}/audit[/export|/verify]`: parse the query, call
+//! `usecase::audit`, answer (JSON, or JSON Lines for the export). Their permission,
+//! `audit_log.read`, is declared in the route table (`super::table`).
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use schemars::JsonSchema;
-use serde::Serialize;
 use tessera_core::time::parse_rfc3339;
-use tessera_store::audit::verify_chain;
-use tessera_store::{AuditEvent, AuditFilter, ChainHash};
+use tessera_store::{AuditEvent, AuditFilter};
 
 use crate::error::ApiError;
 use crate::gate::authorized::Authorized;
 use crate::http::extract::ListQuery;
 use crate::http::list::List;
 use crate::http::state::AppState;
+use crate::usecase::audit::{self, Verification};
 
-const BATCH: u32 = 1000;
-
-/// Requires `audit_log.read` on the agency.
+/// `GET …/audit?after=&actor=&action=`: `audit_log.read` on the agency.
 pub async fn list(
     State(s): State<AppState>,
     auth: Authorized,
@@ -44,78 +41,25 @@ pub async fn list(
         }
     }
     Ok(axum::Json(
-        s.store
-            .list_audit(&auth.scope()?, &f, &q.page())
+        audit::list(s.store.as_ref(), &auth, &f, &q.page())
             .await?
             .into(),
     ))
 }
 
-/// Requires `audit_log.read` on the agency.
+/// `GET …/audit/export`: `audit_log.read` on the agency; JSON Lines.
 pub async fn export(
     State(s): State<AppState>,
     auth: Authorized,
 ) -> Result<impl IntoResponse, ApiError> {
-    let scope = auth.scope()?;
-    let mut out = String::new();
-    let mut after = 0;
-    loop {
-        let batch = s.store.audit_chain(&scope, after, BATCH).await?;
-        for e in &batch {
-            out.push_str(&serde_json::to_string(e).map_err(ApiError::internal)?);
-            out.push('\n');
-        }
-        match batch.last() {
-            Some(e) if batch.len() == BATCH as usize => after = e.seq,
-            _ => break,
-        }
-    }
+    let out = audit::export(s.store.as_ref(), &auth).await?;
     Ok(([(header::CONTENT_TYPE, "application/jsonl")], out))
 }
 
-/// The result of verifying a chain.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct Verification {
-    /// Whether every event links to the one before it and hashes to its stored hash.
-    pub ok: bool,
-    /// Events checked.
-    pub events: u64,
-    /// Signed checkpoints checked.
-    pub checkpoints: u64,
-    /// The sequence number of the first event that breaks the chain.
-    pub first_bad: Option<i64>,
-}
-
-/// Requires `audit_log.read` on the agency.
+/// `GET …/audit/verify`: `audit_log.read` on the agency.
 pub async fn verify(
     State(s): State<AppState>,
     auth: Authorized,
 ) -> Result<axum::Json<Verification>, ApiError> {
-    let scope = auth.scope()?;
-    let (mut prev, mut seq, mut events) = (ChainHash::GENESIS, 0i64, 0u64);
-    loop {
-        let batch = s.store.audit_chain(&scope, seq, BATCH).await?;
-        match verify_chain(prev, seq, &batch) {
-            Ok(last) => prev = last,
-            Err(bad) => {
-                return Ok(axum::Json(Verification {
-                    ok: false,
-                    events: events + batch.iter().filter(|e| e.seq < bad).count() as u64,
-                    checkpoints: 0,
-                    first_bad: Some(bad),
-                }))
-            }
-        }
-        events += batch.len() as u64;
-        match batch.last() {
-            Some(e) if batch.len() == BATCH as usize => seq = e.seq,
-            _ => break,
-        }
-    }
-    Ok(axum::Json(Verification {
-        ok: true,
-        events,
-        checkpoints: 0,
-        first_bad: None,
-    }))
+    Ok(axum::Json(audit::verify(s.store.as_ref(), &auth).await?))
 }

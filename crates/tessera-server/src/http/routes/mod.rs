@@ -1,109 +1,31 @@
-//! The route table of `/v1`: each route's method, path, required permission, target and
-//! schemas in one place. The router, the authorization gate and `/openapi.json` are all
-//! built from it, so a route cannot exist without declaring its permission (I3).
+//! The route table of `/v1`: THE one place each route declares the permission it requires
+//! (`Access`), its target and its schemas. The router, the authorization gate and
+//! `/openapi.json` are all built from it, so a route cannot exist without declaring its
+//! permission (I3). Handlers (one file per area) only extract, call the use case in
+//! `crate::usecase` that implements the operation and its further checks (I2, …), and answer.
 
 mod accounts;
 mod agencies;
 mod api_keys;
-pub mod apps;
+mod apps;
 mod audit;
 mod bindings;
 mod catalog;
-pub mod check;
+mod check;
+mod installations;
 mod policies;
 mod roles;
+mod spec;
 mod users;
 pub mod validate;
 
 use axum::http::Method;
-use axum::routing::MethodRouter;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+
+pub use spec::{Access, RouteSpec, SchemaFn};
 
 use crate::gate::TargetFrom;
 use crate::http::list::List;
-use crate::http::state::AppState;
-
-/// What a route requires of its caller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// This catalog permission, at the route's target.
-    Permission(&'static str, TargetFrom),
-    /// This catalog permission, held by a platform principal in the platform tenant.
-    Platform(&'static str),
-    /// Any valid credential (public metadata such as the catalog).
-    Authenticated,
-}
-
-/// A schema generator for a request or response body.
-pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
-
-fn schema_of<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
-    g.subschema_for::<T>()
-}
-
-/// One `/v1` route.
-#[derive(Debug)]
-pub struct RouteSpec {
-    /// HTTP method.
-    pub method: Method,
-    /// axum path, with `{param}` segments.
-    pub path: &'static str,
-    /// What it requires.
-    pub access: Access,
-    /// One line for the OpenAPI document.
-    pub summary: &'static str,
-    /// The request body's schema.
-    pub request: Option<SchemaFn>,
-    /// The success body's schema.
-    pub response: Option<SchemaFn>,
-    /// The success status.
-    pub status: u16,
-    /// Whether its success body carries a secret (an API key, a client secret): the app
-    /// answers it with `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1,
-    /// RFC 9111 §5.2.2.5), so no cache keeps it.
-    pub secret: bool,
-    /// The handler.
-    pub handler: MethodRouter<AppState>,
-}
-
-impl RouteSpec {
-    fn new(
-        method: Method,
-        path: &'static str,
-        access: Access,
-        summary: &'static str,
-        handler: MethodRouter<AppState>,
-    ) -> Self {
-        Self {
-            method,
-            path,
-            access,
-            summary,
-            request: None,
-            response: None,
-            status: 200,
-            secret: false,
-            handler,
-        }
-    }
-    fn carries_secret(mut self) -> Self {
-        self.secret = true;
-        self
-    }
-    fn body<T: JsonSchema>(mut self) -> Self {
-        self.request = Some(schema_of::<T>);
-        self
-    }
-    fn returns<T: JsonSchema>(mut self, status: u16) -> Self {
-        self.response = Some(schema_of::<T>);
-        self.status = status;
-        self
-    }
-    fn empty(mut self) -> Self {
-        self.status = 204;
-        self
-    }
-}
+use crate::usecase as uc;
 
 /// Every `/v1` route.
 pub fn table() -> Vec<RouteSpec> {
@@ -126,7 +48,7 @@ pub fn table() -> Vec<RouteSpec> {
             "Create an agency",
             post(agencies::create),
         )
-        .body::<agencies::CreateAgency>()
+        .body::<uc::agencies::CreateAgency>()
         .returns::<tessera_store::Agency>(201),
         RouteSpec::new(
             Method::GET,
@@ -151,7 +73,7 @@ pub fn table() -> Vec<RouteSpec> {
             "Rename an agency",
             patch(agencies::update),
         )
-        .body::<agencies::UpdateAgency>()
+        .body::<uc::agencies::UpdateAgency>()
         .returns::<tessera_store::Agency>(200),
         RouteSpec::new(
             Method::DELETE,
@@ -168,7 +90,7 @@ pub fn table() -> Vec<RouteSpec> {
             "Create an account",
             post(accounts::create),
         )
-        .body::<accounts::CreateAccount>()
+        .body::<uc::accounts::CreateAccount>()
         .returns::<tessera_store::Account>(201),
         RouteSpec::new(
             Method::GET,
@@ -193,7 +115,7 @@ pub fn table() -> Vec<RouteSpec> {
             "Rename an account",
             patch(accounts::update),
         )
-        .body::<accounts::UpdateAccount>()
+        .body::<uc::accounts::UpdateAccount>()
         .returns::<tessera_store::Account>(200),
         RouteSpec::new(
             Method::DELETE,
@@ -210,7 +132,7 @@ pub fn table() -> Vec<RouteSpec> {
             "Create a user",
             post(users::create),
         )
-        .body::<users::CreateUser>()
+        .body::<uc::users::CreateUser>()
         .returns::<tessera_store::User>(201),
         RouteSpec::new(
             Method::GET,
@@ -235,7 +157,7 @@ pub fn table() -> Vec<RouteSpec> {
             "Change a user",
             patch(users::update),
         )
-        .body::<users::UpdateUser>()
+        .body::<uc::users::UpdateUser>()
         .returns::<tessera_store::User>(200),
         RouteSpec::new(
             Method::DELETE,
@@ -252,7 +174,7 @@ pub fn table() -> Vec<RouteSpec> {
             "Grant a role to a user or key, agency-wide or on one account",
             post(bindings::create),
         )
-        .body::<bindings::CreateBinding>()
+        .body::<uc::bindings::CreateBinding>()
         .returns::<tessera_store::Binding>(201),
         RouteSpec::new(
             Method::GET,
@@ -285,8 +207,8 @@ pub fn table() -> Vec<RouteSpec> {
             "Create an API key; the secret is shown once",
             post(api_keys::create),
         )
-        .body::<api_keys::CreateKey>()
-        .returns::<api_keys::KeyWithSecret>(201)
+        .body::<uc::api_keys::CreateKey>()
+        .returns::<uc::api_keys::KeyWithSecret>(201)
         .carries_secret(),
         RouteSpec::new(
             Method::GET,
@@ -319,8 +241,8 @@ pub fn table() -> Vec<RouteSpec> {
             "Rotate an API key: a new secret, the old one valid for a grace period",
             post(api_keys::rotate),
         )
-        .body::<api_keys::RotateKey>()
-        .returns::<api_keys::KeyWithSecret>(200)
+        .body::<uc::api_keys::RotateKey>()
+        .returns::<uc::api_keys::KeyWithSecret>(200)
         .carries_secret(),
         RouteSpec::new(
             Method::POST,
@@ -329,8 +251,8 @@ pub fn table() -> Vec<RouteSpec> {
             "Register an OAuth client; a confidential client's secret is shown once",
             post(apps::create),
         )
-        .body::<apps::CreateApp>()
-        .returns::<apps::AppWithSecret>(201)
+        .body::<uc::apps::CreateApp>()
+        .returns::<uc::apps::AppWithSecret>(201)
         .carries_secret(),
         RouteSpec::new(
             Method::GET,
@@ -363,24 +285,24 @@ pub fn table() -> Vec<RouteSpec> {
             "Rotate a client secret: a new one, the old one valid for a grace period",
             post(apps::rotate_secret),
         )
-        .body::<apps::RotateSecret>()
-        .returns::<apps::AppWithSecret>(200)
+        .body::<uc::apps::RotateSecret>()
+        .returns::<uc::apps::AppWithSecret>(200)
         .carries_secret(),
         RouteSpec::new(
             Method::POST,
             "/v1/agencies/{agy}/installations",
             P("installations.write", Path),
             "Install an app on the whole agency",
-            post(apps::install),
+            post(installations::install),
         )
-        .body::<apps::CreateInstallation>()
+        .body::<uc::installations::CreateInstallation>()
         .returns::<tessera_store::Installation>(201),
         RouteSpec::new(
             Method::GET,
             "/v1/agencies/{agy}/installations",
             P("installations.read", Path),
             "List the apps installed on the whole agency",
-            get(apps::installations),
+            get(installations::list),
         )
         .returns::<List<tessera_store::Installation>>(200),
         RouteSpec::new(
@@ -388,7 +310,7 @@ pub fn table() -> Vec<RouteSpec> {
             "/v1/agencies/{agy}/installations/{ins}",
             P("installations.read", Path),
             "Read an agency-wide installation",
-            get(apps::installation),
+            get(installations::get),
         )
         .returns::<tessera_store::Installation>(200),
         RouteSpec::new(
@@ -396,7 +318,7 @@ pub fn table() -> Vec<RouteSpec> {
             "/v1/agencies/{agy}/installations/{ins}",
             P("installations.write", Path),
             "Uninstall an agency-wide installation: every token of it is revoked",
-            delete(apps::uninstall),
+            delete(installations::uninstall),
         )
         .empty(),
         RouteSpec::new(
@@ -404,16 +326,16 @@ pub fn table() -> Vec<RouteSpec> {
             "/v1/agencies/{agy}/accounts/{acc}/installations",
             P("installations.write", Path),
             "Install an app on an account",
-            post(apps::install),
+            post(installations::install),
         )
-        .body::<apps::CreateInstallation>()
+        .body::<uc::installations::CreateInstallation>()
         .returns::<tessera_store::Installation>(201),
         RouteSpec::new(
             Method::GET,
             "/v1/agencies/{agy}/accounts/{acc}/installations",
             P("installations.read", Path),
             "List the apps installed on an account",
-            get(apps::installations),
+            get(installations::list),
         )
         .returns::<List<tessera_store::Installation>>(200),
         RouteSpec::new(
@@ -421,7 +343,7 @@ pub fn table() -> Vec<RouteSpec> {
             "/v1/agencies/{agy}/accounts/{acc}/installations/{ins}",
             P("installations.read", Path),
             "Read an installation",
-            get(apps::installation),
+            get(installations::get),
         )
         .returns::<tessera_store::Installation>(200),
         RouteSpec::new(
@@ -429,7 +351,7 @@ pub fn table() -> Vec<RouteSpec> {
             "/v1/agencies/{agy}/accounts/{acc}/installations/{ins}",
             P("installations.write", Path),
             "Uninstall: every token of the installation is revoked",
-            delete(apps::uninstall),
+            delete(installations::uninstall),
         )
         .empty(),
         RouteSpec::new(
@@ -454,13 +376,13 @@ pub fn table() -> Vec<RouteSpec> {
             "Verify the agency's audit hash chain",
             get(audit::verify),
         )
-        .returns::<audit::Verification>(200),
+        .returns::<uc::audit::Verification>(200),
         RouteSpec::new(
             Method::GET,
             "/v1/catalog/cedar-schema",
             Authenticated,
             "The Cedar schema generated from the catalog (text)",
-            get(policies::schema),
+            get(catalog::schema),
         ),
         RouteSpec::new(
             Method::POST,
@@ -469,8 +391,8 @@ pub fn table() -> Vec<RouteSpec> {
             "May a principal (default: the caller) exercise a permission on a resource?",
             post(check::check),
         )
-        .body::<check::CheckRequest>()
-        .returns::<check::CheckResponse>(200),
+        .body::<uc::check::CheckRequest>()
+        .returns::<uc::check::CheckResponse>(200),
         RouteSpec::new(
             Method::POST,
             "/v1/check/batch",
@@ -478,8 +400,8 @@ pub fn table() -> Vec<RouteSpec> {
             "Up to 1,000 checks at one revision",
             post(check::batch),
         )
-        .body::<check::BatchRequest>()
-        .returns::<check::BatchResponse>(200),
+        .body::<uc::check::BatchRequest>()
+        .returns::<uc::check::BatchResponse>(200),
         RouteSpec::new(
             Method::POST,
             "/v1/agencies/{agy}/roles",
@@ -487,7 +409,7 @@ pub fn table() -> Vec<RouteSpec> {
             "Create a custom role",
             post(roles::create),
         )
-        .body::<roles::CreateRole>()
+        .body::<uc::roles::CreateRole>()
         .returns::<tessera_store::Role>(201),
         RouteSpec::new(
             Method::GET,
@@ -512,7 +434,7 @@ pub fn table() -> Vec<RouteSpec> {
             "Change a custom role",
             patch(roles::update),
         )
-        .body::<roles::UpdateRole>()
+        .body::<uc::roles::UpdateRole>()
         .returns::<tessera_store::Role>(200),
         RouteSpec::new(
             Method::DELETE,
@@ -529,7 +451,7 @@ pub fn table() -> Vec<RouteSpec> {
             "Add Cedar policies (validated against the catalog's schema)",
             post(policies::create),
         )
-        .body::<policies::CreatePolicy>()
+        .body::<uc::policies::CreatePolicy>()
         .returns::<tessera_store::Policy>(201),
         RouteSpec::new(
             Method::GET,
@@ -562,7 +484,7 @@ pub fn table() -> Vec<RouteSpec> {
             "Effective permissions of a principal (`?account=`)",
             get(check::permissions),
         )
-        .returns::<check::EffectivePermissions>(200),
+        .returns::<uc::principals::EffectivePermissions>(200),
         RouteSpec::new(
             Method::GET,
             "/v1/agencies/{agy}/accounts/{acc}/principals",
@@ -570,6 +492,6 @@ pub fn table() -> Vec<RouteSpec> {
             "Principals that hold `?permission=` on the account",
             get(check::principals),
         )
-        .returns::<check::Holders>(200),
+        .returns::<uc::principals::Holders>(200),
     ]
 }

@@ -1,170 +1,31 @@
-//! Cedar policies of an agency: `policies.write` / `policies.read` on the agency. Each policy
-//! is validated in strict mode against the schema generated from the catalog when written; an
-//! invalid one is a 400 carrying Cedar's diagnostics with positions. Policies only narrow what
-//! roles grant (forbid, conditional permit): they can never grant more.
+//! Handlers of `/v1/agencies/{agy}/policies[/{pol}]`: extract, call `usecase::policies` (the
+//! same use cases `tessera policies` runs offline), answer. Their permissions are declared in
+//! the route table (`super::table`).
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
-use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::json;
-use tessera_core::abac::PolicySet;
+use axum::http::StatusCode;
 use tessera_core::PolicyId;
 use tessera_store::Policy;
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::gate::authorized::Authorized;
 use crate::http::extract::{parse_id, Json, ListQuery};
 use crate::http::list::List;
 use crate::http::state::AppState;
-use crate::services::Services;
+use crate::usecase::actor::Actor;
+use crate::usecase::policies::{self, CreatePolicy};
 
-/// The largest policy text accepted, in bytes.
-pub const MAX_POLICY_BYTES: usize = 32 * 1024;
-/// The most policy records an agency may hold: every one is compiled when the agency's index
-/// loads and may be evaluated on its checks.
-pub const MAX_AGENCY_POLICIES: usize = 100;
-/// The most Cedar text an agency may hold, all records together, in bytes.
-pub const MAX_AGENCY_POLICY_BYTES: usize = 256 * 1024;
-
-/// `POST /v1/agencies/{agy}/policies`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreatePolicy {
-    /// One or more Cedar policies (`forbid`/`permit`), using the `Tessera` schema.
-    #[schemars(extend("minLength" = 1, "maxLength" = 8192, "pattern" = super::validate::NO_NUL_PATTERN))]
-    pub cedar: String,
-    /// What the policy is for.
-    #[serde(default)]
-    #[schemars(extend("pattern" = super::validate::NO_NUL_PATTERN))]
-    pub description: String,
-    /// Write the policy even though it forbids its own author `policies.write` (the author
-    /// could then no longer change or remove it). Refused (409 `conflict`) without this.
-    #[serde(default)]
-    pub allow_self_lockout: bool,
-}
-
-/// Refuses a policy that would forbid its own author `policies.write` in the agency, unless
-/// the request says `allow_self_lockout`: an agency should not lock itself out by mistake.
-/// Platform staff acting in the agency are never subject to its policies on this permission.
-async fn refuse_self_lockout(
-    s: &Services,
-    auth: &Authorized,
-    id: &PolicyId,
-    cedar: &str,
-) -> Result<(), ApiError> {
-    if auth.caller.is_platform && auth.agency != auth.caller.agency {
-        return Ok(());
-    }
-    let invalid = |d: Vec<tessera_core::abac::PolicyDiagnostic>| {
-        ApiError::invalid(format!(
-            "invalid policy: {}",
-            d.first().map(|d| d.message.clone()).unwrap_or_default()
-        ))
-    };
-    let added = PolicySet::compile(s.engine.schema(), &[(id.to_string(), cedar.to_owned())])
-        .map_err(invalid)?;
-    let home = s
-        .engine
-        .entry(&auth.agency, auth.caller.is_platform, None)
-        .await?;
-    let combined = match &home.policies {
-        Some(existing) => PolicySet::merge(existing, &added).map_err(ApiError::internal)?,
-        None => added,
-    };
-    let write = s
-        .catalog
-        .permission("policies.write")
-        .ok_or_else(|| ApiError::internal("the catalog lacks `policies.write`"))?;
-    let denied = crate::gate::decide::evaluate_policies(
-        s,
-        &auth.caller,
-        &home,
-        &combined,
-        write,
-        &auth.agency,
-        None,
-        &crate::gate::decide::request_context(s, &auth.meta),
-    );
-    match denied {
-        None => Ok(()),
-        Some(reason) => Err(ApiError::new(
-            ErrorCode::Conflict,
-            "this policy forbids you `policies.write` in this agency: you could no longer change or remove it; send `allow_self_lockout: true` if that is intended",
-        )
-        .with_extra(json!({ "self_lockout": true, "reason": reason.code() }))),
-    }
-}
-
-/// Requires `policies.write` on the agency.
+/// `POST …/policies`: `policies.write` on the agency.
 pub async fn create(
     State(s): State<AppState>,
     auth: Authorized,
     Json(body): Json<CreatePolicy>,
 ) -> Result<(StatusCode, axum::Json<Policy>), ApiError> {
-    let scope = auth.scope()?;
-    if body.cedar.len() > MAX_POLICY_BYTES {
-        return Err(ApiError::invalid(format!(
-            "`cedar` exceeds {MAX_POLICY_BYTES} bytes"
-        )));
-    }
-    let count = tessera_core::abac::validate_policies(s.engine.schema(), &body.cedar).map_err(
-        |diagnostics| {
-            let first = diagnostics
-                .first()
-                .map(|d| d.message.clone())
-                .unwrap_or_default();
-            ApiError::invalid(format!("invalid policy: {first}"))
-                .with_extra(json!({ "diagnostics": diagnostics }))
-        },
-    )?;
-    // Bounded per agency, so loading its index (and so its first check) stays cheap.
-    let (mut existing, mut bytes) = (0usize, body.cedar.len());
-    let mut page = tessera_store::PageRequest {
-        limit: 200,
-        cursor: None,
-    };
-    loop {
-        let p = s.store.list_policies(&scope, &page).await?;
-        existing += p.items.len();
-        bytes += p.items.iter().map(|p| p.cedar.len()).sum::<usize>();
-        match p.next_cursor {
-            Some(c) => page.cursor = Some(c),
-            None => break,
-        }
-    }
-    if existing >= MAX_AGENCY_POLICIES || bytes > MAX_AGENCY_POLICY_BYTES {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("an agency holds at most {MAX_AGENCY_POLICIES} policies and {MAX_AGENCY_POLICY_BYTES} bytes of Cedar; it has {existing} ({bytes} bytes with this one): merge or delete some"),
-        )
-        .with_extra(json!({ "constraint": "policy_quota" })));
-    }
-    let now = s.clock.now();
-    let id = PolicyId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng());
-    if !body.allow_self_lockout {
-        refuse_self_lockout(&s, &auth, &id, &body.cedar).await?;
-    }
-    let policy = Policy {
-        id,
-        agency_id: auth.agency.clone(),
-        description: body.description.trim().chars().take(1000).collect(),
-        cedar: body.cedar,
-        created_by: auth.caller.principal.to_string(),
-        created_at: now,
-    };
-    let audit = auth.audit(
-        &s,
-        "policy.create",
-        Some(policy.id.as_str()),
-        json!({ "policies": count, "cedar": policy.cedar, "allow_self_lockout": body.allow_self_lockout }),
-    );
-    s.store.create_policy(&scope, &policy, &audit).await?;
+    let policy = policies::create(&s, &auth, body).await?;
     Ok((StatusCode::CREATED, axum::Json(policy)))
 }
 
-/// Requires `policies.read` on the agency.
+/// `GET …/policies`: `policies.read` on the agency.
 pub async fn list(
     State(s): State<AppState>,
     auth: Authorized,
@@ -172,41 +33,37 @@ pub async fn list(
 ) -> Result<axum::Json<List<Policy>>, ApiError> {
     q.cursor_as::<PolicyId>()?;
     Ok(axum::Json(
-        s.store
-            .list_policies(&auth.scope()?, &q.page())
+        policies::list(s.store.as_ref(), Actor::Caller(&auth), &q.page())
             .await?
             .into(),
     ))
 }
 
-/// Requires `policies.read` on the agency.
+/// `GET …/policies/{pol}`: `policies.read` on the agency.
 pub async fn get(
     State(s): State<AppState>,
     auth: Authorized,
     Path((_, pol)): Path<(String, String)>,
 ) -> Result<axum::Json<Policy>, ApiError> {
     let id: PolicyId = parse_id(&pol)?;
-    Ok(axum::Json(s.store.get_policy(&auth.scope()?, &id).await?))
+    Ok(axum::Json(
+        policies::get(s.store.as_ref(), &auth, &id).await?,
+    ))
 }
 
-/// Requires `policies.write` on the agency.
+/// `DELETE …/policies/{pol}`: `policies.write` on the agency.
 pub async fn remove(
     State(s): State<AppState>,
     auth: Authorized,
     Path((_, pol)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let id: PolicyId = parse_id(&pol)?;
-    let audit = auth.audit(&s, "policy.delete", Some(id.as_str()), json!({}));
-    s.store
-        .delete_policy(&auth.scope()?, &id, s.clock.now(), &audit)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Any valid credential: the Cedar schema generated from the catalog.
-pub async fn schema(State(s): State<AppState>, _auth: Authorized) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        tessera_core::abac::cedar_schema_text(&s.catalog),
+    policies::remove(
+        s.store.as_ref(),
+        s.clock.as_ref(),
+        Actor::Caller(&auth),
+        &id,
     )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,124 +1,29 @@
-//! Custom roles of an agency: `roles.write` / `roles.read` on the agency. A role's permissions
-//! must exist in the catalog, apply at the agency or account level, and be held by its author
-//! (I2). A role still bound is only deleted with `?remove_bindings=true`.
+//! Handlers of `/v1/agencies/{agy}/roles[/{rol}]`: extract, call `usecase::roles`, answer.
+//! Their permissions are declared in the route table (`super::table`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::json;
-use tessera_core::{Level, PermissionSet, RoleId};
-use tessera_store::{Role, RolePatch, StoreError};
+use tessera_core::RoleId;
+use tessera_store::Role;
 
-use super::validate;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::gate::authorized::Authorized;
-use crate::gate::dominates::Target;
 use crate::http::extract::{parse_id, Json, ListQuery};
 use crate::http::list::List;
 use crate::http::state::AppState;
-use crate::services::Services;
+use crate::usecase::roles::{self, CreateRole, UpdateRole};
 
-/// `POST /v1/agencies/{agy}/roles`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRole {
-    /// Unique in the agency.
-    #[schemars(extend("minLength" = 1, "maxLength" = 200, "pattern" = super::validate::NAME_PATTERN))]
-    pub name: String,
-    /// What the role is for.
-    #[serde(default)]
-    #[schemars(extend("pattern" = super::validate::NO_NUL_PATTERN))]
-    pub description: String,
-    /// Catalog permissions.
-    pub permissions: Vec<String>,
-}
-
-/// `PATCH /v1/agencies/{agy}/roles/{rol}`: only the fields given change.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateRole {
-    /// New name.
-    #[schemars(extend("minLength" = 1, "maxLength" = 200, "pattern" = super::validate::NAME_PATTERN))]
-    pub name: Option<String>,
-    /// New description.
-    #[schemars(extend("pattern" = super::validate::NO_NUL_PATTERN))]
-    pub description: Option<String>,
-    /// New permissions (replaces the list).
-    pub permissions: Option<Vec<String>>,
-}
-
-/// Checks a permission list: known, agency- or account-level, held by the caller.
-async fn check_permissions(
-    s: &Services,
-    auth: &Authorized,
-    action: &str,
-    names: &[String],
-) -> Result<Vec<String>, ApiError> {
-    let mut names: Vec<String> = names.to_vec();
-    names.sort();
-    names.dedup();
-    if names.is_empty() {
-        return Err(ApiError::invalid(
-            "`permissions` must name at least one permission",
-        ));
-    }
-    let set = s.catalog.permission_set(&names).map_err(|unknown| {
-        ApiError::invalid(format!("unknown permissions: {}", unknown.join(", ")))
-            .with_extra(json!({ "unknown_permissions": unknown }))
-    })?;
-    let tenant_level = s
-        .catalog
-        .level_permissions(Level::Agency)
-        .union(&s.catalog.level_permissions(Level::Account));
-    let platform_only: PermissionSet = set.difference(&tenant_level);
-    if !platform_only.is_empty() {
-        return Err(ApiError::invalid(format!(
-            "platform permissions cannot be in a custom role: {}",
-            s.catalog.permission_names(&platform_only).join(", ")
-        )));
-    }
-    let missing = set.difference(&auth.effective(s, None).await?);
-    if !missing.is_empty() {
-        return Err(auth
-            .deny_missing(s, action, s.catalog.permission_names(&missing))
-            .await
-            .into());
-    }
-    Ok(names)
-}
-
-/// Requires `roles.write` on the agency, and every permission of the role.
+/// `POST …/roles`: `roles.write` on the agency (the use case adds I2).
 pub async fn create(
     State(s): State<AppState>,
     auth: Authorized,
     Json(body): Json<CreateRole>,
 ) -> Result<(StatusCode, axum::Json<Role>), ApiError> {
-    let scope = auth.scope()?;
-    let name = validate::name("name", &body.name)?;
-    let permissions = check_permissions(&s, &auth, "role.create", &body.permissions).await?;
-    let now = s.clock.now();
-    let role = Role {
-        id: RoleId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
-        agency_id: auth.agency.clone(),
-        name,
-        description: body.description.trim().chars().take(1000).collect(),
-        permissions,
-        created_by: auth.caller.principal.to_string(),
-        created_at: now,
-        updated_at: now,
-    };
-    let audit = auth.audit(
-        &s,
-        "role.create",
-        Some(role.id.as_str()),
-        json!({ "name": role.name, "permissions": role.permissions }),
-    );
-    s.store.create_role(&scope, &role, &audit).await?;
+    let role = roles::create(&s, &auth, body).await?;
     Ok((StatusCode::CREATED, axum::Json(role)))
 }
 
-/// Requires `roles.read` on the agency.
+/// `GET …/roles`: `roles.read` on the agency.
 pub async fn list(
     State(s): State<AppState>,
     auth: Authorized,
@@ -126,49 +31,23 @@ pub async fn list(
 ) -> Result<axum::Json<List<Role>>, ApiError> {
     q.cursor_as::<RoleId>()?;
     Ok(axum::Json(
-        s.store.list_roles(&auth.scope()?, &q.page()).await?.into(),
+        roles::list(s.store.as_ref(), &auth, &q.page())
+            .await?
+            .into(),
     ))
 }
 
-/// Requires `roles.read` on the agency.
+/// `GET …/roles/{rol}`: `roles.read` on the agency.
 pub async fn get(
     State(s): State<AppState>,
     auth: Authorized,
     Path((_, rol)): Path<(String, String)>,
 ) -> Result<axum::Json<Role>, ApiError> {
     let id: RoleId = parse_id(&rol)?;
-    Ok(axum::Json(s.store.get_role(&auth.scope()?, &id).await?))
+    Ok(axum::Json(roles::get(s.store.as_ref(), &auth, &id).await?))
 }
 
-/// Refuses a change to a role that would change what its holders hold, unless the caller holds
-/// everything each holder holds (I2): narrowing or deleting a role bound to someone stronger
-/// strips them, as removing their binding would.
-async fn require_dominates_holders(
-    s: &Services,
-    auth: &Authorized,
-    scope: &tessera_store::TenantScope,
-    id: &RoleId,
-    action: &str,
-) -> Result<(), ApiError> {
-    // The agency's index knows every binding: no store scan, whatever the agency's size.
-    let entry = s
-        .engine
-        .entry(
-            &auth.agency,
-            auth.caller.is_platform && auth.agency == auth.caller.agency,
-            None,
-        )
-        .await?;
-    let holders = entry.index.holders_of(id.as_str());
-    for principal in &holders {
-        let target = Target::principal(s, scope, principal).await?;
-        auth.require_dominates(s, &target, action).await?;
-    }
-    Ok(())
-}
-
-/// Requires `roles.write` on the agency, every new permission, and, when the permissions
-/// change, everything each holder of the role holds.
+/// `PATCH …/roles/{rol}`: `roles.write` on the agency (the use case adds I2).
 pub async fn update(
     State(s): State<AppState>,
     auth: Authorized,
@@ -176,40 +55,11 @@ pub async fn update(
     Json(body): Json<UpdateRole>,
 ) -> Result<axum::Json<Role>, ApiError> {
     let id: RoleId = parse_id(&rol)?;
-    let scope = auth.scope()?;
-    if body.permissions.is_some() {
-        s.store.get_role(&scope, &id).await?;
-        require_dominates_holders(&s, &auth, &scope, &id, "role.update").await?;
-    }
-    let patch = RolePatch {
-        name: body
-            .name
-            .as_deref()
-            .map(|n| validate::name("name", n))
-            .transpose()?,
-        description: body
-            .description
-            .map(|d| d.trim().chars().take(1000).collect()),
-        permissions: match &body.permissions {
-            Some(p) => Some(check_permissions(&s, &auth, "role.update", p).await?),
-            None => None,
-        },
-    };
-    let audit = auth.audit(
-        &s,
-        "role.update",
-        Some(id.as_str()),
-        json!({ "name": patch.name, "permissions": patch.permissions }),
-    );
-    Ok(axum::Json(
-        s.store
-            .update_role(&scope, &id, &patch, s.clock.now(), &audit)
-            .await?,
-    ))
+    Ok(axum::Json(roles::update(&s, &auth, &id, body).await?))
 }
 
-/// Requires `roles.write` on the agency. `?remove_bindings=true` also removes its bindings,
-/// which needs everything each holder holds (I2).
+/// `DELETE …/roles/{rol}[?remove_bindings=true]`: `roles.write` on the agency (the use case
+/// adds I2 when bindings go too).
 pub async fn remove(
     State(s): State<AppState>,
     auth: Authorized,
@@ -217,7 +67,6 @@ pub async fn remove(
     q: ListQuery,
 ) -> Result<StatusCode, ApiError> {
     let id: RoleId = parse_id(&rol)?;
-    let scope = auth.scope()?;
     let remove_bindings = match q.get("remove_bindings") {
         None | Some("false") => false,
         Some("true") => true,
@@ -227,27 +76,6 @@ pub async fn remove(
             )))
         }
     };
-    if remove_bindings {
-        s.store.get_role(&scope, &id).await?;
-        require_dominates_holders(&s, &auth, &scope, &id, "role.delete").await?;
-    }
-    let audit = auth.audit(
-        &s,
-        "role.delete",
-        Some(id.as_str()),
-        json!({ "remove_bindings": remove_bindings }),
-    );
-    match s
-        .store
-        .delete_role(&scope, &id, remove_bindings, s.clock.now(), &audit)
-        .await
-    {
-        Ok(_) => Ok(StatusCode::NO_CONTENT),
-        Err(StoreError::Conflict { constraint }) if constraint == "role_in_use" => {
-            let n = s.store.count_role_bindings(&scope, &id).await?;
-            Err(ApiError::new(ErrorCode::Conflict, format!("the role is still bound {n} time(s); delete with `?remove_bindings=true` to remove those bindings too"))
-                .with_extra(json!({ "constraint": "role_in_use", "bindings": n })))
-        }
-        Err(e) => Err(e.into()),
-    }
+    roles::remove(&s, &auth, &id, remove_bindings).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

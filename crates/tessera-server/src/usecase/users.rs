@@ -1,0 +1,185 @@
+//! Users of an agency. Passwords are hashed with argon2id (OWASP parameters) on the bounded
+//! password pool and never returned; a weak one is a 400, a full pool a 503 with `Retry-After`.
+//! INVARIANT (I2): whoever changes or deletes a user holds everything that user holds.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::json;
+use tessera_core::UserId;
+use tessera_store::{NewUser, Page, PageRequest, Status, Store, User, UserPatch};
+
+use super::validate;
+use crate::error::{ApiError, ErrorCode};
+use crate::gate::authorized::Authorized;
+use crate::gate::dominates::Target;
+use crate::passwords::PasswordPool;
+use crate::services::Services;
+
+/// `POST /v1/agencies/{agy}/users`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Sign-in email, unique in the agency (case-insensitively).
+    #[schemars(extend("maxLength" = 254, "pattern" = super::validate::EMAIL_PATTERN))]
+    pub email: String,
+    /// Display name.
+    #[schemars(extend("minLength" = 1, "maxLength" = 200, "pattern" = super::validate::NAME_PATTERN))]
+    pub name: String,
+    /// At least 12 characters; omit to create a user who cannot sign in with a password yet.
+    #[schemars(extend("minLength" = 12, "maxLength" = 256, "pattern" = super::validate::NO_NUL_PATTERN))]
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for CreateUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUser")
+            .field("email", &self.email)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+/// The states a user can be put in.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    /// Can sign in and act.
+    Active,
+    /// Cannot.
+    Disabled,
+}
+
+/// `PATCH /v1/agencies/{agy}/users/{usr}`: only the fields given change.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    /// New email.
+    #[schemars(extend("maxLength" = 254, "pattern" = super::validate::EMAIL_PATTERN))]
+    pub email: Option<String>,
+    /// New name.
+    #[schemars(extend("minLength" = 1, "maxLength" = 200, "pattern" = super::validate::NAME_PATTERN))]
+    pub name: Option<String>,
+    /// New password.
+    #[schemars(extend("minLength" = 12, "maxLength" = 256, "pattern" = super::validate::NO_NUL_PATTERN))]
+    pub password: Option<String>,
+    /// `active` or `disabled`.
+    pub status: Option<UserStatus>,
+}
+
+impl std::fmt::Debug for UpdateUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateUser")
+            .field("email", &self.email)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks the password policy and hashes on the bounded pool (503 with `Retry-After` if busy).
+async fn hash_password(pool: &PasswordPool, password: &str) -> Result<String, ApiError> {
+    tessera_token::check_password_policy(password)
+        .map_err(|e| ApiError::invalid(format!("`password`: {e}")))?;
+    let password = tessera_token::SecretString::new(password.to_owned());
+    // argon2id takes tens of milliseconds and 19 MiB: the bounded pool runs it, or says busy.
+    pool.run(move || tessera_token::hash_password_os(password.expose()))
+        .await
+        .map_err(|busy| {
+            let mut e = ApiError::new(ErrorCode::Unavailable, busy.to_string());
+            e.retry_after = Some(1);
+            e
+        })?
+        .map_err(ApiError::internal)
+}
+
+/// Creates a user. Route: `users.create` on the agency. Checks email, name and password.
+pub async fn create(s: &Services, auth: &Authorized, input: CreateUser) -> Result<User, ApiError> {
+    let scope = auth.scope()?;
+    let email = validate::email(&input.email)?;
+    let name = validate::name("name", &input.name)?;
+    let password_hash = match &input.password {
+        Some(p) => Some(hash_password(&s.passwords, p).await?),
+        None => None,
+    };
+    let now = s.clock.now();
+    let user = NewUser {
+        id: UserId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
+        email,
+        name,
+        password_hash,
+        now,
+    };
+    let audit = auth.audit(
+        s,
+        "user.create",
+        Some(user.id.as_str()),
+        json!({ "email": user.email }),
+    );
+    Ok(s.store.create_user(&scope, &user, &audit).await?)
+}
+
+/// A page of the agency's users. Route: `users.read` on the agency.
+pub async fn list(
+    store: &dyn Store,
+    auth: &Authorized,
+    page: &PageRequest,
+) -> Result<Page<User>, ApiError> {
+    Ok(store.list_users(&auth.scope()?, page).await?)
+}
+
+/// One user. Route: `users.read` on the agency.
+pub async fn get(store: &dyn Store, auth: &Authorized, id: &UserId) -> Result<User, ApiError> {
+    Ok(store.get_user(&auth.scope()?, id).await?)
+}
+
+/// Changes a user's email, name, password or status. Route: `users.update` on the agency.
+/// Further: `require_dominates` the user (I2): whoever sets a user's password, email or status
+/// can become or silence that user. A missing user is the 404 before the privilege check.
+pub async fn update(
+    s: &Services,
+    auth: &Authorized,
+    id: &UserId,
+    input: UpdateUser,
+) -> Result<User, ApiError> {
+    let scope = auth.scope()?;
+    // Not found first (the same 404 as another tenant's user), then the privilege check.
+    s.store.get_user(&scope, id).await?;
+    auth.require_dominates(s, &Target::user(id), "user.update")
+        .await?;
+    let patch = UserPatch {
+        email: input.email.as_deref().map(validate::email).transpose()?,
+        name: input
+            .name
+            .as_deref()
+            .map(|n| validate::name("name", n))
+            .transpose()?,
+        status: input.status.map(|s| match s {
+            UserStatus::Active => Status::Active,
+            UserStatus::Disabled => Status::Disabled,
+        }),
+        password_hash: match &input.password {
+            Some(p) => Some(hash_password(&s.passwords, p).await?),
+            None => None,
+        },
+    };
+    let detail = json!({
+        "email": patch.email, "name": patch.name, "status": patch.status.map(Status::as_str),
+        "password_changed": patch.password_hash.is_some(),
+    });
+    let audit = auth.audit(s, "user.update", Some(id.as_str()), detail);
+    Ok(s.store
+        .update_user(&scope, id, &patch, s.clock.now(), &audit)
+        .await?)
+}
+
+/// Deletes a user and their bindings. Route: `users.delete` on the agency. Further:
+/// `require_dominates` the user (I2).
+pub async fn remove(s: &Services, auth: &Authorized, id: &UserId) -> Result<(), ApiError> {
+    s.store.get_user(&auth.scope()?, id).await?;
+    auth.require_dominates(s, &Target::user(id), "user.delete")
+        .await?;
+    let audit = auth.audit(s, "user.delete", Some(id.as_str()), json!({}));
+    s.store
+        .delete_user(&auth.scope()?, id, s.clock.now(), &audit)
+        .await?;
+    Ok(())
+}
