@@ -29,16 +29,49 @@ pub use postgres::PgStore;
 pub use records::*;
 pub use sqlite::SqliteStore;
 
-/// The tenant a store call acts in. Built only by authentication (the server's auth module)
-/// from a verified credential, never from request input alone.
+/// The tenant a store call acts in: only the store builds one, so holding a scope means an
+/// authenticated principal may act in its agency.
+///
+/// A scope comes from a [`ScopeMint`] (which only a store constructor hands out) or with a row
+/// a cross-tenant lookup found, derived from that row. Nothing else can build one:
+///
+/// ```compile_fail,E0451
+/// # use tessera_core::AgencyId;
+/// let forged = tessera_store::TenantScope { agency: AgencyId::generate() };
+/// ```
+///
+/// ```compile_fail,E0599
+/// # use tessera_core::AgencyId;
+/// let forged = tessera_store::TenantScope::authenticated(AgencyId::generate());
+/// ```
+///
+/// The allowed path: connect, keep the mint where authentication happens, admit an agency once
+/// a credential proves it.
+///
+/// ```
+/// # fn main() -> Result<(), tessera_store::StoreError> {
+/// # let rt = tokio::runtime::Runtime::new().map_err(|e| tessera_store::StoreError::Config(e.to_string()))?;
+/// # rt.block_on(async {
+/// use tessera_core::AgencyId;
+/// use tessera_store::Connected;
+///
+/// let Connected { store, mint } = tessera_store::connect("sqlite::memory:").await?;
+/// let agency = AgencyId::generate();
+/// let scope = mint.admit(agency.clone());
+/// assert_eq!(scope.agency(), &agency);
+/// # drop(store);
+/// # Ok(())
+/// # })
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantScope {
     agency: AgencyId,
 }
 
 impl TenantScope {
-    /// A scope for `agency`, established by an authenticated principal that may act there.
-    pub fn authenticated(agency: AgencyId) -> Self {
+    /// A scope for the agency of a row the store itself read (a cross-tenant lookup).
+    pub(crate) fn derived(agency: AgencyId) -> Self {
         Self { agency }
     }
 
@@ -46,6 +79,55 @@ impl TenantScope {
     pub fn agency(&self) -> &AgencyId {
         &self.agency
     }
+}
+
+/// The capability to build a [`TenantScope`] for any agency. Handed out only by the store
+/// constructors ([`connect`], [`SqliteStore::connect`], [`PgStore::connect`], the `testing`
+/// fixtures); the server's authentication gate owns the one it gets, nothing else does.
+///
+/// Not `Clone`, not `Default`, and it cannot be built outside this crate:
+///
+/// ```compile_fail,E0451
+/// let mint = tessera_store::ScopeMint { _seal: () };
+/// ```
+///
+/// ```compile_fail,E0624
+/// let mint = tessera_store::ScopeMint::new();
+/// ```
+///
+/// ```compile_fail,E0599
+/// let mint = tessera_store::ScopeMint::default();
+/// ```
+///
+/// ```compile_fail,E0599
+/// fn copy(mint: &tessera_store::ScopeMint) -> tessera_store::ScopeMint {
+///     tessera_store::ScopeMint::clone(mint)
+/// }
+/// ```
+#[derive(Debug)]
+pub struct ScopeMint {
+    _seal: (),
+}
+
+impl ScopeMint {
+    /// A mint, for a store constructor to hand out with its store.
+    pub(crate) fn new() -> Self {
+        Self { _seal: () }
+    }
+
+    /// The scope of `agency`, for a principal authentication has proved may act there.
+    pub fn admit(&self, agency: AgencyId) -> TenantScope {
+        TenantScope { agency }
+    }
+}
+
+/// A store with the mint that builds scopes for it: what [`connect`] returns.
+#[derive(Debug)]
+pub struct Connected {
+    /// The store.
+    pub store: std::sync::Arc<dyn Store>,
+    /// The one capability to build tenant scopes; give it to authentication only.
+    pub mint: ScopeMint,
 }
 
 /// One page of a list: `limit` items after `cursor`.
@@ -66,18 +148,24 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Connects to the store named by `url` (`sqlite://…` or `postgres://…`).
-pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(std::sync::Arc::new(PgStore::connect(url).await?))
+/// Connects to the store named by `url` (`sqlite://…` or `postgres://…`), with its mint.
+pub async fn connect(url: &str) -> Result<Connected, StoreError> {
+    let store: std::sync::Arc<dyn Store> = if url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+    {
+        std::sync::Arc::new(PgStore::open(url).await?)
     } else if url.starts_with("sqlite:") {
-        Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
+        std::sync::Arc::new(SqliteStore::open(url).await?)
     } else {
-        Err(StoreError::Config(format!(
+        return Err(StoreError::Config(format!(
             "unsupported database url scheme in `{}` (expected `sqlite://PATH` or `postgres://…`)",
             url.split(':').next().unwrap_or_default()
-        )))
-    }
+        )));
+    };
+    Ok(Connected {
+        store,
+        mint: ScopeMint::new(),
+    })
 }
 
 /// On PostgreSQL, as the tables' owner: grants `role` row access to every table (and to the
@@ -89,7 +177,7 @@ pub async fn grant_runtime_role(owner_url: &str, role: &str) -> Result<(), Store
             "`--grant-to` applies to PostgreSQL only".into(),
         ));
     }
-    PgStore::connect(owner_url)
+    PgStore::open(owner_url)
         .await?
         .grant_runtime_role(role)
         .await
@@ -387,10 +475,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: i64,
         audit: &AuditRecord,
     ) -> Result<ApiKey, StoreError>;
-    /// Finds the key a secret hash belongs to, across tenants (authentication only).
-    async fn find_key_by_secret(&self, hash: &[u8]) -> Result<Option<KeySecretMatch>, StoreError>;
+    /// Finds the key a secret hash belongs to, across tenants (authentication only), with the
+    /// scope of the key's agency.
+    async fn find_key_by_secret(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<(KeySecretMatch, TenantScope)>, StoreError>;
     /// Records when keys were last used (batched by the server, not a write per request).
-    async fn touch_api_keys(&self, uses: &[(AgencyId, KeyId, i64)]) -> Result<(), StoreError>;
+    async fn touch_api_keys(&self, uses: &[(TenantScope, KeyId, i64)]) -> Result<(), StoreError>;
 
     // --- audit ---
     /// Appends an event on its own (denied requests, sign-ins).
@@ -458,8 +550,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         audit: &AuditRecord,
     ) -> Result<App, StoreError>;
     /// The client `id` with its secrets, across tenants (client authentication, installing a
-    /// marketplace app). `None` if no app has this id.
-    async fn find_client(&self, id: &AppId) -> Result<Option<ClientRecord>, StoreError>;
+    /// marketplace app), with the scope of its owner agency. `None` if no app has this id.
+    async fn find_client(
+        &self,
+        id: &AppId,
+    ) -> Result<Option<(ClientRecord, TenantScope)>, StoreError>;
 
     // --- installations ---
     /// Installs an app. One active installation per (agency, account or none, app): another is
@@ -492,20 +587,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: i64,
         audit: &AuditRecord,
     ) -> Result<Installation, StoreError>;
-    /// The active installations of client `app` in every agency (client credentials).
-    async fn client_installations(&self, app: &AppId) -> Result<Vec<Installation>, StoreError>;
+    /// The active installations of client `app` in every agency (client credentials), each
+    /// with the scope of its installing agency.
+    async fn client_installations(
+        &self,
+        app: &AppId,
+    ) -> Result<Vec<(Installation, TenantScope)>, StoreError>;
 
     // --- authorization codes, grants and refresh tokens ---
     /// Stores a code (its hash).
     async fn create_code(&self, t: &TenantScope, code: &AuthCode) -> Result<(), StoreError>;
     /// Finds the code with this hash across tenants and marks it consumed at `now` if it was
-    /// not (atomically: of two concurrent redemptions exactly one is `Fresh`). `None` if no
-    /// code has this hash.
+    /// not (atomically: of two concurrent redemptions exactly one is `Fresh`), with the scope
+    /// of the code's agency. `None` if no code has this hash.
     async fn redeem_code(
         &self,
         hash: &[u8],
         now: i64,
-    ) -> Result<Option<CodeRedemption>, StoreError>;
+    ) -> Result<Option<(CodeRedemption, TenantScope)>, StoreError>;
     /// Creates a grant with its first refresh token (if any), and the audit event, atomically.
     async fn create_grant(
         &self,
@@ -526,11 +625,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: i64,
         audit: &AuditRecord,
     ) -> Result<bool, StoreError>;
-    /// The refresh token with this hash and its grant, across tenants.
+    /// The refresh token with this hash and its grant, across tenants, with the scope of
+    /// their agency.
     async fn find_refresh_token(
         &self,
         hash: &[u8],
-    ) -> Result<Option<(RefreshToken, Grant)>, StoreError>;
+    ) -> Result<Option<(RefreshToken, Grant, TenantScope)>, StoreError>;
     /// Rotates refresh token `old_hash` (of the scope's agency) to `new`, in one transaction
     /// holding the old row's lock: if its grant is revoked or the token is unknown,
     /// `Revoked`; if it was never rotated, it is marked rotated at `now`, `new` is stored,
@@ -557,6 +657,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // --- sign-in ---
     /// Every user with this email (compared case-insensitively), in every agency that is not
-    /// deleted, with its password hash (sign-in only).
-    async fn find_users_by_email(&self, email: &str) -> Result<Vec<UserCredential>, StoreError>;
+    /// deleted, with its password hash and the scope of its agency (sign-in only).
+    async fn find_users_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Vec<(UserCredential, TenantScope)>, StoreError>;
 }

@@ -26,8 +26,14 @@ CREATE ROLE tessera LOGIN PASSWORD '…' NOSUPERUSER NOBYPASSRLS; CREATE DATABAS
 and connect as it";
 
 impl PgStore {
-    /// Connects and checks that the role is subject to row-level security.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    /// Connects and checks that the role is subject to row-level security; returns the store
+    /// with the mint that builds scopes for it.
+    pub async fn connect(url: &str) -> Result<(Self, crate::ScopeMint), StoreError> {
+        Ok((Self::open(url).await?, crate::ScopeMint::new()))
+    }
+
+    /// Connects without handing out a mint.
+    pub(crate) async fn open(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))

@@ -1068,17 +1068,20 @@ macro_rules! impl_store {
                 Ok(key)
             }
 
-            async fn find_key_by_secret(&self, hash: &[u8]) -> Result<Option<KeySecretMatch>, StoreError> {
+            async fn find_key_by_secret(&self, hash: &[u8]) -> Result<Option<(KeySecretMatch, TenantScope)>, StoreError> {
                 let Some(row) = self.find_key_impl(hash).await? else { return Ok(None) };
-                Ok(Some(KeySecretMatch {
+                let found = KeySecretMatch {
                     agency: col(&row, "agency_id")?,
                     key: col(&row, "key_id")?,
                     valid_until: row.try_get("valid_until")?,
-                }))
+                };
+                let scope = TenantScope::derived(found.agency.clone());
+                Ok(Some((found, scope)))
             }
 
-            async fn touch_api_keys(&self, uses: &[(AgencyId, KeyId, i64)]) -> Result<(), StoreError> {
-                for (agency, key, at) in uses {
+            async fn touch_api_keys(&self, uses: &[(TenantScope, KeyId, i64)]) -> Result<(), StoreError> {
+                for (t, key, at) in uses {
+                    let agency = t.agency();
                     let mut tx = self.begin_tenant(agency, true).await?;
                     sqlx::query("UPDATE api_keys SET last_used_at = $3 WHERE agency_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < $3)")
                         .bind(agency.as_str())
@@ -1157,7 +1160,7 @@ macro_rules! impl_store {
                 self.rotate_app_secret_impl(t, id, secret, old_valid_until, now, audit).await
             }
 
-            async fn find_client(&self, id: &AppId) -> Result<Option<ClientRecord>, StoreError> {
+            async fn find_client(&self, id: &AppId) -> Result<Option<(ClientRecord, TenantScope)>, StoreError> {
                 self.find_client_impl(id).await
             }
 
@@ -1177,7 +1180,7 @@ macro_rules! impl_store {
                 self.revoke_installation_impl(t, id, now, audit).await
             }
 
-            async fn client_installations(&self, app: &AppId) -> Result<Vec<Installation>, StoreError> {
+            async fn client_installations(&self, app: &AppId) -> Result<Vec<(Installation, TenantScope)>, StoreError> {
                 self.client_installations_impl(app).await
             }
 
@@ -1185,7 +1188,7 @@ macro_rules! impl_store {
                 self.create_code_impl(t, code).await
             }
 
-            async fn redeem_code(&self, hash: &[u8], now: i64) -> Result<Option<CodeRedemption>, StoreError> {
+            async fn redeem_code(&self, hash: &[u8], now: i64) -> Result<Option<(CodeRedemption, TenantScope)>, StoreError> {
                 self.redeem_code_impl(hash, now).await
             }
 
@@ -1201,7 +1204,7 @@ macro_rules! impl_store {
                 self.revoke_grant_impl(t, id, now, audit).await
             }
 
-            async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<(RefreshToken, Grant)>, StoreError> {
+            async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<(RefreshToken, Grant, TenantScope)>, StoreError> {
                 self.find_refresh_token_impl(hash).await
             }
 
@@ -1213,7 +1216,7 @@ macro_rules! impl_store {
                 self.revoke_access_token_impl(t, jti, expires_at, audit).await
             }
 
-            async fn find_users_by_email(&self, email: &str) -> Result<Vec<UserCredential>, StoreError> {
+            async fn find_users_by_email(&self, email: &str) -> Result<Vec<(UserCredential, TenantScope)>, StoreError> {
                 self.find_users_by_email_impl(email).await
             }
         }

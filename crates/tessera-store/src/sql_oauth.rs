@@ -307,7 +307,7 @@ macro_rules! impl_oauth {
                 Ok(app)
             }
 
-            async fn find_client_impl(&self, id: &AppId) -> Result<Option<ClientRecord>, StoreError> {
+            async fn find_client_impl(&self, id: &AppId) -> Result<Option<(ClientRecord, TenantScope)>, StoreError> {
                 let mut tx = self.begin_client(id).await?;
                 let Some(row) = sqlx::query(&format!("SELECT {APP_COLS} FROM apps WHERE id = $1"))
                     .bind(id.as_str())
@@ -337,7 +337,8 @@ macro_rules! impl_oauth {
                         })
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?;
-                Ok(Some(ClientRecord { app, secrets }))
+                let scope = TenantScope::derived(app.agency_id.clone());
+                Ok(Some((ClientRecord { app, secrets }, scope)))
             }
 
             async fn create_installation_impl(&self, t: &TenantScope, ins: &Installation, audit: &AuditRecord) -> Result<(), StoreError> {
@@ -412,7 +413,7 @@ macro_rules! impl_oauth {
                 Ok(ins)
             }
 
-            async fn client_installations_impl(&self, app: &AppId) -> Result<Vec<Installation>, StoreError> {
+            async fn client_installations_impl(&self, app: &AppId) -> Result<Vec<(Installation, TenantScope)>, StoreError> {
                 let mut tx = self.begin_client(app).await?;
                 let rows = sqlx::query(&format!(
                     "SELECT {INSTALLATION_COLS} FROM installations WHERE app_id = $1 AND revoked_at IS NULL \
@@ -422,7 +423,13 @@ macro_rules! impl_oauth {
                 .fetch_all(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                rows.iter().map(installation_row).collect()
+                rows.iter()
+                    .map(|r| {
+                        let ins = installation_row(r)?;
+                        let scope = TenantScope::derived(ins.agency_id.clone());
+                        Ok((ins, scope))
+                    })
+                    .collect()
             }
 
             async fn create_code_impl(&self, t: &TenantScope, c: &AuthCode) -> Result<(), StoreError> {
@@ -457,7 +464,7 @@ macro_rules! impl_oauth {
                 row.map(|r| col(&r, "agency_id")).transpose()
             }
 
-            async fn redeem_code_impl(&self, hash: &[u8], now: i64) -> Result<Option<CodeRedemption>, StoreError> {
+            async fn redeem_code_impl(&self, hash: &[u8], now: i64) -> Result<Option<(CodeRedemption, TenantScope)>, StoreError> {
                 let Some(agency) = self.credential_agency("SELECT agency_id FROM oauth_codes WHERE code_hash = $1", hash).await? else {
                     return Ok(None);
                 };
@@ -487,7 +494,7 @@ macro_rules! impl_oauth {
                     }
                 };
                 tx.commit().await?;
-                Ok(Some(out))
+                Ok(Some((out, TenantScope::derived(agency))))
             }
 
             async fn create_grant_impl(&self, t: &TenantScope, g: &Grant, refresh: Option<&NewRefreshToken>, audit: &AuditRecord) -> Result<(), StoreError> {
@@ -535,7 +542,7 @@ macro_rules! impl_oauth {
                 Ok(true)
             }
 
-            async fn find_refresh_token_impl(&self, hash: &[u8]) -> Result<Option<(RefreshToken, Grant)>, StoreError> {
+            async fn find_refresh_token_impl(&self, hash: &[u8]) -> Result<Option<(RefreshToken, Grant, TenantScope)>, StoreError> {
                 let Some(agency) = self.credential_agency("SELECT agency_id FROM refresh_tokens WHERE token_hash = $1", hash).await? else {
                     return Ok(None);
                 };
@@ -556,7 +563,7 @@ macro_rules! impl_oauth {
                         other => other,
                     })?;
                 tx.commit().await?;
-                Ok(Some((token, grant)))
+                Ok(Some((token, grant, TenantScope::derived(agency))))
             }
 
             async fn rotate_refresh_token_impl(
@@ -627,7 +634,7 @@ macro_rules! impl_oauth {
                 finish(tx, t.agency(), audit, Some(("token.revoke", jti))).await
             }
 
-            async fn find_users_by_email_impl(&self, email: &str) -> Result<Vec<UserCredential>, StoreError> {
+            async fn find_users_by_email_impl(&self, email: &str) -> Result<Vec<(UserCredential, TenantScope)>, StoreError> {
                 let key = email_key(email);
                 if key.is_empty() {
                     return Ok(Vec::new());
@@ -642,7 +649,11 @@ macro_rules! impl_oauth {
                 .await?;
                 tx.commit().await?;
                 rows.iter()
-                    .map(|r| Ok(UserCredential { user: user_row(r)?, password_hash: r.try_get("password_hash")? }))
+                    .map(|r| {
+                        let user = user_row(r)?;
+                        let scope = TenantScope::derived(user.agency_id.clone());
+                        Ok((UserCredential { user, password_hash: r.try_get("password_hash")? }, scope))
+                    })
                     .collect()
             }
         }

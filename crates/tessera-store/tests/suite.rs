@@ -15,9 +15,10 @@ use tessera_store::audit::verify_chain;
 use tessera_store::testing::{notice_pg_skipped, sqlite_store, PgTestDb, SQLITE_DB_FILE};
 use tessera_store::{
     Account, Agency, ApiKey, App, AppKind, AuditEvent, AuditFilter, AuditRecord, AuthCode, Binding,
-    Bootstrap, ChainHash, Change, CodeRedemption, Grant, Installation, NewRefreshToken, NewUser,
-    Outcome, PageRequest, Policy, RefreshUse, Role, RolePatch, SecretHashRecord, SigningKeyRow,
-    Status, Store, StoreError, TenantScope, User, UserPatch,
+    Bootstrap, ChainHash, Change, ClientRecord, CodeRedemption, Connected, Grant, Installation,
+    KeySecretMatch, NewRefreshToken, NewUser, Outcome, PageRequest, Policy, RefreshToken,
+    RefreshUse, Role, RolePatch, ScopeMint, SecretHashRecord, SigningKeyRow, Status, Store,
+    StoreError, TenantScope, User, UserCredential, UserPatch,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -28,9 +29,9 @@ macro_rules! cases {
     ($($case:ident => $sqlite:ident, $postgres:ident;)*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $sqlite() {
-            let (store, _dir) = sqlite_store().await;
+            let (Connected { store, mint }, _dir) = sqlite_store().await;
             assert_eq!(store.backend(), "sqlite");
-            $case(store).await;
+            $case(store, mint).await;
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,9 +40,9 @@ macro_rules! cases {
                 notice_pg_skipped();
                 return;
             };
-            let store = db.store().await;
+            let Connected { store, mint } = db.store().await;
             assert_eq!(store.backend(), "postgres");
-            $case(store).await;
+            $case(store, mint).await;
         }
     )*};
 }
@@ -197,13 +198,13 @@ fn agency_value(id: AgencyId, name: &str) -> Agency {
 }
 
 /// Creates an agency and returns its scope.
-async fn agency(store: &Arc<dyn Store>, name: &str) -> TenantScope {
+async fn agency(store: &Arc<dyn Store>, mint: &ScopeMint, name: &str) -> TenantScope {
     let a = agency_value(AgencyId::generate(), name);
     store
         .create_agency(&a, &record("agency.create"))
         .await
         .unwrap();
-    TenantScope::authenticated(a.id)
+    mint.admit(a.id)
 }
 
 fn account_value(t: &TenantScope, name: &str) -> Account {
@@ -437,11 +438,86 @@ fn user_principal(u: &User) -> PrincipalId {
     PrincipalId::User(u.id.clone())
 }
 
+// Cross-tenant lookups, checked: each returns the scope the store derived from the row it
+// found, and that scope is the row's own agency.
+
+async fn key_by_secret(
+    store: &Arc<dyn Store>,
+    hash: &[u8],
+) -> Result<Option<KeySecretMatch>, StoreError> {
+    let found = store.find_key_by_secret(hash).await?;
+    Ok(found.map(|(m, scope)| {
+        assert_eq!(scope.agency(), &m.agency);
+        m
+    }))
+}
+
+async fn client(store: &Arc<dyn Store>, id: &AppId) -> Result<Option<ClientRecord>, StoreError> {
+    let found = store.find_client(id).await?;
+    Ok(found.map(|(c, scope)| {
+        assert_eq!(scope.agency(), &c.app.agency_id);
+        c
+    }))
+}
+
+async fn installations_of(
+    store: &Arc<dyn Store>,
+    app: &AppId,
+) -> Result<Vec<Installation>, StoreError> {
+    let found = store.client_installations(app).await?;
+    Ok(found
+        .into_iter()
+        .map(|(i, scope)| {
+            assert_eq!(scope.agency(), &i.agency_id);
+            i
+        })
+        .collect())
+}
+
+async fn redeem(
+    store: &Arc<dyn Store>,
+    hash: &[u8],
+    now: i64,
+) -> Result<Option<CodeRedemption>, StoreError> {
+    let found = store.redeem_code(hash, now).await?;
+    Ok(found.map(|(r, scope)| {
+        let (CodeRedemption::Fresh(c) | CodeRedemption::Replayed(c)) = &r;
+        assert_eq!(scope.agency(), &c.agency_id);
+        r
+    }))
+}
+
+async fn refresh_token(
+    store: &Arc<dyn Store>,
+    hash: &[u8],
+) -> Result<Option<(RefreshToken, Grant)>, StoreError> {
+    let found = store.find_refresh_token(hash).await?;
+    Ok(found.map(|(token, grant, scope)| {
+        assert_eq!(scope.agency(), &token.agency_id);
+        assert_eq!(scope.agency(), &grant.agency_id);
+        (token, grant)
+    }))
+}
+
+async fn users_by_email(
+    store: &Arc<dyn Store>,
+    email: &str,
+) -> Result<Vec<UserCredential>, StoreError> {
+    let found = store.find_users_by_email(email).await?;
+    Ok(found
+        .into_iter()
+        .map(|(u, scope)| {
+            assert_eq!(scope.agency(), &u.user.agency_id);
+            u
+        })
+        .collect())
+}
+
 // ---------------------------------------------------------------------------------------
 // Cases
 // ---------------------------------------------------------------------------------------
 
-async fn case_migrations_ping_backend(store: Arc<dyn Store>) {
+async fn case_migrations_ping_backend(store: Arc<dyn Store>, mint: ScopeMint) {
     assert!(matches!(store.backend(), "sqlite" | "postgres"));
     store.ping().await.unwrap();
     // The fixture migrated already: again is a no-op, as often as asked.
@@ -454,14 +530,14 @@ async fn case_migrations_ping_backend(store: Arc<dyn Store>) {
     assert_eq!(listed.next_cursor, None);
     assert_eq!(store.signing_keys().await.unwrap(), []);
     // Data survives a repeated migration.
-    let t = agency(&store, "Kept").await;
+    let t = agency(&store, &mint, "Kept").await;
     let k = signing_key(&store, "kept-key", "active").await;
     assert_eq!(store.migrate().await.unwrap(), 0);
     assert_eq!(store.get_agency(t.agency()).await.unwrap().name, "Kept");
     assert_eq!(store.signing_keys().await.unwrap(), [k]);
 }
 
-async fn case_bootstrap(store: Arc<dyn Store>) {
+async fn case_bootstrap(store: Arc<dyn Store>, mint: ScopeMint) {
     let b = bootstrap_value();
     assert!(store.bootstrap(b.clone()).await.unwrap());
     let second = bootstrap_value();
@@ -481,8 +557,7 @@ async fn case_bootstrap(store: Arc<dyn Store>) {
         "the platform tenant is not listed"
     );
 
-    let found = store
-        .find_key_by_secret(&b.secret.hash)
+    let found = key_by_secret(&store, &b.secret.hash)
         .await
         .unwrap()
         .expect("bootstrap key found by its secret");
@@ -491,11 +566,11 @@ async fn case_bootstrap(store: Arc<dyn Store>) {
         (b.platform.id.clone(), b.key.id.clone(), None)
     );
     assert_eq!(
-        store.find_key_by_secret(&second.secret.hash).await.unwrap(),
+        key_by_secret(&store, &second.secret.hash).await.unwrap(),
         None
     );
 
-    let t = TenantScope::authenticated(b.platform.id.clone());
+    let t = mint.admit(b.platform.id.clone());
     assert_eq!(store.get_api_key(&t, &b.key.id).await.unwrap(), b.key);
     assert_eq!(
         store
@@ -518,7 +593,7 @@ async fn case_bootstrap(store: Arc<dyn Store>) {
     assert!(store.platform_agency().await.unwrap().is_some());
 }
 
-async fn case_agencies(store: Arc<dyn Store>) {
+async fn case_agencies(store: Arc<dyn Store>, mint: ScopeMint) {
     let a = agency_value(AgencyId::generate(), "Acme");
     store
         .create_agency(&a, &record("agency.create"))
@@ -553,10 +628,10 @@ async fn case_agencies(store: Arc<dyn Store>) {
     ));
 
     // A key of the agency authenticates until the agency is deleted.
-    let t = TenantScope::authenticated(a.id.clone());
+    let t = mint.admit(a.id.clone());
     let (k, s, _) = key(&store, &t, None, &["agency_admin"]).await;
-    assert!(store.find_key_by_secret(&s.hash).await.unwrap().is_some());
-    let other = agency(&store, "Other").await;
+    assert!(key_by_secret(&store, &s.hash).await.unwrap().is_some());
+    let other = agency(&store, &mint, "Other").await;
     let (_, other_secret, _) = key(&store, &other, None, &["agency_admin"]).await;
 
     store
@@ -574,7 +649,7 @@ async fn case_agencies(store: Arc<dyn Store>) {
         .collect();
     assert_eq!(listed, vec![other.agency().clone()]);
     assert_eq!(
-        store.find_key_by_secret(&s.hash).await.unwrap(),
+        key_by_secret(&store, &s.hash).await.unwrap(),
         None,
         "a deleted agency's keys stop working"
     );
@@ -585,8 +660,7 @@ async fn case_agencies(store: Arc<dyn Store>) {
         .revoked_at
         .is_some());
     assert!(
-        store
-            .find_key_by_secret(&other_secret.hash)
+        key_by_secret(&store, &other_secret.hash)
             .await
             .unwrap()
             .is_some(),
@@ -618,7 +692,7 @@ async fn case_agencies(store: Arc<dyn Store>) {
     assert_chain_ok(&events);
 }
 
-async fn case_agency_pagination(store: Arc<dyn Store>) {
+async fn case_agency_pagination(store: Arc<dyn Store>, _mint: ScopeMint) {
     store.bootstrap(bootstrap_value()).await.unwrap();
     // Ids are ULIDs: one millisecond apart, creation order is id order (oldest first).
     let base = tessera_core::ids::now_millis();
@@ -669,8 +743,8 @@ async fn case_agency_pagination(store: Arc<dyn Store>) {
     );
 }
 
-async fn case_accounts(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_accounts(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     assert!(store
         .list_accounts(&t, &all())
         .await
@@ -736,8 +810,8 @@ async fn case_accounts(store: Arc<dyn Store>) {
     );
 }
 
-async fn case_users(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_users(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     let ann = user(
         &store,
         &t,
@@ -841,9 +915,9 @@ async fn case_users(store: Arc<dyn Store>) {
         .any(|u| u.id == ann.id));
 }
 
-async fn case_user_email_unique_case_insensitively(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
-    let other = agency(&store, "Other").await;
+async fn case_user_email_unique_case_insensitively(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
+    let other = agency(&store, &mint, "Other").await;
     let ann = user(&store, &t, "Ann.Smith@Example.com", None).await;
     let events = chain(&store, &t).await.len();
     let dup = NewUser {
@@ -900,9 +974,9 @@ async fn case_user_email_unique_case_insensitively(store: Arc<dyn Store>) {
     assert_eq!(store.get_user(&t, &ann.id).await.unwrap(), ann);
 }
 
-async fn case_tenant_isolation(store: Arc<dyn Store>) {
-    let a = agency(&store, "A").await;
-    let b = agency(&store, "B").await;
+async fn case_tenant_isolation(store: Arc<dyn Store>, mint: ScopeMint) {
+    let a = agency(&store, &mint, "A").await;
+    let b = agency(&store, &mint, "B").await;
     let acc = account(&store, &a, "A main").await;
     let usr = user(&store, &a, "ann@a.example", None).await;
     let bnd = bind(
@@ -1005,7 +1079,7 @@ async fn case_tenant_isolation(store: Arc<dyn Store>) {
         .is_empty());
     // touch with the wrong agency does nothing.
     store
-        .touch_api_keys(&[(b.agency().clone(), k.id.clone(), at)])
+        .touch_api_keys(&[(b.clone(), k.id.clone(), at)])
         .await
         .unwrap();
 
@@ -1022,16 +1096,16 @@ async fn case_tenant_isolation(store: Arc<dyn Store>) {
     assert_eq!(store.get_user(&a, &usr.id).await.unwrap(), usr);
     assert_eq!(store.get_binding(&a, &bnd.id).await.unwrap(), bnd);
     assert_eq!(store.get_api_key(&a, &k.id).await.unwrap(), k);
-    assert!(store.find_key_by_secret(&s.hash).await.unwrap().is_some());
+    assert!(key_by_secret(&store, &s.hash).await.unwrap().is_some());
     assert_eq!(chain(&store, &a).await, a_events);
     assert_eq!(chain(&store, &b).await, b_events);
     assert_eq!(store.revision().await.unwrap(), rev);
 }
 
 /// A record naming another agency does not let a scope write there: the scope decides.
-async fn case_scope_wins_over_record_agency(store: Arc<dyn Store>) {
-    let a = agency(&store, "A").await;
-    let b = agency(&store, "B").await;
+async fn case_scope_wins_over_record_agency(store: Arc<dyn Store>, mint: ScopeMint) {
+    let a = agency(&store, &mint, "A").await;
+    let b = agency(&store, &mint, "B").await;
     let usr = user(&store, &a, "ann@a.example", None).await;
     let mut bnd = binding_value(&a, &user_principal(&usr), "agency_admin", None);
     bnd.agency_id = b.agency().clone();
@@ -1084,12 +1158,12 @@ async fn case_scope_wins_over_record_agency(store: Arc<dyn Store>) {
             .len(),
         1
     );
-    let found = store.find_key_by_secret(&s.hash).await.unwrap().unwrap();
+    let found = key_by_secret(&store, &s.hash).await.unwrap().unwrap();
     assert_eq!(&found.agency, a.agency());
 }
 
-async fn case_bindings(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_bindings(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     let acc = account(&store, &t, "Main").await;
     let acc2 = account(&store, &t, "Second").await;
     let ann = user_principal(&user(&store, &t, "ann@example.com", None).await);
@@ -1204,9 +1278,9 @@ async fn case_bindings(store: Arc<dyn Store>) {
     bind(&store, &t, &ann, "account_admin", Some(&acc.id)).await;
 }
 
-async fn case_binding_on_foreign_account_refused(store: Arc<dyn Store>) {
-    let a = agency(&store, "A").await;
-    let b = agency(&store, "B").await;
+async fn case_binding_on_foreign_account_refused(store: Arc<dyn Store>, mint: ScopeMint) {
+    let a = agency(&store, &mint, "A").await;
+    let b = agency(&store, &mint, "B").await;
     let ann = user_principal(&user(&store, &a, "ann@a.example", None).await);
     let b_acc = account(&store, &b, "B main").await;
     let (a_events, b_events) = (chain(&store, &a).await, chain(&store, &b).await);
@@ -1262,14 +1336,14 @@ async fn case_binding_on_foreign_account_refused(store: Arc<dyn Store>) {
         .is_empty());
     assert!(is_not_found(store.get_api_key(&a, &k.id).await));
     assert!(is_not_found(store.get_api_key(&a, &k2.id).await));
-    assert_eq!(store.find_key_by_secret(&s.hash).await.unwrap(), None);
+    assert_eq!(key_by_secret(&store, &s.hash).await.unwrap(), None);
     assert_eq!(chain(&store, &a).await, a_events);
     assert_eq!(chain(&store, &b).await, b_events);
     assert_eq!(store.revision().await.unwrap(), rev);
 }
 
-async fn case_delete_account_cascades(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_delete_account_cascades(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     let gone = account(&store, &t, "Gone").await;
     let kept = account(&store, &t, "Kept").await;
     let ann = user_principal(&user(&store, &t, "ann@example.com", None).await);
@@ -1320,23 +1394,18 @@ async fn case_delete_account_cascades(store: Arc<dyn Store>) {
         ),
         Err(e) => panic!("{e}"),
     }
-    assert_eq!(
-        store.find_key_by_secret(&acc_secret.hash).await.unwrap(),
-        None
-    );
+    assert_eq!(key_by_secret(&store, &acc_secret.hash).await.unwrap(), None);
     assert!(store
         .principal_bindings(&t, &PrincipalId::Key(acc_key.id.clone()))
         .await
         .unwrap()
         .is_empty());
     // Other keys and their other bindings stay.
-    assert!(store
-        .find_key_by_secret(&wide_secret.hash)
+    assert!(key_by_secret(&store, &wide_secret.hash)
         .await
         .unwrap()
         .is_some());
-    assert!(store
-        .find_key_by_secret(&kept_secret.hash)
+    assert!(key_by_secret(&store, &kept_secret.hash)
         .await
         .unwrap()
         .is_some());
@@ -1354,8 +1423,8 @@ async fn case_delete_account_cascades(store: Arc<dyn Store>) {
     assert!(store.revision().await.unwrap() > rev);
 }
 
-async fn case_delete_user_removes_bindings(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_delete_user_removes_bindings(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     let acc = account(&store, &t, "Main").await;
     let ann = user(&store, &t, "ann@example.com", None).await;
     let bob = user(&store, &t, "bob@example.com", None).await;
@@ -1395,8 +1464,8 @@ async fn case_delete_user_removes_bindings(store: Arc<dyn Store>) {
         .is_empty());
 }
 
-async fn case_api_keys(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_api_keys(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     let (k, s1, bindings) = key(&store, &t, None, &["agency_admin", "agency_viewer"]).await;
     let principal = PrincipalId::Key(k.id.clone());
     assert_eq!(store.get_api_key(&t, &k.id).await.unwrap(), k);
@@ -1404,15 +1473,12 @@ async fn case_api_keys(store: Arc<dyn Store>) {
         store.list_api_keys(&t, &all()).await.unwrap().items,
         vec![k.clone()]
     );
-    let m = store.find_key_by_secret(&s1.hash).await.unwrap().unwrap();
+    let m = key_by_secret(&store, &s1.hash).await.unwrap().unwrap();
     assert_eq!(
         (&m.agency, &m.key, m.valid_until),
         (t.agency(), &k.id, None)
     );
-    assert_eq!(
-        store.find_key_by_secret(&secret().hash).await.unwrap(),
-        None
-    );
+    assert_eq!(key_by_secret(&store, &secret().hash).await.unwrap(), None);
     let mut want = bindings.clone();
     want.sort_by(|x, y| x.id.cmp(&y.id));
     assert_eq!(
@@ -1420,7 +1486,7 @@ async fn case_api_keys(store: Arc<dyn Store>) {
         want
     );
     // One secret hash belongs to one key, across agencies.
-    let other = agency(&store, "Other").await;
+    let other = agency(&store, &mint, "Other").await;
     let dup = key_value(&other, None);
     assert_conflict(
         store
@@ -1439,9 +1505,9 @@ async fn case_api_keys(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!((rotated.rotated_at, rotated.revoked_at), (Some(t0), None));
-    let old = store.find_key_by_secret(&s1.hash).await.unwrap().unwrap();
+    let old = key_by_secret(&store, &s1.hash).await.unwrap().unwrap();
     assert_eq!((&old.key, old.valid_until), (&k.id, Some(grace)));
-    let new = store.find_key_by_secret(&s2.hash).await.unwrap().unwrap();
+    let new = key_by_secret(&store, &s2.hash).await.unwrap().unwrap();
     assert_eq!((&new.key, new.valid_until), (&k.id, None));
     // Rotating again after the grace drops the expired secret and caps the current one.
     let t1 = grace + 1;
@@ -1450,10 +1516,9 @@ async fn case_api_keys(store: Arc<dyn Store>) {
         .rotate_api_key(&t, &k.id, &s3, t1 + 60_000, t1, &record("api_key.rotate"))
         .await
         .unwrap();
-    assert_eq!(store.find_key_by_secret(&s1.hash).await.unwrap(), None);
+    assert_eq!(key_by_secret(&store, &s1.hash).await.unwrap(), None);
     assert_eq!(
-        store
-            .find_key_by_secret(&s2.hash)
+        key_by_secret(&store, &s2.hash)
             .await
             .unwrap()
             .unwrap()
@@ -1461,8 +1526,7 @@ async fn case_api_keys(store: Arc<dyn Store>) {
         Some(t1 + 60_000)
     );
     assert_eq!(
-        store
-            .find_key_by_secret(&s3.hash)
+        key_by_secret(&store, &s3.hash)
             .await
             .unwrap()
             .unwrap()
@@ -1483,8 +1547,7 @@ async fn case_api_keys(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(
-        store
-            .find_key_by_secret(&s2.hash)
+        key_by_secret(&store, &s2.hash)
             .await
             .unwrap()
             .unwrap()
@@ -1492,8 +1555,7 @@ async fn case_api_keys(store: Arc<dyn Store>) {
         Some(t1 + 60_000)
     );
     assert_eq!(
-        store
-            .find_key_by_secret(&s3.hash)
+        key_by_secret(&store, &s3.hash)
             .await
             .unwrap()
             .unwrap()
@@ -1522,7 +1584,7 @@ async fn case_api_keys(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(revoked.revoked_at, Some(at));
     for s in [&s1, &s2, &s3, &s4] {
-        assert_eq!(store.find_key_by_secret(&s.hash).await.unwrap(), None);
+        assert_eq!(key_by_secret(&store, &s.hash).await.unwrap(), None);
     }
     assert!(store
         .principal_bindings(&t, &principal)
@@ -1548,7 +1610,7 @@ async fn case_api_keys(store: Arc<dyn Store>) {
             .rotate_api_key(&t, &k.id, &s5, at + 10, at + 6, &record("api_key.rotate"))
             .await
     ));
-    assert_eq!(store.find_key_by_secret(&s5.hash).await.unwrap(), None);
+    assert_eq!(key_by_secret(&store, &s5.hash).await.unwrap(), None);
     assert!(is_not_found(
         store
             .revoke_api_key(&t, &KeyId::generate(), at, &record("api_key.revoke"))
@@ -1556,9 +1618,9 @@ async fn case_api_keys(store: Arc<dyn Store>) {
     ));
 }
 
-async fn case_touch_api_keys(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
-    let other = agency(&store, "Other").await;
+async fn case_touch_api_keys(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
+    let other = agency(&store, &mint, "Other").await;
     let (k1, _, _) = key(&store, &t, None, &[]).await;
     let (k2, _, _) = key(&store, &t, None, &[]).await;
     let (k3, _, _) = key(&store, &other, None, &[]).await;
@@ -1572,8 +1634,8 @@ async fn case_touch_api_keys(store: Arc<dyn Store>) {
     store.touch_api_keys(&[]).await.unwrap();
     store
         .touch_api_keys(&[
-            (t.agency().clone(), k1.id.clone(), t0),
-            (other.agency().clone(), k3.id.clone(), t0 + 7),
+            (t.clone(), k1.id.clone(), t0),
+            (other.clone(), k3.id.clone(), t0 + 7),
         ])
         .await
         .unwrap();
@@ -1595,7 +1657,7 @@ async fn case_touch_api_keys(store: Arc<dyn Store>) {
     );
     // Never backwards, also within one batch.
     store
-        .touch_api_keys(&[(t.agency().clone(), k1.id.clone(), t0 - 1000)])
+        .touch_api_keys(&[(t.clone(), k1.id.clone(), t0 - 1000)])
         .await
         .unwrap();
     assert_eq!(
@@ -1604,8 +1666,8 @@ async fn case_touch_api_keys(store: Arc<dyn Store>) {
     );
     store
         .touch_api_keys(&[
-            (t.agency().clone(), k1.id.clone(), t0 + 50),
-            (t.agency().clone(), k1.id.clone(), t0 + 20),
+            (t.clone(), k1.id.clone(), t0 + 50),
+            (t.clone(), k1.id.clone(), t0 + 20),
         ])
         .await
         .unwrap();
@@ -1616,8 +1678,8 @@ async fn case_touch_api_keys(store: Arc<dyn Store>) {
     // A key under the wrong agency is not touched, and an unknown key is no error.
     store
         .touch_api_keys(&[
-            (t.agency().clone(), k3.id.clone(), t0 + 100),
-            (t.agency().clone(), KeyId::generate(), t0),
+            (t.clone(), k3.id.clone(), t0 + 100),
+            (t.clone(), KeyId::generate(), t0),
         ])
         .await
         .unwrap();
@@ -1640,9 +1702,9 @@ async fn case_touch_api_keys(store: Arc<dyn Store>) {
     );
 }
 
-async fn case_revision(store: Arc<dyn Store>) {
+async fn case_revision(store: Arc<dyn Store>, mint: ScopeMint) {
     let r0 = store.revision().await.unwrap();
-    let t = agency(&store, "Acme").await;
+    let t = agency(&store, &mint, "Acme").await;
     let r1 = store.revision().await.unwrap();
     assert!(r1 > r0, "agency.create changes decisions");
     let acc = account(&store, &t, "Main").await;
@@ -1678,7 +1740,7 @@ async fn case_revision(store: Arc<dyn Store>) {
     store.list_users(&t, &all()).await.unwrap();
     store.get_agency(t.agency()).await.unwrap();
     store.list_agencies(&all()).await.unwrap();
-    store.find_key_by_secret(&secret().hash).await.unwrap();
+    key_by_secret(&store, &secret().hash).await.unwrap();
     store
         .list_audit(&t, &AuditFilter::default(), &all())
         .await
@@ -1722,9 +1784,9 @@ async fn case_revision(store: Arc<dyn Store>) {
 }
 
 /// Every write appends exactly one event, to its own agency's chain, and the chain verifies.
-async fn case_audit_every_write(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
-    let other = agency(&store, "Other").await;
+async fn case_audit_every_write(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
+    let other = agency(&store, &mint, "Other").await;
     let other_events = chain(&store, &other).await;
     let mut expected: Vec<AuditRecord> = Vec::new();
     let first = chain(&store, &t).await;
@@ -1842,9 +1904,9 @@ async fn case_audit_every_write(store: Arc<dyn Store>) {
     assert_eq!(chain(&store, &other).await, other_events);
 }
 
-async fn case_audit_tamper_and_list(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
-    let other = agency(&store, "Other").await;
+async fn case_audit_tamper_and_list(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
+    let other = agency(&store, &mint, "Other").await;
     for i in 0..9 {
         let actor = if i % 3 == 0 { "usr_alice" } else { "key_ci" };
         let action = if i % 2 == 0 {
@@ -2016,8 +2078,8 @@ async fn case_audit_tamper_and_list(store: Arc<dyn Store>) {
 }
 
 /// A write that fails leaves nothing behind: no row, no audit event, no revision.
-async fn case_atomic_writes(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_atomic_writes(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     let acc = account(&store, &t, "Main").await;
     let ann = user(&store, &t, "ann@example.com", None).await;
     let events = chain(&store, &t).await;
@@ -2068,7 +2130,7 @@ async fn case_atomic_writes(store: Arc<dyn Store>) {
         "binding",
     );
     assert!(is_not_found(store.get_api_key(&t, &k.id).await));
-    assert_eq!(store.find_key_by_secret(&s.hash).await.unwrap(), None);
+    assert_eq!(key_by_secret(&store, &s.hash).await.unwrap(), None);
     assert!(is_not_found(store.get_binding(&t, &b1.id).await));
     unchanged(store.clone(), t.clone(), events.clone()).await;
 
@@ -2121,9 +2183,9 @@ async fn concurrent_appends(store: &Arc<dyn Store>, t: &TenantScope, n: usize) -
     out
 }
 
-async fn case_concurrent_audit(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
-    let other = agency(&store, "Other").await;
+async fn case_concurrent_audit(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
+    let other = agency(&store, &mint, "Other").await;
     // agency.create is event 1 of each chain: the 20 appends take 2..=21.
     let base = i64::try_from(chain(&store, &t).await.len()).unwrap();
     let (mine, theirs) = tokio::join!(
@@ -2147,8 +2209,8 @@ async fn case_concurrent_audit(store: Arc<dyn Store>) {
 }
 
 /// Concurrent writes of every kind in one agency keep one unbroken chain.
-async fn case_concurrent_writes(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_concurrent_writes(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     let ann = user(&store, &t, "ann@example.com", None).await;
     let mut tasks = Vec::new();
     for i in 0..8 {
@@ -2213,7 +2275,7 @@ const RAW_AGENCY: &str = "INSERT INTO agencies (id, name, status, is_platform, c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_concurrent_audit_fresh_chain() {
-    let (store, dir) = sqlite_store().await;
+    let (Connected { store, mint }, dir) = sqlite_store().await;
     let id = AgencyId::generate();
     let url = format!("sqlite://{}", dir.path().join(SQLITE_DB_FILE).display());
     let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
@@ -2224,7 +2286,7 @@ async fn sqlite_concurrent_audit_fresh_chain() {
         .await
         .unwrap();
     raw.close().await;
-    fresh_chain_under_contention(store, TenantScope::authenticated(id)).await;
+    fresh_chain_under_contention(store, mint.admit(id)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2233,7 +2295,7 @@ async fn postgres_concurrent_audit_fresh_chain() {
         notice_pg_skipped();
         return;
     };
-    let store = db.store().await;
+    let Connected { store, mint } = db.store().await;
     let id = AgencyId::generate();
     let raw = sqlx::PgPool::connect(&db.url()).await.unwrap();
     sqlx::query(RAW_AGENCY)
@@ -2243,16 +2305,16 @@ async fn postgres_concurrent_audit_fresh_chain() {
         .await
         .unwrap();
     raw.close().await;
-    fresh_chain_under_contention(store, TenantScope::authenticated(id)).await;
+    fresh_chain_under_contention(store, mint.admit(id)).await;
 }
 
 // ---------------------------------------------------------------------------------------
 // Custom roles, policies, the authorization snapshot and the change feed.
 // ---------------------------------------------------------------------------------------
 
-async fn case_roles(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
-    let other = agency(&store, "Other").await;
+async fn case_roles(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
+    let other = agency(&store, &mint, "Other").await;
     assert!(store.list_roles(&t, &all()).await.unwrap().items.is_empty());
 
     let rev = store.revision().await.unwrap();
@@ -2426,9 +2488,9 @@ async fn case_roles(store: Arc<dyn Store>) {
     role(&store, &t, "Viewer", &[]).await;
 }
 
-async fn case_delete_role_and_its_bindings(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
-    let other = agency(&store, "Other").await;
+async fn case_delete_role_and_its_bindings(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
+    let other = agency(&store, &mint, "Other").await;
     let acc = account(&store, &t, "Main").await;
     let ann = user_principal(&user(&store, &t, "ann@example.com", None).await);
     let bob = user_principal(&user(&store, &t, "bob@example.com", None).await);
@@ -2548,9 +2610,9 @@ async fn case_delete_role_and_its_bindings(store: Arc<dyn Store>) {
     assert_eq!(store.get_role(&other, &theirs.id).await.unwrap(), theirs);
 }
 
-async fn case_policies(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
-    let other = agency(&store, "Other").await;
+async fn case_policies(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
+    let other = agency(&store, &mint, "Other").await;
     assert!(store
         .list_policies(&t, &all())
         .await
@@ -2656,9 +2718,9 @@ async fn case_policies(store: Arc<dyn Store>) {
     assert_eq!(store.get_policy(&other, &theirs.id).await.unwrap(), theirs);
 }
 
-async fn case_authz_snapshot(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
-    let other = agency(&store, "Other").await;
+async fn case_authz_snapshot(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
+    let other = agency(&store, &mint, "Other").await;
     let empty = store.authz_snapshot(&t, now()).await.unwrap();
     assert!(empty.roles.is_empty() && empty.bindings.is_empty() && empty.policies.is_empty());
     assert_eq!(empty.revision, store.revision().await.unwrap());
@@ -2725,9 +2787,9 @@ async fn case_authz_snapshot(store: Arc<dyn Store>) {
 
 /// Snapshots taken while bindings are written in two agencies are each exactly the
 /// bindings whose creation has a revision at or below the snapshot's.
-async fn case_authz_snapshot_consistent_under_writes(store: Arc<dyn Store>) {
-    let a = agency(&store, "A").await;
-    let b = agency(&store, "B").await;
+async fn case_authz_snapshot_consistent_under_writes(store: Arc<dyn Store>, mint: ScopeMint) {
+    let a = agency(&store, &mint, "A").await;
+    let b = agency(&store, &mint, "B").await;
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
         let (store, a, done) = (store.clone(), a.clone(), done.clone());
@@ -2784,11 +2846,11 @@ async fn case_authz_snapshot_consistent_under_writes(store: Arc<dyn Store>) {
     assert_eq!(snaps.last().unwrap().bindings.len(), 18);
 }
 
-async fn case_changes_since(store: Arc<dyn Store>) {
+async fn case_changes_since(store: Arc<dyn Store>, mint: ScopeMint) {
     let r0 = store.revision().await.unwrap();
     assert!(store.changes_since(r0, 100).await.unwrap().is_empty());
-    let t = agency(&store, "A").await;
-    let u = agency(&store, "B").await;
+    let t = agency(&store, &mint, "A").await;
+    let u = agency(&store, &mint, "B").await;
     // Writes that cannot change a decision are not in the feed.
     let acc = account(&store, &t, "Main").await;
     let ann = user(&store, &t, "ann@a.example", None).await;
@@ -2941,9 +3003,9 @@ async fn case_changes_since(store: Arc<dyn Store>) {
 /// Ten tasks write bindings (and a custom role each) in two agencies while a tailer follows
 /// the feed: every revision from the start appears exactly once, in order, with no gap, and
 /// the tailer never sees a revision before all lower ones.
-async fn case_change_feed_gap_free_under_concurrency(store: Arc<dyn Store>) {
-    let a = agency(&store, "A").await;
-    let b = agency(&store, "B").await;
+async fn case_change_feed_gap_free_under_concurrency(store: Arc<dyn Store>, mint: ScopeMint) {
+    let a = agency(&store, &mint, "A").await;
+    let b = agency(&store, &mint, "B").await;
     let start = store.revision().await.unwrap();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let tailer = {
@@ -3015,8 +3077,8 @@ async fn case_change_feed_gap_free_under_concurrency(store: Arc<dyn Store>) {
 
 /// A binding to a custom role raced against the role's deletion (without removing bindings):
 /// one of the two wins, and a binding never outlives its role.
-async fn case_delete_role_races_binding(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_delete_role_races_binding(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     let (mut bound, mut deleted) = (0, 0);
     for round in 0..40 {
         let r = role(&store, &t, &format!("Role {round}"), &["contacts.read"]).await;
@@ -3070,7 +3132,7 @@ async fn case_delete_role_races_binding(store: Arc<dyn Store>) {
 // The token-signing key ring: global rows, compare-and-set writes.
 // ---------------------------------------------------------------------------------------
 
-async fn case_signing_keys_insert_and_list(store: Arc<dyn Store>) {
+async fn case_signing_keys_insert_and_list(store: Arc<dyn Store>, _mint: ScopeMint) {
     assert_eq!(store.signing_keys().await.unwrap(), []);
     let t0 = 1_700_000_000;
     // Kids differing in case: the order is bytewise on both backends ("B" < "a").
@@ -3101,7 +3163,7 @@ async fn case_signing_keys_insert_and_list(store: Arc<dyn Store>) {
     assert_eq!(store.revision().await.unwrap(), 0);
 }
 
-async fn case_signing_key_duplicate_kid(store: Arc<dyn Store>) {
+async fn case_signing_key_duplicate_kid(store: Arc<dyn Store>, _mint: ScopeMint) {
     let first = signing_key(&store, "dup", "active").await;
     let mut second = signing_key_value("dup", "pending", 1_800_000_000);
     second.alg = "ES256".into();
@@ -3110,7 +3172,7 @@ async fn case_signing_key_duplicate_kid(store: Arc<dyn Store>) {
     assert_eq!(store.signing_keys().await.unwrap(), [first]);
 }
 
-async fn case_signing_key_compare_and_set(store: Arc<dyn Store>) {
+async fn case_signing_key_compare_and_set(store: Arc<dyn Store>, _mint: ScopeMint) {
     let k = signing_key(&store, "k1", "pending").await;
     let other = signing_key(&store, "k2", "active").await;
 
@@ -3209,7 +3271,7 @@ async fn case_signing_key_compare_and_set(store: Arc<dyn Store>) {
 }
 
 /// Ten nodes apply the same transition at once: exactly one wins, and the row holds its write.
-async fn case_signing_key_concurrent_compare_and_set(store: Arc<dyn Store>) {
+async fn case_signing_key_concurrent_compare_and_set(store: Arc<dyn Store>, _mint: ScopeMint) {
     const N: usize = 10;
     signing_key(&store, "race", "pending").await;
 
@@ -3301,7 +3363,7 @@ async fn case_signing_key_concurrent_compare_and_set(store: Arc<dyn Store>) {
     assert_eq!(store.signing_keys().await.unwrap(), []);
 }
 
-async fn case_signing_key_delete(store: Arc<dyn Store>) {
+async fn case_signing_key_delete(store: Arc<dyn Store>, _mint: ScopeMint) {
     let k = signing_key(&store, "gone", "retired").await;
     let kept = signing_key(&store, "kept", "active").await;
     // From a state it is not in, with no expected state, or a missing key: false, nothing changes.
@@ -3333,7 +3395,7 @@ async fn case_signing_key_delete(store: Arc<dyn Store>) {
     assert!(stored_key(&store, "gone").await.is_some());
 }
 
-async fn case_signing_key_debug_hides_sealed_key(store: Arc<dyn Store>) {
+async fn case_signing_key_debug_hides_sealed_key(store: Arc<dyn Store>, _mint: ScopeMint) {
     let mut row = signing_key_value("dbg", "active", 1_700_000_000);
     row.sealed_private = vec![0xde, 0xad, 0xbe, 0xef, 0x13, 0x37];
     store.insert_signing_key(&row).await.unwrap();
@@ -3378,11 +3440,11 @@ const POSTGRES_MIGRATIONS: [&str; 2] = [
 const VERSIONS: &str = "SELECT version FROM tessera_migrations ORDER BY version";
 
 /// Opens the store on a database at version 1 holding one raw agency, and upgrades it.
-async fn upgraded_from_v1(store: Arc<dyn Store>, agency: AgencyId) {
+async fn upgraded_from_v1(store: Arc<dyn Store>, mint: ScopeMint, agency: AgencyId) {
     assert_eq!(store.migrate().await.unwrap(), 3, "0002, 0003 and 0004 run");
     assert_eq!(store.migrate().await.unwrap(), 0);
     assert_eq!(store.get_agency(&agency).await.unwrap().name, "Raw");
-    let t = TenantScope::authenticated(agency);
+    let t = mint.admit(agency);
     let r = role(&store, &t, "Support", &["contacts.read"]).await;
     let b = bind(
         &store,
@@ -3487,15 +3549,15 @@ async fn postgres_versions(db: &PgTestDb) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_upgrade_from_0001() {
     let (_dir, url, id) = sqlite_at(1).await;
-    let store = tessera_store::connect(&url).await.unwrap();
-    upgraded_from_v1(store, id).await;
+    let Connected { store, mint } = tessera_store::connect(&url).await.unwrap();
+    upgraded_from_v1(store, mint, id).await;
     assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_upgrade_from_0002() {
     let (_dir, url, id) = sqlite_at(2).await;
-    let store = tessera_store::connect(&url).await.unwrap();
+    let Connected { store, .. } = tessera_store::connect(&url).await.unwrap();
     upgraded_from_v2(store, id).await;
     assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4]);
 }
@@ -3507,8 +3569,8 @@ async fn postgres_upgrade_from_0001() {
         return;
     };
     let id = postgres_at(&db, 1).await;
-    let store = tessera_store::connect(&db.url()).await.unwrap();
-    upgraded_from_v1(store, id).await;
+    let Connected { store, mint } = tessera_store::connect(&db.url()).await.unwrap();
+    upgraded_from_v1(store, mint, id).await;
     assert_eq!(postgres_versions(&db).await, [1, 2, 3, 4]);
 }
 
@@ -3519,7 +3581,7 @@ async fn postgres_upgrade_from_0002() {
         return;
     };
     let id = postgres_at(&db, 2).await;
-    let store = tessera_store::connect(&db.url()).await.unwrap();
+    let Connected { store, .. } = tessera_store::connect(&db.url()).await.unwrap();
     upgraded_from_v2(store, id).await;
     assert_eq!(postgres_versions(&db).await, [1, 2, 3, 4]);
 }
@@ -3673,8 +3735,8 @@ fn actions(events: &[AuditEvent]) -> Vec<String> {
     events.iter().map(|e| e.action.clone()).collect()
 }
 
-async fn case_apps(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_apps(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     let (a, s1) = app(&store, &t, AppKind::Private).await;
     assert_eq!(store.get_app(&t, &a.id).await.unwrap(), a);
     let public = app_value(&t, AppKind::Marketplace, false);
@@ -3716,20 +3778,16 @@ async fn case_apps(store: Arc<dyn Store>) {
     );
 
     // find_client: the app and its secrets, across tenants.
-    let found = store.find_client(&a.id).await.unwrap().unwrap();
+    let found = client(&store, &a.id).await.unwrap().unwrap();
     assert_eq!(found.app, a);
     assert_eq!(found.secrets.len(), 1);
     assert_eq!(found.secrets[0].hash, s1.hash);
     assert_eq!(found.secrets[0].pepper_version, 1);
     assert_eq!(found.secrets[0].valid_until, None);
-    let pf = store.find_client(&public.id).await.unwrap().unwrap();
+    let pf = client(&store, &public.id).await.unwrap().unwrap();
     assert!(pf.secrets.is_empty());
     assert!(!pf.app.confidential);
-    assert!(store
-        .find_client(&AppId::generate())
-        .await
-        .unwrap()
-        .is_none());
+    assert!(client(&store, &AppId::generate()).await.unwrap().is_none());
 
     // Rotation: newest first, the old one valid until the grace ends.
     let s2 = secret();
@@ -3746,7 +3804,7 @@ async fn case_apps(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(rotated.updated_at, t1);
-    let found = store.find_client(&a.id).await.unwrap().unwrap();
+    let found = client(&store, &a.id).await.unwrap().unwrap();
     assert_eq!(
         found
             .secrets
@@ -3771,7 +3829,7 @@ async fn case_apps(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
-    let found = store.find_client(&a.id).await.unwrap().unwrap();
+    let found = client(&store, &a.id).await.unwrap().unwrap();
     assert_eq!(found.secrets[0].hash, s3.hash);
     assert_eq!(found.secrets[0].valid_until, None);
     assert!(found.secrets[1..]
@@ -3803,7 +3861,7 @@ async fn case_apps(store: Arc<dyn Store>) {
         store.list_apps(&t, &all()).await.unwrap().items,
         vec![public]
     );
-    let found = store.find_client(&a.id).await.unwrap().unwrap();
+    let found = client(&store, &a.id).await.unwrap().unwrap();
     assert_eq!(found.app.deleted_at, Some(t2));
     assert!(found
         .secrets
@@ -3834,10 +3892,10 @@ async fn case_apps(store: Arc<dyn Store>) {
     assert_chain_ok(&chain(&store, &t).await);
 }
 
-async fn case_installations(store: Arc<dyn Store>) {
-    let partner = agency(&store, "Partner").await;
+async fn case_installations(store: Arc<dyn Store>, mint: ScopeMint) {
+    let partner = agency(&store, &mint, "Partner").await;
     let (market, _) = app(&store, &partner, AppKind::Marketplace).await;
-    let t = agency(&store, "Acme").await;
+    let t = agency(&store, &mint, "Acme").await;
     let acc = account(&store, &t, "Main").await;
     let acc2 = account(&store, &t, "Second").await;
     let wide = install(&store, &t, &market, None).await;
@@ -3903,7 +3961,7 @@ async fn case_installations(store: Arc<dyn Store>) {
     assert!(p2.next_cursor.is_none());
 
     // References: another agency's account, or an unknown app.
-    let other = agency(&store, "Other").await;
+    let other = agency(&store, &mint, "Other").await;
     let their_acc = account(&store, &other, "Theirs").await;
     assert!(matches!(
         store
@@ -3970,13 +4028,13 @@ async fn case_installations(store: Arc<dyn Store>) {
     assert_chain_ok(&chain(&store, &t).await);
 }
 
-async fn case_client_installations(store: Arc<dyn Store>) {
-    let partner = agency(&store, "Partner").await;
+async fn case_client_installations(store: Arc<dyn Store>, mint: ScopeMint) {
+    let partner = agency(&store, &mint, "Partner").await;
     let (market, _) = app(&store, &partner, AppKind::Marketplace).await;
     let (other_app, _) = app(&store, &partner, AppKind::Marketplace).await;
-    let a = agency(&store, "A").await;
-    let b = agency(&store, "B").await;
-    let gone = agency(&store, "Gone").await;
+    let a = agency(&store, &mint, "A").await;
+    let b = agency(&store, &mint, "B").await;
+    let gone = agency(&store, &mint, "Gone").await;
     let b_acc = account(&store, &b, "Main").await;
     let ia = install(&store, &a, &market, None).await;
     let ib = install(&store, &b, &market, Some(&b_acc.id)).await;
@@ -3996,20 +4054,19 @@ async fn case_client_installations(store: Arc<dyn Store>) {
     want.sort_by(|x, y| {
         (x.agency_id.as_str(), x.id.as_str()).cmp(&(y.agency_id.as_str(), y.id.as_str()))
     });
-    assert_eq!(store.client_installations(&market.id).await.unwrap(), want);
+    assert_eq!(installations_of(&store, &market.id).await.unwrap(), want);
     assert_eq!(
-        store.client_installations(&other_app.id).await.unwrap(),
+        installations_of(&store, &other_app.id).await.unwrap(),
         vec![unrelated]
     );
-    assert!(store
-        .client_installations(&AppId::generate())
+    assert!(installations_of(&store, &AppId::generate())
         .await
         .unwrap()
         .is_empty());
 }
 
-async fn case_codes(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_codes(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     let (a, _) = app(&store, &t, AppKind::Private).await;
     let ins = install(&store, &t, &a, None).await;
     let u = user(&store, &t, "ann@acme.example", None).await;
@@ -4032,32 +4089,31 @@ async fn case_codes(store: Arc<dyn Store>) {
         ..c.clone()
     };
     assert_eq!(
-        store.redeem_code(&c.hash, at).await.unwrap(),
+        redeem(&store, &c.hash, at).await.unwrap(),
         Some(CodeRedemption::Fresh(consumed.clone()))
     );
     assert_eq!(
-        store.redeem_code(&c.hash, at + 1_000).await.unwrap(),
+        redeem(&store, &c.hash, at + 1_000).await.unwrap(),
         Some(CodeRedemption::Replayed(consumed)),
         "a second redemption is a replay, and keeps the first time"
     );
     assert_eq!(
-        store.redeem_code(&bare.hash, at).await.unwrap(),
+        redeem(&store, &bare.hash, at).await.unwrap(),
         Some(CodeRedemption::Fresh(AuthCode {
             consumed_at: Some(at),
             ..bare
         }))
     );
     assert_eq!(
-        store
-            .redeem_code(&rand::random::<[u8; 32]>(), at)
+        redeem(&store, &rand::random::<[u8; 32]>(), at)
             .await
             .unwrap(),
         None
     );
 }
 
-async fn case_concurrent_code_redemption(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_concurrent_code_redemption(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     let (a, _) = app(&store, &t, AppKind::Private).await;
     let u = user(&store, &t, "ann@acme.example", None).await;
     for _ in 0..3 {
@@ -4066,7 +4122,7 @@ async fn case_concurrent_code_redemption(store: Arc<dyn Store>) {
         let tasks: Vec<_> = (0..12)
             .map(|i| {
                 let (store, hash) = (store.clone(), c.hash.clone());
-                tokio::spawn(async move { store.redeem_code(&hash, now() + i).await.unwrap() })
+                tokio::spawn(async move { redeem(&store, &hash, now() + i).await.unwrap() })
             })
             .collect();
         let mut fresh = 0;
@@ -4090,15 +4146,15 @@ async fn case_concurrent_code_redemption(store: Arc<dyn Store>) {
             (1, 11),
             "exactly one redemption is fresh"
         );
-        match store.redeem_code(&c.hash, now()).await.unwrap() {
+        match redeem(&store, &c.hash, now()).await.unwrap() {
             Some(CodeRedemption::Replayed(code)) => assert_eq!(code.consumed_at, first_time),
             other => panic!("expected a replay, got {other:?}"),
         }
     }
 }
 
-async fn case_grants(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_grants(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     let (a, _) = app(&store, &t, AppKind::Private).await;
     let ins = install(&store, &t, &a, None).await;
     let (g, r) = grant(&store, &t, &a, Some(&ins.id)).await;
@@ -4119,7 +4175,7 @@ async fn case_grants(store: Arc<dyn Store>) {
         Err(StoreError::Conflict { .. })
     ));
     // An installation of another agency is a missing reference.
-    let other = agency(&store, "Other").await;
+    let other = agency(&store, &mint, "Other").await;
     let their_ins = install(&store, &other, &a, None).await;
     let cross = grant_value(&t, &a, Some(&their_ins.id));
     assert!(matches!(
@@ -4131,7 +4187,7 @@ async fn case_grants(store: Arc<dyn Store>) {
     assert!(is_not_found(store.get_grant(&t, &cross.id).await));
 
     // The refresh token is found with its grant, across tenants.
-    let (token, found) = store.find_refresh_token(&r.hash).await.unwrap().unwrap();
+    let (token, found) = refresh_token(&store, &r.hash).await.unwrap().unwrap();
     assert_eq!(found, g);
     assert_eq!(token.hash, r.hash);
     assert_eq!(&token.agency_id, t.agency());
@@ -4139,8 +4195,7 @@ async fn case_grants(store: Arc<dyn Store>) {
     assert_eq!(token.created_at, r.created_at);
     assert_eq!(token.idle_expires_at, r.idle_expires_at);
     assert_eq!(token.rotated_at, None);
-    assert!(store
-        .find_refresh_token(&rand::random::<[u8; 32]>())
+    assert!(refresh_token(&store, &rand::random::<[u8; 32]>())
         .await
         .unwrap()
         .is_none());
@@ -4160,8 +4215,7 @@ async fn case_grants(store: Arc<dyn Store>) {
         Some(at)
     );
     assert_eq!(
-        store
-            .find_refresh_token(&r.hash)
+        refresh_token(&store, &r.hash)
             .await
             .unwrap()
             .unwrap()
@@ -4200,8 +4254,8 @@ async fn case_grants(store: Arc<dyn Store>) {
     assert_chain_ok(&chain(&store, &t).await);
 }
 
-async fn case_refresh_rotation(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_refresh_rotation(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     let (a, _) = app(&store, &t, AppKind::Private).await;
     let (g, r0) = grant(&store, &t, &a, None).await;
     let grace = 10_000;
@@ -4216,9 +4270,9 @@ async fn case_refresh_rotation(store: Arc<dyn Store>) {
             .unwrap(),
         RefreshUse::Rotated
     );
-    let (old, _) = store.find_refresh_token(&r0.hash).await.unwrap().unwrap();
+    let (old, _) = refresh_token(&store, &r0.hash).await.unwrap().unwrap();
     assert_eq!(old.rotated_at, Some(t0));
-    let (new, ng) = store.find_refresh_token(&r1.hash).await.unwrap().unwrap();
+    let (new, ng) = refresh_token(&store, &r1.hash).await.unwrap().unwrap();
     assert_eq!(
         (new.rotated_at, new.grant_id.as_str(), ng.revoked_at),
         (None, g.id.as_str(), None)
@@ -4242,8 +4296,7 @@ async fn case_refresh_rotation(store: Arc<dyn Store>) {
         RefreshUse::RecentlyRotated
     );
     assert_eq!(
-        store
-            .find_refresh_token(&r0.hash)
+        refresh_token(&store, &r0.hash)
             .await
             .unwrap()
             .unwrap()
@@ -4251,11 +4304,11 @@ async fn case_refresh_rotation(store: Arc<dyn Store>) {
             .rotated_at,
         Some(t0)
     );
-    assert!(store.find_refresh_token(&r1b.hash).await.unwrap().is_none());
+    assert!(refresh_token(&store, &r1b.hash).await.unwrap().is_none());
     assert_eq!(store.get_grant(&t, &g.id).await.unwrap().revoked_at, None);
 
     // Another scope cannot rotate it: to that agency the token does not exist.
-    let other = agency(&store, "Other").await;
+    let other = agency(&store, &mint, "Other").await;
     assert_eq!(
         store
             .rotate_refresh_token(
@@ -4271,8 +4324,7 @@ async fn case_refresh_rotation(store: Arc<dyn Store>) {
         RefreshUse::Revoked
     );
     assert_eq!(
-        store
-            .find_refresh_token(&r1.hash)
+        refresh_token(&store, &r1.hash)
             .await
             .unwrap()
             .unwrap()
@@ -4294,11 +4346,7 @@ async fn case_refresh_rotation(store: Arc<dyn Store>) {
         RefreshUse::Reused
     );
     assert!(
-        store
-            .find_refresh_token(&stolen.hash)
-            .await
-            .unwrap()
-            .is_none(),
+        refresh_token(&store, &stolen.hash).await.unwrap().is_none(),
         "nothing stored"
     );
     assert_eq!(
@@ -4345,18 +4393,14 @@ async fn case_refresh_rotation(store: Arc<dyn Store>) {
             .unwrap(),
         RefreshUse::Revoked
     );
-    assert!(store
-        .find_refresh_token(&lost.hash)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(refresh_token(&store, &lost.hash).await.unwrap().is_none());
     // Rotation itself writes no audit event (the server audits the issue).
     assert_eq!(chain(&store, &t).await.len(), chain_before + 1);
     assert_chain_ok(&chain(&store, &t).await);
 }
 
-async fn case_concurrent_refresh_rotation(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_concurrent_refresh_rotation(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     let (a, _) = app(&store, &t, AppKind::Private).await;
     // Without a grace window, of concurrent uses of one token exactly one rotates; the
     // others are reuse, which revokes the family.
@@ -4433,8 +4477,8 @@ async fn case_concurrent_refresh_rotation(store: Arc<dyn Store>) {
     assert_chain_ok(&chain(&store, &t).await);
 }
 
-async fn case_revoke_installation_revokes_grants(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_revoke_installation_revokes_grants(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     let (a, _) = app(&store, &t, AppKind::Private).await;
     let ins = install(&store, &t, &a, None).await;
     let acc = account(&store, &t, "Main").await;
@@ -4485,8 +4529,8 @@ async fn case_revoke_installation_revokes_grants(store: Arc<dyn Store>) {
     );
 }
 
-async fn case_delete_account_revokes_installations(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
+async fn case_delete_account_revokes_installations(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
     let (a, _) = app(&store, &t, AppKind::Private).await;
     let acc = account(&store, &t, "Main").await;
     let on_acc = install(&store, &t, &a, Some(&acc.id)).await;
@@ -4534,9 +4578,9 @@ async fn case_delete_account_revokes_installations(store: Arc<dyn Store>) {
     );
 }
 
-async fn case_authz_snapshot_revocations(store: Arc<dyn Store>) {
-    let t = agency(&store, "Acme").await;
-    let other = agency(&store, "Other").await;
+async fn case_authz_snapshot_revocations(store: Arc<dyn Store>, mint: ScopeMint) {
+    let t = agency(&store, &mint, "Acme").await;
+    let other = agency(&store, &mint, "Other").await;
     let (a, _) = app(&store, &t, AppKind::Private).await;
     let empty = store.authz_snapshot(&t, now()).await.unwrap();
     assert_eq!(empty.revocations, Default::default());
@@ -4617,9 +4661,9 @@ async fn case_authz_snapshot_revocations(store: Arc<dyn Store>) {
     assert_eq!(theirs_snap.revocations.installations.len(), 1);
 }
 
-async fn case_oauth_change_log(store: Arc<dyn Store>) {
-    let partner = agency(&store, "Partner").await;
-    let t = agency(&store, "Acme").await;
+async fn case_oauth_change_log(store: Arc<dyn Store>, mint: ScopeMint) {
+    let partner = agency(&store, &mint, "Partner").await;
+    let t = agency(&store, &mint, "Acme").await;
     let r0 = store.revision().await.unwrap();
     let (a, _) = app(&store, &partner, AppKind::Marketplace).await;
     store
@@ -4638,7 +4682,7 @@ async fn case_oauth_change_log(store: Arc<dyn Store>) {
     let u = user(&store, &t, "ann@acme.example", None).await;
     let c = code_value(&t, &a, &u.id);
     store.create_code(&t, &c).await.unwrap();
-    store.redeem_code(&c.hash, now()).await.unwrap();
+    redeem(&store, &c.hash, now()).await.unwrap();
     let (g, r) = grant(&store, &t, &a, Some(&ins.id)).await;
     store
         .rotate_refresh_token(
@@ -4651,7 +4695,7 @@ async fn case_oauth_change_log(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
-    store.find_refresh_token(&r.hash).await.unwrap();
+    refresh_token(&store, &r.hash).await.unwrap();
     store
         .revoke_grant(&t, &g.id, now(), &record("grant.revoke"))
         .await
@@ -4694,9 +4738,9 @@ async fn case_oauth_change_log(store: Arc<dyn Store>) {
         .all(|w| w[1].revision == w[0].revision + 1));
 }
 
-async fn case_oauth_tenant_isolation(store: Arc<dyn Store>) {
-    let a = agency(&store, "A").await;
-    let b = agency(&store, "B").await;
+async fn case_oauth_tenant_isolation(store: Arc<dyn Store>, mint: ScopeMint) {
+    let a = agency(&store, &mint, "A").await;
+    let b = agency(&store, &mint, "B").await;
     let (app_a, _) = app(&store, &a, AppKind::Private).await;
     let ins_a = install(&store, &a, &app_a, None).await;
     let (g_a, r_a) = grant(&store, &a, &app_a, Some(&ins_a.id)).await;
@@ -4761,8 +4805,7 @@ async fn case_oauth_tenant_isolation(store: Arc<dyn Store>) {
     assert_eq!(store.get_installation(&a, &ins_a.id).await.unwrap(), ins_a);
     assert_eq!(store.get_grant(&a, &g_a.id).await.unwrap(), g_a);
     assert_eq!(
-        store
-            .find_refresh_token(&r_a.hash)
+        refresh_token(&store, &r_a.hash)
             .await
             .unwrap()
             .unwrap()
@@ -4790,10 +4833,10 @@ async fn case_oauth_tenant_isolation(store: Arc<dyn Store>) {
     assert!(is_not_found(store.get_app(&a, &planted.id).await));
 }
 
-async fn case_find_users_by_email(store: Arc<dyn Store>) {
-    let a = agency(&store, "A").await;
-    let b = agency(&store, "B").await;
-    let gone = agency(&store, "Gone").await;
+async fn case_find_users_by_email(store: Arc<dyn Store>, mint: ScopeMint) {
+    let a = agency(&store, &mint, "A").await;
+    let b = agency(&store, &mint, "B").await;
+    let gone = agency(&store, &mint, "Gone").await;
     let ua = user(&store, &a, "Ann@Example.com", Some("$argon2id$v=19$a")).await;
     let ub = user(&store, &b, "ann@example.COM", None).await;
     user(
@@ -4809,10 +4852,7 @@ async fn case_find_users_by_email(store: Arc<dyn Store>) {
         .await
         .unwrap();
 
-    let found = store
-        .find_users_by_email("  ANN@example.com ")
-        .await
-        .unwrap();
+    let found = users_by_email(&store, "  ANN@example.com ").await.unwrap();
     let mut want = vec![
         (ua.clone(), Some("$argon2id$v=19$a".to_owned())),
         (ub.clone(), None),
@@ -4830,12 +4870,11 @@ async fn case_find_users_by_email(store: Arc<dyn Store>) {
         !debug.contains("argon2id") && debug.contains("[redacted]"),
         "{debug}"
     );
-    assert!(store
-        .find_users_by_email("nobody@example.com")
+    assert!(users_by_email(&store, "nobody@example.com")
         .await
         .unwrap()
         .is_empty());
-    assert!(store.find_users_by_email("").await.unwrap().is_empty());
+    assert!(users_by_email(&store, "").await.unwrap().is_empty());
     // A changed email is found under the new one only.
     store
         .update_user(
@@ -4851,24 +4890,23 @@ async fn case_find_users_by_email(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(
-        store
-            .find_users_by_email("ann@example.com")
+        users_by_email(&store, "ann@example.com")
             .await
             .unwrap()
             .len(),
         1
     );
     assert_eq!(
-        store.find_users_by_email("anne@B.example").await.unwrap()[0]
+        users_by_email(&store, "anne@B.example").await.unwrap()[0]
             .user
             .id,
         ub.id
     );
 }
 
-async fn case_append_audit_batch(store: Arc<dyn Store>) {
-    let a = agency(&store, "A").await;
-    let b = agency(&store, "B").await;
+async fn case_append_audit_batch(store: Arc<dyn Store>, mint: ScopeMint) {
+    let a = agency(&store, &mint, "A").await;
+    let b = agency(&store, &mint, "B").await;
     store.append_audit_batch(&[]).await.unwrap();
     let before_a = chain(&store, &a).await.len();
     let before_b = chain(&store, &b).await.len();
