@@ -45,9 +45,10 @@ macro_rules! impl_store {
 
         use $crate::audit::{chain_hash, AuditEvent, AuditRecord, ChainHash, Outcome};
         use $crate::sql::{email_key, page_limit, placeholders, MAX_FEED};
+        use $crate::store::{AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, TenantData};
         use $crate::{
             Account, Agency, ApiKey, AuditFilter, AuthzSnapshot, Binding, Bootstrap, Change, KeySecretMatch,
-            NewUser, Page, PageRequest, Policy, Role, RolePatch, SecretHashRecord, SigningKeyRow, Status, Store,
+            NewUser, Page, PageRequest, Policy, Role, RolePatch, SecretHashRecord, SigningKeyRow, Status,
             StoreError, TenantScope, User, UserPatch,
         };
 
@@ -504,7 +505,7 @@ macro_rules! impl_store {
         }
 
         #[async_trait]
-        impl Store for $store {
+        impl PlatformAdmin for $store {
             fn backend(&self) -> &'static str {
                 $backend
             }
@@ -516,10 +517,6 @@ macro_rules! impl_store {
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(self.read_pool()).await?;
                 Ok(())
-            }
-
-            async fn revision(&self) -> Result<i64, StoreError> {
-                Ok(sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(self.read_pool()).await?.try_get("value")?)
             }
 
             async fn platform_agency(&self) -> Result<Option<Agency>, StoreError> {
@@ -600,7 +597,10 @@ macro_rules! impl_store {
                 sqlx::query("DELETE FROM api_key_secrets WHERE agency_id = $1").bind(id.as_str()).execute(&mut *tx).await?;
                 finish(tx, id, audit, Some(("agency.delete", id.as_str()))).await
             }
+        }
 
+        #[async_trait]
+        impl KeyRing for $store {
             async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>, StoreError> {
                 let rows = sqlx::query(&format!("SELECT {SIGNING_KEY_COLS} FROM signing_keys ORDER BY created_at, kid"))
                     .fetch_all(self.read_pool())
@@ -672,7 +672,62 @@ macro_rules! impl_store {
                 }
                 Ok(q.execute(self.write_pool()).await?.rows_affected() > 0)
             }
+        }
 
+        #[async_trait]
+        impl ChangeFeed for $store {
+            async fn revision(&self) -> Result<i64, StoreError> {
+                Ok(sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(self.read_pool()).await?.try_get("value")?)
+            }
+
+            async fn authz_snapshot(&self, t: &TenantScope, now: i64) -> Result<AuthzSnapshot, StoreError> {
+                let agency = t.agency().as_str();
+                // One snapshot for every read: a write is in all of them or in none.
+                let mut tx = self.begin_snapshot(t.agency()).await?;
+                let revision: i64 = sqlx::query("SELECT value FROM revision WHERE id = 1")
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("value")?;
+                let roles = sqlx::query(&format!("SELECT {ROLE_COLS} FROM roles WHERE agency_id = $1 ORDER BY id"))
+                    .bind(agency)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(role_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let bindings = sqlx::query(&format!("SELECT {BINDING_COLS} FROM bindings WHERE agency_id = $1 ORDER BY id"))
+                    .bind(agency)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(binding_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let policies = sqlx::query(&format!("SELECT {POLICY_COLS} FROM policies WHERE agency_id = $1 ORDER BY id"))
+                    .bind(agency)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(policy_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let revocations = revocations_in(&mut tx, t.agency(), now).await?;
+                tx.commit().await?;
+                Ok(AuthzSnapshot { revision, roles, bindings, policies, revocations })
+            }
+
+            async fn changes_since(&self, after_revision: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+                let mut tx = self.begin_feed().await?;
+                let rows = sqlx::query("SELECT agency_id, revision, kind, entity FROM change_log WHERE revision > $1 ORDER BY revision LIMIT $2")
+                    .bind(after_revision)
+                    .bind(i64::from(limit.clamp(1, MAX_FEED)))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                rows.iter().map(change_row).collect()
+            }
+        }
+
+        #[async_trait]
+        impl TenantData for $store {
             async fn create_account(&self, t: &TenantScope, a: &Account, audit: &AuditRecord) -> Result<(), StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), true).await?;
                 sqlx::query(&format!("INSERT INTO accounts ({ACCOUNT_COLS}) VALUES ($1, $2, $3, $4, $5)"))
@@ -967,51 +1022,6 @@ macro_rules! impl_store {
                 finish(tx, t.agency(), audit, Some(("policy.delete", id.as_str()))).await
             }
 
-            async fn authz_snapshot(&self, t: &TenantScope, now: i64) -> Result<AuthzSnapshot, StoreError> {
-                let agency = t.agency().as_str();
-                // One snapshot for every read: a write is in all of them or in none.
-                let mut tx = self.begin_snapshot(t.agency()).await?;
-                let revision: i64 = sqlx::query("SELECT value FROM revision WHERE id = 1")
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("value")?;
-                let roles = sqlx::query(&format!("SELECT {ROLE_COLS} FROM roles WHERE agency_id = $1 ORDER BY id"))
-                    .bind(agency)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(role_row)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let bindings = sqlx::query(&format!("SELECT {BINDING_COLS} FROM bindings WHERE agency_id = $1 ORDER BY id"))
-                    .bind(agency)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(binding_row)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let policies = sqlx::query(&format!("SELECT {POLICY_COLS} FROM policies WHERE agency_id = $1 ORDER BY id"))
-                    .bind(agency)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(policy_row)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let revocations = revocations_in(&mut tx, t.agency(), now).await?;
-                tx.commit().await?;
-                Ok(AuthzSnapshot { revision, roles, bindings, policies, revocations })
-            }
-
-            async fn changes_since(&self, after_revision: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
-                let mut tx = self.begin_feed().await?;
-                let rows = sqlx::query("SELECT agency_id, revision, kind, entity FROM change_log WHERE revision > $1 ORDER BY revision LIMIT $2")
-                    .bind(after_revision)
-                    .bind(i64::from(limit.clamp(1, MAX_FEED)))
-                    .fetch_all(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                rows.iter().map(change_row).collect()
-            }
-
             async fn create_api_key(&self, t: &TenantScope, k: &ApiKey, secret: &SecretHashRecord, bindings: &[Binding], audit: &AuditRecord) -> Result<(), StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), true).await?;
                 insert_key(&mut tx, t.agency(), k, secret).await?;
@@ -1068,17 +1078,6 @@ macro_rules! impl_store {
                 Ok(key)
             }
 
-            async fn find_key_by_secret(&self, hash: &[u8]) -> Result<Option<(KeySecretMatch, TenantScope)>, StoreError> {
-                let Some(row) = self.find_key_impl(hash).await? else { return Ok(None) };
-                let found = KeySecretMatch {
-                    agency: col(&row, "agency_id")?,
-                    key: col(&row, "key_id")?,
-                    valid_until: row.try_get("valid_until")?,
-                };
-                let scope = TenantScope::derived(found.agency.clone());
-                Ok(Some((found, scope)))
-            }
-
             async fn touch_api_keys(&self, uses: &[(TenantScope, KeyId, i64)]) -> Result<(), StoreError> {
                 for (t, key, at) in uses {
                     let agency = t.agency();
@@ -1094,6 +1093,103 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn create_app(&self, t: &TenantScope, app: &App, secret: Option<&SecretHashRecord>, audit: &AuditRecord) -> Result<(), StoreError> {
+                self.create_app_impl(t, app, secret, audit).await
+            }
+
+            async fn get_app(&self, t: &TenantScope, id: &AppId) -> Result<App, StoreError> {
+                self.get_app_impl(t, id).await
+            }
+
+            async fn list_apps(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<App>, StoreError> {
+                self.list_apps_impl(t, page).await
+            }
+
+            async fn delete_app(&self, t: &TenantScope, id: &AppId, now: i64, audit: &AuditRecord) -> Result<App, StoreError> {
+                self.delete_app_impl(t, id, now, audit).await
+            }
+
+            async fn rotate_app_secret(&self, t: &TenantScope, id: &AppId, secret: &SecretHashRecord, old_valid_until: i64, now: i64, audit: &AuditRecord) -> Result<App, StoreError> {
+                self.rotate_app_secret_impl(t, id, secret, old_valid_until, now, audit).await
+            }
+
+            async fn create_installation(&self, t: &TenantScope, ins: &Installation, audit: &AuditRecord) -> Result<(), StoreError> {
+                self.create_installation_impl(t, ins, audit).await
+            }
+
+            async fn get_installation(&self, t: &TenantScope, id: &InstallationId) -> Result<Installation, StoreError> {
+                self.get_installation_impl(t, id).await
+            }
+
+            async fn list_installations(&self, t: &TenantScope, account: Option<&AccountId>, page: &PageRequest) -> Result<Page<Installation>, StoreError> {
+                self.list_installations_impl(t, account, page).await
+            }
+
+            async fn revoke_installation(&self, t: &TenantScope, id: &InstallationId, now: i64, audit: &AuditRecord) -> Result<Installation, StoreError> {
+                self.revoke_installation_impl(t, id, now, audit).await
+            }
+
+            async fn create_code(&self, t: &TenantScope, code: &AuthCode) -> Result<(), StoreError> {
+                self.create_code_impl(t, code).await
+            }
+
+            async fn create_grant(&self, t: &TenantScope, grant: &Grant, refresh: Option<&NewRefreshToken>, audit: &AuditRecord) -> Result<(), StoreError> {
+                self.create_grant_impl(t, grant, refresh, audit).await
+            }
+
+            async fn get_grant(&self, t: &TenantScope, id: &str) -> Result<Grant, StoreError> {
+                self.get_grant_impl(t, id).await
+            }
+
+            async fn revoke_grant(&self, t: &TenantScope, id: &str, now: i64, audit: &AuditRecord) -> Result<bool, StoreError> {
+                self.revoke_grant_impl(t, id, now, audit).await
+            }
+
+            async fn rotate_refresh_token(&self, t: &TenantScope, old_hash: &[u8], new: &NewRefreshToken, now: i64, grace_ms: i64, audit: &AuditRecord) -> Result<RefreshUse, StoreError> {
+                self.rotate_refresh_token_impl(t, old_hash, new, now, grace_ms, audit).await
+            }
+
+            async fn revoke_access_token(&self, t: &TenantScope, jti: &str, expires_at: i64, audit: &AuditRecord) -> Result<(), StoreError> {
+                self.revoke_access_token_impl(t, jti, expires_at, audit).await
+            }
+        }
+
+        #[async_trait]
+        impl Lookups for $store {
+            async fn find_key_by_secret(&self, hash: &[u8]) -> Result<Option<(KeySecretMatch, TenantScope)>, StoreError> {
+                let Some(row) = self.find_key_impl(hash).await? else { return Ok(None) };
+                let found = KeySecretMatch {
+                    agency: col(&row, "agency_id")?,
+                    key: col(&row, "key_id")?,
+                    valid_until: row.try_get("valid_until")?,
+                };
+                let scope = TenantScope::derived(found.agency.clone());
+                Ok(Some((found, scope)))
+            }
+
+            async fn find_client(&self, id: &AppId) -> Result<Option<(ClientRecord, TenantScope)>, StoreError> {
+                self.find_client_impl(id).await
+            }
+
+            async fn client_installations(&self, app: &AppId) -> Result<Vec<(Installation, TenantScope)>, StoreError> {
+                self.client_installations_impl(app).await
+            }
+
+            async fn redeem_code(&self, hash: &[u8], now: i64) -> Result<Option<(CodeRedemption, TenantScope)>, StoreError> {
+                self.redeem_code_impl(hash, now).await
+            }
+
+            async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<(RefreshToken, Grant, TenantScope)>, StoreError> {
+                self.find_refresh_token_impl(hash).await
+            }
+
+            async fn find_users_by_email(&self, email: &str) -> Result<Vec<(UserCredential, TenantScope)>, StoreError> {
+                self.find_users_by_email_impl(email).await
+            }
+        }
+
+        #[async_trait]
+        impl AuditLog for $store {
             async fn append_audit(&self, t: &TenantScope, audit: &AuditRecord) -> Result<AuditEvent, StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), true).await?;
                 let e = append_event(&mut tx, t.agency(), audit).await?;
@@ -1138,86 +1234,6 @@ macro_rules! impl_store {
 
             async fn append_audit_batch(&self, events: &[(TenantScope, AuditRecord)]) -> Result<(), StoreError> {
                 self.append_audit_batch_impl(events).await
-            }
-
-            async fn create_app(&self, t: &TenantScope, app: &App, secret: Option<&SecretHashRecord>, audit: &AuditRecord) -> Result<(), StoreError> {
-                self.create_app_impl(t, app, secret, audit).await
-            }
-
-            async fn get_app(&self, t: &TenantScope, id: &AppId) -> Result<App, StoreError> {
-                self.get_app_impl(t, id).await
-            }
-
-            async fn list_apps(&self, t: &TenantScope, page: &PageRequest) -> Result<Page<App>, StoreError> {
-                self.list_apps_impl(t, page).await
-            }
-
-            async fn delete_app(&self, t: &TenantScope, id: &AppId, now: i64, audit: &AuditRecord) -> Result<App, StoreError> {
-                self.delete_app_impl(t, id, now, audit).await
-            }
-
-            async fn rotate_app_secret(&self, t: &TenantScope, id: &AppId, secret: &SecretHashRecord, old_valid_until: i64, now: i64, audit: &AuditRecord) -> Result<App, StoreError> {
-                self.rotate_app_secret_impl(t, id, secret, old_valid_until, now, audit).await
-            }
-
-            async fn find_client(&self, id: &AppId) -> Result<Option<(ClientRecord, TenantScope)>, StoreError> {
-                self.find_client_impl(id).await
-            }
-
-            async fn create_installation(&self, t: &TenantScope, ins: &Installation, audit: &AuditRecord) -> Result<(), StoreError> {
-                self.create_installation_impl(t, ins, audit).await
-            }
-
-            async fn get_installation(&self, t: &TenantScope, id: &InstallationId) -> Result<Installation, StoreError> {
-                self.get_installation_impl(t, id).await
-            }
-
-            async fn list_installations(&self, t: &TenantScope, account: Option<&AccountId>, page: &PageRequest) -> Result<Page<Installation>, StoreError> {
-                self.list_installations_impl(t, account, page).await
-            }
-
-            async fn revoke_installation(&self, t: &TenantScope, id: &InstallationId, now: i64, audit: &AuditRecord) -> Result<Installation, StoreError> {
-                self.revoke_installation_impl(t, id, now, audit).await
-            }
-
-            async fn client_installations(&self, app: &AppId) -> Result<Vec<(Installation, TenantScope)>, StoreError> {
-                self.client_installations_impl(app).await
-            }
-
-            async fn create_code(&self, t: &TenantScope, code: &AuthCode) -> Result<(), StoreError> {
-                self.create_code_impl(t, code).await
-            }
-
-            async fn redeem_code(&self, hash: &[u8], now: i64) -> Result<Option<(CodeRedemption, TenantScope)>, StoreError> {
-                self.redeem_code_impl(hash, now).await
-            }
-
-            async fn create_grant(&self, t: &TenantScope, grant: &Grant, refresh: Option<&NewRefreshToken>, audit: &AuditRecord) -> Result<(), StoreError> {
-                self.create_grant_impl(t, grant, refresh, audit).await
-            }
-
-            async fn get_grant(&self, t: &TenantScope, id: &str) -> Result<Grant, StoreError> {
-                self.get_grant_impl(t, id).await
-            }
-
-            async fn revoke_grant(&self, t: &TenantScope, id: &str, now: i64, audit: &AuditRecord) -> Result<bool, StoreError> {
-                self.revoke_grant_impl(t, id, now, audit).await
-            }
-
-            async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<(RefreshToken, Grant, TenantScope)>, StoreError> {
-                self.find_refresh_token_impl(hash).await
-            }
-
-            async fn rotate_refresh_token(&self, t: &TenantScope, old_hash: &[u8], new: &NewRefreshToken, now: i64, grace_ms: i64, audit: &AuditRecord) -> Result<RefreshUse, StoreError> {
-                self.rotate_refresh_token_impl(t, old_hash, new, now, grace_ms, audit).await
-            }
-
-            async fn revoke_access_token(&self, t: &TenantScope, jti: &str, expires_at: i64, audit: &AuditRecord) -> Result<(), StoreError> {
-                self.revoke_access_token_impl(t, jti, expires_at, audit).await
-            }
-
-            async fn find_users_by_email(&self, email: &str) -> Result<Vec<(UserCredential, TenantScope)>, StoreError> {
-                self.find_users_by_email_impl(email).await
             }
         }
 

@@ -11,6 +11,7 @@ use tessera_core::{
     AccountId, AgencyId, AppId, BindingId, EventId, InstallationId, KeyId, PolicyId, PrincipalId,
     RoleId, UserId,
 };
+use tessera_store::prelude::*;
 use tessera_store::testing::{notice_pg_skipped, PgTestDb, PG_URL_ENV};
 use tessera_store::{
     Account, Agency, ApiKey, App, AppKind, AuditRecord, AuthCode, Binding, Connected, Grant,
