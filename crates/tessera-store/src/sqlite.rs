@@ -20,6 +20,11 @@ const KEY_SHARE: &str = "";
 /// the same reason.
 const FOR_UPDATE: &str = "";
 
+/// Counts the `checksum` column of `tessera_migrations` (0 in a database migrated before
+/// checksums were kept).
+const CHECKSUM_COLUMN: &str =
+    "SELECT count(*) FROM pragma_table_info('tessera_migrations') WHERE name = 'checksum'";
+
 /// The database header's application id: `TSRA`.
 const APPLICATION_ID: i32 = 0x5453_5241;
 
