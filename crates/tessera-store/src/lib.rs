@@ -12,7 +12,6 @@ mod migrate;
 mod postgres;
 mod records;
 mod sql;
-mod sql_oauth;
 mod sqlite;
 mod store;
 #[cfg(feature = "testing")]
