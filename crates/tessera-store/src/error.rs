@@ -18,6 +18,15 @@ pub enum StoreError {
     /// The database refuses the server's configuration (role, url, migrations).
     #[error("{0}")]
     Config(String),
+    /// An applied migration's SQL no longer matches the checksum recorded when it ran: its
+    /// file was edited after release. Restore it and add a new migration instead.
+    #[error("migration {version} (`{file}`) was edited after it was applied: its SQL no longer matches the checksum recorded then; restore the file and put the change in a new migration")]
+    MigrationEdited {
+        /// The migration's version.
+        version: i64,
+        /// Its SQL file, such as `migrations/sqlite/0002_roles_policies.sql`.
+        file: String,
+    },
     /// The database could not be reached or failed.
     #[error("database unavailable: {0}")]
     Unavailable(String),

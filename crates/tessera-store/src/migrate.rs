@@ -1,4 +1,11 @@
 //! The migration list shared by both backends' runners: each backend has its own SQL files.
+//!
+//! INVARIANT: an applied migration is never edited. `tessera_migrations` records the SHA-256
+//! of the SQL each version ran; a start whose SQL no longer matches is refused
+//! (`StoreError::MigrationEdited`). Versions applied before checksums existed get theirs
+//! backfilled from the same text.
+
+use sha2::{Digest, Sha256};
 
 /// One migration: its version, name and SQL for SQLite and PostgreSQL.
 pub(crate) struct Migration {
@@ -36,8 +43,28 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+impl Migration {
+    /// The SQL file, relative to the crate, such as `migrations/sqlite/0001_init.sql`.
+    pub fn file(&self, backend: &str) -> String {
+        format!("migrations/{backend}/{:04}_{}.sql", self.version, self.name)
+    }
+}
+
+/// The table of applied migrations. `checksum` is `NULL` only in the rows of a database
+/// migrated before checksums were kept, until the runner backfills them.
 pub(crate) const CREATE_TABLE: &str =
-    "CREATE TABLE IF NOT EXISTS tessera_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+    "CREATE TABLE IF NOT EXISTS tessera_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL, checksum TEXT)";
+
+/// Adds the checksum column to a table made before it existed.
+pub(crate) const ADD_CHECKSUM: &str = "ALTER TABLE tessera_migrations ADD COLUMN checksum TEXT";
+
+/// The lowercase hex SHA-256 of a migration's SQL.
+pub(crate) fn checksum(sql: &str) -> String {
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// The version of the last migration.
 pub(crate) fn latest_version() -> i64 {

@@ -14,6 +14,11 @@ const KEY_SHARE: &str = "FOR KEY SHARE";
 /// Row-lock clause for reads a write depends on (refresh-token rotation).
 const FOR_UPDATE: &str = "FOR UPDATE";
 
+/// Counts the `checksum` column of `tessera_migrations` (0 in a database migrated before
+/// checksums were kept).
+const CHECKSUM_COLUMN: &str = "SELECT count(*) FROM information_schema.columns \
+     WHERE table_schema = current_schema() AND table_name = 'tessera_migrations' AND column_name = 'checksum'";
+
 /// A PostgreSQL-backed store.
 #[derive(Clone, Debug)]
 pub struct PgStore {
@@ -26,8 +31,14 @@ CREATE ROLE tessera LOGIN PASSWORD '…' NOSUPERUSER NOBYPASSRLS; CREATE DATABAS
 and connect as it";
 
 impl PgStore {
-    /// Connects and checks that the role is subject to row-level security.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    /// Connects and checks that the role is subject to row-level security; returns the store
+    /// with the mint that builds scopes for it.
+    pub async fn connect(url: &str) -> Result<(Self, crate::ScopeMint), StoreError> {
+        Ok((Self::open(url).await?, crate::ScopeMint::new()))
+    }
+
+    /// Connects without handing out a mint.
+    pub(crate) async fn open(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
@@ -226,12 +237,49 @@ impl PgStore {
                     .fetch_one(&mut *tx)
                     .await?;
             if latest.is_some_and(|v| v >= crate::migrate::latest_version()) {
-                tx.commit().await?;
-                return Ok(0);
+                if checksum_column(&mut tx).await? {
+                    verify_checksums(&mut tx).await?;
+                    tx.commit().await?;
+                    return Ok(0);
+                }
+                // Migrated before checksums were kept: the owner adds and backfills them;
+                // another role (the runtime role, which may not alter the table) starts as
+                // before.
+                let owner: bool = sqlx::query_scalar(
+                    "SELECT pg_get_userbyid(relowner) = current_user FROM pg_class WHERE oid = 'tessera_migrations'::regclass",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                if !owner {
+                    tracing::warn!("the applied migrations have no checksums yet: run `tessera migrate` as the tables' owner to record them");
+                    tx.commit().await?;
+                    return Ok(0);
+                }
             }
         }
         run_migrations(tx, |m| m.postgres).await
     }
+}
+
+/// Refuses an applied migration whose SQL no longer matches its recorded checksum, without
+/// writing (the up-to-date path, which a runtime role that may not alter tables takes too).
+async fn verify_checksums(tx: &mut Tx) -> Result<(), StoreError> {
+    for m in crate::migrate::MIGRATIONS {
+        let recorded: Option<Option<String>> =
+            sqlx::query_scalar("SELECT checksum FROM tessera_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if let Some(Some(recorded)) = recorded {
+            if recorded != crate::migrate::checksum(m.postgres) {
+                return Err(StoreError::MigrationEdited {
+                    version: m.version,
+                    file: m.file("postgres"),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 crate::sql::impl_store!(PgStore, sqlx::Postgres, "postgres");

@@ -20,6 +20,11 @@ const KEY_SHARE: &str = "";
 /// the same reason.
 const FOR_UPDATE: &str = "";
 
+/// Counts the `checksum` column of `tessera_migrations` (0 in a database migrated before
+/// checksums were kept).
+const CHECKSUM_COLUMN: &str =
+    "SELECT count(*) FROM pragma_table_info('tessera_migrations') WHERE name = 'checksum'";
+
 /// The database header's application id: `TSRA`.
 const APPLICATION_ID: i32 = 0x5453_5241;
 
@@ -68,8 +73,14 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `url` (`sqlite://PATH`).
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    /// Opens (creating if missing) the database at `url` (`sqlite://PATH`), with the mint
+    /// that builds scopes for it.
+    pub async fn connect(url: &str) -> Result<(Self, crate::ScopeMint), StoreError> {
+        Ok((Self::open(url).await?, crate::ScopeMint::new()))
+    }
+
+    /// Opens the database without handing out a mint.
+    pub(crate) async fn open(url: &str) -> Result<Self, StoreError> {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid sqlite url: {e}")))?;
         let path = opts.get_filename().to_path_buf();
@@ -185,7 +196,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use std::os::unix::fs::PermissionsExt;
 
-    use crate::Store as _;
+    use crate::PlatformAdmin as _;
 
     fn mode(p: &std::path::Path) -> u32 {
         std::fs::metadata(p).unwrap().permissions().mode() & 0o777
@@ -195,7 +206,7 @@ mod tests {
     async fn the_database_and_its_wal_files_are_private() {
         let dir = crate::testing::TempDirGuard::new("tessera-sqlite-mode").unwrap();
         let db = dir.path().join("t.db");
-        let store = super::SqliteStore::connect(&format!("sqlite://{}", db.display()))
+        let store = super::SqliteStore::open(&format!("sqlite://{}", db.display()))
             .await
             .unwrap();
         // Non-empty from the start: SQLite resets only an empty file's mode when it opens it.
@@ -203,7 +214,7 @@ mod tests {
         assert_eq!(mode(&db), 0o600);
         store.migrate().await.unwrap();
         // A writer opened later (pools recycle connections) leaves the mode alone.
-        let again = super::SqliteStore::connect(&format!("sqlite://{}", db.display()))
+        let again = super::SqliteStore::open(&format!("sqlite://{}", db.display()))
             .await
             .unwrap();
         again.migrate().await.unwrap();
@@ -214,7 +225,7 @@ mod tests {
         drop(store);
         // An existing database readable by others is tightened on the next open.
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let _store = super::SqliteStore::connect(&format!("sqlite://{}", db.display()))
+        let _store = super::SqliteStore::open(&format!("sqlite://{}", db.display()))
             .await
             .unwrap();
         assert_eq!(mode(&db), 0o600);

@@ -1,19 +1,19 @@
 //! Test-database fixtures, for this crate's tests and the server's (feature `testing`).
 //!
-//! * [`sqlite_store`]: a migrated SQLite store in a fresh temporary directory, removed when
-//!   the returned guard drops.
+//! * [`sqlite_store`]: a migrated SQLite store and its scope mint, in a fresh temporary
+//!   directory removed when the returned guard drops.
 //! * [`PgTestDb`]: a throw-away PostgreSQL role and database, created from the admin url in
 //!   `TESSERA_TEST_DATABASE_URL` and dropped again when the value drops (panicking tests
-//!   included). Without the variable the PostgreSQL tests are skipped.
+//!   included). Without the variable the PostgreSQL tests are skipped. Its store comes with
+//!   its mint, like [`crate::connect`]'s: tests get their scopes from it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::Connection;
 
-use crate::Store;
+use crate::Connected;
 
 /// The environment variable naming the admin url of the test PostgreSQL server.
 pub const PG_URL_ENV: &str = "TESSERA_TEST_DATABASE_URL";
@@ -80,23 +80,24 @@ impl Drop for TempDirGuard {
     }
 }
 
-/// A fresh, migrated SQLite store. Keep the guard alive as long as the store.
+/// A fresh, migrated SQLite store with its mint. Keep the guard alive as long as the store.
 ///
 /// # Panics
 /// If the directory cannot be created or the store cannot be opened or migrated.
 #[allow(clippy::panic)]
-pub async fn sqlite_store() -> (Arc<dyn Store>, TempDirGuard) {
+pub async fn sqlite_store() -> (Connected, TempDirGuard) {
     let dir =
         TempDirGuard::new("tessera-test").unwrap_or_else(|e| panic!("creating a temp dir: {e}"));
     let url = format!("sqlite://{}", dir.path().join(SQLITE_DB_FILE).display());
-    let store = crate::connect(&url)
+    let connected = crate::connect(&url)
         .await
         .unwrap_or_else(|e| panic!("opening {url}: {e}"));
-    store
+    connected
+        .store
         .migrate()
         .await
         .unwrap_or_else(|e| panic!("migrating {url}: {e}"));
-    (store, dir)
+    (connected, dir)
 }
 
 /// The parts of `scheme://[user[:pass]@]host[:port]/db[?query]`.
@@ -202,20 +203,21 @@ impl PgTestDb {
         &self.name
     }
 
-    /// A migrated store on the test database.
+    /// A migrated store on the test database, with its mint.
     ///
     /// # Panics
     /// If it cannot connect or migrate.
     #[allow(clippy::panic)]
-    pub async fn store(&self) -> Arc<dyn Store> {
-        let store = crate::connect(&self.url)
+    pub async fn store(&self) -> Connected {
+        let connected = crate::connect(&self.url)
             .await
             .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url));
-        store
+        connected
+            .store
             .migrate()
             .await
             .unwrap_or_else(|e| panic!("migrating {}: {e}", self.url));
-        store
+        connected
     }
 
     async fn drop_objects(admin_url: &str, name: &str) -> Result<(), sqlx::Error> {

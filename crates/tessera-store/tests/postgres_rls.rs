@@ -11,11 +11,12 @@ use tessera_core::{
     AccountId, AgencyId, AppId, BindingId, EventId, InstallationId, KeyId, PolicyId, PrincipalId,
     RoleId, UserId,
 };
+use tessera_store::prelude::*;
 use tessera_store::testing::{notice_pg_skipped, PgTestDb, PG_URL_ENV};
 use tessera_store::{
-    Account, Agency, ApiKey, App, AppKind, AuditRecord, AuthCode, Binding, Grant, Installation,
-    NewRefreshToken, NewUser, Outcome, PgStore, Policy, Role, SecretHashRecord, Status, Store,
-    StoreError, TenantScope,
+    Account, Agency, ApiKey, App, AppKind, AuditRecord, AuthCode, Binding, Connected, Grant,
+    Installation, NewRefreshToken, NewUser, Outcome, PgStore, Policy, Role, ScopeMint,
+    SecretHashRecord, Status, Store, StoreError, TenantScope,
 };
 
 /// Tables without `agency_id`, on purpose: global, not under row-level security.
@@ -87,6 +88,7 @@ async fn pg_db() -> Option<PgTestDb> {
 /// policy, made through the Store.
 async fn populated_agency(
     store: &std::sync::Arc<dyn Store>,
+    mint: &ScopeMint,
     name: &str,
 ) -> (TenantScope, Account, Vec<u8>) {
     let at = now();
@@ -102,7 +104,7 @@ async fn populated_agency(
         .create_agency(&agency, &record("agency.create"))
         .await
         .unwrap();
-    let t = TenantScope::authenticated(agency.id.clone());
+    let t = mint.admit(agency.id.clone());
     let account = Account {
         id: AccountId::generate(),
         agency_id: agency.id.clone(),
@@ -250,7 +252,7 @@ async fn bypassrls_role_is_refused() {
 #[tokio::test]
 async fn every_tenant_table_is_under_forced_rls() {
     let Some(db) = pg_db().await else { return };
-    let store = db.store().await;
+    let Connected { store, .. } = db.store().await;
     store.ping().await.unwrap();
     let pool = PgPool::connect(&db.url()).await.unwrap();
     let rows = sqlx::query(
@@ -312,9 +314,9 @@ async fn every_tenant_table_is_under_forced_rls() {
 #[tokio::test]
 async fn rls_isolates_the_app_role() {
     let Some(db) = pg_db().await else { return };
-    let store = db.store().await;
-    let (a, a_account, a_hash) = populated_agency(&store, "alpha").await;
-    let (b, _, _) = populated_agency(&store, "beta").await;
+    let Connected { store, mint } = db.store().await;
+    let (a, a_account, a_hash) = populated_agency(&store, &mint, "alpha").await;
+    let (b, _, _) = populated_agency(&store, &mint, "beta").await;
     let (a_id, b_id) = (
         a.agency().as_str().to_owned(),
         b.agency().as_str().to_owned(),
@@ -672,9 +674,9 @@ async fn visible_with(pool: &PgPool, setting: &str, value: &str, table: &str) ->
 #[tokio::test]
 async fn rls_oauth_lookups_are_narrow_and_read_only() {
     let Some(db) = pg_db().await else { return };
-    let store = db.store().await;
-    let (a, a_account, _) = populated_agency(&store, "alpha").await;
-    let (b, _, _) = populated_agency(&store, "beta").await;
+    let Connected { store, mint } = db.store().await;
+    let (a, a_account, _) = populated_agency(&store, &mint, "alpha").await;
+    let (b, _, _) = populated_agency(&store, &mint, "beta").await;
     let (a_id, b_id) = (
         a.agency().as_str().to_owned(),
         b.agency().as_str().to_owned(),
@@ -933,12 +935,13 @@ async fn rls_oauth_lookups_are_narrow_and_read_only() {
     pool.close().await;
 
     // Through the Store: the cross-tenant reads work, the tenant reads stay isolated.
-    let found = store.find_client(&app.id).await.unwrap().unwrap();
+    let (found, scope) = store.find_client(&app.id).await.unwrap().unwrap();
     assert_eq!(found.app, app);
     assert_eq!(found.secrets.len(), 1);
+    assert_eq!(scope.agency(), &app.agency_id, "the owner's scope");
     assert_eq!(
         store.client_installations(&app.id).await.unwrap(),
-        vec![ins.clone()]
+        vec![(ins.clone(), mint.admit(ins.agency_id.clone()))]
     );
     assert!(store
         .find_refresh_token(&refresh.hash)
@@ -987,7 +990,7 @@ async fn the_runtime_role_owns_nothing_and_cannot_disable_rls() {
     .execute(&admin)
     .await
     .unwrap();
-    let owner = PgStore::connect(&db.url()).await.unwrap();
+    let (owner, _) = PgStore::connect(&db.url()).await.unwrap();
     owner.migrate().await.unwrap();
     assert!(owner.owns_protected_tables().await.unwrap());
     assert!(matches!(
@@ -1002,11 +1005,11 @@ async fn the_runtime_role_owns_nothing_and_cannot_disable_rls() {
     let rt_url = db
         .url()
         .replacen(&format!("//{}@", db.name()), &format!("//{runtime}@"), 1);
-    let rt = PgStore::connect(&rt_url).await.unwrap();
+    let (rt, mint) = PgStore::connect(&rt_url).await.unwrap();
     assert!(!rt.owns_protected_tables().await.unwrap());
     assert_eq!(rt.migrate().await.unwrap(), 0, "up to date: no DDL needed");
     let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(rt);
-    let (scope, account, _) = populated_agency(&store, "Runtime").await;
+    let (scope, account, _) = populated_agency(&store, &mint, "Runtime").await;
     assert_eq!(
         store.get_account(&scope, &account.id).await.unwrap().id,
         account.id

@@ -1,0 +1,130 @@
+//! The revision counter, the change log, commit of a write with its audit event, and the
+//! authorization snapshot.
+//!
+//! INVARIANT: revisions come from one counter row updated inside each writing transaction, so
+//! commit order is revision order and the feed is gap-free.
+
+macro_rules! change_feed {
+    ($store:ty) => {
+        fn change_row(row: &DbRow) -> Result<Change, StoreError> {
+            Ok(Change {
+                revision: row.try_get("revision")?,
+                agency: col(row, "agency_id")?,
+                kind: row.try_get("kind")?,
+                entity: row.try_get("entity")?,
+            })
+        }
+
+        /// Bumps the global revision and records what changed, inside `tx`.
+        async fn record_change(tx: &mut Tx, agency: &AgencyId, kind: &str, entity: &str, at: i64) -> Result<i64, StoreError> {
+            let rev: i64 = sqlx::query("UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value")
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("value")?;
+            sqlx::query("INSERT INTO change_log (agency_id, revision, kind, entity, at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(agency.as_str())
+                .bind(rev)
+                .bind(kind)
+                .bind(entity)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+            Ok(rev)
+        }
+
+        /// Commits a write with its audit event and, for decision-changing writes, its change.
+        async fn finish(mut tx: Tx, agency: &AgencyId, audit: &AuditRecord, change: Option<(&str, &str)>) -> Result<(), StoreError> {
+            append_event(&mut tx, agency, audit).await?;
+            if let Some((kind, entity)) = change {
+                record_change(&mut tx, agency, kind, entity, audit.at).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        /// Revoked grants stay in the snapshot this long after they expire (clock skew).
+        const REVOKED_GRANT_MARGIN_MS: i64 = 86_400_000;
+
+        /// What makes the agency's tokens inactive early, read inside the snapshot `tx`.
+        async fn revocations_in(tx: &mut Tx, agency: &AgencyId, now: i64) -> Result<Revocations, StoreError> {
+            let installations = sqlx::query(&format!("SELECT {INSTALLATION_COLS} FROM installations WHERE agency_id = $1 AND revoked_at IS NULL ORDER BY id"))
+                .bind(agency.as_str())
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(installation_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            let grants = sqlx::query("SELECT id FROM oauth_grants WHERE agency_id = $1 AND revoked_at IS NOT NULL AND expires_at > $2 ORDER BY id")
+                .bind(agency.as_str())
+                .bind(now.saturating_sub(REVOKED_GRANT_MARGIN_MS))
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("id"))
+                .collect::<Result<Vec<String>, _>>()?;
+            let access_tokens = sqlx::query("SELECT jti FROM revoked_access_tokens WHERE agency_id = $1 AND expires_at > $2 ORDER BY jti")
+                .bind(agency.as_str())
+                .bind(now)
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("jti"))
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(Revocations { installations, grants, access_tokens })
+        }
+
+        #[async_trait]
+        impl ChangeFeed for $store {
+            async fn revision(&self) -> Result<i64, StoreError> {
+                Ok(sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(self.read_pool()).await?.try_get("value")?)
+            }
+
+            async fn authz_snapshot(&self, t: &TenantScope, now: i64) -> Result<AuthzSnapshot, StoreError> {
+                let agency = t.agency().as_str();
+                // One snapshot for every read: a write is in all of them or in none.
+                let mut tx = self.begin_snapshot(t.agency()).await?;
+                let revision: i64 = sqlx::query("SELECT value FROM revision WHERE id = 1")
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("value")?;
+                let roles = sqlx::query(&format!("SELECT {ROLE_COLS} FROM roles WHERE agency_id = $1 ORDER BY id"))
+                    .bind(agency)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(role_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let bindings = sqlx::query(&format!("SELECT {BINDING_COLS} FROM bindings WHERE agency_id = $1 ORDER BY id"))
+                    .bind(agency)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(binding_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let policies = sqlx::query(&format!("SELECT {POLICY_COLS} FROM policies WHERE agency_id = $1 ORDER BY id"))
+                    .bind(agency)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(policy_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let revocations = revocations_in(&mut tx, t.agency(), now).await?;
+                tx.commit().await?;
+                Ok(AuthzSnapshot { revision, roles, bindings, policies, revocations })
+            }
+
+            async fn changes_since(&self, after_revision: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+                let mut tx = self.begin_feed().await?;
+                let rows = sqlx::query("SELECT agency_id, revision, kind, entity FROM change_log WHERE revision > $1 ORDER BY revision LIMIT $2")
+                    .bind(after_revision)
+                    .bind(i64::from(limit.clamp(1, MAX_FEED)))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                rows.iter().map(change_row).collect()
+            }
+        }
+    };
+}
+
+pub(crate) use change_feed;

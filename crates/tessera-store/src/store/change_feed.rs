@@ -1,0 +1,30 @@
+//! The change feed: the global revision, the feed of decision-changing writes and one
+//! agency's authorization snapshot read at a revision.
+//!
+//! INVARIANT: revisions are gap-free and a change is visible only once every lower revision
+//! is, so a tailer resuming after the last revision it saw misses nothing.
+
+use crate::{AuthzSnapshot, Change, StoreError, TenantScope};
+use async_trait::async_trait;
+
+/// Revisions and what changed at them. Callers: the authorization cache (snapshot per
+/// agency, with a scope) and the cache invalidation tailer (the global feed).
+#[async_trait]
+pub trait ChangeFeed: Send + Sync {
+    /// The latest revision of the change log.
+    async fn revision(&self) -> Result<i64, StoreError>;
+    /// Every role, binding and policy of the tenant, its revocations (active installations;
+    /// grants revoked whose `expires_at` is after `now` minus one day; revoked access tokens
+    /// not expired at `now`) and the global revision, read in one consistent snapshot: it
+    /// reflects exactly the writes up to `revision`.
+    async fn authz_snapshot(&self, t: &TenantScope, now: i64) -> Result<AuthzSnapshot, StoreError>;
+    /// The global change feed (every agency), in revision order: at most `limit` changes
+    /// (clamped to 1..=10000) with a revision above `after_revision`. The revisions are
+    /// gap-free, and a change is returned only once every lower revision is visible, so a
+    /// tailer that resumes after the last revision it saw misses nothing.
+    async fn changes_since(
+        &self,
+        after_revision: i64,
+        limit: u32,
+    ) -> Result<Vec<Change>, StoreError>;
+}

@@ -1,0 +1,32 @@
+//! The store's interface: one trait per role, and `Store`, every one of them at once, so an
+//! `Arc<dyn Store>` serves every caller. Each trait's doc names who may call it; callers bring
+//! them into scope with `use tessera_store::prelude::*;`.
+//!
+//! INVARIANT (I1): only `PlatformAdmin`, `KeyRing` and the global feed act without a
+//! `TenantScope`; `Lookups` cross tenants only to return the scope of the row they found.
+
+mod audit_log;
+mod change_feed;
+mod key_ring;
+mod lookups;
+mod platform;
+mod tenant;
+
+pub use audit_log::AuditLog;
+pub use change_feed::ChangeFeed;
+pub use key_ring::KeyRing;
+pub use lookups::Lookups;
+pub use platform::PlatformAdmin;
+pub use tenant::TenantData;
+
+/// The whole persistence interface: every role's trait. Both backends pass the same test
+/// suite. Implemented for every type that implements all the parts.
+pub trait Store:
+    PlatformAdmin + KeyRing + ChangeFeed + TenantData + Lookups + AuditLog + std::fmt::Debug
+{
+}
+
+impl<T> Store for T where
+    T: PlatformAdmin + KeyRing + ChangeFeed + TenantData + Lookups + AuditLog + std::fmt::Debug
+{
+}
