@@ -211,7 +211,7 @@ fn init_logs(format: LogFormat) {
     };
 }
 
-async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn tessera_store::Store>> {
+async fn open_store(config: &Config) -> anyhow::Result<tessera_store::Connected> {
     if config.database_url.starts_with("sqlite:") {
         create_private_dir(&config.data_dir)?;
     }
@@ -240,11 +240,7 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 /// the store (a SQLite database is created 0600), as `serve` opens them.
 pub async fn open_data(
     config: &Config,
-) -> anyhow::Result<(
-    tessera_token::MasterKey,
-    bool,
-    Arc<dyn tessera_store::Store>,
-)> {
+) -> anyhow::Result<(tessera_token::MasterKey, bool, tessera_store::Connected)> {
     create_private_dir(&config.data_dir)?;
     let (master, created) =
         tessera_token::MasterKey::load_or_create(&config.data_dir.join("master.key"))?;
@@ -254,7 +250,7 @@ pub async fn open_data(
 
 async fn migrate(args: &MigrateArgs, output: Output) -> anyhow::Result<()> {
     let config = Config::resolve_store(&args.store)?;
-    let store = open_store(&config).await?;
+    let store = open_store(&config).await?.store;
     let applied = store.migrate().await?;
     if let Some(role) = &args.grant_to {
         tessera_store::grant_runtime_role(&config.database_url, role).await?;
@@ -278,14 +274,16 @@ async fn policies(cmd: PoliciesCommand, output: Output) -> anyhow::Result<()> {
     let (PoliciesCommand::List { agency, store } | PoliciesCommand::Delete { agency, store, .. }) =
         &cmd;
     let config = Config::resolve_store(store)?;
-    let store = open_store(&config).await?;
+    let tessera_store::Connected { store, mint } = open_store(&config).await?;
     store.migrate().await?;
+    // The operator at the console holds the database's own mint.
+    let admission = crate::gate::admission::Admission::new(mint);
     let (via, reason) = match &cmd {
         PoliciesCommand::List { .. } => ("tessera policies list", None),
         PoliciesCommand::Delete { reason, .. } => ("tessera policies delete", Some(reason.clone())),
     };
     // The operator at the console is the authority here, as with the database itself.
-    let operator = Operator::in_agency(store.as_ref(), agency.clone(), via, reason)
+    let operator = Operator::in_agency(store.as_ref(), &admission, agency.clone(), via, reason)
         .await
         .map_err(|e| match e.code {
             ErrorCode::NotFound => anyhow::anyhow!("no agency `{agency}` in this database"),
@@ -349,11 +347,16 @@ fn failed(e: ApiError) -> anyhow::Error {
 async fn keys(cmd: KeysCommand, output: Output) -> anyhow::Result<()> {
     let (KeysCommand::Rotate(args) | KeysCommand::List(args)) = &cmd;
     let config = Config::resolve_store(args)?;
-    let store = open_store(&config).await?;
+    let tessera_store::Connected { store, mint } = open_store(&config).await?;
     store.migrate().await?;
     let (master, _) =
         tessera_token::MasterKey::load_or_create(&config.data_dir.join("master.key"))?;
-    let keys = crate::keys::Keys::new(store, &master, tessera_token::RotationPolicy::default());
+    let keys = crate::keys::Keys::new(
+        store,
+        &master,
+        tessera_token::RotationPolicy::default(),
+        Arc::new(crate::gate::admission::Admission::new(mint)),
+    );
     if matches!(cmd, KeysCommand::Rotate(_)) {
         let steps = usecase::signing_keys::rotate(&keys, &SystemClock).await?;
         if output == Output::Text {
@@ -388,8 +391,8 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     if created {
         tracing::info!(path = %config.data_dir.join("master.key").display(), "created a new master key (keep it safe: it protects every stored credential)");
     }
-    let applied = store.migrate().await?;
-    tracing::info!(backend = store.backend(), applied, "store ready");
+    let applied = store.store.migrate().await?;
+    tracing::info!(backend = store.store.backend(), applied, "store ready");
     let mut settings = crate::services::EngineSettings {
         cache_bytes: config.authz_cache_mb << 20,
         oauth: crate::oauth::settings::OAuthSettings {

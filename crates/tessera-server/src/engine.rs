@@ -16,7 +16,7 @@ use std::time::Duration;
 use tessera_core::abac::PolicySet;
 use tessera_core::index::{AgencyIndex, BuiltinRoles, IndexInput};
 use tessera_core::{AgencyId, Catalog};
-use tessera_store::{Store, StoreError, TenantScope};
+use tessera_store::{Store, StoreError};
 
 /// One agency's compiled authorization state.
 #[derive(Debug)]
@@ -148,6 +148,8 @@ pub struct Engine {
     budget: u64,
     applied: AtomicI64,
     tick: AtomicU64,
+    /// Scopes for the agencies it loads.
+    admission: Arc<crate::gate::admission::Admission>,
     feed: tokio::sync::Mutex<()>,
 }
 
@@ -160,6 +162,7 @@ impl Engine {
         platform_policies: Vec<(String, String)>,
         budget: u64,
         clock: Arc<dyn crate::clock::Clock>,
+        admission: Arc<crate::gate::admission::Admission>,
     ) -> Self {
         let platform_set = if platform_policies.is_empty() {
             Ok(None)
@@ -172,6 +175,7 @@ impl Engine {
             platform_set,
             store,
             clock,
+            admission,
             builtin: BuiltinRoles::new(&catalog),
             catalog,
             schema,
@@ -382,7 +386,8 @@ impl Engine {
         let snap = self
             .store
             .authz_snapshot(
-                &TenantScope::authenticated(agency.clone()),
+                // The engine loads what a decision needs, before the decision.
+                &self.admission.admit(agency.clone()),
                 self.clock.now(),
             )
             .await?;

@@ -87,6 +87,8 @@ fn to_row(r: &KeyRecord) -> SigningKeyRow {
 
 /// The key ring of this node.
 pub struct Keys {
+    /// Scopes for the platform's audit chain.
+    admission: Arc<crate::gate::admission::Admission>,
     store: Arc<dyn Store>,
     envelope: SecretBytes<32>,
     policy: RotationPolicy,
@@ -107,10 +109,12 @@ impl Keys {
         store: Arc<dyn Store>,
         master: &tessera_token::MasterKey,
         policy: RotationPolicy,
+        admission: Arc<crate::gate::admission::Admission>,
     ) -> Self {
         let envelope = master.derive_key(tessera_token::SIGNING_KEYS_PURPOSE);
         Self {
             store,
+            admission,
             envelope,
             policy,
             ring: RwLock::new(None),
@@ -237,7 +241,8 @@ impl Keys {
         if let Err(e) = self
             .store
             .append_audit(
-                &tessera_store::TenantScope::authenticated(platform.id),
+                // The platform's own chain: the key ring is the platform's.
+                &self.admission.admit(platform.id),
                 &record,
             )
             .await

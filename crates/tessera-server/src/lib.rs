@@ -246,13 +246,13 @@ async fn authenticated_only(
                         detail,
                     ),
                 );
-                let scope = tessera_store::TenantScope::authenticated(caller.agency.clone());
+                let scope = s.admission.admit(caller.agency.clone());
                 if let Err(e) = s.audit.append(scope, record).await {
                     return ApiError::from(e).into_response();
                 }
             }
             req.extensions_mut()
-                .insert(gate::authorized::Authorized::for_caller(caller, meta));
+                .insert(gate::authorized::Authorized::for_caller(&s, caller, meta));
             next.run(req).await
         }
         Err(e) => ApiError::from(e).into_response(),

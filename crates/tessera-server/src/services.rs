@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tessera_core::{AgencyId, Catalog, EngineConfig, KeyId};
-use tessera_store::Store;
+use tessera_store::{Connected, Store, TenantScope};
 use tessera_token::Pepper;
 
 use crate::clock::Clock;
@@ -18,6 +18,8 @@ use crate::clock::Clock;
 pub struct Services {
     /// The store.
     pub store: Arc<dyn Store>,
+    /// The one holder of the store's scope mint (the gate's).
+    pub admission: Arc<crate::gate::admission::Admission>,
     /// The catalog.
     pub catalog: Arc<Catalog>,
     /// The engine's catalog indices.
@@ -45,22 +47,31 @@ pub struct Services {
 /// Batches `last_used_at` updates so authentication never writes to the store.
 #[derive(Debug, Default)]
 pub struct KeyUsage {
-    pending: Mutex<HashMap<(AgencyId, KeyId), i64>>,
+    pending: Mutex<HashMap<(AgencyId, KeyId), (TenantScope, i64)>>,
 }
 
 impl KeyUsage {
-    /// Notes a use of a key.
-    pub fn record(&self, agency: &AgencyId, key: &KeyId, at: i64) {
+    /// Notes a use of a key of `agency` (its authentication established the agency; the scope
+    /// for the write is minted once per key and flush).
+    pub fn record(
+        &self,
+        admission: &crate::gate::admission::Admission,
+        agency: &AgencyId,
+        key: &KeyId,
+        at: i64,
+    ) {
         if let Ok(mut p) = self.pending.lock() {
-            let slot = p.entry((agency.clone(), key.clone())).or_insert(at);
-            *slot = (*slot).max(at);
+            let slot = p
+                .entry((agency.clone(), key.clone()))
+                .or_insert_with(|| (admission.admit(agency.clone()), at));
+            slot.1 = slot.1.max(at);
         }
     }
 
     /// Writes the pending uses to the store.
     pub async fn flush(&self, store: &dyn Store) {
-        let batch: Vec<(AgencyId, KeyId, i64)> = match self.pending.lock() {
-            Ok(mut p) => p.drain().map(|((a, k), t)| (a, k, t)).collect(),
+        let batch: Vec<(TenantScope, KeyId, i64)> = match self.pending.lock() {
+            Ok(mut p) => p.drain().map(|((_, k), (t, at))| (t, k, at)).collect(),
             Err(_) => return,
         };
         if batch.is_empty() {
@@ -106,7 +117,7 @@ pub struct EngineSettings {
 impl Services {
     /// Builds the services from their parts; the pepper is derived from the master key.
     pub fn with_engine(
-        store: Arc<dyn Store>,
+        connected: Connected,
         catalog: Catalog,
         master_key: &tessera_token::MasterKey,
         clock: Arc<dyn Clock>,
@@ -127,6 +138,8 @@ impl Services {
                 ))
             })?;
         }
+        let Connected { store, mint } = connected;
+        let admission = Arc::new(crate::gate::admission::Admission::new(mint));
         let store_for_keys = store.clone();
         let oauth = crate::oauth::settings::OAuth::new(settings.oauth, master_key, &catalog);
         let settings_rotation = settings.rotation;
@@ -143,9 +156,11 @@ impl Services {
             settings.platform_policies,
             budget,
             clock.clone(),
+            admission.clone(),
         );
         Ok(Self {
             store,
+            admission: admission.clone(),
             catalog,
             engine_cfg: EngineConfig { cross_tenant },
             engine: Arc::new(engine),
@@ -156,6 +171,7 @@ impl Services {
                 store_for_keys.clone(),
                 master_key,
                 settings_rotation,
+                admission,
             )),
             oauth: Arc::new(oauth),
             platform_id: Arc::default(),

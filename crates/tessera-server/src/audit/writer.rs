@@ -4,20 +4,40 @@
 //! INVARIANT (I5, I7): `append` returns only after the event is committed; if the store
 //! fails, every waiter of that batch gets the error and the caller refuses its operation.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
+use tessera_core::AgencyId;
 use tessera_store::{AuditRecord, Store, StoreError, TenantScope};
 use tokio::sync::{mpsc, oneshot};
 
 /// The most events one transaction carries.
 const MAX_BATCH: usize = 512;
 
-type Pending = (
-    TenantScope,
-    AuditRecord,
-    oneshot::Sender<Result<(), StoreError>>,
-);
+/// An event handed to the writer.
+#[derive(Debug)]
+pub enum Entry {
+    /// Written as it is.
+    Record(AuditRecord),
+    /// A client-credentials issue (`token.issue`): within a batch, the issues of one client,
+    /// installation and scope share one record listing every token.
+    ClientCredentialsIssue(Issue),
+}
+
+/// One client-credentials issue: its record (whose `detail` the writer fills) and the facts
+/// the merged record lists.
+#[derive(Debug)]
+pub struct Issue {
+    /// The record of the issue: actor the client, target the installation.
+    pub record: AuditRecord,
+    /// The token's scope, space-separated.
+    pub scope: String,
+    /// The token's `jti`.
+    pub jti: String,
+}
+
+type Pending = (TenantScope, Entry, oneshot::Sender<Result<(), StoreError>>);
 
 /// The writer's handle; its task starts on first use, on the runtime of that call.
 #[derive(Debug)]
@@ -37,13 +57,23 @@ impl AuditWriter {
 
     /// Appends `record` to `scope`'s chain, returning once it is committed.
     pub async fn append(&self, scope: TenantScope, record: AuditRecord) -> Result<(), StoreError> {
+        self.send(scope, Entry::Record(record)).await
+    }
+
+    /// Appends a client-credentials issue to `scope`'s chain, returning once it is committed
+    /// (merged with the batch's other issues of the same client, installation and scope).
+    pub async fn append_issue(&self, scope: TenantScope, issue: Issue) -> Result<(), StoreError> {
+        self.send(scope, Entry::ClientCredentialsIssue(issue)).await
+    }
+
+    async fn send(&self, scope: TenantScope, entry: Entry) -> Result<(), StoreError> {
         let tx = self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::channel::<Pending>(8192);
             tokio::spawn(run(self.store.clone(), rx));
             tx
         });
         let (done, wait) = oneshot::channel();
-        tx.send((scope, record, done))
+        tx.send((scope, entry, done))
             .await
             .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
         wait.await
@@ -53,50 +83,47 @@ impl AuditWriter {
 
 /// Merges the batch's client-credentials issues of one client, installation and scope into
 /// one event that lists every token (its `jti`, request id, address and time): the same facts,
-/// one chain link instead of hundreds under load.
+/// one chain link instead of hundreds under load. Grouped by the typed entry, never by the
+/// record's JSON.
 fn coalesce(batch: &[Pending]) -> Vec<(TenantScope, AuditRecord)> {
     let mut out: Vec<(TenantScope, AuditRecord)> = Vec::with_capacity(batch.len());
-    let mut merged: std::collections::HashMap<(String, String, Option<String>, String), usize> =
-        std::collections::HashMap::new();
-    for (scope, r, _) in batch {
-        let coalescible = r.action == "token.issue"
-            && r.detail.get("grant_type").and_then(Value::as_str) == Some("client_credentials");
-        if !coalescible {
-            out.push((scope.clone(), r.clone()));
-            continue;
-        }
-        let scopes = r
-            .detail
-            .get("scope")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+    let mut merged: HashMap<(&AgencyId, &str, Option<&str>, &str), usize> = HashMap::new();
+    for (scope, entry, _) in batch {
+        let issue = match entry {
+            Entry::Record(r) => {
+                out.push((scope.clone(), r.clone()));
+                continue;
+            }
+            Entry::ClientCredentialsIssue(issue) => issue,
+        };
+        let r = &issue.record;
         let key = (
-            scope.agency().to_string(),
-            r.actor.clone(),
-            r.target.clone(),
-            scopes.clone(),
+            scope.agency(),
+            r.actor.as_str(),
+            r.target.as_deref(),
+            issue.scope.as_str(),
         );
         let token = json!({
-            "jti": r.detail.get("jti").cloned().unwrap_or(Value::Null),
+            "jti": issue.jti,
             "request_id": r.request_id,
             "ip": r.ip,
             "at": r.at,
         });
         match merged.get(&key) {
             Some(&i) => {
-                if let Some(Value::Array(tokens)) = out[i].1.detail.get_mut("tokens") {
+                let detail = &mut out[i].1.detail;
+                if let Some(Value::Array(tokens)) = detail.get_mut("tokens") {
                     tokens.push(token);
                 }
-                if let Some(n) = out[i].1.detail.get("count").and_then(Value::as_u64) {
-                    out[i].1.detail["count"] = Value::from(n + 1);
+                if let Some(n) = detail.get("count").and_then(Value::as_u64) {
+                    detail["count"] = Value::from(n + 1);
                 }
             }
             None => {
                 let mut first = r.clone();
                 first.detail = json!({
                     "grant_type": "client_credentials",
-                    "scope": scopes,
+                    "scope": issue.scope,
                     "count": 1,
                     "tokens": [token],
                 });
@@ -125,10 +152,18 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_core::{AgencyId, EventId};
+    use tessera_core::EventId;
     use tessera_store::Outcome;
 
-    fn issue(agency: &AgencyId, actor: &str, jti: &str, grant: &str) -> Pending {
+    use crate::gate::admission::Admission;
+
+    fn issue(
+        admission: &Admission,
+        agency: &AgencyId,
+        actor: &str,
+        jti: &str,
+        grant: &str,
+    ) -> Pending {
         let (tx, _rx) = oneshot::channel();
         let record = AuditRecord {
             id: EventId::generate_at(1, &mut rand::thread_rng()),
@@ -141,22 +176,33 @@ mod tests {
             request_id: format!("req_{jti}"),
             ip: None,
             user_agent: None,
-            detail: json!({ "grant_type": grant, "scope": "a b", "jti": jti }),
+            detail: json!({ "grant_type": grant }),
         };
-        (TenantScope::authenticated(agency.clone()), record, tx)
+        let entry = if grant == "client_credentials" {
+            Entry::ClientCredentialsIssue(Issue {
+                record,
+                scope: "a b".into(),
+                jti: jti.into(),
+            })
+        } else {
+            Entry::Record(record)
+        };
+        (admission.admit(agency.clone()), entry, tx)
     }
 
-    #[test]
-    fn client_credentials_issues_coalesce_and_keep_every_jti() {
+    #[tokio::test]
+    async fn client_credentials_issues_coalesce_and_keep_every_jti() {
+        let (connected, _dir) = tessera_store::testing::sqlite_store().await;
+        let admission = Admission::new(connected.mint);
         let mut rng = rand::thread_rng();
         let a = AgencyId::generate_at(1, &mut rng);
         let b = AgencyId::generate_at(2, &mut rng);
         let batch = vec![
-            issue(&a, "app_1", "j1", "client_credentials"),
-            issue(&a, "app_1", "j2", "client_credentials"),
-            issue(&b, "app_1", "j3", "client_credentials"),
-            issue(&a, "usr_1", "j4", "refresh_token"),
-            issue(&a, "app_1", "j5", "client_credentials"),
+            issue(&admission, &a, "app_1", "j1", "client_credentials"),
+            issue(&admission, &a, "app_1", "j2", "client_credentials"),
+            issue(&admission, &b, "app_1", "j3", "client_credentials"),
+            issue(&admission, &a, "usr_1", "j4", "refresh_token"),
+            issue(&admission, &a, "app_1", "j5", "client_credentials"),
         ];
         let out = coalesce(&batch);
         assert_eq!(out.len(), 3);

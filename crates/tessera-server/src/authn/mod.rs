@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use tessera_core::{AgencyId, CredentialCap, PermissionSet, PrincipalId};
-use tessera_store::{ApiKey, Status, TenantScope};
+use tessera_store::{ApiKey, Status};
 use tessera_token::{check_api_key_format, looks_like_api_key};
 
 use crate::caller::Caller;
@@ -112,11 +112,14 @@ pub async fn authenticate_token(state: &Services, token: &str) -> Result<Arc<Cal
     let now = state.clock.now();
     if let Some(caller) = state.engine.cached_caller(hash.as_bytes(), now).await {
         if let Some(key) = &caller.key {
-            state.key_usage.record(&caller.agency, &key.id, now);
+            state
+                .key_usage
+                .record(&state.admission, &caller.agency, &key.id, now);
         }
         return Ok(caller);
     }
-    let found = state
+    // A lookup before authentication: the store derives the key's scope from its row.
+    let (found, scope) = state
         .store
         .find_key_by_secret(hash.as_bytes())
         .await?
@@ -132,7 +135,6 @@ pub async fn authenticate_token(state: &Services, token: &str) -> Result<Arc<Cal
         Ok(_) | Err(tessera_store::StoreError::NotFound) => return Err(invalid()),
         Err(e) => return Err(e.into()),
     };
-    let scope = TenantScope::authenticated(agency.id.clone());
     let key = state
         .store
         .get_api_key(&scope, &found.key)
@@ -145,7 +147,9 @@ pub async fn authenticate_token(state: &Services, token: &str) -> Result<Arc<Cal
         return Err(invalid());
     }
     let (own, cap) = key_grant(state, &key).ok_or_else(invalid)?;
-    state.key_usage.record(&agency.id, &key.id, now);
+    state
+        .key_usage
+        .record(&state.admission, &agency.id, &key.id, now);
     let valid_until = match (found.valid_until, key.expires_at) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

@@ -26,14 +26,17 @@ pub struct Authorized {
     pub account: Option<AccountId>,
     pub(super) permission: Option<(PermissionIndex, &'static str)>,
     pub(super) checked: bool,
+    /// The scope of `agency`, minted by the gate once the caller passed its tenant check.
+    pub(super) scope: TenantScope,
     /// Request facts.
     pub meta: RequestMeta,
 }
 
 impl Authorized {
-    /// For routes any authenticated caller may use: no permission, no tenant scope.
-    pub fn for_caller(caller: Arc<Caller>, meta: RequestMeta) -> Self {
+    /// For routes any authenticated caller may use: no permission, the caller's own agency.
+    pub fn for_caller(state: &Services, caller: Arc<Caller>, meta: RequestMeta) -> Self {
         Self {
+            scope: state.admission.admit(caller.agency.clone()),
             agency: caller.agency.clone(),
             caller,
             account: None,
@@ -50,14 +53,14 @@ impl Authorized {
                 "route declared a body target but read the path scope",
             ));
         }
-        Ok(TenantScope::authenticated(self.agency.clone()))
+        Ok(self.scope.clone())
     }
 
     /// The tenant scope once the tenant gate has passed, before the permission is checked at
     /// a target read from the store (a binding's or key's account). Use it only to load what
     /// that decision needs; act only with the scope `require_at` returns.
     pub fn gate_scope(&self) -> TenantScope {
-        TenantScope::authenticated(self.agency.clone())
+        self.scope.clone()
     }
 
     /// Checks the route's permission at `account` (or the whole agency) and returns the scope.
@@ -91,7 +94,7 @@ impl Authorized {
         )
         .await?;
         if d.allowed {
-            return Ok(TenantScope::authenticated(self.agency.clone()));
+            return Ok(self.scope.clone());
         }
         Err(deny(
             state,

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 use tessera_core::{AccountId, AgencyId, Reason};
-use tessera_store::{Outcome, TenantScope};
+use tessera_store::Outcome;
 
 use super::error::AuthzError;
 use crate::audit::record::{attribute, audit_record};
@@ -70,7 +70,7 @@ pub async fn deny(
     );
     if let Err(e) = state
         .store
-        .append_audit(&TenantScope::authenticated(chain), &record)
+        .append_audit(&state.admission.admit(chain), &record)
         .await
     {
         tracing::warn!(error = %e, "could not audit a denied request");
@@ -101,7 +101,7 @@ pub(super) async fn audit_in(
     );
     state
         .store
-        .append_audit(&TenantScope::authenticated(agency.clone()), &record)
+        .append_audit(&state.admission.admit(agency.clone()), &record)
         .await?;
     Ok(())
 }

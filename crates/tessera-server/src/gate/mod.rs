@@ -4,6 +4,7 @@
 //! INVARIANT (I1): a `TenantScope` is only built here, for an agency the caller was authorized
 //! in; another tenant's agency answers the same 404 as a missing one. (I3) deny by default.
 
+pub mod admission;
 pub mod authorized;
 pub mod decide;
 pub mod deny;
@@ -18,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 
 use serde_json::json;
 use tessera_core::{AccountId, AgencyId, PermissionIndex, Reason};
-use tessera_store::{Outcome, TenantScope};
+use tessera_store::Outcome;
 
 use crate::audit::record::{attribute, audit_record};
 use crate::caller::RequestMeta;
@@ -192,7 +193,7 @@ async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), 
         );
         g.app
             .audit
-            .append(TenantScope::authenticated(agency.clone()), record)
+            .append(g.app.admission.admit(agency.clone()), record)
             .await?;
     }
     parts.extensions.insert(Authorized {
@@ -201,6 +202,7 @@ async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), 
         account,
         permission: Some((g.index, g.permission)),
         checked: g.target == TargetFrom::Path,
+        scope: g.app.admission.admit(agency.clone()),
         meta,
     });
     Ok((Request::from_parts(parts, body), agency))

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tessera_core::Catalog;
-use tessera_store::Store;
+use tessera_store::Connected;
 
 use crate::clock::Clock;
 use crate::net::HttpSettings;
@@ -32,7 +32,7 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Builds the state from its parts; the pepper is derived from the master key.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Connected,
         catalog: Catalog,
         master_key: &tessera_token::MasterKey,
         clock: Arc<dyn Clock>,
@@ -42,7 +42,7 @@ impl AppState {
 
     /// The same, with engine settings.
     pub fn with_engine(
-        store: Arc<dyn Store>,
+        store: Connected,
         catalog: Catalog,
         master_key: &tessera_token::MasterKey,
         clock: Arc<dyn Clock>,

@@ -88,7 +88,8 @@ pub async fn find(state: &Services, id: &str) -> Result<Option<Arc<ClientRecord>
     }) {
         return Ok((hit.app.deleted_at.is_none()).then_some(hit));
     }
-    let Some(found) = state.store.find_client(&app_id).await? else {
+    // Before authentication: the store's scope for the row is not needed by the cache.
+    let Some((found, _)) = state.store.find_client(&app_id).await? else {
         return Ok(None);
     };
     // Read the generation after the record: a change committed in between moves it and the
@@ -175,7 +176,15 @@ pub async fn installations(
             return Ok(hit);
         }
     }
-    let list = Arc::new(state.store.client_installations(app).await?);
+    // The cache keeps the rows; each use checks its agency's current state.
+    let list: Vec<Installation> = state
+        .store
+        .client_installations(app)
+        .await?
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    let list = Arc::new(list);
     if let Ok(mut c) = cache.installations.write() {
         if c.len() >= MAX_CLIENTS {
             c.clear();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tessera_core::{AccountId, AgencyId, PrincipalId, UserId};
-use tessera_store::{Status, StoreError, TenantScope};
+use tessera_store::{Status, StoreError};
 use tessera_token::{AccessClaims, Validation};
 
 use super::cache::Verified;
@@ -162,7 +162,7 @@ pub async fn check_access_token(
             return Ok(Err(Inactive::Revoked("installation")));
         }
     }
-    let scope = TenantScope::authenticated(agency.clone());
+    let scope = state.admission.admit(agency.clone());
     if let Ok(user) = claims.sub.parse::<UserId>() {
         match state.store.get_user(&scope, &user).await {
             Ok(u) if u.status == Status::Active => {}

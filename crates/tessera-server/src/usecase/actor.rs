@@ -21,18 +21,22 @@ pub struct Operator {
     pub reason: Option<String>,
     /// The command, for the audit trail (`tessera policies delete`).
     pub via: &'static str,
+    /// The agency's scope: the console holds the database's own mint.
+    scope: TenantScope,
 }
 
 impl Operator {
     /// The operator acting in `agency` through the command `via`; 404 if there is no such agency.
     pub async fn in_agency(
         store: &dyn Store,
+        admission: &crate::gate::admission::Admission,
         agency: AgencyId,
         via: &'static str,
         reason: Option<String>,
     ) -> Result<Self, ApiError> {
         store.get_agency(&agency).await?;
         Ok(Self {
+            scope: admission.admit(agency.clone()),
             agency,
             reason,
             via,
@@ -54,7 +58,7 @@ impl Actor<'_> {
     pub fn scope(&self) -> Result<TenantScope, ApiError> {
         match self {
             Actor::Caller(auth) => Ok(auth.scope()?),
-            Actor::Operator(op) => Ok(TenantScope::authenticated(op.agency.clone())),
+            Actor::Operator(op) => Ok(op.scope.clone()),
         }
     }
 
@@ -117,10 +121,14 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
-    #[test]
-    fn an_operator_acts_in_its_agency_and_is_audited_as_break_glass() {
+    #[tokio::test]
+    async fn an_operator_acts_in_its_agency_and_is_audited_as_break_glass() {
+        let (connected, _dir) = tessera_store::testing::sqlite_store().await;
+        let admission = crate::gate::admission::Admission::new(connected.mint);
+        let agency = AgencyId::generate();
         let op = Operator {
-            agency: AgencyId::generate(),
+            scope: admission.admit(agency.clone()),
+            agency,
             reason: Some("owner locked out".into()),
             via: "tessera policies delete",
         };

@@ -43,7 +43,7 @@ pub async fn install(
         )
     };
     let app = match s.store.find_client(&input.app).await? {
-        Some(c) if c.app.deleted_at.is_none() => c.app,
+        Some((c, _)) if c.app.deleted_at.is_none() => c.app,
         _ => return Err(missing_app()),
     };
     // Another agency's private app is as invisible as a missing one (I1).

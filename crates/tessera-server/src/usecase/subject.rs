@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use tessera_core::{AccountId, AgencyId, PrincipalId};
-use tessera_store::{Status, StoreError, TenantScope};
+use tessera_store::{Status, StoreError};
 
 use crate::authn::key_grant;
 use crate::caller::Caller;
@@ -69,7 +69,8 @@ pub async fn resolve(
     if let Some(hit) = Engine::cached_subject(&entry, p.as_str(), now) {
         return Ok(hit.caller.clone());
     }
-    let scope = TenantScope::authenticated(agency.clone());
+    // The gate let the caller ask about principals of `agency`.
+    let scope = s.admission.admit(agency.clone());
     let mut valid_until = None;
     let resolved = match p {
         PrincipalId::User(u) => match s.store.get_user(&scope, u).await {

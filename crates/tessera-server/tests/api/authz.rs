@@ -540,7 +540,7 @@ async fn another_node_sees_writes_through_the_change_feed() {
     let t = TestApp::sqlite().await;
     let a = t.agency("Feed").await;
     let node2 = tessera_server::http::state::AppState::new(
-        t.state.store.clone(),
+        t.connect_again().await,
         tessera_core::Catalog::default_catalog().unwrap(),
         &tessera_token::MasterKey::from_bytes([7; 32]),
         t.clock.clone(),

@@ -62,6 +62,20 @@ fn rs256_fixture(master: &tessera_token::MasterKey) -> &'static tessera_token::K
 }
 
 impl TestApp {
+    /// A second connection to this app's SQLite database (another node's), with its own mint.
+    pub async fn connect_again(&self) -> tessera_store::Connected {
+        let url = format!(
+            "sqlite://{}",
+            self._dir
+                .path()
+                .join(tessera_store::testing::SQLITE_DB_FILE)
+                .display()
+        );
+        tessera_store::connect(&url)
+            .await
+            .expect("second connection")
+    }
+
     pub async fn sqlite() -> Self {
         let (store, dir) = tessera_store::testing::sqlite_store().await;
         Self::with_store(store, dir, None).await
@@ -101,7 +115,7 @@ impl TestApp {
     }
 
     async fn with_store(
-        store: Arc<dyn tessera_store::Store>,
+        store: tessera_store::Connected,
         dir: TempDirGuard,
         pg: Option<PgTestDb>,
     ) -> Self {
@@ -109,7 +123,7 @@ impl TestApp {
     }
 
     async fn build(
-        store: Arc<dyn tessera_store::Store>,
+        store: tessera_store::Connected,
         dir: TempDirGuard,
         pg: Option<PgTestDb>,
         now_ms: i64,

@@ -246,7 +246,7 @@ async fn first_start_writes_only_private_files() {
     let config = tessera_server::config::Config::resolve(&args).unwrap();
     let (master, created, store) = tessera_server::cli::open_data(&config).await.unwrap();
     assert!(created);
-    store.migrate().await.unwrap();
+    store.store.migrate().await.unwrap();
 
     let state = tessera_server::http::state::AppState::new(
         store,
@@ -429,10 +429,10 @@ fn the_binary_bootstraps_once_and_documents_its_options() {
 #[tokio::test]
 async fn policies_are_listed_and_deleted_offline() {
     use tessera_core::{AgencyId, EventId, PolicyId};
-    use tessera_store::{Agency, AuditRecord, Outcome, Policy, Status, TenantScope};
+    use tessera_store::{Agency, AuditRecord, Outcome, Policy, Status};
     let dir = tessera_store::testing::TempDirGuard::new("tessera-cli-policies").unwrap();
     let url = format!("sqlite://{}", dir.path().join("tessera.db").display());
-    let store = tessera_store::connect(&url).await.unwrap();
+    let tessera_store::Connected { store, mint } = tessera_store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     let now = 1_800_000_000_000;
     let record = |action: &str| AuditRecord {
@@ -460,7 +460,7 @@ async fn policies_are_listed_and_deleted_offline() {
         .create_agency(&agency, &record("agency.create"))
         .await
         .unwrap();
-    let scope = TenantScope::authenticated(agency.id.clone());
+    let scope = mint.admit(agency.id.clone());
     let policy = Policy {
         id: PolicyId::generate(),
         agency_id: agency.id.clone(),
@@ -521,7 +521,7 @@ async fn policies_are_listed_and_deleted_offline() {
         !ok && format!("{out3}{err}").contains("no agency"),
         "{out3}{err}"
     );
-    let store = tessera_store::connect(&url).await.unwrap();
+    let store = tessera_store::connect(&url).await.unwrap().store;
     let events = store
         .list_audit(
             &scope,

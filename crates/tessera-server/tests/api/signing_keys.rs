@@ -195,6 +195,7 @@ async fn private_keys_open_only_with_the_master_key() {
         t.state.store.clone(),
         &tessera_token::MasterKey::from_bytes([9; 32]),
         tessera_token::RotationPolicy::default(),
+        t.state.admission.clone(),
     );
     assert!(
         other.reload().await.is_err(),

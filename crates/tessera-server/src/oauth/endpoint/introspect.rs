@@ -110,7 +110,7 @@ async fn introspect_refresh(
 ) -> Result<Response, OAuthError> {
     let now = state.clock.now();
     let hash = state.pepper.hash(token.as_bytes());
-    let Some((rt, grant)) = state.store.find_refresh_token(hash.as_bytes()).await? else {
+    let Some((rt, grant, _)) = state.store.find_refresh_token(hash.as_bytes()).await? else {
         return Ok(inactive());
     };
     let installed = match &grant.installation {

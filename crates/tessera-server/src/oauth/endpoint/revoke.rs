@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tessera_core::AgencyId;
-use tessera_store::{Outcome, TenantScope};
+use tessera_store::Outcome;
 
 use super::asker::{asker, Asker};
 use super::params::{self, Params};
@@ -55,7 +55,7 @@ async fn run_revoke(
     };
     if token.starts_with(REFRESH_PREFIX) {
         let hash = state.pepper.hash(token.as_bytes());
-        let Some((_, grant)) = state.store.find_refresh_token(hash.as_bytes()).await? else {
+        let Some((_, grant, scope)) = state.store.find_refresh_token(hash.as_bytes()).await? else {
             return Ok(());
         };
         let account = grant.account.as_ref().map(|a| a.to_string());
@@ -77,7 +77,6 @@ async fn run_revoke(
             Outcome::Success,
             json!({ "token_type": "refresh_token", "grant": grant.id }),
         );
-        let scope = TenantScope::authenticated(grant.agency_id.clone());
         state
             .store
             .revoke_grant(&scope, &grant.id, now, &audit)
@@ -114,7 +113,7 @@ async fn run_revoke(
         state
             .store
             .revoke_access_token(
-                &TenantScope::authenticated(agency.clone()),
+                &state.admission.admit(agency.clone()),
                 &claims.jti,
                 claims.exp * 1000,
                 &audit,

@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tessera_core::{AgencyId, UserId};
-use tessera_store::{Status, StoreError, TenantScope};
+use tessera_store::{Status, StoreError};
 
 use crate::http::state::AppState;
 use crate::oauth::error::{no_store, OAuthError, OAuthErrorCode};
@@ -64,7 +64,7 @@ async fn run_userinfo(state: &Services, headers: &HeaderMap) -> Result<Value, OA
         .map_err(|_| OAuthError::invalid_token("malformed tenant"))?;
     let user = match state
         .store
-        .get_user(&TenantScope::authenticated(agency), &user_id)
+        .get_user(&state.admission.admit(agency), &user_id)
         .await
     {
         Ok(u) if u.status == Status::Active => u,

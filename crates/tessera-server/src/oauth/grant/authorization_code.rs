@@ -7,7 +7,7 @@
 //! issued (RFC 6749 §4.1.2) and is audited even when the first failed.
 
 use serde_json::json;
-use tessera_store::{CodeRedemption, Grant, Outcome, StoreError, TenantScope};
+use tessera_store::{CodeRedemption, Grant, Outcome, StoreError};
 
 use super::user_tokens::{grant_access, grant_user, new_refresh, user_tokens, UserTokens};
 use super::{GrantError, TokenResponse};
@@ -42,11 +42,11 @@ pub async fn redeem(
     let client = req.client;
     let now = state.clock.now();
     let hash = state.pepper.hash(req.code.as_bytes());
-    let c = match state.store.redeem_code(hash.as_bytes(), now).await? {
+    // A lookup before authentication: the store derives the code's scope from its row.
+    let (c, scope) = match state.store.redeem_code(hash.as_bytes(), now).await? {
         None => return Err(GrantError::InvalidGrant("the code is invalid".into())),
-        Some(CodeRedemption::Replayed(c)) => {
+        Some((CodeRedemption::Replayed(c), scope)) => {
             // RFC 6749 §4.1.2: a code used twice revokes what it issued.
-            let scope = TenantScope::authenticated(c.agency_id.clone());
             let audit = record(
                 state,
                 meta,
@@ -72,7 +72,7 @@ pub async fn redeem(
                 "the code was already used; any tokens it issued are revoked".into(),
             ));
         }
-        Some(CodeRedemption::Fresh(c)) => c,
+        Some((CodeRedemption::Fresh(c), scope)) => (c, scope),
     };
     if c.client_id != *client.id() {
         return Err(GrantError::InvalidGrant(
@@ -95,7 +95,6 @@ pub async fn redeem(
             "the PKCE code_verifier does not match the code_challenge".into(),
         ));
     }
-    let scope = TenantScope::authenticated(c.agency_id.clone());
     let scopes = split_scopes(&c.scope);
     let grant = Grant {
         id: c.grant_id.clone(),

@@ -7,10 +7,11 @@
 //! list was cached is seen in its agency's current state and refused.
 
 use serde_json::json;
-use tessera_store::{Installation, Outcome, TenantScope};
+use tessera_store::{Installation, Outcome};
 
 use super::{GrantError, TokenResponse};
 use crate::audit::record::audit_event as record;
+use crate::audit::writer::Issue;
 use crate::caller::RequestMeta;
 use crate::oauth::client::{self, AuthMethod, Client};
 use crate::oauth::issue::{self, AccessSpec};
@@ -95,11 +96,16 @@ pub async fn issue_token(
         "token.issue",
         Some(ins.id.as_str()),
         Outcome::Success,
-        json!({ "grant_type": "client_credentials", "scope": requested.join(" "), "jti": issued.jti }),
+        json!({ "grant_type": "client_credentials" }),
     );
+    let issue = Issue {
+        record: audit,
+        scope: requested.join(" "),
+        jti: issued.jti.clone(),
+    };
     state
         .audit
-        .append(TenantScope::authenticated(ins.agency_id.clone()), audit)
+        .append_issue(state.admission.admit(ins.agency_id.clone()), issue)
         .await?;
     Ok(TokenResponse::bearer(
         issued.token,

@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 use tessera_core::{AccountId, CredentialCap, PrincipalId, UserId};
-use tessera_store::{Outcome, Status, StoreError, TenantScope};
+use tessera_store::{Outcome, Status, StoreError};
 use tessera_token::Actor;
 
 use super::exchanged::{exchanged, remaining, ExchangeRequest, Exchanged};
@@ -69,7 +69,7 @@ pub(super) async fn impersonate(
         GrantError::InvalidTarget("`requested_subject` must be a user id (usr_…)".into())
     })?;
     let agency = caller.agency.clone();
-    let scope = TenantScope::authenticated(agency.clone());
+    let scope = state.admission.admit(agency.clone());
     // Another agency's user is the same unknown target as a missing one (I1).
     let user = match state.store.get_user(&scope, &target).await {
         Ok(u) if u.status == Status::Active => u,

@@ -5,7 +5,7 @@
 //! nothing (a client's own retry); after it, its whole family (grant) is revoked.
 
 use serde_json::json;
-use tessera_store::{Outcome, RefreshUse, TenantScope};
+use tessera_store::{Outcome, RefreshUse};
 
 use super::user_tokens::{grant_access, grant_user, new_refresh, user_tokens, UserTokens};
 use super::{GrantError, TokenResponse};
@@ -37,7 +37,8 @@ pub async fn refresh(
     let hash = state.pepper.hash(req.refresh_token.as_bytes());
     let invalid =
         || GrantError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
-    let Some((rt, grant)) = state.store.find_refresh_token(hash.as_bytes()).await? else {
+    // A lookup before authentication: the store derives the token's scope from its row.
+    let Some((rt, grant, scope)) = state.store.find_refresh_token(hash.as_bytes()).await? else {
         return Err(invalid());
     };
     // Bound to its client (RFC 6749 §6, RFC 9700 §4.14.2).
@@ -61,7 +62,6 @@ pub async fn refresh(
             asked
         }
     };
-    let scope = TenantScope::authenticated(grant.agency_id.clone());
     let user = grant_user(state, &grant).await?;
     let (new_token, new_row) = new_refresh(state, &grant.id, grant.expires_at);
     let audit = record(

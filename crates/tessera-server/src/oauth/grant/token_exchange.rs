@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tessera_core::AccountId;
-use tessera_store::{Outcome, StoreError, TenantScope};
+use tessera_store::{Outcome, StoreError};
 
 use super::exchanged::{exchanged, remaining, ExchangeRequest, Exchanged};
 use super::{GrantError, TokenResponse};
@@ -101,7 +101,7 @@ pub async fn exchange(
             );
             state
                 .audit
-                .append(TenantScope::authenticated(caller.agency.clone()), audit)
+                .append(state.admission.admit(caller.agency.clone()), audit)
                 .await?;
             return Err(GrantError::InvalidGrant(
                 "the subject token was issued to another client: only its own client may exchange it".into(),
@@ -159,7 +159,7 @@ async fn downscope(
         }
         (Some(have), _) => Some(have.clone()),
         (None, Some(want)) => {
-            let scope = TenantScope::authenticated(caller.agency.clone());
+            let scope = state.admission.admit(caller.agency.clone());
             match state.store.get_account(&scope, &want).await {
                 Ok(_) => Some(want),
                 Err(StoreError::NotFound) => {
@@ -215,7 +215,7 @@ async fn downscope(
     );
     state
         .audit
-        .append(TenantScope::authenticated(caller.agency.clone()), audit)
+        .append(state.admission.admit(caller.agency.clone()), audit)
         .await?;
     Ok(exchanged(issued.token, issued.expires_in, &scopes))
 }

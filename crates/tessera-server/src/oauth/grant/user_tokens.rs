@@ -5,7 +5,7 @@
 //! INVARIANT: a user's grant issues nothing once the user is disabled or deleted or the
 //! installation it acts through is removed; a refresh token never outlives its family.
 
-use tessera_store::{Grant, NewRefreshToken, Status, StoreError, TenantScope, User};
+use tessera_store::{Grant, NewRefreshToken, Status, StoreError, User};
 use tessera_token::SecretString;
 
 use super::{GrantError, TokenResponse};
@@ -21,7 +21,7 @@ pub(super) async fn grant_user(state: &Services, grant: &Grant) -> Result<User, 
         .subject
         .parse()
         .map_err(|_| GrantError::Internal("a grant has a malformed subject".into()))?;
-    let scope = TenantScope::authenticated(grant.agency_id.clone());
+    let scope = state.admission.admit(grant.agency_id.clone());
     let user = match state.store.get_user(&scope, &user_id).await {
         Ok(u) if u.status == Status::Active => u,
         Ok(_) | Err(StoreError::NotFound) => {

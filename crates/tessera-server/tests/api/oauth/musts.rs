@@ -94,11 +94,7 @@ async fn install_agency_wide(app: &TestApp, f: &Fixture, scopes: &[&str]) -> Str
     );
     app.state
         .store
-        .create_installation(
-            &tessera_store::TenantScope::authenticated(agency.clone()),
-            &ins,
-            &audit,
-        )
+        .create_installation(&app.state.admission.admit(agency.clone()), &ins, &audit)
         .await
         .unwrap();
     app.state.engine.invalidate(&agency);

@@ -8,7 +8,7 @@
 use axum::http::StatusCode;
 use serde_json::json;
 use tessera_core::{AccountId, EventId};
-use tessera_store::{AppKind, AuthCode, Outcome, TenantScope, User};
+use tessera_store::{AppKind, AuthCode, Outcome, User};
 
 use super::flow::{AuthRequest, Choice, Failure, Flow, Step, FORCED_SIGN_IN_CONSENT_WINDOW_MS};
 use crate::audit::record::audit_event as record;
@@ -42,7 +42,7 @@ impl Flow<'_> {
         let list = client::installations(self.state, &app.id, true)
             .await
             .map_err(|_| unavailable())?;
-        let scope = TenantScope::authenticated(user.agency_id.clone());
+        let scope = self.state.admission.admit(user.agency_id.clone());
         let mut out = Vec::new();
         for ins in list.iter().filter(|i| i.agency_id == user.agency_id) {
             let name = match &ins.account {
@@ -264,7 +264,7 @@ impl Flow<'_> {
             expires_at: now.saturating_add(millis(self.state.oauth.settings.code_ttl)),
             consumed_at: None,
         };
-        let scope = TenantScope::authenticated(user.agency_id.clone());
+        let scope = self.state.admission.admit(user.agency_id.clone());
         let unavailable = |_| {
             Failure::Page(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::json;
 use tessera_core::{AgencyId, UserId};
-use tessera_store::{AppKind, Outcome, Status, TenantScope, User};
+use tessera_store::{AppKind, Outcome, Status, User};
 
 use super::flow::{
     AuthRequest, Failure, Flow, Session, Step, MAX_SIGN_IN_CANDIDATES, SAME_MESSAGE, SESSION_COOKIE,
@@ -44,7 +44,7 @@ impl Flow<'_> {
         match self
             .state
             .store
-            .get_user(&TenantScope::authenticated(agency), &user)
+            .get_user(&self.state.admission.admit(agency), &user)
             .await
         {
             Ok(u) if u.status == Status::Active => Ok(Some(u)),
@@ -163,6 +163,7 @@ impl Flow<'_> {
             .unwrap_or_default();
         let mut candidates: Vec<_> = candidates
             .into_iter()
+            .map(|(c, _scope)| c)
             .filter(|c| c.user.status == Status::Active)
             .filter(|c| app.kind != AppKind::Private || c.user.agency_id == app.agency_id)
             .filter_map(|c| c.password_hash.map(|h| (c.user, h)))
@@ -220,7 +221,7 @@ impl Flow<'_> {
         );
         self.state
             .store
-            .append_audit(&TenantScope::authenticated(user.agency_id.clone()), &audit)
+            .append_audit(&self.state.admission.admit(user.agency_id.clone()), &audit)
             .await
             .map_err(|_| unavailable())?;
         let session = Session {
