@@ -7,6 +7,7 @@
 //! retired key stays published until every token it signed has expired; a private key is never
 //! in the store in the clear and is destroyed when its key retires.
 
+use crate::audit::action::AuditAction;
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
@@ -230,7 +231,7 @@ impl Keys {
             at: now.saturating_mul(1000),
             actor: "system".into(),
             on_behalf_of: None,
-            action: format!("signing_key.{}", step_name(t)),
+            action: step_action(t).into(),
             target: kid,
             outcome: tessera_store::Outcome::Success,
             request_id: "key-rotation".into(),
@@ -344,11 +345,17 @@ impl Keys {
 }
 
 fn step_name(t: &Transition) -> &'static str {
+    let action = step_action(t).as_str();
+    action.strip_prefix("signing_key.").unwrap_or(action)
+}
+
+/// The audit event of a rotation step.
+fn step_action(t: &Transition) -> AuditAction {
     match t {
-        Transition::Create { .. } => "create",
-        Transition::Activate { .. } => "activate",
-        Transition::BeginRetiring { .. } => "begin_retiring",
-        Transition::Retire { .. } => "retire",
-        Transition::Drop { .. } => "drop",
+        Transition::Create { .. } => AuditAction::SigningKeyCreate,
+        Transition::Activate { .. } => AuditAction::SigningKeyActivate,
+        Transition::BeginRetiring { .. } => AuditAction::SigningKeyBeginRetiring,
+        Transition::Retire { .. } => AuditAction::SigningKeyRetire,
+        Transition::Drop { .. } => AuditAction::SigningKeyDrop,
     }
 }

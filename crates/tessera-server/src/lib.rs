@@ -35,6 +35,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
+use crate::audit::action::AuditAction;
 use crate::error::{ApiError, ErrorCode};
 use crate::gate::{GuardState, TargetFrom};
 use crate::http::routes::Access;
@@ -240,7 +241,7 @@ async fn authenticated_only(
                         &s,
                         &caller.principal,
                         &meta,
-                        "impersonation.request",
+                        AuditAction::ImpersonationRequest,
                         Some(caller.agency.as_str()),
                         tessera_store::Outcome::Success,
                         detail,

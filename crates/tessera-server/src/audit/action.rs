@@ -206,6 +206,12 @@ impl AuditAction {
     }
 }
 
+impl From<AuditAction> for String {
+    fn from(a: AuditAction) -> Self {
+        a.as_str().to_owned()
+    }
+}
+
 impl fmt::Display for AuditAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -4,6 +4,7 @@
 use tessera_core::{EventId, PrincipalId};
 use tessera_store::{AuditRecord, Outcome};
 
+use super::action::AuditAction;
 use crate::caller::{Caller, RequestMeta};
 use crate::services::Services;
 
@@ -12,7 +13,7 @@ pub fn audit_record(
     state: &Services,
     actor: &PrincipalId,
     meta: &RequestMeta,
-    action: &str,
+    action: AuditAction,
     target: Option<&str>,
     outcome: Outcome,
     detail: serde_json::Value,
@@ -36,7 +37,7 @@ pub fn audit_event(
     meta: &RequestMeta,
     actor: &str,
     on_behalf_of: Option<&str>,
-    action: &str,
+    action: AuditAction,
     target: Option<&str>,
     outcome: Outcome,
     detail: serde_json::Value,
@@ -47,7 +48,7 @@ pub fn audit_event(
         at: now,
         actor: actor.to_owned(),
         on_behalf_of: on_behalf_of.map(str::to_owned),
-        action: action.to_owned(),
+        action: action.into(),
         target: target.map(str::to_owned),
         outcome,
         request_id: meta.request_id.clone(),

@@ -11,6 +11,7 @@ use tessera_store::{AuditRecord, Outcome, TenantScope};
 use super::decide::{decide, effective_of, request_context};
 use super::deny::deny;
 use super::error::AuthzError;
+use crate::audit::action::AuditAction;
 use crate::audit::record::{attribute, audit_record};
 use crate::caller::{Caller, RequestMeta};
 use crate::services::Services;
@@ -121,7 +122,7 @@ impl Authorized {
     pub async fn deny_missing(
         &self,
         state: &Services,
-        action: &str,
+        action: AuditAction,
         missing: Vec<String>,
     ) -> AuthzError {
         let message = format!(
@@ -136,20 +137,19 @@ impl Authorized {
     pub async fn refuse_missing(
         &self,
         state: &Services,
-        action: &str,
+        action: AuditAction,
         target: Option<&str>,
         missing: Vec<String>,
         message: String,
     ) -> AuthzError {
-        let detail =
-            json!({ "missing_permissions": missing, "attempted": action, "target": target });
+        let detail = json!({ "missing_permissions": missing, "attempted": action.as_str(), "target": target });
         let record = attribute(
             &self.caller,
             audit_record(
                 state,
                 &self.caller.principal,
                 &self.meta,
-                "authz.denied",
+                AuditAction::AuthzDenied,
                 Some(target.unwrap_or(self.agency.as_str())),
                 Outcome::Denied,
                 detail,
@@ -165,7 +165,7 @@ impl Authorized {
     pub fn audit(
         &self,
         state: &Services,
-        action: &str,
+        action: AuditAction,
         target: Option<&str>,
         detail: serde_json::Value,
     ) -> AuditRecord {

@@ -6,6 +6,7 @@ use tessera_core::{AccountId, AgencyId, Reason};
 use tessera_store::Outcome;
 
 use super::error::AuthzError;
+use crate::audit::action::AuditAction;
 use crate::audit::record::{attribute, audit_record};
 use crate::caller::{Caller, RequestMeta};
 use crate::services::Services;
@@ -62,7 +63,7 @@ pub async fn deny(
             state,
             &caller.principal,
             meta,
-            "authz.denied",
+            AuditAction::AuthzDenied,
             Some(agency.as_str()),
             Outcome::Denied,
             detail,
@@ -84,7 +85,7 @@ pub(super) async fn audit_in(
     caller: &Caller,
     meta: &RequestMeta,
     agency: &AgencyId,
-    action: &str,
+    action: AuditAction,
     detail: Value,
 ) -> Result<(), AuthzError> {
     let record = attribute(

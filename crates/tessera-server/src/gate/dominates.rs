@@ -9,6 +9,7 @@ use tessera_store::{ApiKey, TenantScope};
 use super::authorized::Authorized;
 use super::decide::{effective_of, evaluate_policies, request_context};
 use super::error::AuthzError;
+use crate::audit::action::AuditAction;
 use crate::authn::key_grant;
 use crate::services::Services;
 
@@ -83,7 +84,7 @@ impl Authorized {
         &self,
         state: &Services,
         target: &Target,
-        action: &str,
+        action: AuditAction,
     ) -> Result<(), AuthzError> {
         // Oneself, with a credential that is not narrowed (no scopes, no account, no
         // impersonation): nothing to gain. A narrowed credential (a token holding only

@@ -21,6 +21,7 @@ use serde_json::json;
 use tessera_core::{AccountId, AgencyId, PermissionIndex, Reason};
 use tessera_store::Outcome;
 
+use crate::audit::action::AuditAction;
 use crate::audit::record::{attribute, audit_record};
 use crate::caller::RequestMeta;
 use crate::error::{ApiError, ErrorCode};
@@ -155,7 +156,7 @@ async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), 
                 &caller,
                 &meta,
                 &agency,
-                "platform.break_glass",
+                AuditAction::PlatformBreakGlass,
                 detail,
             )
             .await?;
@@ -170,7 +171,7 @@ async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), 
                 &caller,
                 &meta,
                 &agency,
-                "platform.cross_tenant_read",
+                AuditAction::PlatformCrossTenantRead,
                 detail,
             )
             .await?;
@@ -185,7 +186,7 @@ async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), 
                 &g.app,
                 &caller.principal,
                 &meta,
-                "impersonation.request",
+                AuditAction::ImpersonationRequest,
                 Some(agency.as_str()),
                 Outcome::Success,
                 detail,

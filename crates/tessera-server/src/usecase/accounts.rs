@@ -9,6 +9,7 @@ use tessera_core::AccountId;
 use tessera_store::{Account, Page, PageRequest, Store};
 
 use super::validate;
+use crate::audit::action::AuditAction;
 use crate::error::ApiError;
 use crate::gate::authorized::Authorized;
 use crate::services::Services;
@@ -55,7 +56,7 @@ pub async fn create(
     };
     let audit = auth.audit(
         s,
-        "account.create",
+        AuditAction::AccountCreate,
         Some(account.id.as_str()),
         json!({ "name": account.name }),
     );
@@ -87,7 +88,7 @@ pub async fn update(
     let name = validate::name("name", &input.name)?;
     let audit = auth.audit(
         s,
-        "account.update",
+        AuditAction::AccountUpdate,
         Some(id.as_str()),
         json!({ "name": name }),
     );
@@ -99,7 +100,7 @@ pub async fn update(
 /// Deletes the account acted on, its bindings and its keys. Route: `accounts.delete` on it.
 pub async fn remove(s: &Services, auth: &Authorized) -> Result<(), ApiError> {
     let id = account_of(auth)?;
-    let audit = auth.audit(s, "account.delete", Some(id.as_str()), json!({}));
+    let audit = auth.audit(s, AuditAction::AccountDelete, Some(id.as_str()), json!({}));
     s.store
         .delete_account(&auth.scope()?, id, s.clock.now(), &audit)
         .await?;

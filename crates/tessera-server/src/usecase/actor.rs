@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use tessera_core::{AgencyId, EventId};
 use tessera_store::{AuditRecord, Outcome, Store, TenantScope};
 
+use crate::audit::action::AuditAction;
 use crate::audit::record::attribute;
 use crate::clock::Clock;
 use crate::error::ApiError;
@@ -67,7 +68,7 @@ impl Actor<'_> {
     pub fn audit(
         &self,
         clock: &dyn Clock,
-        action: &str,
+        action: AuditAction,
         target: Option<&str>,
         detail: Value,
     ) -> AuditRecord {
@@ -81,7 +82,7 @@ impl Actor<'_> {
                     at,
                     actor: auth.caller.principal.as_str().to_owned(),
                     on_behalf_of: None,
-                    action: action.to_owned(),
+                    action: action.into(),
                     target: target.map(str::to_owned),
                     outcome: Outcome::Success,
                     request_id: auth.meta.request_id.clone(),
@@ -103,7 +104,7 @@ impl Actor<'_> {
                     at,
                     actor: "operator:cli".into(),
                     on_behalf_of: None,
-                    action: action.to_owned(),
+                    action: action.into(),
                     target: target.map(str::to_owned),
                     outcome: Outcome::Success,
                     request_id: String::new(),
@@ -136,7 +137,7 @@ mod tests {
         assert!(actor.scope().is_ok());
         let r = actor.audit(
             &ManualClock::new(1_800_000_000_000),
-            "policy.delete",
+            AuditAction::PolicyDelete,
             Some("pol_x"),
             json!({ "kept": 1 }),
         );

@@ -9,6 +9,7 @@ use tessera_core::AgencyId;
 use tessera_store::{Agency, Page, PageRequest, Status, Store};
 
 use super::validate;
+use crate::audit::action::AuditAction;
 use crate::error::{ApiError, ErrorCode};
 use crate::gate::authorized::Authorized;
 use crate::services::Services;
@@ -49,7 +50,7 @@ pub async fn create(
     };
     let audit = auth.audit(
         s,
-        "agency.create",
+        AuditAction::AgencyCreate,
         Some(agency.id.as_str()),
         json!({ "name": agency.name }),
     );
@@ -78,7 +79,7 @@ pub async fn update(
     let name = validate::name("name", &input.name)?;
     let audit = auth.audit(
         s,
-        "agency.update",
+        AuditAction::AgencyUpdate,
         Some(auth.agency.as_str()),
         json!({ "name": name }),
     );
@@ -97,7 +98,12 @@ pub async fn remove(s: &Services, auth: &Authorized) -> Result<(), ApiError> {
             "the platform tenant cannot be deleted",
         ));
     }
-    let audit = auth.audit(s, "agency.delete", Some(auth.agency.as_str()), json!({}));
+    let audit = auth.audit(
+        s,
+        AuditAction::AgencyDelete,
+        Some(auth.agency.as_str()),
+        json!({}),
+    );
     s.store
         .delete_agency(&auth.agency, s.clock.now(), &audit)
         .await?;

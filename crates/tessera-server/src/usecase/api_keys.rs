@@ -12,6 +12,7 @@ use tessera_store::{ApiKey, Page, PageRequest, SecretHashRecord, Store, StoreErr
 use tessera_token::Pepper;
 
 use super::validate;
+use crate::audit::action::AuditAction;
 use crate::error::{ApiError, ErrorCode};
 use crate::gate::authorized::Authorized;
 use crate::gate::dominates::Target;
@@ -160,7 +161,11 @@ pub async fn create(
     let missing = permissions.difference(&auth.effective(s, input.account.as_ref()).await?);
     if !missing.is_empty() {
         return Err(auth
-            .deny_missing(s, "api_key.create", s.catalog.permission_names(&missing))
+            .deny_missing(
+                s,
+                AuditAction::ApiKeyCreate,
+                s.catalog.permission_names(&missing),
+            )
             .await
             .into());
     }
@@ -179,7 +184,7 @@ pub async fn create(
         rotated_at: None,
     };
     let detail = json!({ "name": key.name, "scopes": key.scopes, "account": key.account, "expires_at": key.expires_at });
-    let audit = auth.audit(s, "api_key.create", Some(key.id.as_str()), detail);
+    let audit = auth.audit(s, AuditAction::ApiKeyCreate, Some(key.id.as_str()), detail);
     s.store
         .create_api_key(&scope, &key, &hash, &[], &audit)
         .await?;
@@ -218,11 +223,11 @@ pub async fn get(s: &Services, auth: &Authorized, id: &KeyId) -> Result<ApiKey, 
 /// scope. Further: `require_dominates` the key (I2).
 pub async fn revoke(s: &Services, auth: &Authorized, id: &KeyId) -> Result<(), ApiError> {
     let (key, scope) = load(s, auth, id).await?;
-    auth.require_dominates(s, &Target::key(s, &key), "api_key.revoke")
+    auth.require_dominates(s, &Target::key(s, &key), AuditAction::ApiKeyRevoke)
         .await?;
     let audit = auth.audit(
         s,
-        "api_key.revoke",
+        AuditAction::ApiKeyRevoke,
         Some(key.id.as_str()),
         json!({ "name": key.name }),
     );
@@ -242,7 +247,7 @@ pub async fn rotate(
     grace: Grace,
 ) -> Result<KeyWithSecret, ApiError> {
     let (key, scope) = load(s, auth, id).await?;
-    auth.require_dominates(s, &Target::key(s, &key), "api_key.rotate")
+    auth.require_dominates(s, &Target::key(s, &key), AuditAction::ApiKeyRotate)
         .await?;
     if key.revoked_at.is_some() {
         return Err(ApiError::new(
@@ -254,7 +259,7 @@ pub async fn rotate(
     let (secret, hash) = new_secret(&s.pepper);
     let audit = auth.audit(
         s,
-        "api_key.rotate",
+        AuditAction::ApiKeyRotate,
         Some(key.id.as_str()),
         json!({ "grace_seconds": grace.seconds() }),
     );

@@ -12,6 +12,7 @@ use tessera_store::{App, AppKind, Page, PageRequest, SecretHashRecord, Store};
 
 use super::api_keys::Grace;
 use super::validate;
+use crate::audit::action::AuditAction;
 use crate::error::{ApiError, ErrorCode};
 use crate::gate::authorized::Authorized;
 use crate::oauth::issue::{new_secret, CLIENT_SECRET_PREFIX};
@@ -216,7 +217,7 @@ pub async fn create(
     });
     let audit = auth.audit(
         s,
-        "app.create",
+        AuditAction::AppCreate,
         Some(app.id.as_str()),
         json!({ "name": app.name, "kind": app.kind, "scopes": app.scopes, "redirect_uris": app.redirect_uris, "confidential": app.confidential }),
     );
@@ -255,7 +256,7 @@ async fn require_holds_scopes(
     s: &Services,
     auth: &Authorized,
     app: &App,
-    action: &str,
+    action: AuditAction,
 ) -> Result<(), ApiError> {
     let permissions = s
         .catalog
@@ -289,10 +290,10 @@ async fn require_holds_scopes(
 /// of the app's scopes.
 pub async fn remove(s: &Services, auth: &Authorized, id: &AppId) -> Result<(), ApiError> {
     let app = get(s.store.as_ref(), auth, id).await?;
-    require_holds_scopes(s, auth, &app, "app.delete").await?;
+    require_holds_scopes(s, auth, &app, AuditAction::AppDelete).await?;
     let audit = auth.audit(
         s,
-        "app.delete",
+        AuditAction::AppDelete,
         Some(app.id.as_str()),
         json!({ "name": app.name }),
     );
@@ -312,7 +313,7 @@ pub async fn rotate_secret(
     grace: Grace,
 ) -> Result<AppWithSecret, ApiError> {
     let app = get(s.store.as_ref(), auth, id).await?;
-    require_holds_scopes(s, auth, &app, "app.rotate_secret").await?;
+    require_holds_scopes(s, auth, &app, AuditAction::AppRotateSecret).await?;
     if !app.confidential {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -327,7 +328,7 @@ pub async fn rotate_secret(
     };
     let audit = auth.audit(
         s,
-        "app.rotate_secret",
+        AuditAction::AppRotateSecret,
         Some(app.id.as_str()),
         json!({ "grace_seconds": grace.seconds() }),
     );

@@ -8,6 +8,7 @@ use serde_json::json;
 use tessera_core::{AccountId, BindingId, Level, PrincipalId, RoleId};
 use tessera_store::{Binding, Page, PageRequest, Store, StoreError, TenantScope};
 
+use crate::audit::action::AuditAction;
 use crate::error::{ApiError, ErrorCode};
 use crate::gate::authorized::Authorized;
 use crate::gate::dominates::Target;
@@ -110,7 +111,11 @@ pub async fn create(
     let missing = permissions.difference(&auth.effective(s, input.account.as_ref()).await?);
     if !missing.is_empty() {
         return Err(auth
-            .deny_missing(s, "binding.create", s.catalog.permission_names(&missing))
+            .deny_missing(
+                s,
+                AuditAction::BindingCreate,
+                s.catalog.permission_names(&missing),
+            )
             .await
             .into());
     }
@@ -126,7 +131,12 @@ pub async fn create(
     };
     let detail =
         json!({ "principal": binding.principal, "role": binding.role, "account": binding.account });
-    let audit = auth.audit(s, "binding.create", Some(binding.id.as_str()), detail);
+    let audit = auth.audit(
+        s,
+        AuditAction::BindingCreate,
+        Some(binding.id.as_str()),
+        detail,
+    );
     s.store.create_binding(&scope, &binding, &audit).await?;
     Ok(binding)
 }
@@ -163,10 +173,16 @@ pub async fn get(s: &Services, auth: &Authorized, id: &BindingId) -> Result<Bind
 pub async fn remove(s: &Services, auth: &Authorized, id: &BindingId) -> Result<(), ApiError> {
     let (binding, scope) = load(s, auth, id).await?;
     let target = Target::principal(s, &scope, &binding.principal).await?;
-    auth.require_dominates(s, &target, "binding.delete").await?;
+    auth.require_dominates(s, &target, AuditAction::BindingDelete)
+        .await?;
     let detail =
         json!({ "principal": binding.principal, "role": binding.role, "account": binding.account });
-    let audit = auth.audit(s, "binding.delete", Some(binding.id.as_str()), detail);
+    let audit = auth.audit(
+        s,
+        AuditAction::BindingDelete,
+        Some(binding.id.as_str()),
+        detail,
+    );
     s.store
         .delete_binding(&scope, &binding.id, s.clock.now(), &audit)
         .await?;

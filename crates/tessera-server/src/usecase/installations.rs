@@ -9,6 +9,7 @@ use serde_json::json;
 use tessera_core::{AppId, InstallationId};
 use tessera_store::{AppKind, Installation, Page, PageRequest, Store, StoreError};
 
+use crate::audit::action::AuditAction;
 use crate::error::{ApiError, ErrorCode};
 use crate::gate::authorized::Authorized;
 use crate::services::Services;
@@ -77,7 +78,7 @@ pub async fn install(
         return Err(auth
             .deny_missing(
                 s,
-                "installation.create",
+                AuditAction::InstallationCreate,
                 s.catalog.permission_names(&missing),
             )
             .await
@@ -97,7 +98,7 @@ pub async fn install(
     };
     let audit = auth.audit(
         s,
-        "installation.create",
+        AuditAction::InstallationCreate,
         Some(ins.id.as_str()),
         json!({ "app": app.id.as_str(), "app_name": app.name, "account": ins.account, "scopes": ins.scopes }),
     );
@@ -163,7 +164,7 @@ pub async fn uninstall(
     let ins = get(s.store.as_ref(), auth, id).await?;
     let audit = auth.audit(
         s,
-        "installation.revoke",
+        AuditAction::InstallationRevoke,
         Some(ins.id.as_str()),
         json!({ "app": ins.app_id.as_str(), "account": ins.account }),
     );

@@ -11,6 +11,7 @@ use tessera_store::{
 };
 use tessera_token::{Pepper, SecretString};
 
+use crate::audit::action::AuditAction;
 use crate::clock::Clock;
 
 /// Why the bootstrap failed.
@@ -91,7 +92,7 @@ pub async fn bootstrap(
         at: now,
         actor: "system".into(),
         on_behalf_of: None,
-        action: "platform.bootstrap".into(),
+        action: AuditAction::PlatformBootstrap.into(),
         target: Some(key.id.to_string()),
         outcome: Outcome::Success,
         request_id: "bootstrap".into(),

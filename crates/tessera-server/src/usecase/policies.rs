@@ -11,6 +11,7 @@ use tessera_core::PolicyId;
 use tessera_store::{Page, PageRequest, Policy, Store};
 
 use super::actor::Actor;
+use crate::audit::action::AuditAction;
 use crate::clock::Clock;
 use crate::error::{ApiError, ErrorCode};
 use crate::gate::authorized::Authorized;
@@ -154,7 +155,7 @@ pub async fn create(
     };
     let audit = auth.audit(
         s,
-        "policy.create",
+        AuditAction::PolicyCreate,
         Some(policy.id.as_str()),
         json!({ "policies": count, "cedar": policy.cedar, "allow_self_lockout": input.allow_self_lockout }),
     );
@@ -186,7 +187,12 @@ pub async fn remove(
     actor: Actor<'_>,
     id: &PolicyId,
 ) -> Result<(), ApiError> {
-    let audit = actor.audit(clock, "policy.delete", Some(id.as_str()), json!({}));
+    let audit = actor.audit(
+        clock,
+        AuditAction::PolicyDelete,
+        Some(id.as_str()),
+        json!({}),
+    );
     store
         .delete_policy(&actor.scope()?, id, clock.now(), &audit)
         .await?;

@@ -10,6 +10,7 @@ use tessera_core::{Level, PermissionSet, RoleId};
 use tessera_store::{Page, PageRequest, Role, RolePatch, Store, StoreError, TenantScope};
 
 use super::validate;
+use crate::audit::action::AuditAction;
 use crate::error::{ApiError, ErrorCode};
 use crate::gate::authorized::Authorized;
 use crate::gate::dominates::Target;
@@ -48,7 +49,7 @@ pub struct UpdateRole {
 async fn check_permissions(
     s: &Services,
     auth: &Authorized,
-    action: &str,
+    action: AuditAction,
     names: &[String],
 ) -> Result<Vec<String>, ApiError> {
     let mut names: Vec<String> = names.to_vec();
@@ -89,7 +90,8 @@ async fn check_permissions(
 pub async fn create(s: &Services, auth: &Authorized, input: CreateRole) -> Result<Role, ApiError> {
     let scope = auth.scope()?;
     let name = validate::name("name", &input.name)?;
-    let permissions = check_permissions(s, auth, "role.create", &input.permissions).await?;
+    let permissions =
+        check_permissions(s, auth, AuditAction::RoleCreate, &input.permissions).await?;
     let now = s.clock.now();
     let role = Role {
         id: RoleId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
@@ -103,7 +105,7 @@ pub async fn create(s: &Services, auth: &Authorized, input: CreateRole) -> Resul
     };
     let audit = auth.audit(
         s,
-        "role.create",
+        AuditAction::RoleCreate,
         Some(role.id.as_str()),
         json!({ "name": role.name, "permissions": role.permissions }),
     );
@@ -133,7 +135,7 @@ async fn require_dominates_holders(
     auth: &Authorized,
     scope: &TenantScope,
     id: &RoleId,
-    action: &str,
+    action: AuditAction,
 ) -> Result<(), ApiError> {
     // The agency's index knows every binding: no store scan, whatever the agency's size.
     let entry = s
@@ -164,7 +166,7 @@ pub async fn update(
     let scope = auth.scope()?;
     if input.permissions.is_some() {
         s.store.get_role(&scope, id).await?;
-        require_dominates_holders(s, auth, &scope, id, "role.update").await?;
+        require_dominates_holders(s, auth, &scope, id, AuditAction::RoleUpdate).await?;
     }
     let patch = RolePatch {
         name: input
@@ -176,13 +178,13 @@ pub async fn update(
             .description
             .map(|d| d.trim().chars().take(1000).collect()),
         permissions: match &input.permissions {
-            Some(p) => Some(check_permissions(s, auth, "role.update", p).await?),
+            Some(p) => Some(check_permissions(s, auth, AuditAction::RoleUpdate, p).await?),
             None => None,
         },
     };
     let audit = auth.audit(
         s,
-        "role.update",
+        AuditAction::RoleUpdate,
         Some(id.as_str()),
         json!({ "name": patch.name, "permissions": patch.permissions }),
     );
@@ -203,11 +205,11 @@ pub async fn remove(
     let scope = auth.scope()?;
     if remove_bindings {
         s.store.get_role(&scope, id).await?;
-        require_dominates_holders(s, auth, &scope, id, "role.delete").await?;
+        require_dominates_holders(s, auth, &scope, id, AuditAction::RoleDelete).await?;
     }
     let audit = auth.audit(
         s,
-        "role.delete",
+        AuditAction::RoleDelete,
         Some(id.as_str()),
         json!({ "remove_bindings": remove_bindings }),
     );

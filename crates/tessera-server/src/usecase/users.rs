@@ -9,6 +9,7 @@ use tessera_core::UserId;
 use tessera_store::{NewUser, Page, PageRequest, Status, Store, User, UserPatch};
 
 use super::validate;
+use crate::audit::action::AuditAction;
 use crate::error::{ApiError, ErrorCode};
 use crate::gate::authorized::Authorized;
 use crate::gate::dominates::Target;
@@ -110,7 +111,7 @@ pub async fn create(s: &Services, auth: &Authorized, input: CreateUser) -> Resul
     };
     let audit = auth.audit(
         s,
-        "user.create",
+        AuditAction::UserCreate,
         Some(user.id.as_str()),
         json!({ "email": user.email }),
     );
@@ -143,7 +144,7 @@ pub async fn update(
     let scope = auth.scope()?;
     // Not found first (the same 404 as another tenant's user), then the privilege check.
     s.store.get_user(&scope, id).await?;
-    auth.require_dominates(s, &Target::user(id), "user.update")
+    auth.require_dominates(s, &Target::user(id), AuditAction::UserUpdate)
         .await?;
     let patch = UserPatch {
         email: input.email.as_deref().map(validate::email).transpose()?,
@@ -165,7 +166,7 @@ pub async fn update(
         "email": patch.email, "name": patch.name, "status": patch.status.map(Status::as_str),
         "password_changed": patch.password_hash.is_some(),
     });
-    let audit = auth.audit(s, "user.update", Some(id.as_str()), detail);
+    let audit = auth.audit(s, AuditAction::UserUpdate, Some(id.as_str()), detail);
     Ok(s.store
         .update_user(&scope, id, &patch, s.clock.now(), &audit)
         .await?)
@@ -175,9 +176,9 @@ pub async fn update(
 /// `require_dominates` the user (I2).
 pub async fn remove(s: &Services, auth: &Authorized, id: &UserId) -> Result<(), ApiError> {
     s.store.get_user(&auth.scope()?, id).await?;
-    auth.require_dominates(s, &Target::user(id), "user.delete")
+    auth.require_dominates(s, &Target::user(id), AuditAction::UserDelete)
         .await?;
-    let audit = auth.audit(s, "user.delete", Some(id.as_str()), json!({}));
+    let audit = auth.audit(s, AuditAction::UserDelete, Some(id.as_str()), json!({}));
     s.store
         .delete_user(&auth.scope()?, id, s.clock.now(), &audit)
         .await?;

@@ -14,6 +14,7 @@ use tessera_store::Outcome;
 
 use super::asker::{asker, Asker};
 use super::params::{self, Params};
+use crate::audit::action::AuditAction;
 use crate::audit::record::audit_event as record;
 use crate::caller::RequestMeta;
 use crate::http::state::AppState;
@@ -72,7 +73,7 @@ async fn run_revoke(
             meta,
             &actor,
             Some(&grant.subject),
-            "token.revoke",
+            AuditAction::TokenRevoke,
             Some(&grant.id),
             Outcome::Success,
             json!({ "token_type": "refresh_token", "grant": grant.id }),
@@ -105,7 +106,7 @@ async fn run_revoke(
             meta,
             &actor,
             Some(&claims.sub),
-            "token.revoke",
+            AuditAction::TokenRevoke,
             Some(&claims.jti),
             Outcome::Success,
             json!({ "token_type": "access_token", "jti": claims.jti }),

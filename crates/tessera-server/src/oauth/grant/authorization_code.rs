@@ -11,6 +11,7 @@ use tessera_store::{CodeRedemption, Grant, Outcome, StoreError};
 
 use super::user_tokens::{grant_access, grant_user, new_refresh, user_tokens, UserTokens};
 use super::{GrantError, TokenResponse};
+use crate::audit::action::AuditAction;
 use crate::audit::record::audit_event as record;
 use crate::caller::RequestMeta;
 use crate::oauth::client::Client;
@@ -52,7 +53,7 @@ pub async fn redeem(
                 meta,
                 client.id().as_str(),
                 Some(c.user_id.as_str()),
-                "oauth.code_replayed",
+                AuditAction::OauthCodeReplayed,
                 Some(&c.grant_id),
                 Outcome::Denied,
                 json!({ "client_id": client.id().as_str(), "grant": c.grant_id }),
@@ -118,7 +119,7 @@ pub async fn redeem(
         meta,
         user.id.as_str(),
         None,
-        "token.issue",
+        AuditAction::TokenIssue,
         Some(&grant.id),
         Outcome::Success,
         json!({ "grant_type": "authorization_code", "client_id": client.id().as_str(), "scope": c.scope, "jti": issued.jti }),

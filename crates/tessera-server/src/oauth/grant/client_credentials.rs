@@ -10,6 +10,7 @@ use serde_json::json;
 use tessera_store::{Installation, Outcome};
 
 use super::{GrantError, TokenResponse};
+use crate::audit::action::AuditAction;
 use crate::audit::record::audit_event as record;
 use crate::audit::writer::Issue;
 use crate::caller::RequestMeta;
@@ -93,7 +94,7 @@ pub async fn issue_token(
         meta,
         app.id.as_str(),
         None,
-        "token.issue",
+        AuditAction::TokenIssue,
         Some(ins.id.as_str()),
         Outcome::Success,
         json!({ "grant_type": "client_credentials" }),

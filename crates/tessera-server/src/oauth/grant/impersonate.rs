@@ -14,6 +14,7 @@ use tessera_token::Actor;
 
 use super::exchanged::{exchanged, remaining, ExchangeRequest, Exchanged};
 use super::{GrantError, TokenResponse};
+use crate::audit::action::AuditAction;
 use crate::audit::record::audit_event as record;
 use crate::caller::{Caller, RequestMeta};
 use crate::gate::decide::{decide, effective_of, request_context};
@@ -126,7 +127,7 @@ pub(super) async fn impersonate(
             meta,
             caller.principal.as_str(),
             Some(user.id.as_str()),
-            "impersonation.start",
+            AuditAction::ImpersonationStart,
             Some(user.id.as_str()),
             Outcome::Denied,
             json!({ "why": why, "detail": detail, "reason": reason }),
@@ -275,7 +276,7 @@ pub(super) async fn impersonate(
         meta,
         caller.principal.as_str(),
         Some(user.id.as_str()),
-        "impersonation.start",
+        AuditAction::ImpersonationStart,
         Some(user.id.as_str()),
         Outcome::Success,
         json!({

@@ -9,6 +9,7 @@ use tessera_store::{Outcome, RefreshUse};
 
 use super::user_tokens::{grant_access, grant_user, new_refresh, user_tokens, UserTokens};
 use super::{GrantError, TokenResponse};
+use crate::audit::action::AuditAction;
 use crate::audit::record::audit_event as record;
 use crate::caller::RequestMeta;
 use crate::oauth::client::Client;
@@ -69,7 +70,7 @@ pub async fn refresh(
         meta,
         client.id().as_str(),
         Some(user.id.as_str()),
-        "oauth.refresh_reused",
+        AuditAction::OauthRefreshReused,
         Some(&grant.id),
         Outcome::Denied,
         json!({ "grant": grant.id, "client_id": client.id().as_str() }),
@@ -106,7 +107,7 @@ pub async fn refresh(
         meta,
         user.id.as_str(),
         None,
-        "token.issue",
+        AuditAction::TokenIssue,
         Some(&grant.id),
         Outcome::Success,
         json!({ "grant_type": "refresh_token", "client_id": client.id().as_str(), "scope": scopes.join(" "), "jti": issued.jti }),

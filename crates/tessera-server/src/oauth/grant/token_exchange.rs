@@ -13,6 +13,7 @@ use tessera_store::{Outcome, StoreError};
 
 use super::exchanged::{exchanged, remaining, ExchangeRequest, Exchanged};
 use super::{GrantError, TokenResponse};
+use crate::audit::action::AuditAction;
 use crate::audit::record::audit_event as record;
 use crate::caller::{Caller, RequestMeta};
 use crate::oauth::error::OAuthError;
@@ -89,7 +90,7 @@ pub async fn exchange(
                 meta,
                 c.id().as_str(),
                 Some(&on_behalf),
-                "token.exchange",
+                AuditAction::TokenExchange,
                 None,
                 Outcome::Denied,
                 json!({
@@ -208,7 +209,7 @@ async fn downscope(
         meta,
         actor_of(claims).unwrap_or(&claims.sub),
         actor_of(claims).map(|_| claims.sub.as_str()),
-        "token.exchange",
+        AuditAction::TokenExchange,
         Some(&claims.jti),
         Outcome::Success,
         json!({ "kind": "downscope", "scope": scopes.join(" "), "account": account.as_ref().map(AccountId::as_str), "jti": issued.jti, "from_jti": claims.jti }),

@@ -87,7 +87,7 @@ async fn install_agency_wide(app: &TestApp, f: &Fixture, scopes: &[&str]) -> Str
         &RequestMeta::default(),
         "test",
         None,
-        "installation.create",
+        tessera_server::audit::action::AuditAction::InstallationCreate,
         Some(ins.id.as_str()),
         tessera_store::Outcome::Success,
         json!({}),

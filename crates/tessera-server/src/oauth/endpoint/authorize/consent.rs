@@ -11,6 +11,7 @@ use tessera_core::{AccountId, EventId};
 use tessera_store::{AppKind, AuthCode, Outcome, User};
 
 use super::flow::{AuthRequest, Choice, Failure, Flow, Step, FORCED_SIGN_IN_CONSENT_WINDOW_MS};
+use crate::audit::action::AuditAction;
 use crate::audit::record::audit_event as record;
 use crate::oauth::client;
 use crate::oauth::error::OAuthErrorCode;
@@ -281,7 +282,7 @@ impl Flow<'_> {
             &self.meta,
             user.id.as_str(),
             None,
-            "oauth.consent",
+            AuditAction::OauthConsent,
             Some(req.client.app.id.as_str()),
             Outcome::Success,
             json!({

@@ -15,6 +15,7 @@ use tessera_store::{AppKind, Outcome, Status, User};
 use super::flow::{
     AuthRequest, Failure, Flow, Session, Step, MAX_SIGN_IN_CANDIDATES, SAME_MESSAGE, SESSION_COOKIE,
 };
+use crate::audit::action::AuditAction;
 use crate::audit::record::audit_event as record;
 use crate::oauth::client;
 use crate::oauth::endpoint::params::Params;
@@ -214,7 +215,7 @@ impl Flow<'_> {
             &self.meta,
             user.id.as_str(),
             None,
-            "auth.sign_in",
+            AuditAction::AuthSignIn,
             Some(user.id.as_str()),
             Outcome::Success,
             json!({ "method": "password", "client_id": app.id.as_str() }),
