@@ -119,17 +119,6 @@ pub struct CacheStats {
     pub bytes: usize,
 }
 
-/// The platform-wide policies, asked apart from an agency's (break-glass).
-#[derive(Debug, Clone, Copy)]
-pub enum PlatformPolicies<'a> {
-    /// There are none.
-    None,
-    /// These.
-    Set(&'a PolicySet),
-    /// They do not compile: every override is denied.
-    Broken,
-}
-
 /// The node's engine.
 #[derive(Debug)]
 pub struct Engine {
@@ -191,11 +180,11 @@ impl Engine {
     }
 
     /// The platform-wide policies alone.
-    pub fn platform_policies(&self) -> PlatformPolicies<'_> {
+    pub fn platform_policies(&self) -> tessera_core::decision::Policies<'_> {
         match &self.platform_set {
-            Ok(None) => PlatformPolicies::None,
-            Ok(Some(set)) => PlatformPolicies::Set(set),
-            Err(()) => PlatformPolicies::Broken,
+            Ok(None) => tessera_core::decision::Policies::None,
+            Ok(Some(set)) => tessera_core::decision::Policies::Set(set),
+            Err(()) => tessera_core::decision::Policies::Broken,
         }
     }
 

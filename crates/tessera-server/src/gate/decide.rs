@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use tessera_core::abac::{AbacRequest, PrincipalKind};
+use tessera_core::decision::{Policies, PolicyInput};
 use tessera_core::index::{self, Check};
-use tessera_core::{AccountId, AgencyId, PermissionIndex, PermissionSet, PrincipalId, Reason};
+use tessera_core::{AccountId, AgencyId, PermissionIndex, PermissionSet, Reason};
 
 use super::error::AuthzError;
 use crate::caller::{Caller, RequestMeta};
-use crate::engine::{AgencyEntry, PlatformPolicies};
+use crate::engine::AgencyEntry;
 use crate::services::Services;
 
 impl Caller {
@@ -61,20 +61,12 @@ pub struct Decided {
     pub break_glass: Option<Reason>,
 }
 
-/// The permissions on which platform staff acting in an agency are not subject to that
-/// agency's own policies: an agency cannot lock the platform out of reading, fixing or
-/// deleting it (every override is audited as `platform.break_glass`).
-pub const BREAK_GLASS_PERMISSIONS: [&str; 6] = [
-    "agencies.read",
-    "agencies.update",
-    "agencies.delete",
-    "agencies.suspend",
-    "policies.read",
-    "policies.write",
-];
+pub use tessera_core::decision::BREAK_GLASS_PERMISSIONS;
 
 /// Decides whether `caller` may exercise `permission` at (`agency`, `account`): the RBAC index
-/// and the credential's cap, then the Cedar policies of the platform and the agency.
+/// and the credential's cap, then the Cedar policies of the platform and the agency, combined
+/// by the pure `tessera_core::decision::decide`. This loads what that needs (the caller's home
+/// index, the target agency's policies) and notes the revision the answer is valid at.
 pub async fn decide(
     state: &Services,
     caller: &Caller,
@@ -89,12 +81,13 @@ pub async fn decide(
         .entry(&caller.agency, caller.is_platform, at_least)
         .await?;
     let c = caller.check(&home, permission, agency, account);
-    let d = index::check(&c, state.engine_cfg);
+    let rbac = index::check(&c, state.engine_cfg);
     let mut revision = state.engine.valid_at(&home);
-    if !d.allowed {
+    if !rbac.allowed {
+        // Cedar only narrows what RBAC allowed: the target agency is not even loaded.
         return Ok(Decided {
             allowed: false,
-            reason: d.reason,
+            reason: rbac.reason,
             revision,
             break_glass: None,
         });
@@ -105,69 +98,58 @@ pub async fn decide(
         state.engine.entry(agency, false, at_least).await?
     };
     revision = revision.min(state.engine.valid_at(&target));
-    if let Some(reason) = abac(
-        state, caller, &home, &target, permission, agency, account, resource,
-    ) {
-        // Platform staff in an agency, on agency or policy management: only the platform's
-        // own policies (asked apart) may refuse them, never the agency's.
-        let glass = caller.is_platform
-            && *agency != caller.agency
-            && state
-                .catalog
-                .permission_def(permission)
-                .is_some_and(|def| BREAK_GLASS_PERMISSIONS.contains(&def.name.as_str()))
-            && match state.engine.platform_policies() {
-                PlatformPolicies::None => true,
-                PlatformPolicies::Set(platform) => evaluate_policies(
-                    state, caller, &home, platform, permission, agency, account, resource,
-                )
-                .is_none(),
-                PlatformPolicies::Broken => false,
-            };
-        if glass {
-            return Ok(Decided {
-                allowed: true,
-                reason: d.reason,
-                revision,
-                break_glass: Some(reason),
-            });
-        }
-        return Ok(Decided {
-            allowed: false,
-            reason,
-            revision,
-            break_glass: None,
-        });
-    }
+    let input = policy_input(state, caller, &home, agency, account, resource);
+    let d = tessera_core::decision::decide(
+        rbac,
+        &state.catalog,
+        permission,
+        &input,
+        agency_policies(&target),
+        state.engine.platform_policies(),
+    );
     Ok(Decided {
-        allowed: true,
+        allowed: d.allowed,
         reason: d.reason,
         revision,
-        break_glass: None,
+        break_glass: d.break_glass,
     })
 }
 
-/// The Cedar step: `Some(reason)` if a policy denies what RBAC allowed.
-#[allow(clippy::too_many_arguments)]
-fn abac(
-    state: &Services,
-    caller: &Caller,
-    home: &AgencyEntry,
-    target: &AgencyEntry,
-    permission: PermissionIndex,
-    agency: &AgencyId,
-    account: Option<&AccountId>,
-    resource: &ResourceDesc,
-) -> Option<Reason> {
-    if target.policies_broken {
-        return Some(Reason::PolicyError {
-            errors: vec!["the agency's stored policies no longer compile".into()],
-        });
+/// An agency entry's policies, as the decision takes them.
+fn agency_policies(entry: &AgencyEntry) -> Policies<'_> {
+    if entry.policies_broken {
+        Policies::Broken
+    } else {
+        entry
+            .policies
+            .as_ref()
+            .map_or(Policies::None, Policies::Set)
     }
-    let policies = target.policies.as_ref()?;
-    evaluate_policies(
-        state, caller, home, policies, permission, agency, account, resource,
-    )
+}
+
+/// What the policies see of a check: the caller, its home index (for its role names), the
+/// target and the request's attributes and context.
+fn policy_input<'a>(
+    state: &Services,
+    caller: &'a Caller,
+    home: &'a AgencyEntry,
+    agency: &'a AgencyId,
+    account: Option<&'a AccountId>,
+    resource: &'a ResourceDesc,
+) -> PolicyInput<'a> {
+    PolicyInput {
+        principal: &caller.principal,
+        principal_agency: &caller.agency,
+        is_platform: caller.is_platform,
+        home: &home.index,
+        impersonating: caller.actor().is_some(),
+        agency,
+        account,
+        resource_id: resource.id.as_deref(),
+        attributes: &resource.attributes,
+        context: &resource.context,
+        now_millis: state.clock.now(),
+    }
 }
 
 /// Evaluates `policies` for a check RBAC allowed: `Some(reason)` if they deny it.
@@ -182,48 +164,8 @@ pub fn evaluate_policies(
     account: Option<&AccountId>,
     resource: &ResourceDesc,
 ) -> Option<Reason> {
-    let def = state.catalog.permission_def(permission)?;
-    if !policies.applies(&def.name) {
-        return None;
-    }
-    let roles = home.index.role_names(&caller.principal);
-    // The schema makes `time`, `mfa` and `impersonating` required: fill what the caller left out
-    // (no MFA and no impersonation are the safe assumptions).
-    let mut context = resource.context.clone();
-    context
-        .entry("time")
-        .or_insert_with(|| Value::from(state.clock.now() / 1000));
-    context.entry("mfa").or_insert(Value::Bool(false));
-    context
-        .entry("impersonating")
-        .or_insert(Value::Bool(caller.actor().is_some()));
-    let req = AbacRequest {
-        principal_type: match caller.principal {
-            PrincipalId::User(_) => PrincipalKind::User,
-            // An installation is a machine credential too.
-            PrincipalId::Key(_) | PrincipalId::Installation(_) => PrincipalKind::ApiKey,
-        },
-        principal_id: caller.principal.as_str(),
-        principal_agency: caller.agency.as_str(),
-        principal_roles: &roles,
-        action: &def.name,
-        resource_type: &def.resource,
-        resource_id: resource.id.as_deref(),
-        resource_agency: agency.as_str(),
-        resource_account: account.map(AccountId::as_str),
-        resource_attributes: &resource.attributes,
-        context: &context,
-    };
-    let out = policies.evaluate(&req);
-    if out.allowed {
-        None
-    } else if !out.errors.is_empty() {
-        Some(Reason::PolicyError { errors: out.errors })
-    } else {
-        Some(Reason::DeniedByPolicy {
-            policies: out.determining,
-        })
-    }
+    let input = policy_input(state, caller, home, agency, account, resource);
+    tessera_core::decision::evaluate_policies(&state.catalog, policies, permission, &input)
 }
 
 /// The permissions a caller may exercise at a target (RBAC and cap; policies only narrow).
