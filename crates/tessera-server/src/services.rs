@@ -111,7 +111,7 @@ pub struct EngineSettings {
     /// Password-hashing threads (0: half the cores, at least one).
     pub password_workers: usize,
     /// The listener's timeouts and caps, and who may read `/metrics`.
-    pub http: crate::net::HttpSettings,
+    pub http: crate::net::settings::HttpSettings,
 }
 
 impl Services {

@@ -185,6 +185,19 @@ fn graph(src: &Path) -> BTreeMap<Module, BTreeSet<Module>> {
         }
         let targets = edges.entry(from.clone()).or_default();
         for p in paths {
+            // `use child::X` names a child module by its bare name.
+            let head = p.split("::").next().unwrap_or_default();
+            let p = if matches!(head, "crate" | "super" | "self") {
+                p
+            } else {
+                let mut child = from.clone();
+                child.push(head.to_owned());
+                if modules.contains(&child) {
+                    format!("self::{p}")
+                } else {
+                    p
+                }
+            };
             if let Some(to) = resolve(&from, &p, &modules) {
                 if to != from {
                     targets.insert(to);

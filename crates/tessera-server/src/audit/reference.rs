@@ -298,7 +298,7 @@ pub fn markdown() -> String {
     let mut out = String::new();
     out.push_str("# Audit events\n\n");
     out.push_str(
-        "<!-- Generated from crates/tessera-server/src/audit/action.rs: do not edit. Regenerate with\n     UPDATE_AUDIT_DOC=1 cargo test -p tessera-server audit::action -->\n\n",
+        "<!-- Generated from crates/tessera-server/src/audit/action.rs: do not edit. Regenerate with\n     UPDATE_AUDIT_DOC=1 cargo test -p tessera-server audit::reference -->\n\n",
     );
     out.push_str(
         "Every security-relevant act is appended to the hash chain of the agency it concerns (I5), \
@@ -485,7 +485,7 @@ mod tests {
         let have = std::fs::read_to_string(path).unwrap_or_default();
         assert!(
             have == want,
-            "docs/AUDIT.md is stale: run `UPDATE_AUDIT_DOC=1 cargo test -p tessera-server audit::action`"
+            "docs/AUDIT.md is stale: run `UPDATE_AUDIT_DOC=1 cargo test -p tessera-server audit::reference`"
         );
     }
 }

@@ -1,8 +1,9 @@
 //! The gate in front of every `/v1` route: authenticates the bearer credential, resolves the
 //! target (agency and account from the path), and lets the request through only if the
 //! decision allows it. Every route's permission is declared in `http::routes::table`.
-//! INVARIANT (I1): a `TenantScope` is only built here, for an agency the caller was authorized
-//! in; another tenant's agency answers the same 404 as a missing one. (I3) deny by default.
+//! INVARIANT (I1): tenant scopes come from `admission` (the only holder of the store's mint):
+//! `Authorized` carries the scope of the agency the caller was authorized in; another tenant's
+//! agency answers the same 404 as a missing one. (I3) deny by default.
 
 pub mod admission;
 pub mod authorized;

@@ -8,7 +8,7 @@ mod activity;
 mod body;
 mod conn;
 mod limits;
-mod settings;
+pub mod settings;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -9,7 +9,8 @@ use std::time::Duration;
 use tessera_core::{Catalog, PermissionSet};
 
 use super::cache::{ClientCache, VerifiedCache};
-use crate::oauth_ui::{CookieKey, SignInThrottle};
+use crate::oauth_ui::cookie::CookieKey;
+use crate::oauth_ui::throttle::SignInThrottle;
 
 /// Lifetimes and limits of the authorization server.
 ///
