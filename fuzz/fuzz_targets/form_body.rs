@@ -8,9 +8,10 @@
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use tessera_server::oauth::client::presented;
-use tessera_server::oauth::split_scopes;
-use tessera_server::oauth::token::{pkce_well_formed, s256, Params};
+use tessera_server::oauth::endpoint::client_auth::presented;
+use tessera_server::oauth::endpoint::params::Params;
+use tessera_server::oauth::pkce::{s256, well_formed as pkce_well_formed};
+use tessera_server::oauth::scope::split_scopes;
 
 fuzz_target!(init: tessera_fuzz::catch_stack_overflow(), |data: &[u8]| {
     let (authorization, body) = match data.iter().position(|&b| b == b'\n') {

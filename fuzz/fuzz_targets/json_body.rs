@@ -1,4 +1,4 @@
-//! JSON request bodies through the server's own `Json` extractor (`tessera_server::extract`):
+//! JSON request bodies through the server's own `Json` extractor (`tessera_server::http::extract`):
 //! the NUL scan, then serde into the check and batch-check bodies (NUL allowed) and into a
 //! plain `serde_json::Value` (NUL refused, as for stored bodies). The first byte picks which.
 //! INVARIANT: every input is a value or an `ApiError` (a 400), never a panic.
@@ -12,9 +12,9 @@ use axum::body::Body;
 use axum::extract::FromRequest;
 use axum::http::{header, Request};
 use libfuzzer_sys::fuzz_target;
-use tessera_server::extract::Json;
-use tessera_server::routes::apps::{CreateApp, RotateSecret};
-use tessera_server::routes::check::{BatchRequest, CheckRequest};
+use tessera_server::http::extract::Json;
+use tessera_server::usecase::apps::{CreateApp, RotateSecret};
+use tessera_server::usecase::check::{BatchRequest, CheckRequest};
 
 /// Runs a future that never waits (the body is already in memory) to completion.
 fn ready<F: Future>(future: F) -> F::Output {

@@ -111,7 +111,7 @@ pub async fn authenticate_token(state: &Services, token: &str) -> Result<Arc<Cal
     let hash = state.pepper.hash(token.as_bytes());
     let now = state.clock.now();
     if let Some(caller) = state.engine.cached_caller(hash.as_bytes(), now).await {
-        if let Some(key) = &caller.key {
+        if let Some(key) = caller.key() {
             state
                 .key_usage
                 .record(&state.admission, &caller.agency, &key.id, now);
@@ -163,8 +163,7 @@ pub async fn authenticate_token(state: &Services, token: &str) -> Result<Arc<Cal
             account: key.account.clone(),
         },
         own,
-        key: Some(key),
-        token: None,
+        credential: crate::caller::Credential::ApiKey(key),
     });
     state
         .engine
@@ -184,7 +183,7 @@ async fn authenticate_access_token(
     if let Some(caller) = state.engine.cached_caller(hash.as_bytes(), now).await {
         // The caller is cached with its tenant agency; its client (a marketplace app lives in
         // another agency) is checked against that agency's state too.
-        let client_ok = match caller.token.as_ref().map(|t| t.client_id.as_str()) {
+        let client_ok = match caller.token().map(|t| t.client_id.as_str()) {
             Some(id) if !id.starts_with("key_") => {
                 crate::oauth::client::find(state, id).await?.is_some()
             }

@@ -282,13 +282,12 @@ pub async fn caller_from_claims(
         principal,
         agency,
         is_platform: platform,
-        key: None,
+        credential: crate::caller::Credential::AccessToken(claims.clone()),
         cap: tessera_core::CredentialCap {
             permissions: Some(cap),
             account,
         },
         own,
-        token: Some(claims.clone()),
     })
 }
 

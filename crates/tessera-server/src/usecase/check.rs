@@ -233,7 +233,7 @@ async fn explain(
             role: Some(role),
         })
         .collect();
-    if let (Some(own), Some(key)) = (&subject.own, &subject.key) {
+    if let (Some(own), Some(key)) = (&subject.own, subject.key()) {
         let covers = key.account.is_none() || (!cross && key.account.as_ref() == account);
         if covers && own.contains(permission) {
             grants.push(ExplainedGrant {

@@ -99,13 +99,15 @@ pub async fn resolve(
             principal: p.clone(),
             agency: agency.clone(),
             is_platform,
-            key,
+            credential: key.map_or(
+                crate::caller::Credential::None,
+                crate::caller::Credential::ApiKey,
+            ),
             cap: tessera_core::CredentialCap {
                 permissions: cap,
                 account: account_cap,
             },
             own,
-            token: None,
         })
     });
     s.engine.remember_subject(

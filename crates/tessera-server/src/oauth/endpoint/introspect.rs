@@ -79,7 +79,7 @@ async fn run_introspect(
             Err(e) if e.is_refusal() => return Ok(inactive()),
             Err(e) => return Err(from_authn(e, OAuthError::invalid_request)),
         };
-        let Some(key) = &caller.key else {
+        let Some(key) = caller.key() else {
             return Ok(inactive());
         };
         let account = key.account.as_ref().map(|a| a.to_string());

@@ -57,8 +57,5 @@ pub(super) fn exchanged(token: String, expires_in: i64, scopes: &[String]) -> To
 
 /// Seconds the subject access token has left (`None` for an API key).
 pub(super) fn remaining(state: &Services, caller: &Caller) -> Option<i64> {
-    caller
-        .token
-        .as_ref()
-        .map(|t| t.exp - state.clock.now() / 1000)
+    caller.token().map(|t| t.exp - state.clock.now() / 1000)
 }

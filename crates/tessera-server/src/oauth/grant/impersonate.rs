@@ -16,7 +16,7 @@ use super::exchanged::{exchanged, remaining, ExchangeRequest, Exchanged};
 use super::{GrantError, TokenResponse};
 use crate::audit::action::AuditAction;
 use crate::audit::record::audit_event as record;
-use crate::caller::{Caller, RequestMeta};
+use crate::caller::{Caller, Credential, RequestMeta};
 use crate::gate::decide::{decide, effective_of, request_context};
 use crate::oauth::error::OAuthError;
 use crate::oauth::issue::{self, AccessSpec};
@@ -56,7 +56,7 @@ pub(super) async fn impersonate(
             "`reason` must be at most 500 characters".into(),
         ));
     }
-    if caller.token.as_ref().is_some_and(|t| t.act.is_some()) {
+    if caller.token().is_some_and(|t| t.act.is_some()) {
         return Err(GrantError::InvalidGrant(
             "an impersonation token cannot be used to impersonate again".into(),
         ));
@@ -150,13 +150,12 @@ pub(super) async fn impersonate(
         principal: PrincipalId::User(user.id.clone()),
         agency: agency.clone(),
         is_platform: caller.is_platform,
-        key: None,
+        credential: Credential::None,
         cap: CredentialCap {
             permissions: None,
             account: None,
         },
         own: None,
-        token: None,
     };
     let theirs = effective_of(state, &as_target, &agency, account.as_ref())
         .await
@@ -168,7 +167,11 @@ pub(super) async fn impersonate(
             permissions: None,
             account: caller.cap.account.clone(),
         },
-        token: None,
+        // Its roles, not its token: an API key stays (its bindings are its own).
+        credential: match &caller.credential {
+            Credential::AccessToken(_) => Credential::None,
+            other => other.clone(),
+        },
         ..caller.clone()
     };
     let held = effective_of(state, &uncapped, &agency, account.as_ref())
@@ -187,7 +190,7 @@ pub(super) async fn impersonate(
         ));
     }
     let allowed = mine.intersect(&theirs).difference(&forbidden);
-    let default_scopes: Vec<String> = match (&caller.token, &caller.key) {
+    let default_scopes: Vec<String> = match (caller.token(), caller.key()) {
         (Some(t), _) => t.scopes().map(str::to_owned).collect(),
         (None, Some(k)) => k.scopes.clone(),
         (None, None) => Vec::new(),

@@ -77,7 +77,7 @@ pub async fn exchange(
     // The result belongs to the subject token's own client: a client that authenticates must
     // be that client (RFC 8693 §2.1 leaves the policy to the server; re-issuing a user's token
     // to another client would hand it a consent it never got). An API key is its own client.
-    let client_id = match (&caller.token, &caller.key) {
+    let client_id = match (caller.token(), caller.key()) {
         (Some(t), _) => t.client_id.clone(),
         (None, Some(k)) => k.id.to_string(),
         (None, None) => return Err(GrantError::InvalidClient("authenticate the client".into())),
@@ -136,7 +136,7 @@ async fn downscope(
         client_id,
     } = out;
     let alg = issue::client_alg(state, &client_id).await;
-    let Some(claims) = &caller.token else {
+    let Some(claims) = caller.token() else {
         return Err(GrantError::InvalidRequest(
             "an API key can be exchanged for impersonation only; downscope an access token".into(),
         ));
