@@ -33,8 +33,8 @@ and connect as it";
 impl PgStore {
     /// Connects and checks that the role is subject to row-level security; returns the store
     /// with the mint that builds scopes for it.
-    pub async fn connect(url: &str) -> Result<(Self, crate::ScopeMint), StoreError> {
-        Ok((Self::open(url).await?, crate::ScopeMint::new()))
+    pub async fn connect(url: &str) -> Result<(Self, crate::scope::ScopeMint), StoreError> {
+        Ok((Self::open(url).await?, crate::scope::ScopeMint::new()))
     }
 
     /// Connects without handing out a mint.

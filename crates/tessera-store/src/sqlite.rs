@@ -75,8 +75,8 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://PATH`), with the mint
     /// that builds scopes for it.
-    pub async fn connect(url: &str) -> Result<(Self, crate::ScopeMint), StoreError> {
-        Ok((Self::open(url).await?, crate::ScopeMint::new()))
+    pub async fn connect(url: &str) -> Result<(Self, crate::scope::ScopeMint), StoreError> {
+        Ok((Self::open(url).await?, crate::scope::ScopeMint::new()))
     }
 
     /// Opens the database without handing out a mint.
@@ -196,7 +196,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use std::os::unix::fs::PermissionsExt;
 
-    use crate::PlatformAdmin as _;
+    use crate::store::PlatformAdmin as _;
 
     fn mode(p: &std::path::Path) -> u32 {
         std::fs::metadata(p).unwrap().permissions().mode() & 0o777

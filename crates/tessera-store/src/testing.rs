@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::Connection;
 
-use crate::Connected;
+use crate::connection::{connect, Connected};
 
 /// The environment variable naming the admin url of the test PostgreSQL server.
 pub const PG_URL_ENV: &str = "TESSERA_TEST_DATABASE_URL";
@@ -89,7 +89,7 @@ pub async fn sqlite_store() -> (Connected, TempDirGuard) {
     let dir =
         TempDirGuard::new("tessera-test").unwrap_or_else(|e| panic!("creating a temp dir: {e}"));
     let url = format!("sqlite://{}", dir.path().join(SQLITE_DB_FILE).display());
-    let connected = crate::connect(&url)
+    let connected = connect(&url)
         .await
         .unwrap_or_else(|e| panic!("opening {url}: {e}"));
     connected
@@ -209,7 +209,7 @@ impl PgTestDb {
     /// If it cannot connect or migrate.
     #[allow(clippy::panic)]
     pub async fn store(&self) -> Connected {
-        let connected = crate::connect(&self.url)
+        let connected = connect(&self.url)
             .await
             .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url));
         connected

@@ -1,12 +1,14 @@
 //! The rows the store keeps, as the rest of the server sees them: the directory (agencies,
 //! accounts, users, bindings, roles, policies, API keys), the change feed and signing keys
-//! here, the OAuth records in `oauth`.
+//! here, the OAuth records in `oauth`, and what both use (`Status`, `User`) in `common`.
 //!
 //! INVARIANT: no secret is ever part of a record that can be listed: password and
 //! key-secret hashes live in their own types, whose `Debug` redacts them.
 
+mod common;
 mod oauth;
 
+pub use common::{Status, User};
 pub use oauth::*;
 
 use schemars::JsonSchema;
@@ -15,38 +17,6 @@ use tessera_core::time::serde_rfc3339;
 use tessera_core::{AccountId, AgencyId, BindingId, KeyId, PolicyId, PrincipalId, RoleId, UserId};
 
 use crate::audit::AuditRecord;
-
-/// Whether a tenant object is usable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// In use.
-    Active,
-    /// Kept but unusable: its credentials do not authenticate.
-    Disabled,
-    /// Gone (agencies keep their audit trail).
-    Deleted,
-}
-
-impl Status {
-    /// The stored text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Disabled => "disabled",
-            Self::Deleted => "deleted",
-        }
-    }
-    /// Parses the stored text.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "active" => Some(Self::Active),
-            "disabled" => Some(Self::Disabled),
-            "deleted" => Some(Self::Deleted),
-            _ => None,
-        }
-    }
-}
 
 /// An agency (or the platform tenant).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
@@ -79,31 +49,6 @@ pub struct Account {
     pub agency_id: AgencyId,
     /// Display name.
     pub name: String,
-    /// Creation time.
-    #[serde(serialize_with = "serde_rfc3339::serialize")]
-    #[schemars(with = "String")]
-    pub created_at: i64,
-    /// Last change.
-    #[serde(serialize_with = "serde_rfc3339::serialize")]
-    #[schemars(with = "String")]
-    pub updated_at: i64,
-}
-
-/// A person. The password hash is never part of this record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
-pub struct User {
-    /// Its id.
-    pub id: UserId,
-    /// The agency it belongs to.
-    pub agency_id: AgencyId,
-    /// Sign-in email (unique per agency, case-insensitively).
-    pub email: String,
-    /// Display name.
-    pub name: String,
-    /// `active` or `disabled`.
-    pub status: Status,
-    /// Whether a password is set.
-    pub has_password: bool,
     /// Creation time.
     #[serde(serialize_with = "serde_rfc3339::serialize")]
     #[schemars(with = "String")]

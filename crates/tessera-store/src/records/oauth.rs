@@ -9,7 +9,7 @@ use serde::Serialize;
 use tessera_core::time::serde_rfc3339;
 use tessera_core::{AccountId, AgencyId, AppId, InstallationId, UserId};
 
-use super::User;
+use super::common::User;
 
 /// What kind of OAuth client an app is (DESIGN.md §1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]

@@ -76,15 +76,18 @@ macro_rules! impl_store {
         };
 
         use $crate::audit::{chain_hash, AuditEvent, AuditRecord, ChainHash, Outcome};
-        use $crate::sql::{email_key, page_limit, placeholders, MAX_FEED};
-        use $crate::store::{AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, TenantData};
-        use $crate::{
+        use $crate::error::StoreError;
+        use $crate::page::{Page, PageRequest};
+        use $crate::records::{
             Account, Agency, ApiKey, App, AppKind, AuditFilter, AuthCode, AuthzSnapshot, Binding,
             Bootstrap, Change, ClientRecord, ClientSecret, CodeRedemption, Grant, Installation,
-            KeySecretMatch, NewRefreshToken, NewUser, Page, PageRequest, Policy, RefreshToken,
-            RefreshUse, Revocations, Role, RolePatch, SecretHashRecord, SigningKeyRow, Status,
-            StoreError, TenantScope, User, UserCredential, UserPatch,
+            KeySecretMatch, NewRefreshToken, NewUser, Policy, RefreshToken, RefreshUse,
+            Revocations, Role, RolePatch, SecretHashRecord, SigningKeyRow, Status, User,
+            UserCredential, UserPatch,
         };
+        use $crate::scope::TenantScope;
+        use $crate::sql::{email_key, page_limit, placeholders, MAX_FEED};
+        use $crate::store::{AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, TenantData};
 
         type Tx = sqlx::Transaction<'static, $db>;
         type DbRow = <$db as sqlx::Database>::Row;

@@ -3,7 +3,11 @@
 //! INVARIANT: each agency's chain is appended under its head's row lock, so it never forks;
 //! a batch takes the heads in agency order, so concurrent batches cannot deadlock.
 
-use crate::{AuditEvent, AuditFilter, AuditRecord, Page, PageRequest, StoreError, TenantScope};
+use crate::audit::{AuditEvent, AuditRecord};
+use crate::error::StoreError;
+use crate::page::{Page, PageRequest};
+use crate::records::AuditFilter;
+use crate::scope::TenantScope;
 use async_trait::async_trait;
 
 /// The audit log. Callers: the server's audit writer (denied requests, sign-ins, batched

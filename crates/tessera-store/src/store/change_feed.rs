@@ -4,7 +4,9 @@
 //! INVARIANT: revisions are gap-free and a change is visible only once every lower revision
 //! is, so a tailer resuming after the last revision it saw misses nothing.
 
-use crate::{AuthzSnapshot, Change, StoreError, TenantScope};
+use crate::error::StoreError;
+use crate::records::{AuthzSnapshot, Change};
+use crate::scope::TenantScope;
 use async_trait::async_trait;
 
 /// Revisions and what changed at them. Callers: the authorization cache (snapshot per

@@ -6,7 +6,8 @@
 //! rotation plan at once cannot both win: exactly one sees `true`, the others re-read and
 //! re-plan.
 
-use crate::{SigningKeyRow, StoreError};
+use crate::error::StoreError;
+use crate::records::SigningKeyRow;
 use async_trait::async_trait;
 
 /// The signing-key ring. Callers: the server's key rotation and JWKS publication only.

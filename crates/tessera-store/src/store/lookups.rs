@@ -8,10 +8,11 @@
 use async_trait::async_trait;
 use tessera_core::AppId;
 
-use crate::{
-    ClientRecord, CodeRedemption, Grant, Installation, KeySecretMatch, RefreshToken, StoreError,
-    TenantScope, UserCredential,
+use crate::error::StoreError;
+use crate::records::{
+    ClientRecord, CodeRedemption, Grant, Installation, KeySecretMatch, RefreshToken, UserCredential,
 };
+use crate::scope::TenantScope;
 
 /// Pre-authentication lookups across tenants. Callers: the authentication gate (API keys,
 /// client authentication, sign-in) and the OAuth token endpoint (codes, refresh tokens,

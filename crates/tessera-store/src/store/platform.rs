@@ -5,7 +5,10 @@
 use async_trait::async_trait;
 use tessera_core::AgencyId;
 
-use crate::{Agency, AuditRecord, Bootstrap, Page, PageRequest, StoreError};
+use crate::audit::AuditRecord;
+use crate::error::StoreError;
+use crate::page::{Page, PageRequest};
+use crate::records::{Agency, Bootstrap};
 
 /// The platform's own operations, outside any tenant. Callers: `tessera migrate`/`serve` at
 /// start, the health check, and platform-admin handlers (after their permission check).

@@ -10,11 +10,14 @@ use tessera_core::{
     AccountId, AppId, BindingId, InstallationId, KeyId, PolicyId, PrincipalId, RoleId, UserId,
 };
 
-use crate::{
-    Account, ApiKey, App, AuditRecord, AuthCode, Binding, Grant, Installation, NewRefreshToken,
-    NewUser, Page, PageRequest, Policy, RefreshUse, Role, RolePatch, SecretHashRecord, StoreError,
-    TenantScope, User, UserPatch,
+use crate::audit::AuditRecord;
+use crate::error::StoreError;
+use crate::page::{Page, PageRequest};
+use crate::records::{
+    Account, ApiKey, App, AuthCode, Binding, Grant, Installation, NewRefreshToken, NewUser, Policy,
+    RefreshUse, Role, RolePatch, SecretHashRecord, User, UserPatch,
 };
+use crate::scope::TenantScope;
 
 /// The tenant's data, behind a `TenantScope`. Callers: the server's services, after the gate
 /// authenticated the principal and admitted its agency.
