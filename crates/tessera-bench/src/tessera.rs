@@ -1,6 +1,7 @@
 //! Tessera's side of every benchmark: the per-agency cache as the server holds it (a `HashMap`
 //! keyed by `agency.bits()`) and the server's per-request decision path
-//! (`tessera-server/src/auth.rs::decide`): index check, then Cedar only where a policy applies.
+//! (`tessera-server/src/gate/decide.rs::decide`): index check, then `tessera_core::decision::decide`
+//! (Cedar only where a policy applies).
 //!
 //! INVARIANT: the measured path does what `decide` does for a same-tenant check by an unscoped
 //! credential, in the same order, with no shortcut the server lacks.
@@ -8,9 +9,10 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
-use tessera_core::abac::{AbacRequest, PolicySet, PrincipalKind};
+use tessera_core::abac::PolicySet;
+use tessera_core::decision::{decide, Policies, PolicyInput};
 use tessera_core::index::{self, AgencyIndex, Check};
-use tessera_core::{AccountId, CredentialCap, PrincipalId};
+use tessera_core::CredentialCap;
 
 use crate::data::{Sample, World};
 
@@ -61,7 +63,7 @@ pub struct CondSample {
     pub expect: bool,
 }
 
-/// The full decision with ABAC, as `decide` + `abac` in the server (same tenant).
+/// The full decision with ABAC, as the server's `decide` (same tenant).
 pub fn check_with_policies(map: &Indexes, world: &World, c: &CondSample) -> bool {
     let s = &c.sample;
     let Some(home) = map.get(&s.home.bits()) else {
@@ -83,38 +85,29 @@ pub fn check_with_policies(map: &Indexes, world: &World, c: &CondSample) -> bool
     if !d.allowed {
         return false;
     }
-    let Some(policies) = home.policies.as_ref() else {
-        return true;
-    };
-    let Some(def) = world.catalog.permission_def(s.permission) else {
-        return false;
-    };
-    if !policies.applies(&def.name) {
-        return true;
-    }
-    let roles = home.index.role_names(&s.principal);
-    let mut context = c.context.clone();
-    context
-        .entry("time")
-        .or_insert_with(|| Value::from(NOW_SECONDS));
-    context.entry("mfa").or_insert(Value::Bool(false));
-    context.entry("impersonating").or_insert(Value::Bool(false));
+    // The server's combination, the very function (`tessera_core::decision::decide`).
     let attributes = Map::new();
-    let req = AbacRequest {
-        principal_type: match s.principal {
-            PrincipalId::User(_) => PrincipalKind::User,
-            PrincipalId::Key(_) | PrincipalId::Installation(_) => PrincipalKind::ApiKey,
-        },
-        principal_id: s.principal.as_str(),
-        principal_agency: s.home.as_str(),
-        principal_roles: &roles,
-        action: &def.name,
-        resource_type: &def.resource,
+    let input = PolicyInput {
+        principal: &s.principal,
+        principal_agency: &s.home,
+        is_platform: false,
+        home: &home.index,
+        impersonating: false,
+        agency: &s.agency,
+        account: s.account.as_ref(),
         resource_id: None,
-        resource_agency: s.agency.as_str(),
-        resource_account: s.account.as_ref().map(AccountId::as_str),
-        resource_attributes: &attributes,
-        context: &context,
+        attributes: &attributes,
+        context: &c.context,
+        now_millis: NOW_SECONDS * 1000,
     };
-    policies.evaluate(&req).allowed
+    let policies = home.policies.as_ref().map_or(Policies::None, Policies::Set);
+    decide(
+        d,
+        &world.catalog,
+        s.permission,
+        &input,
+        policies,
+        Policies::None,
+    )
+    .allowed
 }

@@ -1,53 +1,34 @@
-//! Lowercase hex encoding for keys and hashes.
+//! Lowercase hex for keys and hashes, through the `hex` crate (already in the build through
+//! sqlx).
 //! INVARIANT: decoding accepts only lowercase hex of the exact length, so every value has
-//! exactly one textual form.
+//! exactly one textual form (`hex` alone would also accept uppercase).
 
 /// Lowercase hex of `bytes`.
 pub(crate) fn encode(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
+    hex::encode(bytes)
 }
 
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
+/// Whether `text` is lowercase hex digits only.
+fn lowercase(text: &[u8]) -> bool {
+    text.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Decodes exactly `2 * N` lowercase hex characters into `N` bytes.
 pub(crate) fn decode<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
-    if text.len() != 2 * N {
+    if text.len() != 2 * N || !lowercase(text) {
         return None;
     }
     let mut out = [0u8; N];
-    for (slot, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        let (hi, lo) = match pair {
-            [hi, lo] => (nibble(*hi)?, nibble(*lo)?),
-            _ => return None,
-        };
-        *slot = (hi << 4) | lo;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 
 /// Decodes lowercase hex of any even length.
 pub(crate) fn decode_vec(text: &[u8]) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
+    if !lowercase(text) {
         return None;
     }
-    text.chunks_exact(2)
-        .map(|pair| match pair {
-            [hi, lo] => Some((nibble(*hi)? << 4) | nibble(*lo)?),
-            _ => None,
-        })
-        .collect()
+    hex::decode(text).ok()
 }
 
 #[cfg(test)]
