@@ -2,6 +2,7 @@
 # HTTP `POST /v1/check` throughput on loopback: Tessera beside Cerbos (a policy decision
 # server), the same RBAC question to both, measured by wrk in the same run.
 #   bash bench/http-check.sh            (DURATION=10s CONNECTIONS=50 by default)
+#   TESSERA_BIN=path                    a release binary to use instead of building one
 # Installs Cerbos from npm into bench/peers/ (ignored by git) and wrk from Debian if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,14 +17,19 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q -p tessera-server
+if [ -n "${TESSERA_BIN:-}" ]; then
+  BIN=$TESSERA_BIN
+else
+  cargo build --release -q -p tessera-server
+  BIN=${CARGO_TARGET_DIR:-target}/release/tessera
+fi
 CERBOS=bench/peers/node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64
 if [ ! -x "$CERBOS" ]; then
   mkdir -p bench/peers && (cd bench/peers && npm install --silent --no-audit --no-fund @cerbos/cerbos-linux-x64 >/dev/null)
 fi
 
 # --- Tessera: an agency, an account, a user with `account_user` there, a checker key.
-./target/release/tessera serve --listen "127.0.0.1:$T_PORT" --data-dir "$work/t" >"$work/t.log" 2>&1 &
+"$BIN" serve --listen "127.0.0.1:$T_PORT" --data-dir "$work/t" >"$work/t.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do curl -sf "127.0.0.1:$T_PORT/readyz" >/dev/null && break; sleep 0.1; done
 ADMIN="Authorization: Bearer $(cat "$work/t/bootstrap-admin.key")"

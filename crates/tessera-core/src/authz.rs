@@ -110,9 +110,6 @@ pub struct Decision {
     pub allowed: bool,
     /// Why: on allow, the grants; on deny, what denied.
     pub reason: Reason,
-    /// Set only on an allow by break-glass ([`crate::decision::decide`]): the agency policies'
-    /// denial that was overridden, for the audit log. `None` from RBAC alone.
-    pub break_glass: Option<Reason>,
 }
 
 /// The catalog indices the engine needs to know by role.
@@ -183,7 +180,6 @@ pub fn authorize(
     let deny = |reason| Decision {
         allowed: false,
         reason,
-        break_glass: None,
     };
     let (grants, cross_tenant) = match subject.applicable(target, cfg) {
         Ok(x) => x,
@@ -204,7 +200,6 @@ pub fn authorize(
     Decision {
         allowed: true,
         reason: Reason::Granted { via, cross_tenant },
-        break_glass: None,
     }
 }
 

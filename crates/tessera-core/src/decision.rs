@@ -67,6 +67,28 @@ pub struct PolicyInput<'a> {
     pub now_millis: i64,
 }
 
+/// A decision of RBAC and the policies together, with its reasons.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The answer.
+    pub allowed: bool,
+    /// Why: on allow, the grants; on deny, what denied.
+    pub reason: Reason,
+    /// Set only on an allow by break-glass: the agency policies' denial that was overridden,
+    /// for the audit log.
+    pub break_glass: Option<Reason>,
+}
+
+impl From<Decision> for Outcome {
+    fn from(d: Decision) -> Self {
+        Self {
+            allowed: d.allowed,
+            reason: d.reason,
+            break_glass: None,
+        }
+    }
+}
+
 /// Decides a check that the RBAC index (with the credential's cap) answered `rbac`.
 ///
 /// - RBAC denied → that answer, and Cedar is not run.
@@ -76,7 +98,7 @@ pub struct PolicyInput<'a> {
 /// - unless it is break-glass: a platform principal acting in another agency on one of the
 ///   [`BREAK_GLASS_PERMISSIONS`], which the platform's own policies (`platform_policies`,
 ///   evaluated alone) allow. Then it is allowed with the RBAC reason, and
-///   [`Decision::break_glass`] carries the agency's overridden denial for the audit log.
+///   [`Outcome::break_glass`] carries the agency's overridden denial for the audit log.
 pub fn decide(
     rbac: Decision,
     catalog: &Catalog,
@@ -84,9 +106,9 @@ pub fn decide(
     input: &PolicyInput<'_>,
     agency_policies: Policies<'_>,
     platform_policies: Policies<'_>,
-) -> Decision {
+) -> Outcome {
     if !rbac.allowed {
-        return rbac;
+        return rbac.into();
     }
     let denied = match agency_policies {
         Policies::None => None,
@@ -96,7 +118,7 @@ pub fn decide(
         }),
     };
     let Some(reason) = denied else {
-        return rbac;
+        return rbac.into();
     };
     let glass = input.is_platform
         && input.agency != input.principal_agency
@@ -111,12 +133,13 @@ pub fn decide(
             Policies::Broken => false,
         };
     if glass {
-        Decision {
+        Outcome {
+            allowed: rbac.allowed,
+            reason: rbac.reason,
             break_glass: Some(reason),
-            ..rbac
         }
     } else {
-        Decision {
+        Outcome {
             allowed: false,
             reason,
             break_glass: None,
@@ -276,7 +299,6 @@ mod tests {
                 ))],
                 cross_tenant: false,
             },
-            break_glass: None,
         }
     }
 
@@ -284,7 +306,6 @@ mod tests {
         Decision {
             allowed: false,
             reason,
-            break_glass: None,
         }
     }
 
@@ -308,7 +329,7 @@ mod tests {
                     Policies::Broken,
                 );
                 // Had Cedar run, the reason would name the policy or its error.
-                assert_eq!(d, rbac);
+                assert_eq!(d, Outcome::from(rbac.clone()));
             }
         }
     }
@@ -327,9 +348,9 @@ mod tests {
         );
         assert_eq!(
             d,
-            denied(Reason::DeniedByPolicy {
+            Outcome::from(denied(Reason::DeniedByPolicy {
                 policies: vec!["pol_a#0".into()]
-            })
+            }))
         );
         // The same policy with its condition met lets RBAC's answer stand.
         let mfa = json!({"mfa": true}).as_object().cloned().unwrap();
@@ -341,7 +362,7 @@ mod tests {
             Policies::Set(&forbid),
             Policies::None,
         );
-        assert_eq!(d, granted());
+        assert_eq!(d, Outcome::from(granted()));
     }
 
     #[test]
@@ -361,7 +382,7 @@ mod tests {
                 policies,
                 Policies::Broken,
             );
-            assert_eq!(d, granted());
+            assert_eq!(d, Outcome::from(granted()));
         }
     }
 
@@ -466,15 +487,15 @@ mod tests {
             "agencies.read",
             Policies::Set(&platform_forbids),
         );
-        assert_eq!(d, denied(overridden.clone()));
+        assert_eq!(d, Outcome::from(denied(overridden.clone())));
         let d = run(&staff, true, "agencies.read", Policies::Broken);
-        assert_eq!(d, denied(overridden.clone()));
+        assert_eq!(d, Outcome::from(denied(overridden.clone())));
         // Not in their own agency, not for other permissions, not for agency principals.
         let d = run(&staff, false, "agencies.read", Policies::None);
-        assert_eq!(d, denied(overridden.clone()));
+        assert_eq!(d, Outcome::from(denied(overridden.clone())));
         let agency_user = World::new(false);
         let d = run(&agency_user, true, "agencies.read", Policies::None);
-        assert_eq!(d, denied(overridden));
+        assert_eq!(d, Outcome::from(denied(overridden)));
         let contacts = compile("pol_b", FORBID_DELETE);
         let d = decide(
             granted(),

@@ -412,7 +412,6 @@ pub fn check(c: &Check<'_>, cfg: EngineConfig) -> Decision {
         Err(reason) => Decision {
             allowed: false,
             reason,
-            break_glass: None,
         },
         Ok((set, cross_tenant)) if set.contains(c.permission) => Decision {
             allowed: true,
@@ -420,13 +419,11 @@ pub fn check(c: &Check<'_>, cfg: EngineConfig) -> Decision {
                 via: Vec::new(),
                 cross_tenant,
             },
-            break_glass: None,
         },
         // Without a scope cap nothing was capped away: the permission is simply not granted.
         Ok(_) if c.cap.permissions.is_none() => Decision {
             allowed: false,
             reason: Reason::NotGranted,
-            break_glass: None,
         },
         Ok(_) => {
             // Say whether a grant existed but the cap removed it.
@@ -444,7 +441,6 @@ pub fn check(c: &Check<'_>, cfg: EngineConfig) -> Decision {
             Decision {
                 allowed: false,
                 reason,
-                break_glass: None,
             }
         }
     }

@@ -15,7 +15,9 @@ pub use authz::{
     authorize, CredentialCap, Decision, EngineConfig, Grant, GrantSource, Reason, Subject, Target,
 };
 pub use catalog::{Audience, Catalog, CatalogError, Level};
-pub use decision::{decide, evaluate_policies, Policies, PolicyInput, BREAK_GLASS_PERMISSIONS};
+pub use decision::{
+    decide, evaluate_policies, Outcome, Policies, PolicyInput, BREAK_GLASS_PERMISSIONS,
+};
 pub use ids::{
     AccountId, AgencyId, AppId, BindingId, EventId, IdError, InstallationId, KeyId, PolicyId,
     PrincipalId, RoleId, UserId,

@@ -2,7 +2,7 @@
 //! real server on 127.0.0.1 port 0 — discovery and the JWKS, the code flow with PKCE S256
 //! through the sign-in and consent pages, EdDSA id-token verification with the nonce, refresh
 //! rotation, client credentials, introspection (RFC 7662) and userinfo (OIDC Core §5.3).
-//! The libraries speak through `SocketClient`, a minimal HTTP/1.1 client of ours (no TLS).
+//! The libraries speak through `SocketClient`, hyper's HTTP/1.1 client connection (no TLS).
 
 use std::future::Future;
 use std::io;
@@ -20,7 +20,6 @@ use openidconnect::{
     RedirectUrl, Scope, TokenIntrospectionResponse, TokenResponse, TokenUrl,
 };
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::harness::TestApp;
@@ -28,10 +27,9 @@ use crate::harness::TestApp;
 const PASSWORD: &str = "correct horse battery staple";
 
 // ---------------------------------------------------------------------------------------------
-// A minimal HTTP/1.1 client, the libraries' transport.
+// The libraries' transport: hyper's HTTP/1.1 client connection (the hyper the server uses).
 
-/// One request per connection (`Connection: close`), `http://` only, the response read to EOF;
-/// its body framed by `Content-Length`, by chunks, or by the end of the stream.
+/// One request per connection, `http://` only.
 #[derive(Clone, Copy, Debug, Default)]
 struct SocketClient;
 
@@ -44,117 +42,50 @@ impl<'c> AsyncHttpClient<'c> for SocketClient {
     }
 }
 
-fn malformed(what: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.into())
+fn failed(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
 }
 
 async fn send(request: HttpRequest) -> io::Result<HttpResponse> {
-    let uri = request.uri();
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+
+    let uri = request.uri().clone();
     if uri.scheme_str() != Some("http") {
         return Err(io::Error::new(
             io::ErrorKind::Unsupported,
             format!("only http:// is supported, not `{uri}`"),
         ));
     }
-    let host = uri.host().ok_or_else(|| malformed("the URL has no host"))?;
+    let host = uri.host().ok_or_else(|| failed("the URL has no host"))?;
     let port = uri.port_u16().unwrap_or(80);
-    let target = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut head = format!(
-        "{} {target} HTTP/1.1\r\nhost: {host}:{port}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        request.method(),
-        request.body().len()
+    let stream = TcpStream::connect((host, port)).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(failed)?;
+    tokio::spawn(connection);
+    // Origin form on the wire (RFC 9112 §3.2.1), the authority in `Host`.
+    let (mut parts, body) = request.into_parts();
+    parts.uri = uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse()
+        .map_err(failed)?;
+    parts.headers.insert(
+        http::header::HOST,
+        format!("{host}:{port}").parse().map_err(failed)?,
     );
-    for (name, value) in request.headers() {
-        if matches!(
-            name.as_str(),
-            "host" | "connection" | "content-length" | "transfer-encoding"
-        ) {
-            continue;
-        }
-        let value = value
-            .to_str()
-            .map_err(|_| malformed("a header value is not visible ASCII"))?;
-        head.push_str(name.as_str());
-        head.push_str(": ");
-        head.push_str(value);
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-    let mut stream = TcpStream::connect((host, port)).await?;
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(request.body()).await?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await?;
-    parse_response(&raw)
-}
-
-fn parse_response(raw: &[u8]) -> io::Result<HttpResponse> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| malformed("the response head does not end"))?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| malformed("head is not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    if !parts.next().is_some_and(|v| v.starts_with("HTTP/1.")) {
-        return Err(malformed(format!("bad status line `{status_line}`")));
-    }
-    let status = parts
-        .next()
-        .and_then(|c| c.parse::<u16>().ok())
-        .ok_or_else(|| malformed(format!("bad status line `{status_line}`")))?;
-    let mut builder = http::Response::builder().status(status);
-    let (mut length, mut chunked) = (None, false);
-    for line in lines {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| malformed(format!("bad header line `{line}`")))?;
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            length = Some(
-                value
-                    .parse::<usize>()
-                    .map_err(|_| malformed("bad Content-Length"))?,
-            );
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value.eq_ignore_ascii_case("chunked");
-        }
-        builder = builder.header(name, value);
-    }
-    let rest = &raw[end + 4..];
-    let body = if chunked {
-        dechunk(rest)?
-    } else if let Some(n) = length {
-        rest.get(..n)
-            .ok_or_else(|| malformed("the body is shorter than its Content-Length"))?
-            .to_vec()
-    } else {
-        rest.to_vec()
-    };
-    builder.body(body).map_err(|e| malformed(e.to_string()))
-}
-
-/// Decodes a chunked body (RFC 9112 §7.1); trailers are ignored.
-fn dechunk(mut rest: &[u8]) -> io::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let eol = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(|| malformed("a chunk size line does not end"))?;
-        let line = std::str::from_utf8(&rest[..eol]).map_err(|_| malformed("chunk size"))?;
-        let hex = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(hex, 16).map_err(|_| malformed("chunk size"))?;
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            return Ok(body);
-        }
-        body.extend_from_slice(rest.get(..size).ok_or_else(|| malformed("short chunk"))?);
-        rest = rest
-            .get(size + 2..)
-            .ok_or_else(|| malformed("short chunk"))?;
-    }
+    let response = sender
+        .send_request(http::Request::from_parts(
+            parts,
+            Full::new(Bytes::from(body)),
+        ))
+        .await
+        .map_err(failed)?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.map_err(failed)?.to_bytes();
+    Ok(http::Response::from_parts(parts, body.to_vec()))
 }
 
 // ---------------------------------------------------------------------------------------------
