@@ -397,8 +397,12 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         cache_bytes: config.authz_cache_mb << 20,
         oauth: crate::oauth::settings::OAuthSettings {
             issuer: config.issuer.clone(),
-            access_ttl: config.access_token_ttl,
-            refresh_reuse_grace_ms: config.refresh_reuse_grace_ms,
+            access_ttl: std::time::Duration::from_secs(
+                u64::try_from(config.access_token_ttl).unwrap_or(0),
+            ),
+            refresh_reuse_grace: std::time::Duration::from_millis(
+                u64::try_from(config.refresh_reuse_grace_ms).unwrap_or(0),
+            ),
             ..Default::default()
         },
         password_workers: config.password_workers,

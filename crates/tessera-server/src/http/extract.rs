@@ -208,26 +208,6 @@ pub fn parse_id<T: std::str::FromStr<Err = tessera_core::IdError>>(
         .map_err(|e: tessera_core::IdError| ApiError::new(ErrorCode::InvalidId, e.to_string()))
 }
 
-/// Deserialises an optional whole number that JSON may spell `17` or `17.0` (both are
-/// integers to JSON Schema); a fraction or an out-of-range value is an error.
-pub fn de_opt_whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    use serde::Deserialize;
-    match Option::<serde_json::Number>::deserialize(d)? {
-        None => Ok(None),
-        Some(n) => {
-            if let Some(i) = n.as_i64() {
-                return Ok(Some(i));
-            }
-            match n.as_f64() {
-                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
-                _ => Err(serde::de::Error::custom(format!(
-                    "`{n}` is not a whole number in range"
-                ))),
-            }
-        }
-    }
-}
-
 /// The request's `Authorization` header, for `authn::authenticate`.
 pub fn authorization(headers: &axum::http::HeaderMap) -> crate::authn::Presented<'_> {
     match headers.get(axum::http::header::AUTHORIZATION) {

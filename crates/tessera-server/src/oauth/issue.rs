@@ -166,7 +166,7 @@ pub fn mint_id_token(
         iss: state.oauth.issuer().to_owned(),
         sub: user.id.to_string(),
         aud: vec![client_id.to_owned()],
-        exp: now_s + state.oauth.settings.access_ttl,
+        exp: now_s + super::settings::secs(state.oauth.settings.access_ttl),
         iat: now_s,
         auth_time: auth_time_ms.map(|t| t / 1000),
         nonce,

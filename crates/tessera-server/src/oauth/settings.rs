@@ -14,15 +14,13 @@ use crate::oauth_ui::throttle::SignInThrottle;
 
 /// Lifetimes and limits of the authorization server.
 ///
-/// Lifetimes are `Duration`s, except `access_ttl` (seconds) and `refresh_reuse_grace_ms`
-/// (milliseconds), which `cli.rs` fills from `config.rs` as integers (left for their owner to
-/// convert with the configuration).
+/// Lifetimes are `Duration`s; `secs` and `millis` convert them for epoch arithmetic.
 #[derive(Clone, Debug)]
 pub struct OAuthSettings {
     /// The `iss` of every token and the base of discovery (no trailing slash).
     pub issuer: String,
-    /// Access-token lifetime, seconds (default 15 minutes).
-    pub access_ttl: i64,
+    /// Access-token lifetime (default 15 minutes).
+    pub access_ttl: Duration,
     /// Authorization-code lifetime (default 60 s).
     pub code_ttl: Duration,
     /// A refresh token unused this long expires (default 14 days).
@@ -30,8 +28,8 @@ pub struct OAuthSettings {
     /// A refresh family ends this long after sign-in (default 90 days).
     pub refresh_absolute_ttl: Duration,
     /// A rotated refresh token presented again within this window is refused without revoking
-    /// its family (a client's own retry), milliseconds (default 2 s, at most 5 s).
-    pub refresh_reuse_grace_ms: i64,
+    /// its family (a client's own retry) (default 2 s, at most 5 s).
+    pub refresh_reuse_grace: Duration,
     /// Impersonation tokens live at most this long (1 hour).
     pub impersonation_ttl: Duration,
     /// A browser sign-in session lasts this long (default 8 hours).
@@ -42,11 +40,11 @@ impl Default for OAuthSettings {
     fn default() -> Self {
         Self {
             issuer: "http://127.0.0.1:8080".into(),
-            access_ttl: 900,
+            access_ttl: Duration::from_secs(900),
             code_ttl: Duration::from_secs(60),
             refresh_idle_ttl: Duration::from_secs(14 * 86_400),
             refresh_absolute_ttl: Duration::from_secs(90 * 86_400),
-            refresh_reuse_grace_ms: 2_000,
+            refresh_reuse_grace: Duration::from_millis(2_000),
             impersonation_ttl: Duration::from_secs(3_600),
             session_ttl: Duration::from_secs(8 * 3_600),
         }

@@ -85,7 +85,7 @@ pub async fn issue_token(
             act: None,
             sid: None,
             ins: Some(ins.id.clone()),
-            ttl: state.oauth.settings.access_ttl,
+            ttl: crate::oauth::settings::secs(state.oauth.settings.access_ttl),
             alg: issue::app_alg(client.app()),
         },
     )?;

@@ -14,6 +14,7 @@ use crate::audit::record::audit_event as record;
 use crate::caller::RequestMeta;
 use crate::oauth::client::Client;
 use crate::oauth::scope::{shown, split_scopes};
+use crate::oauth::settings::millis;
 use crate::services::Services;
 
 /// A refresh: the authenticated client, the presented token and an optional narrower `scope`.
@@ -82,7 +83,7 @@ pub async fn refresh(
             hash.as_bytes(),
             &new_row,
             now,
-            state.oauth.settings.refresh_reuse_grace_ms,
+            millis(state.oauth.settings.refresh_reuse_grace),
             &audit,
         )
         .await?

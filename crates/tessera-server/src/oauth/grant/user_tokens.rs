@@ -11,7 +11,7 @@ use tessera_token::SecretString;
 use super::{GrantError, TokenResponse};
 use crate::oauth::client::Client;
 use crate::oauth::issue::{self, AccessSpec, Issued};
-use crate::oauth::settings::millis;
+use crate::oauth::settings::{millis, secs};
 use crate::oauth::tenant::active_installation;
 use crate::services::Services;
 
@@ -60,7 +60,7 @@ pub(super) fn grant_access(
             act: None,
             sid: Some(grant.id.clone()),
             ins: grant.installation.clone(),
-            ttl: state.oauth.settings.access_ttl,
+            ttl: secs(state.oauth.settings.access_ttl),
             alg: issue::app_alg(client.app()),
         },
     )?)
