@@ -51,7 +51,8 @@ pub enum GrantError {
     /// The store failed (an outage is `temporarily_unavailable`).
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// An error of the caller / gate code, already mapped (`// lead: AuthnError`).
+    /// Authentication or the gate failed, already mapped by `oauth::refusal` (an outage to
+    /// `temporarily_unavailable`, a refusal to the grant's own code).
     #[error("{0}")]
     Mapped(OAuthError),
 }
