@@ -213,6 +213,9 @@ define_id!(/// A Cedar policy.
     PolicyId, "pol_", "policy");
 define_id!(/// An audit event.
     EventId, "evt_", "audit event");
+define_id!(/// An OAuth grant: one consent, the refresh-token family and the sessions it issues (the
+    /// `sid` of its tokens).
+    GrantId, "grt_", "grant");
 
 /// Who acts: a user, an API key, or an app acting through an installation (client
 /// credentials). Only users and keys can be named in bindings and parsed from input: an

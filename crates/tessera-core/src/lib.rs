@@ -19,8 +19,8 @@ pub use decision::{
     decide, evaluate_policies, Outcome, Policies, PolicyInput, BREAK_GLASS_PERMISSIONS,
 };
 pub use ids::{
-    AccountId, AgencyId, AppId, BindingId, EventId, IdError, InstallationId, KeyId, PolicyId,
-    PrincipalId, RoleId, UserId,
+    AccountId, AgencyId, AppId, BindingId, EventId, GrantId, IdError, InstallationId, KeyId,
+    PolicyId, PrincipalId, RoleId, UserId,
 };
 pub use permission::{PermissionIndex, PermissionSet};
 pub use scope::{ScopeError, Scopes};

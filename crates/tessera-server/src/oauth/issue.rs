@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use tessera_core::{AccountId, AgencyId, InstallationId};
+use tessera_core::{AccountId, AgencyId, GrantId, InstallationId};
 use tessera_token::{AccessClaims, Actor, Algorithm, IdClaims, SecretString, Tenant};
 
 use super::error::OAuthError;
@@ -49,7 +49,7 @@ pub struct AccessSpec {
     /// The impersonator or delegate.
     pub act: Option<Actor>,
     /// The grant (refresh family) it came from.
-    pub sid: Option<String>,
+    pub sid: Option<GrantId>,
     /// The installation it acts through.
     pub ins: Option<InstallationId>,
     /// Lifetime, seconds.
@@ -115,7 +115,7 @@ pub fn mint_access(state: &Services, spec: AccessSpec) -> Result<Issued, NoSigni
         .ok_or(NoSigningKey("no signing key is active"))?;
     let mut extra = Map::new();
     if let Some(sid) = spec.sid {
-        extra.insert("sid".into(), Value::String(sid));
+        extra.insert("sid".into(), Value::String(sid.to_string()));
     }
     if let Some(ins) = spec.ins {
         extra.insert("ins".into(), Value::String(ins.to_string()));

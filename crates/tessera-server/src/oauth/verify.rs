@@ -147,10 +147,14 @@ pub async fn check_access_token(
         return Ok(Err(Inactive::Revoked("token")));
     }
     if let Some(sid) = claims.extra.get("sid") {
-        let Some(sid) = sid.as_str() else {
+        // Typed: a token's `sid` is a grant id, or the token is malformed.
+        let Some(sid) = sid
+            .as_str()
+            .and_then(|s| s.parse::<tessera_core::GrantId>().ok())
+        else {
             return Ok(Err(Inactive::Malformed("sid")));
         };
-        if entry.tokens.revoked_grants.contains(sid) {
+        if entry.tokens.revoked_grants.contains(sid.as_str()) {
             return Ok(Err(Inactive::Revoked("grant")));
         }
     }

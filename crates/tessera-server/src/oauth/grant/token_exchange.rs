@@ -190,11 +190,12 @@ async fn downscope(
             agency: caller.agency.clone(),
             account: account.clone(),
             act: claims.act.clone(),
+            // Verified above: a `sid` present is a well-formed grant id.
             sid: claims
                 .extra
                 .get("sid")
                 .and_then(Value::as_str)
-                .map(str::to_owned),
+                .and_then(|s| s.parse().ok()),
             ins: claims
                 .extra
                 .get("ins")

@@ -9,6 +9,8 @@ use tessera_store::{Grant, NewRefreshToken, Status, StoreError, User};
 use tessera_token::SecretString;
 
 use super::{GrantError, TokenResponse};
+use tessera_core::GrantId;
+
 use crate::oauth::client::Client;
 use crate::oauth::issue::{self, AccessSpec, Issued};
 use crate::oauth::settings::{millis, secs};
@@ -49,6 +51,11 @@ pub(super) fn grant_access(
     grant: &Grant,
     scopes: &[String],
 ) -> Result<Issued, GrantError> {
+    // The token's `sid`: revoking the grant revokes it, so a malformed stored id is an error,
+    // never a token without one.
+    let sid: GrantId = grant.id.parse().map_err(|_| {
+        GrantError::Internal(format!("stored grant `{}` has a malformed id", grant.id))
+    })?;
     Ok(issue::mint_access(
         state,
         AccessSpec {
@@ -58,7 +65,7 @@ pub(super) fn grant_access(
             agency: grant.agency_id.clone(),
             account: grant.account.clone(),
             act: None,
-            sid: Some(grant.id.clone()),
+            sid: Some(sid),
             ins: grant.installation.clone(),
             ttl: secs(state.oauth.settings.access_ttl),
             alg: issue::app_alg(client.app()),

@@ -7,7 +7,7 @@
 
 use axum::http::StatusCode;
 use serde_json::json;
-use tessera_core::{AccountId, EventId};
+use tessera_core::{AccountId, GrantId};
 use tessera_store::{AppKind, AuthCode, Outcome, User};
 
 use super::flow::{AuthRequest, Choice, Failure, Flow, Step, FORCED_SIGN_IN_CONSENT_WINDOW_MS};
@@ -243,11 +243,9 @@ impl Flow<'_> {
         let granted = Self::granted(req, choice);
         let now = self.now();
         let (code, hash) = issue::new_secret(self.state, CODE_PREFIX);
-        let grant_id = format!(
-            "grt_{}",
-            &EventId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng())
-                .as_str()[4..]
-        );
+        let grant_id =
+            GrantId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng())
+                .to_string();
         let row = AuthCode {
             hash,
             agency_id: user.agency_id.clone(),
