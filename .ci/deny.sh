@@ -15,6 +15,10 @@ if ! cargo deny --version >/dev/null 2>&1; then
   cargo install --locked cargo-deny
 fi
 
+# cargo-deny reads `cargo metadata` for every platform offline: fetch every locked package first
+# (a fresh machine has only those its own builds needed, not the wasm or test-only ones).
+echo "==> cargo fetch --locked (every platform's packages, for cargo-deny)"
+cargo fetch --locked
 echo "==> cargo deny check bans licenses sources"
 cargo deny --color never --offline --locked check bans licenses sources
 
