@@ -98,7 +98,7 @@ pub fn check_with_policies(map: &Indexes, world: &World, c: &CondSample) -> bool
         resource_id: None,
         attributes: &attributes,
         context: &c.context,
-        now_millis: NOW_SECONDS * 1000,
+        now_millis: &|| NOW_SECONDS * 1000,
     };
     let policies = home.policies.as_ref().map_or(Policies::None, Policies::Set);
     decide(

@@ -39,7 +39,7 @@ pub enum Policies<'a> {
 }
 
 /// What the Cedar step reads of one check besides the permission, loaded before the call.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct PolicyInput<'a> {
     /// Who acts.
     pub principal: &'a PrincipalId,
@@ -63,8 +63,22 @@ pub struct PolicyInput<'a> {
     pub attributes: &'a Map<String, Value>,
     /// The request context as the caller gave it (`ip`, `time`, `mfa`, …).
     pub context: &'a Map<String, Value>,
-    /// The time of the check, epoch milliseconds: `time` defaults to it, in seconds.
-    pub now_millis: i64,
+    /// The time of the check, epoch milliseconds: `time` defaults to it, in seconds. Read only
+    /// when a policy applies and the caller left `time` out, so a check no policy narrows never
+    /// reads the clock.
+    pub now_millis: &'a dyn Fn() -> i64,
+}
+
+impl std::fmt::Debug for PolicyInput<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyInput")
+            .field("principal", self.principal)
+            .field("agency", self.agency)
+            .field("account", &self.account)
+            .field("resource_id", &self.resource_id)
+            .field("context", self.context)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A decision of RBAC and the policies together, with its reasons.
@@ -167,7 +181,7 @@ pub fn evaluate_policies(
     let mut context = input.context.clone();
     context
         .entry("time")
-        .or_insert_with(|| Value::from(input.now_millis / 1000));
+        .or_insert_with(|| Value::from((input.now_millis)() / 1000));
     context.entry("mfa").or_insert(Value::Bool(false));
     context
         .entry("impersonating")
@@ -284,7 +298,7 @@ mod tests {
                 resource_id: None,
                 attributes: &self.empty,
                 context,
-                now_millis: 1_700_000_000_000,
+                now_millis: &|| 1_700_000_000_000,
             }
         }
     }
@@ -436,7 +450,7 @@ mod tests {
         let mut input = w.input(false, &w.empty);
         input.impersonating = true;
         assert!(check(&input).is_some());
-        input.now_millis += 1000;
+        input.now_millis = &|| 1_700_000_001_000;
         input.impersonating = false;
         assert!(check(&input).is_some());
         let given = json!({"time": 1_700_000_000, "impersonating": false, "mfa": true});

@@ -8,6 +8,7 @@ use serde_json::json;
 use tessera_core::{AccountId, AgencyId, PermissionIndex, PermissionSet};
 use tessera_store::{AuditRecord, Outcome, TenantScope};
 
+use super::admission::Admission;
 use super::decide::{decide, effective_of, request_context};
 use super::deny::deny;
 use super::error::AuthzError;
@@ -27,8 +28,9 @@ pub struct Authorized {
     pub account: Option<AccountId>,
     pub(super) permission: Option<(PermissionIndex, &'static str)>,
     pub(super) checked: bool,
-    /// The scope of `agency`, minted by the gate once the caller passed its tenant check.
-    pub(super) scope: TenantScope,
+    /// The mint, for the scope of `agency` (asked for only by the routes that touch tenant
+    /// data, so the check path builds none).
+    pub(super) admission: Arc<Admission>,
     /// Request facts.
     pub meta: RequestMeta,
 }
@@ -37,7 +39,7 @@ impl Authorized {
     /// For routes any authenticated caller may use: no permission, the caller's own agency.
     pub fn for_caller(state: &Services, caller: Arc<Caller>, meta: RequestMeta) -> Self {
         Self {
-            scope: state.admission.admit(caller.agency.clone()),
+            admission: state.admission.clone(),
             agency: caller.agency.clone(),
             caller,
             account: None,
@@ -54,14 +56,14 @@ impl Authorized {
                 "route declared a body target but read the path scope",
             ));
         }
-        Ok(self.scope.clone())
+        Ok(self.admission.admit(self.agency.clone()))
     }
 
     /// The tenant scope once the tenant gate has passed, before the permission is checked at
     /// a target read from the store (a binding's or key's account). Use it only to load what
     /// that decision needs; act only with the scope `require_at` returns.
     pub fn gate_scope(&self) -> TenantScope {
-        self.scope.clone()
+        self.admission.admit(self.agency.clone())
     }
 
     /// Checks the route's permission at `account` (or the whole agency) and returns the scope.
@@ -95,7 +97,7 @@ impl Authorized {
         )
         .await?;
         if d.allowed {
-            return Ok(self.scope.clone());
+            return Ok(self.admission.admit(self.agency.clone()));
         }
         Err(deny(
             state,

@@ -98,7 +98,8 @@ pub async fn decide(
         state.engine.entry(agency, false, at_least).await?
     };
     revision = revision.min(state.engine.valid_at(&target));
-    let input = policy_input(state, caller, &home, agency, account, resource);
+    let now = || state.clock.now();
+    let input = policy_input(&now, caller, &home, agency, account, resource);
     let d = tessera_core::decision::decide(
         rbac,
         &state.catalog,
@@ -128,9 +129,9 @@ fn agency_policies(entry: &AgencyEntry) -> Policies<'_> {
 }
 
 /// What the policies see of a check: the caller, its home index (for its role names), the
-/// target and the request's attributes and context.
+/// target and the request's attributes and context; the clock is read only if a policy asks.
 fn policy_input<'a>(
-    state: &Services,
+    now: &'a dyn Fn() -> i64,
     caller: &'a Caller,
     home: &'a AgencyEntry,
     agency: &'a AgencyId,
@@ -148,7 +149,7 @@ fn policy_input<'a>(
         resource_id: resource.id.as_deref(),
         attributes: &resource.attributes,
         context: &resource.context,
-        now_millis: state.clock.now(),
+        now_millis: now,
     }
 }
 
@@ -164,7 +165,8 @@ pub fn evaluate_policies(
     account: Option<&AccountId>,
     resource: &ResourceDesc,
 ) -> Option<Reason> {
-    let input = policy_input(state, caller, home, agency, account, resource);
+    let now = || state.clock.now();
+    let input = policy_input(&now, caller, home, agency, account, resource);
     tessera_core::decision::evaluate_policies(&state.catalog, policies, permission, &input)
 }
 

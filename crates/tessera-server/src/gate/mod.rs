@@ -204,7 +204,7 @@ async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), 
         account,
         permission: Some((g.index, g.permission)),
         checked: g.target == TargetFrom::Path,
-        scope: g.app.admission.admit(agency.clone()),
+        admission: g.app.admission.clone(),
         meta,
     });
     Ok((Request::from_parts(parts, body), agency))

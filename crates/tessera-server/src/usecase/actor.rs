@@ -16,8 +16,6 @@ use crate::gate::authorized::Authorized;
 /// The operator at the console: the authority over the database, as with the database itself.
 #[derive(Clone, Debug)]
 pub struct Operator {
-    /// The agency acted in.
-    pub agency: AgencyId,
     /// Why, for the audit trail.
     pub reason: Option<String>,
     /// The command, for the audit trail (`tessera policies delete`).
@@ -37,8 +35,7 @@ impl Operator {
     ) -> Result<Self, ApiError> {
         store.get_agency(&agency).await?;
         Ok(Self {
-            scope: admission.admit(agency.clone()),
-            agency,
+            scope: admission.admit(agency),
             reason,
             via,
         })
@@ -128,8 +125,7 @@ mod tests {
         let admission = crate::gate::admission::Admission::new(connected.mint);
         let agency = AgencyId::generate();
         let op = Operator {
-            scope: admission.admit(agency.clone()),
-            agency,
+            scope: admission.admit(agency),
             reason: Some("owner locked out".into()),
             via: "tessera policies delete",
         };

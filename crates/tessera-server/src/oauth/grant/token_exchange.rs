@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tessera_core::AccountId;
+use tessera_core::{AccountId, GrantId, InstallationId};
 use tessera_store::{Outcome, StoreError};
 
 use super::exchanged::{exchanged, remaining, ExchangeRequest, Exchanged};
@@ -181,6 +181,24 @@ async fn downscope(
             "the subject token has expired".into(),
         ));
     }
+    // The derived token stays bound to the subject's grant and installation, so revoking either
+    // revokes it: a binding that does not parse refuses the exchange, never drops the binding.
+    let malformed =
+        |what: &str| GrantError::InvalidGrant(format!("the subject token's `{what}` is malformed"));
+    let sid: Option<GrantId> = claims
+        .extra
+        .get("sid")
+        .and_then(Value::as_str)
+        .map(str::parse)
+        .transpose()
+        .map_err(|_| malformed("sid"))?;
+    let ins: Option<InstallationId> = claims
+        .extra
+        .get("ins")
+        .and_then(Value::as_str)
+        .map(str::parse)
+        .transpose()
+        .map_err(|_| malformed("ins"))?;
     let issued = issue::mint_access(
         state,
         AccessSpec {
@@ -190,17 +208,8 @@ async fn downscope(
             agency: caller.agency.clone(),
             account: account.clone(),
             act: claims.act.clone(),
-            // Verified above: a `sid` present is a well-formed grant id.
-            sid: claims
-                .extra
-                .get("sid")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok()),
-            ins: claims
-                .extra
-                .get("ins")
-                .and_then(Value::as_str)
-                .and_then(|i| i.parse().ok()),
+            sid,
+            ins,
             ttl,
             alg,
         },
