@@ -12,8 +12,11 @@ use tessera_store::ApiKey;
 pub struct RequestMeta {
     /// `req_…`, echoed as `x-request-id`.
     pub request_id: String,
-    /// The client's address.
+    /// The client's address as text (audit, Cedar's `context.ip`): the peer's, or the one
+    /// trusted proxies forwarded (`net::forwarded`).
     pub ip: Option<String>,
+    /// The same address (rate limits and sign-in backoff key on it).
+    pub addr: Option<std::net::IpAddr>,
     /// The client's user agent.
     pub user_agent: Option<String>,
 }

@@ -409,6 +409,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         http: crate::net::HttpSettings {
             net: config.net,
             metrics_public: config.metrics_public,
+            proxies: Arc::new(config.proxies.clone()),
         },
         ..Default::default()
     };
@@ -431,6 +432,15 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    if !config.proxies.is_empty() {
+        let ranges: Vec<String> = config
+            .proxies
+            .ranges()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        tracing::info!(ranges = %ranges.join(","), "forwarding headers are read from these proxies only");
+    }
     tracing::info!(listen = %listener.local_addr()?, issuer = %config.issuer, "tessera listening");
     if let Some(fds) = open_files_limit() {
         if config.net.max_connections.saturating_add(64) > fds {

@@ -31,7 +31,7 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms, password_workers, header_timeout_secs, body_timeout_secs, idle_timeout_secs, max_connections, max_connections_per_ip, metrics_public
+    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms, password_workers, header_timeout_secs, body_timeout_secs, idle_timeout_secs, max_connections, max_connections_per_ip, metrics_public, trusted_proxies, trusted_proxy_header
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -92,8 +92,33 @@ pub struct ServeArgs {
     /// needs a platform credential holding `platform.config`
     #[arg(long, env = "TESSERA_METRICS_PUBLIC", action = clap::ArgAction::SetTrue)]
     pub metrics_public: bool,
+    /// Proxies (CIDRs or addresses, comma-separated) whose `X-Forwarded-For` / `Forwarded`
+    /// name the client; from any other peer those headers are ignored [default: none]
+    #[arg(long, env = "TESSERA_TRUSTED_PROXIES", value_name = "CIDRS")]
+    pub trusted_proxies: Option<String>,
+    /// Which forwarding header the trusted proxies write [default: auto: `X-Forwarded-For`
+    /// when present, else `Forwarded`]
+    #[arg(long, env = "TESSERA_TRUSTED_PROXY_HEADER", value_enum)]
+    pub trusted_proxy_header: Option<crate::net::ForwardedHeader>,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+/// A list in the file: `"10.0.0.0/8, ::1"` or `["10.0.0.0/8", "::1"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TextList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl TextList {
+    fn joined(&self) -> String {
+        match self {
+            Self::One(s) => s.clone(),
+            Self::Many(v) => v.join(","),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,6 +141,8 @@ struct FileConfig {
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
     metrics_public: Option<bool>,
+    trusted_proxies: Option<TextList>,
+    trusted_proxy_header: Option<crate::net::ForwardedHeader>,
 }
 
 /// The resolved configuration.
@@ -147,6 +174,8 @@ pub struct Config {
     pub net: crate::net::NetSettings,
     /// `/metrics` without a credential.
     pub metrics_public: bool,
+    /// The proxies whose forwarding headers name the client.
+    pub proxies: crate::net::TrustedProxies,
 }
 
 impl std::fmt::Debug for Config {
@@ -270,6 +299,22 @@ impl Config {
         let file = read_file(args.store.config.as_deref())?;
         let net = net_settings(args, &file)?;
         let metrics_public = args.metrics_public || file.metrics_public.unwrap_or(false);
+        let proxy_list = args
+            .trusted_proxies
+            .clone()
+            .or_else(|| file.trusted_proxies.as_ref().map(TextList::joined))
+            .unwrap_or_default();
+        let proxies = crate::net::TrustedProxies::parse(
+            &proxy_list,
+            args.trusted_proxy_header
+                .or(file.trusted_proxy_header)
+                .unwrap_or_default(),
+        )
+        .map_err(|e| ConfigError::Value {
+            field: "trusted_proxies",
+            value: e.0.clone(),
+            message: e.to_string(),
+        })?;
         let listen_text = args
             .listen
             .clone()
@@ -310,6 +355,7 @@ impl Config {
         Ok(Self {
             net,
             metrics_public,
+            proxies,
             listen,
             data_dir,
             database_url,

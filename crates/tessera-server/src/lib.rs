@@ -122,7 +122,10 @@ pub fn app(state: AppState) -> Result<Router, AppError> {
             )
         })
         .layer(DefaultBodyLimit::max(http::extract::MAX_BODY))
-        .layer(axum::middleware::from_fn(observe::observe));
+        .layer(axum::middleware::from_fn_with_state(
+            state.http.proxies.clone(),
+            observe::observe,
+        ));
     let router = if state.hsts {
         router.layer(axum::middleware::map_response(hsts))
     } else {
@@ -291,7 +294,14 @@ pub async fn run(
             usage.flush(store.as_ref()).await;
         }
     });
-    net::serve(listener, router, state.http.net, shutdown).await;
+    net::serve(
+        listener,
+        router,
+        state.http.net,
+        state.http.proxies.clone(),
+        shutdown,
+    )
+    .await;
     flusher.abort();
     follower.abort();
     rotator.abort();

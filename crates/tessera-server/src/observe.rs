@@ -1,19 +1,21 @@
 //! The outermost middleware: gives each request an id (`x-request-id`), notes the client's
-//! address and user agent for the audit trail, logs the request at `debug` (never its headers
+//! address (behind trusted proxies, the forwarded one) and user agent for the audit trail, logs the request at `debug` (never its headers
 //! or body; `TESSERA_LOG=debug` shows them) and records metrics by route template and status.
 //! A request whose body did not arrive in time is answered 408 `request_timeout` here, whatever
 //! the handler made of the failed read.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::caller::RequestMeta;
 use crate::error::{ApiError, ErrorCode};
+use crate::net::TrustedProxies;
 
 fn request_id(req: &Request) -> String {
     // A caller's id is kept if it is short and plain, so traces join up; otherwise ours.
@@ -39,13 +41,19 @@ fn request_id(req: &Request) -> String {
 }
 
 /// Request id, log line and metrics for every request.
-pub async fn observe(mut req: Request, next: Next) -> Response {
+pub async fn observe(
+    State(proxies): State<Arc<TrustedProxies>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let start = Instant::now();
     let id = request_id(&req);
-    let ip = req
+    // The one client address every later step uses (see `net::forwarded`).
+    let addr = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+        .map(|c| proxies.client_ip(c.0.ip(), req.headers()));
+    let ip = addr.map(|a| a.to_string());
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
@@ -60,6 +68,7 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(RequestMeta {
         request_id: id.clone(),
         ip: ip.clone(),
+        addr,
         user_agent,
     });
     let mut resp = next.run(req).await;

@@ -48,7 +48,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         settings: EngineSettings,
     ) -> Result<Self, StateError> {
-        let http = settings.http;
+        let http = settings.http.clone();
         let hsts = settings
             .oauth
             .issuer

@@ -30,7 +30,7 @@ pub struct Permit {
 }
 
 /// The address a per-client cap counts: IPv4 (also when mapped into IPv6) as is, IPv6 by /64.
-fn client_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let s = v6.segments();
@@ -50,8 +50,9 @@ impl Limits {
         }
     }
 
-    /// A place for a connection from `ip`, or `None` (counted) when a cap is reached.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Permit> {
+    /// A place for a connection from `ip`, or `None` (counted) when a cap is reached. A
+    /// `proxy` (a trusted one, carrying many clients) is held to the global cap only.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr, proxy: bool) -> Option<Permit> {
         let client = client_key(ip);
         let Ok(mut open) = self.open.lock() else {
             return None;
@@ -62,7 +63,7 @@ impl Limits {
             return None;
         }
         let n = open.per_ip.entry(client).or_default();
-        if *n >= self.max_per_ip {
+        if *n >= self.max_per_ip && !proxy {
             drop(open);
             crate::metrics::connection_refused("max_connections_per_ip");
             return None;
@@ -108,19 +109,28 @@ mod tests {
         let limits = Arc::new(Limits::new(3, 2));
         let a: IpAddr = "10.0.0.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let b: IpAddr = "10.0.0.2".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let a1 = limits.admit(a);
-        let a2 = limits.admit(a);
+        let a1 = limits.admit(a, false);
+        let a2 = limits.admit(a, false);
         assert!(a1.is_some() && a2.is_some());
-        assert!(limits.admit(a).is_none(), "per-client cap");
-        let b1 = limits.admit(b);
+        assert!(limits.admit(a, false).is_none(), "per-client cap");
+        let b1 = limits.admit(b, false);
         assert!(b1.is_some());
-        assert!(limits.admit(b).is_none(), "global cap");
+        assert!(limits.admit(b, false).is_none(), "global cap");
         drop(a1);
-        let b2 = limits.admit(b);
+        let b2 = limits.admit(b, false);
         assert!(b2.is_some(), "a closed connection frees its place");
         assert_eq!(limits.open(), 3);
         drop((a2, b1, b2));
         assert_eq!(limits.open(), 0);
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_held_to_the_global_cap_only() {
+        let limits = Arc::new(Limits::new(3, 1));
+        let p: IpAddr = "10.0.0.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let held: Vec<_> = (0..3).map(|_| limits.admit(p, true)).collect();
+        assert!(held.iter().all(Option::is_some));
+        assert!(limits.admit(p, true).is_none(), "global cap");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod activity;
 mod body;
 mod conn;
+pub mod forwarded;
 mod limits;
 pub mod settings;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 use axum::Router;
 
 pub use conn::ConnHandle;
+pub use forwarded::{ForwardedHeader, TrustedProxies};
 pub use limits::Limits;
 pub use settings::{HttpSettings, NetSettings};
 
@@ -26,6 +28,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     settings: NetSettings,
+    proxies: Arc<TrustedProxies>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let limits = Arc::new(Limits::new(
@@ -47,7 +50,8 @@ pub async fn serve(
                 }
             },
         };
-        let Some(permit) = limits.admit(peer.ip()) else {
+        // A trusted proxy carries many clients: only the global cap applies to it.
+        let Some(permit) = limits.admit(peer.ip(), proxies.trusts(peer.ip())) else {
             // Refused before reading a byte: dropping the socket closes it.
             drop(tcp);
             continue;

@@ -33,10 +33,12 @@ impl Default for NetSettings {
 
 /// How the service faces the network: the listener's timeouts and caps, and who may read
 /// `/metrics`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HttpSettings {
     /// Timeouts and connection caps.
     pub net: NetSettings,
     /// `/metrics` without a credential (for a scraper on a private network).
     pub metrics_public: bool,
+    /// The proxies whose forwarding headers name the client (`--trusted-proxies`).
+    pub proxies: std::sync::Arc<super::forwarded::TrustedProxies>,
 }

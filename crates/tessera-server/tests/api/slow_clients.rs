@@ -27,7 +27,7 @@ impl Server {
         let t = TestApp::sqlite_with(EngineSettings {
             http: HttpSettings {
                 net,
-                metrics_public: false,
+                ..Default::default()
             },
             ..Default::default()
         })
