@@ -295,8 +295,9 @@ async fn concurrent_sign_ins_are_bounded_in_memory_and_do_not_slow_checks() {
         "{too_many} of 6 parallel attempts from one address refused"
     );
 
-    // One account, from 8 addresses: 8 parallel wrong guesses past the free failures take turns, each waiting for
-    // the backoff the previous ones earned (serialised, not computed at once).
+    // One account, from 8 fresh addresses: 8 parallel wrong guesses past the free failures
+    // take turns in the clean lane, each waiting for the backoff the previous ones earned
+    // (serialised, not computed at once), at most 1 s each from a clean address.
     let start = Instant::now();
     let mut guesses = Vec::new();
     for _ in 0..8 {
@@ -309,14 +310,28 @@ async fn concurrent_sign_ins_are_bounded_in_memory_and_do_not_slow_checks() {
     for g in guesses {
         assert_eq!(g.await.unwrap(), 401);
     }
-    // 3 free failures, then 0 + 250 + 500 + 1000 + 2000 ms: at least 3.75 s, in turn.
+    // 4 free, then 250 + 500 + 1000 + 1000 (capped) ms: at least 2.75 s, in turn.
     let took = start.elapsed();
     assert!(
-        took >= Duration::from_millis(3700),
+        took >= Duration::from_millis(2700),
         "parallel guesses finished in {took:?}"
     );
     assert!(took < Duration::from_secs(10), "{took:?}");
-    // The right password still signs in (backoff delays, never locks out).
+    // An address that failed is known now: its next guess waits the account's full backoff
+    // (8 failures: 4 s).
+    let start = Instant::now();
+    let (status, _, _) = once_from(
+        [127, 0, 3, 10],
+        addr,
+        &sign_in("victim@load.test".into(), "not the passphrase"),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let known = start.elapsed();
+    assert!(known >= Duration::from_millis(3900), "{known:?}");
+    // The owner, from a clean address, still gets in after at most a second's wait (backoff
+    // delays, never locks out).
+    let start = Instant::now();
     let (status, head, _) = once_from(
         [127, 0, 0, 3],
         addr,
@@ -324,6 +339,8 @@ async fn concurrent_sign_ins_are_bounded_in_memory_and_do_not_slow_checks() {
     )
     .await;
     assert!(status == 200 || status == 303, "{status} {head}");
+    let owner = start.elapsed();
+    assert!(owner < known, "the owner waited {owner:?}, a guesser {known:?}");
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();

@@ -11,6 +11,8 @@ use std::fmt;
 pub enum AuditAction {
     /// `auth.sign_in`: a user signed in with a password on the OAuth sign-in page.
     AuthSignIn,
+    /// `auth.sign_in_throttled`: a sign-in attempt was slowed down by the failures on record.
+    AuthSignInThrottled,
     /// `oauth.consent`: a signed-in user approved an app's authorization request.
     OauthConsent,
     /// `oauth.code_replayed`: an authorization code was presented again; its grant is revoked.
@@ -100,6 +102,7 @@ impl AuditAction {
     /// Every action, grouped by the prefix before the dot (the order of `docs/AUDIT.md`).
     pub const ALL: &'static [AuditAction] = &[
         Self::AuthSignIn,
+        Self::AuthSignInThrottled,
         Self::OauthConsent,
         Self::OauthCodeReplayed,
         Self::OauthRefreshReused,
@@ -147,6 +150,7 @@ impl AuditAction {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::AuthSignIn => "auth.sign_in",
+            Self::AuthSignInThrottled => "auth.sign_in_throttled",
             Self::OauthConsent => "oauth.consent",
             Self::OauthCodeReplayed => "oauth.code_replayed",
             Self::OauthRefreshReused => "oauth.refresh_reused",

@@ -13,7 +13,8 @@ impl AuditAction {
     /// What the event records, who its actor is, and when it is (not) written.
     pub const fn description(self) -> &'static str {
         match self {
-            Self::AuthSignIn => "A user signed in with a password on the OAuth sign-in page. Actor: the user. Failed sign-ins are not audited (they are throttled and only logged).",
+            Self::AuthSignIn => "A user signed in with a password on the OAuth sign-in page. Actor: the user. Failed sign-ins are not audited one by one (they are throttled and logged); an attempt that had to wait is recorded as `auth.sign_in_throttled`.",
+            Self::AuthSignInThrottled => "A sign-in attempt on the OAuth sign-in page waited before its password was checked, because of the failed sign-ins on record for its account, its address or both (a suspected guess; see README \"Sign-in protection\"). Written once the password is checked, with its outcome: `success` (the right password, after the wait) or `failure`. Recorded in the chain of the agency whose app asked. Actor: the user when the password was right, else `anonymous`.",
             Self::OauthConsent => "A signed-in user approved an app's authorization request and an authorization code was issued. Actor: the user.",
             Self::OauthCodeReplayed => "An authorization code was presented a second time (RFC 6749 §4.1.2). The grant its first redemption created is revoked in the same transaction; if the first redemption failed (no grant), the replay is still recorded. Not recorded when the grant is already revoked (by an earlier replay or a revocation). Outcome `denied`. Actor: the client presenting the code; on behalf of: the user it was issued to.",
             Self::OauthRefreshReused => "A refresh token rotated longer ago than the reuse grace window was presented again: the whole grant (the refresh family) is revoked in the same transaction. Outcome `denied`. Actor: the client; on behalf of: the grant's user.",
@@ -66,6 +67,14 @@ impl AuditAction {
             Self::AuthSignIn => &[
                 ("method", "how the user proved who they are: always `password` today"),
                 ("client_id", "the app (`app_…`) whose authorization request the sign-in was for"),
+            ],
+            Self::AuthSignInThrottled => &[
+                ("client_id", "the app (`app_…`) whose authorization request the sign-in was for"),
+                ("delay_ms", "how long the attempt waited before its password was checked"),
+                ("account_failures", "failed sign-ins on record for the email, from every address"),
+                ("ip_failures", "failed sign-ins on record from the client's address (IPv6: its /64), on every account"),
+                ("clean_ip", "whether the address had no failure on record (it then waits at most 1 s, in its own queue)"),
+                ("cluster_wide", "whether the counts came from the cluster-wide ledger (Redis) rather than this node's memory"),
             ],
             Self::OauthConsent => &[
                 ("client_id", "the app (`app_…`), the same as the target"),
@@ -238,6 +247,7 @@ impl AuditAction {
     pub const fn target(self) -> &'static str {
         match self {
             Self::AuthSignIn => "the user's id (`usr_…`)",
+            Self::AuthSignInThrottled => "the user's id (`usr_…`) when the password was right, else null",
             Self::OauthConsent => "the app's client id (`app_…`)",
             Self::OauthCodeReplayed | Self::OauthRefreshReused => "the grant id (`grt_…`)",
             Self::TokenIssue => "the grant id (`grt_…`) for `authorization_code` and `refresh_token`; the installation id (`ins_…`) for `client_credentials`",
@@ -399,9 +409,10 @@ mod tests {
             SigningKeyBeginRetiring => 39,
             SigningKeyRetire => 40,
             SigningKeyDrop => 41,
+            AuthSignInThrottled => 42,
         }
     }
-    const VARIANTS: usize = 42;
+    const VARIANTS: usize = 43;
 
     #[test]
     fn all_lists_every_variant_once() {

@@ -30,7 +30,7 @@ pub struct Permit {
 }
 
 /// The address a per-client cap counts: IPv4 (also when mapped into IPv6) as is, IPv6 by /64.
-pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
+pub fn client_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let s = v6.segments();

@@ -19,7 +19,7 @@ use axum::Router;
 
 pub use conn::ConnHandle;
 pub use forwarded::{ForwardedHeader, TrustedProxies};
-pub use limits::Limits;
+pub use limits::{client_key, Limits};
 pub use settings::{HttpSettings, NetSettings};
 
 /// Serves `router` on `listener` until `shutdown` resolves, then waits for the open

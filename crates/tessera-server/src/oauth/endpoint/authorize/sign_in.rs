@@ -22,6 +22,7 @@ use crate::oauth::endpoint::params::Params;
 use crate::oauth::error::OAuthErrorCode;
 use crate::oauth::settings::secs;
 use crate::oauth_ui::read_cookie;
+use crate::oauth_ui::throttle::{Assessment, Lane};
 
 impl Flow<'_> {
     pub(super) fn session(&self) -> Option<Session> {
@@ -111,7 +112,8 @@ impl Flow<'_> {
     pub(super) async fn sign_in(&self, req: &AuthRequest, form: &Params) -> Result<Step, Failure> {
         let email = form.get("email").unwrap_or_default().trim().to_owned();
         let password = form.get("password").unwrap_or_default().to_owned();
-        let ip = self.meta.ip.clone();
+        let ip = self.meta.addr;
+        let throttle = &self.state.oauth.throttle;
         let unavailable = || {
             Failure::Page(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -119,32 +121,25 @@ impl Flow<'_> {
             )
         };
         // At most two attempts in progress per client address, refused at once beyond.
-        let _ip_slot = self
-            .state
-            .oauth
-            .throttle
-            .ip_slot(ip.as_deref())
-            .map_err(|_| {
-                Failure::Page(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too many sign-in attempts from your address at once. Try again shortly."
-                        .into(),
-                )
-            })?;
-        // One attempt per account at a time: parallel guesses wait in line, each for the
-        // backoff the failures before it earned (held until this attempt is counted).
-        let _turn = self
-            .state
-            .oauth
-            .throttle
-            .account_turn(&email)
+        let _ip_slot = throttle.ip_slot(ip).map_err(|_| {
+            Failure::Page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many sign-in attempts from your address at once. Try again shortly.".into(),
+            )
+        })?;
+        // One attempt per account and lane at a time: parallel guesses wait in line, each for
+        // the backoff the failures before it earned (held until this attempt is counted). An
+        // address with no failure on record queues apart from known guessers.
+        let lane = throttle.assess(&email, ip, self.now()).await.lane;
+        let _turn = throttle
+            .account_turn(&email, lane)
             .await
             .map_err(|_| unavailable())?;
         // The backoff is read after the wait for this account's turn, with every failure before it.
         let now = self.now();
-        let delay = self.state.oauth.throttle.delay(&email, ip.as_deref(), now);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay.min(Duration::from_secs(10))).await;
+        let seen = throttle.assess(&email, ip, now).await;
+        if !seen.delay.is_zero() {
+            tokio::time::sleep(seen.delay.min(Duration::from_secs(10))).await;
         }
         // A place in the hashing pool before any other work: a refusal costs nothing.
         let ticket = self.state.passwords.admit().map_err(|_| unavailable())?;
@@ -196,20 +191,16 @@ impl Flow<'_> {
             .or_else(|| checked.first())
             .cloned();
         let Some(user) = chosen else {
-            self.state
-                .oauth
-                .throttle
-                .record_failure(&email, ip.as_deref(), now);
+            throttle.record_failure(&email, ip, now).await;
             tracing::info!(request_id = %self.meta.request_id, "failed sign-in");
+            self.audit_throttled(req, &seen, None).await?;
             return Ok(Step::SignIn {
                 error: Some(SAME_MESSAGE),
                 email,
             });
         };
-        self.state
-            .oauth
-            .throttle
-            .record_success(&email, ip.as_deref(), now);
+        throttle.record_success(&email, ip).await;
+        self.audit_throttled(req, &seen, Some(&user)).await?;
         let audit = record(
             self.state,
             &self.meta,
@@ -236,5 +227,50 @@ impl Flow<'_> {
             now / 1000 + secs(self.state.oauth.settings.session_ttl),
         );
         self.consent_step(req, user, Some(sealed)).await
+    }
+
+    /// Records a sign-in attempt that was slowed down (a suspected guess), in the chain of the
+    /// agency whose app asked: its outcome, the failures on record and the delay it waited.
+    async fn audit_throttled(
+        &self,
+        req: &AuthRequest,
+        seen: &Assessment,
+        user: Option<&User>,
+    ) -> Result<(), Failure> {
+        if seen.delay.is_zero() {
+            return Ok(());
+        }
+        let app = &req.client.app;
+        let audit = record(
+            self.state,
+            &self.meta,
+            user.map_or("anonymous", |u| u.id.as_str()),
+            None,
+            AuditAction::AuthSignInThrottled,
+            user.map(|u| u.id.as_str()),
+            if user.is_some() {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+            json!({
+                "client_id": app.id.as_str(),
+                "delay_ms": u64::try_from(seen.delay.as_millis()).unwrap_or(u64::MAX),
+                "account_failures": seen.account_failures,
+                "ip_failures": seen.ip_failures,
+                "clean_ip": seen.lane == Lane::Clean,
+                "cluster_wide": seen.shared,
+            }),
+        );
+        self.state
+            .audit
+            .append(self.state.admission.admit(app.agency_id.clone()), audit)
+            .await
+            .map_err(|_| {
+                Failure::Page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The service is temporarily unavailable. Try again shortly.".into(),
+                )
+            })
     }
 }
