@@ -340,7 +340,10 @@ async fn concurrent_sign_ins_are_bounded_in_memory_and_do_not_slow_checks() {
     .await;
     assert!(status == 200 || status == 303, "{status} {head}");
     let owner = start.elapsed();
-    assert!(owner < known, "the owner waited {owner:?}, a guesser {known:?}");
+    assert!(
+        owner < known,
+        "the owner waited {owner:?}, a guesser {known:?}"
+    );
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();

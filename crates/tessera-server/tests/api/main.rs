@@ -17,6 +17,7 @@ mod lockout;
 mod oauth;
 mod ops;
 mod props;
+mod proxies;
 mod quickstart;
 mod signing_keys;
 mod slow_clients;

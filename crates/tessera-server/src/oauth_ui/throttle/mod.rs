@@ -317,10 +317,7 @@ fn account_key(email: &str) -> Key {
 
 /// The address key: an IPv4 address, or an IPv6 client's /64.
 fn ip_key(ip: IpAddr) -> Key {
-    hash(
-        b"ip\0",
-        crate::net::client_key(ip).to_string().as_bytes(),
-    )
+    hash(b"ip\0", crate::net::client_key(ip).to_string().as_bytes())
 }
 
 fn hash(kind: &[u8], value: &[u8]) -> Key {

@@ -98,7 +98,12 @@ fn a_clean_address_feels_the_account_at_most_a_second() {
         fail(&t, "victim@example.com", IP1, T0 + i);
     }
     for i in 0..20 {
-        fail(&t, "victim@example.com", addr(100 + i), T0 + 20 + i64::from(i));
+        fail(
+            &t,
+            "victim@example.com",
+            addr(100 + i),
+            T0 + 20 + i64::from(i),
+        );
     }
     let attacker = run(t.assess("victim@example.com", IP1, T0 + 50));
     // Its own address's 20 failures: the address's backoff (10 s) beats the account's.
@@ -192,7 +197,9 @@ fn memory_is_bounded() {
     assert!(ms(&t, "spray9999@example.com", None, T0 + 10_001) > 0);
     let inner = t.lock();
     assert!(!inner.accounts.contains(&account_key("spray0@example.com")));
-    assert!(inner.accounts.contains(&account_key("spray9998@example.com")));
+    assert!(inner
+        .accounts
+        .contains(&account_key("spray9998@example.com")));
 }
 
 #[test]
@@ -262,7 +269,10 @@ impl FailureLedger for FakeLedger {
         Box::pin(async move {
             self.up()?;
             let c = self.counts.lock().unwrap();
-            Ok(keys.iter().map(|k| c.get(k).copied().unwrap_or(0)).collect())
+            Ok(keys
+                .iter()
+                .map(|k| c.get(k).copied().unwrap_or(0))
+                .collect())
         })
     }
     fn record_failure<'a>(&'a self, keys: &'a [Key]) -> LedgerFuture<'a, Result<(), ()>> {
@@ -306,7 +316,9 @@ fn nodes_sharing_a_ledger_count_together_and_fall_back_alone() {
     assert!(!alone.shared);
     assert_eq!((alone.account_failures, alone.delay.as_millis()), (3, 0));
     // Back up: a success on one node clears the account for every node.
-    ledger.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    ledger
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     run(node1.record_success("ann@example.com", IP1));
     let after = run(node2.assess("ann@example.com", IP1, T0 + 7));
     assert_eq!((after.account_failures, after.pair_failures), (0, 0));
