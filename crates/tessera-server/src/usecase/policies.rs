@@ -74,21 +74,48 @@ async fn refuse_self_lockout(
         .catalog
         .permission("policies.write")
         .ok_or_else(|| ApiError::internal("the catalog lacks `policies.write`"))?;
-    let denied = crate::gate::decide::evaluate_policies(
-        s,
-        &auth.caller,
-        &home,
-        &combined,
-        write,
-        &auth.agency,
-        None,
-        &crate::gate::decide::request_context(s, &auth.meta),
-    );
+    // Not only now and from here: a condition on the time (`when { context.time > … }`) or on
+    // the address would lock the author out later, or from elsewhere. The policy is tried at
+    // times up to ten years ahead, and without the address.
+    let here = crate::gate::decide::request_context(s, &auth.meta);
+    let now = s.clock.now() / 1000;
+    let mut contexts = Vec::new();
+    for ahead in [
+        0,
+        3_600,
+        86_400,
+        7 * 86_400,
+        30 * 86_400,
+        365 * 86_400,
+        3_650 * 86_400,
+    ] {
+        let mut c = here.clone();
+        c.context
+            .insert("time".into(), serde_json::Value::from(now + ahead));
+        contexts.push(c);
+    }
+    if here.context.contains_key("ip") {
+        let mut c = here.clone();
+        c.context.remove("ip");
+        contexts.push(c);
+    }
+    let denied = contexts.iter().find_map(|ctx| {
+        crate::gate::decide::evaluate_policies(
+            s,
+            &auth.caller,
+            &home,
+            &combined,
+            write,
+            &auth.agency,
+            None,
+            ctx,
+        )
+    });
     match denied {
         None => Ok(()),
         Some(reason) => Err(ApiError::new(
             ErrorCode::Conflict,
-            "this policy forbids you `policies.write` in this agency: you could no longer change or remove it; send `allow_self_lockout: true` if that is intended",
+            "this policy forbids you `policies.write` in this agency, now, later or from another address: you could no longer change or remove it; send `allow_self_lockout: true` if that is intended",
         )
         .with_extra(json!({ "self_lockout": true, "reason": reason.code() }))),
     }

@@ -5,6 +5,8 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
+use tessera_server::clock::Clock as _;
+
 use crate::harness::TestApp;
 
 async fn platform_is_never_locked_out(t: TestApp) {
@@ -145,6 +147,34 @@ async fn a_policy_locking_out_its_author_needs_consent() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let r = t.post(&policies, &a.key, json!({ "cedar": fine })).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+}
+
+/// A time bomb: a policy that forbids its author `policies.write` only later (or only from
+/// another address) is a lock-out too, and needs the same consent.
+#[tokio::test]
+async fn a_lockout_that_starts_later_or_elsewhere_needs_consent() {
+    let t = TestApp::sqlite().await;
+    let a = t.agency("Bomb").await;
+    let policies = format!("/v1/agencies/{}/policies", a.id);
+    let now = t.clock.now() / 1000;
+    let cases = [
+        format!("forbid(principal, action == Tessera::Action::\"policies.write\", resource) when {{ context.time > {} }};", now + 600),
+        format!("forbid(principal, action == Tessera::Action::\"policies.write\", resource) when {{ context.time > {} }};", now + 200 * 86_400),
+        "forbid(principal, action == Tessera::Action::\"policies.write\", resource) unless { context has ip && context.ip.isInRange(ip(\"10.0.0.0/8\")) };".to_owned(),
+    ];
+    for cedar in &cases {
+        let r = t.post(&policies, &a.key, json!({ "cedar": cedar })).await;
+        assert_eq!(
+            (r.status, r.body["self_lockout"].clone()),
+            (StatusCode::CONFLICT, json!(true)),
+            "{cedar}: {}",
+            r.body
+        );
+    }
+    // A condition on the time of other permissions is fine.
+    let fine = format!("forbid(principal, action == Tessera::Action::\"contacts.delete\", resource) when {{ context.time > {} }};", now + 600);
+    let r = t.post(&policies, &a.key, json!({ "cedar": fine })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
 
 /// Finding 1: a 400-byte policy nested 150 deep aborted the process (all tenants).
