@@ -155,7 +155,18 @@ impl Services {
         let Connected { store, mint } = connected;
         let admission = Arc::new(crate::gate::admission::Admission::new(mint));
         let store_for_keys = store.clone();
-        let oauth = crate::oauth::settings::OAuth::new(settings.oauth, master_key, &catalog);
+        let pepper = Arc::new(master_key.derive_pepper(PEPPER_VERSION));
+        let mut oauth = crate::oauth::settings::OAuth::new(settings.oauth, master_key, &catalog);
+        if let Some(r) = &redis {
+            // Sign-in failures are counted for the whole cluster.
+            oauth.throttle = crate::oauth_ui::throttle::SignInThrottle::with_ledger(
+                crate::oauth::settings::THROTTLE_ENTRIES,
+                Arc::new(crate::oauth_ui::throttle::ledger::RedisLedger::new(
+                    r.clone(),
+                    pepper.clone(),
+                )),
+            );
+        }
         let settings_rotation = settings.rotation;
         let catalog = Arc::new(catalog);
         let budget = if settings.cache_bytes == 0 {
@@ -178,7 +189,7 @@ impl Services {
             catalog,
             engine_cfg: EngineConfig { cross_tenant },
             engine: Arc::new(engine),
-            pepper: Arc::new(master_key.derive_pepper(PEPPER_VERSION)),
+            pepper,
             clock,
             key_usage: Arc::default(),
             keys: Arc::new(crate::keys::Keys::new(

@@ -80,6 +80,9 @@ pub fn impersonation_forbidden(catalog: &Catalog) -> PermissionSet {
     set
 }
 
+/// The most keys of each kind the sign-in throttle remembers on a node.
+pub const THROTTLE_ENTRIES: usize = 100_000;
+
 /// The authorization server's state on this node.
 #[derive(Debug)]
 pub struct OAuth {
@@ -107,7 +110,7 @@ impl OAuth {
         Self {
             settings,
             cookies: CookieKey::from_master(master),
-            throttle: SignInThrottle::new(100_000),
+            throttle: SignInThrottle::new(THROTTLE_ENTRIES),
             clients: ClientCache::default(),
             verified: VerifiedCache::default(),
             impersonation_forbidden: impersonation_forbidden(catalog),

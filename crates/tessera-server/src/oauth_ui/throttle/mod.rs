@@ -30,6 +30,7 @@
 //! address's (an attacker must not launder an IP by signing in to their own account).
 
 mod counters;
+pub mod ledger;
 mod turns;
 
 use std::fmt;

@@ -27,10 +27,13 @@ pub enum Lane {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooManyWaiting;
 
+/// One account lane's queue: whoever holds the lock has the turn.
+type Queue = Arc<tokio::sync::Mutex<()>>;
+
 /// The turn queues and the per-address counts of one node.
 #[derive(Debug, Default)]
 pub(super) struct Turns {
-    turns: Mutex<HashMap<(Key, Lane), Arc<tokio::sync::Mutex<()>>>>,
+    turns: Mutex<HashMap<(Key, Lane), Queue>>,
     in_flight: Mutex<HashMap<Key, usize>>,
 }
 
