@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::Key;
+use super::counters::Key;
 
 /// The most sign-in attempts that may wait for one account's turn, per lane.
 pub const MAX_WAITERS: usize = 32;
