@@ -23,6 +23,7 @@ pub mod oauth_ui;
 pub mod observe;
 pub mod passwords;
 pub mod services;
+pub mod suspension;
 pub mod usecase;
 
 use std::future::Future;

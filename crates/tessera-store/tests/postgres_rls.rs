@@ -14,8 +14,8 @@ use tessera_core::{
 use tessera_store::prelude::*;
 use tessera_store::testing::{notice_pg_skipped, PgTestDb, PG_URL_ENV};
 use tessera_store::{
-    Account, Agency, ApiKey, App, AppKind, AuditRecord, AuthCode, Binding, Connected, Grant,
-    Installation, NewRefreshToken, NewUser, Outcome, PgStore, Policy, Role, ScopeMint,
+    Account, Agency, ApiKey, App, AppKind, AppReview, AuditRecord, AuthCode, Binding, Connected,
+    Grant, Installation, NewRefreshToken, NewUser, Outcome, PgStore, Policy, Role, ScopeMint,
     SecretHashRecord, Status, Store, StoreError, TenantScope,
 };
 
@@ -96,6 +96,8 @@ async fn populated_agency(
         id: AgencyId::generate(),
         name: name.into(),
         status: Status::Active,
+        suspended_reason: None,
+        suspended_at: None,
         is_platform: false,
         created_at: at,
         updated_at: at,
@@ -109,6 +111,9 @@ async fn populated_agency(
         id: AccountId::generate(),
         agency_id: agency.id.clone(),
         name: format!("{name} main"),
+        status: Status::Active,
+        suspended_reason: None,
+        suspended_at: None,
         created_at: at,
         updated_at: at,
     };
@@ -625,6 +630,10 @@ fn oauth_app(agency: &AgencyId) -> App {
         token_signing_alg: "EdDSA".into(),
         redirect_uris: vec!["https://app.example/cb".into()],
         scopes: vec!["contacts.readonly".into()],
+        review: AppReview::Approved,
+        approved_scopes: vec!["contacts.readonly".into()],
+        pending_scopes: vec![],
+        review_reason: None,
         created_by: "system".into(),
         created_at: at,
         updated_at: at,

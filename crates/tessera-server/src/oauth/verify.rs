@@ -84,6 +84,8 @@ pub enum Inactive {
     Revoked(&'static str),
     /// A claim has the wrong form.
     Malformed(&'static str),
+    /// Its agency, its account or its client's owner is suspended (reinstating restores it).
+    Suspended(crate::suspension::Suspended),
 }
 
 impl std::fmt::Display for Inactive {
@@ -91,6 +93,7 @@ impl std::fmt::Display for Inactive {
         match self {
             Self::Invalid(e) => write!(f, "{e}"),
             Self::Revoked(w) | Self::Malformed(w) => f.write_str(w),
+            Self::Suspended(why) => f.write_str(why.message()),
         }
     }
 }
@@ -118,6 +121,10 @@ pub async fn check_access_token(
     });
     if let Some(claims) = hit {
         if audience.is_none_or(|a| claims.aud.iter().any(|x| x == a)) {
+            // Checked on every use: a cached verification never outlives a suspension.
+            if let Some(why) = suspension_of(state, &claims).await? {
+                return Ok(Err(Inactive::Suspended(why)));
+            }
             return Ok(Ok(claims));
         }
     }
@@ -138,8 +145,17 @@ pub async fn check_access_token(
     let tenant_generation = state.engine.generation_of(&agency);
     match state.store.get_agency(&agency).await {
         Ok(a) if a.status == Status::Active => {}
+        // Suspended before this node applied the feed: refused the same way.
+        Ok(a) if a.status == Status::Suspended => {
+            return Ok(Err(Inactive::Suspended(
+                crate::suspension::Suspended::Agency,
+            )))
+        }
         Ok(_) | Err(StoreError::NotFound) => return Ok(Err(Inactive::Revoked("agency"))),
         Err(e) => return Err(e.into()),
+    }
+    if let Some(why) = suspension_of(state, &claims).await? {
+        return Ok(Err(Inactive::Suspended(why)));
     }
     let platform = is_platform(state, &agency).await?;
     let entry = state.engine.entry(&agency, platform, None).await?;
@@ -229,6 +245,27 @@ pub async fn check_access_token(
         );
     }
     Ok(Ok(claims))
+}
+
+/// Why a token is refused for a suspension (its agency, its tenant account, or the owner of
+/// its client), from the node's in-memory view.
+pub async fn suspension_of(
+    state: &Services,
+    claims: &AccessClaims,
+) -> Result<Option<crate::suspension::Suspended>, VerifyError> {
+    let view = state.engine.suspended().await?;
+    if view.is_empty() {
+        return Ok(None);
+    }
+    let Ok(agency) = claims.tenant.agency.parse::<AgencyId>() else {
+        return Ok(None);
+    };
+    let account = claims
+        .tenant
+        .account
+        .as_deref()
+        .and_then(|a| a.parse::<AccountId>().ok());
+    Ok(view.credential(&agency, account.as_ref(), Some(&claims.client_id)))
 }
 
 /// The caller an active access token stands for: its subject, capped by its scopes, its

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tessera_core::AppId;
-use tessera_store::{App, AppKind, Page, PageRequest, SecretHashRecord, Store};
+use tessera_store::{App, AppKind, AppReview, Page, PageRequest, SecretHashRecord, Store};
 
 use super::api_keys::Grace;
 use super::validate;
@@ -194,6 +194,23 @@ pub async fn create(
         }
     };
     let now = s.clock.now();
+    // A marketplace app's partner scopes wait for a platform reviewer (`apps.review`); until
+    // then they are installable in its own agency only. Nothing else needs review.
+    let approved_scopes: Vec<String> = scopes
+        .iter()
+        .filter(|sc| !needs_review(s, kind, sc))
+        .cloned()
+        .collect();
+    let pending_scopes: Vec<String> = scopes
+        .iter()
+        .filter(|sc| !approved_scopes.contains(sc))
+        .cloned()
+        .collect();
+    let review = if pending_scopes.is_empty() {
+        AppReview::Approved
+    } else {
+        AppReview::Pending
+    };
     let app = App {
         id: AppId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
         agency_id: auth.agency.clone(),
@@ -203,6 +220,10 @@ pub async fn create(
         token_signing_alg: alg.to_owned(),
         redirect_uris: uris,
         scopes,
+        review,
+        approved_scopes,
+        pending_scopes,
+        review_reason: None,
         created_by: auth.caller.principal.to_string(),
         created_at: now,
         updated_at: now,
@@ -219,7 +240,7 @@ pub async fn create(
         s,
         AuditAction::AppCreate,
         Some(app.id.as_str()),
-        json!({ "name": app.name, "kind": app.kind, "scopes": app.scopes, "redirect_uris": app.redirect_uris, "confidential": app.confidential }),
+        json!({ "name": app.name, "kind": app.kind, "scopes": app.scopes, "redirect_uris": app.redirect_uris, "confidential": app.confidential, "review": app.review, "pending_scopes": app.pending_scopes }),
     );
     s.store
         .create_app(&scope, &app, record.as_ref(), &audit)
@@ -229,6 +250,16 @@ pub async fn create(
         app,
         client_secret: secret.map(|(s, _)| s.expose().to_owned()),
     })
+}
+
+/// Whether a scope of an app of this kind waits for a platform reviewer: a `partner` scope
+/// of a marketplace app.
+pub fn needs_review(s: &Services, kind: AppKind, scope: &str) -> bool {
+    kind == AppKind::Marketplace
+        && matches!(
+            s.catalog.scope(scope),
+            Some((tessera_core::catalog::Audience::Partner, _))
+        )
 }
 
 /// A page of the agency's apps. Route: `apps.read` on the agency.
