@@ -137,35 +137,31 @@ pub fn redirect_uri(uri: &str) -> Result<(), String> {
     }
 }
 
-/// Registers an app; a confidential one's secret is in the answer, once. Route: `apps.write` on
-/// the agency. Further: a first-party app needs a platform caller (403); redirect URIs, scopes
-/// (each allowed to the app's kind) and the signing algorithm are checked.
-pub async fn create(
-    s: &Services,
-    auth: &Authorized,
-    input: CreateApp,
-) -> Result<AppWithSecret, ApiError> {
-    let scope = auth.scope()?;
-    let name = validate::name("name", &input.name)?;
-    let kind = input.kind.unwrap_or(AppKind::Private);
-    if kind == AppKind::FirstParty && !auth.caller.is_platform {
-        return Err(ApiError::forbidden(
-            "only platform admins register first-party apps",
-        ));
-    }
-    if input.redirect_uris.len() > MAX_REDIRECT_URIS {
+/// Checks redirect URIs (at most `MAX_REDIRECT_URIS`, each by `redirect_uri`), without
+/// duplicates.
+pub fn check_redirect_uris(input: &[String]) -> Result<Vec<String>, ApiError> {
+    if input.len() > MAX_REDIRECT_URIS {
         return Err(ApiError::invalid(format!(
             "at most {MAX_REDIRECT_URIS} redirect URIs"
         )));
     }
-    let mut uris = Vec::with_capacity(input.redirect_uris.len());
-    for u in &input.redirect_uris {
+    let mut uris = Vec::with_capacity(input.len());
+    for u in input {
         redirect_uri(u).map_err(|e| ApiError::invalid(format!("redirect_uris: {e}")))?;
         if !uris.contains(u) {
             uris.push(u.clone());
         }
     }
-    let mut scopes = input.scopes;
+    Ok(uris)
+}
+
+/// Checks an app's scopes: catalog scopes, each allowed to the app's kind; sorted, without
+/// duplicates.
+pub fn check_scopes(
+    s: &Services,
+    kind: AppKind,
+    mut scopes: Vec<String>,
+) -> Result<Vec<String>, ApiError> {
     scopes.sort();
     scopes.dedup();
     let mut bad = Vec::new();
@@ -183,6 +179,27 @@ pub async fn create(
     if !bad.is_empty() {
         return Err(ApiError::invalid(bad.join("; ")).with_extra(json!({ "invalid_scopes": bad })));
     }
+    Ok(scopes)
+}
+
+/// Registers an app; a confidential one's secret is in the answer, once. Route: `apps.write` on
+/// the agency. Further: a first-party app needs a platform caller (403); redirect URIs, scopes
+/// (each allowed to the app's kind) and the signing algorithm are checked.
+pub async fn create(
+    s: &Services,
+    auth: &Authorized,
+    input: CreateApp,
+) -> Result<AppWithSecret, ApiError> {
+    let scope = auth.scope()?;
+    let name = validate::name("name", &input.name)?;
+    let kind = input.kind.unwrap_or(AppKind::Private);
+    if kind == AppKind::FirstParty && !auth.caller.is_platform {
+        return Err(ApiError::forbidden(
+            "only platform admins register first-party apps",
+        ));
+    }
+    let uris = check_redirect_uris(&input.redirect_uris)?;
+    let scopes = check_scopes(s, kind, input.scopes)?;
     let alg = match input.token_signing_alg.as_deref() {
         None | Some("EdDSA") => "EdDSA",
         Some("ES256") => "ES256",
@@ -283,7 +300,7 @@ pub async fn get(store: &dyn Store, auth: &Authorized, id: &AppId) -> Result<App
 /// Refuses a change to an app (a new secret, its deletion) unless the caller holds, agency-wide,
 /// every permission of the app's scopes: a client's secret obtains tokens with those scopes,
 /// so handing it to someone who lacks them escalates (I2).
-async fn require_holds_scopes(
+pub async fn require_holds_scopes(
     s: &Services,
     auth: &Authorized,
     app: &App,
