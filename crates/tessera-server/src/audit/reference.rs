@@ -13,7 +13,7 @@ impl AuditAction {
     /// What the event records, who its actor is, and when it is (not) written.
     pub const fn description(self) -> &'static str {
         match self {
-            Self::AuthSignIn => "A user signed in with a password on the OAuth sign-in page. Actor: the user. Failed sign-ins are not audited (they are throttled and only logged).",
+            Self::AuthSignIn => "A user signed in with a password on the OAuth sign-in page. Actor: the user. Failed sign-ins are not audited (they are throttled and only logged); a right password refused because the user's agency is suspended is, with outcome `denied`.",
             Self::OauthConsent => "A signed-in user approved an app's authorization request and an authorization code was issued. Actor: the user.",
             Self::OauthCodeReplayed => "An authorization code was presented a second time (RFC 6749 §4.1.2). The grant its first redemption created is revoked in the same transaction; if the first redemption failed (no grant), the replay is still recorded. Not recorded when the grant is already revoked (by an earlier replay or a revocation). Outcome `denied`. Actor: the client presenting the code; on behalf of: the user it was issued to.",
             Self::OauthRefreshReused => "A refresh token rotated longer ago than the reuse grace window was presented again: the whole grant (the refresh family) is revoked in the same transaction. Outcome `denied`. Actor: the client; on behalf of: the grant's user.",
@@ -73,6 +73,7 @@ impl AuditAction {
             Self::AuthSignIn => &[
                 ("method", "how the user proved who they are: always `password` today"),
                 ("client_id", "the app (`app_…`) whose authorization request the sign-in was for"),
+                ("reason", "on a refusal only: `agency_suspended`"),
             ],
             Self::OauthConsent => &[
                 ("client_id", "the app (`app_…`), the same as the target"),
