@@ -18,6 +18,8 @@ mod oauth;
 mod ops;
 mod props;
 mod quickstart;
+mod review;
 mod signing_keys;
 mod slow_clients;
+mod suspension;
 mod takeover;

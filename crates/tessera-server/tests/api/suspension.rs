@@ -1,0 +1,639 @@
+//! Suspension and reinstatement (issue 10, part 4): every credential of a suspended agency is
+//! refused (API keys, access tokens, refresh, client credentials, sign-in), its marketplace
+//! apps stop in every agency, a suspended account refuses what is bound to it, reinstating
+//! restores everything, both are audited with a reason, and a second node refuses within a
+//! second. On SQLite and PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use axum::http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::harness::{Resp, TestApp};
+use crate::oauth::{auth_query, basic, code_flow, Fixture, PASSWORD, REDIRECT};
+
+/// Runs a flow on SQLite, and on PostgreSQL when a test database is configured.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(&super::TestApp::sqlite().await).await;
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    if let Some(app) = super::TestApp::postgres().await {
+                        super::$name(&app).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+on_both_backends!(
+    a_suspended_agency_refuses_every_credential_until_reinstated,
+    a_suspended_partner_stops_its_marketplace_app_everywhere,
+    a_suspended_account_refuses_what_is_bound_to_it,
+    who_may_suspend_and_what_a_reason_is,
+    a_second_node_refuses_within_a_second,
+);
+
+fn assert_refused(r: &Resp, code: &str) {
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(r.code(), code, "{}", r.body);
+    assert_eq!(
+        r.headers.get("content-type").unwrap(),
+        "application/problem+json",
+        "{}",
+        r.body
+    );
+}
+
+/// A token-endpoint refusal for a suspension: problem+json with the RFC 6749 members.
+fn assert_oauth_refused(r: &Resp, code: &str) {
+    assert_refused(r, code);
+    assert_eq!(r.body["error"], code, "{}", r.body);
+    assert_eq!(r.body["status"], 403, "{}", r.body);
+    assert!(r.body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("suspended"));
+    assert!(
+        r.body["title"].is_string() && r.body["type"].is_string() && r.body["detail"].is_string()
+    );
+}
+
+fn reason(text: &str) -> Value {
+    json!({ "reason": text })
+}
+
+async fn introspect(app: &TestApp, token: &str) -> Value {
+    app.form(
+        "/oauth/introspect",
+        Some(&format!("Bearer {}", app.admin)),
+        &[("token", token)],
+    )
+    .await
+    .body
+}
+
+fn contact_check(agency: &str, account: &str) -> Value {
+    json!({ "permission": "contacts.read", "resource": { "type": "contact", "agency": agency, "account": account } })
+}
+
+/// The sign-in page answer for `f`'s user with `password` (the status and the page).
+async fn sign_in(app: &TestApp, f: &Fixture, password: &str) -> (StatusCode, String) {
+    let uri = format!(
+        "/oauth/authorize?{}",
+        auth_query(f, "openid contacts.readonly", REDIRECT)
+    );
+    let (status, headers, page) = app.browser(Method::GET, &uri, "", None).await;
+    if status != StatusCode::OK {
+        return (status, page);
+    }
+    let cookies = crate::oauth::collect_cookies(&headers, String::new());
+    let csrf = crate::oauth::hidden(&page, "csrf_token");
+    let form = serde_urlencoded::to_string([
+        ("email", f.email.as_str()),
+        ("password", password),
+        ("csrf_token", &csrf),
+    ])
+    .unwrap();
+    let (status, _, page) = app.browser(Method::POST, &uri, &cookies, Some(form)).await;
+    (status, page)
+}
+
+async fn audit_actions(app: &TestApp, agency: &str, action: &str) -> Vec<Value> {
+    let r = app
+        .get(
+            &format!("/v1/agencies/{agency}/audit?action={action}"),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["items"].as_array().unwrap().clone()
+}
+
+async fn a_suspended_agency_refuses_every_credential_until_reinstated(app: &TestApp) {
+    let f = app
+        .fixture("Suspended", "private", &["contacts.readonly"])
+        .await;
+    let ag = f.ag.clone();
+    let auth = basic(&f.client_id, &f.secret);
+    // Credentials of every kind, working.
+    let t = code_flow(app, &f, "openid contacts.readonly").await;
+    let at = t["access_token"].as_str().unwrap().to_owned();
+    let rt = t["refresh_token"].as_str().unwrap().to_owned();
+    let cc = app
+        .form(
+            "/oauth/token",
+            Some(&auth),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(cc.status, StatusCode::OK, "{}", cc.body);
+    let cc = cc.body["access_token"].as_str().unwrap().to_owned();
+    let agency_path = format!("/v1/agencies/{}", ag.id);
+    assert_eq!(app.get(&agency_path, &ag.key).await.status, StatusCode::OK);
+    let check = contact_check(&ag.id, &ag.acc);
+    for token in [&at, &cc] {
+        let r = app.post("/v1/check", token, check.clone()).await;
+        assert_eq!(r.body["allowed"], true, "{}", r.body);
+    }
+
+    let r = app
+        .post(
+            &format!("{agency_path}/suspend"),
+            &app.admin,
+            reason("unpaid invoices"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "suspended");
+    assert_eq!(r.body["suspended_reason"], "unpaid invoices");
+    assert!(r.body["suspended_at"].is_string(), "{}", r.body);
+
+    // API key, access tokens (user and client credentials): 403 agency_suspended.
+    assert_refused(&app.get(&agency_path, &ag.key).await, "agency_suspended");
+    let r = app.get(&agency_path, &ag.key).await;
+    assert!(r.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("contact the platform"));
+    for token in [&at, &cc] {
+        assert_refused(
+            &app.post("/v1/check", token, check.clone()).await,
+            "agency_suspended",
+        );
+    }
+    // Introspection: inactive, for every kind.
+    for token in [&at, &cc, &rt, &ag.key] {
+        assert_eq!(
+            introspect(app, token).await,
+            json!({ "active": false }),
+            "{token}"
+        );
+    }
+    // The token endpoint: refresh and client credentials refused, as problem+json that
+    // RFC 6749 clients read too.
+    let r = app
+        .form(
+            "/oauth/token",
+            Some(&auth),
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        )
+        .await;
+    assert_oauth_refused(&r, "agency_suspended");
+    let r = app
+        .form(
+            "/oauth/token",
+            Some(&auth),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_oauth_refused(&r, "agency_suspended");
+    // The app's own flow cannot start (its owner is the suspended agency).
+    let (status, page) = sign_in(app, &f, PASSWORD).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("suspended"), "{page}");
+    // Platform staff still read it; suspending again changes nothing.
+    let r = app.get(&agency_path, &app.admin).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["status"], "suspended");
+    let r = app
+        .post(
+            &format!("{agency_path}/suspend"),
+            &app.admin,
+            reason("again"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["suspended_reason"], "unpaid invoices");
+    // The data is kept.
+    let r = app
+        .get(&format!("{agency_path}/accounts/{}", ag.acc), &app.admin)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Reinstate: the same credentials work again (nothing was revoked).
+    let r = app
+        .post(
+            &format!("{agency_path}/reinstate"),
+            &app.admin,
+            reason("paid"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "active");
+    assert!(r.body.get("suspended_reason").is_none(), "{}", r.body);
+    assert_eq!(app.get(&agency_path, &ag.key).await.status, StatusCode::OK);
+    for token in [&at, &cc] {
+        let r = app.post("/v1/check", token, check.clone()).await;
+        assert_eq!(r.body["allowed"], true, "{}", r.body);
+    }
+    for token in [&at, &cc, &rt, &ag.key] {
+        assert_eq!(introspect(app, token).await["active"], true, "{token}");
+    }
+    let r = app
+        .form(
+            "/oauth/token",
+            Some(&auth),
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "the refresh family survived: {}",
+        r.body
+    );
+    let (status, page) = sign_in(app, &f, PASSWORD).await;
+    assert_ne!(status, StatusCode::FORBIDDEN, "{page}");
+
+    // Both audited with the reason and the previous status, in the agency's chain.
+    let s = audit_actions(app, &ag.id, "agency.suspend").await;
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!(s[0]["detail"]["reason"], "unpaid invoices");
+    assert_eq!(s[0]["detail"]["previous_status"], "active");
+    assert_eq!(s[0]["target"], ag.id);
+    let r = audit_actions(app, &ag.id, "agency.reinstate").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0]["detail"]["reason"], "paid");
+    assert_eq!(r[0]["detail"]["previous_status"], "suspended");
+}
+
+async fn a_suspended_partner_stops_its_marketplace_app_everywhere(app: &TestApp) {
+    let partner = app.agency("Vendor").await;
+    let m = app.post(&format!("/v1/agencies/{}/apps", partner.id), &app.admin, json!({ "name": "Market", "redirect_uris": [REDIRECT], "scopes": ["contacts.readonly"], "confidential": true, "kind": "marketplace" })).await;
+    assert_eq!(m.status, StatusCode::CREATED, "{}", m.body);
+    let (id, secret) = (m.id(), m.body["client_secret"].as_str().unwrap().to_owned());
+    let customer = app.agency("Customer").await;
+    let ins = app
+        .post(
+            &format!(
+                "/v1/agencies/{}/accounts/{}/installations",
+                customer.id, customer.acc
+            ),
+            &app.admin,
+            json!({ "app": id, "scopes": ["contacts.readonly"] }),
+        )
+        .await;
+    assert_eq!(ins.status, StatusCode::CREATED, "{}", ins.body);
+    let auth = basic(&id, &secret);
+    let token = || async {
+        app.form(
+            "/oauth/token",
+            Some(&auth),
+            &[("grant_type", "client_credentials")],
+        )
+        .await
+    };
+    let at = token().await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let check = contact_check(&customer.id, &customer.acc);
+    assert_eq!(
+        app.post("/v1/check", &at, check.clone()).await.body["allowed"],
+        true
+    );
+
+    let r = app
+        .post(
+            &format!("/v1/agencies/{}/suspend", partner.id),
+            &app.admin,
+            reason("fraud"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // The customer is not suspended, yet the app's token is refused there: its owner is.
+    assert_refused(
+        &app.post("/v1/check", &at, check.clone()).await,
+        "agency_suspended",
+    );
+    assert_eq!(introspect(app, &at).await, json!({ "active": false }));
+    assert_oauth_refused(&token().await, "agency_suspended");
+    // The customer's own credentials are untouched.
+    assert_eq!(
+        app.get(&format!("/v1/agencies/{}", customer.id), &customer.key)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    app.post(
+        &format!("/v1/agencies/{}/reinstate", partner.id),
+        &app.admin,
+        reason("cleared"),
+    )
+    .await;
+    assert_eq!(
+        app.post("/v1/check", &at, check.clone()).await.body["allowed"],
+        true
+    );
+    assert_eq!(token().await.status, StatusCode::OK);
+}
+
+async fn a_suspended_account_refuses_what_is_bound_to_it(app: &TestApp) {
+    let f = app
+        .fixture("Accounts", "private", &["contacts.readonly"])
+        .await;
+    let ag = f.ag.clone();
+    let base = format!("/v1/agencies/{}", ag.id);
+    // An agency admin: an unscoped key bound to agency_admin.
+    let admin = app
+        .post(
+            &format!("{base}/api-keys"),
+            &app.admin,
+            json!({ "name": "agency admin", "scopes": [] }),
+        )
+        .await;
+    assert_eq!(admin.status, StatusCode::CREATED, "{}", admin.body);
+    let bind = app
+        .post(
+            &format!("{base}/bindings"),
+            &app.admin,
+            json!({ "principal": admin.id(), "role": "agency_admin" }),
+        )
+        .await;
+    assert_eq!(bind.status, StatusCode::CREATED, "{}", bind.body);
+    let admin = admin.body["secret"].as_str().unwrap().to_owned();
+    // A key bound to the account, and another account that stays active.
+    let bound = app
+        .post(
+            &format!("{base}/api-keys"),
+            &app.admin,
+            json!({ "name": "bound", "account": ag.acc, "scopes": ["contacts.readonly"] }),
+        )
+        .await;
+    assert_eq!(bound.status, StatusCode::CREATED, "{}", bound.body);
+    let bound = bound.body["secret"].as_str().unwrap().to_owned();
+    let other = app
+        .post(
+            &format!("{base}/accounts"),
+            &app.admin,
+            json!({ "name": "Other" }),
+        )
+        .await
+        .id();
+    let auth = basic(&f.client_id, &f.secret);
+    let t = code_flow(app, &f, "openid contacts.readonly").await;
+    let at = t["access_token"].as_str().unwrap().to_owned();
+    let rt = t["refresh_token"].as_str().unwrap().to_owned();
+    let acc_path = format!("{base}/accounts/{}", ag.acc);
+    let bound_check = || app.post("/v1/check", &bound, contact_check(&ag.id, &ag.acc));
+    assert_eq!(bound_check().await.body["allowed"], true);
+
+    let r = app
+        .post(&format!("{acc_path}/suspend"), &admin, reason("chargeback"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "suspended");
+    assert_eq!(r.body["suspended_reason"], "chargeback");
+
+    // Credentials bound to it: 403 account_suspended; introspection inactive.
+    assert_refused(&bound_check().await, "account_suspended");
+    assert_refused(
+        &app.post("/v1/check", &at, contact_check(&ag.id, &ag.acc))
+            .await,
+        "account_suspended",
+    );
+    for token in [&bound, &at, &rt] {
+        assert_eq!(
+            introspect(app, token).await,
+            json!({ "active": false }),
+            "{token}"
+        );
+    }
+    // Its installation gets no tokens; a refresh is refused without losing its family.
+    assert_oauth_refused(
+        &app.form(
+            "/oauth/token",
+            Some(&auth),
+            &[("grant_type", "client_credentials")],
+        )
+        .await,
+        "account_suspended",
+    );
+    assert_oauth_refused(
+        &app.form(
+            "/oauth/token",
+            Some(&auth),
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        )
+        .await,
+        "account_suspended",
+    );
+    // Checks on a resource there answer no, with the reason; another account is unaffected.
+    let r = app
+        .post("/v1/check", &admin, contact_check(&ag.id, &ag.acc))
+        .await;
+    assert_eq!(r.body["allowed"], false, "{}", r.body);
+    assert_eq!(r.body["reason"], "account_suspended", "{}", r.body);
+    let r = app
+        .post("/v1/check", &admin, contact_check(&ag.id, &other))
+        .await;
+    assert_eq!(r.body["allowed"], true, "{}", r.body);
+    // Agency-wide admins still read it.
+    let r = app.get(&acc_path, &admin).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "suspended");
+
+    let r = app
+        .post(&format!("{acc_path}/reinstate"), &admin, reason("resolved"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "active");
+    assert_eq!(bound_check().await.body["allowed"], true);
+    let r = app
+        .post("/v1/check", &at, contact_check(&ag.id, &ag.acc))
+        .await;
+    assert_eq!(r.body["allowed"], true, "{}", r.body);
+    let r = app
+        .form(
+            "/oauth/token",
+            Some(&auth),
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let s = audit_actions(app, &ag.id, "account.suspend").await;
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0]["detail"]["reason"], "chargeback");
+    assert_eq!(s[0]["target"], ag.acc);
+    let r = audit_actions(app, &ag.id, "account.reinstate").await;
+    assert_eq!(r[0]["detail"]["reason"], "resolved");
+    assert_eq!(r[0]["detail"]["previous_status"], "suspended");
+}
+
+async fn who_may_suspend_and_what_a_reason_is(app: &TestApp) {
+    let a = app.agency("Alpha").await;
+    let b = app.agency("Beta").await;
+    // An agency cannot suspend itself (agencies.suspend is a platform permission).
+    let r = app
+        .post(
+            &format!("/v1/agencies/{}/suspend", a.id),
+            &a.key,
+            reason("me"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // A lesser credential without accounts.suspend: 403.
+    let r = app
+        .post(
+            &format!("/v1/agencies/{}/accounts/{}/suspend", a.id, a.acc),
+            &a.key,
+            reason("x"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // Another agency's account: the same 404 as a missing one.
+    let r = app
+        .post(
+            &format!("/v1/agencies/{}/accounts/{}/suspend", b.id, b.acc),
+            &a.key,
+            reason("x"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let r = app
+        .post(
+            &format!(
+                "/v1/agencies/{}/accounts/{}/suspend",
+                a.id,
+                crate::harness::missing("acc")
+            ),
+            &app.admin,
+            reason("x"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    // The platform tenant cannot be suspended.
+    let platform = app.get("/v1/agencies", &app.admin).await;
+    assert_eq!(platform.status, StatusCode::OK);
+    let own = app.state.store.platform_agency().await.unwrap().unwrap().id;
+    let r = app
+        .post(
+            &format!("/v1/agencies/{own}/suspend"),
+            &app.admin,
+            reason("x"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(r.code(), "platform_not_suspendable");
+    // A reason is required, not blank, bounded.
+    let path = format!("/v1/agencies/{}/suspend", a.id);
+    for body in [
+        json!({}),
+        json!({ "reason": "" }),
+        json!({ "reason": "   " }),
+        json!({ "reason": "x".repeat(501) }),
+        json!({ "reason": "ok", "extra": 1 }),
+    ] {
+        let r = app.post(&path, &app.admin, body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+    }
+    // Reinstating an active agency: 200, unchanged, nothing audited.
+    let r = app
+        .post(
+            &format!("/v1/agencies/{}/reinstate", a.id),
+            &app.admin,
+            reason("noop"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "active");
+    assert!(audit_actions(app, &a.id, "agency.reinstate")
+        .await
+        .is_empty());
+    // The resources show their status.
+    assert_eq!(
+        app.get(&format!("/v1/agencies/{}", a.id), &a.key)
+            .await
+            .body["status"],
+        "active"
+    );
+    let acc = app
+        .get(&format!("/v1/agencies/{}/accounts/{}", a.id, a.acc), &a.key)
+        .await;
+    assert_eq!(acc.body["status"], "active", "{}", acc.body);
+}
+
+async fn a_second_node_refuses_within_a_second(app: &TestApp) {
+    let f = app
+        .fixture("Nodes", "private", &["contacts.readonly"])
+        .await;
+    let ag = f.ag.clone();
+    let cc = app
+        .form(
+            "/oauth/token",
+            Some(&basic(&f.client_id, &f.secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await
+        .body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (node2, router2) = app.second_node().await;
+    let ask = |token: String| {
+        let router = router2.clone();
+        let check = contact_check(&ag.id, &ag.acc);
+        async move {
+            use tower::ServiceExt;
+            let req = axum::http::Request::post("/v1/check")
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(check.to_string()))
+                .unwrap();
+            router.oneshot(req).await.unwrap().status()
+        }
+    };
+    // Node 2 authenticates (and caches) both credentials.
+    assert_eq!(ask(ag.key.clone()).await, StatusCode::OK);
+    assert_eq!(ask(cc.clone()).await, StatusCode::OK);
+    // Node 2 tails the feed as a serving node does.
+    let follower = tokio::spawn(node2.engine.clone().follow(Duration::from_millis(250)));
+    let r = app
+        .post(
+            &format!("/v1/agencies/{}/suspend", ag.id),
+            &app.admin,
+            reason("node test"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let started = Instant::now();
+    loop {
+        let (k, t) = (ask(ag.key.clone()).await, ask(cc.clone()).await);
+        if k == StatusCode::FORBIDDEN && t == StatusCode::FORBIDDEN {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "node 2 still accepts after {:?}: key {k}, token {t}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    // And it follows the reinstatement too.
+    app.post(
+        &format!("/v1/agencies/{}/reinstate", ag.id),
+        &app.admin,
+        reason("back"),
+    )
+    .await;
+    let started = Instant::now();
+    while ask(ag.key.clone()).await != StatusCode::OK {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "not reinstated on node 2"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ask(cc.clone()).await, StatusCode::OK);
+    follower.abort();
+}
