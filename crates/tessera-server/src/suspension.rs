@@ -129,8 +129,10 @@ pub struct Suspensions {
 pub const CHANGE_KINDS: &[&str] = &[
     "agency.suspend",
     "agency.reinstate",
+    "agency.delete",
     "account.suspend",
     "account.reinstate",
+    "account.delete",
 ];
 
 impl Suspensions {
