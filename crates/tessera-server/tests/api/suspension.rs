@@ -34,6 +34,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     a_suspended_agency_refuses_every_credential_until_reinstated,
+    a_suspended_agency_user_learns_it_only_with_the_right_password,
     a_suspended_partner_stops_its_marketplace_app_everywhere,
     a_suspended_account_refuses_what_is_bound_to_it,
     who_may_suspend_and_what_a_reason_is,
@@ -135,6 +136,15 @@ async fn a_suspended_agency_refuses_every_credential_until_reinstated(app: &Test
         .await;
     assert_eq!(cc.status, StatusCode::OK, "{}", cc.body);
     let cc = cc.body["access_token"].as_str().unwrap().to_owned();
+    // A code issued before the suspension, redeemed after it.
+    let loc = app
+        .authorize(
+            &f,
+            &auth_query(&f, "openid contacts.readonly", REDIRECT),
+            PASSWORD,
+        )
+        .await;
+    let code = crate::oauth::param(&loc, "code").expect("code");
     let agency_path = format!("/v1/agencies/{}", ag.id);
     assert_eq!(app.get(&agency_path, &ag.key).await.status, StatusCode::OK);
     let check = contact_check(&ag.id, &ag.acc);
@@ -191,6 +201,38 @@ async fn a_suspended_agency_refuses_every_credential_until_reinstated(app: &Test
             "/oauth/token",
             Some(&auth),
             &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_oauth_refused(&r, "agency_suspended");
+    let r = app
+        .form(
+            "/oauth/token",
+            Some(&auth),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", crate::oauth::VERIFIER),
+            ],
+        )
+        .await;
+    assert_oauth_refused(&r, "agency_suspended");
+    let r = app
+        .form(
+            "/oauth/token",
+            None,
+            &[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", &at),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
+                ("scope", "contacts.readonly"),
+            ],
         )
         .await;
     assert_oauth_refused(&r, "agency_suspended");
@@ -262,6 +304,77 @@ async fn a_suspended_agency_refuses_every_credential_until_reinstated(app: &Test
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0]["detail"]["reason"], "paid");
     assert_eq!(r[0]["detail"]["previous_status"], "suspended");
+}
+
+async fn a_suspended_agency_user_learns_it_only_with_the_right_password(app: &TestApp) {
+    // A partner's marketplace app (the partner stays active), used by a customer's user.
+    let partner = app.agency("Maker").await;
+    let m = app.post(&format!("/v1/agencies/{}/apps", partner.id), &app.admin, json!({ "name": "Helper", "redirect_uris": [REDIRECT], "scopes": ["contacts.readonly"], "confidential": true, "kind": "marketplace" })).await;
+    assert_eq!(m.status, StatusCode::CREATED, "{}", m.body);
+    let customer = app.agency("Client").await;
+    let email = "pat@client.test";
+    app.user_with_password(&customer, email, "account_admin", true)
+        .await;
+    let ins = app
+        .post(
+            &format!(
+                "/v1/agencies/{}/accounts/{}/installations",
+                customer.id, customer.acc
+            ),
+            &app.admin,
+            json!({ "app": m.id(), "scopes": ["contacts.readonly"] }),
+        )
+        .await;
+    assert_eq!(ins.status, StatusCode::CREATED, "{}", ins.body);
+    let f = Fixture {
+        ag: customer.clone(),
+        client_id: m.id(),
+        secret: m.body["client_secret"].as_str().unwrap().to_owned(),
+        ins: ins.id(),
+        email: email.to_owned(),
+    };
+    let (status, page) = sign_in(app, &f, PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("decision"), "consent expected: {page}");
+
+    app.post(
+        &format!("/v1/agencies/{}/suspend", customer.id),
+        &app.admin,
+        reason("audit"),
+    )
+    .await;
+    // A wrong password learns nothing; the right one is told, and the refusal is audited.
+    let (status, page) = sign_in(app, &f, "wrong password").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the usual failure: {page}"
+    );
+    assert!(
+        page.contains("The email or password is incorrect."),
+        "{page}"
+    );
+    assert!(!page.contains("suspended"), "{page}");
+    let (status, page) = sign_in(app, &f, PASSWORD).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("Your agency is suspended"), "{page}");
+    let signins = audit_actions(app, &customer.id, "auth.sign_in").await;
+    let denied: Vec<_> = signins
+        .iter()
+        .filter(|e| e["outcome"] == "denied")
+        .collect();
+    assert_eq!(denied.len(), 1, "{signins:?}");
+    assert_eq!(denied[0]["detail"]["reason"], "agency_suspended");
+
+    app.post(
+        &format!("/v1/agencies/{}/reinstate", customer.id),
+        &app.admin,
+        reason("ok"),
+    )
+    .await;
+    let (status, page) = sign_in(app, &f, PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("decision"), "{page}");
 }
 
 async fn a_suspended_partner_stops_its_marketplace_app_everywhere(app: &TestApp) {
