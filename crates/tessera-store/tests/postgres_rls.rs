@@ -1061,3 +1061,62 @@ async fn the_runtime_role_owns_nothing_and_cannot_disable_rls() {
         .unwrap();
     admin.close().await;
 }
+
+/// The suspension view's policies: with the change feed on, exactly the suspended accounts and
+/// the apps of suspended agencies are visible, read-only; nothing while nothing is suspended.
+#[tokio::test]
+async fn rls_suspension_feed_is_narrow_and_read_only() {
+    let Some(db) = pg_db().await else { return };
+    let Connected { store, mint } = db.store().await;
+    let (a, _, _) = populated_agency(&store, &mint, "alpha").await;
+    let (b, b_account, _) = populated_agency(&store, &mint, "beta").await;
+    let app = oauth_app(a.agency());
+    store
+        .create_app(&a, &app, None, &record("app.create"))
+        .await
+        .unwrap();
+    let b_app = oauth_app(b.agency());
+    store
+        .create_app(&b, &b_app, None, &record("app.create"))
+        .await
+        .unwrap();
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url())
+        .await
+        .unwrap();
+    let feed = |table: &'static str| visible_with(&pool, "tessera.change_feed", "on", table);
+    assert!(feed("accounts").await.is_empty());
+    assert!(feed("apps").await.is_empty());
+
+    store
+        .set_account_suspended(
+            &b,
+            &b_account.id,
+            Some("x"),
+            now(),
+            &record("account.suspend"),
+        )
+        .await
+        .unwrap();
+    store
+        .set_agency_suspended(a.agency(), Some("x"), now(), &record("agency.suspend"))
+        .await
+        .unwrap();
+    // B's suspended account only (not A's active one); A's app only (not B's).
+    assert_eq!(feed("accounts").await, vec![b.agency().as_str().to_owned()]);
+    assert_eq!(feed("apps").await, vec![a.agency().as_str().to_owned()]);
+    for table in [
+        "users",
+        "api_keys",
+        "bindings",
+        "app_secrets",
+        "installations",
+    ] {
+        assert!(feed(table).await.is_empty(), "{table} visible to the feed");
+    }
+    let s = store.suspensions().await.unwrap();
+    assert_eq!(s.accounts, vec![(b.agency().clone(), b_account.id.clone())]);
+    assert_eq!(s.apps, vec![(app.id.clone(), a.agency().clone())]);
+    pool.close().await;
+}
