@@ -228,7 +228,7 @@ async fn authenticate_access_token(
     let issuer = state.oauth.issuer().to_owned();
     let claims = match crate::oauth::verify::check_access_token(state, token, Some(&issuer)).await {
         Ok(Ok(c)) => c,
-        Ok(Err(crate::oauth::verify::Inactive::Suspended(why))) => {
+        Ok(Err(crate::oauth::verify::Inactive::Suspended(why, _))) => {
             return Err(AuthnError::Suspended(why))
         }
         Ok(Err(why)) => return Err(AuthnError::InvalidToken(why.to_string())),

@@ -85,7 +85,8 @@ pub enum Inactive {
     /// A claim has the wrong form.
     Malformed(&'static str),
     /// Its agency, its account or its client's owner is suspended (reinstating restores it).
-    Suspended(crate::suspension::Suspended),
+    /// Every other check passed: the claims are given, so the token can still be revoked.
+    Suspended(crate::suspension::Suspended, Arc<AccessClaims>),
 }
 
 impl std::fmt::Display for Inactive {
@@ -93,7 +94,7 @@ impl std::fmt::Display for Inactive {
         match self {
             Self::Invalid(e) => write!(f, "{e}"),
             Self::Revoked(w) | Self::Malformed(w) => f.write_str(w),
-            Self::Suspended(why) => f.write_str(why.message()),
+            Self::Suspended(why, _) => f.write_str(why.message()),
         }
     }
 }
@@ -123,7 +124,7 @@ pub async fn check_access_token(
         if audience.is_none_or(|a| claims.aud.iter().any(|x| x == a)) {
             // Checked on every use: a cached verification never outlives a suspension.
             if let Some(why) = suspension_of(state, &claims).await? {
-                return Ok(Err(Inactive::Suspended(why)));
+                return Ok(Err(Inactive::Suspended(why, claims)));
             }
             return Ok(Ok(claims));
         }
@@ -143,20 +144,14 @@ pub async fn check_access_token(
         return Ok(Err(Inactive::Malformed("tenant.agency")));
     };
     let tenant_generation = state.engine.generation_of(&agency);
-    match state.store.get_agency(&agency).await {
-        Ok(a) if a.status == Status::Active => {}
+    // A suspension is answered last, once everything else holds (the token stays revocable).
+    let agency_suspended = match state.store.get_agency(&agency).await {
+        Ok(a) if a.status == Status::Active => false,
         // Suspended before this node applied the feed: refused the same way.
-        Ok(a) if a.status == Status::Suspended => {
-            return Ok(Err(Inactive::Suspended(
-                crate::suspension::Suspended::Agency,
-            )))
-        }
+        Ok(a) if a.status == Status::Suspended => true,
         Ok(_) | Err(StoreError::NotFound) => return Ok(Err(Inactive::Revoked("agency"))),
         Err(e) => return Err(e.into()),
-    }
-    if let Some(why) = suspension_of(state, &claims).await? {
-        return Ok(Err(Inactive::Suspended(why)));
-    }
+    };
     let platform = is_platform(state, &agency).await?;
     let entry = state.engine.entry(&agency, platform, None).await?;
     if entry.tokens.revoked_tokens.contains(&claims.jti) {
@@ -230,6 +225,14 @@ pub async fn check_access_token(
         }
     };
     let claims = Arc::new(claims);
+    let suspended = if agency_suspended {
+        Some(crate::suspension::Suspended::Agency)
+    } else {
+        suspension_of(state, &claims).await?
+    };
+    if let Some(why) = suspended {
+        return Ok(Err(Inactive::Suspended(why, claims)));
+    }
     if let Ok(mut m) = cache.map.write() {
         if m.len() >= MAX_VERIFIED {
             m.clear();

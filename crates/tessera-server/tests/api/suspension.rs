@@ -136,6 +136,17 @@ async fn a_suspended_agency_refuses_every_credential_until_reinstated(app: &Test
         .await;
     assert_eq!(cc.status, StatusCode::OK, "{}", cc.body);
     let cc = cc.body["access_token"].as_str().unwrap().to_owned();
+    let leaked = app
+        .form(
+            "/oauth/token",
+            Some(&auth),
+            &[("grant_type", "client_credentials")],
+        )
+        .await
+        .body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // A code issued before the suspension, redeemed after it.
     let loc = app
         .authorize(
@@ -236,6 +247,11 @@ async fn a_suspended_agency_refuses_every_credential_until_reinstated(app: &Test
         )
         .await;
     assert_oauth_refused(&r, "agency_suspended");
+    // A token revoked during the suspension stays revoked after it.
+    let r = app
+        .form("/oauth/revoke", Some(&auth), &[("token", &leaked)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // The app's own flow cannot start (its owner is the suspended agency).
     let (status, page) = sign_in(app, &f, PASSWORD).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
@@ -293,6 +309,11 @@ async fn a_suspended_agency_refuses_every_credential_until_reinstated(app: &Test
     );
     let (status, page) = sign_in(app, &f, PASSWORD).await;
     assert_ne!(status, StatusCode::FORBIDDEN, "{page}");
+    assert_eq!(introspect(app, &leaked).await, json!({ "active": false }));
+    assert_eq!(
+        app.post("/v1/check", &leaked, check.clone()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 
     // Both audited with the reason and the previous status, in the agency's chain.
     let s = audit_actions(app, &ag.id, "agency.suspend").await;
