@@ -570,6 +570,21 @@ async fn a_suspended_account_refuses_what_is_bound_to_it(app: &TestApp) {
         .post("/v1/check", &admin, contact_check(&ag.id, &other))
         .await;
     assert_eq!(r.body["allowed"], true, "{}", r.body);
+    let r = app
+        .post(
+            "/v1/check/batch",
+            &admin,
+            json!({ "checks": [contact_check(&ag.id, &ag.acc), contact_check(&ag.id, &other)] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["results"][0]["allowed"], false, "{}", r.body);
+    assert_eq!(
+        r.body["results"][0]["reason"], "account_suspended",
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["results"][1]["allowed"], true, "{}", r.body);
     // Agency-wide admins still read it.
     let r = app.get(&acc_path, &admin).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
