@@ -186,6 +186,27 @@ async fn who_may_suspend_and_what_a_reason_is(app: &TestApp) {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // A key holding the (internal) `accounts.suspend` scope may.
+    let k = app
+        .post(
+            &format!("/v1/agencies/{}/api-keys", a.id),
+            &app.admin,
+            json!({ "name": "suspender", "scopes": ["accounts.suspend"] }),
+        )
+        .await;
+    assert_eq!(k.status, StatusCode::CREATED, "{}", k.body);
+    let k = k.body["secret"].as_str().unwrap().to_owned();
+    for (verb, status) in [("suspend", "suspended"), ("reinstate", "active")] {
+        let r = app
+            .post(
+                &format!("/v1/agencies/{}/accounts/{}/{verb}", a.id, a.acc),
+                &k,
+                reason("scoped"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body["status"], status);
+    }
     // Another agency's account: the same 404 as a missing one.
     let r = app
         .post(
