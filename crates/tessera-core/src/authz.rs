@@ -86,6 +86,9 @@ pub enum Reason {
         /// What went wrong.
         errors: Vec<String>,
     },
+    /// The target account is suspended: only its administration (read, suspend/reinstate,
+    /// delete, its audit trail) is allowed until it is reinstated.
+    AccountSuspended,
 }
 
 impl Reason {
@@ -99,6 +102,7 @@ impl Reason {
             Self::OutsideCredentialAccount => "outside_credential_account",
             Self::DeniedByPolicy { .. } => "denied_by_policy",
             Self::PolicyError { .. } => "policy_error",
+            Self::AccountSuspended => "account_suspended",
         }
     }
 }

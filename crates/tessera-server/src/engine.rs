@@ -140,6 +140,8 @@ pub struct Engine {
     /// Scopes for the agencies it loads.
     admission: Arc<crate::gate::admission::Admission>,
     feed: tokio::sync::Mutex<()>,
+    /// What is suspended platform-wide (reloaded from the feed).
+    suspensions: crate::suspension::Suspensions,
 }
 
 impl Engine {
@@ -176,6 +178,7 @@ impl Engine {
             applied: AtomicI64::new(0),
             tick: AtomicU64::new(0),
             feed: tokio::sync::Mutex::new(()),
+            suspensions: crate::suspension::Suspensions::default(),
         }
     }
 
@@ -487,6 +490,14 @@ impl Engine {
             let Some(last) = changes.last().map(|c| c.revision) else {
                 return Ok(());
             };
+            // The suspension view is replaced before the agencies' caches are dropped, so a
+            // caller re-authenticated in between already meets the new view.
+            if changes
+                .iter()
+                .any(|c| self.suspensions.affected_by(&c.kind, &c.agency))
+            {
+                self.suspensions.reload(self.store.as_ref()).await?;
+            }
             for c in &changes {
                 self.invalidate(&c.agency);
             }
@@ -506,6 +517,16 @@ impl Engine {
                 tracing::warn!(error = %e, "change feed unavailable");
             }
         }
+    }
+
+    /// What is suspended, as this node knows it (loaded from the store on first use).
+    pub async fn suspended(&self) -> Result<Arc<crate::suspension::View>, StoreError> {
+        self.suspensions.view(self.store.as_ref()).await
+    }
+
+    /// Reads what is suspended again (after this node suspended or reinstated something).
+    pub async fn reload_suspensions(&self) -> Result<(), StoreError> {
+        self.suspensions.reload(self.store.as_ref()).await.map(drop)
     }
 
     /// Resolves a custom role's permissions against the catalog (for grant checks).

@@ -41,6 +41,15 @@ pub enum ErrorCode {
     Unavailable,
     /// 409: the store has not reached the revision the caller asked for (after a bounded wait).
     RevisionNotReached,
+    /// 403: the credential's agency (or its app's owner) is suspended.
+    AgencySuspended,
+    /// 403: the account the credential is bound to is suspended.
+    AccountSuspended,
+    /// 403: a marketplace app's scopes await (or failed) review: installable in its own
+    /// agency only.
+    AppNotApproved,
+    /// 409: the platform tenant cannot be suspended.
+    PlatformNotSuspendable,
 }
 
 impl ErrorCode {
@@ -61,6 +70,10 @@ impl ErrorCode {
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
             Self::RevisionNotReached => "revision_not_reached",
+            Self::AgencySuspended => "agency_suspended",
+            Self::AccountSuspended => "account_suspended",
+            Self::AppNotApproved => "app_not_approved",
+            Self::PlatformNotSuspendable => "platform_not_suspendable",
         }
     }
 
@@ -81,6 +94,10 @@ impl ErrorCode {
             Self::Internal => "internal error",
             Self::Unavailable => "service unavailable",
             Self::RevisionNotReached => "revision not reached",
+            Self::AgencySuspended => "agency suspended",
+            Self::AccountSuspended => "account suspended",
+            Self::AppNotApproved => "app not approved",
+            Self::PlatformNotSuspendable => "the platform cannot be suspended",
         }
     }
 }
@@ -141,6 +158,14 @@ impl ApiError {
     /// 403 `forbidden`.
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(ErrorCode::Forbidden, detail)
+    }
+    /// 403 `agency_suspended` or `account_suspended`.
+    pub fn suspended(why: crate::suspension::Suspended) -> Self {
+        let code = match why.code() {
+            "account_suspended" => ErrorCode::AccountSuspended,
+            _ => ErrorCode::AgencySuspended,
+        };
+        Self::new(code, why.message())
     }
     /// Adds extra problem members.
     #[must_use]
@@ -209,6 +234,7 @@ impl From<crate::authn::AuthnError> for ApiError {
         let refused = e.is_refusal();
         let err = match e {
             E::Store(s) => return s.into(),
+            E::Suspended(why) => return Self::suspended(why),
             E::Unavailable(detail) => Self::new(ErrorCode::Unavailable, detail),
             E::Internal(detail) => Self::internal(detail),
             other => Self::unauthenticated(other.to_string()),

@@ -24,6 +24,7 @@ pub mod oauth_ui;
 pub mod observe;
 pub mod passwords;
 pub mod services;
+pub mod suspension;
 pub mod usecase;
 
 use std::future::Future;
@@ -279,6 +280,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let router = app(state.clone())?;
     state.engine.start_at(state.store.revision().await?);
+    // What is suspended, read before the first request (then kept current by the feed).
+    state.engine.reload_suspensions().await?;
     let follower = tokio::spawn(state.engine.clone().follow(Duration::from_millis(250)));
     let keys = state.keys.clone();
     let clock = state.clock.clone();

@@ -41,6 +41,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_oauth.sql"),
         postgres: include_str!("../migrations/postgres/0004_oauth.sql"),
     },
+    Migration {
+        version: 5,
+        name: "suspension_review",
+        sqlite: include_str!("../migrations/sqlite/0005_suspension_review.sql"),
+        postgres: include_str!("../migrations/postgres/0005_suspension_review.sql"),
+    },
 ];
 
 impl Migration {

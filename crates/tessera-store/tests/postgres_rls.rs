@@ -14,8 +14,8 @@ use tessera_core::{
 use tessera_store::prelude::*;
 use tessera_store::testing::{notice_pg_skipped, PgTestDb, PG_URL_ENV};
 use tessera_store::{
-    Account, Agency, ApiKey, App, AppKind, AuditRecord, AuthCode, Binding, Connected, Grant,
-    Installation, NewRefreshToken, NewUser, Outcome, PgStore, Policy, Role, ScopeMint,
+    Account, Agency, ApiKey, App, AppKind, AppReview, AuditRecord, AuthCode, Binding, Connected,
+    Grant, Installation, NewRefreshToken, NewUser, Outcome, PgStore, Policy, Role, ScopeMint,
     SecretHashRecord, Status, Store, StoreError, TenantScope,
 };
 
@@ -96,6 +96,8 @@ async fn populated_agency(
         id: AgencyId::generate(),
         name: name.into(),
         status: Status::Active,
+        suspended_reason: None,
+        suspended_at: None,
         is_platform: false,
         created_at: at,
         updated_at: at,
@@ -109,6 +111,9 @@ async fn populated_agency(
         id: AccountId::generate(),
         agency_id: agency.id.clone(),
         name: format!("{name} main"),
+        status: Status::Active,
+        suspended_reason: None,
+        suspended_at: None,
         created_at: at,
         updated_at: at,
     };
@@ -625,6 +630,10 @@ fn oauth_app(agency: &AgencyId) -> App {
         token_signing_alg: "EdDSA".into(),
         redirect_uris: vec!["https://app.example/cb".into()],
         scopes: vec!["contacts.readonly".into()],
+        review: AppReview::Approved,
+        approved_scopes: vec!["contacts.readonly".into()],
+        pending_scopes: vec![],
+        review_reason: None,
         created_by: "system".into(),
         created_at: at,
         updated_at: at,
@@ -1051,4 +1060,63 @@ async fn the_runtime_role_owns_nothing_and_cannot_disable_rls() {
         .await
         .unwrap();
     admin.close().await;
+}
+
+/// The suspension view's policies: with the change feed on, exactly the suspended accounts and
+/// the apps of suspended agencies are visible, read-only; nothing while nothing is suspended.
+#[tokio::test]
+async fn rls_suspension_feed_is_narrow_and_read_only() {
+    let Some(db) = pg_db().await else { return };
+    let Connected { store, mint } = db.store().await;
+    let (a, _, _) = populated_agency(&store, &mint, "alpha").await;
+    let (b, b_account, _) = populated_agency(&store, &mint, "beta").await;
+    let app = oauth_app(a.agency());
+    store
+        .create_app(&a, &app, None, &record("app.create"))
+        .await
+        .unwrap();
+    let b_app = oauth_app(b.agency());
+    store
+        .create_app(&b, &b_app, None, &record("app.create"))
+        .await
+        .unwrap();
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url())
+        .await
+        .unwrap();
+    let feed = |table: &'static str| visible_with(&pool, "tessera.change_feed", "on", table);
+    assert!(feed("accounts").await.is_empty());
+    assert!(feed("apps").await.is_empty());
+
+    store
+        .set_account_suspended(
+            &b,
+            &b_account.id,
+            Some("x"),
+            now(),
+            &record("account.suspend"),
+        )
+        .await
+        .unwrap();
+    store
+        .set_agency_suspended(a.agency(), Some("x"), now(), &record("agency.suspend"))
+        .await
+        .unwrap();
+    // B's suspended account only (not A's active one); A's app only (not B's).
+    assert_eq!(feed("accounts").await, vec![b.agency().as_str().to_owned()]);
+    assert_eq!(feed("apps").await, vec![a.agency().as_str().to_owned()]);
+    for table in [
+        "users",
+        "api_keys",
+        "bindings",
+        "app_secrets",
+        "installations",
+    ] {
+        assert!(feed(table).await.is_empty(), "{table} visible to the feed");
+    }
+    let s = store.suspensions().await.unwrap();
+    assert_eq!(s.accounts, vec![(b.agency().clone(), b_account.id.clone())]);
+    assert_eq!(s.apps, vec![(app.id.clone(), a.agency().clone())]);
+    pool.close().await;
 }

@@ -44,12 +44,20 @@ pub enum AuditAction {
     AgencyUpdate,
     /// `agency.delete`: an agency was deleted.
     AgencyDelete,
+    /// `agency.suspend`: a platform admin suspended an agency.
+    AgencySuspend,
+    /// `agency.reinstate`: a platform admin reinstated a suspended agency.
+    AgencyReinstate,
     /// `account.create`: an account was created.
     AccountCreate,
     /// `account.update`: an account was renamed.
     AccountUpdate,
     /// `account.delete`: an account was deleted.
     AccountDelete,
+    /// `account.suspend`: an account was suspended.
+    AccountSuspend,
+    /// `account.reinstate`: a suspended account was reinstated.
+    AccountReinstate,
     /// `user.create`: a user was created.
     UserCreate,
     /// `user.update`: a user's email, name, status or password changed.
@@ -82,6 +90,12 @@ pub enum AuditAction {
     AppDelete,
     /// `app.rotate_secret`: a confidential app got a new client secret.
     AppRotateSecret,
+    /// `app.update`: an app's name, redirect URIs or scopes changed.
+    AppUpdate,
+    /// `app.approve`: a platform reviewer approved an app's pending scopes.
+    AppApprove,
+    /// `app.reject`: a platform reviewer rejected an app's pending scopes.
+    AppReject,
     /// `installation.create`: an app was installed on an agency or account.
     InstallationCreate,
     /// `installation.revoke`: an app was uninstalled.
@@ -118,9 +132,13 @@ impl AuditAction {
         Self::AgencyCreate,
         Self::AgencyUpdate,
         Self::AgencyDelete,
+        Self::AgencySuspend,
+        Self::AgencyReinstate,
         Self::AccountCreate,
         Self::AccountUpdate,
         Self::AccountDelete,
+        Self::AccountSuspend,
+        Self::AccountReinstate,
         Self::UserCreate,
         Self::UserUpdate,
         Self::UserDelete,
@@ -137,6 +155,9 @@ impl AuditAction {
         Self::AppCreate,
         Self::AppDelete,
         Self::AppRotateSecret,
+        Self::AppUpdate,
+        Self::AppApprove,
+        Self::AppReject,
         Self::InstallationCreate,
         Self::InstallationRevoke,
         Self::SigningKeyCreate,
@@ -166,9 +187,13 @@ impl AuditAction {
             Self::AgencyCreate => "agency.create",
             Self::AgencyUpdate => "agency.update",
             Self::AgencyDelete => "agency.delete",
+            Self::AgencySuspend => "agency.suspend",
+            Self::AgencyReinstate => "agency.reinstate",
             Self::AccountCreate => "account.create",
             Self::AccountUpdate => "account.update",
             Self::AccountDelete => "account.delete",
+            Self::AccountSuspend => "account.suspend",
+            Self::AccountReinstate => "account.reinstate",
             Self::UserCreate => "user.create",
             Self::UserUpdate => "user.update",
             Self::UserDelete => "user.delete",
@@ -185,6 +210,9 @@ impl AuditAction {
             Self::AppCreate => "app.create",
             Self::AppDelete => "app.delete",
             Self::AppRotateSecret => "app.rotate_secret",
+            Self::AppUpdate => "app.update",
+            Self::AppApprove => "app.approve",
+            Self::AppReject => "app.reject",
             Self::InstallationCreate => "installation.create",
             Self::InstallationRevoke => "installation.revoke",
             Self::SigningKeyCreate => "signing_key.create",

@@ -13,7 +13,7 @@ impl AuditAction {
     /// What the event records, who its actor is, and when it is (not) written.
     pub const fn description(self) -> &'static str {
         match self {
-            Self::AuthSignIn => "A user signed in with a password on the OAuth sign-in page. Actor: the user. Failed sign-ins are not audited one by one (they are throttled and logged); an attempt that had to wait is recorded as `auth.sign_in_throttled`.",
+            Self::AuthSignIn => "A user signed in with a password on the OAuth sign-in page. Actor: the user. Failed sign-ins are not audited one by one (they are throttled and logged); an attempt that had to wait is recorded as `auth.sign_in_throttled`; a right password refused because the user's agency is suspended is, with outcome `denied`.",
             Self::AuthSignInThrottled => "A sign-in attempt on the OAuth sign-in page waited before its password was checked, because of the failed sign-ins on record for its account, its address or both (a suspected guess; see README \"Sign-in protection\"). Written once the password is checked, with its outcome: `success` (the right password, after the wait) or `failure`. Recorded in the chain of the agency whose app asked. Actor: the user when the password was right, else `anonymous`.",
             Self::OauthConsent => "A signed-in user approved an app's authorization request and an authorization code was issued. Actor: the user.",
             Self::OauthCodeReplayed => "An authorization code was presented a second time (RFC 6749 §4.1.2). The grant its first redemption created is revoked in the same transaction; if the first redemption failed (no grant), the replay is still recorded. Not recorded when the grant is already revoked (by an earlier replay or a revocation). Outcome `denied`. Actor: the client presenting the code; on behalf of: the user it was issued to.",
@@ -30,9 +30,13 @@ impl AuditAction {
             Self::AgencyCreate => "A platform admin created an agency. Written in the new agency's own chain.",
             Self::AgencyUpdate => "An agency was renamed.",
             Self::AgencyDelete => "A platform admin deleted an agency (the platform tenant cannot be). Written in the deleted agency's chain.",
+            Self::AgencySuspend => "A platform admin suspended an agency: its data is kept, every credential of it (and every token of its marketplace apps, in every agency) is refused with `agency_suspended` until it is reinstated. Written in the suspended agency's chain.",
+            Self::AgencyReinstate => "A platform admin reinstated a suspended agency: its keys, tokens and refresh tokens work again (nothing was revoked). Written in the agency's chain.",
             Self::AccountCreate => "An account was created in an agency.",
             Self::AccountUpdate => "An account was renamed.",
             Self::AccountDelete => "An account was deleted.",
+            Self::AccountSuspend => "An account was suspended: credentials bound to it are refused with `account_suspended`, checks on it answer `allowed: false`, until it is reinstated.",
+            Self::AccountReinstate => "A suspended account was reinstated: everything bound to it works again (nothing was revoked).",
             Self::UserCreate => "A user was created in an agency.",
             Self::UserUpdate => "A user's email, name, status or password was changed; the caller held every permission the user holds (I2).",
             Self::UserDelete => "A user was deleted; the caller held every permission the user holds (I2).",
@@ -49,6 +53,9 @@ impl AuditAction {
             Self::AppCreate => "An OAuth app (client) was registered. The client secret is never recorded.",
             Self::AppDelete => "An OAuth app was deleted; its clients stop authenticating and its tokens introspect as inactive.",
             Self::AppRotateSecret => "A confidential app got a new client secret, the old one valid for a grace period. The secret is never recorded.",
+            Self::AppUpdate => "An app's name, redirect URIs or scopes changed; a partner scope not approved yet sends a marketplace app back to review.",
+            Self::AppApprove => "A platform reviewer approved a marketplace app's pending scopes: installable in every agency. Written in the app owner's chain.",
+            Self::AppReject => "A platform reviewer rejected a marketplace app's pending scopes: installable in its own agency only. Written in the app owner's chain.",
             Self::InstallationCreate => "An app was installed on an agency or an account, with the scopes consented.",
             Self::InstallationRevoke => "An app was uninstalled; every token of the installation is revoked.",
             Self::SigningKeyCreate => "The key rotation generated a token-signing key (pending, or active when there is none to sign with). Actor: `system`; request id: `key-rotation`; written in the platform agency's chain (before bootstrap, only logged), also for a rotation started with `tessera keys rotate`.",
@@ -67,6 +74,7 @@ impl AuditAction {
             Self::AuthSignIn => &[
                 ("method", "how the user proved who they are: always `password` today"),
                 ("client_id", "the app (`app_…`) whose authorization request the sign-in was for"),
+                ("reason", "on a refusal only: `agency_suspended`"),
             ],
             Self::AuthSignInThrottled => &[
                 ("client_id", "the app (`app_…`) whose authorization request the sign-in was for"),
@@ -159,9 +167,17 @@ impl AuditAction {
             Self::AgencyCreate => &[("name", "the agency's name")],
             Self::AgencyUpdate => &[("name", "the new name")],
             Self::AgencyDelete => &[],
+            Self::AgencySuspend | Self::AgencyReinstate => &[
+                ("reason", "why, as the platform admin gave it"),
+                ("previous_status", "the agency's status before (`active` or `suspended`)"),
+            ],
             Self::AccountCreate => &[("name", "the account's name")],
             Self::AccountUpdate => &[("name", "the new name")],
             Self::AccountDelete => &[],
+            Self::AccountSuspend | Self::AccountReinstate => &[
+                ("reason", "why, as the admin gave it"),
+                ("previous_status", "the account's status before (`active` or `suspended`)"),
+            ],
             Self::UserCreate => &[("email", "the user's email address")],
             Self::UserUpdate => &[
                 ("email", "the new email address, or null if unchanged"),
@@ -221,6 +237,18 @@ impl AuditAction {
                 ("confidential", "whether it is a confidential client (has a secret)"),
             ],
             Self::AppDelete => &[("name", "the app's name")],
+            Self::AppUpdate => &[
+                ("name", "the new name"),
+                ("redirect_uris", "the new redirect URIs"),
+                ("scopes", "the new scopes"),
+                ("review", "the review state after the change"),
+                ("pending_scopes", "the scopes awaiting review after the change"),
+            ],
+            Self::AppApprove | Self::AppReject => &[
+                ("reason", "the reviewer's reason (required to reject)"),
+                ("scopes", "the scopes the decision covers (those pending)"),
+                ("previous_review", "the review state before"),
+            ],
             Self::AppRotateSecret => &[(
                 "grace_seconds",
                 "how long the old secret keeps authenticating, in seconds",
@@ -258,14 +286,27 @@ impl AuditAction {
             Self::AuthzDenied => "permission refusal: the agency id (`agy_…`) the request concerned; I2 refusal: the principal (`usr_…`, `key_…`, `ins_…`) or app (`app_…`) acted on, or the agency id when a grant was refused",
             Self::PlatformBootstrap => "the bootstrap admin key's id (`key_…`)",
             Self::PlatformBreakGlass | Self::PlatformCrossTenantRead => "the agency id (`agy_…`) acted in",
-            Self::AgencyCreate | Self::AgencyUpdate | Self::AgencyDelete => "the agency id (`agy_…`)",
-            Self::AccountCreate | Self::AccountUpdate | Self::AccountDelete => "the account id (`acc_…`)",
+            Self::AgencyCreate
+            | Self::AgencyUpdate
+            | Self::AgencyDelete
+            | Self::AgencySuspend
+            | Self::AgencyReinstate => "the agency id (`agy_…`)",
+            Self::AccountCreate
+            | Self::AccountUpdate
+            | Self::AccountDelete
+            | Self::AccountSuspend
+            | Self::AccountReinstate => "the account id (`acc_…`)",
             Self::UserCreate | Self::UserUpdate | Self::UserDelete => "the user id (`usr_…`)",
             Self::RoleCreate | Self::RoleUpdate | Self::RoleDelete => "the role id (`rol_…`)",
             Self::BindingCreate | Self::BindingDelete => "the binding id (`bnd_…`)",
             Self::PolicyCreate | Self::PolicyDelete => "the policy id (`pol_…`)",
             Self::ApiKeyCreate | Self::ApiKeyRevoke | Self::ApiKeyRotate => "the key id (`key_…`)",
-            Self::AppCreate | Self::AppDelete | Self::AppRotateSecret => "the app's client id (`app_…`)",
+            Self::AppCreate
+            | Self::AppDelete
+            | Self::AppRotateSecret
+            | Self::AppUpdate
+            | Self::AppApprove
+            | Self::AppReject => "the app's client id (`app_…`)",
             Self::InstallationCreate | Self::InstallationRevoke => "the installation id (`ins_…`)",
             Self::SigningKeyCreate => "the new signing key's `kid` (its JWK thumbprint, base64url)",
             Self::SigningKeyActivate
@@ -409,10 +450,17 @@ mod tests {
             SigningKeyBeginRetiring => 39,
             SigningKeyRetire => 40,
             SigningKeyDrop => 41,
-            AuthSignInThrottled => 42,
+            AgencySuspend => 42,
+            AgencyReinstate => 43,
+            AccountSuspend => 44,
+            AccountReinstate => 45,
+            AppUpdate => 46,
+            AppApprove => 47,
+            AppReject => 48,
+            AuthSignInThrottled => 49,
         }
     }
-    const VARIANTS: usize = 43;
+    const VARIANTS: usize = 50;
 
     #[test]
     fn all_lists_every_variant_once() {

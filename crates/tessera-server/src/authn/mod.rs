@@ -41,6 +41,10 @@ pub enum AuthnError {
     /// The token verifier refused the credential, saying why.
     #[error("{0}")]
     Refused(String),
+    /// The credential's agency, its account or its app's owner is suspended: 403
+    /// `agency_suspended` / `account_suspended` (nothing was revoked; reinstating restores it).
+    #[error("{}", .0.message())]
+    Suspended(crate::suspension::Suspended),
     /// The store failed (an outage answers 503, anything else 500).
     #[error(transparent)]
     Store(#[from] tessera_store::StoreError),
@@ -97,8 +101,29 @@ pub async fn authenticate(
     }
 }
 
-/// Authenticates a bearer credential: an API key or an access token.
+/// Authenticates a bearer credential: an API key or an access token. A credential of a
+/// suspended agency or account (or of an app whose owner is suspended) is refused on every
+/// use, from the cache or not.
 pub async fn authenticate_token(state: &Services, token: &str) -> Result<Arc<Caller>, AuthnError> {
+    let caller = authenticate_unchecked(state, token).await?;
+    refuse_suspended(state, &caller).await?;
+    Ok(caller)
+}
+
+/// Refuses a caller whose agency, bound account or app owner is suspended.
+pub async fn refuse_suspended(state: &Services, caller: &Caller) -> Result<(), AuthnError> {
+    let view = state.engine.suspended().await?;
+    if view.is_empty() {
+        return Ok(());
+    }
+    let client = caller.token().map(|t| t.client_id.as_str());
+    match view.credential(&caller.agency, caller.cap.account.as_ref(), client) {
+        Some(why) => Err(AuthnError::Suspended(why)),
+        None => Ok(()),
+    }
+}
+
+async fn authenticate_unchecked(state: &Services, token: &str) -> Result<Arc<Caller>, AuthnError> {
     if crate::oauth::verify::looks_like_jwt(token) {
         return authenticate_access_token(state, token).await;
     }
@@ -132,6 +157,10 @@ pub async fn authenticate_token(state: &Services, token: &str) -> Result<Arc<Cal
     }
     let agency = match state.store.get_agency(&found.agency).await {
         Ok(a) if a.status == Status::Active => a,
+        // Suspended before this node applied the feed: refused the same way.
+        Ok(a) if a.status == Status::Suspended => {
+            return Err(AuthnError::Suspended(crate::suspension::Suspended::Agency))
+        }
         Ok(_) | Err(tessera_store::StoreError::NotFound) => return Err(invalid()),
         Err(e) => return Err(e.into()),
     };
@@ -181,6 +210,8 @@ async fn authenticate_access_token(
     let hash = state.pepper.hash(token.as_bytes());
     let now = state.clock.now();
     if let Some(caller) = state.engine.cached_caller(hash.as_bytes(), now).await {
+        // A suspension is checked first (its app's owner may be the suspended party).
+        refuse_suspended(state, &caller).await?;
         // The caller is cached with its tenant agency; its client (a marketplace app lives in
         // another agency) is checked against that agency's state too.
         let client_ok = match caller.token().map(|t| t.client_id.as_str()) {
@@ -197,6 +228,9 @@ async fn authenticate_access_token(
     let issuer = state.oauth.issuer().to_owned();
     let claims = match crate::oauth::verify::check_access_token(state, token, Some(&issuer)).await {
         Ok(Ok(c)) => c,
+        Ok(Err(crate::oauth::verify::Inactive::Suspended(why, _))) => {
+            return Err(AuthnError::Suspended(why))
+        }
         Ok(Err(why)) => return Err(AuthnError::InvalidToken(why.to_string())),
         Err(e) => return Err(e.into()),
     };

@@ -92,6 +92,19 @@ pub async fn decide(
             break_glass: None,
         });
     }
+    // A suspended account admits only its own administration, whoever asks (RBAC allowed
+    // it, so the caller already sees the account: nothing leaks across tenants).
+    if let Some(acc) = account {
+        let view = state.engine.suspended().await?;
+        if view.account(agency, acc) && !suspended_account_allows(state, permission) {
+            return Ok(Decided {
+                allowed: false,
+                reason: tessera_core::Reason::AccountSuspended,
+                revision,
+                break_glass: None,
+            });
+        }
+    }
     let target: Arc<AgencyEntry> = if *agency == caller.agency {
         home.clone()
     } else {
@@ -114,6 +127,21 @@ pub async fn decide(
         revision,
         break_glass: d.break_glass,
     })
+}
+
+/// The permissions still exercised on a suspended account: reading it, reinstating it,
+/// deleting it, and reading its audit trail.
+pub const SUSPENDED_ACCOUNT_ALLOWS: &[&str] = &[
+    "accounts.read",
+    "accounts.suspend",
+    "accounts.delete",
+    "audit_log.read",
+];
+
+fn suspended_account_allows(state: &Services, permission: PermissionIndex) -> bool {
+    SUSPENDED_ACCOUNT_ALLOWS
+        .iter()
+        .any(|p| state.catalog.permission(p) == Some(permission))
 }
 
 /// An agency entry's policies, as the decision takes them.

@@ -27,6 +27,10 @@ impl ErrorCode {
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::RevisionNotReached => StatusCode::CONFLICT,
+            Self::AgencySuspended | Self::AccountSuspended | Self::AppNotApproved => {
+                StatusCode::FORBIDDEN
+            }
+            Self::PlatformNotSuspendable => StatusCode::CONFLICT,
         }
     }
 }

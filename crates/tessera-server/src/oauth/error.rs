@@ -66,6 +66,11 @@ pub enum OAuthErrorCode {
     /// RFC 6749 §4.1.2.1: "The authorization server encountered an unexpected condition that
     /// prevented it from fulfilling the request." (500)
     ServerError,
+    /// Tessera: the agency of the grant, of the client, or owning the app, is suspended (403).
+    /// Answered as problem+json carrying the RFC 6749 members too.
+    AgencySuspended,
+    /// Tessera: the account the grant is bound to is suspended (403), like `AgencySuspended`.
+    AccountSuspended,
 }
 
 /// How a code goes on the wire.
@@ -114,6 +119,8 @@ impl OAuthErrorCode {
                 None,
             ),
             Self::ServerError => ("server_error", StatusCode::INTERNAL_SERVER_ERROR, None),
+            Self::AgencySuspended => ("agency_suspended", StatusCode::FORBIDDEN, None),
+            Self::AccountSuspended => ("account_suspended", StatusCode::FORBIDDEN, None),
         };
         Wire {
             code,
@@ -178,6 +185,14 @@ impl OAuthError {
     pub fn unavailable(d: impl Into<String>) -> Self {
         Self::new(OAuthErrorCode::TemporarilyUnavailable, d)
     }
+    /// 403 `agency_suspended` / `account_suspended`.
+    pub fn suspended(why: crate::suspension::Suspended) -> Self {
+        let code = match why {
+            crate::suspension::Suspended::Account => OAuthErrorCode::AccountSuspended,
+            _ => OAuthErrorCode::AgencySuspended,
+        };
+        Self::new(code, why.message())
+    }
 }
 
 impl std::fmt::Display for OAuthError {
@@ -201,6 +216,12 @@ impl From<StoreError> for OAuthError {
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let wire = self.error.wire();
+        if matches!(
+            self.error,
+            OAuthErrorCode::AgencySuspended | OAuthErrorCode::AccountSuspended
+        ) {
+            return suspended_response(&wire, &self.description);
+        }
         let mut resp = (
             wire.status,
             axum::Json(json!({ "error": wire.code, "error_description": self.description })),
@@ -217,6 +238,30 @@ impl IntoResponse for OAuthError {
         }
         resp
     }
+}
+
+/// A suspension refusal: problem+json (RFC 9457: `type`, `title`, `status`, `detail`, `code`)
+/// that also carries the RFC 6749 members (`error`, `error_description`), so both kinds of
+/// client read it; never cached.
+fn suspended_response(wire: &Wire, description: &str) -> Response {
+    let body = json!({
+        "type": format!("https://tessera.dev/problems/{}", wire.code),
+        "title": wire.code.replace('_', " "),
+        "status": wire.status.as_u16(),
+        "detail": description,
+        "code": wire.code,
+        "error": wire.code,
+        "error_description": description,
+    });
+    let mut resp = (wire.status, body.to_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
 }
 
 /// A JSON answer that must not be cached (RFC 6749 §5.1).
@@ -253,6 +298,8 @@ mod tests {
             C::InsufficientScope,
             C::TemporarilyUnavailable,
             C::ServerError,
+            C::AgencySuspended,
+            C::AccountSuspended,
         ];
         for c in all {
             let w = c.wire();

@@ -16,6 +16,7 @@ pub fn from_authn(
         E::Store(s) => s.into(),
         E::Unavailable(d) => OAuthError::unavailable(d),
         E::Internal(d) => OAuthError::server(d),
+        E::Suspended(why) => OAuthError::suspended(why),
         other => refused(other.to_string()),
     }
 }

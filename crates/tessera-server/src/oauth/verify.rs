@@ -84,6 +84,9 @@ pub enum Inactive {
     Revoked(&'static str),
     /// A claim has the wrong form.
     Malformed(&'static str),
+    /// Its agency, its account or its client's owner is suspended (reinstating restores it).
+    /// Every other check passed: the claims are given, so the token can still be revoked.
+    Suspended(crate::suspension::Suspended, Arc<AccessClaims>),
 }
 
 impl std::fmt::Display for Inactive {
@@ -91,6 +94,7 @@ impl std::fmt::Display for Inactive {
         match self {
             Self::Invalid(e) => write!(f, "{e}"),
             Self::Revoked(w) | Self::Malformed(w) => f.write_str(w),
+            Self::Suspended(why, _) => f.write_str(why.message()),
         }
     }
 }
@@ -118,6 +122,10 @@ pub async fn check_access_token(
     });
     if let Some(claims) = hit {
         if audience.is_none_or(|a| claims.aud.iter().any(|x| x == a)) {
+            // Checked on every use: a cached verification never outlives a suspension.
+            if let Some(why) = suspension_of(state, &claims).await? {
+                return Ok(Err(Inactive::Suspended(why, claims)));
+            }
             return Ok(Ok(claims));
         }
     }
@@ -136,11 +144,14 @@ pub async fn check_access_token(
         return Ok(Err(Inactive::Malformed("tenant.agency")));
     };
     let tenant_generation = state.engine.generation_of(&agency);
-    match state.store.get_agency(&agency).await {
-        Ok(a) if a.status == Status::Active => {}
+    // A suspension is answered last, once everything else holds (the token stays revocable).
+    let agency_suspended = match state.store.get_agency(&agency).await {
+        Ok(a) if a.status == Status::Active => false,
+        // Suspended before this node applied the feed: refused the same way.
+        Ok(a) if a.status == Status::Suspended => true,
         Ok(_) | Err(StoreError::NotFound) => return Ok(Err(Inactive::Revoked("agency"))),
         Err(e) => return Err(e.into()),
-    }
+    };
     let platform = is_platform(state, &agency).await?;
     let entry = state.engine.entry(&agency, platform, None).await?;
     if entry.tokens.revoked_tokens.contains(&claims.jti) {
@@ -214,6 +225,14 @@ pub async fn check_access_token(
         }
     };
     let claims = Arc::new(claims);
+    let suspended = if agency_suspended {
+        Some(crate::suspension::Suspended::Agency)
+    } else {
+        suspension_of(state, &claims).await?
+    };
+    if let Some(why) = suspended {
+        return Ok(Err(Inactive::Suspended(why, claims)));
+    }
     if let Ok(mut m) = cache.map.write() {
         if m.len() >= MAX_VERIFIED {
             m.clear();
@@ -229,6 +248,27 @@ pub async fn check_access_token(
         );
     }
     Ok(Ok(claims))
+}
+
+/// Why a token is refused for a suspension (its agency, its tenant account, or the owner of
+/// its client), from the node's in-memory view.
+pub async fn suspension_of(
+    state: &Services,
+    claims: &AccessClaims,
+) -> Result<Option<crate::suspension::Suspended>, VerifyError> {
+    let view = state.engine.suspended().await?;
+    if view.is_empty() {
+        return Ok(None);
+    }
+    let Ok(agency) = claims.tenant.agency.parse::<AgencyId>() else {
+        return Ok(None);
+    };
+    let account = claims
+        .tenant
+        .account
+        .as_deref()
+        .and_then(|a| a.parse::<AccountId>().ok());
+    Ok(view.credential(&agency, account.as_ref(), Some(&claims.client_id)))
 }
 
 /// The caller an active access token stands for: its subject, capped by its scopes, its

@@ -51,6 +51,9 @@ pub async fn create(
         id: AccountId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
         agency_id: auth.agency.clone(),
         name,
+        status: tessera_store::Status::Active,
+        suspended_reason: None,
+        suspended_at: None,
         created_at: now,
         updated_at: now,
     };

@@ -44,6 +44,8 @@ pub async fn create(
         id: AgencyId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
         name,
         status: Status::Active,
+        suspended_reason: None,
+        suspended_at: None,
         is_platform: false,
         created_at: now,
         updated_at: now,

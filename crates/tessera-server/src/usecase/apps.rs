@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tessera_core::AppId;
-use tessera_store::{App, AppKind, Page, PageRequest, SecretHashRecord, Store};
+use tessera_store::{App, AppKind, AppReview, Page, PageRequest, SecretHashRecord, Store};
 
 use super::api_keys::Grace;
 use super::validate;
@@ -137,35 +137,31 @@ pub fn redirect_uri(uri: &str) -> Result<(), String> {
     }
 }
 
-/// Registers an app; a confidential one's secret is in the answer, once. Route: `apps.write` on
-/// the agency. Further: a first-party app needs a platform caller (403); redirect URIs, scopes
-/// (each allowed to the app's kind) and the signing algorithm are checked.
-pub async fn create(
-    s: &Services,
-    auth: &Authorized,
-    input: CreateApp,
-) -> Result<AppWithSecret, ApiError> {
-    let scope = auth.scope()?;
-    let name = validate::name("name", &input.name)?;
-    let kind = input.kind.unwrap_or(AppKind::Private);
-    if kind == AppKind::FirstParty && !auth.caller.is_platform {
-        return Err(ApiError::forbidden(
-            "only platform admins register first-party apps",
-        ));
-    }
-    if input.redirect_uris.len() > MAX_REDIRECT_URIS {
+/// Checks redirect URIs (at most `MAX_REDIRECT_URIS`, each by `redirect_uri`), without
+/// duplicates.
+pub fn check_redirect_uris(input: &[String]) -> Result<Vec<String>, ApiError> {
+    if input.len() > MAX_REDIRECT_URIS {
         return Err(ApiError::invalid(format!(
             "at most {MAX_REDIRECT_URIS} redirect URIs"
         )));
     }
-    let mut uris = Vec::with_capacity(input.redirect_uris.len());
-    for u in &input.redirect_uris {
+    let mut uris = Vec::with_capacity(input.len());
+    for u in input {
         redirect_uri(u).map_err(|e| ApiError::invalid(format!("redirect_uris: {e}")))?;
         if !uris.contains(u) {
             uris.push(u.clone());
         }
     }
-    let mut scopes = input.scopes;
+    Ok(uris)
+}
+
+/// Checks an app's scopes: catalog scopes, each allowed to the app's kind; sorted, without
+/// duplicates.
+pub fn check_scopes(
+    s: &Services,
+    kind: AppKind,
+    mut scopes: Vec<String>,
+) -> Result<Vec<String>, ApiError> {
     scopes.sort();
     scopes.dedup();
     let mut bad = Vec::new();
@@ -183,6 +179,27 @@ pub async fn create(
     if !bad.is_empty() {
         return Err(ApiError::invalid(bad.join("; ")).with_extra(json!({ "invalid_scopes": bad })));
     }
+    Ok(scopes)
+}
+
+/// Registers an app; a confidential one's secret is in the answer, once. Route: `apps.write` on
+/// the agency. Further: a first-party app needs a platform caller (403); redirect URIs, scopes
+/// (each allowed to the app's kind) and the signing algorithm are checked.
+pub async fn create(
+    s: &Services,
+    auth: &Authorized,
+    input: CreateApp,
+) -> Result<AppWithSecret, ApiError> {
+    let scope = auth.scope()?;
+    let name = validate::name("name", &input.name)?;
+    let kind = input.kind.unwrap_or(AppKind::Private);
+    if kind == AppKind::FirstParty && !auth.caller.is_platform {
+        return Err(ApiError::forbidden(
+            "only platform admins register first-party apps",
+        ));
+    }
+    let uris = check_redirect_uris(&input.redirect_uris)?;
+    let scopes = check_scopes(s, kind, input.scopes)?;
     let alg = match input.token_signing_alg.as_deref() {
         None | Some("EdDSA") => "EdDSA",
         Some("ES256") => "ES256",
@@ -194,6 +211,23 @@ pub async fn create(
         }
     };
     let now = s.clock.now();
+    // A marketplace app's partner scopes wait for a platform reviewer (`apps.review`); until
+    // then they are installable in its own agency only. Nothing else needs review.
+    let approved_scopes: Vec<String> = scopes
+        .iter()
+        .filter(|sc| !needs_review(s, kind, sc))
+        .cloned()
+        .collect();
+    let pending_scopes: Vec<String> = scopes
+        .iter()
+        .filter(|sc| !approved_scopes.contains(sc))
+        .cloned()
+        .collect();
+    let review = if pending_scopes.is_empty() {
+        AppReview::Approved
+    } else {
+        AppReview::Pending
+    };
     let app = App {
         id: AppId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
         agency_id: auth.agency.clone(),
@@ -203,6 +237,10 @@ pub async fn create(
         token_signing_alg: alg.to_owned(),
         redirect_uris: uris,
         scopes,
+        review,
+        approved_scopes,
+        pending_scopes,
+        review_reason: None,
         created_by: auth.caller.principal.to_string(),
         created_at: now,
         updated_at: now,
@@ -219,7 +257,7 @@ pub async fn create(
         s,
         AuditAction::AppCreate,
         Some(app.id.as_str()),
-        json!({ "name": app.name, "kind": app.kind, "scopes": app.scopes, "redirect_uris": app.redirect_uris, "confidential": app.confidential }),
+        json!({ "name": app.name, "kind": app.kind, "scopes": app.scopes, "redirect_uris": app.redirect_uris, "confidential": app.confidential, "review": app.review, "pending_scopes": app.pending_scopes }),
     );
     s.store
         .create_app(&scope, &app, record.as_ref(), &audit)
@@ -229,6 +267,16 @@ pub async fn create(
         app,
         client_secret: secret.map(|(s, _)| s.expose().to_owned()),
     })
+}
+
+/// Whether a scope of an app of this kind waits for a platform reviewer: a `partner` scope
+/// of a marketplace app.
+pub fn needs_review(s: &Services, kind: AppKind, scope: &str) -> bool {
+    kind == AppKind::Marketplace
+        && matches!(
+            s.catalog.scope(scope),
+            Some((tessera_core::catalog::Audience::Partner, _))
+        )
 }
 
 /// A page of the agency's apps. Route: `apps.read` on the agency.
@@ -252,7 +300,7 @@ pub async fn get(store: &dyn Store, auth: &Authorized, id: &AppId) -> Result<App
 /// Refuses a change to an app (a new secret, its deletion) unless the caller holds, agency-wide,
 /// every permission of the app's scopes: a client's secret obtains tokens with those scopes,
 /// so handing it to someone who lacks them escalates (I2).
-async fn require_holds_scopes(
+pub async fn require_holds_scopes(
     s: &Services,
     auth: &Authorized,
     app: &App,

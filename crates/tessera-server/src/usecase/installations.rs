@@ -1,7 +1,9 @@
 //! Installations of apps on an agency (agency-wide) or on one of its accounts. The installer
 //! consents scopes the app requests, and only ones whose permissions they hold there (I2);
 //! another agency's private app is as invisible as a missing one (I1). Uninstalling revokes
-//! every grant through the installation at once.
+//! every grant through the installation at once. A marketplace app's scopes not approved by
+//! a platform reviewer are installable in its own agency only (403 `app_not_approved`
+//! elsewhere).
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -68,6 +70,25 @@ pub async fn install(
             outside.join(", ")
         ))
         .with_extra(json!({ "invalid_scopes": outside })));
+    }
+    // A marketplace app's scopes awaiting (or refused at) review are installable in its own
+    // agency only, for testing.
+    if app.agency_id != auth.agency {
+        let unapproved: Vec<String> = scopes
+            .iter()
+            .filter(|sc| !app.approved_scopes.contains(sc))
+            .cloned()
+            .collect();
+        if !unapproved.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::AppNotApproved,
+                format!(
+                    "the platform has not approved these scopes of the app ({}): it can be installed with them only in its own agency until a reviewer approves them",
+                    unapproved.join(", ")
+                ),
+            )
+            .with_extra(json!({ "review": app.review, "unapproved_scopes": unapproved })));
+        }
     }
     let permissions = s
         .catalog

@@ -59,6 +59,8 @@ pub async fn bootstrap(
         id: AgencyId::generate_at(ms, rng),
         name: "Platform".into(),
         status: Status::Active,
+        suspended_reason: None,
+        suspended_at: None,
         is_platform: true,
         created_at: now,
         updated_at: now,

@@ -76,6 +76,29 @@ impl TestApp {
             .expect("second connection")
     }
 
+    /// Another node on this app's store (SQLite or PostgreSQL): its own engine, caches and
+    /// mint, at the store's current revision, with its router.
+    pub async fn second_node(&self) -> (AppState, axum::Router) {
+        let connected = match &self._pg {
+            Some(db) => tessera_store::connect(&db.url())
+                .await
+                .expect("second connection"),
+            None => self.connect_again().await,
+        };
+        let node = AppState::new(
+            connected,
+            Catalog::default_catalog().expect("catalog"),
+            &tessera_token::MasterKey::from_bytes([7; 32]),
+            self.clock.clone(),
+        )
+        .expect("state");
+        node.engine
+            .start_at(self.state.store.revision().await.expect("revision"));
+        node.keys.reload().await.expect("signing keys");
+        let router = tessera_server::app(node.clone()).expect("app");
+        (node, router)
+    }
+
     pub async fn sqlite() -> Self {
         let (store, dir) = tessera_store::testing::sqlite_store().await;
         Self::with_store(store, dir, None).await

@@ -25,6 +25,16 @@ fn routes(
         (Method::DELETE, b.clone(), None),
         (
             Method::POST,
+            format!("{b}/suspend"),
+            Some(json!({ "reason": "pwned" })),
+        ),
+        (
+            Method::POST,
+            format!("{b}/reinstate"),
+            Some(json!({ "reason": "pwned" })),
+        ),
+        (
+            Method::POST,
             format!("{b}/accounts"),
             Some(json!({ "name": "pwned" })),
         ),
@@ -36,6 +46,16 @@ fn routes(
             Some(json!({ "name": "pwned" })),
         ),
         (Method::DELETE, format!("{b}/accounts/{acc}"), None),
+        (
+            Method::POST,
+            format!("{b}/accounts/{acc}/suspend"),
+            Some(json!({ "reason": "pwned" })),
+        ),
+        (
+            Method::POST,
+            format!("{b}/accounts/{acc}/reinstate"),
+            Some(json!({ "reason": "pwned" })),
+        ),
         (
             Method::POST,
             format!("{b}/users"),
@@ -114,6 +134,16 @@ fn routes(
         (Method::GET, format!("{b}/apps"), None),
         (Method::GET, format!("{b}/apps/{app}"), None),
         (Method::DELETE, format!("{b}/apps/{app}"), None),
+        (
+            Method::PATCH,
+            format!("{b}/apps/{app}"),
+            Some(json!({ "name": "pwned" })),
+        ),
+        (
+            Method::POST,
+            format!("{b}/apps/{app}/review"),
+            Some(json!({ "decision": "approve" })),
+        ),
         (
             Method::POST,
             format!("{b}/apps/{app}/rotate-secret"),

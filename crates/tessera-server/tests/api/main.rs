@@ -19,6 +19,8 @@ mod ops;
 mod props;
 mod proxies;
 mod quickstart;
+mod review;
 mod signing_keys;
 mod slow_clients;
+mod suspension;
 mod takeover;

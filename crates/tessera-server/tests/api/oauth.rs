@@ -11,25 +11,25 @@ use sha2::{Digest, Sha256};
 
 use crate::harness::{Agency, Resp, TestApp, T0};
 
-const REDIRECT: &str = "https://app.example.com/callback";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-extra-entropy";
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const REDIRECT: &str = "https://app.example.com/callback";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-extra-entropy";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 fn challenge(v: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(v.as_bytes()))
 }
 
-fn basic(id: &str, secret: &str) -> String {
+pub(crate) fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
 }
 
 /// A confidential app with an installation on the agency's account.
-struct Fixture {
-    ag: Agency,
-    client_id: String,
-    secret: String,
-    ins: String,
-    email: String,
+pub(crate) struct Fixture {
+    pub(crate) ag: Agency,
+    pub(crate) client_id: String,
+    pub(crate) secret: String,
+    pub(crate) ins: String,
+    pub(crate) email: String,
 }
 
 impl TestApp {
@@ -45,7 +45,7 @@ impl TestApp {
         self.raw(b.body(Body::from(body)).unwrap()).await
     }
 
-    async fn user_with_password(
+    pub(crate) async fn user_with_password(
         &self,
         ag: &Agency,
         email: &str,
@@ -76,7 +76,7 @@ impl TestApp {
         id
     }
 
-    async fn fixture(&self, name: &str, kind: &str, scopes: &[&str]) -> Fixture {
+    pub(crate) async fn fixture(&self, name: &str, kind: &str, scopes: &[&str]) -> Fixture {
         self.fixture_signed(name, kind, scopes, "EdDSA").await
     }
 
@@ -113,7 +113,7 @@ impl TestApp {
         }
     }
 
-    async fn browser(
+    pub(crate) async fn browser(
         &self,
         method: Method,
         uri: &str,
@@ -140,7 +140,7 @@ impl TestApp {
     }
 
     /// Drives the authorize pages: sign-in, consent, allow. Returns the redirect `Location`.
-    async fn authorize(&self, f: &Fixture, query: &str, password: &str) -> String {
+    pub(crate) async fn authorize(&self, f: &Fixture, query: &str, password: &str) -> String {
         let uri = format!("/oauth/authorize?{query}");
         let (status, headers, page) = self.browser(Method::GET, &uri, "", None).await;
         assert_eq!(status, StatusCode::OK, "{page}");
@@ -175,7 +175,7 @@ impl TestApp {
     }
 }
 
-fn collect_cookies(headers: &axum::http::HeaderMap, mut jar: String) -> String {
+pub(crate) fn collect_cookies(headers: &axum::http::HeaderMap, mut jar: String) -> String {
     for v in headers.get_all("set-cookie") {
         let pair = v.to_str().unwrap().split(';').next().unwrap().to_owned();
         let name = pair.split('=').next().unwrap().to_owned();
@@ -192,7 +192,7 @@ fn collect_cookies(headers: &axum::http::HeaderMap, mut jar: String) -> String {
     jar
 }
 
-fn hidden(page: &str, name: &str) -> String {
+pub(crate) fn hidden(page: &str, name: &str) -> String {
     let at = page
         .find(&format!("name=\"{name}\""))
         .unwrap_or_else(|| panic!("no {name} in {page}"));
@@ -207,14 +207,14 @@ fn query_of(location: &str) -> Vec<(String, String)> {
     serde_urlencoded::from_str(q).unwrap()
 }
 
-fn param(location: &str, name: &str) -> Option<String> {
+pub(crate) fn param(location: &str, name: &str) -> Option<String> {
     query_of(location)
         .into_iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v)
 }
 
-fn auth_query(f: &Fixture, scope: &str, redirect: &str) -> String {
+pub(crate) fn auth_query(f: &Fixture, scope: &str, redirect: &str) -> String {
     serde_urlencoded::to_string([
         ("response_type", "code"),
         ("client_id", f.client_id.as_str()),
@@ -228,7 +228,7 @@ fn auth_query(f: &Fixture, scope: &str, redirect: &str) -> String {
     .unwrap()
 }
 
-async fn code_flow(app: &TestApp, f: &Fixture, scope: &str) -> Value {
+pub(crate) async fn code_flow(app: &TestApp, f: &Fixture, scope: &str) -> Value {
     let loc = app
         .authorize(f, &auth_query(f, scope, REDIRECT), PASSWORD)
         .await;
@@ -257,7 +257,7 @@ async fn code_flow(app: &TestApp, f: &Fixture, scope: &str) -> Value {
     v
 }
 
-fn claims(jwt: &str) -> Value {
+pub(crate) fn claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }

@@ -452,6 +452,8 @@ async fn policies_are_listed_and_deleted_offline() {
         id: AgencyId::generate(),
         name: "Locked".into(),
         status: Status::Active,
+        suspended_reason: None,
+        suspended_at: None,
         is_platform: false,
         created_at: now,
         updated_at: now,

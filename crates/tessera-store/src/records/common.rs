@@ -14,6 +14,9 @@ pub enum Status {
     Active,
     /// Kept but unusable: its credentials do not authenticate.
     Disabled,
+    /// Suspended by a higher level (the platform for an agency, the agency for an account):
+    /// its data is kept, its credentials are refused until it is reinstated.
+    Suspended,
     /// Gone (agencies keep their audit trail).
     Deleted,
 }
@@ -24,6 +27,7 @@ impl Status {
         match self {
             Self::Active => "active",
             Self::Disabled => "disabled",
+            Self::Suspended => "suspended",
             Self::Deleted => "deleted",
         }
     }
@@ -32,6 +36,7 @@ impl Status {
         match s {
             "active" => Some(Self::Active),
             "disabled" => Some(Self::Disabled),
+            "suspended" => Some(Self::Suspended),
             "deleted" => Some(Self::Deleted),
             _ => None,
         }

@@ -25,8 +25,18 @@ pub struct Agency {
     pub id: AgencyId,
     /// Display name.
     pub name: String,
-    /// Lifecycle state.
+    /// Lifecycle state: `active` or `suspended`.
     pub status: Status,
+    /// Why it is suspended (only while it is).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended_reason: Option<String>,
+    /// Since when it is suspended (only while it is).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serde_rfc3339::option::serialize"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub suspended_at: Option<i64>,
     /// Whether this is the operator's own tenant.
     #[serde(skip)]
     pub is_platform: bool,
@@ -49,6 +59,18 @@ pub struct Account {
     pub agency_id: AgencyId,
     /// Display name.
     pub name: String,
+    /// `active` or `suspended`.
+    pub status: Status,
+    /// Why it is suspended (only while it is).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended_reason: Option<String>,
+    /// Since when it is suspended (only while it is).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serde_rfc3339::option::serialize"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub suspended_at: Option<i64>,
     /// Creation time.
     #[serde(serialize_with = "serde_rfc3339::serialize")]
     #[schemars(with = "String")]

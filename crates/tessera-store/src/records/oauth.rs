@@ -44,6 +44,66 @@ impl AppKind {
     }
 }
 
+/// Where an app stands in the platform's marketplace review.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AppReview {
+    /// Some partner scope awaits a reviewer.
+    Pending,
+    /// Nothing awaits review (or a reviewer approved every scope).
+    Approved,
+    /// A reviewer refused its pending scopes, with a reason.
+    Rejected,
+}
+
+impl AppReview {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+        }
+    }
+    /// Parses the stored text.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "approved" => Some(Self::Approved),
+            "rejected" => Some(Self::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// Changes to an app (its details or its review), written in one statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppUpdate {
+    /// Display name.
+    pub name: String,
+    /// Redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Review state.
+    pub review: AppReview,
+    /// Scopes installable elsewhere.
+    pub approved_scopes: Vec<String>,
+    /// The rejection reason, if rejected.
+    pub review_reason: Option<String>,
+}
+
+/// What is suspended, platform-wide: every node keeps it in memory (normally empty).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Suspensions {
+    /// Suspended agencies.
+    pub agencies: Vec<AgencyId>,
+    /// Suspended accounts, with their agency.
+    pub accounts: Vec<(AgencyId, AccountId)>,
+    /// Apps (OAuth clients) whose owning agency is suspended, with that agency.
+    pub apps: Vec<(AppId, AgencyId)>,
+}
+
 /// An OAuth client, owned by one agency. Its secrets (hashed) live apart.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct App {
@@ -64,6 +124,18 @@ pub struct App {
     pub redirect_uris: Vec<String>,
     /// The most the app may ever request (catalog scope names).
     pub scopes: Vec<String>,
+    /// Marketplace review: `pending` while a partner scope awaits a platform reviewer,
+    /// `approved`, or `rejected`.
+    pub review: AppReview,
+    /// The scopes installable in other agencies than its own (all of them once approved).
+    pub approved_scopes: Vec<String>,
+    /// Its scopes not approved yet (`scopes` less `approved_scopes`): installable only in its
+    /// own agency, for testing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending_scopes: Vec<String>,
+    /// Why it was rejected (only when `review` is `rejected`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_reason: Option<String>,
     /// The principal that registered it.
     pub created_by: String,
     /// Creation time.

@@ -5,13 +5,16 @@
 
 macro_rules! accounts {
     ($store:ty) => {
-        const ACCOUNT_COLS: &str = "agency_id, id, name, created_at, updated_at";
+        const ACCOUNT_COLS: &str = "agency_id, id, name, created_at, updated_at, status, suspended_reason, suspended_at";
 
         fn account_row(row: &DbRow) -> Result<Account, StoreError> {
             Ok(Account {
                 id: col(row, "id")?,
                 agency_id: col(row, "agency_id")?,
                 name: row.try_get("name")?,
+                status: status(row)?,
+                suspended_reason: row.try_get("suspended_reason")?,
+                suspended_at: row.try_get("suspended_at")?,
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
             })
@@ -20,7 +23,7 @@ macro_rules! accounts {
         impl $store {
             async fn create_account_impl(&self, t: &TenantScope, a: &Account, audit: &AuditRecord) -> Result<(), StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), true).await?;
-                sqlx::query(&format!("INSERT INTO accounts ({ACCOUNT_COLS}) VALUES ($1, $2, $3, $4, $5)"))
+                sqlx::query(&format!("INSERT INTO accounts ({ACCOUNT_COLS}) VALUES ($1, $2, $3, $4, $5, 'active', NULL, NULL)"))
                     .bind(t.agency().as_str())
                     .bind(a.id.as_str())
                     .bind(&a.name)
@@ -67,6 +70,32 @@ macro_rules! accounts {
                     return Err(StoreError::NotFound);
                 }
                 finish(tx, t.agency(), audit, Some(("account.delete", id.as_str()))).await
+            }
+
+            async fn set_account_suspended_impl(&self, t: &TenantScope, id: &AccountId, reason: Option<&str>, now: i64, audit: &AuditRecord) -> Result<(Account, bool), StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                let (from, to, kind) = match reason {
+                    Some(_) => ("active", "suspended", "account.suspend"),
+                    None => ("suspended", "active", "account.reinstate"),
+                };
+                let changed = sqlx::query(&format!("UPDATE accounts SET status = $3, suspended_reason = $4, suspended_at = $5, updated_at = $6 WHERE agency_id = $1 AND id = $2 AND status = $7 RETURNING {ACCOUNT_COLS}"))
+                    .bind(t.agency().as_str())
+                    .bind(id.as_str())
+                    .bind(to)
+                    .bind(reason)
+                    .bind(reason.map(|_| now))
+                    .bind(now)
+                    .bind(from)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match changed {
+                    Some(row) => {
+                        let account = account_row(&row)?;
+                        finish(tx, t.agency(), audit, Some((kind, id.as_str()))).await?;
+                        Ok((account, true))
+                    }
+                    None => Ok((fetch_by_id(&mut tx, ACCOUNT_COLS, "accounts", t.agency(), id.as_str(), account_row).await?, false)),
+                }
             }
         }
     };

@@ -5,13 +5,15 @@
 
 macro_rules! agencies {
     ($store:ty, $backend:literal) => {
-        const AGENCY_COLS: &str = "id, name, status, is_platform, created_at, updated_at";
+        const AGENCY_COLS: &str = "id, name, status, is_platform, created_at, updated_at, suspended_reason, suspended_at";
 
         fn agency_row(row: &DbRow) -> Result<Agency, StoreError> {
             Ok(Agency {
                 id: col(row, "id")?,
                 name: row.try_get("name")?,
                 status: status(row)?,
+                suspended_reason: row.try_get("suspended_reason")?,
+                suspended_at: row.try_get("suspended_at")?,
                 is_platform: row.try_get("is_platform")?,
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
@@ -19,7 +21,7 @@ macro_rules! agencies {
         }
 
         async fn insert_agency(tx: &mut Tx, a: &Agency) -> Result<(), StoreError> {
-            sqlx::query(&format!("INSERT INTO agencies ({AGENCY_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"))
+            sqlx::query(&format!("INSERT INTO agencies ({AGENCY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL)"))
                 .bind(a.id.as_str())
                 .bind(&a.name)
                 .bind(a.status.as_str())
@@ -123,6 +125,38 @@ macro_rules! agencies {
                     .await?;
                 sqlx::query("DELETE FROM api_key_secrets WHERE agency_id = $1").bind(id.as_str()).execute(&mut *tx).await?;
                 finish(tx, id, audit, Some(("agency.delete", id.as_str()))).await
+            }
+
+            async fn set_agency_suspended(&self, id: &AgencyId, reason: Option<&str>, now: i64, audit: &AuditRecord) -> Result<(Agency, bool), StoreError> {
+                let mut tx = self.begin_tenant(id, true).await?;
+                let (from, to, kind) = match reason {
+                    Some(_) => ("active", "suspended", "agency.suspend"),
+                    None => ("suspended", "active", "agency.reinstate"),
+                };
+                let changed = sqlx::query(&format!("UPDATE agencies SET status = $2, suspended_reason = $3, suspended_at = $4, updated_at = $5 WHERE id = $1 AND status = $6 AND NOT is_platform RETURNING {AGENCY_COLS}"))
+                    .bind(id.as_str())
+                    .bind(to)
+                    .bind(reason)
+                    .bind(reason.map(|_| now))
+                    .bind(now)
+                    .bind(from)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match changed {
+                    Some(row) => {
+                        let agency = agency_row(&row)?;
+                        finish(tx, id, audit, Some((kind, id.as_str()))).await?;
+                        Ok((agency, true))
+                    }
+                    None => {
+                        let row = sqlx::query(&format!("SELECT {AGENCY_COLS} FROM agencies WHERE id = $1 AND status <> 'deleted' AND NOT is_platform"))
+                            .bind(id.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .ok_or(StoreError::NotFound)?;
+                        Ok((agency_row(&row)?, false))
+                    }
+                }
             }
         }
     };

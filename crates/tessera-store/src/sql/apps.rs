@@ -4,12 +4,15 @@
 
 macro_rules! apps {
     ($store:ty) => {
-        const APP_COLS: &str = "agency_id, id, name, kind, confidential, redirect_uris, scopes, created_by, created_at, updated_at, deleted_at, token_signing_alg";
+        const APP_COLS: &str = "agency_id, id, name, kind, confidential, redirect_uris, scopes, created_by, created_at, updated_at, deleted_at, token_signing_alg, review, approved_scopes, review_reason";
 
         fn app_row(row: &DbRow) -> Result<App, StoreError> {
             let kind: String = row.try_get("kind")?;
             let redirect_uris: String = row.try_get("redirect_uris")?;
-            let scopes: String = row.try_get("scopes")?;
+            let scopes: Vec<String> = serde_json::from_str(&row.try_get::<String, _>("scopes")?)?;
+            let approved_scopes: Vec<String> = serde_json::from_str(&row.try_get::<String, _>("approved_scopes")?)?;
+            let review: String = row.try_get("review")?;
+            let pending_scopes = scopes.iter().filter(|s| !approved_scopes.contains(s)).cloned().collect();
             Ok(App {
                 id: col(row, "id")?,
                 agency_id: col(row, "agency_id")?,
@@ -18,7 +21,11 @@ macro_rules! apps {
                 confidential: row.try_get("confidential")?,
                 token_signing_alg: row.try_get("token_signing_alg")?,
                 redirect_uris: serde_json::from_str(&redirect_uris)?,
-                scopes: serde_json::from_str(&scopes)?,
+                scopes,
+                review: AppReview::parse(&review).ok_or_else(|| StoreError::Corrupt(format!("app review `{review}`")))?,
+                approved_scopes,
+                pending_scopes,
+                review_reason: row.try_get("review_reason")?,
                 created_by: row.try_get("created_by")?,
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
@@ -45,7 +52,7 @@ macro_rules! apps {
         impl $store {
             async fn create_app_impl(&self, t: &TenantScope, app: &App, secret: Option<&SecretHashRecord>, audit: &AuditRecord) -> Result<(), StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), true).await?;
-                sqlx::query(&format!("INSERT INTO apps ({APP_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11)"))
+                sqlx::query(&format!("INSERT INTO apps ({APP_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12, $13, $14)"))
                     .bind(t.agency().as_str())
                     .bind(app.id.as_str())
                     .bind(&app.name)
@@ -57,6 +64,9 @@ macro_rules! apps {
                     .bind(app.created_at)
                     .bind(app.updated_at)
                     .bind(&app.token_signing_alg)
+                    .bind(app.review.as_str())
+                    .bind(serde_json::to_string(&app.approved_scopes)?)
+                    .bind(&app.review_reason)
                     .execute(&mut *tx)
                     .await?;
                 if let Some(s) = secret {
@@ -124,6 +134,28 @@ macro_rules! apps {
                     .bind(agency).bind(id.as_str()).bind(now).execute(&mut *tx).await?;
                 let app = fetch_app(&mut tx, t.agency(), id).await?;
                 finish(tx, t.agency(), audit, Some(("app.rotate_secret", id.as_str()))).await?;
+                Ok(app)
+            }
+
+            async fn update_app_impl(&self, t: &TenantScope, id: &AppId, u: &AppUpdate, now: i64, audit: &AuditRecord) -> Result<App, StoreError> {
+                let mut tx = self.begin_tenant(t.agency(), true).await?;
+                let done = sqlx::query("UPDATE apps SET name = $3, redirect_uris = $4, scopes = $5, review = $6, approved_scopes = $7, review_reason = $8, updated_at = $9 WHERE agency_id = $1 AND id = $2 AND deleted_at IS NULL")
+                    .bind(t.agency().as_str())
+                    .bind(id.as_str())
+                    .bind(&u.name)
+                    .bind(serde_json::to_string(&u.redirect_uris)?)
+                    .bind(serde_json::to_string(&u.scopes)?)
+                    .bind(u.review.as_str())
+                    .bind(serde_json::to_string(&u.approved_scopes)?)
+                    .bind(&u.review_reason)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                let app = fetch_app(&mut tx, t.agency(), id).await?;
+                finish(tx, t.agency(), audit, Some(("app.update", id.as_str()))).await?;
                 Ok(app)
             }
 

@@ -123,6 +123,32 @@ macro_rules! change_feed {
                 tx.commit().await?;
                 rows.iter().map(change_row).collect()
             }
+
+            async fn suspensions(&self) -> Result<Suspensions, StoreError> {
+                let agencies = sqlx::query("SELECT id FROM agencies WHERE status = 'suspended' ORDER BY id")
+                    .fetch_all(self.read_pool())
+                    .await?
+                    .iter()
+                    .map(|r| col(r, "id"))
+                    .collect::<Result<Vec<AgencyId>, _>>()?;
+                // The feed reader sees exactly the suspended accounts and the apps of
+                // suspended agencies (row-level security on PostgreSQL).
+                let mut tx = self.begin_feed().await?;
+                let accounts = sqlx::query("SELECT agency_id, id FROM accounts WHERE status = 'suspended' ORDER BY agency_id, id")
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|r| Ok((col(r, "agency_id")?, col(r, "id")?)))
+                    .collect::<Result<Vec<(AgencyId, AccountId)>, StoreError>>()?;
+                let apps = sqlx::query("SELECT id, agency_id FROM apps WHERE agency_id IN (SELECT id FROM agencies WHERE status = 'suspended') ORDER BY id")
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|r| Ok((col(r, "id")?, col(r, "agency_id")?)))
+                    .collect::<Result<Vec<(AppId, AgencyId)>, StoreError>>()?;
+                tx.commit().await?;
+                Ok(Suspensions { agencies, accounts, apps })
+            }
         }
     };
 }

@@ -79,11 +79,11 @@ macro_rules! impl_store {
         use $crate::error::StoreError;
         use $crate::page::{Page, PageRequest};
         use $crate::records::{
-            Account, Agency, ApiKey, App, AppKind, AuditFilter, AuthCode, AuthzSnapshot, Binding,
-            Bootstrap, Change, ClientRecord, ClientSecret, CodeRedemption, Grant, Installation,
-            KeySecretMatch, NewRefreshToken, NewUser, Policy, RefreshToken, RefreshUse,
-            Revocations, Role, RolePatch, SecretHashRecord, SigningKeyRow, Status, User,
-            UserCredential, UserPatch,
+            Account, Agency, ApiKey, App, AppKind, AppReview, AppUpdate, AuditFilter, AuthCode,
+            AuthzSnapshot, Binding, Bootstrap, Change, ClientRecord, ClientSecret, CodeRedemption,
+            Grant, Installation, KeySecretMatch, NewRefreshToken, NewUser, Policy, RefreshToken,
+            RefreshUse, Revocations, Role, RolePatch, SecretHashRecord, SigningKeyRow, Status,
+            Suspensions, User, UserCredential, UserPatch,
         };
         use $crate::scope::TenantScope;
         use $crate::sql::{email_key, page_limit, placeholders, MAX_FEED};

@@ -43,6 +43,18 @@ macro_rules! tenant_data {
                 self.update_account_impl(t, id, name, now, audit).await
             }
 
+            async fn set_account_suspended(
+                &self,
+                t: &TenantScope,
+                id: &AccountId,
+                reason: Option<&str>,
+                now: i64,
+                audit: &AuditRecord,
+            ) -> Result<(Account, bool), StoreError> {
+                self.set_account_suspended_impl(t, id, reason, now, audit)
+                    .await
+            }
+
             async fn delete_account(
                 &self,
                 t: &TenantScope,
@@ -300,6 +312,17 @@ macro_rules! tenant_data {
                 page: &PageRequest,
             ) -> Result<Page<App>, StoreError> {
                 self.list_apps_impl(t, page).await
+            }
+
+            async fn update_app(
+                &self,
+                t: &TenantScope,
+                id: &AppId,
+                update: &AppUpdate,
+                now: i64,
+                audit: &AuditRecord,
+            ) -> Result<App, StoreError> {
+                self.update_app_impl(t, id, update, now, audit).await
             }
 
             async fn delete_app(

@@ -5,7 +5,7 @@
 //! is, so a tailer resuming after the last revision it saw misses nothing.
 
 use crate::error::StoreError;
-use crate::records::{AuthzSnapshot, Change};
+use crate::records::{AuthzSnapshot, Change, Suspensions};
 use crate::scope::TenantScope;
 use async_trait::async_trait;
 
@@ -29,4 +29,8 @@ pub trait ChangeFeed: Send + Sync {
         after_revision: i64,
         limit: u32,
     ) -> Result<Vec<Change>, StoreError>;
+    /// What is suspended platform-wide: agencies, accounts, and the apps whose owning agency
+    /// is suspended. Read by every node at start and again when the feed shows a suspension
+    /// or a reinstatement (normally all three lists are empty).
+    async fn suspensions(&self) -> Result<Suspensions, StoreError>;
 }

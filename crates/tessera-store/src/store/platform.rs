@@ -46,4 +46,15 @@ pub trait PlatformAdmin: Send + Sync {
         now: i64,
         audit: &AuditRecord,
     ) -> Result<(), StoreError>;
+    /// Suspends (`Some(reason)`) or reinstates (`None`) an agency other than the platform
+    /// tenant; returns it as it stands after, and whether it changed. An agency already in
+    /// the asked state is returned unchanged, with nothing written; a change is committed with
+    /// its audit event and a change-log entry (`agency.suspend`/`agency.reinstate`).
+    async fn set_agency_suspended(
+        &self,
+        id: &AgencyId,
+        reason: Option<&str>,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<(Agency, bool), StoreError>;
 }

@@ -14,8 +14,8 @@ use crate::audit::AuditRecord;
 use crate::error::StoreError;
 use crate::page::{Page, PageRequest};
 use crate::records::{
-    Account, ApiKey, App, AuthCode, Binding, Grant, Installation, NewRefreshToken, NewUser, Policy,
-    RefreshUse, Role, RolePatch, SecretHashRecord, User, UserPatch,
+    Account, ApiKey, App, AppUpdate, AuthCode, Binding, Grant, Installation, NewRefreshToken,
+    NewUser, Policy, RefreshUse, Role, RolePatch, SecretHashRecord, User, UserPatch,
 };
 use crate::scope::TenantScope;
 
@@ -50,6 +50,17 @@ pub trait TenantData: Send + Sync {
         now: i64,
         audit: &AuditRecord,
     ) -> Result<Account, StoreError>;
+    /// Suspends (`Some(reason)`) or reinstates (`None`) an account; returns it as it stands
+    /// after, and whether it changed (nothing is written when it was already so). A change
+    /// commits its audit event and `account.suspend`/`account.reinstate` in the change log.
+    async fn set_account_suspended(
+        &self,
+        t: &TenantScope,
+        id: &AccountId,
+        reason: Option<&str>,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<(Account, bool), StoreError>;
     /// Deletes an account with its bindings and the keys bound to it (their secrets and bindings too).
     async fn delete_account(
         &self,
@@ -232,6 +243,16 @@ pub trait TenantData: Send + Sync {
     /// The tenant's apps that are not deleted, in id order.
     async fn list_apps(&self, t: &TenantScope, page: &PageRequest)
         -> Result<Page<App>, StoreError>;
+    /// Changes an app that is not deleted (details and review state), with `app.update` in
+    /// the change log so that nodes drop their cached client.
+    async fn update_app(
+        &self,
+        t: &TenantScope,
+        id: &AppId,
+        update: &AppUpdate,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<App, StoreError>;
     /// Marks an app deleted and revokes its secrets. Returns it.
     async fn delete_app(
         &self,

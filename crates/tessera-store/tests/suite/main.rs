@@ -15,11 +15,11 @@ use tessera_core::{
 use tessera_store::audit::verify_chain;
 use tessera_store::testing::{notice_pg_skipped, sqlite_store, PgTestDb, SQLITE_DB_FILE};
 use tessera_store::{
-    Account, Agency, ApiKey, App, AppKind, AuditEvent, AuditFilter, AuditRecord, AuthCode, Binding,
-    Bootstrap, ChainHash, Change, ClientRecord, CodeRedemption, Connected, Grant, Installation,
-    KeySecretMatch, NewRefreshToken, NewUser, Outcome, PageRequest, Policy, RefreshToken,
-    RefreshUse, Role, RolePatch, ScopeMint, SecretHashRecord, SigningKeyRow, Status, Store,
-    StoreError, TenantScope, User, UserCredential, UserPatch,
+    Account, Agency, ApiKey, App, AppKind, AppReview, AppUpdate, AuditEvent, AuditFilter,
+    AuditRecord, AuthCode, Binding, Bootstrap, ChainHash, Change, ClientRecord, CodeRedemption,
+    Connected, Grant, Installation, KeySecretMatch, NewRefreshToken, NewUser, Outcome, PageRequest,
+    Policy, RefreshToken, RefreshUse, Role, RolePatch, ScopeMint, SecretHashRecord, SigningKeyRow,
+    Status, Store, StoreError, Suspensions, TenantScope, User, UserCredential, UserPatch,
 };
 
 macro_rules! cases {
@@ -57,6 +57,7 @@ mod platform;
 mod roles_policies;
 mod sign_in;
 mod signing_keys;
+mod suspension;
 mod tenancy;
 mod writes;
 

@@ -16,6 +16,8 @@ fn bootstrap_value() -> Bootstrap {
         id: AgencyId::generate(),
         name: "Platform".into(),
         status: Status::Active,
+        suspended_reason: None,
+        suspended_at: None,
         is_platform: true,
         created_at: at,
         updated_at: at,

@@ -16,6 +16,7 @@ mod installations;
 mod policies;
 mod roles;
 mod spec;
+mod suspension;
 mod users;
 pub mod validate;
 
@@ -125,6 +126,42 @@ pub fn table() -> Vec<RouteSpec> {
             delete(accounts::remove),
         )
         .empty(),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies/{agy}/suspend",
+            P("agencies.suspend", Path),
+            "Suspend an agency: its data is kept, every credential of it is refused (403 `agency_suspended`) until it is reinstated (idempotent)",
+            post(suspension::suspend_agency),
+        )
+        .body::<uc::suspension::Reason>()
+        .returns::<tessera_store::Agency>(200),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies/{agy}/reinstate",
+            P("agencies.suspend", Path),
+            "Reinstate a suspended agency: its credentials work again (idempotent)",
+            post(suspension::reinstate_agency),
+        )
+        .body::<uc::suspension::Reason>()
+        .returns::<tessera_store::Agency>(200),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies/{agy}/accounts/{acc}/suspend",
+            P("accounts.suspend", Path),
+            "Suspend an account: credentials bound to it are refused (403 `account_suspended`) until it is reinstated (idempotent)",
+            post(suspension::suspend_account),
+        )
+        .body::<uc::suspension::Reason>()
+        .returns::<tessera_store::Account>(200),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies/{agy}/accounts/{acc}/reinstate",
+            P("accounts.suspend", Path),
+            "Reinstate a suspended account (idempotent)",
+            post(suspension::reinstate_account),
+        )
+        .body::<uc::suspension::Reason>()
+        .returns::<tessera_store::Account>(200),
         RouteSpec::new(
             Method::POST,
             "/v1/agencies/{agy}/users",
@@ -278,6 +315,24 @@ pub fn table() -> Vec<RouteSpec> {
             delete(apps::remove),
         )
         .empty(),
+        RouteSpec::new(
+            Method::PATCH,
+            "/v1/agencies/{agy}/apps/{app}",
+            P("apps.write", Path),
+            "Change an app's name, redirect URIs or scopes (a new partner scope sends a marketplace app back to review)",
+            patch(suspension::update_app),
+        )
+        .body::<uc::app_review::UpdateApp>()
+        .returns::<tessera_store::App>(200),
+        RouteSpec::new(
+            Method::POST,
+            "/v1/agencies/{agy}/apps/{app}/review",
+            P("apps.review", Path),
+            "Approve or reject a marketplace app's pending partner scopes (platform reviewers)",
+            post(suspension::review_app),
+        )
+        .body::<uc::app_review::Review>()
+        .returns::<tessera_store::App>(200),
         RouteSpec::new(
             Method::POST,
             "/v1/agencies/{agy}/apps/{app}/rotate-secret",

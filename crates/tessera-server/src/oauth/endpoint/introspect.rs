@@ -77,6 +77,8 @@ async fn run_introspect(
         let caller = match crate::authn::authenticate_token(state, token).await {
             Ok(c) => c,
             Err(e) if e.is_refusal() => return Ok(inactive()),
+            // Suspended (its agency or its account): inactive until reinstated.
+            Err(crate::authn::AuthnError::Suspended(_)) => return Ok(inactive()),
             Err(e) => return Err(from_authn(e, OAuthError::invalid_request)),
         };
         let Some(key) = caller.key() else {
@@ -119,7 +121,18 @@ async fn introspect_refresh(
             .is_some(),
         None => true,
     };
+    let suspended = state
+        .engine
+        .suspended()
+        .await?
+        .credential(
+            &grant.agency_id,
+            grant.account.as_ref(),
+            Some(grant.client_id.as_str()),
+        )
+        .is_some();
     let active = installed
+        && !suspended
         && grant.revoked_at.is_none()
         && rt.rotated_at.is_none()
         && rt.idle_expires_at > now

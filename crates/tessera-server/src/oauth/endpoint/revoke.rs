@@ -88,6 +88,8 @@ async fn run_revoke(
     if verify::looks_like_jwt(token) {
         let claims = match verify::check_access_token(state, token, None).await? {
             Ok(c) => c,
+            // A suspended agency's token is still revoked: reinstating must not revive it.
+            Err(verify::Inactive::Suspended(_, c)) => c,
             // Invalid, expired or already revoked: nothing to do.
             Err(_) => return Ok(()),
         };

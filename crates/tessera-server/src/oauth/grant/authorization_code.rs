@@ -96,6 +96,13 @@ pub async fn redeem(
             "the PKCE code_verifier does not match the code_challenge".into(),
         ));
     }
+    super::refuse_suspended(
+        state,
+        &c.agency_id,
+        c.account.as_ref(),
+        client.id().as_str(),
+    )
+    .await?;
     let scopes = split_scopes(&c.scope);
     let grant = Grant {
         id: c.grant_id.clone(),

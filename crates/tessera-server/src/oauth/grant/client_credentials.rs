@@ -44,6 +44,13 @@ pub async fn issue_token(
         ));
     }
     let ins = choose_installation(state, &client, req.installation).await?;
+    super::refuse_suspended(
+        state,
+        &ins.agency_id,
+        ins.account.as_ref(),
+        client.id().as_str(),
+    )
+    .await?;
     let app = client.app();
     let requested = match req.scope {
         Some(s) => split_scopes(s),

@@ -57,6 +57,22 @@ pub enum GrantError {
     Mapped(OAuthError),
 }
 
+/// Refuses a grant whose agency, account or client's owner is suspended: 403
+/// `agency_suspended` / `account_suspended`, before anything is issued, rotated or revoked
+/// (reinstating restores the grant as it was).
+pub async fn refuse_suspended(
+    state: &crate::services::Services,
+    agency: &tessera_core::AgencyId,
+    account: Option<&tessera_core::AccountId>,
+    client: &str,
+) -> Result<(), GrantError> {
+    let view = state.engine.suspended().await?;
+    match view.credential(agency, account, Some(client)) {
+        Some(why) => Err(GrantError::Mapped(OAuthError::suspended(why))),
+        None => Ok(()),
+    }
+}
+
 impl From<NoSigningKey> for GrantError {
     fn from(e: NoSigningKey) -> Self {
         Self::Unavailable(e.0.to_owned())

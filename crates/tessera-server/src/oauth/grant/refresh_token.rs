@@ -50,6 +50,14 @@ pub async fn refresh(
     if grant.revoked_at.is_some() || grant.expires_at <= now || rt.idle_expires_at <= now {
         return Err(invalid());
     }
+    // Refused before any rotation: the family is kept for the reinstatement.
+    super::refuse_suspended(
+        state,
+        &grant.agency_id,
+        grant.account.as_ref(),
+        grant.client_id.as_str(),
+    )
+    .await?;
     let granted = split_scopes(&grant.scope);
     let scopes = match req.scope {
         None => granted.clone(),

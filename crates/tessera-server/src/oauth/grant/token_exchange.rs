@@ -33,6 +33,9 @@ async fn subject(state: &Services, token: &str) -> Result<Arc<Caller>, GrantErro
                     .await
                     .map_err(|e| GrantError::Mapped(e.into()))?,
             )),
+            Ok(Err(verify::Inactive::Suspended(why, _))) => {
+                Err(GrantError::Mapped(OAuthError::suspended(why)))
+            }
             Ok(Err(why)) => Err(GrantError::InvalidGrant(inactive(why.to_string()))),
             Err(e) => Err(GrantError::Mapped(e.into())),
         }

@@ -49,7 +49,15 @@ impl Flow<'_> {
             .get_user(&self.state.admission.admit(agency), &user)
             .await
         {
-            Ok(u) if u.status == Status::Active => Ok(Some(u)),
+            // A session of a suspended agency counts as none (signing in again says why).
+            Ok(u) if u.status == Status::Active => match self.state.engine.suspended().await {
+                Ok(view) if view.agency(&u.agency_id) => Ok(None),
+                Ok(_) => Ok(Some(u)),
+                Err(_) => Err(Failure::Page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The service is temporarily unavailable. Try again shortly.".into(),
+                )),
+            },
             Ok(_) | Err(tessera_store::StoreError::NotFound) => Ok(None),
             Err(_) => Err(Failure::Page(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -84,7 +92,25 @@ impl Flow<'_> {
     }
 
     /// The first step: sign-in, or consent for a signed-in browser.
+    /// Refuses to start (or go on with) a flow for an app whose owning agency is suspended.
+    async fn refuse_suspended_client(&self, req: &AuthRequest) -> Result<(), Failure> {
+        let view = self.state.engine.suspended().await.map_err(|_| {
+            Failure::Page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is temporarily unavailable. Try again shortly.".into(),
+            )
+        })?;
+        if view.agency(&req.client.app.agency_id) {
+            return Err(Failure::Page(
+                StatusCode::FORBIDDEN,
+                "This application's provider is suspended: it cannot sign you in until it is reinstated.".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) async fn begin(&self, req: &AuthRequest) -> Result<Step, Failure> {
+        self.refuse_suspended_client(req).await?;
         let user = if self.sign_in_too_old(req, 0) {
             None
         } else {
@@ -110,6 +136,7 @@ impl Flow<'_> {
     /// Signs in with email and password. At most [`MAX_SIGN_IN_CANDIDATES`] password hashes
     /// run per attempt, in the bounded pool, one attempt per account at a time.
     pub(super) async fn sign_in(&self, req: &AuthRequest, form: &Params) -> Result<Step, Failure> {
+        self.refuse_suspended_client(req).await?;
         let email = form.get("email").unwrap_or_default().trim().to_owned();
         let password = form.get("password").unwrap_or_default().to_owned();
         let ip = self.meta.addr;
@@ -201,6 +228,36 @@ impl Flow<'_> {
         };
         throttle.record_success(&email, ip).await;
         self.audit_throttled(req, &seen, Some(&user)).await?;
+        // Only now, with the password verified, may the page say the agency is suspended (no
+        // account enumeration); the refusal is audited in the agency's chain.
+        let suspended = self
+            .state
+            .engine
+            .suspended()
+            .await
+            .map_err(|_| unavailable())?
+            .agency(&user.agency_id);
+        if suspended {
+            let audit = record(
+                self.state,
+                &self.meta,
+                user.id.as_str(),
+                None,
+                AuditAction::AuthSignIn,
+                Some(user.id.as_str()),
+                Outcome::Denied,
+                json!({ "method": "password", "client_id": app.id.as_str(), "reason": "agency_suspended" }),
+            );
+            self.state
+                .store
+                .append_audit(&self.state.admission.admit(user.agency_id.clone()), &audit)
+                .await
+                .map_err(|_| unavailable())?;
+            return Err(Failure::Page(
+                StatusCode::FORBIDDEN,
+                "Your agency is suspended: you cannot sign in until it is reinstated. Contact the platform operator.".into(),
+            ));
+        }
         let audit = record(
             self.state,
             &self.meta,
