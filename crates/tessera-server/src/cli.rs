@@ -411,6 +411,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             metrics_public: config.metrics_public,
             proxies: Arc::new(config.proxies.clone()),
         },
+        redis: config.redis.clone(),
         ..Default::default()
     };
     if let Some(p) = &config.policies {

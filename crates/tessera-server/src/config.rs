@@ -31,7 +31,7 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms, password_workers, header_timeout_secs, body_timeout_secs, idle_timeout_secs, max_connections, max_connections_per_ip, metrics_public, trusted_proxies, trusted_proxy_header
+    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms, password_workers, header_timeout_secs, body_timeout_secs, idle_timeout_secs, max_connections, max_connections_per_ip, metrics_public, trusted_proxies, trusted_proxy_header, redis_url, redis_timeout_ms, [rate_limits.<class>], [plans.<name>.<class>]
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -100,6 +100,18 @@ pub struct ServeArgs {
     /// when present, else `Forwarded`]
     #[arg(long, env = "TESSERA_TRUSTED_PROXY_HEADER", value_enum)]
     pub trusted_proxy_header: Option<crate::net::ForwardedHeader>,
+    /// `redis://[:password@]host:port[/db]`: share rate limits (and sign-in counters) across
+    /// every node [default: none, each node keeps its own]
+    #[arg(
+        long,
+        env = "TESSERA_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+    /// The longest one Redis call may take, in milliseconds, 1 to 10000 [default: 50]
+    #[arg(long, env = "TESSERA_REDIS_TIMEOUT_MS", value_name = "MS")]
+    pub redis_timeout_ms: Option<u64>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -143,6 +155,8 @@ struct FileConfig {
     metrics_public: Option<bool>,
     trusted_proxies: Option<TextList>,
     trusted_proxy_header: Option<crate::net::ForwardedHeader>,
+    redis_url: Option<String>,
+    redis_timeout_ms: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -176,6 +190,8 @@ pub struct Config {
     pub metrics_public: bool,
     /// The proxies whose forwarding headers name the client.
     pub proxies: crate::net::TrustedProxies,
+    /// Redis, when set (its URL may hold a password: never log it).
+    pub redis: Option<crate::cluster::redis::RedisSettings>,
 }
 
 impl std::fmt::Debug for Config {
@@ -274,6 +290,28 @@ fn net_settings(
     })
 }
 
+fn redis_settings(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<Option<crate::cluster::redis::RedisSettings>, ConfigError> {
+    let Some(url) = args.redis_url.clone().or_else(|| file.redis_url.clone()) else {
+        return Ok(None);
+    };
+    let mut s = crate::cluster::redis::RedisSettings::new(url);
+    match args.redis_timeout_ms.or(file.redis_timeout_ms) {
+        None => {}
+        Some(n @ 1..=10_000) => s.timeout = std::time::Duration::from_millis(n),
+        Some(n) => {
+            return Err(ConfigError::Value {
+                field: "redis_timeout_ms",
+                value: n.to_string(),
+                message: "must be 1 to 10000 milliseconds".into(),
+            })
+        }
+    }
+    Ok(Some(s))
+}
+
 fn read_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
     let Some(path) = path else {
         return Ok(FileConfig::default());
@@ -298,6 +336,7 @@ impl Config {
     pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
         let file = read_file(args.store.config.as_deref())?;
         let net = net_settings(args, &file)?;
+        let redis = redis_settings(args, &file)?;
         let metrics_public = args.metrics_public || file.metrics_public.unwrap_or(false);
         let proxy_list = args
             .trusted_proxies
@@ -353,6 +392,7 @@ impl Config {
             });
         }
         Ok(Self {
+            redis,
             net,
             metrics_public,
             proxies,

@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod caller;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -211,11 +212,16 @@ async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     match s.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({ "status": "ready", "store": s.store.backend() })),
-        )
-            .into_response(),
+        Ok(()) => {
+            // Redis down keeps the node ready: each rate-limit class follows its fail mode, and a
+            // 503 here would pull every node out of the balancer at once (README "Rate limits").
+            let mut body = serde_json::json!({ "status": "ready", "store": s.store.backend() });
+            if let Some(r) = &s.redis {
+                r.ping().await;
+                body["redis"] = serde_json::Value::from(r.state_name());
+            }
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "store not reachable");
             ApiError::new(ErrorCode::Unavailable, "the store is not reachable").into_response()

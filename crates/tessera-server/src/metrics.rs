@@ -54,6 +54,41 @@ static TIMED_OUT_IDLE: AtomicU64 = AtomicU64::new(0);
 static TIMED_OUT_WRITE: AtomicU64 = AtomicU64::new(0);
 static BODY_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
 static ACCEPT_ERRORS: AtomicU64 = AtomicU64::new(0);
+static REDIS_ERRORS: AtomicU64 = AtomicU64::new(0);
+/// 1 up, 0 unreachable, 2 not configured (not rendered).
+static REDIS_UP: AtomicU64 = AtomicU64::new(2);
+
+/// Counts a failed or timed-out Redis call.
+pub fn redis_error() {
+    REDIS_ERRORS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Records whether Redis answers.
+pub fn redis_up(up: bool) {
+    REDIS_UP.store(u64::from(up), Ordering::Relaxed);
+}
+
+fn render_redis(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "# HELP tessera_redis_errors_total Redis calls that failed or timed out."
+    );
+    let _ = writeln!(out, "# TYPE tessera_redis_errors_total counter");
+    let _ = writeln!(
+        out,
+        "tessera_redis_errors_total {}",
+        REDIS_ERRORS.load(Ordering::Relaxed)
+    );
+    let up = REDIS_UP.load(Ordering::Relaxed);
+    if up != 2 {
+        let _ = writeln!(
+            out,
+            "# HELP tessera_redis_up Whether the last Redis call answered (1) or not (0)."
+        );
+        let _ = writeln!(out, "# TYPE tessera_redis_up gauge");
+        let _ = writeln!(out, "tessera_redis_up {up}");
+    }
+}
 
 /// Counts a connection admitted by the listener.
 pub fn connection_opened() {
@@ -227,5 +262,6 @@ pub fn render() -> String {
         STORE_ERRORS.load(Ordering::Relaxed)
     );
     render_connections(&mut out);
+    render_redis(&mut out);
     out
 }

@@ -42,6 +42,8 @@ pub struct Services {
     pub audit: Arc<crate::audit::writer::AuditWriter>,
     /// The bounded pool that runs password hashing (argon2id).
     pub passwords: Arc<crate::passwords::PasswordPool>,
+    /// The shared Redis handle, when `--redis-url` is set (cluster-wide state).
+    pub redis: Option<Arc<crate::cluster::redis::Redis>>,
 }
 
 /// Batches `last_used_at` updates so authentication never writes to the store.
@@ -95,6 +97,9 @@ pub enum StateError {
     /// A platform policy file is invalid.
     #[error("invalid platform policies: {0}")]
     Policies(String),
+    /// The Redis URL is malformed.
+    #[error("{0}")]
+    Redis(String),
 }
 
 /// Engine settings.
@@ -112,6 +117,8 @@ pub struct EngineSettings {
     pub password_workers: usize,
     /// The listener's timeouts and caps, and who may read `/metrics`.
     pub http: crate::net::settings::HttpSettings,
+    /// Redis, for state shared by every node (`--redis-url`).
+    pub redis: Option<crate::cluster::redis::RedisSettings>,
 }
 
 impl Services {
@@ -138,6 +145,13 @@ impl Services {
                 ))
             })?;
         }
+        let redis = match &settings.redis {
+            Some(r) => Some(Arc::new(
+                crate::cluster::redis::Redis::connect(r)
+                    .map_err(|e| StateError::Redis(e.to_string()))?,
+            )),
+            None => None,
+        };
         let Connected { store, mint } = connected;
         let admission = Arc::new(crate::gate::admission::Admission::new(mint));
         let store_for_keys = store.clone();
@@ -180,6 +194,7 @@ impl Services {
                 0 => crate::passwords::PasswordPool::default(),
                 n => crate::passwords::PasswordPool::new(n, n * 4),
             }),
+            redis,
         })
     }
 }
