@@ -41,6 +41,8 @@ pub enum ErrorCode {
     Unavailable,
     /// 409: the store has not reached the revision the caller asked for (after a bounded wait).
     RevisionNotReached,
+    /// 503: a fail-closed rate limit cannot be decided (Redis unreachable).
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -61,6 +63,7 @@ impl ErrorCode {
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
             Self::RevisionNotReached => "revision_not_reached",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 
@@ -81,6 +84,7 @@ impl ErrorCode {
             Self::Internal => "internal error",
             Self::Unavailable => "service unavailable",
             Self::RevisionNotReached => "revision not reached",
+            Self::TemporarilyUnavailable => "temporarily unavailable",
         }
     }
 }
@@ -99,6 +103,8 @@ pub struct ApiError {
     /// On a 401: a credential was presented and refused, so the challenge says
     /// `error="invalid_token"` (RFC 6750 §3.1); without one it is a bare challenge.
     pub invalid_token: bool,
+    /// On a 429 (and a success's headers): the rate-limit policy and level.
+    pub rate: Option<Box<crate::ratelimit::Report>>,
 }
 
 impl ApiError {
@@ -110,6 +116,35 @@ impl ApiError {
             extra: None,
             retry_after: None,
             invalid_token: false,
+            rate: None,
+        }
+    }
+    /// The answer to a refused rate-limit decision: 429 `rate_limited` with `Retry-After` and
+    /// the IETF headers; or 503 `temporarily_unavailable` when a fail-closed class cannot be
+    /// decided. `None` when the request goes through.
+    pub fn from_verdict(v: &crate::ratelimit::Verdict) -> Option<Self> {
+        match v {
+            crate::ratelimit::Verdict::Allowed(_) => None,
+            crate::ratelimit::Verdict::Limited(r) => {
+                let mut e = Self::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "rate limit `{}` reached; retry after {} s",
+                        r.policy, r.reset_seconds
+                    ),
+                );
+                e.retry_after = Some(r.reset_seconds);
+                e.rate = Some(Box::new(r.clone()));
+                Some(e)
+            }
+            crate::ratelimit::Verdict::Unavailable => {
+                let mut e = Self::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "rate limits cannot be checked right now; retry shortly",
+                );
+                e.retry_after = Some(1);
+                Some(e)
+            }
         }
     }
     /// 400 `invalid_request`.

@@ -41,6 +41,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_oauth.sql"),
         postgres: include_str!("../migrations/postgres/0004_oauth.sql"),
     },
+    Migration {
+        version: 6,
+        name: "rate_limits",
+        sqlite: include_str!("../migrations/sqlite/0006_rate_limits.sql"),
+        postgres: include_str!("../migrations/postgres/0006_rate_limits.sql"),
+    },
 ];
 
 impl Migration {

@@ -42,6 +42,8 @@ pub enum AuditAction {
     AgencyUpdate,
     /// `agency.delete`: an agency was deleted.
     AgencyDelete,
+    /// `agency.limits_update`: an agency's rate-limit overrides were set.
+    AgencyLimitsUpdate,
     /// `account.create`: an account was created.
     AccountCreate,
     /// `account.update`: an account was renamed.
@@ -115,6 +117,7 @@ impl AuditAction {
         Self::AgencyCreate,
         Self::AgencyUpdate,
         Self::AgencyDelete,
+        Self::AgencyLimitsUpdate,
         Self::AccountCreate,
         Self::AccountUpdate,
         Self::AccountDelete,
@@ -162,6 +165,7 @@ impl AuditAction {
             Self::AgencyCreate => "agency.create",
             Self::AgencyUpdate => "agency.update",
             Self::AgencyDelete => "agency.delete",
+            Self::AgencyLimitsUpdate => "agency.limits_update",
             Self::AccountCreate => "account.create",
             Self::AccountUpdate => "account.update",
             Self::AccountDelete => "account.delete",

@@ -28,6 +28,7 @@ impl AuditAction {
             Self::PlatformCrossTenantRead => "Platform staff read another agency's data (`GET` or `HEAD`); written in that agency's chain so it sees when the platform looked. Their writes are recorded by the handlers' own events. Actor: the platform principal.",
             Self::AgencyCreate => "A platform admin created an agency. Written in the new agency's own chain.",
             Self::AgencyUpdate => "An agency was renamed.",
+            Self::AgencyLimitsUpdate => "An agency's rate-limit overrides (plan, per-class quotas) were set.",
             Self::AgencyDelete => "A platform admin deleted an agency (the platform tenant cannot be). Written in the deleted agency's chain.",
             Self::AccountCreate => "An account was created in an agency.",
             Self::AccountUpdate => "An account was renamed.",
@@ -150,6 +151,10 @@ impl AuditAction {
             Self::AgencyCreate => &[("name", "the agency's name")],
             Self::AgencyUpdate => &[("name", "the new name")],
             Self::AgencyDelete => &[],
+            Self::AgencyLimitsUpdate => &[
+                ("plan", "the plan set, or null"),
+                ("overrides", "the per-class quotas set (`{class: {limit, period_seconds}}`)"),
+            ],
             Self::AccountCreate => &[("name", "the account's name")],
             Self::AccountUpdate => &[("name", "the new name")],
             Self::AccountDelete => &[],
@@ -248,7 +253,7 @@ impl AuditAction {
             Self::AuthzDenied => "permission refusal: the agency id (`agy_…`) the request concerned; I2 refusal: the principal (`usr_…`, `key_…`, `ins_…`) or app (`app_…`) acted on, or the agency id when a grant was refused",
             Self::PlatformBootstrap => "the bootstrap admin key's id (`key_…`)",
             Self::PlatformBreakGlass | Self::PlatformCrossTenantRead => "the agency id (`agy_…`) acted in",
-            Self::AgencyCreate | Self::AgencyUpdate | Self::AgencyDelete => "the agency id (`agy_…`)",
+            Self::AgencyCreate | Self::AgencyUpdate | Self::AgencyDelete | Self::AgencyLimitsUpdate => "the agency id (`agy_…`)",
             Self::AccountCreate | Self::AccountUpdate | Self::AccountDelete => "the account id (`acc_…`)",
             Self::UserCreate | Self::UserUpdate | Self::UserDelete => "the user id (`usr_…`)",
             Self::RoleCreate | Self::RoleUpdate | Self::RoleDelete => "the role id (`rol_…`)",
@@ -399,9 +404,10 @@ mod tests {
             SigningKeyBeginRetiring => 39,
             SigningKeyRetire => 40,
             SigningKeyDrop => 41,
+            AgencyLimitsUpdate => 42,
         }
     }
-    const VARIANTS: usize = 42;
+    const VARIANTS: usize = 43;
 
     #[test]
     fn all_lists_every_variant_once() {

@@ -27,6 +27,7 @@ impl ErrorCode {
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::RevisionNotReached => StatusCode::CONFLICT,
+            Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -72,6 +73,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(r) = &self.rate {
+            crate::ratelimit::headers::apply(h, r);
         }
         resp
     }

@@ -32,7 +32,8 @@ pub async fn introspect(State(s): State<AppState>, req: axum::extract::Request) 
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    match run_introspect(&s, &parts.headers, &body).await {
+    let addr = params::meta(&parts).addr;
+    match run_introspect(&s, &parts.headers, &body, addr).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -42,9 +43,10 @@ async fn run_introspect(
     state: &Services,
     headers: &HeaderMap,
     body: &[u8],
+    addr: Option<std::net::IpAddr>,
 ) -> Result<Response, OAuthError> {
     let p = Params::parse(headers, body)?;
-    let asker = asker(state, headers, &p, false).await?;
+    let asker = asker(state, headers, &p, false, addr).await?;
     let token = p.required("token")?;
     if token.starts_with(REFRESH_PREFIX) {
         return introspect_refresh(state, &asker, token).await;

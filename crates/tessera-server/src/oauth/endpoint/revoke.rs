@@ -47,7 +47,7 @@ async fn run_revoke(
     // A public client revokes its own tokens with its `client_id` (RFC 7009 §2.1); a token
     // of another client is answered 200 and left alone, as for a confidential client (§2.2:
     // the answer never says whose a token is).
-    let asker = asker(state, headers, &p, true).await?;
+    let asker = asker(state, headers, &p, true, meta.addr).await?;
     let token = p.required("token")?;
     let now = state.clock.now();
     let actor = match &asker {
