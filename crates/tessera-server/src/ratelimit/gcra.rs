@@ -46,29 +46,27 @@ pub fn period_us(q: Quota) -> i64 {
 /// on `Allowed`, `tats` holds the new values to store.
 pub fn decide(quotas: &[Quota], tats: &mut [i64], now: i64) -> Outcome {
     let mut worst: Option<(usize, i64)> = None;
-    let mut levels = Vec::with_capacity(quotas.len());
-    for (i, (q, tat)) in quotas.iter().zip(tats.iter_mut()).enumerate() {
-        let t = interval_us(*q);
-        let p = period_us(*q);
-        let new = (*tat).max(now) + t;
-        let over = new - now - p;
-        if over > 0 {
-            if worst.is_none_or(|(_, w)| over > w) {
-                worst = Some((i, over));
-            }
-        } else {
-            *tat = new;
-            let remaining = u64::try_from((p - (new - now)) / t).unwrap_or(0);
-            levels.push(Level {
-                remaining,
-                reset_us: new - now,
-            });
+    let mut news = Vec::with_capacity(quotas.len());
+    for (i, (q, tat)) in quotas.iter().zip(tats.iter()).enumerate() {
+        let new = (*tat).max(now) + interval_us(*q);
+        let over = new - now - period_us(*q);
+        if over > 0 && worst.is_none_or(|(_, w)| over > w) {
+            worst = Some((i, over));
         }
+        news.push(new);
     }
-    match worst {
-        Some((index, retry_us)) => Outcome::Limited { index, retry_us },
-        None => Outcome::Allowed(levels),
+    if let Some((index, retry_us)) = worst {
+        return Outcome::Limited { index, retry_us };
     }
+    let mut levels = Vec::with_capacity(quotas.len());
+    for ((q, tat), new) in quotas.iter().zip(tats.iter_mut()).zip(news) {
+        *tat = new;
+        levels.push(Level {
+            remaining: u64::try_from((period_us(*q) - (new - now)) / interval_us(*q)).unwrap_or(0),
+            reset_us: new - now,
+        });
+    }
+    Outcome::Allowed(levels)
 }
 
 /// The in-process buckets: bucket key → theoretical arrival time (µs).
