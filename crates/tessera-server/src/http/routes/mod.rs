@@ -95,7 +95,7 @@ pub fn table() -> Vec<RouteSpec> {
         RouteSpec::new(
             Method::PUT,
             "/v1/agencies/{agy}/limits",
-            Platform("agencies.write"),
+            P("agencies.write", Path),
             "Set an agency's rate-limit plan and per-class quotas (platform only)",
             put(limits::put),
         )
