@@ -103,8 +103,6 @@ pub struct ApiError {
     /// On a 401: a credential was presented and refused, so the challenge says
     /// `error="invalid_token"` (RFC 6750 §3.1); without one it is a bare challenge.
     pub invalid_token: bool,
-    /// On a 429 (and a success's headers): the rate-limit policy and level.
-    pub rate: Option<Box<crate::ratelimit::Report>>,
 }
 
 impl ApiError {
@@ -116,7 +114,6 @@ impl ApiError {
             extra: None,
             retry_after: None,
             invalid_token: false,
-            rate: None,
         }
     }
     /// The answer to a refused rate-limit decision: 429 `rate_limited` with `Retry-After` and
@@ -134,8 +131,14 @@ impl ApiError {
                     ),
                 );
                 e.retry_after = Some(r.reset_seconds);
-                e.rate = Some(Box::new(r.clone()));
-                Some(e)
+                // The body names the policy; `http::problem` renders the IETF headers from it.
+                Some(e.with_extra(json!({ "rate_limit": {
+                    "policy": r.policy,
+                    "limit": r.quota.limit,
+                    "period_seconds": r.quota.period_seconds,
+                    "remaining": r.remaining,
+                    "reset_seconds": r.reset_seconds,
+                } })))
             }
             crate::ratelimit::Verdict::Unavailable => {
                 let mut e = Self::new(

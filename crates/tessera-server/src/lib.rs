@@ -273,7 +273,7 @@ async fn authenticated_only(
             }
             resp
         }
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 

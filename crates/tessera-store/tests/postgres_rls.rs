@@ -167,6 +167,7 @@ async fn populated_agency(
         .await
         .unwrap();
     let key = ApiKey {
+        rate_limit: None,
         id: KeyId::generate(),
         agency_id: agency.id.clone(),
         name: "ci".into(),

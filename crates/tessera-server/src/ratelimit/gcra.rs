@@ -6,7 +6,7 @@
 //! and a shard still full is cleared, which only ever makes limits more lenient).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use super::Quota;
@@ -88,9 +88,7 @@ impl Default for Local {
 impl Local {
     /// A bucket key's 64-bit id (keyed by a per-process secret: not predictable).
     pub fn id(&self, key: &[u8]) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        h.finish()
+        self.hasher.hash_one(key)
     }
 
     /// Decides over `keys` (bucket ids) with their `quotas` at `now` µs, charging all or none.
