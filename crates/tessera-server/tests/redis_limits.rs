@@ -275,3 +275,46 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_backends_make_the_same_decisions() {
+    use tessera_server::cluster::redis::{Redis, RedisSettings};
+    use tessera_server::ratelimit::gcra::{Local, Outcome};
+    use tessera_server::ratelimit::Quota;
+    let Some(r) = RedisServer::start() else {
+        return;
+    };
+    let redis = Redis::connect(&RedisSettings::new(r.url(4))).unwrap();
+    let local = Local::default();
+    let quotas = [
+        Quota {
+            limit: 20,
+            period_seconds: 3600,
+        },
+        Quota {
+            limit: 7,
+            period_seconds: 3600,
+        },
+    ];
+    let names = [b"check:ip:x".to_vec(), b"check:agency:y".to_vec()];
+    let ids: Vec<u64> = names.iter().map(|n| local.id(n)).collect();
+    let shape = |o: Outcome| match o {
+        Outcome::Allowed(l) => Ok(l.iter().map(|l| l.remaining).collect::<Vec<_>>()),
+        Outcome::Limited { index, .. } => Err(index),
+    };
+    let now = 1_000_000_000;
+    for i in 0..12 {
+        let a = shape(local.check(&ids, &quotas, now));
+        let b = shape(
+            tessera_server::ratelimit::redis::check(&redis, &names, &quotas)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(a, b, "decision {i}");
+        if i < 7 {
+            assert_eq!(a, Ok(vec![19 - i, 6 - i]));
+        } else {
+            assert_eq!(a, Err(1));
+        }
+    }
+}
