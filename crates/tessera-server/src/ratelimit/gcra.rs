@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
 
-use super::Quota;
+use super::settings::Quota;
 
 const SHARDS: usize = 32;
 const MAX_PER_SHARD: usize = 1 << 15;

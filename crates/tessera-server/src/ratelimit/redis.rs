@@ -11,7 +11,7 @@ use ::redis::Script;
 use sha2::{Digest, Sha256};
 
 use super::gcra::{interval_us, period_us, Level, Outcome};
-use super::Quota;
+use super::settings::Quota;
 use crate::cluster::redis::{Redis, Unreachable};
 
 /// KEYS: the buckets. ARGV: per bucket, the interval then the period (µs).

@@ -179,3 +179,54 @@ async fn a_key_carries_its_own_limit_never_above_its_agency() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
+
+#[tokio::test]
+async fn the_oauth_endpoints_answer_429_with_both_error_forms() {
+    let settings = tessera_server::services::EngineSettings {
+        rate_limits: tessera_server::ratelimit::RateLimitSettings::resolve(
+            None,
+            None,
+            &["introspect.key=2/60".into()],
+            None,
+        )
+        .unwrap(),
+        ..Default::default()
+    };
+    let t = TestApp::sqlite_with(settings).await;
+    let introspect = || {
+        axum::http::Request::builder()
+            .method(Method::POST)
+            .uri("/oauth/introspect")
+            .header("authorization", format!("Bearer {}", t.admin))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from("token=nope"))
+            .unwrap()
+    };
+    for left in [1, 0] {
+        let r = t.raw(introspect()).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body["active"], false);
+        assert_eq!(
+            r.headers["ratelimit-policy"].to_str().unwrap(),
+            "\"introspect.key\";q=2;w=60"
+        );
+        assert!(r.headers["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("\"introspect.key\";r={left};")));
+    }
+    let r = t.raw(introspect()).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.code(), "rate_limited");
+    assert_eq!(r.body["error"], "temporarily_unavailable");
+    assert!(r.body["error_description"].as_str().is_some());
+    assert_eq!(
+        r.headers["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    assert_eq!(r.headers["retry-after"].to_str().unwrap(), "30");
+    assert_eq!(
+        r.headers["ratelimit"].to_str().unwrap(),
+        "\"introspect.key\";r=0;t=30"
+    );
+}

@@ -54,11 +54,17 @@ pub(super) async fn asker(
     p: &Params,
     public: bool,
     addr: Option<std::net::IpAddr>,
+    rate: &std::sync::Mutex<Option<crate::ratelimit::Report>>,
 ) -> Result<Asker, OAuthError> {
     use crate::gate::limit;
     use crate::ratelimit::Class::Introspect;
     // One rate-limit decision once the asker is known (its IP alone if it is not).
-    let refused = |v: crate::ratelimit::Verdict| OAuthError::from_verdict(&v);
+    let refused = |v: crate::ratelimit::Verdict| {
+        if let (crate::ratelimit::Verdict::Allowed(Some(r)), Ok(mut slot)) = (&v, rate.lock()) {
+            *slot = Some(r.clone());
+        }
+        OAuthError::from_verdict(&v)
+    };
     if bearer(headers) {
         // An outage while authenticating the bearer credential is `temporarily_unavailable`,
         // never `invalid_client`.
