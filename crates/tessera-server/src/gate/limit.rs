@@ -2,7 +2,8 @@
 //! per request. `/v1` and the introspection/revocation endpoints charge the caller's IP, API
 //! key (its own `rate_limit`, shared across classes, or the class's `key` quota), OAuth
 //! client, user and agency (its override, plan, or the class's `agency` quota); the token
-//! endpoint its IP, client and the client's agency; sign-in its IP and the email (hashed).
+//! endpoint its IP, client and the client's agency (its IP alone for a request without a
+//! client or grant type); sign-in its IP and the email (hashed).
 //! A request whose authentication failed is charged to its IP only.
 //! INVARIANT: the overrides come from the limiter's cache, reloaded only when the agency's
 //! generation moved (a store read per agency change, never per request).

@@ -75,7 +75,10 @@ async fn dispatch(
         client
     };
     match p.get("grant_type") {
-        None => Err(OAuthError::invalid_request("`grant_type` is required")),
+        None => {
+            charge(state, meta, None, rate).await?;
+            Err(OAuthError::invalid_request("`grant_type` is required"))
+        }
         Some("authorization_code") => {
             let client = authenticate().await?;
             let code = p.required("code")?;
@@ -124,10 +127,13 @@ async fn dispatch(
             let req = req?;
             Ok(token_exchange::exchange(state, meta, req).await?)
         }
-        Some(other) => Err(OAuthError::unsupported_grant_type(format!(
-            "grant type `{}` is not supported",
-            crate::oauth::scope::shown(other)
-        ))),
+        Some(other) => {
+            charge(state, meta, None, rate).await?;
+            Err(OAuthError::unsupported_grant_type(format!(
+                "grant type `{}` is not supported",
+                crate::oauth::scope::shown(other)
+            )))
+        }
     }
 }
 
