@@ -5,6 +5,9 @@
 #   TESSERA_BIN=path                    a release binary to use instead of building one
 # Installs Cerbos from npm into bench/peers/ (ignored by git) and wrk from Debian if missing.
 set -euo pipefail
+# Extra `tessera serve` flags. Default: rate limits off, so the peers are compared on the
+# same work (docs/BENCHMARKS.md "Rate limits" measures limits on against off).
+TESSERA_FLAGS=${TESSERA_FLAGS:---rate-limits off}
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-50}
@@ -29,7 +32,7 @@ if [ ! -x "$CERBOS" ]; then
 fi
 
 # --- Tessera: an agency, an account, a user with `account_user` there, a checker key.
-"$BIN" serve --listen "127.0.0.1:$T_PORT" --data-dir "$work/t" >"$work/t.log" 2>&1 &
+"$BIN" serve --listen "127.0.0.1:$T_PORT" --data-dir "$work/t" $TESSERA_FLAGS >"$work/t.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do curl -sf "127.0.0.1:$T_PORT/readyz" >/dev/null && break; sleep 0.1; done
 ADMIN="Authorization: Bearer $(cat "$work/t/bootstrap-admin.key")"

@@ -14,6 +14,9 @@
 # order alternating between rounds. Prints the figures of each round and the median ratios.
 # Installs oidc-provider from npm into bench/peers/ (ignored by git) and wrk from Debian if missing.
 set -euo pipefail
+# Extra `tessera serve` flags. Default: rate limits off, so the peers are compared on the
+# same work (docs/BENCHMARKS.md "Rate limits" measures limits on against off).
+TESSERA_FLAGS=${TESSERA_FLAGS:---rate-limits off}
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-50}
@@ -90,7 +93,7 @@ measure() { # server, operation, url, lua file: appends "server operation req/s 
 # --- Tessera: an agency, an account, a confidential app installed on the account.
 T="http://127.0.0.1:$T_PORT"
 start_tessera() {
-  "$BIN" serve --listen "127.0.0.1:$T_PORT" --data-dir "$work/t" --issuer "$T" >>"$work/t.log" 2>&1 &
+  "$BIN" serve --listen "127.0.0.1:$T_PORT" --data-dir "$work/t" $TESSERA_FLAGS --issuer "$T" >>"$work/t.log" 2>&1 &
   cur_pid=$!
   wait_ready "$T/readyz" "$work/t.log"
 }

@@ -412,6 +412,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             proxies: Arc::new(config.proxies.clone()),
         },
         redis: config.redis.clone(),
+        rate_limits: config.rate_limits.clone(),
         ..Default::default()
     };
     if let Some(p) = &config.policies {

@@ -112,6 +112,18 @@ pub struct ServeArgs {
     /// The longest one Redis call may take, in milliseconds, 1 to 10000 [default: 50]
     #[arg(long, env = "TESSERA_REDIS_TIMEOUT_MS", value_name = "MS")]
     pub redis_timeout_ms: Option<u64>,
+    /// A class's quota per dimension, `CLASS.DIM=N/S` (or `=off`), or its fail mode,
+    /// `CLASS.fail=open|closed`; repeatable. Classes: signin, token, introspect, check, read,
+    /// write; dimensions: ip, user, client, key, agency
+    #[arg(long = "rate-limit", value_name = "CLASS.DIM=N/S")]
+    pub rate_limit: Vec<String>,
+    /// `off` disables every rate limit [default: on]
+    #[arg(
+        long = "rate-limits",
+        env = "TESSERA_RATE_LIMITS",
+        value_name = "on|off"
+    )]
+    pub rate_limits: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -157,6 +169,13 @@ struct FileConfig {
     trusted_proxy_header: Option<crate::net::ForwardedHeader>,
     redis_url: Option<String>,
     redis_timeout_ms: Option<u64>,
+    rate_limits: Option<crate::ratelimit::settings::FileRateLimits>,
+    plans: Option<
+        std::collections::BTreeMap<
+            String,
+            std::collections::BTreeMap<String, crate::ratelimit::Quota>,
+        >,
+    >,
 }
 
 /// The resolved configuration.
@@ -192,6 +211,8 @@ pub struct Config {
     pub proxies: crate::net::TrustedProxies,
     /// Redis, when set (its URL may hold a password: never log it).
     pub redis: Option<crate::cluster::redis::RedisSettings>,
+    /// Rate limits and plans.
+    pub rate_limits: crate::ratelimit::RateLimitSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -337,6 +358,29 @@ impl Config {
         let file = read_file(args.store.config.as_deref())?;
         let net = net_settings(args, &file)?;
         let redis = redis_settings(args, &file)?;
+        let enabled = match args.rate_limits.as_deref() {
+            None => None,
+            Some("on") => Some(true),
+            Some("off") => Some(false),
+            Some(other) => {
+                return Err(ConfigError::Value {
+                    field: "rate_limits",
+                    value: other.to_owned(),
+                    message: "must be `on` or `off`".into(),
+                })
+            }
+        };
+        let rate_limits = crate::ratelimit::RateLimitSettings::resolve(
+            file.rate_limits.as_ref(),
+            file.plans.as_ref(),
+            &args.rate_limit,
+            enabled,
+        )
+        .map_err(|e| ConfigError::Value {
+            field: "rate_limit",
+            value: e.0.clone(),
+            message: e.1.to_owned(),
+        })?;
         let metrics_public = args.metrics_public || file.metrics_public.unwrap_or(false);
         let proxy_list = args
             .trusted_proxies
@@ -392,6 +436,7 @@ impl Config {
             });
         }
         Ok(Self {
+            rate_limits,
             redis,
             net,
             metrics_public,

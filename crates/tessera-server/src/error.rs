@@ -50,6 +50,8 @@ pub enum ErrorCode {
     AppNotApproved,
     /// 409: the platform tenant cannot be suspended.
     PlatformNotSuspendable,
+    /// 503: a fail-closed rate limit cannot be decided (Redis unreachable).
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -74,6 +76,7 @@ impl ErrorCode {
             Self::AccountSuspended => "account_suspended",
             Self::AppNotApproved => "app_not_approved",
             Self::PlatformNotSuspendable => "platform_not_suspendable",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 
@@ -98,6 +101,7 @@ impl ErrorCode {
             Self::AccountSuspended => "account suspended",
             Self::AppNotApproved => "app not approved",
             Self::PlatformNotSuspendable => "the platform cannot be suspended",
+            Self::TemporarilyUnavailable => "temporarily unavailable",
         }
     }
 }
@@ -127,6 +131,40 @@ impl ApiError {
             extra: None,
             retry_after: None,
             invalid_token: false,
+        }
+    }
+    /// The answer to a refused rate-limit decision: 429 `rate_limited` with `Retry-After` and
+    /// the IETF headers; or 503 `temporarily_unavailable` when a fail-closed class cannot be
+    /// decided. `None` when the request goes through.
+    pub fn from_verdict(v: &crate::ratelimit::Verdict) -> Option<Self> {
+        match v {
+            crate::ratelimit::Verdict::Allowed(_) => None,
+            crate::ratelimit::Verdict::Limited(r) => {
+                let mut e = Self::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "rate limit `{}` reached; retry after {} s",
+                        r.policy, r.reset_seconds
+                    ),
+                );
+                e.retry_after = Some(r.reset_seconds);
+                // The body names the policy; `http::problem` renders the IETF headers from it.
+                Some(e.with_extra(json!({ "rate_limit": {
+                    "policy": r.policy,
+                    "limit": r.quota.limit,
+                    "period_seconds": r.quota.period_seconds,
+                    "remaining": r.remaining,
+                    "reset_seconds": r.reset_seconds,
+                } })))
+            }
+            crate::ratelimit::Verdict::Unavailable => {
+                let mut e = Self::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "rate limits cannot be checked right now; retry shortly",
+                );
+                e.retry_after = Some(1);
+                Some(e)
+            }
         }
     }
     /// 400 `invalid_request`.

@@ -23,6 +23,7 @@ pub mod oauth;
 pub mod oauth_ui;
 pub mod observe;
 pub mod passwords;
+pub mod ratelimit;
 pub mod services;
 pub mod suspension;
 pub mod usecase;
@@ -232,16 +233,19 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
 
 async fn authenticated_only(
     State(s): State<AppState>,
-    mut req: axum::extract::Request,
+    req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    match authn::authenticate(&s, http::extract::authorization(req.headers())).await {
-        Ok(caller) => {
-            let meta = req
-                .extensions()
-                .get::<caller::RequestMeta>()
-                .cloned()
-                .unwrap_or_default();
+    let meta = req
+        .extensions()
+        .get::<caller::RequestMeta>()
+        .cloned()
+        .unwrap_or_default();
+    let (parts, body) = req.into_parts();
+    let authenticated = gate::authenticate_limited(&s, &parts, &meta).await;
+    let mut req = axum::extract::Request::from_parts(parts, body);
+    match authenticated {
+        Ok((caller, rate)) => {
             if caller.actor().is_some() {
                 // Every act under impersonation is recorded, checks included (I5).
                 let detail = serde_json::json!({ "method": req.method().as_str(), "path": req.uri().path() });
@@ -264,9 +268,13 @@ async fn authenticated_only(
             }
             req.extensions_mut()
                 .insert(gate::authorized::Authorized::for_caller(&s, caller, meta));
-            next.run(req).await
+            let mut resp = next.run(req).await;
+            if let Some(r) = &rate {
+                ratelimit::headers::apply(resp.headers_mut(), r);
+            }
+            resp
         }
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 

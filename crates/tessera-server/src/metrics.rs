@@ -68,6 +68,61 @@ pub fn redis_up(up: bool) {
     REDIS_UP.store(u64::from(up), Ordering::Relaxed);
 }
 
+/// Rate-limit decisions: (class, outcome) → count.
+static DECISIONS: Mutex<BTreeMap<(&'static str, &'static str), u64>> = Mutex::new(BTreeMap::new());
+/// The configured quotas: (class, dimension, limit, period seconds).
+static CONFIGURED: Mutex<Vec<(&'static str, &'static str, u32, u32)>> = Mutex::new(Vec::new());
+static OVERRIDES: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one rate-limit decision (`allowed`, `limited`, `fail_open`, `fail_closed`).
+pub fn rate_limit_decision(class: &'static str, outcome: &'static str) {
+    if let Ok(mut d) = DECISIONS.lock() {
+        *d.entry((class, outcome)).or_default() += 1;
+    }
+}
+
+/// Records the configured quotas.
+pub fn rate_limit_configured(quotas: Vec<(&'static str, &'static str, u32, u32)>) {
+    if let Ok(mut c) = CONFIGURED.lock() {
+        *c = quotas;
+    }
+}
+
+/// Records how many agencies (held in the cache) have overrides.
+pub fn rate_limit_overrides(n: usize) {
+    OVERRIDES.store(n as u64, Ordering::Relaxed);
+}
+
+fn render_rate_limits(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "# HELP tessera_rate_limit_decisions_total Rate-limit decisions by class and outcome."
+    );
+    let _ = writeln!(out, "# TYPE tessera_rate_limit_decisions_total counter");
+    if let Ok(d) = DECISIONS.lock() {
+        for ((class, outcome), n) in d.iter() {
+            let _ = writeln!(
+                out,
+                "tessera_rate_limit_decisions_total{{class=\"{class}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+    }
+    let _ = writeln!(out, "# HELP tessera_rate_limit_quota Configured default quotas (requests per period) by class and dimension.");
+    let _ = writeln!(out, "# TYPE tessera_rate_limit_quota gauge");
+    if let Ok(c) = CONFIGURED.lock() {
+        for (class, dim, limit, period) in c.iter() {
+            let _ = writeln!(out, "tessera_rate_limit_quota{{class=\"{class}\",dimension=\"{dim}\",period_seconds=\"{period}\"}} {limit}");
+        }
+    }
+    let _ = writeln!(out, "# HELP tessera_rate_limit_agency_overrides Agencies with limit overrides (among those this node holds).");
+    let _ = writeln!(out, "# TYPE tessera_rate_limit_agency_overrides gauge");
+    let _ = writeln!(
+        out,
+        "tessera_rate_limit_agency_overrides {}",
+        OVERRIDES.load(Ordering::Relaxed)
+    );
+}
+
 fn render_redis(out: &mut String) {
     let _ = writeln!(
         out,
@@ -263,5 +318,6 @@ pub fn render() -> String {
     );
     render_connections(&mut out);
     render_redis(&mut out);
+    render_rate_limits(&mut out);
     out
 }

@@ -44,6 +44,8 @@ pub struct Services {
     pub passwords: Arc<crate::passwords::PasswordPool>,
     /// The shared Redis handle, when `--redis-url` is set (cluster-wide state).
     pub redis: Option<Arc<crate::cluster::redis::Redis>>,
+    /// Rate limits and quotas.
+    pub limiter: Arc<crate::ratelimit::Limiter>,
 }
 
 /// Batches `last_used_at` updates so authentication never writes to the store.
@@ -119,6 +121,8 @@ pub struct EngineSettings {
     pub http: crate::net::settings::HttpSettings,
     /// Redis, for state shared by every node (`--redis-url`).
     pub redis: Option<crate::cluster::redis::RedisSettings>,
+    /// Rate limits and quotas (the shipped defaults unless configured).
+    pub rate_limits: crate::ratelimit::RateLimitSettings,
 }
 
 impl Services {
@@ -205,6 +209,10 @@ impl Services {
                 0 => crate::passwords::PasswordPool::default(),
                 n => crate::passwords::PasswordPool::new(n, n * 4),
             }),
+            limiter: Arc::new(crate::ratelimit::Limiter::new(
+                settings.rate_limits,
+                redis.clone(),
+            )),
             redis,
         })
     }

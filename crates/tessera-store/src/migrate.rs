@@ -47,6 +47,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_suspension_review.sql"),
         postgres: include_str!("../migrations/postgres/0005_suspension_review.sql"),
     },
+    Migration {
+        version: 6,
+        name: "rate_limits",
+        sqlite: include_str!("../migrations/sqlite/0006_rate_limits.sql"),
+        postgres: include_str!("../migrations/postgres/0006_rate_limits.sql"),
+    },
 ];
 
 impl Migration {

@@ -172,6 +172,7 @@ async fn populated_agency(
         .await
         .unwrap();
     let key = ApiKey {
+        rate_limit: None,
         id: KeyId::generate(),
         agency_id: agency.id.clone(),
         name: "ci".into(),

@@ -48,6 +48,8 @@ pub enum AuditAction {
     AgencySuspend,
     /// `agency.reinstate`: a platform admin reinstated a suspended agency.
     AgencyReinstate,
+    /// `agency.limits_update`: an agency's rate-limit overrides were set.
+    AgencyLimitsUpdate,
     /// `account.create`: an account was created.
     AccountCreate,
     /// `account.update`: an account was renamed.
@@ -134,6 +136,7 @@ impl AuditAction {
         Self::AgencyDelete,
         Self::AgencySuspend,
         Self::AgencyReinstate,
+        Self::AgencyLimitsUpdate,
         Self::AccountCreate,
         Self::AccountUpdate,
         Self::AccountDelete,
@@ -189,6 +192,7 @@ impl AuditAction {
             Self::AgencyDelete => "agency.delete",
             Self::AgencySuspend => "agency.suspend",
             Self::AgencyReinstate => "agency.reinstate",
+            Self::AgencyLimitsUpdate => "agency.limits_update",
             Self::AccountCreate => "account.create",
             Self::AccountUpdate => "account.update",
             Self::AccountDelete => "account.delete",

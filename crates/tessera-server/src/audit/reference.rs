@@ -29,6 +29,7 @@ impl AuditAction {
             Self::PlatformCrossTenantRead => "Platform staff read another agency's data (`GET` or `HEAD`); written in that agency's chain so it sees when the platform looked. Their writes are recorded by the handlers' own events. Actor: the platform principal.",
             Self::AgencyCreate => "A platform admin created an agency. Written in the new agency's own chain.",
             Self::AgencyUpdate => "An agency was renamed.",
+            Self::AgencyLimitsUpdate => "An agency's rate-limit overrides (plan, per-class quotas) were set.",
             Self::AgencyDelete => "A platform admin deleted an agency (the platform tenant cannot be). Written in the deleted agency's chain.",
             Self::AgencySuspend => "A platform admin suspended an agency: its data is kept, every credential of it (and every token of its marketplace apps, in every agency) is refused with `agency_suspended` until it is reinstated. Written in the suspended agency's chain.",
             Self::AgencyReinstate => "A platform admin reinstated a suspended agency: its keys, tokens and refresh tokens work again (nothing was revoked). Written in the agency's chain.",
@@ -171,6 +172,10 @@ impl AuditAction {
                 ("reason", "why, as the platform admin gave it"),
                 ("previous_status", "the agency's status before (`active` or `suspended`)"),
             ],
+            Self::AgencyLimitsUpdate => &[
+                ("plan", "the plan set, or null"),
+                ("overrides", "the per-class quotas set (`{class: {limit, period_seconds}}`)"),
+            ],
             Self::AccountCreate => &[("name", "the account's name")],
             Self::AccountUpdate => &[("name", "the new name")],
             Self::AccountDelete => &[],
@@ -290,7 +295,8 @@ impl AuditAction {
             | Self::AgencyUpdate
             | Self::AgencyDelete
             | Self::AgencySuspend
-            | Self::AgencyReinstate => "the agency id (`agy_…`)",
+            | Self::AgencyReinstate
+            | Self::AgencyLimitsUpdate => "the agency id (`agy_…`)",
             Self::AccountCreate
             | Self::AccountUpdate
             | Self::AccountDelete
@@ -458,9 +464,10 @@ mod tests {
             AppApprove => 47,
             AppReject => 48,
             AuthSignInThrottled => 49,
+            AgencyLimitsUpdate => 50,
         }
     }
-    const VARIANTS: usize = 50;
+    const VARIANTS: usize = 51;
 
     #[test]
     fn all_lists_every_variant_once() {

@@ -11,6 +11,7 @@ pub mod decide;
 pub mod deny;
 pub mod dominates;
 pub mod error;
+pub mod limit;
 
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
@@ -61,8 +62,11 @@ pub enum TargetFrom {
 pub async fn guard(State(g): State<GuardState>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     match check(&g, request).await {
-        Ok((request, agency)) => {
-            let resp = next.run(request).await;
+        Ok((request, agency, rate)) => {
+            let mut resp = next.run(request).await;
+            if let Some(r) = &rate {
+                crate::ratelimit::headers::apply(resp.headers_mut(), r);
+            }
             // This node's own writes take effect on its next check (other nodes: the feed).
             if resp.status().is_success() && method != Method::GET && method != Method::HEAD {
                 g.app.engine.invalidate(&agency);
@@ -73,16 +77,53 @@ pub async fn guard(State(g): State<GuardState>, request: Request, next: Next) ->
     }
 }
 
-async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), ApiError> {
+/// What the gate lets through: the request, the agency acted in, and the rate-limit report
+/// for the response's headers.
+type Checked = (Request, AgencyId, Option<crate::ratelimit::Report>);
+
+/// Authenticates, then charges the request's buckets (its IP alone when authentication
+/// failed): one rate-limit decision per request, before any authorization work.
+pub async fn authenticate_limited(
+    app: &AppState,
+    parts: &Parts,
+    meta: &RequestMeta,
+) -> Result<
+    (
+        std::sync::Arc<crate::caller::Caller>,
+        Option<crate::ratelimit::Report>,
+    ),
+    ApiError,
+> {
+    let class = limit::v1_class(&parts.method, parts.uri.path());
+    let caller =
+        match crate::authn::authenticate(app, crate::http::extract::authorization(&parts.headers))
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                let v = limit::for_caller(app, class, meta.addr, None).await;
+                return Err(ApiError::from_verdict(&v).unwrap_or_else(|| e.into()));
+            }
+        };
+    let v = limit::for_caller(app, class, meta.addr, Some(&caller)).await;
+    if let Some(e) = ApiError::from_verdict(&v) {
+        return Err(e);
+    }
+    let report = match v {
+        crate::ratelimit::Verdict::Allowed(r) => r,
+        _ => None,
+    };
+    Ok((caller, report))
+}
+
+async fn check(g: &GuardState, request: Request) -> Result<Checked, ApiError> {
     let (mut parts, body) = request.into_parts();
     let meta = parts
         .extensions
         .get::<RequestMeta>()
         .cloned()
         .unwrap_or_default();
-    let caller =
-        crate::authn::authenticate(&g.app, crate::http::extract::authorization(&parts.headers))
-            .await?;
+    let (caller, rate) = authenticate_limited(&g.app, &parts, &meta).await?;
     let params = RawPathParams::from_request_parts(&mut parts, &())
         .await
         .map_err(|_| ApiError::invalid("malformed path"))?;
@@ -207,7 +248,7 @@ async fn check(g: &GuardState, request: Request) -> Result<(Request, AgencyId), 
         admission: g.app.admission.clone(),
         meta,
     });
-    Ok((Request::from_parts(parts, body), agency))
+    Ok((Request::from_parts(parts, body), agency, rate))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Authorized {

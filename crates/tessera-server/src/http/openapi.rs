@@ -134,6 +134,19 @@ fn apply_catalog(schemas: &mut Map<String, Value>, catalog: &tessera_core::Catal
     );
 }
 
+/// The rate-limit header fields (draft-ietf-httpapi-ratelimit-headers): on a success when a
+/// limit applies, always on a 429 (with `Retry-After`).
+fn rate_headers(limited: bool) -> Value {
+    let mut h = json!({
+        "RateLimit-Policy": { "description": "The tightest quota that applies: `\"<class>.<dimension>\";q=<limit>;w=<period seconds>`.", "schema": { "type": "string" } },
+        "RateLimit": { "description": "Its level: `\"<class>.<dimension>\";r=<remaining>;t=<seconds until whole>`.", "schema": { "type": "string" } },
+    });
+    if limited {
+        h["Retry-After"] = json!({ "description": "Seconds before a retry can be admitted (at least 1).", "schema": { "type": "integer", "minimum": 1 } });
+    }
+    h
+}
+
 /// Builds the document.
 pub fn document(routes: &[RouteSpec], catalog: &tessera_core::Catalog) -> Value {
     let mut generator = SchemaSettings::draft2020_12()
@@ -172,10 +185,16 @@ pub fn document(routes: &[RouteSpec], catalog: &tessera_core::Catalog) -> Value 
             }
             None => json!({ "description": "success" }),
         };
+        let mut ok = ok;
+        ok["headers"] = rate_headers(false);
         responses.insert(r.status.to_string(), ok);
         for code in ["400", "401", "403", "404", "409", "503"] {
             responses.insert(code.to_owned(), problem.clone());
         }
+        // Rate limits (README "Rate limits"): 429 with Retry-After and the IETF fields.
+        let mut limited = json!({ "description": "rate limited (`rate_limited`): retry after `Retry-After` seconds", "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } });
+        limited["headers"] = rate_headers(true);
+        responses.insert("429".to_owned(), limited);
         if r.request.is_some() {
             for code in ["413", "415"] {
                 responses.insert(code.to_owned(), problem.clone());

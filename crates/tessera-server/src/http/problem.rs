@@ -31,13 +31,36 @@ impl ErrorCode {
                 StatusCode::FORBIDDEN
             }
             Self::PlatformNotSuspendable => StatusCode::CONFLICT,
+            Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
+}
+
+/// The rate-limit report a 429's `rate_limit` member carries (see `ApiError::from_verdict`).
+fn rate_report(
+    code: ErrorCode,
+    extra: Option<&serde_json::Value>,
+) -> Option<crate::ratelimit::Report> {
+    if code != ErrorCode::RateLimited {
+        return None;
+    }
+    let r = extra?.get("rate_limit")?;
+    let n = |k: &str| r.get(k).and_then(serde_json::Value::as_u64);
+    Some(crate::ratelimit::Report {
+        policy: r.get("policy")?.as_str()?.to_owned(),
+        quota: crate::ratelimit::Quota {
+            limit: u32::try_from(n("limit")?).ok()?,
+            period_seconds: u32::try_from(n("period_seconds")?).ok()?,
+        },
+        remaining: n("remaining")?,
+        reset_seconds: n("reset_seconds")?,
+    })
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.code.status();
+        let rate = rate_report(self.code, self.extra.as_ref());
         let mut body = json!({
             "type": format!("https://tessera.dev/problems/{}", self.code.as_str()),
             "title": self.code.title(),
@@ -76,6 +99,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(r) = &rate {
+            crate::ratelimit::headers::apply(h, r);
         }
         resp
     }

@@ -147,6 +147,9 @@ pub struct OAuthError {
     pub error: OAuthErrorCode,
     /// A human description (never secret).
     pub description: String,
+    /// Refused by a rate limit: answered 429 problem+json `rate_limited` (with `error` and
+    /// `error_description` too), `Retry-After` and the IETF headers.
+    pub limited: Option<Box<crate::ratelimit::Report>>,
 }
 
 impl OAuthError {
@@ -155,6 +158,7 @@ impl OAuthError {
         Self {
             error,
             description: description.into(),
+            limited: None,
         }
     }
     /// `invalid_request` (400).
@@ -213,8 +217,53 @@ impl From<StoreError> for OAuthError {
     }
 }
 
+impl OAuthError {
+    /// The answer to a refused rate-limit decision (`None`: the request goes through).
+    pub fn from_verdict(v: &crate::ratelimit::Verdict) -> Option<Self> {
+        match v {
+            crate::ratelimit::Verdict::Allowed(_) => None,
+            crate::ratelimit::Verdict::Limited(r) => {
+                let mut e = Self::unavailable(format!(
+                    "rate limit `{}` reached; retry after {} s",
+                    r.policy, r.reset_seconds
+                ));
+                e.limited = Some(Box::new(r.clone()));
+                Some(e)
+            }
+            crate::ratelimit::Verdict::Unavailable => Some(Self::unavailable(
+                "rate limits cannot be checked right now; retry shortly",
+            )),
+        }
+    }
+}
+
+fn limited_response(r: &crate::ratelimit::Report, description: &str) -> Response {
+    let body = json!({
+        "type": "https://tessera.dev/problems/rate_limited",
+        "title": "rate limited",
+        "status": 429,
+        "detail": description,
+        "code": "rate_limited",
+        "error": "temporarily_unavailable",
+        "error_description": description,
+    });
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, body.to_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::RETRY_AFTER, HeaderValue::from(r.reset_seconds));
+    crate::ratelimit::headers::apply(h, r);
+    resp
+}
+
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
+        if let Some(r) = &self.limited {
+            return limited_response(r, &self.description);
+        }
         let wire = self.error.wire();
         if matches!(
             self.error,

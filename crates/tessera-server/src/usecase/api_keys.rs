@@ -38,6 +38,9 @@ pub struct CreateKey {
     /// RFC 3339 time after which the key stops working.
     #[schemars(extend("format" = "date-time"))]
     pub expires_at: Option<String>,
+    /// The key's own rate limit, across every class it calls (replaces the default per-key
+    /// limit); never above its agency's quota.
+    pub rate_limit: Option<tessera_store::KeyRateLimit>,
 }
 
 /// `POST …/api-keys/{key}/rotate`; the body may be empty.
@@ -169,8 +172,13 @@ pub async fn create(
             .await
             .into());
     }
+    let rate_limit = match input.rate_limit {
+        None => None,
+        Some(r) => Some(key_rate_limit(s, auth, r).await?),
+    };
     let (secret, hash) = new_secret(&s.pepper);
     let key = ApiKey {
+        rate_limit,
         id: KeyId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
         agency_id: auth.agency.clone(),
         name,
@@ -183,7 +191,7 @@ pub async fn create(
         last_used_at: None,
         rotated_at: None,
     };
-    let detail = json!({ "name": key.name, "scopes": key.scopes, "account": key.account, "expires_at": key.expires_at });
+    let detail = json!({ "name": key.name, "scopes": key.scopes, "account": key.account, "expires_at": key.expires_at, "rate_limit": key.rate_limit });
     let audit = auth.audit(s, AuditAction::ApiKeyCreate, Some(key.id.as_str()), detail);
     s.store
         .create_api_key(&scope, &key, &hash, &[], &audit)
@@ -192,6 +200,36 @@ pub async fn create(
         key,
         secret: secret.expose().to_owned(),
     })
+}
+
+/// A key's own limit: valid, and no faster than its agency's quota in any class that has one.
+async fn key_rate_limit(
+    s: &Services,
+    auth: &Authorized,
+    r: tessera_store::KeyRateLimit,
+) -> Result<tessera_store::KeyRateLimit, ApiError> {
+    let q = crate::ratelimit::Quota::new(r.limit, r.period_seconds).ok_or_else(|| {
+        ApiError::invalid("`rate_limit` needs `limit` ≥ 1 and `period_seconds` 1 to 86400")
+    })?;
+    let limits = crate::gate::limit::agency_limits(s, &auth.agency).await;
+    for class in crate::ratelimit::Class::ALL {
+        if let Some(agency) =
+            crate::ratelimit::plans::effective(&s.limiter.settings, limits.as_deref(), class)
+        {
+            if q.rate() > agency.rate() {
+                return Err(ApiError::invalid(format!(
+                    "`rate_limit` ({}/{} s) exceeds the agency's `{}` quota ({}/{} s)",
+                    q.limit,
+                    q.period_seconds,
+                    class.name(),
+                    agency.limit,
+                    agency.period_seconds
+                ))
+                .with_extra(json!({ "agency_quota": { "class": class.name(), "limit": agency.limit, "period_seconds": agency.period_seconds } })));
+            }
+        }
+    }
+    Ok(r)
 }
 
 /// A page of the agency's keys (never their secrets). Route: `api_keys.read` on the agency.

@@ -16,6 +16,7 @@ pub mod bindings;
 pub mod catalog;
 pub mod check;
 pub mod installations;
+pub mod limits;
 pub mod platform;
 pub mod policies;
 pub mod principals;

@@ -68,6 +68,7 @@ pub async fn bootstrap(
     let secret = tessera_token::generate_api_key_os();
     let hash = pepper.hash(secret.expose().as_bytes());
     let key = ApiKey {
+        rate_limit: None,
         id: KeyId::generate_at(ms, rng),
         agency_id: platform.id.clone(),
         name: "bootstrap platform admin".into(),

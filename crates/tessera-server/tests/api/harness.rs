@@ -126,6 +126,9 @@ impl TestApp {
                 issuer: issuer.to_owned(),
                 ..Default::default()
             },
+            // These real-server tests drive load on purpose (sign-in bursts, slow clients):
+            // rate limits would answer first. `limits.rs` and `tests/redis_limits.rs` test them.
+            rate_limits: tessera_server::ratelimit::RateLimitSettings::off(),
             ..Default::default()
         };
         Self::build(store, dir, None, now, settings).await

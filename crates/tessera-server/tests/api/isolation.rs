@@ -23,6 +23,12 @@ fn routes(
         (Method::GET, b.clone(), None),
         (Method::PATCH, b.clone(), Some(json!({ "name": "pwned" }))),
         (Method::DELETE, b.clone(), None),
+        (Method::GET, format!("{b}/limits"), None),
+        (
+            Method::PUT,
+            format!("{b}/limits"),
+            Some(json!({ "plan": "enterprise" })),
+        ),
         (
             Method::POST,
             format!("{b}/suspend"),

@@ -13,6 +13,7 @@ mod grants;
 mod interop_rust;
 mod isolation;
 mod keys;
+mod limits;
 mod lockout;
 mod oauth;
 mod ops;

@@ -1471,3 +1471,4 @@ async fn deleting_a_marketplace_app_stops_its_tokens_in_every_agency() {
 mod musts;
 /// A store outage answers 503, never an inactive token (RFC 7662, RFC 6750).
 mod outage;
+mod signin_limit;

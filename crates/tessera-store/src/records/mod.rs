@@ -275,6 +275,31 @@ pub struct ApiKey {
     #[serde(serialize_with = "serde_rfc3339::option::serialize")]
     #[schemars(with = "Option<String>")]
     pub rotated_at: Option<i64>,
+    /// The key's own rate limit, set at creation (kept across rotation).
+    pub rate_limit: Option<KeyRateLimit>,
+}
+
+/// An API key's own rate limit: `limit` requests per `period_seconds`, across every class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRateLimit {
+    /// Requests per period (at least 1).
+    pub limit: u32,
+    /// The period in seconds (1 to 86400).
+    pub period_seconds: u32,
+}
+
+/// An agency's limit overrides, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgencyLimitsRecord {
+    /// A plan name from the configuration, if any.
+    pub plan: Option<String>,
+    /// Explicit per-class aggregate quotas.
+    pub overrides: std::collections::BTreeMap<String, KeyRateLimit>,
+    /// Who set them.
+    pub updated_by: String,
+    /// When.
+    pub updated_at: i64,
 }
 
 /// A keyed hash of one key secret.

@@ -5,7 +5,7 @@
 
 macro_rules! api_keys {
     ($store:ty) => {
-        const KEY_COLS: &str = "agency_id, id, name, account_id, scopes, created_by, created_at, expires_at, revoked_at, last_used_at, rotated_at";
+        const KEY_COLS: &str = "agency_id, id, name, account_id, scopes, created_by, created_at, expires_at, revoked_at, last_used_at, rotated_at, rate_limit, rate_period_seconds";
 
         fn key_row(row: &DbRow) -> Result<ApiKey, StoreError> {
             let scopes: String = row.try_get("scopes")?;
@@ -21,12 +21,20 @@ macro_rules! api_keys {
                 revoked_at: row.try_get("revoked_at")?,
                 last_used_at: row.try_get("last_used_at")?,
                 rotated_at: row.try_get("rotated_at")?,
+                rate_limit: {
+                    let l: Option<i64> = row.try_get("rate_limit")?;
+                    let p: Option<i64> = row.try_get("rate_period_seconds")?;
+                    match (l.and_then(|l| u32::try_from(l).ok()), p.and_then(|p| u32::try_from(p).ok())) {
+                        (Some(limit), Some(period_seconds)) => Some(KeyRateLimit { limit, period_seconds }),
+                        _ => None,
+                    }
+                },
             })
         }
 
         /// Inserts `k` into `agency` (the scope's, never the record's own `agency_id`).
         async fn insert_key(tx: &mut Tx, agency: &AgencyId, k: &ApiKey, s: &SecretHashRecord) -> Result<(), StoreError> {
-            sqlx::query(&format!("INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL)"))
+            sqlx::query(&format!("INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL, $9, $10)"))
                 .bind(agency.as_str())
                 .bind(k.id.as_str())
                 .bind(&k.name)
@@ -35,6 +43,8 @@ macro_rules! api_keys {
                 .bind(&k.created_by)
                 .bind(k.created_at)
                 .bind(k.expires_at)
+                .bind(k.rate_limit.map(|r| i64::from(r.limit)))
+                .bind(k.rate_limit.map(|r| i64::from(r.period_seconds)))
                 .execute(&mut **tx)
                 .await?;
             insert_secret(tx, agency, &k.id, s, k.created_at).await

@@ -34,6 +34,7 @@ pub(crate) mod change_feed;
 pub(crate) mod common;
 pub(crate) mod grants;
 pub(crate) mod installations;
+pub(crate) mod limits;
 pub(crate) mod lookups;
 pub(crate) mod migrations;
 pub(crate) mod policies;
@@ -79,11 +80,12 @@ macro_rules! impl_store {
         use $crate::error::StoreError;
         use $crate::page::{Page, PageRequest};
         use $crate::records::{
-            Account, Agency, ApiKey, App, AppKind, AppReview, AppUpdate, AuditFilter, AuthCode,
-            AuthzSnapshot, Binding, Bootstrap, Change, ClientRecord, ClientSecret, CodeRedemption,
-            Grant, Installation, KeySecretMatch, NewRefreshToken, NewUser, Policy, RefreshToken,
-            RefreshUse, Revocations, Role, RolePatch, SecretHashRecord, SigningKeyRow, Status,
-            Suspensions, User, UserCredential, UserPatch,
+            Account, Agency, AgencyLimitsRecord, ApiKey, App, AppKind, AppReview, AppUpdate,
+            AuditFilter, AuthCode, AuthzSnapshot, Binding, Bootstrap, Change, ClientRecord,
+            ClientSecret, CodeRedemption, Grant, Installation, KeyRateLimit, KeySecretMatch,
+            NewRefreshToken, NewUser, Policy, RefreshToken, RefreshUse, Revocations, Role,
+            RolePatch, SecretHashRecord, SigningKeyRow, Status, Suspensions, User, UserCredential,
+            UserPatch,
         };
         use $crate::scope::TenantScope;
         use $crate::sql::{email_key, page_limit, placeholders, MAX_FEED};
@@ -104,6 +106,7 @@ macro_rules! impl_store {
         $crate::sql::roles::roles!($store);
         $crate::sql::policies::policies!($store);
         $crate::sql::api_keys::api_keys!($store);
+        $crate::sql::limits::limits!($store);
         $crate::sql::apps::apps!($store);
         $crate::sql::installations::installations!($store);
         $crate::sql::grants::grants!($store);

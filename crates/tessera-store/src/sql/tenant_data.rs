@@ -250,6 +250,22 @@ macro_rules! tenant_data {
                     .await
             }
 
+            async fn get_agency_limits(
+                &self,
+                t: &TenantScope,
+            ) -> Result<Option<AgencyLimitsRecord>, StoreError> {
+                self.get_agency_limits_impl(t).await
+            }
+
+            async fn put_agency_limits(
+                &self,
+                t: &TenantScope,
+                l: &AgencyLimitsRecord,
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                self.put_agency_limits_impl(t, l, audit).await
+            }
+
             async fn get_api_key(&self, t: &TenantScope, id: &KeyId) -> Result<ApiKey, StoreError> {
                 self.get_api_key_impl(t, id).await
             }

@@ -14,8 +14,9 @@ use crate::audit::AuditRecord;
 use crate::error::StoreError;
 use crate::page::{Page, PageRequest};
 use crate::records::{
-    Account, ApiKey, App, AppUpdate, AuthCode, Binding, Grant, Installation, NewRefreshToken,
-    NewUser, Policy, RefreshUse, Role, RolePatch, SecretHashRecord, User, UserPatch,
+    Account, AgencyLimitsRecord, ApiKey, App, AppUpdate, AuthCode, Binding, Grant, Installation,
+    NewRefreshToken, NewUser, Policy, RefreshUse, Role, RolePatch, SecretHashRecord, User,
+    UserPatch,
 };
 use crate::scope::TenantScope;
 
@@ -204,6 +205,18 @@ pub trait TenantData: Send + Sync {
     ) -> Result<(), StoreError>;
     /// A key of the tenant (revoked ones included).
     async fn get_api_key(&self, t: &TenantScope, id: &KeyId) -> Result<ApiKey, StoreError>;
+    /// The agency's limit overrides, if any were set.
+    async fn get_agency_limits(
+        &self,
+        t: &TenantScope,
+    ) -> Result<Option<AgencyLimitsRecord>, StoreError>;
+    /// Replaces the agency's limit overrides (records an `agency.limits` change).
+    async fn put_agency_limits(
+        &self,
+        t: &TenantScope,
+        l: &AgencyLimitsRecord,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
     /// The tenant's keys, in id order (ids are time-ordered to the millisecond).
     async fn list_api_keys(
         &self,

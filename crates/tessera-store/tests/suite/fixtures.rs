@@ -144,6 +144,7 @@ pub(crate) async fn bind(
 
 pub(crate) fn key_value(t: &TenantScope, account: Option<&AccountId>) -> ApiKey {
     ApiKey {
+        rate_limit: None,
         id: KeyId::generate(),
         agency_id: t.agency().clone(),
         name: "ci".into(),

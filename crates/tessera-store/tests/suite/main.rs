@@ -50,6 +50,7 @@ mod bindings;
 mod changes;
 mod directory;
 mod fixtures;
+mod limits;
 mod migrations;
 mod oauth_clients;
 mod oauth_tokens;

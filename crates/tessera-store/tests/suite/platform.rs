@@ -23,6 +23,7 @@ fn bootstrap_value() -> Bootstrap {
         updated_at: at,
     };
     let key = ApiKey {
+        rate_limit: None,
         id: KeyId::generate(),
         agency_id: platform.id.clone(),
         name: "bootstrap".into(),

@@ -13,6 +13,7 @@ mod bindings;
 mod catalog;
 mod check;
 mod installations;
+mod limits;
 mod policies;
 mod roles;
 mod spec;
@@ -30,7 +31,7 @@ use crate::usecase as uc;
 
 /// Every `/v1` route.
 pub fn table() -> Vec<RouteSpec> {
-    use axum::routing::{delete, get, patch, post};
+    use axum::routing::{delete, get, patch, post, put};
     use Access::{Authenticated, Permission as P, Platform};
     use TargetFrom::{Body, Path};
     vec![
@@ -84,6 +85,23 @@ pub fn table() -> Vec<RouteSpec> {
             delete(agencies::remove),
         )
         .empty(),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/limits",
+            P("agencies.read", Path),
+            "Read an agency's rate-limit plan, overrides and effective quotas",
+            get(limits::get),
+        )
+        .returns::<uc::limits::AgencyLimitsView>(200),
+        RouteSpec::new(
+            Method::PUT,
+            "/v1/agencies/{agy}/limits",
+            P("agencies.write", Path),
+            "Set an agency's rate-limit plan and per-class quotas (platform only)",
+            put(limits::put),
+        )
+        .body::<uc::limits::PutLimits>()
+        .returns::<uc::limits::AgencyLimitsView>(200),
         RouteSpec::new(
             Method::POST,
             "/v1/agencies/{agy}/accounts",

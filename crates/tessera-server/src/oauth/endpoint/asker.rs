@@ -53,18 +53,48 @@ pub(super) async fn asker(
     headers: &HeaderMap,
     p: &Params,
     public: bool,
+    addr: Option<std::net::IpAddr>,
+    rate: &std::sync::Mutex<Option<crate::ratelimit::Report>>,
 ) -> Result<Asker, OAuthError> {
+    use crate::gate::limit;
+    use crate::ratelimit::Class::Introspect;
+    // One rate-limit decision once the asker is known (its IP alone if it is not).
+    let refused = |v: crate::ratelimit::Verdict| {
+        if let (crate::ratelimit::Verdict::Allowed(Some(r)), Ok(mut slot)) = (&v, rate.lock()) {
+            *slot = Some(r.clone());
+        }
+        OAuthError::from_verdict(&v)
+    };
     if bearer(headers) {
         // An outage while authenticating the bearer credential is `temporarily_unavailable`,
         // never `invalid_client`.
         let caller =
-            crate::authn::authenticate(state, crate::http::extract::authorization(headers))
+            match crate::authn::authenticate(state, crate::http::extract::authorization(headers))
                 .await
-                .map_err(|e| from_authn(e, OAuthError::invalid_client))?;
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    let v = limit::for_caller(state, Introspect, addr, None).await;
+                    return Err(
+                        refused(v).unwrap_or_else(|| from_authn(e, OAuthError::invalid_client))
+                    );
+                }
+            };
+        if let Some(e) = refused(limit::for_caller(state, Introspect, addr, Some(&caller)).await) {
+            return Err(e);
+        }
         return Ok(Asker::Credential(caller));
     }
-    let c = client_auth::authenticate(state, headers, p.get("client_id"), p.get("client_secret"))
-        .await?;
+    let c =
+        client_auth::authenticate(state, headers, p.get("client_id"), p.get("client_secret")).await;
+    let who = c
+        .as_ref()
+        .ok()
+        .map(|c| (c.id().as_str(), &c.app().agency_id));
+    if let Some(e) = refused(limit::for_client(state, Introspect, addr, who).await) {
+        return Err(e);
+    }
+    let c = c?;
     if c.method == AuthMethod::None && !public {
         return Err(OAuthError::invalid_client(
             "introspection and revocation need an authenticated client or credential",

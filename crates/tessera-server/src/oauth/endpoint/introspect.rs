@@ -32,8 +32,15 @@ pub async fn introspect(State(s): State<AppState>, req: axum::extract::Request) 
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    match run_introspect(&s, &parts.headers, &body).await {
-        Ok(r) => r,
+    let addr = params::meta(&parts).addr;
+    let rate = std::sync::Mutex::new(None);
+    match run_introspect(&s, &parts.headers, &body, addr, &rate).await {
+        Ok(mut r) => {
+            if let Some(report) = rate.lock().ok().and_then(|mut r| r.take()) {
+                crate::ratelimit::headers::apply(r.headers_mut(), &report);
+            }
+            r
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -42,9 +49,11 @@ async fn run_introspect(
     state: &Services,
     headers: &HeaderMap,
     body: &[u8],
+    addr: Option<std::net::IpAddr>,
+    rate: &std::sync::Mutex<Option<crate::ratelimit::Report>>,
 ) -> Result<Response, OAuthError> {
     let p = Params::parse(headers, body)?;
-    let asker = asker(state, headers, &p, false).await?;
+    let asker = asker(state, headers, &p, false, addr, rate).await?;
     let token = p.required("token")?;
     if token.starts_with(REFRESH_PREFIX) {
         return introspect_refresh(state, &asker, token).await;

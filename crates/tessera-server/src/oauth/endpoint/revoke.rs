@@ -31,8 +31,15 @@ pub async fn revoke(State(s): State<AppState>, req: axum::extract::Request) -> R
         Err(e) => return e.into_response(),
     };
     let meta = params::meta(&parts);
-    match run_revoke(&s, &parts.headers, &body, &meta).await {
-        Ok(()) => no_store(json!({})),
+    let rate = std::sync::Mutex::new(None);
+    match run_revoke(&s, &parts.headers, &body, &meta, &rate).await {
+        Ok(()) => {
+            let mut resp = no_store(json!({}));
+            if let Some(r) = rate.lock().ok().and_then(|mut r| r.take()) {
+                crate::ratelimit::headers::apply(resp.headers_mut(), &r);
+            }
+            resp
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -42,12 +49,13 @@ async fn run_revoke(
     headers: &HeaderMap,
     body: &[u8],
     meta: &RequestMeta,
+    rate: &std::sync::Mutex<Option<crate::ratelimit::Report>>,
 ) -> Result<(), OAuthError> {
     let p = Params::parse(headers, body)?;
     // A public client revokes its own tokens with its `client_id` (RFC 7009 §2.1); a token
     // of another client is answered 200 and left alone, as for a confidential client (§2.2:
     // the answer never says whose a token is).
-    let asker = asker(state, headers, &p, true).await?;
+    let asker = asker(state, headers, &p, true, meta.addr, rate).await?;
     let token = p.required("token")?;
     let now = state.clock.now();
     let actor = match &asker {

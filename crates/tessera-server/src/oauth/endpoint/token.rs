@@ -35,13 +35,20 @@ pub async fn token(State(s): State<AppState>, req: axum::extract::Request) -> Re
         Err(e) => return e.into_response(),
     };
     let meta = params::meta(&parts);
+    let rate = std::sync::Mutex::new(None);
     let result = match Params::parse(&parts.headers, &body) {
-        Ok(params) => dispatch(&s, &parts.headers, &params, &meta).await,
+        Ok(params) => dispatch(&s, &parts.headers, &params, &meta, &rate).await,
         Err(e) => Err(e),
     };
     match result {
         Ok(v) => match serde_json::to_value(&v) {
-            Ok(v) => no_store(v),
+            Ok(v) => {
+                let mut resp = no_store(v);
+                if let Some(r) = rate.lock().ok().and_then(|mut r| r.take()) {
+                    crate::ratelimit::headers::apply(resp.headers_mut(), &r);
+                }
+                resp
+            }
             Err(e) => OAuthError::server(e.to_string()).into_response(),
         },
         Err(e) => e.into_response(),
@@ -53,11 +60,25 @@ async fn dispatch(
     headers: &HeaderMap,
     p: &Params,
     meta: &RequestMeta,
+    rate: &std::sync::Mutex<Option<crate::ratelimit::Report>>,
 ) -> Result<TokenResponse, OAuthError> {
-    let authenticate =
-        || client_auth::authenticate(state, headers, p.get("client_id"), p.get("client_secret"));
+    // One rate-limit decision, once the client is known (its IP alone if it is not).
+    let authenticate = || async {
+        let client =
+            client_auth::authenticate(state, headers, p.get("client_id"), p.get("client_secret"))
+                .await;
+        let who = client
+            .as_ref()
+            .ok()
+            .map(|c| (c.id().as_str(), &c.app().agency_id));
+        charge(state, meta, who, rate).await?;
+        client
+    };
     match p.get("grant_type") {
-        None => Err(OAuthError::invalid_request("`grant_type` is required")),
+        None => {
+            charge(state, meta, None, rate).await?;
+            Err(OAuthError::invalid_request("`grant_type` is required"))
+        }
         Some("authorization_code") => {
             let client = authenticate().await?;
             let code = p.required("code")?;
@@ -96,14 +117,43 @@ async fn dispatch(
             Ok(refresh_token::refresh(state, meta, req).await?)
         }
         Some(TOKEN_EXCHANGE) => {
-            let req = exchange_request(state, headers, p).await?;
+            let req = exchange_request(state, headers, p).await;
+            let who = req
+                .as_ref()
+                .ok()
+                .and_then(|r| r.client.as_ref())
+                .map(|c| (c.id().as_str(), &c.app().agency_id));
+            charge(state, meta, who, rate).await?;
+            let req = req?;
             Ok(token_exchange::exchange(state, meta, req).await?)
         }
-        Some(other) => Err(OAuthError::unsupported_grant_type(format!(
-            "grant type `{}` is not supported",
-            crate::oauth::scope::shown(other)
-        ))),
+        Some(other) => {
+            charge(state, meta, None, rate).await?;
+            Err(OAuthError::unsupported_grant_type(format!(
+                "grant type `{}` is not supported",
+                crate::oauth::scope::shown(other)
+            )))
+        }
     }
+}
+
+/// Charges the token class: the IP, and the client and its agency when one authenticated.
+async fn charge(
+    state: &Services,
+    meta: &RequestMeta,
+    client: Option<(&str, &tessera_core::AgencyId)>,
+    rate: &std::sync::Mutex<Option<crate::ratelimit::Report>>,
+) -> Result<(), OAuthError> {
+    let v =
+        crate::gate::limit::for_client(state, crate::ratelimit::Class::Token, meta.addr, client)
+            .await;
+    if let Some(e) = OAuthError::from_verdict(&v) {
+        return Err(e);
+    }
+    if let (crate::ratelimit::Verdict::Allowed(Some(r)), Ok(mut slot)) = (v, rate.lock()) {
+        *slot = Some(r);
+    }
+    Ok(())
 }
 
 /// The parameters of RFC 8693 §2.1. Client authentication is optional: the subject token is

@@ -58,6 +58,8 @@ pub(super) enum Failure {
     Page(StatusCode, String),
     /// Sent back to the client.
     Redirect(OAuthErrorCode, String),
+    /// A sign-in rate limit refused the attempt: a 429 page with `Retry-After` (seconds).
+    Limited(u64),
 }
 
 /// The most users (one per agency) whose password one sign-in attempt checks.

@@ -160,6 +160,18 @@ impl Flow<'_> {
                 StatusCode::BAD_REQUEST,
                 error_page("Sign-in request rejected", &description),
             ),
+            (Failure::Limited(secs), _) => {
+                let mut resp = html_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    error_page(
+                        "Too many sign-in attempts",
+                        &format!("Too many sign-in attempts. Try again in {secs} seconds."),
+                    ),
+                );
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                resp
+            }
             (Failure::Page(status, description), req) => {
                 let page =
                     html_response(status, error_page("Sign-in request rejected", &description));

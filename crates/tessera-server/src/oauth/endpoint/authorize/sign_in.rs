@@ -147,6 +147,12 @@ impl Flow<'_> {
                 "The service is temporarily unavailable. Try again shortly.".into(),
             )
         };
+        // The sign-in class's rate limits (per address and per email), before any work.
+        match crate::gate::limit::for_sign_in(self.state, self.meta.addr, &email).await {
+            crate::ratelimit::Verdict::Allowed(_) => {}
+            crate::ratelimit::Verdict::Limited(r) => return Err(Failure::Limited(r.reset_seconds)),
+            crate::ratelimit::Verdict::Unavailable => return Err(unavailable()),
+        }
         // At most two attempts in progress per client address, refused at once beyond.
         let _ip_slot = throttle.ip_slot(ip).map_err(|_| {
             Failure::Page(
