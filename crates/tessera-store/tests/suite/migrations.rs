@@ -210,7 +210,7 @@ const EDIT_CHECKSUM: &str = "UPDATE tessera_migrations SET checksum = $1 WHERE v
 const DROP_CHECKSUMS: &str = "ALTER TABLE tessera_migrations DROP COLUMN checksum";
 
 /// The migrations' versions (0005 is another branch's).
-const MIGRATION_VERSIONS: [i64; 5] = [1, 2, 3, 4, 6];
+const MIGRATION_VERSIONS: [i64; 6] = [1, 2, 3, 4, 5, 6];
 
 /// Each version with the SHA-256 (hex) of its SQL file: what the runner records.
 fn expected_checksums(files: &[&str]) -> Vec<(i64, Option<String>)> {
