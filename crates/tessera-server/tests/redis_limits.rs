@@ -25,6 +25,7 @@ use rl::{free_port, http, RedisServer, Tessera};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_sharing_redis_admit_no_more_than_the_quota() {
+    let _serial = rl::SERIAL.lock().await;
     let Some(r) = RedisServer::start() else {
         return;
     };
@@ -56,6 +57,7 @@ async fn two_processes_sharing_redis_admit_no_more_than_the_quota() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_mid_test_each_class_keeps_its_mode_and_recovers() {
+    let _serial = rl::SERIAL.lock().await;
     let Some(mut r) = RedisServer::start() else {
         return;
     };
@@ -121,6 +123,7 @@ async fn redis_stopped_mid_test_each_class_keeps_its_mode_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_forwarded_for_from_an_untrusted_peer_changes_nothing() {
+    let _serial = rl::SERIAL.lock().await;
     let Some(r) = RedisServer::start() else {
         return;
     };
@@ -179,6 +182,7 @@ async fn a_forged_forwarded_for_from_an_untrusted_peer_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noisy_neighbour_leaves_the_other_agency_alone() {
+    let _serial = rl::SERIAL.lock().await;
     let Some(r) = RedisServer::start() else {
         return;
     };
@@ -278,6 +282,7 @@ fn tempdir(name: &str) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_backends_make_the_same_decisions() {
+    let _serial = rl::SERIAL.lock().await;
     use tessera_server::cluster::redis::{Redis, RedisSettings};
     use tessera_server::ratelimit::gcra::{Local, Outcome};
     use tessera_server::ratelimit::Quota;
