@@ -5,6 +5,27 @@
 
 mod harness;
 
+/// Runs a flow (`async fn name(app: &TestApp)`) on SQLite, and on PostgreSQL when a test
+/// database is configured; the calling module has `TestApp` in scope.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(&super::TestApp::sqlite().await).await;
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    if let Some(app) = super::TestApp::postgres().await {
+                        super::$name(&app).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
 mod audit;
 mod authz;
 mod bad_input;

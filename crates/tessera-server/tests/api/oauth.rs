@@ -1264,26 +1264,6 @@ async fn apps_and_installations_respect_tenants(app: &TestApp) {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
-/// Runs a flow on SQLite, and on PostgreSQL when a test database is configured.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn sqlite() {
-                    super::$name(&super::TestApp::sqlite().await).await;
-                }
-                #[tokio::test]
-                async fn postgres() {
-                    if let Some(app) = super::TestApp::postgres().await {
-                        super::$name(&app).await;
-                    }
-                }
-            }
-        )*
-    };
-}
-
 on_both_backends!(
     code_flow_issues_tokens_that_work_and_rotate,
     code_replay_revokes_what_it_issued,

@@ -9,25 +9,6 @@ use serde_json::{json, Value};
 use crate::harness::{Agency, TestApp};
 use crate::oauth::{basic, REDIRECT};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn sqlite() {
-                    super::$name(&super::TestApp::sqlite().await).await;
-                }
-                #[tokio::test]
-                async fn postgres() {
-                    if let Some(app) = super::TestApp::postgres().await {
-                        super::$name(&app).await;
-                    }
-                }
-            }
-        )*
-    };
-}
-
 on_both_backends!(
     partner_scopes_wait_for_a_platform_reviewer,
     a_partner_scope_added_later_goes_back_to_review,

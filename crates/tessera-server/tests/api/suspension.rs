@@ -10,26 +10,6 @@ use serde_json::{json, Value};
 use crate::harness::{Resp, TestApp};
 use crate::oauth::{auth_query, basic, code_flow, Fixture, PASSWORD, REDIRECT};
 
-/// Runs a flow on SQLite, and on PostgreSQL when a test database is configured.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn sqlite() {
-                    super::$name(&super::TestApp::sqlite().await).await;
-                }
-                #[tokio::test]
-                async fn postgres() {
-                    if let Some(app) = super::TestApp::postgres().await {
-                        super::$name(&app).await;
-                    }
-                }
-            }
-        )*
-    };
-}
-
 on_both_backends!(
     a_suspended_agency_refuses_every_credential_until_reinstated,
     a_suspended_agency_user_learns_it_only_with_the_right_password,
