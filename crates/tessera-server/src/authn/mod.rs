@@ -210,8 +210,6 @@ async fn authenticate_access_token(
     let hash = state.pepper.hash(token.as_bytes());
     let now = state.clock.now();
     if let Some(caller) = state.engine.cached_caller(hash.as_bytes(), now).await {
-        // A suspension is checked first (its app's owner may be the suspended party).
-        refuse_suspended(state, &caller).await?;
         // The caller is cached with its tenant agency; its client (a marketplace app lives in
         // another agency) is checked against that agency's state too.
         let client_ok = match caller.token().map(|t| t.client_id.as_str()) {

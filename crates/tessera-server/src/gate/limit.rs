@@ -18,20 +18,6 @@ use crate::ratelimit::plans::{effective, AgencyLimits};
 use crate::ratelimit::{Bucket, Class, Dim, Quota, Verdict};
 use crate::services::Services;
 
-/// The bucket id of an address: an IPv4 address, or an IPv6 /64.
-pub fn ip_id(addr: IpAddr) -> String {
-    match addr {
-        IpAddr::V4(a) => a.to_string(),
-        IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = a.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-    }
-}
-
 fn bucket(class: Class, dim: Dim, id: &str, quota: Quota) -> Bucket {
     Bucket {
         dim,
@@ -42,7 +28,9 @@ fn bucket(class: Class, dim: Dim, id: &str, quota: Quota) -> Bucket {
 
 fn ip_bucket(s: &Services, class: Class, addr: Option<IpAddr>) -> Option<Bucket> {
     let q = s.limiter.settings.class(class).quotas.get(&Dim::Ip)?;
-    Some(bucket(class, Dim::Ip, &ip_id(addr?), *q))
+    // One client: an IPv4 address, or an IPv6 /64 (the connection caps' grouping).
+    let client = crate::net::client_key(addr?);
+    Some(bucket(class, Dim::Ip, &client.to_string(), *q))
 }
 
 /// The overrides of `agency`, from the cache or (once per generation) the store.
