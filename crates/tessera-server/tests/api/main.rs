@@ -41,6 +41,7 @@ mod ops;
 mod props;
 mod proxies;
 mod quickstart;
+mod resource_servers;
 mod review;
 mod signing_keys;
 mod slow_clients;

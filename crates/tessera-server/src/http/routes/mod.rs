@@ -15,6 +15,7 @@ mod check;
 mod installations;
 mod limits;
 mod policies;
+mod resource_servers;
 mod roles;
 mod spec;
 mod suspension;
@@ -34,7 +35,7 @@ pub fn table() -> Vec<RouteSpec> {
     use axum::routing::{delete, get, patch, post, put};
     use Access::{Authenticated, Permission as P, Platform};
     use TargetFrom::{Body, Path};
-    vec![
+    let mut routes = vec![
         RouteSpec::new(
             Method::GET,
             "/v1/catalog",
@@ -566,5 +567,7 @@ pub fn table() -> Vec<RouteSpec> {
             get(check::principals),
         )
         .returns::<uc::principals::Holders>(200),
-    ]
+    ];
+    routes.extend(resource_servers::routes());
+    routes
 }
