@@ -732,7 +732,6 @@ async fn rls_oauth_lookups_are_narrow_and_read_only() {
         created_by: "system".into(),
         created_at: at,
         revoked_at: None,
-        resource: None,
     };
     store
         .create_installation(&b, &ins, &record("installation.create"))

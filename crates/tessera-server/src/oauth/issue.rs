@@ -128,9 +128,7 @@ pub fn mint_access(state: &Services, spec: AccessSpec) -> Result<Issued, NoSigni
     let claims = AccessClaims {
         iss: state.oauth.issuer().to_owned(),
         sub: spec.sub,
-        aud: vec![spec
-            .aud
-            .unwrap_or_else(|| state.oauth.issuer().to_owned())],
+        aud: vec![spec.aud.unwrap_or_else(|| state.oauth.issuer().to_owned())],
         exp,
         iat: now_s,
         nbf: now_s,

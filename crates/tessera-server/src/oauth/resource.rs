@@ -128,7 +128,10 @@ mod tests {
     #[test]
     fn one_resource_per_request() {
         assert_eq!(single(&[]).unwrap(), None);
-        assert_eq!(single(&["https://a", "https://a"]).unwrap(), Some("https://a"));
+        assert_eq!(
+            single(&["https://a", "https://a"]).unwrap(),
+            Some("https://a")
+        );
         let e = single(&["https://a", "https://b"]).unwrap_err();
         assert_eq!(e.error, OAuthErrorCode::InvalidTarget);
     }

@@ -137,7 +137,11 @@ pub async fn create(
     if !platform {
         let internal: Vec<&String> = scopes
             .iter()
-            .filter(|n| s.catalog.scope(n).is_some_and(|(a, _)| a == Audience::Internal))
+            .filter(|n| {
+                s.catalog
+                    .scope(n)
+                    .is_some_and(|(a, _)| a == Audience::Internal)
+            })
             .collect();
         if !internal.is_empty() {
             return Err(ApiError::new(
@@ -191,7 +195,12 @@ pub async fn create(
         created_at: now,
     };
     let detail = json!({ "identifier": r.identifier, "scopes": r.scopes, "name": r.name });
-    let audit = auth.audit(s, AuditAction::ResourceServerCreate, Some(r.id.as_str()), detail);
+    let audit = auth.audit(
+        s,
+        AuditAction::ResourceServerCreate,
+        Some(r.id.as_str()),
+        detail,
+    );
     match s.store.create_resource_server(&scope, &r, &audit).await {
         Ok(()) => {}
         Err(StoreError::Conflict { .. }) => {

@@ -33,9 +33,19 @@ async fn key_with_role(app: &TestApp, ag: &Agency, role: &str) -> String {
     k.body["secret"].as_str().unwrap().to_owned()
 }
 
-async fn register(app: &TestApp, path: &str, key: &str, identifier: &str, scopes: &[&str]) -> Value {
+async fn register(
+    app: &TestApp,
+    path: &str,
+    key: &str,
+    identifier: &str,
+    scopes: &[&str],
+) -> Value {
     let r = app
-        .post(path, key, json!({ "identifier": identifier, "scopes": scopes }))
+        .post(
+            path,
+            key,
+            json!({ "identifier": identifier, "scopes": scopes }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     r.body
@@ -52,7 +62,14 @@ async fn registration_rules(app: &TestApp) {
     let b_admin = key_with_role(app, &b, "agency_admin").await;
 
     // Platform-wide: platform principals only.
-    let p = register(app, "/v1/resource-servers", &app.admin, CONTACTS, &["contacts.readonly"]).await;
+    let p = register(
+        app,
+        "/v1/resource-servers",
+        &app.admin,
+        CONTACTS,
+        &["contacts.readonly"],
+    )
+    .await;
     assert!(p["id"].as_str().unwrap().starts_with("rsv_"), "{p}");
     assert_eq!(p["agency"], Value::Null);
     assert_eq!(p["identifier"], CONTACTS);
@@ -63,21 +80,33 @@ async fn registration_rules(app: &TestApp) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["items"][0]["id"], pid.as_str());
     assert!(r.body["next_cursor"].is_null());
-    let r = app.get(&format!("/v1/resource-servers/{pid}"), &app.admin).await;
+    let r = app
+        .get(&format!("/v1/resource-servers/{pid}"), &app.admin)
+        .await;
     assert_eq!(r.body["identifier"], CONTACTS);
     for key in [&a_admin, &a.key] {
         let r = app
-            .post("/v1/resource-servers", key, json!({ "identifier": "https://x.example", "scopes": ["contacts.readonly"] }))
+            .post(
+                "/v1/resource-servers",
+                key,
+                json!({ "identifier": "https://x.example", "scopes": ["contacts.readonly"] }),
+            )
             .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
         let r = app.get("/v1/resource-servers", key).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-        let r = app.delete(&format!("/v1/resource-servers/{pid}"), key).await;
+        let r = app
+            .delete(&format!("/v1/resource-servers/{pid}"), key)
+            .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     }
     // A key with only its admin scopes lacks the permission.
     let r = app
-        .post(&agency_path(&a), &a.key, json!({ "identifier": "https://a.example", "scopes": ["contacts.readonly"] }))
+        .post(
+            &agency_path(&a),
+            &a.key,
+            json!({ "identifier": "https://a.example", "scopes": ["contacts.readonly"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
 
@@ -92,10 +121,20 @@ async fn registration_rules(app: &TestApp) {
     assert_eq!(own.status, StatusCode::CREATED, "{}", own.body);
     assert_eq!(own.body["agency"], a.id.as_str());
     assert_eq!(own.body["name"], "Alpha CRM");
-    assert_eq!(own.body["scopes"], json!(["contacts.readonly", "contacts.write"]));
+    assert_eq!(
+        own.body["scopes"],
+        json!(["contacts.readonly", "contacts.write"])
+    );
     let own_id = own.id();
     // Loopback http is fine (development).
-    register(app, &agency_path(&a), &a_admin, "http://127.0.0.1:9000", &["contacts.readonly"]).await;
+    register(
+        app,
+        &agency_path(&a),
+        &a_admin,
+        "http://127.0.0.1:9000",
+        &["contacts.readonly"],
+    )
+    .await;
 
     // Identifier rules.
     let issuer = app.state.oauth.issuer().to_owned();
@@ -115,14 +154,22 @@ async fn registration_rules(app: &TestApp) {
         long.as_str(),
     ] {
         let r = app
-            .post(&agency_path(&a), &a_admin, json!({ "identifier": bad, "scopes": ["contacts.readonly"] }))
+            .post(
+                &agency_path(&a),
+                &a_admin,
+                json!({ "identifier": bad, "scopes": ["contacts.readonly"] }),
+            )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
     }
     // Unique across the platform and every agency.
     for (path, key) in [(agency_path(&a), &a_admin), (agency_path(&b), &b_admin)] {
         let r = app
-            .post(&path, key, json!({ "identifier": CONTACTS, "scopes": ["contacts.readonly"] }))
+            .post(
+                &path,
+                key,
+                json!({ "identifier": CONTACTS, "scopes": ["contacts.readonly"] }),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     }
@@ -134,7 +181,11 @@ async fn registration_rules(app: &TestApp) {
         (json!(["agencies.readonly"]), StatusCode::FORBIDDEN),
     ] {
         let r = app
-            .post(&agency_path(&a), &a_admin, json!({ "identifier": "https://new.alpha.example", "scopes": scopes }))
+            .post(
+                &agency_path(&a),
+                &a_admin,
+                json!({ "identifier": "https://new.alpha.example", "scopes": scopes }),
+            )
             .await;
         assert_eq!(r.status, status, "{scopes}: {}", r.body);
     }
@@ -148,11 +199,22 @@ async fn registration_rules(app: &TestApp) {
     assert_eq!(role.status, StatusCode::CREATED, "{}", role.body);
     let limited = key_with_role(app, &a, role.body["id"].as_str().unwrap()).await;
     let r = app
-        .post(&agency_path(&a), &limited, json!({ "identifier": "https://new.alpha.example", "scopes": ["contacts.write"] }))
+        .post(
+            &agency_path(&a),
+            &limited,
+            json!({ "identifier": "https://new.alpha.example", "scopes": ["contacts.write"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert!(r.body.to_string().contains("contacts.write"), "{}", r.body);
-    register(app, &agency_path(&a), &limited, "https://new.alpha.example", &["contacts.readonly"]).await;
+    register(
+        app,
+        &agency_path(&a),
+        &limited,
+        "https://new.alpha.example",
+        &["contacts.readonly"],
+    )
+    .await;
     // Unknown fields are refused.
     let r = app
         .post(&agency_path(&a), &a_admin, json!({ "identifier": "https://z.alpha.example", "scopes": ["contacts.readonly"], "agency": b.id }))
@@ -166,26 +228,48 @@ async fn registration_rules(app: &TestApp) {
         format!("{}/{own_id}", agency_path(&b)),
         format!("{}/{own_id}", agency_path(&a)),
     ] {
-        assert_eq!(app.get(&path, &b_admin).await.status, StatusCode::NOT_FOUND, "{path}");
-        assert_eq!(app.delete(&path, &b_admin).await.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            app.get(&path, &b_admin).await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+        assert_eq!(
+            app.delete(&path, &b_admin).await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
     }
-    assert_eq!(app.get(&agency_path(&a), &b_admin).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&agency_path(&a), &b_admin).await.status,
+        StatusCode::NOT_FOUND
+    );
     // The platform-wide one is not an agency's.
     assert_eq!(
-        app.get(&format!("{}/{pid}", agency_path(&a)), &a_admin).await.status,
+        app.get(&format!("{}/{pid}", agency_path(&a)), &a_admin)
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
     // A reads and deletes its own; both are audited.
-    let r = app.get(&format!("{}/{own_id}", agency_path(&a)), &a_admin).await;
+    let r = app
+        .get(&format!("{}/{own_id}", agency_path(&a)), &a_admin)
+        .await;
     assert_eq!(r.body["identifier"], "https://crm.alpha.example/api");
-    let r = app.delete(&format!("{}/{own_id}", agency_path(&a)), &a_admin).await;
+    let r = app
+        .delete(&format!("{}/{own_id}", agency_path(&a)), &a_admin)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     assert_eq!(
-        app.get(&format!("{}/{own_id}", agency_path(&a)), &a_admin).await.status,
+        app.get(&format!("{}/{own_id}", agency_path(&a)), &a_admin)
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
     let audit = app
-        .get(&format!("/v1/agencies/{}/audit?limit=200", a.id), &app.admin)
+        .get(
+            &format!("/v1/agencies/{}/audit?limit=200", a.id),
+            &app.admin,
+        )
         .await;
     let actions: Vec<&str> = audit.body["items"]
         .as_array()
@@ -196,26 +280,55 @@ async fn registration_rules(app: &TestApp) {
     assert!(actions.contains(&"resource_server.create"), "{actions:?}");
     assert!(actions.contains(&"resource_server.delete"), "{actions:?}");
     // A malformed id is a 400, another type's id a 400 too.
-    let r = app.get(&format!("{}/pol_01ARZ3NDEKTSV4RRFFQ69G5FAV", agency_path(&a)), &a_admin).await;
+    let r = app
+        .get(
+            &format!("{}/pol_01ARZ3NDEKTSV4RRFFQ69G5FAV", agency_path(&a)),
+            &a_admin,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
 }
 
 async fn cc(app: &TestApp, f: &Fixture, extra: &[(&str, &str)]) -> crate::harness::Resp {
     let mut pairs = vec![("grant_type", "client_credentials")];
     pairs.extend_from_slice(extra);
-    app.form("/oauth/token", Some(&basic(&f.client_id, &f.secret)), &pairs)
-        .await
+    app.form(
+        "/oauth/token",
+        Some(&basic(&f.client_id, &f.secret)),
+        &pairs,
+    )
+    .await
 }
 
 async fn client_credentials_and_exchange(app: &TestApp) {
     let f = app
-        .fixture("Machine", "private", &["contacts.readonly", "contacts.write"])
+        .fixture(
+            "Machine",
+            "private",
+            &["contacts.readonly", "contacts.write"],
+        )
         .await;
-    let other = app.fixture("Elsewhere", "private", &["contacts.readonly"]).await;
+    let other = app
+        .fixture("Elsewhere", "private", &["contacts.readonly"])
+        .await;
     let other_admin = key_with_role(app, &other.ag, "agency_admin").await;
-    register(app, "/v1/resource-servers", &app.admin, CONTACTS, &["contacts.readonly", "calendars.readonly"]).await;
+    register(
+        app,
+        "/v1/resource-servers",
+        &app.admin,
+        CONTACTS,
+        &["contacts.readonly", "calendars.readonly"],
+    )
+    .await;
     let foreign = "https://crm.elsewhere.example";
-    register(app, &agency_path(&other.ag), &other_admin, foreign, &["contacts.readonly"]).await;
+    register(
+        app,
+        &agency_path(&other.ag),
+        &other_admin,
+        foreign,
+        &["contacts.readonly"],
+    )
+    .await;
 
     // Bound to the resource: `aud` is exactly its identifier, scopes narrowed to what it serves.
     let r = cc(app, &f, &[("resource", CONTACTS)]).await;
@@ -230,7 +343,12 @@ async fn client_credentials_and_exchange(app: &TestApp) {
     let r = cc(app, &f, &[("resource", CONTACTS), ("resource", CONTACTS)]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // Nothing served among the asked scopes.
-    let r = cc(app, &f, &[("resource", CONTACTS), ("scope", "contacts.write")]).await;
+    let r = cc(
+        app,
+        &f,
+        &[("resource", CONTACTS), ("scope", "contacts.write")],
+    )
+    .await;
     assert_eq!(r.body["error"], "invalid_scope", "{}", r.body);
     // Unknown, malformed, another agency's, several different: invalid_target.
     for extra in [
@@ -247,33 +365,57 @@ async fn client_credentials_and_exchange(app: &TestApp) {
     // The issuer itself is Tessera's own API: the default audience.
     let issuer = app.state.oauth.issuer().to_owned();
     let r = cc(app, &f, &[("resource", &issuer)]).await;
-    assert_eq!(claims(r.body["access_token"].as_str().unwrap())["aud"], issuer.as_str());
-    let plain = cc(app, &f, &[]).await.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        claims(r.body["access_token"].as_str().unwrap())["aud"],
+        issuer.as_str()
+    );
+    let plain = cc(app, &f, &[]).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(claims(&plain)["aud"], issuer.as_str());
 
     // Tessera's own API refuses a token minted for another service as a credential.
     let check = json!({ "permission": "contacts.read", "resource": { "type": "contact", "agency": f.ag.id, "account": f.ag.acc } });
-    assert_eq!(app.post("/v1/check", &plain, check.clone()).await.status, StatusCode::OK);
+    assert_eq!(
+        app.post("/v1/check", &plain, check.clone()).await.status,
+        StatusCode::OK
+    );
     let r = app.post("/v1/check", &bound, check.clone()).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
-    let r = app.get(&format!("/v1/agencies/{}/accounts", f.ag.id), &bound).await;
+    let r = app
+        .get(&format!("/v1/agencies/{}/accounts", f.ag.id), &bound)
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     let r = app.get("/oauth/userinfo", &bound).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     // … nor as the introspecting party's credential.
     let r = app
-        .form("/oauth/introspect", Some(&format!("Bearer {bound}")), &[("token", &plain)])
+        .form(
+            "/oauth/introspect",
+            Some(&format!("Bearer {bound}")),
+            &[("token", &plain)],
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     // Introspection still answers for it, showing its `aud`: to the client and the agency.
-    for who in [basic(&f.client_id, &f.secret), format!("Bearer {}", f.ag.key)] {
-        let r = app.form("/oauth/introspect", Some(&who), &[("token", &bound)]).await;
+    for who in [
+        basic(&f.client_id, &f.secret),
+        format!("Bearer {}", f.ag.key),
+    ] {
+        let r = app
+            .form("/oauth/introspect", Some(&who), &[("token", &bound)])
+            .await;
         assert_eq!(r.body["active"], true, "{}", r.body);
         assert_eq!(r.body["aud"], CONTACTS);
         assert_eq!(r.body["scope"], "contacts.readonly");
     }
     let r = app
-        .form("/oauth/introspect", Some(&format!("Bearer {}", other.ag.key)), &[("token", &bound)])
+        .form(
+            "/oauth/introspect",
+            Some(&format!("Bearer {}", other.ag.key)),
+            &[("token", &bound)],
+        )
         .await;
     assert_eq!(r.body, json!({ "active": false }));
 
@@ -283,9 +425,15 @@ async fn client_credentials_and_exchange(app: &TestApp) {
         let auth = auth.clone();
         async move {
             let mut pairs: Vec<(&str, String)> = vec![
-                ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange".into()),
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange".into(),
+                ),
                 ("subject_token", subject),
-                ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token".into()),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token".into(),
+                ),
             ];
             pairs.extend(extra);
             let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -298,17 +446,34 @@ async fn client_credentials_and_exchange(app: &TestApp) {
     assert_eq!(ex["aud"], CONTACTS);
     assert_eq!(ex["scope"], "contacts.readonly");
     let r = exchange(plain.clone(), vec![("audience", CONTACTS.into())]).await;
-    assert_eq!(claims(r.body["access_token"].as_str().unwrap())["aud"], CONTACTS, "{}", r.body);
+    assert_eq!(
+        claims(r.body["access_token"].as_str().unwrap())["aud"],
+        CONTACTS,
+        "{}",
+        r.body
+    );
     let r = exchange(plain.clone(), vec![("resource", foreign.into())]).await;
     assert_eq!(r.body["error"], "invalid_target", "{}", r.body);
-    let r = exchange(plain.clone(), vec![("resource", CONTACTS.into()), ("audience", issuer.clone())]).await;
+    let r = exchange(
+        plain.clone(),
+        vec![("resource", CONTACTS.into()), ("audience", issuer.clone())],
+    )
+    .await;
     assert_eq!(r.body["error"], "invalid_target", "{}", r.body);
     // … and a bound token keeps its `aud`: it may repeat it, never drop or change it.
     let r = exchange(bound.clone(), vec![]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(claims(r.body["access_token"].as_str().unwrap())["aud"], CONTACTS);
+    assert_eq!(
+        claims(r.body["access_token"].as_str().unwrap())["aud"],
+        CONTACTS
+    );
     let r = exchange(bound.clone(), vec![("resource", CONTACTS.into())]).await;
-    assert_eq!(claims(r.body["access_token"].as_str().unwrap())["aud"], CONTACTS, "{}", r.body);
+    assert_eq!(
+        claims(r.body["access_token"].as_str().unwrap())["aud"],
+        CONTACTS,
+        "{}",
+        r.body
+    );
     for target in [issuer.clone(), foreign.to_owned()] {
         let r = exchange(bound.clone(), vec![("resource", target.clone())]).await;
         assert_eq!(r.body["error"], "invalid_target", "{target}: {}", r.body);
@@ -319,12 +484,22 @@ async fn client_credentials_and_exchange(app: &TestApp) {
     // Deleted: the resource is refused from then on.
     let list = app.get("/v1/resource-servers", &app.admin).await;
     let id = list.body["items"][0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(app.delete(&format!("/v1/resource-servers/{id}"), &app.admin).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.delete(&format!("/v1/resource-servers/{id}"), &app.admin)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
     let r = cc(app, &f, &[("resource", CONTACTS)]).await;
     assert_eq!(r.body["error"], "invalid_target", "{}", r.body);
 }
 
-async fn redeem(app: &TestApp, f: &Fixture, code: &str, resource: Option<&str>) -> crate::harness::Resp {
+async fn redeem(
+    app: &TestApp,
+    f: &Fixture,
+    code: &str,
+    resource: Option<&str>,
+) -> crate::harness::Resp {
     let mut pairs = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -334,8 +509,12 @@ async fn redeem(app: &TestApp, f: &Fixture, code: &str, resource: Option<&str>) 
     if let Some(r) = resource {
         pairs.push(("resource", r));
     }
-    app.form("/oauth/token", Some(&basic(&f.client_id, &f.secret)), &pairs)
-        .await
+    app.form(
+        "/oauth/token",
+        Some(&basic(&f.client_id, &f.secret)),
+        &pairs,
+    )
+    .await
 }
 
 async fn code_for(app: &TestApp, f: &Fixture, scope: &str, resource: Option<&str>) -> String {
@@ -353,19 +532,48 @@ async fn code_flow_and_refresh_keep_the_aud(app: &TestApp) {
     let f = app
         .fixture("Coder", "private", &["contacts.readonly", "contacts.write"])
         .await;
-    let other = app.fixture("Stranger", "private", &["contacts.readonly"]).await;
+    let other = app
+        .fixture("Stranger", "private", &["contacts.readonly"])
+        .await;
     let admin = key_with_role(app, &f.ag, "agency_admin").await;
     let other_admin = key_with_role(app, &other.ag, "agency_admin").await;
     let crm = "https://crm.coder.example";
     let billing = "https://billing.coder.example";
-    register(app, &agency_path(&f.ag), &admin, crm, &["contacts.readonly"]).await;
-    register(app, &agency_path(&f.ag), &admin, billing, &["contacts.write"]).await;
+    register(
+        app,
+        &agency_path(&f.ag),
+        &admin,
+        crm,
+        &["contacts.readonly"],
+    )
+    .await;
+    register(
+        app,
+        &agency_path(&f.ag),
+        &admin,
+        billing,
+        &["contacts.write"],
+    )
+    .await;
     let foreign = "https://crm.stranger.example";
-    register(app, &agency_path(&other.ag), &other_admin, foreign, &["contacts.readonly"]).await;
+    register(
+        app,
+        &agency_path(&other.ag),
+        &other_admin,
+        foreign,
+        &["contacts.readonly"],
+    )
+    .await;
     let auth = basic(&f.client_id, &f.secret);
 
     // `resource` at the authorization request, inherited by the code exchange.
-    let code = code_for(app, &f, "openid contacts.readonly contacts.write", Some(crm)).await;
+    let code = code_for(
+        app,
+        &f,
+        "openid contacts.readonly contacts.write",
+        Some(crm),
+    )
+    .await;
     let t = redeem(app, &f, &code, None).await;
     assert_eq!(t.status, StatusCode::OK, "{}", t.body);
     assert_eq!(t.body["scope"], "contacts.readonly");
@@ -373,29 +581,56 @@ async fn code_flow_and_refresh_keep_the_aud(app: &TestApp) {
     assert_eq!(c["aud"], crm);
     assert_eq!(c["scope"], "contacts.readonly");
     assert!(c["sid"].is_string());
-    assert!(t.body["id_token"].is_string(), "openid was granted: {}", t.body);
+    assert!(
+        t.body["id_token"].is_string(),
+        "openid was granted: {}",
+        t.body
+    );
     let rt = t.body["refresh_token"].as_str().unwrap().to_owned();
     // The refresh keeps it (another resource is refused, before any rotation).
     let r = app
-        .form("/oauth/token", Some(&auth), &[("grant_type", "refresh_token"), ("refresh_token", &rt), ("resource", billing)])
+        .form(
+            "/oauth/token",
+            Some(&auth),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &rt),
+                ("resource", billing),
+            ],
+        )
         .await;
     assert_eq!(r.body["error"], "invalid_target", "{}", r.body);
     let r = app
-        .form("/oauth/token", Some(&auth), &[("grant_type", "refresh_token"), ("refresh_token", &rt)])
+        .form(
+            "/oauth/token",
+            Some(&auth),
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(claims(r.body["access_token"].as_str().unwrap())["aud"], crm);
     assert_eq!(r.body["scope"], "contacts.readonly");
     let rt2 = r.body["refresh_token"].as_str().unwrap().to_owned();
     let r = app
-        .form("/oauth/token", Some(&auth), &[("grant_type", "refresh_token"), ("refresh_token", &rt2), ("resource", crm)])
+        .form(
+            "/oauth/token",
+            Some(&auth),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &rt2),
+                ("resource", crm),
+            ],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(claims(r.body["access_token"].as_str().unwrap())["aud"], crm);
 
     // The code exchange may repeat the resource; a different one is refused.
     let code = code_for(app, &f, "contacts.readonly", Some(crm)).await;
-    assert_eq!(redeem(app, &f, &code, Some(crm)).await.status, StatusCode::OK);
+    assert_eq!(
+        redeem(app, &f, &code, Some(crm)).await.status,
+        StatusCode::OK
+    );
     let code = code_for(app, &f, "contacts.readonly", Some(crm)).await;
     let r = redeem(app, &f, &code, Some(billing)).await;
     assert_eq!(r.body["error"], "invalid_target", "{}", r.body);
@@ -404,7 +639,10 @@ async fn code_flow_and_refresh_keep_the_aud(app: &TestApp) {
     let code = code_for(app, &f, "contacts.readonly contacts.write", None).await;
     let r = redeem(app, &f, &code, Some(billing)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(claims(r.body["access_token"].as_str().unwrap())["aud"], billing);
+    assert_eq!(
+        claims(r.body["access_token"].as_str().unwrap())["aud"],
+        billing
+    );
     assert_eq!(r.body["scope"], "contacts.write");
     // Nothing served among the granted scopes.
     let code = code_for(app, &f, "contacts.readonly", None).await;
@@ -418,7 +656,11 @@ async fn code_flow_and_refresh_keep_the_aud(app: &TestApp) {
         q.push_str(&serde_urlencoded::to_string([("resource", bad)]).unwrap());
         let loc = app.authorize(&f, &q, PASSWORD).await;
         assert!(loc.starts_with(REDIRECT), "{loc}");
-        assert_eq!(param(&loc, "error").as_deref(), Some("invalid_target"), "{loc}");
+        assert_eq!(
+            param(&loc, "error").as_deref(),
+            Some("invalid_target"),
+            "{loc}"
+        );
         assert!(param(&loc, "code").is_none());
     }
     // Several different resources, or a malformed one, are refused at once.
@@ -431,11 +673,20 @@ async fn code_flow_and_refresh_keep_the_aud(app: &TestApp) {
         q.push('&');
         q.push_str(&serde_urlencoded::to_string(&extra).unwrap());
         let (status, headers, page) = app
-            .browser(axum::http::Method::GET, &format!("/oauth/authorize?{q}"), "", None)
+            .browser(
+                axum::http::Method::GET,
+                &format!("/oauth/authorize?{q}"),
+                "",
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::SEE_OTHER, "{extra:?}: {page}");
         let loc = headers.get("location").unwrap().to_str().unwrap();
-        assert_eq!(param(loc, "error").as_deref(), Some("invalid_target"), "{loc}");
+        assert_eq!(
+            param(loc, "error").as_deref(),
+            Some("invalid_target"),
+            "{loc}"
+        );
     }
 }
 
@@ -477,6 +728,9 @@ async fn discovery_says_resource_indicators_are_supported() {
         "/v1/agencies/{agy}/resource-servers",
         "/v1/agencies/{agy}/resource-servers/{rsv}",
     ] {
-        assert!(paths.get(p).is_some(), "{p} missing from the OpenAPI document");
+        assert!(
+            paths.get(p).is_some(),
+            "{p} missing from the OpenAPI document"
+        );
     }
 }

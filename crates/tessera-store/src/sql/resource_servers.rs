@@ -73,9 +73,14 @@ macro_rules! resource_servers {
                 t: &TenantScope,
                 page: &PageRequest,
             ) -> Result<Page<ResourceServer>, StoreError> {
-                self.tenant_page(t, page, RSV_COLS, "resource_servers", resource_server_row, |r| {
-                    r.id.to_string()
-                })
+                self.tenant_page(
+                    t,
+                    page,
+                    RSV_COLS,
+                    "resource_servers",
+                    resource_server_row,
+                    |r| r.id.to_string(),
+                )
                 .await
             }
 
@@ -86,15 +91,22 @@ macro_rules! resource_servers {
                 audit: &AuditRecord,
             ) -> Result<(), StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), true).await?;
-                let done = sqlx::query("DELETE FROM resource_servers WHERE agency_id = $1 AND id = $2")
-                    .bind(t.agency().as_str())
-                    .bind(id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                let done =
+                    sqlx::query("DELETE FROM resource_servers WHERE agency_id = $1 AND id = $2")
+                        .bind(t.agency().as_str())
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
                 }
-                finish(tx, t.agency(), audit, Some(("resource_server.delete", id.as_str()))).await
+                finish(
+                    tx,
+                    t.agency(),
+                    audit,
+                    Some(("resource_server.delete", id.as_str())),
+                )
+                .await
             }
 
             async fn find_resource_server_impl(

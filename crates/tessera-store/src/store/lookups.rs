@@ -11,8 +11,8 @@ use tessera_core::AppId;
 
 use crate::error::StoreError;
 use crate::records::{
-    ClientRecord, CodeRedemption, Grant, Installation, KeySecretMatch, RefreshToken, ResourceServer,
-    UserCredential,
+    ClientRecord, CodeRedemption, Grant, Installation, KeySecretMatch, RefreshToken,
+    ResourceServer, UserCredential,
 };
 use crate::scope::TenantScope;
 

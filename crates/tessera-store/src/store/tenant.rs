@@ -17,8 +17,8 @@ use crate::error::StoreError;
 use crate::page::{Page, PageRequest};
 use crate::records::{
     Account, AgencyLimitsRecord, ApiKey, App, AppUpdate, AuthCode, Binding, Grant, Installation,
-    NewRefreshToken, NewUser, Policy, RefreshUse, ResourceServer, Role, RolePatch, SecretHashRecord, User,
-    UserPatch,
+    NewRefreshToken, NewUser, Policy, RefreshUse, ResourceServer, Role, RolePatch,
+    SecretHashRecord, User, UserPatch,
 };
 use crate::scope::TenantScope;
 

@@ -392,7 +392,6 @@ pub(crate) fn installation_value(
         created_by: "usr_suite".into(),
         created_at: now(),
         revoked_at: None,
-        resource: None,
     }
 }
 

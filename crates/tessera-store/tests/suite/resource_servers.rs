@@ -39,7 +39,10 @@ async fn case_resource_servers(store: Arc<dyn Store>, mint: ScopeMint) {
         .into_iter()
         .map(|c| c.kind)
         .collect();
-    assert!(kinds.contains(&"resource_server.create".to_owned()), "{kinds:?}");
+    assert!(
+        kinds.contains(&"resource_server.create".to_owned()),
+        "{kinds:?}"
+    );
     assert_eq!(store.get_resource_server(&a, &r.id).await.unwrap(), r);
     // Another tenant sees nothing of it.
     assert!(matches!(

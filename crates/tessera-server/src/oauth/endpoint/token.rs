@@ -195,11 +195,7 @@ async fn exchange_request<'a>(
     Ok(ExchangeRequest {
         client,
         subject_token,
-        targets: p
-            .get("audience")
-            .into_iter()
-            .chain(p.resource()?)
-            .collect(),
+        targets: p.get("audience").into_iter().chain(p.resource()?).collect(),
         account: p.get("account"),
         expires_in: p.get("expires_in"),
         scope: p.get("scope"),
