@@ -15,9 +15,9 @@ fn routes(
     bnd: &str,
     rol: &str,
     pol: &str,
-    oauth: [&str; 3],
+    oauth: [&str; 4],
 ) -> Vec<(Method, String, Option<Value>)> {
-    let [app, ins, acc_ins] = oauth;
+    let [app, ins, acc_ins, rsv] = oauth;
     let b = format!("/v1/agencies/{agy}");
     vec![
         (Method::GET, b.clone(), None),
@@ -183,6 +183,14 @@ fn routes(
             format!("{b}/accounts/{acc}/installations/{acc_ins}"),
             None,
         ),
+        (
+            Method::POST,
+            format!("{b}/resource-servers"),
+            Some(json!({ "identifier": "https://pwned.example", "scopes": ["contacts.readonly"] })),
+        ),
+        (Method::GET, format!("{b}/resource-servers"), None),
+        (Method::GET, format!("{b}/resource-servers/{rsv}"), None),
+        (Method::DELETE, format!("{b}/resource-servers/{rsv}"), None),
     ]
 }
 
@@ -231,6 +239,15 @@ async fn check(t: &TestApp) {
         .await;
     assert_eq!(acc_ins.status, StatusCode::CREATED, "{}", acc_ins.body);
     let acc_ins = acc_ins.id();
+    let rsv = t
+        .post(
+            &format!("/v1/agencies/{}/resource-servers", a.id),
+            &t.admin,
+            json!({ "identifier": "https://crm.alpha.test", "scopes": ["contacts.readonly"] }),
+        )
+        .await;
+    assert_eq!(rsv.status, StatusCode::CREATED, "{}", rsv.body);
+    let rsv = rsv.id();
     let before = t
         .get(&format!("/v1/agencies/{}/audit", a.id), &a.key)
         .await
@@ -247,7 +264,7 @@ async fn check(t: &TestApp) {
         &bnd,
         &rol,
         &pol,
-        [&app, &ins, &acc_ins],
+        [&app, &ins, &acc_ins, &rsv],
     );
     let ghosts = routes(
         &missing("agy"),
@@ -257,7 +274,12 @@ async fn check(t: &TestApp) {
         &missing("bnd"),
         &missing("rol"),
         &missing("pol"),
-        [&missing("app"), &missing("ins"), &missing("ins")],
+        [
+            &missing("app"),
+            &missing("ins"),
+            &missing("ins"),
+            &missing("rsv"),
+        ],
     );
     assert_eq!(
         attacks.len(),

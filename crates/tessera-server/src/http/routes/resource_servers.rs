@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use tessera_core::ResourceServerId;
 
-use super::{Access, RouteSpec};
+use super::spec::{Access, RouteSpec};
 use crate::error::ApiError;
 use crate::gate::authorized::Authorized;
 use crate::gate::TargetFrom;
