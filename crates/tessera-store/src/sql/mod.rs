@@ -83,7 +83,7 @@ macro_rules! impl_store {
             Account, Agency, AgencyLimitsRecord, ApiKey, App, AppKind, AppReview, AppUpdate,
             AuditFilter, AuthCode, AuthzSnapshot, Binding, Bootstrap, Change, ClientRecord,
             ClientSecret, CodeRedemption, Grant, Installation, KeyRateLimit, KeySecretMatch,
-            NewRefreshToken, NewUser, Policy, RefreshToken, RefreshUse, Revocations, Role,
+            NewRefreshToken, NewUser, Policy, RefreshToken, RefreshUse, RevocationChange, Revocations, Role,
             RolePatch, SecretHashRecord, SigningKeyRow, Status, Suspensions, User, UserCredential,
             UserPatch,
         };
