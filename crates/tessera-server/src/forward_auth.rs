@@ -112,9 +112,9 @@ impl RouteTable {
                         .map_err(|_| format!("`{}`: invalid method", at()))?,
                 ),
             };
-            let permission = catalog.permission(&r.permission).ok_or_else(|| {
-                format!("`{}`: unknown permission `{}`", at(), r.permission)
-            })?;
+            let permission = catalog
+                .permission(&r.permission)
+                .ok_or_else(|| format!("`{}`: unknown permission `{}`", at(), r.permission))?;
             let own = catalog
                 .permission_def(permission)
                 .map(|d| d.resource.clone())
@@ -135,7 +135,8 @@ impl RouteTable {
                     res.clone()
                 }
             };
-            let (segments, wildcard) = parse_pattern(&r.path).map_err(|e| format!("`{}`: {e}", at()))?;
+            let (segments, wildcard) =
+                parse_pattern(&r.path).map_err(|e| format!("`{}`: {e}", at()))?;
             routes.push(Route {
                 method,
                 segments,
@@ -155,7 +156,8 @@ impl RouteTable {
     /// query), with its placeholders.
     pub fn find(&self, method: &str, uri: &str) -> Result<Matched<'_>, NoMatch> {
         let segments = split_uri(uri)?;
-        let method = Method::from_bytes(method.as_bytes()).map_err(|_| NoMatch::Malformed("method"))?;
+        let method =
+            Method::from_bytes(method.as_bytes()).map_err(|_| NoMatch::Malformed("method"))?;
         for route in &self.routes {
             let method_ok = match &route.method {
                 None => true,
@@ -177,8 +179,7 @@ impl RouteTable {
                             m.agency = Some(value.parse().map_err(|_| NoMatch::BadId("agency"))?);
                         }
                         "account" => {
-                            m.account =
-                                Some(value.parse().map_err(|_| NoMatch::BadId("account"))?);
+                            m.account = Some(value.parse().map_err(|_| NoMatch::BadId("account"))?);
                         }
                         "id" => m.id = Some(value.to_owned()),
                         _ => {}
@@ -193,8 +194,7 @@ impl RouteTable {
 
 impl Route {
     fn matches<'a>(&'a self, path: &[&'a str]) -> Option<Vec<(&'a str, &'a str)>> {
-        if path.len() < self.segments.len()
-            || (!self.wildcard && path.len() != self.segments.len())
+        if path.len() < self.segments.len() || (!self.wildcard && path.len() != self.segments.len())
         {
             return None;
         }
@@ -226,7 +226,9 @@ fn parse_pattern(path: &str) -> Result<(Vec<Segment>, bool), String> {
     let mut segments = Vec::with_capacity(parts.len());
     for p in parts {
         if p.is_empty() || p == "." || p == ".." || p.contains('*') {
-            return Err(format!("invalid segment `{p}` (a `*` is allowed only as the last segment)"));
+            return Err(format!(
+                "invalid segment `{p}` (a `*` is allowed only as the last segment)"
+            ));
         }
         if let Some(name) = p.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
@@ -253,7 +255,12 @@ fn split_uri(uri: &str) -> Result<Vec<&str>, NoMatch> {
         return Err(NoMatch::Malformed("the original URI is too long"));
     }
     let lower = rest.to_ascii_lowercase();
-    if rest.contains('\\') || lower.contains("%2f") || lower.contains("%5c") || lower.contains("%2e") || lower.contains("%00") {
+    if rest.contains('\\')
+        || lower.contains("%2f")
+        || lower.contains("%5c")
+        || lower.contains("%2e")
+        || lower.contains("%00")
+    {
         return Err(NoMatch::Malformed("encoded separators or dots in the path"));
     }
     if rest.is_empty() {
@@ -320,24 +327,45 @@ mod tests {
         ])
         .unwrap();
         let m = t
-            .find("GET", "/agencies/agy_01ARZ3NDEKTSV4RRFFQ69G5FAV/contacts/c1?x=/1")
+            .find(
+                "GET",
+                "/agencies/agy_01ARZ3NDEKTSV4RRFFQ69G5FAV/contacts/c1?x=/1",
+            )
             .unwrap();
         assert_eq!(m.id.as_deref(), Some("c1"));
         assert_eq!(m.agency.unwrap().as_str(), "agy_01ARZ3NDEKTSV4RRFFQ69G5FAV");
         assert_eq!(m.route.permission_name, "contacts.read");
-        assert_eq!(t.find("GET", "/agencies/x/contacts/c1").err(), Some(NoMatch::BadId("agency")));
+        assert_eq!(
+            t.find("GET", "/agencies/x/contacts/c1").err(),
+            Some(NoMatch::BadId("agency"))
+        );
         assert!(t.find("HEAD", "/static/a/b/c").is_ok());
         assert!(t.find("DELETE", "/static/").is_ok());
-        assert_eq!(t.find("DELETE", "/agencies/a/contacts").err(), Some(NoMatch::Unmapped));
+        assert_eq!(
+            t.find("DELETE", "/agencies/a/contacts").err(),
+            Some(NoMatch::Unmapped)
+        );
         assert_eq!(t.find("GET", "/nothing").err(), Some(NoMatch::Unmapped));
-        for bad in ["/static/../x", "/static//x", "/static/%2e%2e/x", "/static/a%2Fb", "static/x", "/static/a\\b"] {
-            assert!(matches!(t.find("GET", bad), Err(NoMatch::Malformed(_))), "{bad}");
+        for bad in [
+            "/static/../x",
+            "/static//x",
+            "/static/%2e%2e/x",
+            "/static/a%2Fb",
+            "static/x",
+            "/static/a\\b",
+        ] {
+            assert!(
+                matches!(t.find("GET", bad), Err(NoMatch::Malformed(_))),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn refuses_bad_configuration() {
-        assert!(table(&[("GET", "/a", "contacts.nope")]).unwrap_err().contains("unknown permission"));
+        assert!(table(&[("GET", "/a", "contacts.nope")])
+            .unwrap_err()
+            .contains("unknown permission"));
         assert!(table(&[("GET", "a", "contacts.read")]).is_err());
         assert!(table(&[("GET", "/a/*/b", "contacts.read")]).is_err());
         assert!(table(&[("G ET", "/a", "contacts.read")]).is_err());
@@ -351,7 +379,9 @@ mod tests {
                 resource: Some("invoice".into()),
             }],
         };
-        assert!(RouteTable::build(&wrong, &catalog).unwrap_err().contains("applies to"));
+        assert!(RouteTable::build(&wrong, &catalog)
+            .unwrap_err()
+            .contains("applies to"));
         let unknown = ForwardAuthConfig {
             routes: vec![RouteConfig {
                 resource: Some("spaceship".into()),
@@ -359,6 +389,8 @@ mod tests {
             }],
             audience: None,
         };
-        assert!(RouteTable::build(&unknown, &catalog).unwrap_err().contains("unknown resource"));
+        assert!(RouteTable::build(&unknown, &catalog)
+            .unwrap_err()
+            .contains("unknown resource"));
     }
 }

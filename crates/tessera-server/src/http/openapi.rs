@@ -178,11 +178,15 @@ fn feed_extras(path: &str, op: &mut Value) {
         }
         "/v1/forward-auth" => {
             let h = |d: &str| json!({ "description": d, "schema": { "type": "string" } });
-            op["responses"]["200"]["headers"]["X-Tessera-Subject"] = h("The caller: `usr_…`, `key_…` or an app's client id.");
+            op["responses"]["200"]["headers"]["X-Tessera-Subject"] =
+                h("The caller: `usr_…`, `key_…` or an app's client id.");
             op["responses"]["200"]["headers"]["X-Tessera-Agency"] = h("The agency acted in.");
-            op["responses"]["200"]["headers"]["X-Tessera-Account"] = h("The account acted on, when one.");
-            op["responses"]["200"]["headers"]["X-Tessera-Scopes"] = h("The credential's scopes, space-separated.");
-            op["responses"]["200"]["headers"]["X-Tessera-Actor"] = h("The impersonator, for an impersonation token.");
+            op["responses"]["200"]["headers"]["X-Tessera-Account"] =
+                h("The account acted on, when one.");
+            op["responses"]["200"]["headers"]["X-Tessera-Scopes"] =
+                h("The credential's scopes, space-separated.");
+            op["responses"]["200"]["headers"]["X-Tessera-Actor"] =
+                h("The impersonator, for an impersonation token.");
         }
         _ => {}
     }

@@ -82,7 +82,10 @@ pub struct FeedRequest {
 impl FeedRequest {
     /// Parses `since`, `limit` and `wait` (other parameters are ignored); `last_event_id`
     /// (SSE `Last-Event-ID`) wins over `since`.
-    pub fn parse(query: &[(String, String)], last_event_id: Option<&str>) -> Result<Self, ApiError> {
+    pub fn parse(
+        query: &[(String, String)],
+        last_event_id: Option<&str>,
+    ) -> Result<Self, ApiError> {
         let mut since = None;
         let mut limit = DEFAULT_LIMIT;
         let mut wait = 0;
@@ -180,8 +183,7 @@ pub async fn check_cursor(s: &Services, r: &Reader, since: Option<i64>) -> Resul
         return Err(expired());
     }
     let cutoff = s.clock.now() - retention_secs(s) * 1000;
-    if s
-        .store
+    if s.store
         .revocations_dropped(r.tenant.as_ref(), since, cutoff)
         .await?
     {
@@ -213,10 +215,7 @@ pub async fn read(
         Some(c) => c.revision,
         None => since.unwrap_or(head),
     };
-    let items = changes
-        .iter()
-        .filter_map(|c| item(c, retention))
-        .collect();
+    let items = changes.iter().filter_map(|c| item(c, retention)).collect();
     Ok((items, next))
 }
 
@@ -296,12 +295,14 @@ pub fn item(c: &RevocationChange, retention_secs: i64) -> Option<RevocationItem>
 
 /// A slot for one waiting reader of `agency`, or 429 when it has `MAX_STREAMS_PER_AGENCY`.
 pub fn enter(s: &Services, agency: &AgencyId) -> Result<StreamPermit, ApiError> {
-    s.feed_streams.enter(agency, MAX_STREAMS_PER_AGENCY).ok_or_else(|| {
-        let mut e = ApiError::new(
-            ErrorCode::RateLimited,
-            format!("at most {MAX_STREAMS_PER_AGENCY} waiting feed readers per agency"),
-        );
-        e.retry_after = Some(5);
-        e
-    })
+    s.feed_streams
+        .enter(agency, MAX_STREAMS_PER_AGENCY)
+        .ok_or_else(|| {
+            let mut e = ApiError::new(
+                ErrorCode::RateLimited,
+                format!("at most {MAX_STREAMS_PER_AGENCY} waiting feed readers per agency"),
+            );
+            e.retry_after = Some(5);
+            e
+        })
 }

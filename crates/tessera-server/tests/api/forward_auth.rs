@@ -77,27 +77,61 @@ async fn an_api_key_is_mapped_checked_and_identified() {
     let key_id = key.id();
     let key = key.body["secret"].as_str().unwrap().to_owned();
 
-    let r = fa(&app, Some(&key), "GET", &format!("/agencies/{}/contacts/c1?x=1", a.id)).await;
+    let r = fa(
+        &app,
+        Some(&key),
+        "GET",
+        &format!("/agencies/{}/contacts/c1?x=1", a.id),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(header(&r, "x-tessera-subject"), Some(key_id.as_str()));
     assert_eq!(header(&r, "x-tessera-agency"), Some(a.id.as_str()));
     assert_eq!(header(&r, "x-tessera-scopes"), Some("contacts.readonly"));
     assert_eq!(header(&r, "x-tessera-actor"), None);
     // HEAD follows GET; the tenant may come from the credential; an account from the path.
-    assert_eq!(fa(&app, Some(&key), "HEAD", &format!("/agencies/{}/contacts/c1", a.id)).await.status, StatusCode::OK);
+    assert_eq!(
+        fa(
+            &app,
+            Some(&key),
+            "HEAD",
+            &format!("/agencies/{}/contacts/c1", a.id)
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
     let r = fa(&app, Some(&key), "GET", "/me/contacts/a/b").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(header(&r, "x-tessera-agency"), Some(a.id.as_str()));
-    let r = fa(&app, Some(&key), "GET", &format!("/agencies/{}/accounts/{}/contacts", a.id, a.acc)).await;
+    let r = fa(
+        &app,
+        Some(&key),
+        "GET",
+        &format!("/agencies/{}/accounts/{}/contacts", a.id, a.acc),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(header(&r, "x-tessera-account"), Some(a.acc.as_str()));
     // Beyond its scope: 403 problem+json.
-    let r = fa(&app, Some(&key), "POST", &format!("/agencies/{}/contacts", a.id)).await;
+    let r = fa(
+        &app,
+        Some(&key),
+        "POST",
+        &format!("/agencies/{}/contacts", a.id),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert_eq!(r.code(), "forbidden");
     assert_eq!(r.headers["content-type"], "application/problem+json");
     // Another tenant: 403 (not 404: the proxy's client learns nothing either way).
-    let r = fa(&app, Some(&key), "GET", &format!("/agencies/{}/contacts/c1", b.id)).await;
+    let r = fa(
+        &app,
+        Some(&key),
+        "GET",
+        &format!("/agencies/{}/contacts/c1", b.id),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert!(r.headers.get("x-tessera-subject").is_none());
     // Unmapped, ambiguous, malformed: 403 (deny by default).
@@ -123,14 +157,38 @@ async fn an_api_key_is_mapped_checked_and_identified() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // No credential, a bad one: 401 with the RFC 6750 challenge.
-    let r = fa(&app, None, "GET", &format!("/agencies/{}/contacts/c1", a.id)).await;
+    let r = fa(
+        &app,
+        None,
+        "GET",
+        &format!("/agencies/{}/contacts/c1", a.id),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert!(header(&r, "www-authenticate").unwrap().starts_with("Bearer"));
-    let r = fa(&app, Some("tsk_nope"), "GET", &format!("/agencies/{}/contacts/c1", a.id)).await;
+    assert!(header(&r, "www-authenticate")
+        .unwrap()
+        .starts_with("Bearer"));
+    let r = fa(
+        &app,
+        Some("tsk_nope"),
+        "GET",
+        &format!("/agencies/{}/contacts/c1", a.id),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // A revoked key: 401.
-    app.delete(&format!("/v1/agencies/{}/api-keys/{key_id}", a.id), &app.admin).await;
-    let r = fa(&app, Some(&key), "GET", &format!("/agencies/{}/contacts/c1", a.id)).await;
+    app.delete(
+        &format!("/v1/agencies/{}/api-keys/{key_id}", a.id),
+        &app.admin,
+    )
+    .await;
+    let r = fa(
+        &app,
+        Some(&key),
+        "GET",
+        &format!("/agencies/{}/contacts/c1", a.id),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -138,11 +196,22 @@ async fn an_api_key_is_mapped_checked_and_identified() {
 async fn tokens_revoked_and_impersonated() {
     let app = app().await;
     let f = app
-        .fixture("Imp", "first_party", &["contacts.write", "users.impersonate"])
+        .fixture(
+            "Imp",
+            "first_party",
+            &["contacts.write", "users.impersonate"],
+        )
         .await;
     let auth = basic(&f.client_id, &f.secret);
     let cc = app
-        .form("/oauth/token", Some(&auth), &[("grant_type", "client_credentials"), ("scope", "contacts.write")])
+        .form(
+            "/oauth/token",
+            Some(&auth),
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "contacts.write"),
+            ],
+        )
         .await;
     assert_eq!(cc.status, StatusCode::OK, "{}", cc.body);
     let at = cc.body["access_token"].as_str().unwrap().to_owned();
@@ -152,10 +221,13 @@ async fn tokens_revoked_and_impersonated() {
     assert_eq!(header(&r, "x-tessera-subject"), Some(f.client_id.as_str()));
     assert_eq!(header(&r, "x-tessera-scopes"), Some("contacts.write"));
     // Revoked: 401 at once.
-    app.form("/oauth/revoke", Some(&auth), &[("token", &at)]).await;
+    app.form("/oauth/revoke", Some(&auth), &[("token", &at)])
+        .await;
     let r = fa(&app, Some(&at), "GET", &read).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
-    assert!(header(&r, "www-authenticate").unwrap().contains("invalid_token"));
+    assert!(header(&r, "www-authenticate")
+        .unwrap()
+        .contains("invalid_token"));
 
     // Impersonation: the actor reaches the upstream.
     let support = app
@@ -177,9 +249,15 @@ async fn tokens_revoked_and_impersonated() {
             "/oauth/token",
             None,
             &[
-                ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
                 ("subject_token", t["access_token"].as_str().unwrap()),
-                ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
                 ("requested_subject", &target),
                 ("reason", "ticket 7"),
             ],

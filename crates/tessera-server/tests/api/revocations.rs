@@ -51,7 +51,9 @@ fn assert_has(items: &[Value], kind: &str, id: &str, state: &str) {
 }
 
 async fn reason(app: &TestApp, path: &str) {
-    let r = app.post(path, &app.admin, json!({ "reason": "test" })).await;
+    let r = app
+        .post(path, &app.admin, json!({ "reason": "test" }))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
 }
 
@@ -67,10 +69,16 @@ async fn every_kind_appears_with_its_id_and_state(app: &TestApp) {
 
     // An access token (its jti) and a refresh family (the grant, the JWT's `sid`).
     let cc = app
-        .form("/oauth/token", Some(&auth), &[("grant_type", "client_credentials")])
+        .form(
+            "/oauth/token",
+            Some(&auth),
+            &[("grant_type", "client_credentials")],
+        )
         .await;
     let at = cc.body["access_token"].as_str().unwrap().to_owned();
-    let r = app.form("/oauth/revoke", Some(&auth), &[("token", &at)]).await;
+    let r = app
+        .form("/oauth/revoke", Some(&auth), &[("token", &at)])
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let t = code_flow(app, &f, "contacts.readonly").await;
     let sid = claims(t["access_token"].as_str().unwrap())["sid"]
@@ -78,7 +86,9 @@ async fn every_kind_appears_with_its_id_and_state(app: &TestApp) {
         .unwrap()
         .to_owned();
     let rt = t["refresh_token"].as_str().unwrap();
-    let r = app.form("/oauth/revoke", Some(&auth), &[("token", rt)]).await;
+    let r = app
+        .form("/oauth/revoke", Some(&auth), &[("token", rt)])
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // API keys: rotated, then revoked.
     let k = app
@@ -90,42 +100,81 @@ async fn every_kind_appears_with_its_id_and_state(app: &TestApp) {
         .await
         .id();
     let r = app
-        .post(&format!("/v1/agencies/{agy}/api-keys/{k}/rotate"), &app.admin, json!({}))
+        .post(
+            &format!("/v1/agencies/{agy}/api-keys/{k}/rotate"),
+            &app.admin,
+            json!({}),
+        )
         .await;
     assert!(r.status.is_success(), "{}", r.body);
-    let r = app.delete(&format!("/v1/agencies/{agy}/api-keys/{k}"), &app.admin).await;
+    let r = app
+        .delete(&format!("/v1/agencies/{agy}/api-keys/{k}"), &app.admin)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     // The account: suspended, reinstated.
-    reason(app, &format!("/v1/agencies/{agy}/accounts/{}/suspend", f.ag.acc)).await;
-    reason(app, &format!("/v1/agencies/{agy}/accounts/{}/reinstate", f.ag.acc)).await;
+    reason(
+        app,
+        &format!("/v1/agencies/{agy}/accounts/{}/suspend", f.ag.acc),
+    )
+    .await;
+    reason(
+        app,
+        &format!("/v1/agencies/{agy}/accounts/{}/reinstate", f.ag.acc),
+    )
+    .await;
     // Users: one disabled; one disabled then enabled; one deleted.
     let user = |n: &str| json!({ "email": format!("{n}@feed.test"), "name": n });
     let u1 = f.ag.user.clone();
-    let u2 = app.post(&format!("/v1/agencies/{agy}/users"), &app.admin, user("u2")).await.id();
-    let u3 = app.post(&format!("/v1/agencies/{agy}/users"), &app.admin, user("u3")).await.id();
+    let u2 = app
+        .post(&format!("/v1/agencies/{agy}/users"), &app.admin, user("u2"))
+        .await
+        .id();
+    let u3 = app
+        .post(&format!("/v1/agencies/{agy}/users"), &app.admin, user("u3"))
+        .await
+        .id();
     for (u, st) in [(&u1, "disabled"), (&u2, "disabled"), (&u2, "active")] {
         let r = app
-            .patch(&format!("/v1/agencies/{agy}/users/{u}"), &app.admin, json!({ "status": st }))
+            .patch(
+                &format!("/v1/agencies/{agy}/users/{u}"),
+                &app.admin,
+                json!({ "status": st }),
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
-    let r = app.delete(&format!("/v1/agencies/{agy}/users/{u3}"), &app.admin).await;
+    let r = app
+        .delete(&format!("/v1/agencies/{agy}/users/{u3}"), &app.admin)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     // The installation, then the app.
     let r = app
         .delete(
-            &format!("/v1/agencies/{agy}/accounts/{}/installations/{}", f.ag.acc, f.ins),
+            &format!(
+                "/v1/agencies/{agy}/accounts/{}/installations/{}",
+                f.ag.acc, f.ins
+            ),
             &app.admin,
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
-    let r = app.delete(&format!("/v1/agencies/{agy}/apps/{}", f.client_id), &app.admin).await;
+    let r = app
+        .delete(
+            &format!("/v1/agencies/{agy}/apps/{}", f.client_id),
+            &app.admin,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
 
     let r = feed(app, &reader, &format!("?since={since}")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let got = items(&r);
-    assert_has(&got, "token", claims(&at)["jti"].as_str().unwrap(), "revoked");
+    assert_has(
+        &got,
+        "token",
+        claims(&at)["jti"].as_str().unwrap(),
+        "revoked",
+    );
     assert_has(&got, "token_family", &sid, "revoked");
     assert_has(&got, "api_key", &k, "rotated");
     assert_has(&got, "api_key", &k, "revoked");
@@ -143,7 +192,10 @@ async fn every_kind_appears_with_its_id_and_state(app: &TestApp) {
         let c = i["cursor"].as_str().unwrap().parse::<i64>().unwrap();
         assert!(c > last);
         last = c;
-        assert_eq!(i["expires_at"].as_i64().unwrap() - i["at"].as_i64().unwrap(), 3660);
+        assert_eq!(
+            i["expires_at"].as_i64().unwrap() - i["at"].as_i64().unwrap(),
+            3660
+        );
     }
     assert_eq!(r.body["next"], got.last().unwrap()["cursor"]);
 
@@ -151,7 +203,9 @@ async fn every_kind_appears_with_its_id_and_state(app: &TestApp) {
     let other = app.agency("Gone").await;
     reason(app, &format!("/v1/agencies/{}/suspend", other.id)).await;
     reason(app, &format!("/v1/agencies/{}/reinstate", other.id)).await;
-    let r = app.delete(&format!("/v1/agencies/{}", other.id), &app.admin).await;
+    let r = app
+        .delete(&format!("/v1/agencies/{}", other.id), &app.admin)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     let all = feed(app, &app.admin, &format!("?since={since}&limit=1000")).await;
     let all = items(&all);
@@ -165,15 +219,26 @@ async fn every_kind_appears_with_its_id_and_state(app: &TestApp) {
 }
 
 async fn a_refresh_token_reused_revokes_its_family(app: &TestApp) {
-    let f = app.fixture("Reuse", "private", &["contacts.readonly"]).await;
+    let f = app
+        .fixture("Reuse", "private", &["contacts.readonly"])
+        .await;
     let reader = feed_key(app, &f.ag.id).await;
-    let since = feed(app, &reader, "").await.body["next"].as_str().unwrap().to_owned();
+    let since = feed(app, &reader, "").await.body["next"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let t = code_flow(app, &f, "contacts.readonly").await;
-    let sid = claims(t["access_token"].as_str().unwrap())["sid"].as_str().unwrap().to_owned();
+    let sid = claims(t["access_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let rt = t["refresh_token"].as_str().unwrap();
     let auth = basic(&f.client_id, &f.secret);
     let refresh = [("grant_type", "refresh_token"), ("refresh_token", rt)];
-    assert_eq!(app.form("/oauth/token", Some(&auth), &refresh).await.status, StatusCode::OK);
+    assert_eq!(
+        app.form("/oauth/token", Some(&auth), &refresh).await.status,
+        StatusCode::OK
+    );
     // Past the reuse grace, the old token again: the whole family is revoked.
     app.clock.advance(10_000);
     let r = app.form("/oauth/token", Some(&auth), &refresh).await;
@@ -188,27 +253,55 @@ async fn tenants_see_only_their_own_entries(app: &TestApp) {
     let ra = feed_key(app, &a.id).await;
     let rb = feed_key(app, &b.id).await;
     let k = app
-        .post(&format!("/v1/agencies/{}/api-keys", a.id), &app.admin, json!({ "name": "x", "scopes": [] }))
+        .post(
+            &format!("/v1/agencies/{}/api-keys", a.id),
+            &app.admin,
+            json!({ "name": "x", "scopes": [] }),
+        )
         .await
         .id();
-    let r = app.delete(&format!("/v1/agencies/{}/api-keys/{k}", a.id), &app.admin).await;
+    let r = app
+        .delete(&format!("/v1/agencies/{}/api-keys/{k}", a.id), &app.admin)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_has(&items(&feed(app, &ra, "").await), "api_key", &k, "revoked");
     let seen_by_b = feed(app, &rb, "?limit=1000").await;
     assert_eq!(seen_by_b.status, StatusCode::OK);
-    assert!(items(&seen_by_b).iter().all(|i| i["agency"] == b.id.as_str()), "{}", seen_by_b.body);
+    assert!(
+        items(&seen_by_b)
+            .iter()
+            .all(|i| i["agency"] == b.id.as_str()),
+        "{}",
+        seen_by_b.body
+    );
     assert!(find(&items(&seen_by_b), "api_key", &k).is_empty());
-    assert_has(&items(&feed(app, &app.admin, "?limit=1000").await), "api_key", &k, "revoked");
+    assert_has(
+        &items(&feed(app, &app.admin, "?limit=1000").await),
+        "api_key",
+        &k,
+        "revoked",
+    );
     // Without the permission: 403 (the agency's admin key holds no `revocations.read`).
     let r = feed(app, &a.key, "").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     // Without a credential: 401.
-    let r = app.call(axum::http::Method::GET, "/v1/revocations", None, None).await;
+    let r = app
+        .call(axum::http::Method::GET, "/v1/revocations", None, None)
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // A malformed cursor, a wait out of range: 400.
-    assert_eq!(feed(app, &ra, "?since=abc").await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(feed(app, &ra, "?since=-1").await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(feed(app, &ra, "?wait=61").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        feed(app, &ra, "?since=abc").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        feed(app, &ra, "?since=-1").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        feed(app, &ra, "?wait=61").await.status,
+        StatusCode::BAD_REQUEST
+    );
     // A cursor from the future (another database): resynchronise.
     let r = feed(app, &ra, "?since=999999999").await;
     assert_eq!(r.status, StatusCode::GONE);
@@ -221,10 +314,15 @@ async fn cursors_page_through_the_feed(app: &TestApp) {
     let mut keys = Vec::new();
     for n in 0..5 {
         let k = app
-            .post(&format!("/v1/agencies/{}/api-keys", a.id), &app.admin, json!({ "name": format!("k{n}"), "scopes": [] }))
+            .post(
+                &format!("/v1/agencies/{}/api-keys", a.id),
+                &app.admin,
+                json!({ "name": format!("k{n}"), "scopes": [] }),
+            )
             .await
             .id();
-        app.delete(&format!("/v1/agencies/{}/api-keys/{k}", a.id), &app.admin).await;
+        app.delete(&format!("/v1/agencies/{}/api-keys/{k}", a.id), &app.admin)
+            .await;
         keys.push(k);
     }
     let mut seen = Vec::new();
@@ -249,7 +347,10 @@ async fn cursors_page_through_the_feed(app: &TestApp) {
 async fn a_long_poll_wakes_on_a_revoke(app: &TestApp) {
     let a = app.agency("Poll").await;
     let reader = feed_key(app, &a.id).await;
-    let next = feed(app, &reader, "").await.body["next"].as_str().unwrap().to_owned();
+    let next = feed(app, &reader, "").await.body["next"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // Nothing new: an empty answer after the wait.
     let t = Instant::now();
     let r = feed(app, &reader, &format!("?since={next}&wait=1")).await;
@@ -257,7 +358,11 @@ async fn a_long_poll_wakes_on_a_revoke(app: &TestApp) {
     assert!(items(&r).is_empty());
     assert!(t.elapsed() >= Duration::from_millis(900));
     let k = app
-        .post(&format!("/v1/agencies/{}/api-keys", a.id), &app.admin, json!({ "name": "k", "scopes": [] }))
+        .post(
+            &format!("/v1/agencies/{}/api-keys", a.id),
+            &app.admin,
+            json!({ "name": "k", "scopes": [] }),
+        )
         .await
         .id();
     let router = app.router.clone();
@@ -268,14 +373,26 @@ async fn a_long_poll_wakes_on_a_revoke(app: &TestApp) {
     let waiting = tokio::spawn(async move {
         let resp = router.oneshot(req).await.unwrap();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
-        (Instant::now(), serde_json::from_slice::<Value>(&body).unwrap())
+        (
+            Instant::now(),
+            serde_json::from_slice::<Value>(&body).unwrap(),
+        )
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let revoked_at = Instant::now();
-    let r = app.delete(&format!("/v1/agencies/{}/api-keys/{k}", a.id), &app.admin).await;
+    let r = app
+        .delete(&format!("/v1/agencies/{}/api-keys/{k}", a.id), &app.admin)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let (answered, body) = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
-    assert!(answered.duration_since(revoked_at) < Duration::from_millis(500), "{:?}", answered.duration_since(revoked_at));
+    let (answered, body) = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        answered.duration_since(revoked_at) < Duration::from_millis(500),
+        "{:?}",
+        answered.duration_since(revoked_at)
+    );
     let got = body["items"].as_array().unwrap();
     assert_has(got, "api_key", &k, "revoked");
 }
@@ -302,7 +419,8 @@ async fn sse_events(body: &mut Body, n: usize) -> Vec<(String, Value)> {
             assert_eq!(lines.len(), 3, "{event:?}");
             let id = lines[0].strip_prefix("id: ").unwrap().to_owned();
             assert_eq!(lines[1], "event: revocation");
-            let data: Value = serde_json::from_str(lines[2].strip_prefix("data: ").unwrap()).unwrap();
+            let data: Value =
+                serde_json::from_str(lines[2].strip_prefix("data: ").unwrap()).unwrap();
             assert_eq!(data["cursor"], id.as_str());
             out.push((id, data));
         }
@@ -316,10 +434,15 @@ async fn sse_frames_events_and_resumes_after_last_event_id(app: &TestApp) {
     let mut keys = Vec::new();
     for n in 0..2 {
         let k = app
-            .post(&format!("/v1/agencies/{}/api-keys", a.id), &app.admin, json!({ "name": format!("k{n}"), "scopes": [] }))
+            .post(
+                &format!("/v1/agencies/{}/api-keys", a.id),
+                &app.admin,
+                json!({ "name": format!("k{n}"), "scopes": [] }),
+            )
             .await
             .id();
-        app.delete(&format!("/v1/agencies/{}/api-keys/{k}", a.id), &app.admin).await;
+        app.delete(&format!("/v1/agencies/{}/api-keys/{k}", a.id), &app.admin)
+            .await;
         keys.push(k);
     }
     let open = |last: Option<&str>| {
@@ -336,13 +459,24 @@ async fn sse_frames_events_and_resumes_after_last_event_id(app: &TestApp) {
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut body = resp.into_body();
     let first = sse_events(&mut body, 2).await;
-    assert_eq!(first.iter().map(|(_, d)| d["id"].as_str().unwrap()).collect::<Vec<_>>(), keys);
+    assert_eq!(
+        first
+            .iter()
+            .map(|(_, d)| d["id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        keys
+    );
     // A revocation while the stream is open arrives on it.
     let k = app
-        .post(&format!("/v1/agencies/{}/api-keys", a.id), &app.admin, json!({ "name": "k2", "scopes": [] }))
+        .post(
+            &format!("/v1/agencies/{}/api-keys", a.id),
+            &app.admin,
+            json!({ "name": "k2", "scopes": [] }),
+        )
         .await
         .id();
-    app.delete(&format!("/v1/agencies/{}/api-keys/{k}", a.id), &app.admin).await;
+    app.delete(&format!("/v1/agencies/{}/api-keys/{k}", a.id), &app.admin)
+        .await;
     let live = sse_events(&mut body, 1).await;
     assert_eq!(live[0].1["id"], k.as_str());
     drop(body);
@@ -360,12 +494,20 @@ async fn sse_frames_events_and_resumes_after_last_event_id(app: &TestApp) {
 async fn an_expired_cursor_is_gone(app: &TestApp) {
     let a = app.agency("Expire").await;
     let reader = feed_key(app, &a.id).await;
-    let old = feed(app, &reader, "").await.body["next"].as_str().unwrap().to_owned();
+    let old = feed(app, &reader, "").await.body["next"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let k = app
-        .post(&format!("/v1/agencies/{}/api-keys", a.id), &app.admin, json!({ "name": "k", "scopes": [] }))
+        .post(
+            &format!("/v1/agencies/{}/api-keys", a.id),
+            &app.admin,
+            json!({ "name": "k", "scopes": [] }),
+        )
         .await
         .id();
-    app.delete(&format!("/v1/agencies/{}/api-keys/{k}", a.id), &app.admin).await;
+    app.delete(&format!("/v1/agencies/{}/api-keys/{k}", a.id), &app.admin)
+        .await;
     let r = feed(app, &reader, &format!("?since={old}")).await;
     assert_has(&items(&r), "api_key", &k, "revoked");
     let current = r.body["next"].as_str().unwrap().to_owned();
@@ -400,7 +542,11 @@ async fn an_sse_client_on_a_socket_sees_a_revocation_within_a_second() {
     let a = t.agency("Socket").await;
     let reader = feed_key(&t, &a.id).await;
     let k = t
-        .post(&format!("/v1/agencies/{}/api-keys", a.id), &t.admin, json!({ "name": "k", "scopes": [] }))
+        .post(
+            &format!("/v1/agencies/{}/api-keys", a.id),
+            &t.admin,
+            json!({ "name": "k", "scopes": [] }),
+        )
         .await
         .id();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -436,14 +582,23 @@ async fn an_sse_client_on_a_socket_sees_a_revocation_within_a_second() {
     });
     ready_rx.await.unwrap();
     let revoked = Instant::now();
-    let r = t.delete(&format!("/v1/agencies/{}/api-keys/{k}", a.id), &t.admin).await;
+    let r = t
+        .delete(&format!("/v1/agencies/{}/api-keys/{k}", a.id), &t.admin)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let (at, seen) = tokio::time::timeout(Duration::from_secs(5), rx).await.unwrap().unwrap();
+    let (at, seen) = tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .unwrap()
+        .unwrap();
     let lag = at.duration_since(revoked);
     assert!(lag < Duration::from_secs(1), "{lag:?}");
     assert!(seen.contains("event: revocation"), "{seen}");
     client.abort();
     // Shutdown ends open streams: the server stops promptly.
     stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

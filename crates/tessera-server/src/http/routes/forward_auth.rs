@@ -42,13 +42,17 @@ pub async fn check(
     let m = match s.forward_auth.find(method, uri) {
         Ok(m) => m,
         Err(NoMatch::Unmapped) => {
-            return Err(ApiError::forbidden("no forward-auth route matches the request"))
+            return Err(ApiError::forbidden(
+                "no forward-auth route matches the request",
+            ))
         }
         Err(NoMatch::Malformed(why)) => {
             return Err(ApiError::forbidden(format!("refused path: {why}")))
         }
         Err(NoMatch::BadId(which)) => {
-            return Err(ApiError::forbidden(format!("malformed {which} id in the path")))
+            return Err(ApiError::forbidden(format!(
+                "malformed {which} id in the path"
+            )))
         }
     };
     // The tenant: from the path, or the credential's own.
@@ -80,7 +84,11 @@ pub async fn check(
         .await;
         let detail = match d.reason {
             Reason::OtherTenant => "the credential has no access to this tenant".to_owned(),
-            ref r => format!("`{}` is not granted ({})", m.route.permission_name, r.code()),
+            ref r => format!(
+                "`{}` is not granted ({})",
+                m.route.permission_name,
+                r.code()
+            ),
         };
         return Err(ApiError::forbidden(detail).with_extra(serde_json::json!({
             "missing_permissions": [m.route.permission_name],
@@ -88,7 +96,11 @@ pub async fn check(
     }
     let mut resp = StatusCode::OK.into_response();
     let h = resp.headers_mut();
-    fa::put(h, fa::SUBJECT, caller.principal.as_str());
+    // A token's `sub` (a user, or the app's client id), as a guard would name it; a key's id.
+    match caller.token() {
+        Some(t) => fa::put(h, fa::SUBJECT, &t.sub),
+        None => fa::put(h, fa::SUBJECT, caller.principal.as_str()),
+    }
     fa::put(h, fa::AGENCY, agency.as_str());
     if let Some(acc) = &account {
         fa::put(h, fa::ACCOUNT, acc.as_str());

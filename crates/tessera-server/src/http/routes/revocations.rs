@@ -41,7 +41,10 @@ pub async fn list(
     let last_event_id = if sse {
         headers
             .get("last-event-id")
-            .map(|v| v.to_str().map_err(|_| ApiError::invalid("malformed Last-Event-ID")))
+            .map(|v| {
+                v.to_str()
+                    .map_err(|_| ApiError::invalid("malformed Last-Event-ID"))
+            })
             .transpose()?
     } else {
         None
@@ -58,7 +61,9 @@ pub async fn list(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let keepalive = KEEPALIVE.min(s.http.net.idle_timeout / 2).max(Duration::from_secs(1));
+    let keepalive = KEEPALIVE
+        .min(s.http.net.idle_timeout / 2)
+        .max(Duration::from_secs(1));
     let stream = Stream {
         bell: s.engine.listen(),
         stop: s.feed_streams.stopping(),
@@ -75,11 +80,16 @@ pub async fn list(
         _permit: permit,
     };
     let body = Body::from_stream(futures_util::stream::unfold(stream, |mut st| async move {
-        st.next().await.map(|chunk| (Ok::<_, Infallible>(chunk), st))
+        st.next()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(chunk), st))
     }));
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // nginx: pass events on as they come.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
@@ -153,11 +163,9 @@ impl Stream {
     /// Whether the credential still authenticates and still holds `revocations.read` (a
     /// revoked or expired credential ends its stream within one keep-alive).
     async fn still_allowed(&self) -> bool {
-        let Ok(caller) = crate::authn::authenticate(
-            &self.s,
-            crate::authn::Presented::Value(&self.credential),
-        )
-        .await
+        let Ok(caller) =
+            crate::authn::authenticate(&self.s, crate::authn::Presented::Value(&self.credential))
+                .await
         else {
             return false;
         };
