@@ -57,18 +57,21 @@ app=$(admin "/v1/agencies/$AGY/apps" \
   '{"name":"Edge app","redirect_uris":["https://edge.test/cb"],"scopes":["contacts.readonly"],"confidential":true,"kind":"private"}')
 CLIENT_ID=$(jid client_id <<<"$app") CLIENT_SECRET=$(jid client_secret <<<"$app")
 admin "/v1/agencies/$AGY/accounts/$ACC/installations" "{\"app\":\"$CLIENT_ID\",\"scopes\":[\"contacts.readonly\"]}" >/dev/null
-TOKEN=$(curl -sS --fail-with-body -u "$CLIENT_ID:$CLIENT_SECRET" "$ISSUER/oauth/token" \
-  -d grant_type=client_credentials -d scope=contacts.readonly | jid access_token)
+cc=$(curl -sS -u "$CLIENT_ID:$CLIENT_SECRET" "$ISSUER/oauth/token" -d grant_type=client_credentials -d scope=contacts.readonly)
+TOKEN=$(jid access_token <<<"$cc" 2>/dev/null) || fa_die "client credentials failed: $cc"
 # Impersonation: a support key holding users.impersonate acts as an account user.
 support=$(admin "/v1/agencies/$AGY/api-keys" '{"name":"support","scopes":["users.impersonate","contacts.readonly"]}')
 SUPPORT=$(jid secret <<<"$support") SUPPORT_ID=$(jid id <<<"$support")
+# It may impersonate no one who holds more than it does (compared through roles).
+admin "/v1/agencies/$AGY/bindings" "{\"principal\":\"$SUPPORT_ID\",\"role\":\"agency_admin\"}" >/dev/null
 USR=$(admin "/v1/agencies/$AGY/users" '{"name":"Target","email":"target@edge.test"}' | jid id)
 admin "/v1/agencies/$AGY/bindings" "{\"principal\":\"$USR\",\"role\":\"account_viewer\",\"account\":\"$ACC\"}" >/dev/null
-IMP=$(curl -sS --fail-with-body "$ISSUER/oauth/token" \
+imp=$(curl -sS "$ISSUER/oauth/token" \
   -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \
   --data-urlencode "subject_token=$SUPPORT" \
   -d subject_token_type=urn:ietf:params:oauth:token-type:access_token \
-  -d "requested_subject=$USR" -d "account=$ACC" -d "reason=forward-auth test" | jid access_token)
+  -d "requested_subject=$USR" -d "account=$ACC" -d "reason=forward-auth test")
+IMP=$(jid access_token <<<"$imp" 2>/dev/null) || fa_die "the impersonation exchange failed: $imp"
 
 # --- the checks.
 n=0
