@@ -86,6 +86,7 @@ macro_rules! impl_store {
             AuditFilter, AuthCode, AuthzSnapshot, Binding, Bootstrap, Change, ClientRecord,
             ClientSecret, CodeRedemption, Grant, Installation, KeyRateLimit, KeySecretMatch,
             NewRefreshToken, NewUser, Policy, RefreshToken, RefreshUse, ResourceServer,
+            RevocationChange,
             Revocations, Role, RolePatch, SecretHashRecord, SigningKeyRow, Status, Suspensions,
             User, UserCredential, UserPatch,
         };
