@@ -41,5 +41,5 @@ export function plugin(guard) {
 
 function refuse(guard, reply, e) {
   const a = guard.answer(e);
-  return reply.code(a.status).headers(a.headers).send(a.body);
+  return reply.code(a.status).headers(a.headers).send(Buffer.from(a.body));
 }
