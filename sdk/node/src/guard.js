@@ -89,6 +89,9 @@ export class Guard {
             onError: o.onError ?? ((e) => console.warn(`tessera guard: ${e.message}`)),
             now: this.now,
           });
+    this.verifiedMax = o.verifiedCache === false ? 0 : (o.verifiedCache?.maxEntries ?? 10_000);
+    /** @type {Map<string, {payload: object, until: number}> | null} verified tokens */
+    this.verified = this.verifiedMax > 0 ? new Map() : null;
     this.checkTtlMs = (o.checks?.ttlSeconds ?? 30) * 1000;
     /** @type {Map<string, {allowed: boolean, reason: string, revision: number, at: number}>} */
     this.checks = new Map();
@@ -174,19 +177,30 @@ export class Guard {
     return this.verifyJwt(token);
   }
 
-  /** Verifies an access token locally and applies the revocation feed. */
+  /**
+   * Verifies an access token locally and applies the revocation feed. A verified token is
+   * cached (keyed by the whole token, so by its signature) until `exp` + leeway: a repeat skips
+   * the signature check, never the expiry or the revocation checks.
+   */
   async verifyJwt(token) {
     if (this.feed && !this.feed.ready) throw E.unavailable('the revocation feed has not been read yet');
+    const nowS = this.now() / 1000;
+    const hit = this.verified?.get(token);
     let payload;
-    try {
-      const opts = this.clock ? { ...this.verifyOptions, currentDate: new Date(this.now()) } : this.verifyOptions;
-      ({ payload } = await jwtVerify(token, this.jwks.getKey, opts));
-    } catch (e) {
-      throw E.invalidToken(jwtReason(e));
+    if (hit !== undefined && hit.until > nowS) payload = hit.payload;
+    else {
+      try {
+        const opts = this.clock ? { ...this.verifyOptions, currentDate: new Date(this.now()) } : this.verifyOptions;
+        ({ payload } = await jwtVerify(token, this.jwks.getKey, opts));
+      } catch (e) {
+        throw E.invalidToken(jwtReason(e));
+      }
+      const t = payload.tenant;
+      if (!t || typeof t !== 'object' || typeof t.agency !== 'string') throw E.invalidToken('the token has no tenant');
+      if (typeof payload.sub !== 'string' || typeof payload.jti !== 'string') throw E.invalidToken('malformed token');
+      if (this.verified && typeof payload.exp === 'number' && !(payload.nbf > nowS)) this.remember(token, payload);
     }
     const t = payload.tenant;
-    if (!t || typeof t !== 'object' || typeof t.agency !== 'string') throw E.invalidToken('the token has no tenant');
-    if (typeof payload.sub !== 'string' || typeof payload.jti !== 'string') throw E.invalidToken('malformed token');
     const p = new Principal({
       kind: 'access_token',
       subject: payload.sub,
@@ -202,6 +216,19 @@ export class Guard {
     });
     this.refuseRevoked(p);
     return p;
+  }
+
+  remember(token, payload) {
+    const m = this.verified;
+    if (m.size >= this.verifiedMax) {
+      // Drop the oldest eighth (a Map iterates in insertion order).
+      let n = Math.ceil(this.verifiedMax / 8);
+      for (const k of m.keys()) {
+        if (n-- <= 0) break;
+        m.delete(k);
+      }
+    }
+    m.set(token, { payload: Object.freeze(payload), until: payload.exp + this.leeway });
   }
 
   refuseRevoked(p) {

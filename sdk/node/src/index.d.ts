@@ -93,6 +93,9 @@ export interface GuardOptions {
   /** Introspection caches for API keys, seconds (default 10 positive, 2 negative); `false` refuses API keys. */
   apiKeys?: false | { positiveSeconds?: number; negativeSeconds?: number };
   checks?: { ttlSeconds?: number };
+  /** Verified tokens are cached until `exp` + leeway (default 10,000 entries); `false` verifies
+   *  every request's signature. Expiry and revocation are checked on every request either way. */
+  verifiedCache?: false | { maxEntries?: number };
   /** Called when the revocation feed fails (it retries with backoff). */
   onError?: (e: Error) => void;
   /** The clock, milliseconds (tests). */

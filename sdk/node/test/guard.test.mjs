@@ -86,6 +86,22 @@ describe('verification', () => {
     assert.equal(await status(g.authenticate(`Bearer ${await f.sign({ exp: now - 40 })}`)), 401);
   });
 
+  test('a cached verified token still expires, and is still revoked', async () => {
+    let clock = Date.now();
+    const h = guardOf({ revocations: { mode: 'sse', staleAfterSeconds: 3600 }, now: () => clock });
+    await h.start();
+    try {
+      const t = await f.sign({ exp: Math.floor(clock / 1000) + 60 });
+      assert.equal(await status(h.verifyJwt(t)), 200);
+      assert.equal(h.verified.size, 1);
+      assert.equal(await status(h.verifyJwt(t)), 200);
+      clock += 95_000; // past exp + 30 s leeway
+      assert.equal(await status(h.verifyJwt(t)), 401);
+    } finally {
+      h.close();
+    }
+  });
+
   test('a missing credential: 401 without an error code', async () => {
     for (const h of [undefined, '', 'Basic abc', 'Bearer ']) {
       const e = await g.authenticate(h).catch((e) => e);
@@ -205,6 +221,7 @@ describe('revocation feed', () => {
     await g.start();
     try {
       assert.equal(await status(g.verifyJwt(await f.sign())), 200);
+      await new Promise((r) => setTimeout(r, 300)); // the stream's backlog has arrived
       clock += 6000;
       assert.equal(await status(g.verifyJwt(await f.sign())), 503);
     } finally {
