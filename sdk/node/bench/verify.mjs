@@ -47,7 +47,7 @@ try {
   for (const g of [uncached, cached]) {
     await g.start();
     // A feed state as a real one would be: revocations exist, none of them this token's.
-    g.feed = { ready: true, state: new (await import('../src/revocations.js')).RevocationState() };
+    g.feed = { ready: true, close() {}, state: new (await import('../src/revocations.js')).RevocationState() };
     for (let i = 0; i < 1000; i++)
       for (const kind of ['token', 'token_family', 'installation', 'agency', 'account', 'user', 'app'])
         g.feed.state.apply({ kind, id: `${kind}_${i}`, state: kind === 'user' ? 'disabled' : kind === 'app' ? 'deleted' : kind === 'agency' || kind === 'account' ? 'suspended' : 'revoked', expires_at: 4e9 });

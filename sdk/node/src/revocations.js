@@ -86,6 +86,9 @@ const REFUSING = {
 
 class CursorExpired extends Error {}
 
+/** The feed refused the guard's credential (401, 403) or does not exist (404): a configuration error. */
+export class FeedRefused extends Error {}
+
 const sleep = (ms, signal) =>
   new Promise((resolve) => {
     if (signal.aborted) return resolve();
@@ -118,7 +121,10 @@ export class RevocationFeed {
     this.lastContact = -Infinity;
     this.resyncs = 0;
     this.abort = new AbortController();
-    this.firstSync = new Promise((resolve) => (this.resolveFirstSync = resolve));
+    this.firstSync = new Promise((resolve, reject) => {
+      this.resolveFirstSync = resolve;
+      this.rejectFirstSync = reject;
+    });
     this.running = null;
   }
 
@@ -154,7 +160,10 @@ export class RevocationFeed {
       signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout((wait ?? 0) * 1000 + 10_000)]),
     });
     if (r.status === 410) throw new CursorExpired();
-    if (!r.ok) throw new Error(`revocation feed answered ${r.status}: ${(await r.text()).slice(0, 200)}`);
+    if (!r.ok) {
+      const E = [401, 403, 404].includes(r.status) ? FeedRefused : Error;
+      throw new E(`revocation feed answered ${r.status}: ${(await r.text()).slice(0, 200)}`);
+    }
     const body = await r.json();
     this.lastContact = this.now();
     if (!body || !Array.isArray(body.items) || typeof body.next !== 'string')
@@ -208,6 +217,11 @@ export class RevocationFeed {
         if (e instanceof CursorExpired) {
           needResync = true;
           continue;
+        }
+        if (!this.synced && e instanceof FeedRefused) {
+          // The service must not start with a guard that can never read the feed.
+          this.rejectFirstSync(e);
+          break;
         }
         this.onError(e);
         await sleep(backoff, signal);

@@ -215,6 +215,12 @@ describe('revocation feed', () => {
     }
   });
 
+  test('start() rejects when the feed refuses the guard\'s credential', async () => {
+    const g = guardOf({ revocations: { url: `${f.issuer}/v1/nothing-here` } });
+    await assert.rejects(g.start(), /revocation feed answered 404/);
+    g.close();
+  });
+
   test('a silent feed makes JWTs 503 after staleAfter', async () => {
     let clock = Date.now();
     const g = guardOf({ revocations: { mode: 'sse', staleAfterSeconds: 5 }, now: () => clock });
