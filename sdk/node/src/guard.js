@@ -131,10 +131,18 @@ export class Guard {
     const grants = new Map();
     const reverse = new Map();
     for (const p of c.permissions ?? []) reverse.set(typeof p === 'string' ? p : p.name, []);
+    const internal = new Map();
     for (const s of c.scopes ?? []) {
       grants.set(s.name, new Set(s.permissions));
-      for (const p of s.permissions) (reverse.get(p) ?? reverse.set(p, []).get(p)).push(s.name);
+      // The hint in `insufficient_scope` names the public and partner scopes that grant a
+      // permission; internal ones only when nothing else does.
+      const into = s.audience === 'internal' ? internal : reverse;
+      for (const p of s.permissions) {
+        if (!reverse.has(p)) reverse.set(p, []);
+        (into.get(p) ?? into.set(p, []).get(p)).push(s.name);
+      }
     }
+    for (const [p, list] of internal) if (reverse.get(p).length === 0) reverse.set(p, list);
     this.scopeGrants = grants;
     this.permissionScopes = reverse;
     if (!this.catalogTimer) {
