@@ -11,7 +11,7 @@ import { jwtVerify, errors as joseErrors } from 'jose';
 
 import { ApiKeys, looksLikeApiKey } from './apikeys.js';
 import * as E from './errors.js';
-import { Jwks } from './jwks.js';
+import { Jwks, JwksUnavailable } from './jwks.js';
 import { RevocationFeed } from './revocations.js';
 
 const MAX_CREDENTIAL = 8192;
@@ -201,6 +201,7 @@ export class Guard {
         const opts = this.clock ? { ...this.verifyOptions, currentDate: new Date(this.now()) } : this.verifyOptions;
         ({ payload } = await jwtVerify(token, this.jwks.getKey, opts));
       } catch (e) {
+        if (e instanceof JwksUnavailable) throw E.unavailable('the issuer\'s keys could not be fetched');
         throw E.invalidToken(jwtReason(e));
       }
       const t = payload.tenant;

@@ -13,6 +13,9 @@ const parseMaxAge = (cc) => {
   return m ? Number(m[2]) : undefined;
 };
 
+/** The JWKS could not be fetched: the guard cannot decide (503), the token is not at fault. */
+export class JwksUnavailable extends Error {}
+
 export class Jwks {
   /**
    * @param {string} url
@@ -47,14 +50,16 @@ export class Jwks {
           headers: { accept: 'application/json' },
           signal: AbortSignal.timeout(this.timeoutMs),
         });
-        if (!r.ok) throw new Error(`JWKS ${this.url} answered ${r.status}`);
-        const body = await r.json();
-        if (!body || !Array.isArray(body.keys)) throw new Error(`JWKS ${this.url} has no keys`);
+        if (!r.ok) throw new JwksUnavailable(`JWKS ${this.url} answered ${r.status}`);
+        const body = await r.json().catch(() => null);
+        if (!body || !Array.isArray(body.keys)) throw new JwksUnavailable(`JWKS ${this.url} has no keys`);
         this.fetches += 1;
         this.local = createLocalJWKSet(body);
         const age = parseMaxAge(r.headers.get('cache-control'));
         const ms = age === undefined ? this.defaultAgeMs : age * 1000;
         this.freshUntil = this.now() + Math.min(this.maxAgeMs, Math.max(this.minAgeMs, ms));
+      } catch (e) {
+        throw e instanceof JwksUnavailable ? e : new JwksUnavailable(`JWKS ${this.url}: ${e.message}`);
       } finally {
         this.inflight = null;
       }

@@ -116,6 +116,14 @@ describe('verification', () => {
     assert.ok(f.jwksFetches - before <= 1, `${f.jwksFetches - before} fetches`);
   });
 
+  test('an unreachable JWKS is 503, not 401', async () => {
+    const h = guardOf({ jwksUri: `${f.issuer}/no-keys-here`, revocations: { mode: 'off' } });
+    await assert.rejects(h.start(), /answered 404/);
+    const e = await h.verifyJwt(await f.sign()).catch((e) => e);
+    assert.equal(e.status, 503);
+    h.close();
+  });
+
   test('missing scope: 403 with insufficient_scope naming the scopes that grant it', async () => {
     const p = await g.authenticate(`Bearer ${await f.sign()}`);
     const e = await g.authorize(p, { permission: 'contacts.write' }, {}).catch((e) => e);
