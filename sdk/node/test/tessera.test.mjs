@@ -262,6 +262,26 @@ describe('revocation', () => {
     console.log(`# token of a revoked installation refused after ${ms.toFixed(0)} ms`);
   });
 
+  test('a deleted app stops its tokens', async () => {
+    const app3 = await admin.post(`/v1/agencies/${agy}/apps`, {
+      name: 'Third',
+      redirect_uris: ['http://127.0.0.1:9/cb'],
+      scopes: SCOPES,
+      confidential: true,
+      kind: 'private',
+    });
+    await admin.post(`/v1/agencies/${agy}/accounts/${acc}/installations`, { app: app3.client_id, scopes: SCOPES });
+    const t = (
+      await token(srv.issuer, app3.client_id, app3.client_secret, { grant_type: 'client_credentials', scope: SCOPES.join(' '), ...(aud ? { resource: RESOURCE } : {}) })
+    ).access_token;
+    const url = `${s.url}/agencies/${agy}/contacts`;
+    assert.equal((await get(url, t)).status, 200);
+    await admin.del(`/v1/agencies/${agy}/apps/${app3.client_id}`);
+    if (!feed) fake.push({ kind: 'app', id: app3.client_id, agency: agy, state: 'deleted', at: Math.floor(Date.now() / 1000), expires_at: Math.floor(Date.now() / 1000) + 960 });
+    const ms = await within(1000, async () => (await get(url, t)).status === 401);
+    console.log(`# token of a deleted app refused after ${ms.toFixed(0)} ms`);
+  });
+
   test('a revoked API key stops', async () => {
     const key = await admin.post(`/v1/agencies/${agy}/api-keys`, { name: 'revoked', scopes: SCOPES });
     const url = `${s.url}/agencies/${agy}/contacts`;
