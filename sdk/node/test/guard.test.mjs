@@ -124,6 +124,22 @@ describe('verification', () => {
     h.close();
   });
 
+  test('the JWKS is refetched once its Cache-Control max-age has passed', async () => {
+    let clock = Date.now();
+    const h = guardOf({ revocations: { mode: 'off' }, verifiedCache: false, now: () => clock });
+    await h.start();
+    const n = f.jwksFetches;
+    const t = await f.sign();
+    await h.verifyJwt(t);
+    clock += 200_000; // within max-age=300
+    await h.verifyJwt(t);
+    assert.equal(f.jwksFetches, n);
+    clock += 200_000; // past it: refreshed in the background, the cached keys still used
+    assert.equal(await status(h.verifyJwt(t)), 200);
+    await until(() => f.jwksFetches === n + 1);
+    h.close();
+  });
+
   test('missing scope: 403 with insufficient_scope naming the scopes that grant it', async () => {
     const p = await g.authenticate(`Bearer ${await f.sign()}`);
     const e = await g.authorize(p, { permission: 'contacts.write' }, {}).catch((e) => e);
