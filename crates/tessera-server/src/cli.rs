@@ -413,6 +413,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         },
         redis: config.redis.clone(),
         rate_limits: config.rate_limits.clone(),
+        forward_auth: config.forward_auth.clone(),
         ..Default::default()
     };
     if let Some(p) = &config.policies {

@@ -31,7 +31,7 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms, password_workers, header_timeout_secs, body_timeout_secs, idle_timeout_secs, max_connections, max_connections_per_ip, metrics_public, trusted_proxies, trusted_proxy_header, redis_url, redis_timeout_ms, [rate_limits.<class>], [plans.<name>.<class>]
+    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms, password_workers, header_timeout_secs, body_timeout_secs, idle_timeout_secs, max_connections, max_connections_per_ip, metrics_public, trusted_proxies, trusted_proxy_header, redis_url, redis_timeout_ms, [rate_limits.<class>], [plans.<name>.<class>], [forward_auth] (audience, [[forward_auth.routes]])
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -176,6 +176,7 @@ struct FileConfig {
             std::collections::BTreeMap<String, crate::ratelimit::Quota>,
         >,
     >,
+    forward_auth: Option<crate::forward_auth::ForwardAuthConfig>,
 }
 
 /// The resolved configuration.
@@ -213,6 +214,8 @@ pub struct Config {
     pub redis: Option<crate::cluster::redis::RedisSettings>,
     /// Rate limits and plans.
     pub rate_limits: crate::ratelimit::RateLimitSettings,
+    /// Forward-auth routes (checked against the catalog when the services are built).
+    pub forward_auth: crate::forward_auth::ForwardAuthConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -436,6 +439,7 @@ impl Config {
             });
         }
         Ok(Self {
+            forward_auth: file.forward_auth.clone().unwrap_or_default(),
             rate_limits,
             redis,
             net,

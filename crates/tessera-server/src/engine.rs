@@ -142,6 +142,9 @@ pub struct Engine {
     feed: tokio::sync::Mutex<()>,
     /// What is suspended platform-wide (reloaded from the feed).
     suspensions: crate::suspension::Suspensions,
+    /// Rung on every invalidation (a local write, or a change seen on the feed): wakes the
+    /// revocation feed's waiting readers.
+    bell: tokio::sync::watch::Sender<u64>,
 }
 
 impl Engine {
@@ -179,6 +182,7 @@ impl Engine {
             tick: AtomicU64::new(0),
             feed: tokio::sync::Mutex::new(()),
             suspensions: crate::suspension::Suspensions::default(),
+            bell: tokio::sync::watch::channel(0).0,
         }
     }
 
@@ -320,6 +324,12 @@ impl Engine {
                 self.bytes.fetch_sub(old.bytes as u64, Ordering::Relaxed);
             }
         }
+        self.bell.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees the bell rung after this call (some agency changed).
+    pub fn listen(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.bell.subscribe()
     }
 
     /// The revision an entry's answers are valid at: its snapshot, or later if the feed has

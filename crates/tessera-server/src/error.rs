@@ -52,6 +52,8 @@ pub enum ErrorCode {
     PlatformNotSuspendable,
     /// 503: a fail-closed rate limit cannot be decided (Redis unreachable).
     TemporarilyUnavailable,
+    /// 410: a revocation-feed cursor older than the feed's retention (resynchronise).
+    CursorExpired,
 }
 
 impl ErrorCode {
@@ -77,6 +79,7 @@ impl ErrorCode {
             Self::AppNotApproved => "app_not_approved",
             Self::PlatformNotSuspendable => "platform_not_suspendable",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::CursorExpired => "cursor_expired",
         }
     }
 
@@ -102,6 +105,7 @@ impl ErrorCode {
             Self::AppNotApproved => "app not approved",
             Self::PlatformNotSuspendable => "the platform cannot be suspended",
             Self::TemporarilyUnavailable => "temporarily unavailable",
+            Self::CursorExpired => "cursor expired",
         }
     }
 }

@@ -14,6 +14,8 @@ pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod feed;
+pub mod forward_auth;
 pub mod gate;
 pub mod http;
 pub mod keys;
@@ -311,6 +313,12 @@ pub async fn run(
             usage.flush(store.as_ref()).await;
         }
     });
+    // Revocation-feed streams never finish by themselves: they end when shutdown begins.
+    let streams = state.feed_streams.clone();
+    let shutdown = async move {
+        shutdown.await;
+        streams.stop();
+    };
     net::serve(
         listener,
         router,

@@ -46,6 +46,10 @@ pub struct Services {
     pub redis: Option<Arc<crate::cluster::redis::Redis>>,
     /// Rate limits and quotas.
     pub limiter: Arc<crate::ratelimit::Limiter>,
+    /// The revocation feed's waiting readers (bounded per agency) and their stop signal.
+    pub feed_streams: Arc<crate::feed::Streams>,
+    /// The forward-auth route table (`[[forward_auth.routes]]`), checked against the catalog.
+    pub forward_auth: Arc<crate::forward_auth::RouteTable>,
 }
 
 /// Batches `last_used_at` updates so authentication never writes to the store.
@@ -102,6 +106,9 @@ pub enum StateError {
     /// The Redis URL is malformed.
     #[error("{0}")]
     Redis(String),
+    /// A forward-auth route names an unknown permission or resource type, or is malformed.
+    #[error("invalid forward_auth route: {0}")]
+    ForwardAuth(String),
 }
 
 /// Engine settings.
@@ -123,6 +130,8 @@ pub struct EngineSettings {
     pub redis: Option<crate::cluster::redis::RedisSettings>,
     /// Rate limits and quotas (the shipped defaults unless configured).
     pub rate_limits: crate::ratelimit::RateLimitSettings,
+    /// Forward-auth routes (`[[forward_auth.routes]]`), validated against the catalog here.
+    pub forward_auth: crate::forward_auth::ForwardAuthConfig,
 }
 
 impl Services {
@@ -156,6 +165,8 @@ impl Services {
             )),
             None => None,
         };
+        let forward_auth = crate::forward_auth::RouteTable::build(&settings.forward_auth, &catalog)
+            .map_err(StateError::ForwardAuth)?;
         let Connected { store, mint } = connected;
         let admission = Arc::new(crate::gate::admission::Admission::new(mint));
         let store_for_keys = store.clone();
@@ -214,6 +225,8 @@ impl Services {
                 redis.clone(),
             )),
             redis,
+            feed_streams: Arc::default(),
+            forward_auth: Arc::new(forward_auth),
         })
     }
 }

@@ -150,7 +150,7 @@ pub async fn for_sign_in(s: &Services, addr: Option<IpAddr>, email: &str) -> Ver
 
 /// The class of a `/v1` request.
 pub fn v1_class(method: &axum::http::Method, path: &str) -> Class {
-    if path == "/v1/check" || path == "/v1/check/batch" {
+    if path == "/v1/check" || path == "/v1/check/batch" || path == "/v1/forward-auth" {
         Class::Check
     } else if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
         Class::Read

@@ -93,6 +93,28 @@ fn extra_query(r: &RouteSpec, catalog: &tessera_core::Catalog) -> Vec<Value> {
             false,
             json!({ "enum": ["true", "false"] }),
         )],
+        ("GET", "/v1/revocations") => vec![
+            q(
+                "since",
+                false,
+                json!({ "type": "string", "pattern": "^[0-9]{1,18}$", "description": "The cursor after which to read (`next` of the previous answer); absent: from the oldest entry retained." }),
+            ),
+            q(
+                "limit",
+                false,
+                json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
+            ),
+            q(
+                "wait",
+                false,
+                json!({ "type": "integer", "minimum": 0, "maximum": 60, "description": "Long-poll: when nothing is newer than `since`, wait up to this many seconds." }),
+            ),
+            json!({ "name": "Last-Event-ID", "in": "header", "required": false, "schema": { "type": "string", "pattern": "^[0-9]{1,18}$" }, "description": "SSE resumption (with `Accept: text/event-stream`): like `since`." }),
+        ],
+        ("GET", "/v1/forward-auth") => vec![
+            json!({ "name": "X-Original-Method", "in": "header", "required": true, "schema": { "type": "string" }, "description": "The proxied request's method." }),
+            json!({ "name": "X-Original-URI", "in": "header", "required": true, "schema": { "type": "string" }, "description": "The proxied request's path and query, as received (nginx `$request_uri`)." }),
+        ],
         _ => Vec::new(),
     }
 }
@@ -145,6 +167,29 @@ fn rate_headers(limited: bool) -> Value {
         h["Retry-After"] = json!({ "description": "Seconds before a retry can be admitted (at least 1).", "schema": { "type": "integer", "minimum": 1 } });
     }
     h
+}
+
+/// What the revocation feed and forward auth answer beyond JSON (issue 11).
+fn feed_extras(path: &str, op: &mut Value) {
+    match path {
+        "/v1/revocations" => {
+            op["responses"]["410"] = json!({ "description": "`cursor_expired`: the cursor is older than the feed's retention; forget the revocation state and read again without `since`", "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } });
+            op["responses"]["200"]["content"]["text/event-stream"] = json!({ "schema": { "type": "string", "description": "With `Accept: text/event-stream`: one event per entry, `id: <cursor>`, `event: revocation`, `data: <RevocationItem JSON>`; a `: keepalive` comment at least every 15 s." } });
+        }
+        "/v1/forward-auth" => {
+            let h = |d: &str| json!({ "description": d, "schema": { "type": "string" } });
+            op["responses"]["200"]["headers"]["X-Tessera-Subject"] =
+                h("The caller: `usr_…`, `key_…` or an app's client id.");
+            op["responses"]["200"]["headers"]["X-Tessera-Agency"] = h("The agency acted in.");
+            op["responses"]["200"]["headers"]["X-Tessera-Account"] =
+                h("The account acted on, when one.");
+            op["responses"]["200"]["headers"]["X-Tessera-Scopes"] =
+                h("The credential's scopes, space-separated.");
+            op["responses"]["200"]["headers"]["X-Tessera-Actor"] =
+                h("The impersonator, for an impersonation token.");
+        }
+        _ => {}
+    }
 }
 
 /// Builds the document.
@@ -209,6 +254,7 @@ pub fn document(routes: &[RouteSpec], catalog: &tessera_core::Catalog) -> Value 
             "security": [{ "bearer": [] }],
             "x-permission": permission,
         });
+        feed_extras(r.path, &mut op);
         if let (Some(f), Some(obj)) = (r.request, op.as_object_mut()) {
             obj.insert("requestBody".into(), json!({ "required": true, "content": { "application/json": { "schema": f(&mut generator) } } }));
         }

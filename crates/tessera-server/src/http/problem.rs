@@ -32,6 +32,7 @@ impl ErrorCode {
             }
             Self::PlatformNotSuspendable => StatusCode::CONFLICT,
             Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::CursorExpired => StatusCode::GONE,
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod platform;
 pub mod policies;
 pub mod principals;
+pub mod revocations;
 pub mod roles;
 pub mod signing_keys;
 pub mod subject;

@@ -222,6 +222,41 @@ pub struct Change {
     pub entity: String,
 }
 
+/// The change-log kinds the revocation feed serves (`ChangeFeed::revocations_since`).
+pub const REVOCATION_KINDS: &[&str] = &[
+    "token.revoke",
+    "grant.revoke",
+    "installation.revoke",
+    "api_key.revoke",
+    "api_key.rotate",
+    "agency.suspend",
+    "agency.reinstate",
+    "agency.delete",
+    "account.suspend",
+    "account.reinstate",
+    "account.delete",
+    "user.status",
+    "user.delete",
+    "app.delete",
+];
+
+/// One entry of the revocation feed: a change of a `REVOCATION_KINDS` kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevocationChange {
+    /// The revision the write committed at.
+    pub revision: i64,
+    /// The agency it changed.
+    pub agency: AgencyId,
+    /// The change-log kind, such as `token.revoke`.
+    pub kind: String,
+    /// The id of the object it happened to.
+    pub entity: String,
+    /// When it was written (Unix milliseconds).
+    pub at: i64,
+    /// For `user.status`: the user's status when the feed is read (`None`: the user is gone).
+    pub user_status: Option<Status>,
+}
+
 /// Everything an agency's authorization decisions are made from, read at one instant.
 ///
 /// INVARIANT: the roles, bindings and policies are those of exactly the writes with a

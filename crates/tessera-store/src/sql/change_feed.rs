@@ -73,6 +73,56 @@ macro_rules! change_feed {
             Ok(Revocations { installations, grants, access_tokens })
         }
 
+
+        /// The `kind IN (…)` list of the revocation feed (constant names, no input).
+        fn revocation_kinds_sql() -> String {
+            $crate::records::REVOCATION_KINDS
+                .iter()
+                .map(|k| format!("'{k}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+
+        fn revocation_row(row: &DbRow) -> Result<RevocationChange, StoreError> {
+            Ok(RevocationChange {
+                revision: row.try_get("revision")?,
+                agency: col(row, "agency_id")?,
+                kind: row.try_get("kind")?,
+                entity: row.try_get("entity")?,
+                at: row.try_get("at")?,
+                user_status: None,
+            })
+        }
+
+        /// Fills `user_status` of the `user.status` entries of `agency` from its users, read in
+        /// `tx` (a transaction of that tenant).
+        async fn fill_user_status(tx: &mut Tx, agency: &AgencyId, items: &mut [RevocationChange]) -> Result<(), StoreError> {
+            let ids: Vec<String> = items
+                .iter()
+                .filter(|c| c.kind == "user.status" && &c.agency == agency)
+                .map(|c| c.entity.clone())
+                .collect();
+            if ids.is_empty() {
+                return Ok(());
+            }
+            let sql = format!("SELECT id, status FROM users WHERE agency_id = $1 AND id IN ({})", placeholders(2, ids.len()));
+            let mut q = sqlx::query(&sql).bind(agency.as_str());
+            for id in &ids {
+                q = q.bind(id);
+            }
+            let rows = q.fetch_all(&mut **tx).await?;
+            let mut status = std::collections::HashMap::new();
+            for r in &rows {
+                let id: String = r.try_get("id")?;
+                let st: String = r.try_get("status")?;
+                status.insert(id, Status::parse(&st));
+            }
+            for c in items.iter_mut().filter(|c| c.kind == "user.status" && &c.agency == agency) {
+                c.user_status = status.get(&c.entity).copied().flatten();
+            }
+            Ok(())
+        }
+
         #[async_trait]
         impl ChangeFeed for $store {
             async fn revision(&self) -> Result<i64, StoreError> {
@@ -122,6 +172,86 @@ macro_rules! change_feed {
                     .await?;
                 tx.commit().await?;
                 rows.iter().map(change_row).collect()
+            }
+
+            async fn revocations_since(&self, tenant: Option<&TenantScope>, after_revision: i64, min_at: i64, limit: u32) -> Result<Vec<RevocationChange>, StoreError> {
+                let limit = i64::from(limit.clamp(1, 1000));
+                let kinds = revocation_kinds_sql();
+                match tenant {
+                    Some(t) => {
+                        let mut tx = self.begin_snapshot(t.agency()).await?;
+                        let rows = sqlx::query(&format!(
+                            "SELECT agency_id, revision, kind, entity, at FROM change_log \
+                             WHERE agency_id = $1 AND revision > $2 AND at > $3 AND kind IN ({kinds}) ORDER BY revision LIMIT $4"
+                        ))
+                        .bind(t.agency().as_str())
+                        .bind(after_revision)
+                        .bind(min_at)
+                        .bind(limit)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        let mut items = rows.iter().map(revocation_row).collect::<Result<Vec<_>, _>>()?;
+                        fill_user_status(&mut tx, t.agency(), &mut items).await?;
+                        tx.commit().await?;
+                        Ok(items)
+                    }
+                    None => {
+                        let mut tx = self.begin_feed().await?;
+                        let rows = sqlx::query(&format!(
+                            "SELECT agency_id, revision, kind, entity, at FROM change_log \
+                             WHERE revision > $1 AND at > $2 AND kind IN ({kinds}) ORDER BY revision LIMIT $3"
+                        ))
+                        .bind(after_revision)
+                        .bind(min_at)
+                        .bind(limit)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        tx.commit().await?;
+                        let mut items = rows.iter().map(revocation_row).collect::<Result<Vec<_>, _>>()?;
+                        // A user's status is read in its own tenant (the feed reader sees no users).
+                        let mut agencies: Vec<AgencyId> = items.iter().filter(|c| c.kind == "user.status").map(|c| c.agency.clone()).collect();
+                        agencies.sort();
+                        agencies.dedup();
+                        for agency in agencies {
+                            let mut tx = self.begin_tenant(&agency, false).await?;
+                            fill_user_status(&mut tx, &agency, &mut items).await?;
+                            tx.commit().await?;
+                        }
+                        Ok(items)
+                    }
+                }
+            }
+
+            async fn revocations_dropped(&self, tenant: Option<&TenantScope>, after_revision: i64, cutoff: i64) -> Result<bool, StoreError> {
+                let kinds = revocation_kinds_sql();
+                let row = match tenant {
+                    Some(t) => {
+                        let mut tx = self.begin_tenant(t.agency(), false).await?;
+                        let row = sqlx::query(&format!(
+                            "SELECT revision FROM change_log WHERE agency_id = $1 AND revision > $2 AND at <= $3 AND kind IN ({kinds}) ORDER BY revision LIMIT 1"
+                        ))
+                        .bind(t.agency().as_str())
+                        .bind(after_revision)
+                        .bind(cutoff)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        tx.commit().await?;
+                        row
+                    }
+                    None => {
+                        let mut tx = self.begin_feed().await?;
+                        let row = sqlx::query(&format!(
+                            "SELECT revision FROM change_log WHERE revision > $1 AND at <= $2 AND kind IN ({kinds}) ORDER BY revision LIMIT 1"
+                        ))
+                        .bind(after_revision)
+                        .bind(cutoff)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        tx.commit().await?;
+                        row
+                    }
+                };
+                Ok(row.is_some())
             }
 
             async fn suspensions(&self) -> Result<Suspensions, StoreError> {

@@ -83,9 +83,9 @@ macro_rules! impl_store {
             Account, Agency, AgencyLimitsRecord, ApiKey, App, AppKind, AppReview, AppUpdate,
             AuditFilter, AuthCode, AuthzSnapshot, Binding, Bootstrap, Change, ClientRecord,
             ClientSecret, CodeRedemption, Grant, Installation, KeyRateLimit, KeySecretMatch,
-            NewRefreshToken, NewUser, Policy, RefreshToken, RefreshUse, Revocations, Role,
-            RolePatch, SecretHashRecord, SigningKeyRow, Status, Suspensions, User, UserCredential,
-            UserPatch,
+            NewRefreshToken, NewUser, Policy, RefreshToken, RefreshUse, RevocationChange,
+            Revocations, Role, RolePatch, SecretHashRecord, SigningKeyRow, Status, Suspensions,
+            User, UserCredential, UserPatch,
         };
         use $crate::scope::TenantScope;
         use $crate::sql::{email_key, page_limit, placeholders, MAX_FEED};

@@ -5,7 +5,7 @@
 //! is, so a tailer resuming after the last revision it saw misses nothing.
 
 use crate::error::StoreError;
-use crate::records::{AuthzSnapshot, Change, Suspensions};
+use crate::records::{AuthzSnapshot, Change, RevocationChange, Suspensions};
 use crate::scope::TenantScope;
 use async_trait::async_trait;
 
@@ -33,4 +33,25 @@ pub trait ChangeFeed: Send + Sync {
     /// is suspended. Read by every node at start and again when the feed shows a suspension
     /// or a reinstatement (normally all three lists are empty).
     async fn suspensions(&self) -> Result<Suspensions, StoreError>;
+    /// The revocation feed: changes of the `REVOCATION_KINDS` kinds with a revision above
+    /// `after_revision` and written after `min_at` (Unix ms), in revision order, at most
+    /// `limit` (clamped to 1..=1000). `Some(scope)`: that agency's alone, read under its
+    /// tenant scope (row-level security on PostgreSQL); `None`: every agency (the feed
+    /// reader, for platform principals).
+    async fn revocations_since(
+        &self,
+        tenant: Option<&TenantScope>,
+        after_revision: i64,
+        min_at: i64,
+        limit: u32,
+    ) -> Result<Vec<RevocationChange>, StoreError>;
+    /// Whether a revocation change with a revision above `after_revision` was written at or
+    /// before `cutoff` (Unix ms): one a reader resuming there can no longer be served (the
+    /// feed's retention dropped it). Same `tenant` rule as `revocations_since`.
+    async fn revocations_dropped(
+        &self,
+        tenant: Option<&TenantScope>,
+        after_revision: i64,
+        cutoff: i64,
+    ) -> Result<bool, StoreError>;
 }

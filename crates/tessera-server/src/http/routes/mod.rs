@@ -12,9 +12,11 @@ mod audit;
 mod bindings;
 mod catalog;
 mod check;
+mod forward_auth;
 mod installations;
 mod limits;
 mod policies;
+mod revocations;
 mod roles;
 mod spec;
 mod suspension;
@@ -566,5 +568,20 @@ pub fn table() -> Vec<RouteSpec> {
             get(check::principals),
         )
         .returns::<uc::principals::Holders>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/revocations",
+            P("revocations.read", Path),
+            "The revocation feed after `?since=` (`limit`, long-poll `wait`; SSE with `Accept: text/event-stream`, `Last-Event-ID`; 410 `cursor_expired`)",
+            get(revocations::list),
+        )
+        .returns::<uc::revocations::RevocationPage>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/forward-auth",
+            Authenticated,
+            "Forward auth for a proxy (`X-Original-Method`, `X-Original-URI`): 200 with `X-Tessera-*` identity headers, 401 or 403",
+            get(forward_auth::check),
+        ),
     ]
 }
