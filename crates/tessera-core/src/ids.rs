@@ -216,6 +216,8 @@ define_id!(/// An audit event.
 define_id!(/// An OAuth grant: one consent, the refresh-token family and the sessions it issues (the
     /// `sid` of its tokens).
     GrantId, "grt_", "grant");
+define_id!(/// A resource server (RFC 8707): a service tokens can be bound to.
+    ResourceServerId, "rsv_", "resource server");
 
 /// Who acts: a user, an API key, or an app acting through an installation (client
 /// credentials). Only users and keys can be named in bindings and parsed from input: an

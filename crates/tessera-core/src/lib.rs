@@ -20,7 +20,7 @@ pub use decision::{
 };
 pub use ids::{
     AccountId, AgencyId, AppId, BindingId, EventId, GrantId, IdError, InstallationId, KeyId,
-    PolicyId, PrincipalId, RoleId, UserId,
+    PolicyId, PrincipalId, ResourceServerId, RoleId, UserId,
 };
 pub use permission::{PermissionIndex, PermissionSet};
 pub use scope::{ScopeError, Scopes};

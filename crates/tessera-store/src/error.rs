@@ -67,6 +67,8 @@ fn normalise_constraint(raw: &str) -> String {
         // Before the others: SQLite names the columns, and `installations.account_key`
         // must not read as anything else.
         ("installation", "installation"),
+        // A resource server's identifier (`resource_servers_identifier`, `resource_servers.identifier`).
+        ("identifier", "identifier"),
         ("email", "email"),
         ("binding", "binding"),
         ("name", "name"),

@@ -53,6 +53,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_rate_limits.sql"),
         postgres: include_str!("../migrations/postgres/0006_rate_limits.sql"),
     },
+    Migration {
+        version: 7,
+        name: "resource_servers",
+        sqlite: include_str!("../migrations/sqlite/0007_resource_servers.sql"),
+        postgres: include_str!("../migrations/postgres/0007_resource_servers.sql"),
+    },
 ];
 
 impl Migration {

@@ -188,6 +188,12 @@ impl PgStore {
         self.begin_lookup("tessera.credential_hash", &hex).await
     }
 
+    /// A transaction that sees the resource server with this identifier, in any agency (the
+    /// `resource_lookup` policy, SELECT only).
+    async fn begin_resource(&self, identifier: &str) -> Result<Tx, StoreError> {
+        self.begin_lookup("tessera.resource_identifier", identifier).await
+    }
+
     /// A transaction that sees the users with this email key in every agency (the
     /// `login_lookup` policy, SELECT only).
     async fn begin_login(&self, email_key: &str) -> Result<Tx, StoreError> {

@@ -164,6 +164,11 @@ impl SqliteStore {
         Ok(self.reader.begin().await?)
     }
 
+    /// A read transaction for the resource server with this identifier, in any agency.
+    async fn begin_resource(&self, _identifier: &str) -> Result<Tx, StoreError> {
+        Ok(self.reader.begin().await?)
+    }
+
     /// A read transaction for the users with this email key, in every agency.
     async fn begin_login(&self, _email_key: &str) -> Result<Tx, StoreError> {
         Ok(self.reader.begin().await?)

@@ -25,7 +25,7 @@ use tessera_store::{
 const GLOBAL_TABLES: [&str; 4] = ["agencies", "revision", "tessera_migrations", "signing_keys"];
 
 /// The tenant tables the migration is known to create (so the catalog check is not vacuous).
-const TENANT_TABLES: [&str; 17] = [
+const TENANT_TABLES: [&str; 18] = [
     "change_log",
     "accounts",
     "users",
@@ -43,6 +43,7 @@ const TENANT_TABLES: [&str; 17] = [
     "oauth_grants",
     "refresh_tokens",
     "revoked_access_tokens",
+    "resource_servers",
 ];
 
 /// The OAuth tenant tables (0004).
@@ -731,6 +732,7 @@ async fn rls_oauth_lookups_are_narrow_and_read_only() {
         created_by: "system".into(),
         created_at: at,
         revoked_at: None,
+        resource: None,
     };
     store
         .create_installation(&b, &ins, &record("installation.create"))
@@ -764,6 +766,7 @@ async fn rls_oauth_lookups_are_narrow_and_read_only() {
         created_at: at,
         expires_at: at + 60_000,
         consumed_at: None,
+        resource: None,
     };
     store.create_code(&a, &code).await.unwrap();
     let grant = Grant {
@@ -779,6 +782,7 @@ async fn rls_oauth_lookups_are_narrow_and_read_only() {
         created_at: at,
         expires_at: at + 86_400_000,
         revoked_at: None,
+        resource: None,
     };
     let refresh = NewRefreshToken {
         hash: rand::random::<[u8; 32]>().to_vec(),

@@ -112,6 +112,10 @@ pub enum AuditAction {
     SigningKeyRetire,
     /// `signing_key.drop`: a signing key's record was removed.
     SigningKeyDrop,
+    /// `resource_server.create`: a resource server (RFC 8707) was registered.
+    ResourceServerCreate,
+    /// `resource_server.delete`: a resource server was deleted.
+    ResourceServerDelete,
 }
 
 impl AuditAction {
@@ -168,6 +172,8 @@ impl AuditAction {
         Self::SigningKeyBeginRetiring,
         Self::SigningKeyRetire,
         Self::SigningKeyDrop,
+        Self::ResourceServerCreate,
+        Self::ResourceServerDelete,
     ];
 
     /// The wire name stored in the record's `action` (a stable contract: never rename one).
@@ -224,6 +230,8 @@ impl AuditAction {
             Self::SigningKeyBeginRetiring => "signing_key.begin_retiring",
             Self::SigningKeyRetire => "signing_key.retire",
             Self::SigningKeyDrop => "signing_key.drop",
+            Self::ResourceServerCreate => "resource_server.create",
+            Self::ResourceServerDelete => "resource_server.delete",
         }
     }
 

@@ -64,6 +64,8 @@ impl AuditAction {
             Self::SigningKeyBeginRetiring => "An active (or superseded pending) signing key began retiring: it stops signing at its `retires_at` and stays published until its `expires_at`. Actor: `system`; request id: `key-rotation`; platform chain.",
             Self::SigningKeyRetire => "A retiring signing key was retired: every token it signed has expired; it is unpublished and its private key destroyed. Actor: `system`; request id: `key-rotation`; platform chain.",
             Self::SigningKeyDrop => "A signing key's record was removed (a retired key, or a pending key that never signed). Actor: `system`; request id: `key-rotation`; platform chain.",
+            Self::ResourceServerCreate => "A resource server (RFC 8707) was registered: tokens can now be bound to its identifier (`resource=`). The caller holds every permission its scopes grant (I2). A platform-wide one is written in the platform agency's chain.",
+            Self::ResourceServerDelete => "A resource server was deleted: `resource=` naming it is refused from now on (tokens already bound to it keep their `aud` until they expire).",
         }
     }
 
@@ -273,6 +275,12 @@ impl AuditAction {
             | Self::SigningKeyBeginRetiring
             | Self::SigningKeyRetire
             | Self::SigningKeyDrop => &[],
+            Self::ResourceServerCreate => &[
+                ("identifier", "the resource's URI (the `aud` of its tokens)"),
+                ("scopes", "the scopes it serves"),
+                ("name", "its display name"),
+            ],
+            Self::ResourceServerDelete => &[("identifier", "the resource's URI")],
         }
     }
 
@@ -319,6 +327,9 @@ impl AuditAction {
             | Self::SigningKeyBeginRetiring
             | Self::SigningKeyRetire
             | Self::SigningKeyDrop => SIGNING_KEY_TARGET,
+            Self::ResourceServerCreate | Self::ResourceServerDelete => {
+                "the resource server's id (`rsv_…`)"
+            }
         }
     }
 }
@@ -465,9 +476,11 @@ mod tests {
             AppReject => 48,
             AuthSignInThrottled => 49,
             AgencyLimitsUpdate => 50,
+            ResourceServerCreate => 51,
+            ResourceServerDelete => 52,
         }
     }
-    const VARIANTS: usize = 51;
+    const VARIANTS: usize = 53;
 
     #[test]
     fn all_lists_every_variant_once() {

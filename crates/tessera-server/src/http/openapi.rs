@@ -24,7 +24,7 @@ fn id_pattern(prefix: &str) -> Value {
 
 fn param_schema(name: &str) -> Value {
     match name {
-        "agy" | "acc" | "usr" | "key" | "bnd" | "rol" | "pol" => id_pattern(name),
+        "agy" | "acc" | "usr" | "key" | "bnd" | "rol" | "pol" | "rsv" => id_pattern(name),
         "id" => id_pattern("(usr|key)"),
         _ => json!({ "type": "string" }),
     }
@@ -42,6 +42,7 @@ fn cursor_schema(path: &str) -> Value {
         "roles" => id_pattern("rol"),
         "policies" => id_pattern("pol"),
         "principals" => id_pattern("(usr|key)"),
+        "resource-servers" => id_pattern("rsv"),
         _ => json!({ "type": "string", "pattern": "^[0-9]{1,18}$" }),
     }
 }
@@ -139,6 +140,12 @@ fn apply_catalog(schemas: &mut Map<String, Value>, catalog: &tessera_core::Catal
         "CreateKey",
         "scopes",
         json!({ "type": "array", "items": { "enum": scopes }, "description": "Catalog scopes." }),
+    );
+    set(
+        schemas,
+        "CreateResourceServer",
+        "scopes",
+        json!({ "type": "array", "minItems": 1, "maxItems": 100, "items": { "enum": scopes }, "description": "The catalog scopes the resource server serves." }),
     );
     let perms = json!({ "type": "array", "minItems": 1, "items": { "enum": permissions } });
     set(schemas, "CreateRole", "permissions", perms.clone());
@@ -268,7 +275,7 @@ pub fn document(routes: &[RouteSpec], catalog: &tessera_core::Catalog) -> Value 
     schemas.insert("Problem".into(), problem_schema());
     json!({
         "openapi": "3.1.0",
-        "info": { "title": "Tessera", "version": env!("CARGO_PKG_VERSION"), "description": "Identity, token and authorization server for multi-tenant SaaS platforms." },
+        "info": { "title": "Tessera", "version": env!("CARGO_PKG_VERSION"), "description": "Identity, token and authorization server for multi-tenant SaaS platforms. Access tokens are bound to a registered resource server with `resource=<identifier>` (RFC 8707) at `/oauth/authorize` and `/oauth/token` (every grant, and token exchange): their `aud` is that identifier and their scopes are limited to what it serves; an unknown resource, another agency's, or several different ones is `invalid_target`. Without `resource`, `aud` is the issuer, and only such tokens are accepted as credentials by this API." },
         "paths": paths,
         "components": {
             "schemas": schemas,

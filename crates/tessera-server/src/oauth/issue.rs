@@ -56,6 +56,9 @@ pub struct AccessSpec {
     pub ttl: i64,
     /// The signing algorithm (the client's choice).
     pub alg: Algorithm,
+    /// The resource server it is bound to (RFC 8707): its `aud`. `None`: the issuer
+    /// (Tessera's own API).
+    pub aud: Option<String>,
 }
 
 /// An issued access token.
@@ -125,7 +128,9 @@ pub fn mint_access(state: &Services, spec: AccessSpec) -> Result<Issued, NoSigni
     let claims = AccessClaims {
         iss: state.oauth.issuer().to_owned(),
         sub: spec.sub,
-        aud: vec![state.oauth.issuer().to_owned()],
+        aud: vec![spec
+            .aud
+            .unwrap_or_else(|| state.oauth.issuer().to_owned())],
         exp,
         iat: now_s,
         nbf: now_s,

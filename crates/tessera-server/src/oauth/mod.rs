@@ -2,7 +2,7 @@
 //!
 //! `endpoint/` holds the HTTP handlers (the only place with axum state); `grant/` the four
 //! token-endpoint grants as use cases (typed request in, issued tokens or a `GrantError`
-//! out); below them `client`, `issue`, `verify`, `tenant`, `scope`, `pkce`, `cache`,
+//! out); below them `client`, `issue`, `verify`, `tenant`, `scope`, `resource`, `pkce`, `cache`,
 //! `settings` and `error` (the one mapping to RFC 6749 §5.2 bodies), which import neither.
 //!
 //! INVARIANT (I2): every token carries at most what its subject holds now: user tokens are
@@ -19,6 +19,7 @@ pub mod grant;
 pub mod issue;
 pub mod pkce;
 pub mod refusal;
+pub mod resource;
 pub mod scope;
 pub mod settings;
 pub mod tenant;

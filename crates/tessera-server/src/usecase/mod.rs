@@ -21,6 +21,7 @@ pub mod platform;
 pub mod policies;
 pub mod principals;
 pub mod revocations;
+pub mod resource_servers;
 pub mod roles;
 pub mod signing_keys;
 pub mod subject;

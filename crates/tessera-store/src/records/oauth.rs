@@ -233,6 +233,8 @@ pub struct AuthCode {
     pub expires_at: i64,
     /// When it was exchanged (`None` until then).
     pub consumed_at: Option<i64>,
+    /// The resource (RFC 8707) the authorization request named, if any.
+    pub resource: Option<String>,
 }
 
 /// What redeeming a code found.
@@ -278,6 +280,8 @@ pub struct Grant {
     #[serde(serialize_with = "serde_rfc3339::option::serialize")]
     #[schemars(with = "Option<String>")]
     pub revoked_at: Option<i64>,
+    /// The resource (RFC 8707) its access tokens are bound to (`aud`), if any.
+    pub resource: Option<String>,
 }
 
 /// A new refresh token, stored by the keyed hash of its value.
@@ -357,4 +361,24 @@ pub struct Revocations {
     pub grants: Vec<String>,
     /// Revoked access-token `jti`s that have not expired.
     pub access_tokens: Vec<String>,
+}
+
+/// A resource server (RFC 8707): a service access tokens can be bound to (`aud`). A row of the
+/// platform tenant serves every agency's tokens; an agency's row serves that agency's only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceServer {
+    /// Its id.
+    pub id: tessera_core::ResourceServerId,
+    /// The agency it belongs to (the platform tenant for a platform-wide one).
+    pub agency_id: AgencyId,
+    /// The absolute URI tokens for it carry as `aud` (unique across every agency).
+    pub identifier: String,
+    /// Display name.
+    pub name: String,
+    /// The catalog scopes it serves: a token for it carries at most these.
+    pub scopes: Vec<String>,
+    /// The principal that registered it.
+    pub created_by: String,
+    /// Creation time.
+    pub created_at: i64,
 }

@@ -5,7 +5,7 @@
 
 macro_rules! grants {
     ($store:ty) => {
-        const CODE_COLS: &str = "agency_id, code_hash, client_id, user_id, installation_id, account_id, redirect_uri, scope, code_challenge, nonce, auth_time, grant_id, created_at, expires_at, consumed_at";
+        const CODE_COLS: &str = "agency_id, code_hash, client_id, user_id, installation_id, account_id, redirect_uri, scope, code_challenge, nonce, auth_time, grant_id, created_at, expires_at, consumed_at, resource";
 
         fn code_row(row: &DbRow) -> Result<AuthCode, StoreError> {
             Ok(AuthCode {
@@ -24,10 +24,11 @@ macro_rules! grants {
                 created_at: row.try_get("created_at")?,
                 expires_at: row.try_get("expires_at")?,
                 consumed_at: row.try_get("consumed_at")?,
+                resource: row.try_get("resource")?,
             })
         }
 
-        const GRANT_COLS: &str = "agency_id, id, kind, client_id, subject, installation_id, account_id, scope, auth_time, created_at, expires_at, revoked_at";
+        const GRANT_COLS: &str = "agency_id, id, kind, client_id, subject, installation_id, account_id, scope, auth_time, created_at, expires_at, revoked_at, resource";
 
         fn grant_row(row: &DbRow) -> Result<Grant, StoreError> {
             Ok(Grant {
@@ -43,6 +44,7 @@ macro_rules! grants {
                 created_at: row.try_get("created_at")?,
                 expires_at: row.try_get("expires_at")?,
                 revoked_at: row.try_get("revoked_at")?,
+                resource: row.try_get("resource")?,
             })
         }
 
@@ -87,7 +89,7 @@ macro_rules! grants {
         impl $store {
             async fn create_code_impl(&self, t: &TenantScope, c: &AuthCode) -> Result<(), StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), true).await?;
-                sqlx::query(&format!("INSERT INTO oauth_codes ({CODE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"))
+                sqlx::query(&format!("INSERT INTO oauth_codes ({CODE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"))
                     .bind(t.agency().as_str())
                     .bind(&c.hash)
                     .bind(c.client_id.as_str())
@@ -103,6 +105,7 @@ macro_rules! grants {
                     .bind(c.created_at)
                     .bind(c.expires_at)
                     .bind(c.consumed_at)
+                    .bind(&c.resource)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -152,7 +155,7 @@ macro_rules! grants {
 
             async fn create_grant_impl(&self, t: &TenantScope, g: &Grant, refresh: Option<&NewRefreshToken>, audit: &AuditRecord) -> Result<(), StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), true).await?;
-                sqlx::query(&format!("INSERT INTO oauth_grants ({GRANT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
+                sqlx::query(&format!("INSERT INTO oauth_grants ({GRANT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"))
                     .bind(t.agency().as_str())
                     .bind(&g.id)
                     .bind(&g.kind)
@@ -165,6 +168,7 @@ macro_rules! grants {
                     .bind(g.created_at)
                     .bind(g.expires_at)
                     .bind(g.revoked_at)
+                    .bind(&g.resource)
                     .execute(&mut *tx)
                     .await?;
                 if let Some(r) = refresh {

@@ -2,7 +2,8 @@
 //! from the row it found.
 //!
 //! INVARIANT: on PostgreSQL each runs in a transaction that sees only what its narrow
-//! SELECT-only policy shows (`begin_client`, `begin_credential`, `begin_login`).
+//! SELECT-only policy shows (`begin_client`, `begin_credential`, `begin_login`,
+//! `begin_resource`).
 
 macro_rules! lookups {
     ($store:ty) => {
@@ -58,6 +59,13 @@ macro_rules! lookups {
                 email: &str,
             ) -> Result<Vec<(UserCredential, TenantScope)>, StoreError> {
                 self.find_users_by_email_impl(email).await
+            }
+
+            async fn find_resource_server(
+                &self,
+                identifier: &str,
+            ) -> Result<Option<(ResourceServer, TenantScope)>, StoreError> {
+                self.find_resource_server_impl(identifier).await
             }
         }
     };

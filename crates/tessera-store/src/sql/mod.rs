@@ -5,6 +5,7 @@
 //! same, as one consistent snapshot), `begin_feed` (the cross-tenant change-log reader),
 //! `read_pool`, `write_pool` (for the global signing-key table, outside any tenant),
 //! `migrate_impl`, `find_key_impl`, `begin_client`, `begin_credential`, `begin_login`,
+//! `begin_resource`,
 //! `switch_tenant`, the `KEY_SHARE` and `FOR_UPDATE` row-lock clauses and `CHECKSUM_COLUMN`;
 //! no query branches on the backend.
 //!
@@ -38,6 +39,7 @@ pub(crate) mod limits;
 pub(crate) mod lookups;
 pub(crate) mod migrations;
 pub(crate) mod policies;
+pub(crate) mod resource_servers;
 pub(crate) mod roles;
 pub(crate) mod signing_keys;
 pub(crate) mod tenant_data;
@@ -73,7 +75,7 @@ macro_rules! impl_store {
         use sqlx::Row;
         use tessera_core::{
             AccountId, AgencyId, AppId, BindingId, InstallationId, KeyId, PolicyId, PrincipalId,
-            RoleId, UserId,
+            ResourceServerId, RoleId, UserId,
         };
 
         use $crate::audit::{chain_hash, AuditEvent, AuditRecord, ChainHash, Outcome};
@@ -83,9 +85,9 @@ macro_rules! impl_store {
             Account, Agency, AgencyLimitsRecord, ApiKey, App, AppKind, AppReview, AppUpdate,
             AuditFilter, AuthCode, AuthzSnapshot, Binding, Bootstrap, Change, ClientRecord,
             ClientSecret, CodeRedemption, Grant, Installation, KeyRateLimit, KeySecretMatch,
-            NewRefreshToken, NewUser, Policy, RefreshToken, RefreshUse, RevocationChange,
-            Revocations, Role, RolePatch, SecretHashRecord, SigningKeyRow, Status, Suspensions,
-            User, UserCredential, UserPatch,
+            NewRefreshToken, NewUser, Policy, RefreshToken, RefreshUse, ResourceServer,
+            RevocationChange, Revocations, Role, RolePatch, SecretHashRecord, SigningKeyRow,
+            Status, Suspensions, User, UserCredential, UserPatch,
         };
         use $crate::scope::TenantScope;
         use $crate::sql::{email_key, page_limit, placeholders, MAX_FEED};
@@ -110,6 +112,7 @@ macro_rules! impl_store {
         $crate::sql::apps::apps!($store);
         $crate::sql::installations::installations!($store);
         $crate::sql::grants::grants!($store);
+        $crate::sql::resource_servers::resource_servers!($store);
         $crate::sql::tenant_data::tenant_data!($store);
         $crate::sql::lookups::lookups!($store);
     };

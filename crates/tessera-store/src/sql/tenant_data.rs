@@ -455,6 +455,40 @@ macro_rules! tenant_data {
                 self.revoke_access_token_impl(t, jti, expires_at, audit)
                     .await
             }
+
+            async fn create_resource_server(
+                &self,
+                t: &TenantScope,
+                r: &ResourceServer,
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                self.create_resource_server_impl(t, r, audit).await
+            }
+
+            async fn get_resource_server(
+                &self,
+                t: &TenantScope,
+                id: &ResourceServerId,
+            ) -> Result<ResourceServer, StoreError> {
+                self.get_resource_server_impl(t, id).await
+            }
+
+            async fn list_resource_servers(
+                &self,
+                t: &TenantScope,
+                page: &PageRequest,
+            ) -> Result<Page<ResourceServer>, StoreError> {
+                self.list_resource_servers_impl(t, page).await
+            }
+
+            async fn delete_resource_server(
+                &self,
+                t: &TenantScope,
+                id: &ResourceServerId,
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                self.delete_resource_server_impl(t, id, audit).await
+            }
         }
     };
 }

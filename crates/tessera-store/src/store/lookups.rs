@@ -1,5 +1,6 @@
 //! The cross-tenant reads that come before authentication: a key by its secret hash, a client
-//! by its id, a code or refresh token by its hash, users by e-mail. On PostgreSQL each runs
+//! by its id, a code or refresh token by its hash, users by e-mail, a resource server by its
+//! identifier. On PostgreSQL each runs
 //! under a narrow SELECT-only policy keyed by what it looks up.
 //!
 //! INVARIANT: each returns the row with the `TenantScope` the store derived from the row
@@ -10,7 +11,8 @@ use tessera_core::AppId;
 
 use crate::error::StoreError;
 use crate::records::{
-    ClientRecord, CodeRedemption, Grant, Installation, KeySecretMatch, RefreshToken, UserCredential,
+    ClientRecord, CodeRedemption, Grant, Installation, KeySecretMatch, RefreshToken, ResourceServer,
+    UserCredential,
 };
 use crate::scope::TenantScope;
 
@@ -57,4 +59,10 @@ pub trait Lookups: Send + Sync {
         &self,
         email: &str,
     ) -> Result<Vec<(UserCredential, TenantScope)>, StoreError>;
+    /// The resource server with this identifier (exactly), in any agency, with the scope of
+    /// its agency (the token endpoint resolving `resource`, RFC 8707). `None` if none.
+    async fn find_resource_server(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<(ResourceServer, TenantScope)>, StoreError>;
 }

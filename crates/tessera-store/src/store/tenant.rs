@@ -1,5 +1,6 @@
 //! Everything an authenticated principal reads and writes inside its agency: accounts, users,
-//! bindings, roles, policies, API keys, apps, installations, codes, grants and tokens.
+//! bindings, roles, policies, API keys, apps, installations, codes, grants, tokens and
+//! resource servers.
 //!
 //! INVARIANT (I1): every method takes the `TenantScope` and acts on that agency's rows only
 //! (whatever agency a record passed in names); each write commits its audit event, and its
@@ -7,7 +8,8 @@
 
 use async_trait::async_trait;
 use tessera_core::{
-    AccountId, AppId, BindingId, InstallationId, KeyId, PolicyId, PrincipalId, RoleId, UserId,
+    AccountId, AppId, BindingId, InstallationId, KeyId, PolicyId, PrincipalId, ResourceServerId,
+    RoleId, UserId,
 };
 
 use crate::audit::AuditRecord;
@@ -15,7 +17,7 @@ use crate::error::StoreError;
 use crate::page::{Page, PageRequest};
 use crate::records::{
     Account, AgencyLimitsRecord, ApiKey, App, AppUpdate, AuthCode, Binding, Grant, Installation,
-    NewRefreshToken, NewUser, Policy, RefreshUse, Role, RolePatch, SecretHashRecord, User,
+    NewRefreshToken, NewUser, Policy, RefreshUse, ResourceServer, Role, RolePatch, SecretHashRecord, User,
     UserPatch,
 };
 use crate::scope::TenantScope;
@@ -357,6 +359,34 @@ pub trait TenantData: Send + Sync {
         t: &TenantScope,
         jti: &str,
         expires_at: i64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    /// Registers a resource server in the scope's agency (whatever `r.agency_id` says). An
+    /// identifier already registered in any agency is `Conflict { constraint: "identifier" }`.
+    /// Appends `resource_server.create` to the change log.
+    async fn create_resource_server(
+        &self,
+        t: &TenantScope,
+        r: &ResourceServer,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    /// A resource server of the tenant.
+    async fn get_resource_server(
+        &self,
+        t: &TenantScope,
+        id: &ResourceServerId,
+    ) -> Result<ResourceServer, StoreError>;
+    /// The tenant's resource servers, in id order (ids are time-ordered to the millisecond).
+    async fn list_resource_servers(
+        &self,
+        t: &TenantScope,
+        page: &PageRequest,
+    ) -> Result<Page<ResourceServer>, StoreError>;
+    /// Deletes a resource server. Appends `resource_server.delete` to the change log.
+    async fn delete_resource_server(
+        &self,
+        t: &TenantScope,
+        id: &ResourceServerId,
         audit: &AuditRecord,
     ) -> Result<(), StoreError>;
 }

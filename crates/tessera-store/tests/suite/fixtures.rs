@@ -392,6 +392,7 @@ pub(crate) fn installation_value(
         created_by: "usr_suite".into(),
         created_at: now(),
         revoked_at: None,
+        resource: None,
     }
 }
 
@@ -435,6 +436,7 @@ pub(crate) fn grant_value(
         created_at: at,
         expires_at: at + 30 * 86_400_000,
         revoked_at: None,
+        resource: None,
     }
 }
 

@@ -55,6 +55,7 @@ mod migrations;
 mod oauth_clients;
 mod oauth_tokens;
 mod platform;
+mod resource_servers;
 mod roles_policies;
 mod sign_in;
 mod signing_keys;

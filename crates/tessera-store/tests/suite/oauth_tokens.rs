@@ -44,6 +44,7 @@ fn code_value(t: &TenantScope, app: &App, user: &UserId) -> AuthCode {
         created_at: at,
         expires_at: at + 60_000,
         consumed_at: None,
+        resource: None,
     }
 }
 

@@ -17,6 +17,7 @@ mod installations;
 mod limits;
 mod policies;
 mod revocations;
+mod resource_servers;
 mod roles;
 mod spec;
 mod suspension;
@@ -36,7 +37,7 @@ pub fn table() -> Vec<RouteSpec> {
     use axum::routing::{delete, get, patch, post, put};
     use Access::{Authenticated, Permission as P, Platform};
     use TargetFrom::{Body, Path};
-    vec![
+    let mut routes = vec![
         RouteSpec::new(
             Method::GET,
             "/v1/catalog",
@@ -583,5 +584,7 @@ pub fn table() -> Vec<RouteSpec> {
             "Forward auth for a proxy (`X-Original-Method`, `X-Original-URI`): 200 with `X-Tessera-*` identity headers, 401 or 403",
             get(forward_auth::check),
         ),
-    ]
+    ];
+    routes.extend(resource_servers::routes());
+    routes
 }

@@ -73,6 +73,9 @@ pub fn metadata(state: &Services) -> Value {
         "prompt_values_supported": ["none", "login", "consent"],
         "token_exchange_token_types_supported": [ACCESS_TOKEN_TYPE, JWT_TYPE],
         "access_token_signing_alg_values_supported": algs,
+        // Not registered metadata: says that `resource` (RFC 8707) is accepted at the
+        // authorization and token endpoints, and binds the access token's `aud`.
+        "resource_indicators_supported": true,
     })
 }
 

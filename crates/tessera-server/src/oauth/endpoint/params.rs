@@ -3,7 +3,8 @@
 //! parameter at most once).
 //!
 //! INVARIANT: a repeated parameter or a NUL character is refused; an empty value counts as
-//! absent.
+//! absent. The one exception is `resource` (RFC 8707 §2 lets it repeat): its values are kept
+//! in order, and [`Params::resource`] accepts one distinct value only.
 
 use std::collections::HashMap;
 
@@ -14,9 +15,10 @@ use axum::http::{header, HeaderMap};
 use crate::caller::RequestMeta;
 use crate::oauth::error::OAuthError;
 
-/// The form parameters of a request, each at most once (RFC 6749 §3.1, §3.2).
+/// The form parameters of a request, each at most once (RFC 6749 §3.1, §3.2), and every
+/// `resource` value (RFC 8707 §2).
 #[derive(Debug, Default)]
-pub struct Params(HashMap<String, String>);
+pub struct Params(HashMap<String, String>, Vec<String>);
 
 impl Params {
     /// Parses an `application/x-www-form-urlencoded` body.
@@ -43,11 +45,22 @@ impl Params {
     /// From decoded pairs; a repeated parameter is refused.
     pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, OAuthError> {
         let mut map = HashMap::with_capacity(pairs.len());
+        let mut resources = Vec::new();
         for (k, v) in pairs {
             if v.contains('\0') {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter `{k}` contains a NUL character"
                 )));
+            }
+            if k == "resource" {
+                // At most a few: each is resolved, and one is kept.
+                if resources.len() >= 16 {
+                    return Err(crate::oauth::resource::invalid_target(
+                        "too many `resource` values",
+                    ));
+                }
+                resources.push(v);
+                continue;
             }
             if map.insert(k.clone(), v).is_some() {
                 return Err(OAuthError::invalid_request(format!(
@@ -55,7 +68,14 @@ impl Params {
                 )));
             }
         }
-        Ok(Self(map))
+        Ok(Self(map, resources))
+    }
+
+    /// The one resource (RFC 8707) the request names, if any: a value repeated is that value;
+    /// different values are `invalid_target` (a token has one audience here).
+    pub fn resource(&self) -> Result<Option<&str>, OAuthError> {
+        let values: Vec<&str> = self.1.iter().map(String::as_str).collect();
+        crate::oauth::resource::single(&values)
     }
 
     /// A parameter; an empty value counts as absent (RFC 6749 §3.1).

@@ -96,6 +96,7 @@ async fn dispatch(
                 code,
                 redirect_uri,
                 verifier,
+                resource: p.resource()?,
             };
             Ok(authorization_code::redeem(state, meta, req).await?)
         }
@@ -104,6 +105,7 @@ async fn dispatch(
                 client: authenticate().await?,
                 installation: p.get("installation"),
                 scope: p.get("scope"),
+                resource: p.resource()?,
             };
             Ok(client_credentials::issue_token(state, meta, req).await?)
         }
@@ -113,6 +115,7 @@ async fn dispatch(
                 client,
                 refresh_token: p.required("refresh_token")?,
                 scope: p.get("scope"),
+                resource: p.resource()?,
             };
             Ok(refresh_token::refresh(state, meta, req).await?)
         }
@@ -192,9 +195,10 @@ async fn exchange_request<'a>(
     Ok(ExchangeRequest {
         client,
         subject_token,
-        targets: [p.get("audience"), p.get("resource")]
+        targets: p
+            .get("audience")
             .into_iter()
-            .flatten()
+            .chain(p.resource()?)
             .collect(),
         account: p.get("account"),
         expires_in: p.get("expires_in"),

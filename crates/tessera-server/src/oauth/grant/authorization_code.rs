@@ -16,6 +16,7 @@ use crate::audit::record::audit_event as record;
 use crate::caller::RequestMeta;
 use crate::oauth::client::Client;
 use crate::oauth::pkce;
+use crate::oauth::resource::{invalid_target, resolve};
 use crate::oauth::scope::split_scopes;
 use crate::oauth::settings::millis;
 use crate::services::Services;
@@ -32,6 +33,9 @@ pub struct CodeRequest<'a> {
     pub redirect_uri: &'a str,
     /// `code_verifier`.
     pub verifier: &'a str,
+    /// `resource` (RFC 8707): the authorization request's, repeated, or one for a code
+    /// that named none.
+    pub resource: Option<&'a str>,
 }
 
 /// Redeems a code.
@@ -103,7 +107,27 @@ pub async fn redeem(
         client.id().as_str(),
     )
     .await?;
-    let scopes = split_scopes(&c.scope);
+    let granted = split_scopes(&c.scope);
+    // One resource per grant: the token request may repeat the code's, or name one for a
+    // code that had none; another is `invalid_target`.
+    let resource = match (c.resource.as_deref(), req.resource) {
+        (Some(had), Some(asked)) if had != asked => {
+            return Err(GrantError::Mapped(invalid_target(
+                "`resource` differs from the authorization request's",
+            )))
+        }
+        (had, asked) => had.or(asked),
+    };
+    let target = match resource {
+        Some(r) => resolve(state, &c.agency_id, r)
+            .await
+            .map_err(GrantError::Mapped)?,
+        None => None,
+    };
+    let scopes = match &target {
+        Some(t) => t.narrow(&granted).map_err(GrantError::Mapped)?,
+        None => granted.clone(),
+    };
     let grant = Grant {
         id: c.grant_id.clone(),
         agency_id: c.agency_id.clone(),
@@ -117,10 +141,11 @@ pub async fn redeem(
         created_at: now,
         expires_at: now.saturating_add(millis(state.oauth.settings.refresh_absolute_ttl)),
         revoked_at: None,
+        resource: target.as_ref().map(|t| t.identifier.clone()),
     };
     let user = grant_user(state, &grant).await?;
     let (refresh, refresh_row) = new_refresh(state, &grant.id, grant.expires_at);
-    let issued = grant_access(state, &client, &grant, &scopes)?;
+    let issued = grant_access(state, &client, &grant, &scopes, grant.resource.clone())?;
     let audit = record(
         state,
         meta,
@@ -129,7 +154,7 @@ pub async fn redeem(
         AuditAction::TokenIssue,
         Some(&grant.id),
         Outcome::Success,
-        json!({ "grant_type": "authorization_code", "client_id": client.id().as_str(), "scope": c.scope, "jti": issued.jti }),
+        json!({ "grant_type": "authorization_code", "client_id": client.id().as_str(), "scope": c.scope, "jti": issued.jti, "resource": grant.resource }),
     );
     state
         .store
@@ -144,6 +169,7 @@ pub async fn redeem(
             issued: &issued,
             refresh: &refresh,
             scopes: &scopes,
+            id_scopes: &granted,
             nonce: c.nonce.clone(),
         },
     )

@@ -16,6 +16,7 @@ use crate::audit::writer::Issue;
 use crate::caller::RequestMeta;
 use crate::oauth::client::{self, AuthMethod, Client};
 use crate::oauth::issue::{self, AccessSpec};
+use crate::oauth::resource::resolve;
 use crate::oauth::scope::{audience_allows, is_protocol_scope, shown, split_scopes};
 use crate::oauth::tenant::active_installation;
 use crate::services::Services;
@@ -29,6 +30,9 @@ pub struct ClientCredentialsRequest<'a> {
     pub installation: Option<&'a str>,
     /// `scope`: default, every scope the installation consented and the app registered.
     pub scope: Option<&'a str>,
+    /// `resource` (RFC 8707): bind the token to this resource server (its `aud`), with the
+    /// scopes it serves only.
+    pub resource: Option<&'a str>,
 }
 
 /// Issues an installation access token.
@@ -81,6 +85,16 @@ pub async fn issue_token(
             "the installation grants no scope this app may request".into(),
         ));
     }
+    let target = match req.resource {
+        Some(r) => resolve(state, &ins.agency_id, r)
+            .await
+            .map_err(GrantError::Mapped)?,
+        None => None,
+    };
+    let requested = match &target {
+        Some(t) => t.narrow(&requested).map_err(GrantError::Mapped)?,
+        None => requested,
+    };
     let issued = issue::mint_access(
         state,
         AccessSpec {
@@ -94,6 +108,7 @@ pub async fn issue_token(
             ins: Some(ins.id.clone()),
             ttl: crate::oauth::settings::secs(state.oauth.settings.access_ttl),
             alg: issue::app_alg(client.app()),
+            aud: target.as_ref().map(|t| t.identifier.clone()),
         },
     )?;
     let audit = record(

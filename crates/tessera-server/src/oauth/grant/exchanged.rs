@@ -27,7 +27,7 @@ pub struct ExchangeRequest<'a> {
     pub client: Option<Client>,
     /// `subject_token`: an access token or an API key.
     pub subject_token: &'a str,
-    /// `audience` and `resource` (RFC 8707): each must be the issuer.
+    /// `audience` and `resource` (RFC 8707): the issuer, or one resource server.
     pub targets: Vec<&'a str>,
     /// `account`: bind the result to one account.
     pub account: Option<&'a str>,

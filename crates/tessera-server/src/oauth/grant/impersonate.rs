@@ -272,6 +272,7 @@ pub(super) async fn impersonate(
             ins: None,
             ttl,
             alg,
+            aud: None,
         },
     )?;
     let audit = record(

@@ -13,6 +13,7 @@ use crate::audit::action::AuditAction;
 use crate::audit::record::audit_event as record;
 use crate::caller::RequestMeta;
 use crate::oauth::client::Client;
+use crate::oauth::resource::{invalid_target, resolve};
 use crate::oauth::scope::{shown, split_scopes};
 use crate::oauth::settings::millis;
 use crate::services::Services;
@@ -26,6 +27,8 @@ pub struct RefreshRequest<'a> {
     pub refresh_token: &'a str,
     /// `scope`: a subset of the granted scopes.
     pub scope: Option<&'a str>,
+    /// `resource` (RFC 8707): the grant's own, or one for a grant bound to none.
+    pub resource: Option<&'a str>,
 }
 
 /// Rotates a refresh token and issues new tokens.
@@ -72,6 +75,26 @@ pub async fn refresh(
             asked
         }
     };
+    // A grant bound to a resource keeps it (another is `invalid_target`); one bound to none
+    // may bind a single token to a resource, narrowing it.
+    let resource = match (grant.resource.as_deref(), req.resource) {
+        (Some(had), Some(asked)) if had != asked => {
+            return Err(GrantError::Mapped(invalid_target(
+                "this refresh token is bound to another resource",
+            )))
+        }
+        (had, asked) => had.or(asked),
+    };
+    let target = match resource {
+        Some(r) => resolve(state, &grant.agency_id, r)
+            .await
+            .map_err(GrantError::Mapped)?,
+        None => None,
+    };
+    let narrowed = match &target {
+        Some(t) => t.narrow(&scopes).map_err(GrantError::Mapped)?,
+        None => scopes.clone(),
+    };
     let user = grant_user(state, &grant).await?;
     let (new_token, new_row) = new_refresh(state, &grant.id, grant.expires_at);
     let audit = record(
@@ -110,7 +133,13 @@ pub async fn refresh(
         }
         RefreshUse::Revoked => return Err(invalid()),
     }
-    let issued = grant_access(state, &client, &grant, &scopes)?;
+    let issued = grant_access(
+        state,
+        &client,
+        &grant,
+        &narrowed,
+        target.as_ref().map(|t| t.identifier.clone()),
+    )?;
     let audit = record(
         state,
         meta,
@@ -119,7 +148,7 @@ pub async fn refresh(
         AuditAction::TokenIssue,
         Some(&grant.id),
         Outcome::Success,
-        json!({ "grant_type": "refresh_token", "client_id": client.id().as_str(), "scope": scopes.join(" "), "jti": issued.jti }),
+        json!({ "grant_type": "refresh_token", "client_id": client.id().as_str(), "scope": narrowed.join(" "), "jti": issued.jti, "resource": target.as_ref().map(|t| t.identifier.as_str()) }),
     );
     state.audit.append(scope, audit).await?;
     user_tokens(
@@ -130,7 +159,8 @@ pub async fn refresh(
             grant: &grant,
             issued: &issued,
             refresh: &new_token,
-            scopes: &scopes,
+            scopes: &narrowed,
+            id_scopes: &scopes,
             nonce: None,
         },
     )

@@ -19,20 +19,37 @@ use crate::caller::{Caller, RequestMeta};
 use crate::oauth::error::OAuthError;
 use crate::oauth::issue::{self, AccessSpec};
 use crate::oauth::refusal::from_authn;
+use crate::oauth::resource::{invalid_target, resolve, single, Target};
 use crate::oauth::scope::{shown, split_scopes};
 use crate::oauth::verify::{self, actor_of};
 use crate::services::Services;
 
-/// The subject token's caller.
-async fn subject(state: &Services, token: &str) -> Result<Arc<Caller>, GrantError> {
+/// The subject token's caller, and the resource (RFC 8707) it is bound to (`None`: the
+/// issuer, or an API key).
+async fn subject(
+    state: &Services,
+    token: &str,
+) -> Result<(Arc<Caller>, Option<String>), GrantError> {
     let inactive = |why: String| format!("the subject token is not active: {why}");
     if verify::looks_like_jwt(token) {
-        match verify::check_access_token(state, token, Some(state.oauth.issuer())).await {
-            Ok(Ok(claims)) => Ok(Arc::new(
-                verify::caller_from_claims(state, &claims)
+        // Any audience: a token bound to a resource may be narrowed, keeping its `aud`.
+        match verify::check_access_token(state, token, None).await {
+            Ok(Ok(claims)) => {
+                let issuer = state.oauth.issuer();
+                let bound = match claims.aud.as_slice() {
+                    [one] if one != issuer => Some(one.clone()),
+                    auds if auds.iter().any(|a| a == issuer) => None,
+                    _ => {
+                        return Err(GrantError::InvalidGrant(inactive(
+                            "it has several audiences".into(),
+                        )))
+                    }
+                };
+                let caller = verify::caller_from_claims(state, &claims)
                     .await
-                    .map_err(|e| GrantError::Mapped(e.into()))?,
-            )),
+                    .map_err(|e| GrantError::Mapped(e.into()))?;
+                Ok((Arc::new(caller), bound))
+            }
             Ok(Err(verify::Inactive::Suspended(why, _))) => {
                 Err(GrantError::Mapped(OAuthError::suspended(why)))
             }
@@ -43,6 +60,7 @@ async fn subject(state: &Services, token: &str) -> Result<Arc<Caller>, GrantErro
         // An outage is `temporarily_unavailable`, not an inactive token.
         crate::authn::authenticate_token(state, token)
             .await
+            .map(|c| (c, None))
             .map_err(|e| {
                 GrantError::Mapped(from_authn(e, |d| OAuthError::invalid_grant(inactive(d))))
             })
@@ -55,15 +73,17 @@ pub async fn exchange(
     meta: &RequestMeta,
     req: ExchangeRequest<'_>,
 ) -> Result<TokenResponse, GrantError> {
-    for target in &req.targets {
-        if *target != state.oauth.issuer() {
-            return Err(GrantError::InvalidTarget(format!(
-                "tokens are issued for `{}` only",
-                state.oauth.issuer()
-            )));
-        }
+    // One audience per token: the issuer (Tessera's API) or one resource server (RFC 8707).
+    let wanted = single(&req.targets)
+        .map_err(GrantError::Mapped)?
+        .filter(|w| *w != state.oauth.issuer());
+    if req.requested_subject.is_some() && wanted.is_some() {
+        return Err(GrantError::InvalidTarget(format!(
+            "impersonation tokens are issued for `{}` only",
+            state.oauth.issuer()
+        )));
     }
-    let caller = subject(state, req.subject_token).await?;
+    let (caller, bound) = subject(state, req.subject_token).await?;
     let account = match req.account {
         None => None,
         Some(a) => Some(
@@ -118,10 +138,37 @@ pub async fn exchange(
         client_id,
     };
     match req.requested_subject {
+        Some(_) if bound.is_some() => Err(GrantError::InvalidGrant(
+            "a token bound to a resource cannot impersonate".into(),
+        )),
         Some(target) => {
             super::impersonate::impersonate(state, meta, &req, &caller, target, out).await
         }
-        None => downscope(state, meta, &req, &caller, out).await,
+        None => {
+            // A token bound to a resource stays bound to it: it may repeat it, never change
+            // or drop it (which would widen it back to Tessera's own API).
+            let resource = match (bound.as_deref(), wanted) {
+                (Some(b), Some(w)) if b != w => {
+                    return Err(GrantError::Mapped(invalid_target(
+                        "the subject token is bound to another resource",
+                    )))
+                }
+                (Some(b), None) if req.targets.iter().any(|t| *t == state.oauth.issuer()) => {
+                    return Err(GrantError::Mapped(invalid_target(format!(
+                        "the subject token is bound to `{}`: it cannot be exchanged for the issuer",
+                        shown(b)
+                    ))))
+                }
+                (b, w) => b.or(w),
+            };
+            let target = match resource {
+                Some(r) => resolve(state, &caller.agency, r)
+                    .await
+                    .map_err(GrantError::Mapped)?,
+                None => None,
+            };
+            downscope(state, meta, &req, &caller, out, target).await
+        }
     }
 }
 
@@ -132,6 +179,7 @@ async fn downscope(
     req: &ExchangeRequest<'_>,
     caller: &Caller,
     out: Exchanged,
+    target: Option<Target>,
 ) -> Result<TokenResponse, GrantError> {
     let Exchanged {
         account,
@@ -155,6 +203,10 @@ async fn downscope(
             shown(extra)
         )));
     }
+    let scopes = match &target {
+        Some(t) => t.narrow(&scopes).map_err(GrantError::Mapped)?,
+        None => scopes,
+    };
     let account = match (&caller.cap.account, account) {
         (Some(have), Some(want)) if *have != want => {
             return Err(GrantError::InvalidTarget(
@@ -215,6 +267,7 @@ async fn downscope(
             ins,
             ttl,
             alg,
+            aud: target.as_ref().map(|t| t.identifier.clone()),
         },
     )?;
     let audit = record(
@@ -225,7 +278,7 @@ async fn downscope(
         AuditAction::TokenExchange,
         Some(&claims.jti),
         Outcome::Success,
-        json!({ "kind": "downscope", "scope": scopes.join(" "), "account": account.as_ref().map(AccountId::as_str), "jti": issued.jti, "from_jti": claims.jti }),
+        json!({ "kind": "downscope", "scope": scopes.join(" "), "account": account.as_ref().map(AccountId::as_str), "jti": issued.jti, "from_jti": claims.jti, "resource": target.as_ref().map(|t| t.identifier.as_str()) }),
     );
     state
         .audit

@@ -44,12 +44,14 @@ pub(super) async fn grant_user(state: &Services, grant: &Grant) -> Result<User, 
     Ok(user)
 }
 
-/// An access token of a user's grant.
+/// An access token of a user's grant, for `aud` (a resource server's identifier, RFC 8707;
+/// `None`: the issuer).
 pub(super) fn grant_access(
     state: &Services,
     client: &Client,
     grant: &Grant,
     scopes: &[String],
+    aud: Option<String>,
 ) -> Result<Issued, GrantError> {
     // The token's `sid`: revoking the grant revokes it, so a malformed stored id is an error,
     // never a token without one.
@@ -69,6 +71,7 @@ pub(super) fn grant_access(
             ins: grant.installation.clone(),
             ttl: secs(state.oauth.settings.access_ttl),
             alg: issue::app_alg(client.app()),
+            aud,
         },
     )?)
 }
@@ -80,7 +83,10 @@ pub(super) struct UserTokens<'a> {
     pub(super) grant: &'a Grant,
     pub(super) issued: &'a Issued,
     pub(super) refresh: &'a SecretString,
+    /// The access token's scopes (narrowed to its resource, if bound to one).
     pub(super) scopes: &'a [String],
+    /// The scopes before that narrowing: `openid` among them yields an id token.
+    pub(super) id_scopes: &'a [String],
     pub(super) nonce: Option<String>,
 }
 
@@ -92,14 +98,14 @@ pub(super) fn user_tokens(
 ) -> Result<TokenResponse, GrantError> {
     let mut out = TokenResponse::bearer(t.issued.token.clone(), t.issued.expires_in, t.scopes);
     out.refresh_token = Some(t.refresh.expose().to_owned());
-    if t.scopes.iter().any(|s| s == "openid") {
+    if t.id_scopes.iter().any(|s| s == "openid") {
         out.id_token = Some(issue::mint_id_token(
             state,
             t.user,
             t.client.id().as_str(),
             t.nonce,
             t.grant.auth_time,
-            t.scopes,
+            t.id_scopes,
             issue::app_alg(t.client.app()),
         )?);
     }

@@ -241,6 +241,20 @@ impl Flow<'_> {
         auth_time: i64,
     ) -> Result<String, Failure> {
         let granted = Self::granted(req, choice);
+        // The resource must be the platform's or the user's agency's, and serve a granted scope.
+        let resource = match &req.resource {
+            None => None,
+            Some(r) => {
+                let target = crate::oauth::resource::resolve(self.state, &user.agency_id, r)
+                    .await
+                    .map_err(|e| Failure::Redirect(e.error, e.description))?;
+                if let Some(t) = &target {
+                    t.narrow(&granted)
+                        .map_err(|e| Failure::Redirect(e.error, e.description))?;
+                }
+                target.map(|t| t.identifier)
+            }
+        };
         let now = self.now();
         let (code, hash) = issue::new_secret(self.state, CODE_PREFIX);
         let grant_id =
@@ -262,6 +276,7 @@ impl Flow<'_> {
             created_at: now,
             expires_at: now.saturating_add(millis(self.state.oauth.settings.code_ttl)),
             consumed_at: None,
+            resource,
         };
         let scope = self.state.admission.admit(user.agency_id.clone());
         let unavailable = |_| {

@@ -48,6 +48,9 @@ pub(super) struct AuthRequest {
     /// sign in again.
     pub(super) max_age: Option<i64>,
     pub(super) account: Option<String>,
+    /// RFC 8707 `resource`: the resource server the tokens are for (resolved for the user's
+    /// agency when the code is issued).
+    pub(super) resource: Option<String>,
     /// The query string, for the forms' action.
     pub(super) query: String,
 }

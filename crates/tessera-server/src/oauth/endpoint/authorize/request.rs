@@ -69,6 +69,7 @@ impl Flow<'_> {
             prompt: p.get("prompt").map(str::to_owned),
             max_age: None,
             account: p.get("account").map(str::to_owned),
+            resource: None,
             query: query.clone(),
         };
         Ok((req, p))
@@ -181,6 +182,23 @@ impl Flow<'_> {
             }
         }
         req.scopes = scopes;
+        // RFC 8707 §2: one absolute URI without a fragment; whose it is, and what it serves,
+        // is decided once the user's agency is known (when the code is issued).
+        let resource = p
+            .resource()
+            .map_err(|e| Failure::Redirect(e.error, e.description))?;
+        if let Some(r) = resource {
+            if r.len() > crate::oauth::resource::MAX_RESOURCE_LEN
+                || r.contains('#')
+                || !r.contains("://")
+            {
+                return Err(Failure::Redirect(
+                    OAuthErrorCode::InvalidTarget,
+                    "`resource` must be an absolute URI without a fragment".into(),
+                ));
+            }
+            req.resource = Some(r.to_owned());
+        }
         Ok(())
     }
 }
