@@ -69,8 +69,8 @@ export interface GuardOptions {
   issuer: string;
   /** This service's resource identifier: tokens must carry it as `aud`. */
   audience: string;
-  /** The guard's own API key (`tsk_…`): the revocation feed (`revocations.read`), introspection,
-   *  the catalog, and `/v1/check` (`bindings.read` to ask about callers). */
+  /** The guard's own API key (`tsk_…`, scope `revocations.readonly`): the revocation feed,
+   *  introspection, the catalog, and `/v1/check` (`bindings.read` to ask about callers). */
   credential?: string;
   /** `realm` of `WWW-Authenticate` (default: the audience). */
   realm?: string;

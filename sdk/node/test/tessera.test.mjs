@@ -1,10 +1,7 @@
 // The guard against a real Tessera (`tessera serve` spawned here): an Express app and a Fastify
-// app protected by it, with tokens and API keys made through the admin API and /oauth/token.
-//
-// Resource servers (RFC 8707) and the revocation feed come from other parts of issue 11: when
-// the server has them (`POST /v1/resource-servers`, `GET /v1/revocations`), they are used;
-// otherwise tokens carry the issuer as `aud` and revocations are served by a fake feed
-// (test/fake.mjs) to which the test pushes what the server would. The test prints which.
+// app protected by it, with tokens and API keys made through the admin API and /oauth/token,
+// bound to a registered resource server (RFC 8707), and revocations read from the server's own
+// feed (`GET /v1/revocations`, SSE).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -13,14 +10,13 @@ import express from 'express';
 import Fastify from 'fastify';
 
 import { createGuard } from '../src/index.js';
-import { fakeIssuer } from './fake.mjs';
 import { client, startTessera, token } from './tessera.mjs';
 
 const RESOURCE = 'https://contacts.test';
 const OTHER = 'https://billing.test';
 const SCOPES = ['contacts.readonly'];
 
-let srv, admin, agy, acc, agy2, app, aud, feed, fake, guard, apps;
+let srv, admin, agy, acc, agy2, app, guard, apps;
 
 const tenant = (req) => ({ agency: req.params.agy });
 const show = (p) => ({ subject: p.subject, agency: p.tenant.agency, account: p.tenant.account ?? null, scopes: p.scopes, installation: p.installation ?? null, act: p.act ?? null });
@@ -54,8 +50,8 @@ async function fastifyApp(g) {
 
 const get = (url, tok, method = 'GET') => fetch(url, { method, headers: tok ? { authorization: `Bearer ${tok}` } : {} });
 
-/** A client-credentials token of the installed app, for `resource` (when the server has them). */
-const ccToken = async (resource = aud ? RESOURCE : undefined, scope = SCOPES.join(' ')) =>
+/** A client-credentials token of the installed app, for `resource` (none: for Tessera itself). */
+const ccToken = async (resource = RESOURCE, scope = SCOPES.join(' ')) =>
   (await token(srv.issuer, app.client_id, app.client_secret, { grant_type: 'client_credentials', scope, ...(resource ? { resource } : {}) })).access_token;
 
 /** Waits until `cond()` holds; returns the milliseconds it took. */
@@ -74,13 +70,8 @@ before(async () => {
   agy = (await admin.post('/v1/agencies', { name: 'Guarded' })).id;
   agy2 = (await admin.post('/v1/agencies', { name: 'Other' })).id;
   acc = (await admin.post(`/v1/agencies/${agy}/accounts`, { name: 'Account' })).id;
-  // Resource servers (issue 11 part A), if this server has them.
-  const probe = await fetch(`${srv.issuer}/v1/resource-servers`, { headers: { authorization: `Bearer ${srv.admin}` } });
-  aud = probe.status !== 404 && probe.status !== 405;
-  if (aud) {
-    await admin.post('/v1/resource-servers', { identifier: RESOURCE, scopes: ['contacts.readonly', 'contacts.write'], name: 'Contacts' });
-    await admin.post('/v1/resource-servers', { identifier: OTHER, scopes: ['contacts.readonly'], name: 'Billing' });
-  }
+  await admin.post('/v1/resource-servers', { identifier: RESOURCE, scopes: ['contacts.readonly', 'contacts.write'], name: 'Contacts' });
+  await admin.post('/v1/resource-servers', { identifier: OTHER, scopes: ['contacts.readonly'], name: 'Billing' });
   app = await admin.post(`/v1/agencies/${agy}/apps`, {
     name: 'Partner',
     redirect_uris: ['http://127.0.0.1:9/cb'],
@@ -89,24 +80,12 @@ before(async () => {
     kind: 'private',
   });
   apps = (await admin.post(`/v1/agencies/${agy}/accounts/${acc}/installations`, { app: app.client_id, scopes: ['contacts.readonly', 'contacts.write'] })).id;
-  // The revocation feed (issue 11 part B), if this server has it.
-  const f = await fetch(`${srv.issuer}/v1/revocations`, { headers: { authorization: `Bearer ${srv.admin}` } });
-  feed = f.status === 200;
-  if (!feed) fake = await fakeIssuer();
-  console.log(`# resource servers: ${aud ? 'real' : 'absent (aud = issuer)'}; revocation feed: ${feed ? 'real' : 'fake'}`);
-  guard = createGuard({
-    issuer: srv.issuer,
-    audience: aud ? RESOURCE : srv.issuer,
-    credential: srv.admin,
-    revocations: feed ? {} : { url: `${fake.issuer}/v1/revocations` },
-    onError: () => {},
-  });
+  guard = createGuard({ issuer: srv.issuer, audience: RESOURCE, credential: srv.admin, onError: () => {} });
   await guard.start();
 });
 
 after(async () => {
   guard?.close();
-  await fake?.close();
   await srv?.stop();
 });
 
@@ -185,22 +164,20 @@ describe('JWT claims', () => {
     const e1 = await other.authenticate(`Bearer ${t}`).catch((e) => e);
     assert.equal(e1.status, 401);
     assert.match(e1.detail, /not for this service/);
-    if (aud) {
-      // And this service refuses a token minted for the other one.
-      const e = await guard.authenticate(`Bearer ${await ccToken(OTHER)}`).catch((e) => e);
-      assert.equal(e.status, 401);
-      // A token without `resource` is for Tessera itself.
-      const e2 = await guard.authenticate(`Bearer ${await ccToken(null)}`).catch((e) => e);
-      assert.equal(e2.status, 401);
-    }
+    // And this service refuses a token minted for the other one.
+    const e = await guard.authenticate(`Bearer ${await ccToken(OTHER)}`).catch((e) => e);
+    assert.equal(e.status, 401);
+    // A token without `resource` is for Tessera itself.
+    const e2 = await guard.authenticate(`Bearer ${await ccToken(null)}`).catch((e) => e);
+    assert.equal(e2.status, 401);
     // Another issuer (the same server under another name).
-    const iss = createGuard({ issuer: srv.issuer.replace('127.0.0.1', 'localhost'), audience: aud ? RESOURCE : srv.issuer, credential: srv.admin, revocations: { mode: 'off' } });
+    const iss = createGuard({ issuer: srv.issuer.replace('127.0.0.1', 'localhost'), audience: RESOURCE, credential: srv.admin, revocations: { mode: 'off' } });
     await iss.start();
     const e3 = await iss.authenticate(`Bearer ${t}`).catch((e) => e);
     assert.equal(e3.status, 401);
     assert.match(e3.detail, /another issuer/);
     // Expired: the same token an hour later (past its 15 minutes and the leeway).
-    const late = createGuard({ issuer: srv.issuer, audience: aud ? RESOURCE : srv.issuer, credential: srv.admin, revocations: { mode: 'off' }, now: () => Date.now() + 3_600_000 });
+    const late = createGuard({ issuer: srv.issuer, audience: RESOURCE, credential: srv.admin, revocations: { mode: 'off' }, now: () => Date.now() + 3_600_000 });
     await late.start();
     const e4 = await late.authenticate(`Bearer ${t}`).catch((e) => e);
     assert.equal(e4.status, 401);
@@ -214,10 +191,13 @@ describe('revocation', () => {
   before(async () => (s = await expressApp(guard)));
   after(() => s.close());
 
-  test('a revoked token is refused within 1 s', async () => {
+  test('a revoked token is refused within 1 s (SSE, and long-poll)', async () => {
     const t = await ccToken();
     const url = `${s.url}/agencies/${agy}/contacts`;
     assert.equal((await get(url, t)).status, 200);
+    const poller = createGuard({ issuer: srv.issuer, audience: RESOURCE, credential: srv.admin, revocations: { mode: 'poll' }, onError: () => {} });
+    await poller.start();
+    assert.equal((await poller.authenticate(`Bearer ${t}`)).subject, app.client_id);
     const r = await fetch(`${srv.issuer}/oauth/revoke`, {
       method: 'POST',
       headers: {
@@ -227,12 +207,11 @@ describe('revocation', () => {
       body: new URLSearchParams({ token: t }).toString(),
     });
     assert.equal(r.status, 200);
-    if (!feed) {
-      const jti = JSON.parse(Buffer.from(t.split('.')[1], 'base64url')).jti;
-      fake.push({ kind: 'token', id: jti, agency: agy, state: 'revoked', at: Math.floor(Date.now() / 1000), expires_at: Math.floor(Date.now() / 1000) + 960 });
-    }
     const ms = await within(1000, async () => (await get(url, t)).status === 401);
     console.log(`# revoked token refused after ${ms.toFixed(0)} ms`);
+    const ms2 = await within(1000, async () => (await poller.authenticate(`Bearer ${t}`).catch((e) => e)).status === 401);
+    console.log(`# ... and by a long-polling guard after ${(ms + ms2).toFixed(0)} ms`);
+    poller.close();
     // Tessera agrees.
     const i = await fetch(`${srv.issuer}/oauth/introspect`, {
       method: 'POST',
@@ -252,12 +231,11 @@ describe('revocation', () => {
     });
     const ins = (await admin.post(`/v1/agencies/${agy}/accounts/${acc}/installations`, { app: app2.client_id, scopes: SCOPES })).id;
     const t = (
-      await token(srv.issuer, app2.client_id, app2.client_secret, { grant_type: 'client_credentials', scope: SCOPES.join(' '), ...(aud ? { resource: RESOURCE } : {}) })
+      await token(srv.issuer, app2.client_id, app2.client_secret, { grant_type: 'client_credentials', scope: SCOPES.join(' '), resource: RESOURCE })
     ).access_token;
     const url = `${s.url}/agencies/${agy}/contacts`;
     assert.equal((await get(url, t)).status, 200);
     await admin.del(`/v1/agencies/${agy}/accounts/${acc}/installations/${ins}`);
-    if (!feed) fake.push({ kind: 'installation', id: ins, agency: agy, state: 'revoked', at: Math.floor(Date.now() / 1000), expires_at: Math.floor(Date.now() / 1000) + 960 });
     const ms = await within(1000, async () => (await get(url, t)).status === 401);
     console.log(`# token of a revoked installation refused after ${ms.toFixed(0)} ms`);
   });
@@ -272,14 +250,40 @@ describe('revocation', () => {
     });
     await admin.post(`/v1/agencies/${agy}/accounts/${acc}/installations`, { app: app3.client_id, scopes: SCOPES });
     const t = (
-      await token(srv.issuer, app3.client_id, app3.client_secret, { grant_type: 'client_credentials', scope: SCOPES.join(' '), ...(aud ? { resource: RESOURCE } : {}) })
+      await token(srv.issuer, app3.client_id, app3.client_secret, { grant_type: 'client_credentials', scope: SCOPES.join(' '), resource: RESOURCE })
     ).access_token;
     const url = `${s.url}/agencies/${agy}/contacts`;
     assert.equal((await get(url, t)).status, 200);
     await admin.del(`/v1/agencies/${agy}/apps/${app3.client_id}`);
-    if (!feed) fake.push({ kind: 'app', id: app3.client_id, agency: agy, state: 'deleted', at: Math.floor(Date.now() / 1000), expires_at: Math.floor(Date.now() / 1000) + 960 });
     const ms = await within(1000, async () => (await get(url, t)).status === 401);
     console.log(`# token of a deleted app refused after ${ms.toFixed(0)} ms`);
+  });
+
+  test('least privilege: a guard whose credential is an agency key with only `revocations.readonly`', async () => {
+    const key = await admin.post(`/v1/agencies/${agy}/api-keys`, { name: 'the guard', scopes: ['revocations.readonly'] });
+    const g = createGuard({ issuer: srv.issuer, audience: RESOURCE, credential: key.secret, onError: () => {} });
+    await g.start();
+    try {
+      const t = await ccToken();
+      const p = await g.authenticate(`Bearer ${t}`);
+      assert.equal(p.tenant.agency, agy);
+      await fetch(`${srv.issuer}/oauth/revoke`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${app.client_id}:${app.client_secret}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: new URLSearchParams({ token: t }).toString(),
+      });
+      await within(1000, async () => (await g.authenticate(`Bearer ${t}`).catch((e) => e)).status === 401);
+      // Its introspection sees its own agency's keys only.
+      const mine = await admin.post(`/v1/agencies/${agy}/api-keys`, { name: 'mine', scopes: SCOPES });
+      assert.equal((await g.authenticate(`Bearer ${mine.secret}`)).subject, mine.id);
+      const theirs = await admin.post(`/v1/agencies/${agy2}/api-keys`, { name: 'theirs', scopes: SCOPES });
+      assert.equal((await g.authenticate(`Bearer ${theirs.secret}`).catch((e) => e)).status, 401);
+    } finally {
+      g.close();
+    }
   });
 
   test('a revoked API key stops', async () => {
@@ -287,7 +291,6 @@ describe('revocation', () => {
     const url = `${s.url}/agencies/${agy}/contacts`;
     assert.equal((await get(url, key.secret)).status, 200);
     await admin.del(`/v1/agencies/${agy}/api-keys/${key.id}`);
-    if (!feed) fake.push({ kind: 'api_key', id: key.id, agency: agy, state: 'revoked', at: Math.floor(Date.now() / 1000), expires_at: Math.floor(Date.now() / 1000) + 960 });
     const ms = await within(1000, async () => (await get(url, key.secret)).status === 401);
     console.log(`# revoked API key refused after ${ms.toFixed(0)} ms`);
   });
