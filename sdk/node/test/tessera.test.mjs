@@ -10,6 +10,9 @@ import express from 'express';
 import Fastify from 'fastify';
 
 import { createGuard } from '../src/index.js';
+import { createHash, randomBytes } from 'node:crypto';
+
+import { Browser } from './browser.mjs';
 import { client, startTessera, token } from './tessera.mjs';
 
 const RESOURCE = 'https://contacts.test';
@@ -293,5 +296,65 @@ describe('revocation', () => {
     await admin.del(`/v1/agencies/${agy}/api-keys/${key.id}`);
     const ms = await within(1000, async () => (await get(url, key.secret)).status === 401);
     console.log(`# revoked API key refused after ${ms.toFixed(0)} ms`);
+  });
+});
+
+describe('a user token (authorization code + PKCE, resource=)', () => {
+  let s, user, t;
+  before(async () => {
+    s = await expressApp(guard);
+    const email = `ann-${randomBytes(4).toString('hex')}@guard.test`;
+    const password = `pw-${randomBytes(12).toString('hex')}`;
+    user = await admin.post(`/v1/agencies/${agy}/users`, { email, name: 'Ann', password });
+    await admin.post(`/v1/agencies/${agy}/bindings`, { principal: user.id, role: 'account_admin', account: acc });
+    const verifier = randomBytes(32).toString('base64url');
+    const url = new URL(`${srv.issuer}/oauth/authorize`);
+    for (const [k, v] of Object.entries({
+      response_type: 'code',
+      client_id: app.client_id,
+      redirect_uri: 'http://127.0.0.1:9/cb',
+      scope: 'contacts.readonly',
+      state: randomBytes(8).toString('hex'),
+      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      code_challenge_method: 'S256',
+      resource: RESOURCE,
+    }))
+      url.searchParams.set(k, v);
+    const location = new URL(await new Browser({ email, password, redirectUri: 'http://127.0.0.1:9/cb' }).authorize(url));
+    const code = location.searchParams.get('code');
+    assert.ok(code, `no code in ${location}`);
+    t = (
+      await token(srv.issuer, app.client_id, app.client_secret, {
+        grant_type: 'authorization_code',
+        code,
+        redirect_uri: 'http://127.0.0.1:9/cb',
+        code_verifier: verifier,
+        resource: RESOURCE,
+      })
+    ).access_token;
+  });
+  after(() => s.close());
+
+  test('passes with the user as subject, its grant, and ABAC through /v1/check', async () => {
+    const p = await guard.authenticate(`Bearer ${t}`);
+    assert.equal(p.subject, user.id);
+    assert.ok(p.grant, 'a user token carries its grant (sid)');
+    assert.equal(p.claims.aud, RESOURCE);
+    const r = await get(`${s.url}/agencies/${agy}/contacts/ct_1`, t);
+    assert.equal(r.status, 200);
+    assert.equal((await r.json()).subject, user.id);
+  });
+
+  test('a disabled user is refused within 1 s', async () => {
+    const url = `${s.url}/agencies/${agy}/contacts`;
+    assert.equal((await get(url, t)).status, 200);
+    const r = await fetch(`${srv.issuer}/v1/agencies/${agy}/users/${user.id}`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${srv.admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ status: 'disabled' }),
+    });
+    assert.equal(r.status, 200, await r.text());
+    const ms = await within(1000, async () => (await get(url, t)).status === 401);
+    console.log(`# token of a disabled user refused after ${ms.toFixed(0)} ms`);
   });
 });
