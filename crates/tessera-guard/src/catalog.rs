@@ -29,6 +29,8 @@ struct PermissionDef {
 struct ScopeDef {
     name: String,
     #[serde(default)]
+    audience: String,
+    #[serde(default)]
     permissions: Vec<String>,
 }
 
@@ -53,11 +55,14 @@ impl Catalog {
         let mut granted_by: HashMap<String, BTreeSet<String>> = HashMap::new();
         let mut scopes = HashMap::new();
         for s in file.scopes {
-            for p in &s.permissions {
-                granted_by
-                    .entry(p.clone())
-                    .or_default()
-                    .insert(s.name.clone());
+            // `insufficient_scope` names the scopes a client could ask for, not internal ones.
+            if s.audience != "internal" {
+                for p in &s.permissions {
+                    granted_by
+                        .entry(p.clone())
+                        .or_default()
+                        .insert(s.name.clone());
+                }
             }
             scopes.insert(s.name, s.permissions);
         }
@@ -89,7 +94,8 @@ impl Catalog {
         self.resources.get(permission).map(String::as_str)
     }
 
-    /// The scopes that carry `permission`, space-separated (for `insufficient_scope`).
+    /// The scopes (public and partner) that carry `permission`, space-separated (for
+    /// `insufficient_scope`).
     pub fn scopes_granting(&self, permission: &str) -> String {
         self.granted_by
             .get(permission)

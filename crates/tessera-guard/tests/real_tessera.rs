@@ -100,3 +100,55 @@ async fn guard_against_a_real_tessera() {
     println!("revocation reached the guard: p50 {p50:?}, p99 {p99:?} (20 revocations)");
     assert!(p99 < Duration::from_secs(1), "p99 {p99:?}");
 }
+
+/// The plumbing alone (no feed, no resource servers): the catalog from `GET /v1/catalog`, the
+/// JWKS, a token with the default audience (the issuer), and an API key by introspection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guard_reads_a_real_tesseras_catalog_jwks_and_introspection() {
+    let t = Tessera::start();
+    let (agy, acc) = t.tenant("Plumbing");
+    let app = t.installed_app(&agy, &acc, &["contacts.readonly"]);
+    let guard = Guard::start(
+        GuardConfig::new(&t.url, &t.url)
+            .with_credential(&t.admin)
+            .without_feed(),
+    )
+    .await
+    .unwrap();
+    assert!(guard.catalog().has_permission("contacts.read"));
+    assert_eq!(
+        guard.catalog().scopes_granting("contacts.import"),
+        "contacts.bulk"
+    );
+    let (code, v) = t.form(
+        "/oauth/token",
+        Some((&app.client_id, &app.secret)),
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "contacts.readonly"),
+        ],
+    );
+    assert_eq!(code, 200, "{v}");
+    let token = v["access_token"].as_str().unwrap();
+    // Without the feed the guard fails closed until told otherwise.
+    assert_eq!(
+        guard.authenticate(token).await.unwrap_err(),
+        Refusal::NotReady
+    );
+    guard.mark_synced();
+    let p = guard.authenticate(token).await.unwrap();
+    assert_eq!(p.agency(), agy);
+    assert_eq!(p.installation().map(|i| i.starts_with("ins_")), Some(true));
+    assert!(p.has_permission("contacts.read"));
+    let key = t.admin(
+        "POST",
+        &format!("/v1/agencies/{agy}/api-keys"),
+        json!({"name": "reporting", "scopes": ["contacts.readonly"]}),
+    );
+    let p = guard
+        .authenticate(key["secret"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(p.kind(), CredentialKind::ApiKey);
+    assert_eq!(Some(p.subject()), key["id"].as_str());
+}
