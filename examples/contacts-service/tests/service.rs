@@ -259,10 +259,29 @@ async fn an_impersonation_token_shows_act_in_the_log() {
             ("requested_subject", &user),
             ("reason", "ticket 7"),
             ("scope", "contacts.readonly"),
-            ("resource", RESOURCE),
         ],
     );
     assert_eq!(code, 200, "impersonation: {v}");
+    // Impersonation tokens are issued for Tessera itself; a downscoping exchange binds one to
+    // the service (RFC 8707), keeping its subject and actor.
+    let (code, v) = t.form(
+        "/oauth/token",
+        None,
+        &[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", v["access_token"].as_str().unwrap()),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+            ("scope", "contacts.readonly"),
+            ("resource", RESOURCE),
+        ],
+    );
+    assert_eq!(code, 200, "exchange for the service: {v}");
     let token = v["access_token"].as_str().unwrap();
     let (s, body) = call(
         &w.service,
