@@ -31,7 +31,14 @@ async fn guard_against_a_real_tessera() {
     let (agy, acc) = t.tenant("Guarded");
     t.resource_server(&agy, RESOURCE, &["contacts.readonly", "contacts.write"]);
     let app = t.installed_app(&agy, &acc, &["contacts.readonly"]);
-    let guard = Guard::start(GuardConfig::new(&t.url, RESOURCE).with_credential(&t.admin))
+    // The guard's own credential: an agency key that may read the feed (its agency's only).
+    let guard_key = t.admin(
+        "POST",
+        &format!("/v1/agencies/{agy}/api-keys"),
+        json!({"name": "contacts guard", "scopes": ["revocations.readonly"]}),
+    );
+    let guard_key = guard_key["secret"].as_str().unwrap();
+    let guard = Guard::start(GuardConfig::new(&t.url, RESOURCE).with_credential(guard_key))
         .await
         .unwrap();
     synced(&guard).await;
