@@ -190,7 +190,12 @@ impl Guard {
 
     /// Authenticates a bearer credential: an API key by introspection, otherwise a JWT.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, Refusal> {
-        if token.starts_with("tsk_") {
+        if tessera_token::looks_like_api_key(token) {
+            // A malformed key (checksum) is refused here, without asking Tessera: random
+            // `tsk_…` strings cannot turn the guard into an introspection amplifier.
+            if tessera_token::check_api_key_format(token).is_err() {
+                return Err(Refusal::invalid("api key is malformed"));
+            }
             return self.api_key(token).await;
         }
         if let Some(hit) = self.cached(token) {

@@ -521,27 +521,35 @@ async fn no_jwt_is_accepted_before_the_first_read_of_the_feed() {
 #[tokio::test]
 async fn api_keys_are_introspected_with_short_caches() {
     let env = env().await;
+    let good = tessera_token::generate_api_key_os().expose().to_owned();
+    let bad = tessera_token::generate_api_key_os().expose().to_owned();
     env.fake.lock().unwrap().introspect.insert(
-        "tsk_good".into(),
+        good.clone(),
         json!({"active": true, "token_type": "api_key", "sub": "key_1",
                "scope": "contacts.readonly", "tenant": {"agency": "agy_a", "account": null}}),
     );
-    let p = env.guard.authenticate("tsk_good").await.unwrap();
+    let p = env.guard.authenticate(&good).await.unwrap();
     assert_eq!(p.subject(), "key_1");
     assert_eq!(p.kind(), CredentialKind::ApiKey);
     assert!(p.has_permission("contacts.read"));
-    env.guard.authenticate("tsk_good").await.unwrap();
-    assert!(env.guard.authenticate("tsk_bad").await.is_err());
-    assert!(env.guard.authenticate("tsk_bad").await.is_err());
+    env.guard.authenticate(&good).await.unwrap();
+    assert!(env.guard.authenticate(&bad).await.is_err());
+    assert!(env.guard.authenticate(&bad).await.is_err());
     assert_eq!(
         env.fake.lock().unwrap().introspect_hits,
         2,
         "both answers cached"
     );
+    // A malformed key (bad checksum) never reaches Tessera.
+    assert_eq!(
+        env.guard.authenticate("tsk_nope").await.unwrap_err(),
+        Refusal::Invalid("api key is malformed".into())
+    );
+    assert_eq!(env.fake.lock().unwrap().introspect_hits, 2);
     // An `api_key` item evicts the key's cached answer.
-    env.fake.lock().unwrap().introspect.remove("tsk_good");
+    env.fake.lock().unwrap().introspect.remove(&good);
     push(&env, "api_key", "key_1", "revoked").await;
-    assert!(env.guard.authenticate("tsk_good").await.is_err());
+    assert!(env.guard.authenticate(&good).await.is_err());
     assert_eq!(env.fake.lock().unwrap().introspect_hits, 3);
 }
 
