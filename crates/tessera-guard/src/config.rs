@@ -56,6 +56,10 @@ pub struct GuardConfig {
     pub catalog: CatalogSource,
     /// Timeout of one call to Tessera (the long poll adds its `wait`).
     pub http_timeout: Duration,
+    /// Once synchronised, the longest the guard goes without a successful read of the feed
+    /// before it refuses JWTs again (503): a feed it cannot read would otherwise let revoked
+    /// tokens through. `None` keeps accepting on the last state.
+    pub feed_max_staleness: Option<Duration>,
     /// Run the revocation feed. Off only for tests and benchmarks: then no JWT is accepted
     /// until [`crate::Guard::mark_synced`] is called.
     pub feed: bool,
@@ -98,6 +102,7 @@ impl GuardConfig {
             feed_page: 1000,
             catalog: CatalogSource::Fetch,
             http_timeout: Duration::from_secs(10),
+            feed_max_staleness: Some(Duration::from_secs(90)),
             feed: true,
         }
     }

@@ -45,6 +45,7 @@ pub(crate) async fn run(weak: Weak<Inner>) {
                     let replace = fresh.then(Revoked::default);
                     fresh = false;
                     guard.apply_page(&page, replace);
+                    guard.note_read();
                     caught_up = page.items.len() < config.feed_page;
                     if caught_up && !guard.is_synced() {
                         tracing::info!(cursor = %page.next, "revocation feed: synchronised");

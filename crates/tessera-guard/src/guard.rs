@@ -81,6 +81,9 @@ pub(crate) struct Inner {
     pub(crate) checks: Mutex<HashMap<String, CheckAnswer>>,
     pub(crate) latest_revision: AtomicI64,
     pub(crate) resyncs: AtomicU64,
+    /// When the guard was created, and milliseconds after it of the last good read of the feed.
+    pub(crate) started: Instant,
+    pub(crate) last_read_ms: AtomicU64,
 }
 
 /// Unix seconds now.
@@ -127,6 +130,8 @@ impl Guard {
                 checks: Mutex::new(HashMap::new()),
                 latest_revision: AtomicI64::new(0),
                 resyncs: AtomicU64::new(0),
+                started: Instant::now(),
+                last_read_ms: AtomicU64::new(0),
                 config,
             }),
         })
@@ -145,7 +150,16 @@ impl Guard {
     /// Whether the first read of the revocation feed has completed (JWTs are refused with 503
     /// until then).
     pub fn is_synced(&self) -> bool {
-        self.inner.synced.load(Ordering::Acquire)
+        if !self.inner.synced.load(Ordering::Acquire) {
+            return false;
+        }
+        match self.inner.config.feed_max_staleness {
+            Some(max) if self.inner.config.feed => {
+                let last = Duration::from_millis(self.inner.last_read_ms.load(Ordering::Acquire));
+                self.inner.started.elapsed().saturating_sub(last) <= max
+            }
+            _ => true,
+        }
     }
 
     /// Declares the revocation state current without a feed (tests and benchmarks that run
@@ -216,6 +230,9 @@ impl Guard {
         let now = unix_now();
         if now >= entry.valid_until {
             return Some(Err(Refusal::invalid("token has expired")));
+        }
+        if !self.is_synced() {
+            return Some(Err(Refusal::NotReady));
         }
         let generation = inner.generation.load(Ordering::Acquire);
         if entry.clean_at.load(Ordering::Acquire) != generation {
@@ -396,6 +413,12 @@ impl Guard {
     /// the new one is complete).
     pub(crate) fn note_resync(&self) {
         self.inner.resyncs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notes a successful read of the feed.
+    pub(crate) fn note_read(&self) {
+        let ms = self.inner.started.elapsed().as_millis() as u64;
+        self.inner.last_read_ms.store(ms, Ordering::Release);
     }
 
     pub(crate) fn set_synced(&self) {

@@ -9,7 +9,8 @@
 //! - **The revocation feed** (`GET /v1/revocations`, long-poll) is applied in memory by a
 //!   background task; a 410 makes the guard resynchronise from the start of the feed.
 //!   **Until its first read of the feed completes, the guard accepts no JWT: it answers 503
-//!   (fail closed).**
+//!   (fail closed), nor once the feed has not been read for
+//!   [`GuardConfig::feed_max_staleness`] (90 s).**
 //! - **API keys** (`tsk_…`) are introspected (`POST /oauth/introspect`) with short positive
 //!   and negative caches; `api_key` items of the feed evict them.
 //! - **Routes** are declared through [`GuardedRouter`], whose only route methods take a

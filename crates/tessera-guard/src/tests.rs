@@ -680,3 +680,36 @@ async fn bad_declarations_stop_the_service() {
     assert!(err.contains("`{account}`"), "{err}");
     assert!(err.contains("declared twice"), "{err}");
 }
+
+#[tokio::test]
+async fn a_feed_that_cannot_be_read_for_too_long_fails_closed_again() {
+    let env = env_with(|mut c| {
+        c.feed_max_staleness = Some(Duration::from_millis(1500));
+        c
+    })
+    .await;
+    let t = token(&env, |_| {});
+    env.guard.authenticate(&t).await.unwrap();
+    {
+        let mut f = env.fake.lock().unwrap();
+        f.feed_down = true;
+        f.notify.notify_waiters();
+    }
+    // The long poll (wait=1) came back at most a second ago; within 1.5 s more it is stale.
+    tokio::time::sleep(Duration::from_millis(2700)).await;
+    assert_eq!(
+        env.guard.authenticate(&t).await.unwrap_err(),
+        Refusal::NotReady
+    );
+    {
+        let mut f = env.fake.lock().unwrap();
+        f.feed_down = false;
+    }
+    for _ in 0..300 {
+        if env.guard.is_synced() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    env.guard.authenticate(&t).await.unwrap();
+}
