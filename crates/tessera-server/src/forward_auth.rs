@@ -269,7 +269,7 @@ fn split_uri(uri: &str) -> Result<Vec<&str>, NoMatch> {
     let segments: Vec<&str> = rest.split('/').collect();
     // A trailing slash is one empty last segment; empty segments elsewhere are ambiguous.
     let body = match segments.split_last() {
-        Some((last, body)) if last.is_empty() => body,
+        Some((&"", body)) => body,
         _ => &segments[..],
     };
     if body.iter().any(|s| s.is_empty() || *s == "." || *s == "..") {

@@ -146,15 +146,17 @@ async fn every_route_declares_a_catalog_permission_and_is_documented() {
             assert!(op["requestBody"]["content"]["application/json"]["schema"].is_object());
         }
     }
-    // Public metadata, and the check API (which authorizes inside: a caller may always ask about
-    // itself, and about others only with `bindings.read` where it asks).
+    // Public metadata, the check API (which authorizes inside: a caller may always ask about
+    // itself, and about others only with `bindings.read` where it asks), and forward auth (whose
+    // permission comes from the configured route table, deny by default).
     assert_eq!(
         authenticated_only,
         BTreeSet::from([
             "/v1/catalog",
             "/v1/catalog/cedar-schema",
             "/v1/check",
-            "/v1/check/batch"
+            "/v1/check/batch",
+            "/v1/forward-auth"
         ])
     );
     // Every reference resolves.
