@@ -88,6 +88,17 @@ pub async fn authenticate(
     state: &Services,
     header: Presented<'_>,
 ) -> Result<Arc<Caller>, AuthnError> {
+    authenticate_for(state, header, None).await
+}
+
+/// [`authenticate`], also accepting an access token whose `aud` is `audience` (the resource of
+/// the service behind forward auth) besides the issuer. Such a token is never remembered as a
+/// caller, so it cannot reach any other `/v1` route through the cache.
+pub async fn authenticate_for(
+    state: &Services,
+    header: Presented<'_>,
+    audience: Option<&str>,
+) -> Result<Arc<Caller>, AuthnError> {
     let raw = match header {
         Presented::Absent => return Err(AuthnError::Missing),
         Presented::NotText => return Err(AuthnError::NotText),
@@ -95,7 +106,15 @@ pub async fn authenticate(
     };
     match raw.split_once(' ') {
         Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => {
-            authenticate_token(state, t.trim()).await
+            let t = t.trim();
+            let caller = match audience {
+                Some(aud) if crate::oauth::verify::looks_like_jwt(t) => {
+                    authenticate_access_token(state, t, Some(aud)).await?
+                }
+                _ => authenticate_unchecked(state, t).await?,
+            };
+            refuse_suspended(state, &caller).await?;
+            Ok(caller)
         }
         _ => Err(AuthnError::WrongScheme),
     }
@@ -125,7 +144,7 @@ pub async fn refuse_suspended(state: &Services, caller: &Caller) -> Result<(), A
 
 async fn authenticate_unchecked(state: &Services, token: &str) -> Result<Arc<Caller>, AuthnError> {
     if crate::oauth::verify::looks_like_jwt(token) {
-        return authenticate_access_token(state, token).await;
+        return authenticate_access_token(state, token, None).await;
     }
     if !looks_like_api_key(token) {
         return Err(AuthnError::Unrecognised);
@@ -206,6 +225,7 @@ async fn authenticate_unchecked(state: &Services, token: &str) -> Result<Arc<Cal
 async fn authenticate_access_token(
     state: &Services,
     token: &str,
+    also_for: Option<&str>,
 ) -> Result<Arc<Caller>, AuthnError> {
     let hash = state.pepper.hash(token.as_bytes());
     let now = state.clock.now();
@@ -224,7 +244,14 @@ async fn authenticate_access_token(
         return Err(AuthnError::InvalidToken("its client was deleted".into()));
     }
     let issuer = state.oauth.issuer().to_owned();
-    let claims = match crate::oauth::verify::check_access_token(state, token, Some(&issuer)).await {
+    // With a second acceptable audience the signature is checked once for any audience, and
+    // the audience here (RFC 9068 §4: the token must be meant for this resource).
+    let audience = if also_for.is_some() {
+        None
+    } else {
+        Some(issuer.as_str())
+    };
+    let claims = match crate::oauth::verify::check_access_token(state, token, audience).await {
         Ok(Ok(c)) => c,
         Ok(Err(crate::oauth::verify::Inactive::Suspended(why, _))) => {
             return Err(AuthnError::Suspended(why))
@@ -237,8 +264,18 @@ async fn authenticate_access_token(
         .agency
         .parse()
         .map_err(|_| AuthnError::InvalidToken("it has a malformed tenant".into()))?;
+    let for_issuer = claims.aud.iter().any(|a| *a == issuer);
+    if !for_issuer && !also_for.is_some_and(|x| claims.aud.iter().any(|a| a == x)) {
+        return Err(AuthnError::InvalidToken(
+            "it is not meant for this service (aud)".into(),
+        ));
+    }
     let generation = state.engine.generation_of(&agency);
     let caller = Arc::new(crate::oauth::verify::caller_from_claims(state, &claims).await?);
+    if !for_issuer {
+        // A token for another resource: good for this request only, never a cached caller.
+        return Ok(caller);
+    }
     state
         .engine
         .remember_caller(

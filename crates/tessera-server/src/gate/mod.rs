@@ -95,16 +95,18 @@ pub async fn authenticate_limited(
     ApiError,
 > {
     let class = limit::v1_class(&parts.method, parts.uri.path());
-    let caller =
-        match crate::authn::authenticate(app, crate::http::extract::authorization(&parts.headers))
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                let v = limit::for_caller(app, class, meta.addr, None).await;
-                return Err(ApiError::from_verdict(&v).unwrap_or_else(|| e.into()));
-            }
-        };
+    // Forward auth also accepts tokens for the resource of the service behind the proxy.
+    let audience = (parts.uri.path() == "/v1/forward-auth")
+        .then(|| app.forward_auth.audience.as_deref())
+        .flatten();
+    let header = crate::http::extract::authorization(&parts.headers);
+    let caller = match crate::authn::authenticate_for(app, header, audience).await {
+        Ok(c) => c,
+        Err(e) => {
+            let v = limit::for_caller(app, class, meta.addr, None).await;
+            return Err(ApiError::from_verdict(&v).unwrap_or_else(|| e.into()));
+        }
+    };
     let v = limit::for_caller(app, class, meta.addr, Some(&caller)).await;
     if let Some(e) = ApiError::from_verdict(&v) {
         return Err(e);

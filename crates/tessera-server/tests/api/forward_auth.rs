@@ -302,3 +302,59 @@ async fn a_route_table_the_catalog_does_not_back_stops_the_start() {
     // Unknown fields are refused when the file is read.
     assert!(toml::from_str::<ForwardAuthConfig>("[[routes]]\nmethod = \"GET\"\npath = \"/x\"\npermission = \"contacts.read\"\nscope = \"x\"\n").is_err());
 }
+
+/// A token bound to the service's resource (`audience` in the route table) passes forward
+/// auth, and stays useless at Tessera's own API, before and after forward auth saw it (it is
+/// never cached as a caller); a token for another resource is refused.
+#[tokio::test]
+async fn a_token_for_the_services_resource_passes_and_is_no_api_credential() {
+    let app = app().await;
+    for identifier in ["https://contacts.example", "https://billing.example"] {
+        let r = app
+            .post(
+                "/v1/resource-servers",
+                &app.admin,
+                json!({ "identifier": identifier, "scopes": ["contacts.readonly", "contacts.write"] }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let f = app
+        .fixture("Aud", "first_party", &["contacts.readonly"])
+        .await;
+    let auth = basic(&f.client_id, &f.secret);
+    let token_for = |resource: &'static str| {
+        let auth = auth.clone();
+        let app = &app;
+        async move {
+            let r = app
+                .form(
+                    "/oauth/token",
+                    Some(&auth),
+                    &[
+                        ("grant_type", "client_credentials"),
+                        ("scope", "contacts.readonly"),
+                        ("resource", resource),
+                    ],
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let service = token_for("https://contacts.example").await;
+    assert_eq!(claims(&service)["aud"], "https://contacts.example");
+    let check = json!({ "permission": "contacts.read", "resource": { "type": "contact", "agency": f.ag.id } });
+    let r = app.post("/v1/check", &service, check.clone()).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    let read = format!("/agencies/{}/accounts/{}/contacts", f.ag.id, f.ag.acc);
+    let r = fa(&app, Some(&service), "GET", &read).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(header(&r, "x-tessera-agency"), Some(f.ag.id.as_str()));
+    let r = app.post("/v1/check", &service, check).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    // Another service's token: not for this one.
+    let other = token_for("https://billing.example").await;
+    let r = fa(&app, Some(&other), "GET", &read).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+}

@@ -86,9 +86,8 @@ macro_rules! impl_store {
             AuditFilter, AuthCode, AuthzSnapshot, Binding, Bootstrap, Change, ClientRecord,
             ClientSecret, CodeRedemption, Grant, Installation, KeyRateLimit, KeySecretMatch,
             NewRefreshToken, NewUser, Policy, RefreshToken, RefreshUse, ResourceServer,
-            RevocationChange,
-            Revocations, Role, RolePatch, SecretHashRecord, SigningKeyRow, Status, Suspensions,
-            User, UserCredential, UserPatch,
+            RevocationChange, Revocations, Role, RolePatch, SecretHashRecord, SigningKeyRow,
+            Status, Suspensions, User, UserCredential, UserPatch,
         };
         use $crate::scope::TenantScope;
         use $crate::sql::{email_key, page_limit, placeholders, MAX_FEED};
