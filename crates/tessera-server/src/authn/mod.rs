@@ -264,7 +264,7 @@ async fn authenticate_access_token(
         .agency
         .parse()
         .map_err(|_| AuthnError::InvalidToken("it has a malformed tenant".into()))?;
-    let for_issuer = claims.aud.iter().any(|a| *a == issuer);
+    let for_issuer = claims.aud.contains(&issuer);
     if !for_issuer && !also_for.is_some_and(|x| claims.aud.iter().any(|a| a == x)) {
         return Err(AuthnError::InvalidToken(
             "it is not meant for this service (aud)".into(),
