@@ -16,6 +16,6 @@ data=$(mktemp -d)
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 1 100); do curl -sf "127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
-.venv/bin/st run "http://127.0.0.1:$PORT/openapi.json" \
+.venv/bin/st --config-file .ci/schemathesis.toml run "http://127.0.0.1:$PORT/openapi.json" \
   -H "Authorization: Bearer $(cat "$data/bootstrap-admin.key")" \
   --max-examples "${ST_EXAMPLES:-25}" --seed "${ST_SEED:-20261129}" --workers 1 --no-color

@@ -110,7 +110,7 @@ fn extra_query(r: &RouteSpec, catalog: &tessera_core::Catalog) -> Vec<Value> {
                 false,
                 json!({ "type": "integer", "minimum": 0, "maximum": 60, "description": "Long-poll: when nothing is newer than `since`, wait up to this many seconds." }),
             ),
-            json!({ "name": "Last-Event-ID", "in": "header", "required": false, "schema": { "type": "string", "pattern": "^[0-9]{1,18}$" }, "description": "SSE resumption (with `Accept: text/event-stream`): like `since`." }),
+            json!({ "name": "Last-Event-ID", "in": "header", "required": false, "schema": { "type": "string", "pattern": "^[0-9]{1,18}$" }, "description": "Resumption (sent by SSE clients on reconnect; honoured on every request): like `since`, and wins over it." }),
         ],
         ("GET", "/v1/forward-auth") => vec![
             json!({ "name": "X-Original-Method", "in": "header", "required": true, "schema": { "type": "string" }, "description": "The proxied request's method." }),

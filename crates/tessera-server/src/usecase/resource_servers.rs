@@ -31,7 +31,7 @@ pub const MAX_PER_AGENCY: usize = 200;
 pub struct CreateResourceServer {
     /// The resource's URI (RFC 8707 §2): absolute, https (http only on `127.0.0.1`, `[::1]`
     /// or `localhost`), no fragment, no query. Tokens for it carry it as `aud`.
-    #[schemars(extend("minLength" = 1, "maxLength" = 512, "pattern" = "^https?://[^#?\\s]+$"))]
+    #[schemars(extend("minLength" = 1, "maxLength" = 512, "pattern" = "^(https://[A-Za-z0-9._~%:\\[\\]-]+|http://(localhost|127\\.0\\.0\\.1|\\[::1\\])(:[0-9]{1,5})?)(/[A-Za-z0-9._~%:/!$&'()+,;=@-]*)?$"))]
     pub identifier: String,
     /// The catalog scopes it serves: a token for it carries at most these (you must hold
     /// every permission they grant).
@@ -39,7 +39,7 @@ pub struct CreateResourceServer {
     pub scopes: Vec<String>,
     /// A display name (default: the identifier).
     #[serde(default)]
-    #[schemars(extend("pattern" = super::validate::NAME_PATTERN))]
+    #[schemars(extend("minLength" = 1, "maxLength" = 200, "pattern" = super::validate::NAME_PATTERN))]
     pub name: Option<String>,
 }
 

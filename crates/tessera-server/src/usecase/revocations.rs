@@ -95,8 +95,9 @@ impl FeedRequest {
                 "limit" => {
                     limit = v
                         .parse::<u32>()
-                        .map_err(|_| ApiError::invalid("`limit` must be a positive integer"))?
-                        .clamp(1, MAX_LIMIT);
+                        .ok()
+                        .filter(|l| (1..=MAX_LIMIT).contains(l))
+                        .ok_or_else(|| ApiError::invalid("`limit` must be 1 to 1000"))?;
                 }
                 "wait" => {
                     wait = v
@@ -121,10 +122,12 @@ impl FeedRequest {
 
 /// A cursor: today the change-log revision, in decimal.
 fn parse_cursor(v: &str) -> Result<i64, ApiError> {
+    // Exactly the documented form (`^[0-9]{1,18}$`): no sign, no spaces, fits an i64.
+    if v.is_empty() || v.len() > 18 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid("malformed cursor"));
+    }
     v.parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0 && v.len() <= 19)
-        .ok_or_else(|| ApiError::invalid("malformed cursor"))
+        .map_err(|_| ApiError::invalid("malformed cursor"))
 }
 
 /// 410 `cursor_expired`.

@@ -298,6 +298,13 @@ async fn tenants_see_only_their_own_entries(app: &TestApp) {
         feed(app, &ra, "?since=-1").await.status,
         StatusCode::BAD_REQUEST
     );
+    for bad in ["?limit=1001", "?limit=0", "?limit=x"] {
+        assert_eq!(
+            feed(app, &ra, bad).await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
     assert_eq!(
         feed(app, &ra, "?wait=61").await.status,
         StatusCode::BAD_REQUEST

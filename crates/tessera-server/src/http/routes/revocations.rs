@@ -38,17 +38,14 @@ pub async fn list(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.to_ascii_lowercase().contains("text/event-stream"));
-    let last_event_id = if sse {
-        headers
-            .get("last-event-id")
-            .map(|v| {
-                v.to_str()
-                    .map_err(|_| ApiError::invalid("malformed Last-Event-ID"))
-            })
-            .transpose()?
-    } else {
-        None
-    };
+    // Honoured in both modes (a proxy may turn a stream's reconnect into a plain GET).
+    let last_event_id = headers
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::invalid("malformed Last-Event-ID"))
+        })
+        .transpose()?;
     let req = FeedRequest::parse(&query, last_event_id)?;
     let reader = Reader::of(&auth)?;
     if !sse {
