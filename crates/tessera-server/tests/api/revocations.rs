@@ -609,3 +609,35 @@ async fn an_sse_client_on_a_socket_sees_a_revocation_within_a_second() {
         .unwrap()
         .unwrap();
 }
+
+/// Each agency may hold 16 waiting readers (long-polls and streams) per node: the 17th is 429
+/// at once, another agency's reader is unaffected, and the slots free when the readers end.
+#[tokio::test]
+async fn waiting_readers_are_capped_per_agency() {
+    let t = TestApp::sqlite().await;
+    let a = t.agency("Cap").await;
+    let b = t.agency("Other").await;
+    let reader = feed_key(&t, &a.id).await;
+    let other = feed_key(&t, &b.id).await;
+    let next = |r: Resp| r.body["next"].as_str().unwrap().to_owned();
+    let q = format!("?since={}&wait=3", next(feed(&t, &reader, "").await));
+    let qb = format!("?since={}&wait=1", next(feed(&t, &other, "").await));
+    let waiting = futures_util::future::join_all((0..16).map(|_| feed(&t, &reader, &q)));
+    let probe = async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let start = Instant::now();
+        let over = feed(&t, &reader, &q).await;
+        let refused_in = start.elapsed();
+        (over, refused_in, feed(&t, &other, &qb).await)
+    };
+    let (done, (over, refused_in, elsewhere)) = tokio::join!(waiting, probe);
+    assert_eq!(over.status, StatusCode::TOO_MANY_REQUESTS, "{}", over.body);
+    assert!(refused_in < Duration::from_secs(1), "{refused_in:?}");
+    assert_eq!(elsewhere.status, StatusCode::OK, "{}", elsewhere.body);
+    for r in done {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    // Every slot is free again.
+    let again = feed(&t, &reader, &q.replace("wait=3", "wait=1")).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+}
