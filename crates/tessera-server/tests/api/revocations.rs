@@ -28,6 +28,25 @@ async fn feed_key(app: &TestApp, agency: &str) -> String {
     r.body["secret"].as_str().unwrap().to_owned()
 }
 
+/// `n` API keys of `agency`, each created and revoked at once (one feed entry each), in order.
+async fn revoked_keys(app: &TestApp, agency: &str, n: usize) -> Vec<String> {
+    let mut keys = Vec::new();
+    for i in 0..n {
+        let k = app
+            .post(
+                &format!("/v1/agencies/{agency}/api-keys"),
+                &app.admin,
+                json!({ "name": format!("k{i}"), "scopes": [] }),
+            )
+            .await
+            .id();
+        app.delete(&format!("/v1/agencies/{agency}/api-keys/{k}"), &app.admin)
+            .await;
+        keys.push(k);
+    }
+    keys
+}
+
 async fn feed(app: &TestApp, key: &str, query: &str) -> Resp {
     app.get(&format!("/v1/revocations{query}"), key).await
 }
@@ -318,20 +337,7 @@ async fn tenants_see_only_their_own_entries(app: &TestApp) {
 async fn cursors_page_through_the_feed(app: &TestApp) {
     let a = app.agency("Pages").await;
     let reader = feed_key(app, &a.id).await;
-    let mut keys = Vec::new();
-    for n in 0..5 {
-        let k = app
-            .post(
-                &format!("/v1/agencies/{}/api-keys", a.id),
-                &app.admin,
-                json!({ "name": format!("k{n}"), "scopes": [] }),
-            )
-            .await
-            .id();
-        app.delete(&format!("/v1/agencies/{}/api-keys/{k}", a.id), &app.admin)
-            .await;
-        keys.push(k);
-    }
+    let keys = revoked_keys(app, &a.id, 5).await;
     let mut seen = Vec::new();
     let mut q = "?limit=2".to_owned();
     for _ in 0..10 {
@@ -438,20 +444,7 @@ async fn sse_events(body: &mut Body, n: usize) -> Vec<(String, Value)> {
 async fn sse_frames_events_and_resumes_after_last_event_id(app: &TestApp) {
     let a = app.agency("Stream").await;
     let reader = feed_key(app, &a.id).await;
-    let mut keys = Vec::new();
-    for n in 0..2 {
-        let k = app
-            .post(
-                &format!("/v1/agencies/{}/api-keys", a.id),
-                &app.admin,
-                json!({ "name": format!("k{n}"), "scopes": [] }),
-            )
-            .await
-            .id();
-        app.delete(&format!("/v1/agencies/{}/api-keys/{k}", a.id), &app.admin)
-            .await;
-        keys.push(k);
-    }
+    let keys = revoked_keys(app, &a.id, 2).await;
     let open = |last: Option<&str>| {
         let mut b = Request::get("/v1/revocations")
             .header("authorization", format!("Bearer {reader}"))
