@@ -183,11 +183,6 @@ impl ApiError {
     pub fn unauthenticated(detail: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unauthenticated, detail)
     }
-    /// 401 `unauthenticated` for a presented credential that is not valid: the challenge
-    /// carries `error="invalid_token"` (RFC 6750 §3.1).
-    pub fn invalid_token(detail: impl Into<String>) -> Self {
-        Self::unauthenticated(detail).presented()
-    }
     /// Marks a 401 as answering a presented, refused credential (RFC 6750 §3.1
     /// `invalid_token`); other errors are unchanged.
     #[must_use]

@@ -20,19 +20,9 @@ pub async fn check(
     auth: Authorized,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    // The credential's audience (the issuer, or the configured `audience`) was checked when
+    // it was authenticated (`gate::authenticate_limited` → `authn::authenticate_for`).
     let caller = &auth.caller;
-    // A token minted for another service is not accepted here (only for this audience or
-    // for the issuer itself).
-    if let Some(t) = caller.token() {
-        let issuer = s.oauth.issuer();
-        let ok = t
-            .aud
-            .iter()
-            .any(|a| a == issuer || s.forward_auth.audience.as_deref() == Some(a.as_str()));
-        if !ok {
-            return Err(ApiError::invalid_token("the token is not for this service"));
-        }
-    }
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let (Some(method), Some(uri)) = (text("x-original-method"), text("x-original-uri")) else {
         return Err(ApiError::forbidden(
