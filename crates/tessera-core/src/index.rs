@@ -297,6 +297,27 @@ impl AgencyIndex {
             .collect()
     }
 
+    /// The principal's bindings as the index holds them: (binding, role name or custom
+    /// role id, account or `None` for agency-wide), in binding id order (access reviews).
+    pub fn bindings_of(
+        &self,
+        principal: &PrincipalId,
+    ) -> Vec<(BindingId, String, Option<AccountId>)> {
+        let mut out: Vec<(BindingId, String, Option<AccountId>)> = self
+            .grants_of(PrincipalKey::from(principal))
+            .iter()
+            .map(|g| {
+                (
+                    BindingId::from_bits(join(g.binding)),
+                    self.role_name(g.role),
+                    (!g.wide).then(|| AccountId::from_bits(join(g.account))),
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// The accounts on which the principal holds account bindings, in id order: with the
     /// agency level, every place where its permissions can differ.
     pub fn bound_accounts(&self, principal: &PrincipalId) -> Vec<AccountId> {

@@ -59,6 +59,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_resource_servers.sql"),
         postgres: include_str!("../migrations/postgres/0007_resource_servers.sql"),
     },
+    Migration {
+        version: 11,
+        name: "evidence",
+        sqlite: include_str!("../migrations/sqlite/0011_evidence.sql"),
+        postgres: include_str!("../migrations/postgres/0011_evidence.sql"),
+    },
 ];
 
 impl Migration {

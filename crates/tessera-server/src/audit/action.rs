@@ -116,6 +116,9 @@ pub enum AuditAction {
     ResourceServerCreate,
     /// `resource_server.delete`: a resource server was deleted.
     ResourceServerDelete,
+    /// `compliance.report_read`: a compliance report (access review, credential inventory,
+    /// impersonation report, a user's impersonation history) was read.
+    ComplianceReportRead,
 }
 
 impl AuditAction {
@@ -174,6 +177,7 @@ impl AuditAction {
         Self::SigningKeyDrop,
         Self::ResourceServerCreate,
         Self::ResourceServerDelete,
+        Self::ComplianceReportRead,
     ];
 
     /// The wire name stored in the record's `action` (a stable contract: never rename one).
@@ -232,6 +236,7 @@ impl AuditAction {
             Self::SigningKeyDrop => "signing_key.drop",
             Self::ResourceServerCreate => "resource_server.create",
             Self::ResourceServerDelete => "resource_server.delete",
+            Self::ComplianceReportRead => "compliance.report_read",
         }
     }
 

@@ -66,6 +66,7 @@ impl AuditAction {
             Self::SigningKeyDrop => "A signing key's record was removed (a retired key, or a pending key that never signed). Actor: `system`; request id: `key-rotation`; platform chain.",
             Self::ResourceServerCreate => "A resource server (RFC 8707) was registered: tokens can now be bound to its identifier (`resource=`). The caller holds every permission its scopes grant (I2). A platform-wide one is written in the platform agency's chain.",
             Self::ResourceServerDelete => "A resource server was deleted: `resource=` naming it is refused from now on (tokens already bound to it keep their `aud` until they expire).",
+            Self::ComplianceReportRead => "A compliance report was read (`GET …/reports/access-review`, `…/reports/credentials`, `…/reports/impersonations`, or a user's `…/users/{usr}/impersonations`), one event per page, written before the page is answered. Actor: the reader (under impersonation these reads are refused, so never an impersonator).",
         }
     }
 
@@ -281,6 +282,13 @@ impl AuditAction {
                 ("name", "its display name"),
             ],
             Self::ResourceServerDelete => &[("identifier", "the resource's URI")],
+            Self::ComplianceReportRead => &[
+                ("report", "`access_review`, `credentials`, `impersonations` or `user_impersonations`"),
+                ("format", "`json` or `csv`"),
+                ("cursor", "the page's cursor as asked, or null for the first page"),
+                ("items", "how many rows the page held"),
+                ("self", "`user_impersonations` only: whether the user read their own history"),
+            ],
         }
     }
 
@@ -329,6 +337,9 @@ impl AuditAction {
             | Self::SigningKeyDrop => SIGNING_KEY_TARGET,
             Self::ResourceServerCreate | Self::ResourceServerDelete => {
                 "the resource server's id (`rsv_…`)"
+            }
+            Self::ComplianceReportRead => {
+                "the agency id (`agy_…`); for a user's impersonation history, the user's id (`usr_…`)"
             }
         }
     }
@@ -478,9 +489,10 @@ mod tests {
             AgencyLimitsUpdate => 50,
             ResourceServerCreate => 51,
             ResourceServerDelete => 52,
+            ComplianceReportRead => 53,
         }
     }
-    const VARIANTS: usize = 53;
+    const VARIANTS: usize = 54;
 
     #[test]
     fn all_lists_every_variant_once() {

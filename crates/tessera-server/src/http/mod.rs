@@ -2,6 +2,7 @@
 //! declared there), request extractors, the OpenAPI document, and the handlers of `/v1`.
 //! Nothing below this layer sees an axum type.
 
+pub mod csv;
 pub mod extract;
 pub mod list;
 pub mod openapi;

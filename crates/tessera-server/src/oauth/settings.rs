@@ -62,14 +62,19 @@ pub fn millis(d: Duration) -> i64 {
 }
 
 /// The permissions an impersonation token never carries, by default: billing, API keys and app
-/// credentials, changing users, and impersonation itself.
+/// credentials, changing users, impersonation itself, and compliance evidence (an impersonator
+/// never reads the reports, nor the history of the user they act as).
 pub fn impersonation_forbidden(catalog: &Catalog) -> PermissionSet {
     let mut set = PermissionSet::default();
     for p in &catalog.file().permissions {
         let forbidden = matches!(p.resource.as_str(), "billing" | "api_key")
             || matches!(
                 p.name.as_str(),
-                "apps.write" | "users.update" | "users.delete" | "users.impersonate"
+                "apps.write"
+                    | "users.update"
+                    | "users.delete"
+                    | "users.impersonate"
+                    | "compliance.read"
             );
         if forbidden {
             if let Some(ix) = catalog.permission(&p.name) {

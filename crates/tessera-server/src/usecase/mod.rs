@@ -20,6 +20,7 @@ pub mod limits;
 pub mod platform;
 pub mod policies;
 pub mod principals;
+pub mod reports;
 pub mod resource_servers;
 pub mod revocations;
 pub mod roles;

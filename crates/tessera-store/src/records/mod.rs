@@ -14,7 +14,9 @@ pub use oauth::*;
 use schemars::JsonSchema;
 use serde::Serialize;
 use tessera_core::time::serde_rfc3339;
-use tessera_core::{AccountId, AgencyId, BindingId, KeyId, PolicyId, PrincipalId, RoleId, UserId};
+use tessera_core::{
+    AccountId, AgencyId, AppId, BindingId, KeyId, PolicyId, PrincipalId, RoleId, UserId,
+};
 
 use crate::audit::AuditRecord;
 
@@ -428,4 +430,17 @@ impl std::fmt::Debug for SigningKeyRow {
             )
             .finish()
     }
+}
+
+/// The public facts of one client secret, for the credential inventory: never its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppSecretFacts {
+    /// The app (`app_…`).
+    pub app_id: AppId,
+    /// When the secret was made (epoch ms).
+    pub created_at: i64,
+    /// When it stops authenticating (an old secret after a rotation), if ever.
+    pub valid_until: Option<i64>,
+    /// The pepper version its hash was made under.
+    pub pepper_version: i64,
 }

@@ -33,6 +33,7 @@ pub(crate) mod audit;
 pub(crate) mod bindings;
 pub(crate) mod change_feed;
 pub(crate) mod common;
+pub(crate) mod evidence;
 pub(crate) mod grants;
 pub(crate) mod installations;
 pub(crate) mod limits;
@@ -102,6 +103,7 @@ macro_rules! impl_store {
         $crate::sql::signing_keys::signing_keys!($store);
         $crate::sql::change_feed::change_feed!($store);
         $crate::sql::audit::audit!($store);
+        $crate::sql::evidence::evidence!($store);
         $crate::sql::accounts::accounts!($store);
         $crate::sql::users::users!($store);
         $crate::sql::bindings::bindings!($store);

@@ -7,6 +7,7 @@
 
 mod audit_log;
 mod change_feed;
+mod evidence;
 mod key_ring;
 mod lookups;
 mod platform;
@@ -14,6 +15,7 @@ mod tenant;
 
 pub use audit_log::AuditLog;
 pub use change_feed::ChangeFeed;
+pub use evidence::{Evidence, MAX_ACTORS};
 pub use key_ring::KeyRing;
 pub use lookups::Lookups;
 pub use platform::PlatformAdmin;
@@ -22,11 +24,18 @@ pub use tenant::TenantData;
 /// The whole persistence interface: every role's trait. Both backends pass the same test
 /// suite. Implemented for every type that implements all the parts.
 pub trait Store:
-    PlatformAdmin + KeyRing + ChangeFeed + TenantData + Lookups + AuditLog + std::fmt::Debug
+    PlatformAdmin + KeyRing + ChangeFeed + TenantData + Lookups + AuditLog + Evidence + std::fmt::Debug
 {
 }
 
 impl<T> Store for T where
-    T: PlatformAdmin + KeyRing + ChangeFeed + TenantData + Lookups + AuditLog + std::fmt::Debug
+    T: PlatformAdmin
+        + KeyRing
+        + ChangeFeed
+        + TenantData
+        + Lookups
+        + AuditLog
+        + Evidence
+        + std::fmt::Debug
 {
 }

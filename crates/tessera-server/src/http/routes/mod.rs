@@ -16,6 +16,7 @@ mod forward_auth;
 mod installations;
 mod limits;
 mod policies;
+mod reports;
 mod resource_servers;
 mod revocations;
 mod roles;
@@ -586,5 +587,6 @@ pub fn table() -> Vec<RouteSpec> {
         ),
     ];
     routes.extend(resource_servers::routes());
+    routes.extend(reports::routes());
     routes
 }
