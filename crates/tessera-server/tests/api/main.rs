@@ -42,6 +42,7 @@ mod ops;
 mod props;
 mod proxies;
 mod quickstart;
+mod reports;
 mod resource_servers;
 mod review;
 mod revocations;
