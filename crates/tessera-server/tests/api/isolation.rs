@@ -191,6 +191,10 @@ fn routes(
         (Method::GET, format!("{b}/resource-servers"), None),
         (Method::GET, format!("{b}/resource-servers/{rsv}"), None),
         (Method::DELETE, format!("{b}/resource-servers/{rsv}"), None),
+        (Method::GET, format!("{b}/reports/access-review"), None),
+        (Method::GET, format!("{b}/reports/credentials"), None),
+        (Method::GET, format!("{b}/reports/impersonations"), None),
+        (Method::GET, format!("{b}/users/{usr}/impersonations"), None),
     ]
 }
 
