@@ -49,6 +49,7 @@ mod audit;
 mod bindings;
 mod changes;
 mod directory;
+mod evidence;
 mod fixtures;
 mod limits;
 mod migrations;
