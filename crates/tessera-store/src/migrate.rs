@@ -59,6 +59,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_resource_servers.sql"),
         postgres: include_str!("../migrations/postgres/0007_resource_servers.sql"),
     },
+    Migration {
+        version: 8,
+        name: "audit_checkpoints",
+        sqlite: include_str!("../migrations/sqlite/0008_audit_checkpoints.sql"),
+        postgres: include_str!("../migrations/postgres/0008_audit_checkpoints.sql"),
+    },
 ];
 
 impl Migration {

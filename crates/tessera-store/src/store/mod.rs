@@ -5,6 +5,7 @@
 //! INVARIANT (I1): only `PlatformAdmin`, `KeyRing` and the global feed act without a
 //! `TenantScope`; `Lookups` cross tenants only to return the scope of the row they found.
 
+mod audit_checkpoints;
 mod audit_log;
 mod change_feed;
 mod key_ring;
@@ -12,6 +13,7 @@ mod lookups;
 mod platform;
 mod tenant;
 
+pub use audit_checkpoints::AuditCheckpoints;
 pub use audit_log::AuditLog;
 pub use change_feed::ChangeFeed;
 pub use key_ring::KeyRing;
@@ -22,11 +24,25 @@ pub use tenant::TenantData;
 /// The whole persistence interface: every role's trait. Both backends pass the same test
 /// suite. Implemented for every type that implements all the parts.
 pub trait Store:
-    PlatformAdmin + KeyRing + ChangeFeed + TenantData + Lookups + AuditLog + std::fmt::Debug
+    PlatformAdmin
+        + KeyRing
+        + ChangeFeed
+        + TenantData
+        + Lookups
+        + AuditLog
+        + AuditCheckpoints
+        + std::fmt::Debug
 {
 }
 
 impl<T> Store for T where
-    T: PlatformAdmin + KeyRing + ChangeFeed + TenantData + Lookups + AuditLog + std::fmt::Debug
+    T: PlatformAdmin
+        + KeyRing
+        + ChangeFeed
+        + TenantData
+        + Lookups
+        + AuditLog
+        + AuditCheckpoints
+        + std::fmt::Debug
 {
 }
