@@ -302,13 +302,14 @@ pub fn keys_from_jwks(jwks: &serde_json::Value) -> Result<HashMap<String, Verify
 struct Line<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
-    seq: i64,
-    #[serde(borrow)]
-    agency_id: Cow<'a, str>,
-    #[serde(borrow)]
-    at: Cow<'a, str>,
-    #[serde(borrow)]
-    hash: Cow<'a, str>,
+    #[serde(default)]
+    seq: Option<i64>,
+    #[serde(default, borrow)]
+    agency_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    at: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    hash: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
@@ -397,13 +398,23 @@ pub fn verify_export(
 fn verify_line(v: &mut ChainVerifier<'_>, line: &str) -> Result<(), Failure> {
     let malformed = |what: &str| fail(Reason::Malformed, None, what.to_owned());
     let l: Line<'_> = serde_json::from_str(line).map_err(|e| malformed(&format!("not an export line: {e}")))?;
-    let at = tessera_core::time::parse_rfc3339(&l.at).ok_or_else(|| malformed("`at` is not an RFC 3339 time"))?;
-    let hash = hex32(&l.hash).ok_or_else(|| malformed("`hash` is not 64 hex digits"))?;
+    if l.kind == "end" {
+        // The trailer: informational (the last cursor), nothing to verify.
+        return Ok(());
+    }
+    let seq = l.seq.ok_or_else(|| malformed("`seq` is missing"))?;
+    let agency = l.agency_id.as_deref().ok_or_else(|| malformed("`agency_id` is missing"))?;
+    let at = l
+        .at
+        .as_deref()
+        .and_then(tessera_core::time::parse_rfc3339)
+        .ok_or_else(|| malformed("`at` is not an RFC 3339 time"))?;
+    let hash = l.hash.as_deref().and_then(hex32).ok_or_else(|| malformed("`hash` is not 64 hex digits"))?;
     match &*l.kind {
         "event" => {
             let req = |f: &Option<Cow<'_, str>>, name: &str| -> Result<(), Failure> {
                 if f.is_none() {
-                    return Err(fail(Reason::Malformed, Some(l.seq), format!("`{name}` is missing")));
+                    return Err(fail(Reason::Malformed, Some(seq), format!("`{name}` is missing")));
                 }
                 Ok(())
             };
@@ -415,8 +426,8 @@ fn verify_line(v: &mut ChainVerifier<'_>, line: &str) -> Result<(), Failure> {
             let prev = l.prev_hash.as_deref().and_then(hex32).ok_or_else(|| malformed("`prev_hash` is not 64 hex digits"))?;
             let detail = l.detail.map(|d| d.get()).ok_or_else(|| malformed("`detail` is missing"))?;
             let fields = EventFields {
-                seq: l.seq,
-                agency: &l.agency_id,
+                seq,
+                agency,
                 id: l.id.as_deref().unwrap_or_default(),
                 at,
                 actor: l.actor.as_deref().unwrap_or_default(),
@@ -431,7 +442,6 @@ fn verify_line(v: &mut ChainVerifier<'_>, line: &str) -> Result<(), Failure> {
             };
             v.event(&EventView { fields, prev_hash: prev, hash })
         }
-        "end" => Ok(()),
         "checkpoint" => {
             let kid = l.kid.as_deref().ok_or_else(|| malformed("`kid` is missing"))?;
             let sig = l
@@ -439,7 +449,7 @@ fn verify_line(v: &mut ChainVerifier<'_>, line: &str) -> Result<(), Failure> {
                 .as_deref()
                 .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
                 .ok_or_else(|| malformed("`signature` is not base64url"))?;
-            v.checkpoint(&CheckpointView { agency: &l.agency_id, seq: l.seq, hash, at, kid, signature: &sig })
+            v.checkpoint(&CheckpointView { agency, seq, hash, at, kid, signature: &sig })
         }
         other => Err(malformed(&format!("unknown line type `{other}`"))),
     }

@@ -87,7 +87,7 @@ pub fn event_line(e: &AuditEvent, out: &mut String) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Starts an export of the agency's chain. Route: `audit_log.export` on the agency.
+/// Starts an export of the agency's chain. Route: `audit_log.read` on the agency.
 pub async fn export(s: &Services, auth: &Authorized, range: ExportRange) -> Result<Export, ApiError> {
     let scope = auth.scope()?;
     let store = s.store.clone();
@@ -131,6 +131,14 @@ impl Export {
             .collect();
         let Some(last) = events.last().map(|e| e.seq) else {
             self.done = true;
+            if self.to.is_none() {
+                // Checkpoints beyond the last event (there should be none): exported, so that
+                // an offline verifier sees the events they cover are missing.
+                for c in self.store.audit_checkpoints(&self.scope, self.after, BATCH).await? {
+                    out.push_str(&checkpoint_line(&c));
+                    out.push('\n');
+                }
+            }
             out.push_str(&json!({ "type": "end", "cursor": self.last.to_string(), "last_seq": self.last }).to_string());
             out.push('\n');
             return Ok(Some(out));

@@ -48,7 +48,7 @@ pub async fn list(
     ))
 }
 
-/// `GET …/audit/export?from=&to=&cursor=`: `audit_log.export` on the agency; streamed JSON
+/// `GET …/audit/export?from=&to=&cursor=`: `audit_log.read` on the agency; streamed JSON
 /// Lines, a bounded batch of events at a time.
 pub async fn export(
     State(s): State<AppState>,

@@ -441,7 +441,7 @@ pub fn table() -> Vec<RouteSpec> {
         RouteSpec::new(
             Method::GET,
             "/v1/agencies/{agy}/audit/export",
-            P("audit_log.export", Path),
+            P("audit_log.read", Path),
             "Export the audit chain as streamed JSON Lines (`application/jsonl`): events and signed checkpoints in chain order, then an `end` line (`?from=&to=` RFC 3339, `?cursor=` to resume; an export not starting at seq 1 starts with its anchoring checkpoint)",
             get(audit::export),
         ),
