@@ -396,6 +396,7 @@ pub fn markdown() -> String {
          The action names below are a stable contract: filters (`?action=`) and stored chains rely \
          on them.\n\n",
     );
+    out.push_str(include_str!("integrity.md"));
     out.push_str("## Fields of every event\n\n");
     table(&mut out, "field", COMMON_FIELDS);
     out.push_str("\n## Actions\n\n| action | target |\n|---|---|\n");

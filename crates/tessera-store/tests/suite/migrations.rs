@@ -134,7 +134,7 @@ async fn sqlite_upgrade_from_0001() {
     let (_dir, url, id) = sqlite_at(1).await;
     let Connected { store, mint } = tessera_store::connect(&url).await.unwrap();
     upgraded_from_v1(store, mint, id).await;
-    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(
         sqlite_checksums(&url).await,
         expected_checksums(&SQLITE_ALL)
@@ -146,7 +146,7 @@ async fn sqlite_upgrade_from_0002() {
     let (_dir, url, id) = sqlite_at(2).await;
     let Connected { store, .. } = tessera_store::connect(&url).await.unwrap();
     upgraded_from_v2(store, id).await;
-    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(
         sqlite_checksums(&url).await,
         expected_checksums(&SQLITE_ALL)
@@ -162,7 +162,7 @@ async fn postgres_upgrade_from_0001() {
     let id = postgres_at(&db, 1).await;
     let Connected { store, mint } = tessera_store::connect(&db.url()).await.unwrap();
     upgraded_from_v1(store, mint, id).await;
-    assert_eq!(postgres_versions(&db).await, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(postgres_versions(&db).await, [1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(
         postgres_checksums(&db).await,
         expected_checksums(&POSTGRES_ALL)
@@ -178,7 +178,7 @@ async fn postgres_upgrade_from_0002() {
     let id = postgres_at(&db, 2).await;
     let Connected { store, .. } = tessera_store::connect(&db.url()).await.unwrap();
     upgraded_from_v2(store, id).await;
-    assert_eq!(postgres_versions(&db).await, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(postgres_versions(&db).await, [1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(
         postgres_checksums(&db).await,
         expected_checksums(&POSTGRES_ALL)
@@ -278,7 +278,7 @@ async fn sqlite_migration_checksums_recorded_and_checked() {
     // Refused again on the next start: nothing was repaired or applied.
     let Connected { store: again, .. } = tessera_store::connect(&url).await.unwrap();
     assert_edited(again.migrate().await, "sqlite");
-    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7, 8]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
