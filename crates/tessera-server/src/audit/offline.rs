@@ -42,12 +42,29 @@ pub enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         keys_out: PathBuf,
     },
+    /// Measure checkpoint signing and export rates on a temporary SQLite store
+    #[command(hide = true)]
+    Bench {
+        /// Agencies
+        #[arg(long, default_value_t = 200)]
+        agencies: usize,
+        /// Events per agency
+        #[arg(long, default_value_t = 1000)]
+        events: usize,
+        /// Events of the one agency exported
+        #[arg(long, default_value_t = 200_000)]
+        export_events: usize,
+    },
 }
 
 /// Runs `tessera audit …`; `json` prints one JSON document.
 pub fn run(cmd: AuditCommand, json_out: bool) -> anyhow::Result<()> {
     match cmd {
         AuditCommand::Verify { export, keys } => verify(&export, &keys, json_out),
+        AuditCommand::Bench { agencies, events, export_events } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(bench(agencies, events, export_events)),
         AuditCommand::Generate { events, checkpoint_every, out, keys_out } => {
             let started = std::time::Instant::now();
             generate(events, checkpoint_every.max(1), &out, &keys_out)?;
@@ -168,5 +185,102 @@ pub fn generate(events: i64, every: i64, out: &std::path::Path, keys_out: &std::
     w.write_all(json!({ "type": "end", "cursor": events.to_string(), "last_seq": events }).to_string().as_bytes())?;
     w.write_all(b"\n")?;
     w.flush()?;
+    Ok(())
+}
+
+fn bench_record(at: i64, action: &str, n: usize) -> AuditRecord {
+    AuditRecord {
+        id: tessera_core::EventId::generate_at(u64::try_from(at).unwrap_or(0), &mut rand::thread_rng()),
+        at,
+        actor: "key_01jbenchbenchbenchbenchbench".into(),
+        on_behalf_of: None,
+        action: action.into(),
+        target: Some("app_01jbenchbenchbenchbenchbench".into()),
+        outcome: Outcome::Success,
+        request_id: format!("req-{n}"),
+        ip: Some("203.0.113.7".into()),
+        user_agent: Some("bench/1.0".into()),
+        detail: json!({ "client_id": "app_01jbenchbenchbenchbenchbench", "scope": "contacts.read", "n": n }),
+    }
+}
+
+/// Checkpoint signing rate (the checkpointer's whole pass: due scan, read back and verify the
+/// events since the last checkpoint, sign, store) and export rate, on a temporary SQLite store.
+async fn bench(agencies: usize, events: usize, export_events: usize) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    let dir = std::env::temp_dir().join(format!("tessera-audit-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let url = format!("sqlite://{}", dir.join("bench.db").display());
+    let tessera_store::Connected { store, mint } = tessera_store::connect(&url).await?;
+    store.migrate().await?;
+    let admission = Arc::new(crate::gate::admission::Admission::new(mint));
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+    let master = tessera_token::MasterKey::generate(&mut rand::rngs::OsRng);
+    let keys = Arc::new(crate::audit::keys::AuditKeys::new(store.clone(), &master, Default::default(), admission.clone()));
+    keys.maintain(clock.now() / 1000).await?;
+    let now = clock.now();
+    let mut ids = Vec::new();
+    let total = agencies + 1;
+    for i in 0..total {
+        let id = tessera_core::AgencyId::generate();
+        let a = tessera_store::Agency {
+            id: id.clone(),
+            name: format!("bench {i}"),
+            status: tessera_store::Status::Active,
+            suspended_reason: None,
+            suspended_at: None,
+            is_platform: false,
+            created_at: now,
+            updated_at: now,
+        };
+        store.create_agency(&a, &bench_record(now, "agency.create", 0)).await?;
+        let n = if i == agencies { export_events } else { events };
+        let scope = admission.admit(id.clone());
+        let mut batch = Vec::with_capacity(500);
+        for k in 1..n {
+            batch.push((scope.clone(), bench_record(now, "token.issue", k)));
+            if batch.len() == 500 {
+                store.append_audit_batch(&batch).await?;
+                batch.clear();
+            }
+        }
+        store.append_audit_batch(&batch).await?;
+        ids.push(id);
+    }
+    let cp = crate::audit::checkpoint::Checkpointer::new(store.clone(), admission.clone(), keys, clock.clone(), Default::default());
+    let started = std::time::Instant::now();
+    let made = cp.run_once().await?;
+    let secs = started.elapsed().as_secs_f64();
+    let verified = agencies * events + export_events;
+    println!(
+        "checkpoints: {made} signed in {secs:.3} s = {:.0} checkpoints/s, each after verifying its segment ({verified} events, {:.0} events/s read back and verified)",
+        made as f64 / secs,
+        verified as f64 / secs
+    );
+    // Sign alone.
+    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let started = std::time::Instant::now();
+    for seq in 0..20_000 {
+        let msg = checkpoint_message(ids[0].as_str(), seq, &ChainHash::GENESIS, now, "audit-1-x");
+        std::hint::black_box(key.sign(&msg));
+    }
+    println!("checkpoint signatures alone: {:.0}/s", 20_000.0 / started.elapsed().as_secs_f64());
+    let last = ids.last().ok_or_else(|| anyhow::anyhow!("no agency"))?;
+    let started = std::time::Instant::now();
+    let mut export = crate::usecase::audit::Export::start(store.clone(), admission.admit(last.clone()), Default::default())
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?;
+    let mut bytes = 0usize;
+    while let Some(chunk) = export.next_chunk().await.map_err(|e| anyhow::anyhow!(e.detail))? {
+        bytes += chunk.len();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "export: {export_events} events ({:.1} MB) in {secs:.3} s = {:.0} events/s",
+        bytes as f64 / 1e6,
+        export_events as f64 / secs
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -89,8 +89,16 @@ pub fn event_line(e: &AuditEvent, out: &mut String) -> Result<(), ApiError> {
 
 /// Starts an export of the agency's chain. Route: `audit_log.read` on the agency.
 pub async fn export(s: &Services, auth: &Authorized, range: ExportRange) -> Result<Export, ApiError> {
-    let scope = auth.scope()?;
-    let store = s.store.clone();
+    Export::start(s.store.clone(), auth.scope()?, range).await
+}
+
+impl Export {
+    /// Starts an export of the scope's chain (the route checks the caller first).
+    pub async fn start(
+        store: std::sync::Arc<dyn Store>,
+        scope: TenantScope,
+        range: ExportRange,
+    ) -> Result<Export, ApiError> {
     // The first sequence number wanted.
     let mut first = range.cursor.map_or(1, |c| c.saturating_add(1));
     if let Some(from) = range.from {
@@ -110,9 +118,8 @@ pub async fn export(s: &Services, auth: &Authorized, range: ExportRange) -> Resu
     };
     let after = anchor.as_ref().map_or(0, |a| a.seq);
     Ok(Export { store, scope, after, to: range.to, anchor, done: false, last: after })
-}
+    }
 
-impl Export {
     /// The next chunk of lines (at most [`BATCH`] events and their checkpoints), or `None` at
     /// the end (after the trailer line).
     pub async fn next_chunk(&mut self) -> Result<Option<String>, ApiError> {
