@@ -358,14 +358,16 @@ fn audit_settings(
     Ok(c::AuditSettings {
         checkpoint_events: bounded(
             "audit_checkpoint_events",
-            args.audit_checkpoint_events.or(file.audit_checkpoint_events),
+            args.audit_checkpoint_events
+                .or(file.audit_checkpoint_events),
             c::DEFAULT_CHECKPOINT_EVENTS,
             1..=1_000_000,
             "events",
         )?,
         checkpoint_seconds: bounded(
             "audit_checkpoint_seconds",
-            args.audit_checkpoint_seconds.or(file.audit_checkpoint_seconds),
+            args.audit_checkpoint_seconds
+                .or(file.audit_checkpoint_seconds),
             c::DEFAULT_CHECKPOINT_SECONDS,
             1..=86_400,
             "seconds",

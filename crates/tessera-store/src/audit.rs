@@ -308,8 +308,19 @@ mod tests {
     /// The hash as it was first written (a `json!` array, `to_string`): stored chains hold it.
     fn original(seq: i64, agency: &AgencyId, r: &AuditRecord, prev: &ChainHash) -> ChainHash {
         let body = serde_json::json!([
-            seq, agency.as_str(), r.id.as_str(), r.at, r.actor, r.on_behalf_of, r.action, r.target,
-            r.outcome.as_str(), r.request_id, r.ip, r.user_agent, r.detail,
+            seq,
+            agency.as_str(),
+            r.id.as_str(),
+            r.at,
+            r.actor,
+            r.on_behalf_of,
+            r.action,
+            r.target,
+            r.outcome.as_str(),
+            r.request_id,
+            r.ip,
+            r.user_agent,
+            r.detail,
         ]);
         let mut h = Sha256::new();
         h.update(b"tessera-audit-v1\n");
@@ -320,11 +331,21 @@ mod tests {
 
     #[test]
     fn the_streamed_hash_is_the_original_one() {
-        let agency: AgencyId = "agy_01hzzzzzzzzzzzzzzzzzzzzzzz".parse().unwrap_or_else(|_| AgencyId::generate());
+        let agency: AgencyId = "agy_01hzzzzzzzzzzzzzzzzzzzzzzz"
+            .parse()
+            .unwrap_or_else(|_| AgencyId::generate());
         for (obo, ip, detail) in [
             (None, None, serde_json::json!({})),
-            (Some("usr_x\"q\\"), Some("10.0.0.1"), serde_json::json!({"b": [1, 2.5, -3e300], "a": "é\u{1}\n\t<>", "z": null})),
-            (Some("ü"), None, serde_json::json!({"nested": {"y": true, "x": u64::MAX}})),
+            (
+                Some("usr_x\"q\\"),
+                Some("10.0.0.1"),
+                serde_json::json!({"b": [1, 2.5, -3e300], "a": "é\u{1}\n\t<>", "z": null}),
+            ),
+            (
+                Some("ü"),
+                None,
+                serde_json::json!({"nested": {"y": true, "x": u64::MAX}}),
+            ),
         ] {
             let r = AuditRecord {
                 id: EventId::generate(),
@@ -340,7 +361,10 @@ mod tests {
                 detail,
             };
             let prev = ChainHash([9; 32]);
-            assert_eq!(chain_hash(7, &agency, &r, &prev), original(7, &agency, &r, &prev));
+            assert_eq!(
+                chain_hash(7, &agency, &r, &prev),
+                original(7, &agency, &r, &prev)
+            );
         }
     }
 }

@@ -31,4 +31,6 @@ pub use postgres::PgStore;
 pub use records::*;
 pub use scope::{ScopeMint, TenantScope};
 pub use sqlite::SqliteStore;
-pub use store::{AuditCheckpoints, AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, Store, TenantData};
+pub use store::{
+    AuditCheckpoints, AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, Store, TenantData,
+};

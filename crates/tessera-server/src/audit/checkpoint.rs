@@ -133,7 +133,12 @@ impl Checkpointer {
         loop {
             let due = self
                 .store
-                .audit_checkpoints_due(self.settings.checkpoint_events.max(1), before, after.as_ref(), 500)
+                .audit_checkpoints_due(
+                    self.settings.checkpoint_events.max(1),
+                    before,
+                    after.as_ref(),
+                    500,
+                )
                 .await?;
             for d in &due {
                 match self.checkpoint(&d.agency_id).await {
@@ -150,7 +155,9 @@ impl Checkpointer {
                         }
                     }
                     Err(CheckpointError::NoKey) => return Err(CheckpointError::NoKey),
-                    Err(e) => tracing::warn!(agency = %d.agency_id, error = %e, "audit checkpoint failed"),
+                    Err(e) => {
+                        tracing::warn!(agency = %d.agency_id, error = %e, "audit checkpoint failed")
+                    }
                 }
             }
             match due.last() {
@@ -168,14 +175,21 @@ impl Checkpointer {
         let Some(head) = self.store.audit_head(&scope).await? else {
             return Ok(false);
         };
-        let (mut seq, mut prev) = match self.store.audit_checkpoint_at_or_before(&scope, i64::MAX).await? {
+        let (mut seq, mut prev) = match self
+            .store
+            .audit_checkpoint_at_or_before(&scope, i64::MAX)
+            .await?
+        {
             Some(cp) => (cp.seq, cp.hash),
             None => (0, ChainHash::GENESIS),
         };
         if head.seq <= seq {
             return Ok(false);
         }
-        let tampered = |seq: i64| CheckpointError::Tampered { agency: agency.clone(), seq };
+        let tampered = |seq: i64| CheckpointError::Tampered {
+            agency: agency.clone(),
+            seq,
+        };
         while seq < head.seq {
             let batch = self.store.audit_chain(&scope, seq, BATCH).await?;
             if batch.is_empty() {
@@ -224,7 +238,10 @@ impl Checkpointer {
                 let cutoff = now.saturating_sub(days.saturating_mul(DAY_MS));
                 let scope = self.admission.admit(agency.clone());
                 let record = AuditRecord {
-                    id: tessera_core::EventId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
+                    id: tessera_core::EventId::generate_at(
+                        u64::try_from(now).unwrap_or(0),
+                        &mut rand::thread_rng(),
+                    ),
                     at: now,
                     actor: "system".into(),
                     on_behalf_of: None,

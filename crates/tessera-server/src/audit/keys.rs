@@ -295,8 +295,11 @@ impl AuditKeys {
                     }
                     won
                 }
-                (Some((_, a)), None) if now >= a.activates_at + self.policy.lifetime - self.policy.publish_ahead => {
-                    let row = self.generate(next_gen, "pending", now, now + self.policy.publish_ahead);
+                (Some((_, a)), None)
+                    if now >= a.activates_at + self.policy.lifetime - self.policy.publish_ahead =>
+                {
+                    let row =
+                        self.generate(next_gen, "pending", now, now + self.policy.publish_ahead);
                     self.create(row, now).await?
                 }
                 _ => false,

@@ -61,15 +61,27 @@ pub enum AuditCommand {
 pub fn run(cmd: AuditCommand, json_out: bool) -> anyhow::Result<()> {
     match cmd {
         AuditCommand::Verify { export, keys } => verify(&export, &keys, json_out),
-        AuditCommand::Bench { agencies, events, export_events } => tokio::runtime::Builder::new_multi_thread()
+        AuditCommand::Bench {
+            agencies,
+            events,
+            export_events,
+        } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
             .block_on(bench(agencies, events, export_events)),
-        AuditCommand::Generate { events, checkpoint_every, out, keys_out } => {
+        AuditCommand::Generate {
+            events,
+            checkpoint_every,
+            out,
+            keys_out,
+        } => {
             let started = std::time::Instant::now();
             generate(events, checkpoint_every.max(1), &out, &keys_out)?;
             let secs = started.elapsed().as_secs_f64();
-            println!("{events} events written to {} in {secs:.2} s", out.display());
+            println!(
+                "{events} events written to {} in {secs:.2} s",
+                out.display()
+            );
             Ok(())
         }
     }
@@ -77,7 +89,8 @@ pub fn run(cmd: AuditCommand, json_out: bool) -> anyhow::Result<()> {
 
 fn verify(export: &std::path::Path, keys: &std::path::Path, json_out: bool) -> anyhow::Result<()> {
     let jwks: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(keys).map_err(|e| anyhow::anyhow!("cannot read keys `{}`: {e}", keys.display()))?,
+        &std::fs::read(keys)
+            .map_err(|e| anyhow::anyhow!("cannot read keys `{}`: {e}", keys.display()))?,
     )
     .map_err(|e| anyhow::anyhow!("keys `{}` is not JSON: {e}", keys.display()))?;
     let keys = keys_from_jwks(&jwks).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -88,12 +101,25 @@ fn verify(export: &std::path::Path, keys: &std::path::Path, json_out: bool) -> a
     let secs = started.elapsed().as_secs_f64();
     match verdict {
         FileVerdict::Intact(c) => {
-            let rate = if secs > 0.0 { c.events as f64 / secs } else { 0.0 };
-            if json_out {
-                println!("{}", json!({ "ok": true, "events": c.events, "checkpoints": c.checkpoints, "start_seq": c.start_seq, "last_seq": c.last_seq, "anchored_seq": c.anchored_seq, "seconds": secs, "events_per_second": rate.round() }));
+            let rate = if secs > 0.0 {
+                c.events as f64 / secs
             } else {
-                let anchored = c.anchored_seq.map_or_else(|| "none".to_owned(), |a| a.to_string());
-                let from = if c.start_seq == 0 { "seq 1".to_owned() } else { format!("checkpoint {}", c.start_seq) };
+                0.0
+            };
+            if json_out {
+                println!(
+                    "{}",
+                    json!({ "ok": true, "events": c.events, "checkpoints": c.checkpoints, "start_seq": c.start_seq, "last_seq": c.last_seq, "anchored_seq": c.anchored_seq, "seconds": secs, "events_per_second": rate.round() })
+                );
+            } else {
+                let anchored = c
+                    .anchored_seq
+                    .map_or_else(|| "none".to_owned(), |a| a.to_string());
+                let from = if c.start_seq == 0 {
+                    "seq 1".to_owned()
+                } else {
+                    format!("checkpoint {}", c.start_seq)
+                };
                 println!(
                     "intact: {} events from {from} to seq {}, {} checkpoints, anchored up to seq {anchored}; events after it are protected by the hash chain only ({:.0} events/s)",
                     c.events, c.last_seq, c.checkpoints, rate
@@ -103,13 +129,19 @@ fn verify(export: &std::path::Path, keys: &std::path::Path, json_out: bool) -> a
         }
         FileVerdict::Broken { line, failure } => {
             if json_out {
-                println!("{}", json!({ "ok": false, "line": line, "reason": failure.reason.as_str(), "seq": failure.seq, "detail": failure.detail }));
+                println!(
+                    "{}",
+                    json!({ "ok": false, "line": line, "reason": failure.reason.as_str(), "seq": failure.seq, "detail": failure.detail })
+                );
                 std::process::exit(1);
             }
             Err(anyhow::anyhow!(
                 "line {line}: {}{}: {}",
                 failure.reason.as_str(),
-                failure.seq.map(|s| format!(" (seq {s})")).unwrap_or_default(),
+                failure
+                    .seq
+                    .map(|s| format!(" (seq {s})"))
+                    .unwrap_or_default(),
                 failure.detail
             ))
         }
@@ -118,7 +150,12 @@ fn verify(export: &std::path::Path, keys: &std::path::Path, json_out: bool) -> a
 
 /// Writes a chain of `events` synthetic events of one agency, signed every `every` events, and
 /// the JWKS of the key that signed it.
-pub fn generate(events: i64, every: i64, out: &std::path::Path, keys_out: &std::path::Path) -> anyhow::Result<()> {
+pub fn generate(
+    events: i64,
+    every: i64,
+    out: &std::path::Path,
+    keys_out: &std::path::Path,
+) -> anyhow::Result<()> {
     let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     let kid = "audit-bench-1".to_owned();
     let jwks = json!({ "keys": [{
@@ -134,11 +171,18 @@ pub fn generate(events: i64, every: i64, out: &std::path::Path, keys_out: &std::
     for seq in 1..=events {
         let at = t0 + seq;
         let r = AuditRecord {
-            id: tessera_core::EventId::generate_at(u64::try_from(at).unwrap_or(0), &mut rand::thread_rng()),
+            id: tessera_core::EventId::generate_at(
+                u64::try_from(at).unwrap_or(0),
+                &mut rand::thread_rng(),
+            ),
             at,
             actor: format!("key_{:026}", seq % 97),
             on_behalf_of: (seq % 5 == 0).then(|| "usr_01jbenchbenchbenchbenchbench".to_owned()),
-            action: if seq == 1 { "agency.create".into() } else { "token.issue".into() },
+            action: if seq == 1 {
+                "agency.create".into()
+            } else {
+                "token.issue".into()
+            },
             target: Some("app_01jbenchbenchbenchbenchbench".into()),
             outcome: Outcome::Success,
             request_id: format!("req-{seq}"),
@@ -182,7 +226,11 @@ pub fn generate(events: i64, every: i64, out: &std::path::Path, keys_out: &std::
         }
         prev = hash;
     }
-    w.write_all(json!({ "type": "end", "cursor": events.to_string(), "last_seq": events }).to_string().as_bytes())?;
+    w.write_all(
+        json!({ "type": "end", "cursor": events.to_string(), "last_seq": events })
+            .to_string()
+            .as_bytes(),
+    )?;
     w.write_all(b"\n")?;
     w.flush()?;
     Ok(())
@@ -190,7 +238,10 @@ pub fn generate(events: i64, every: i64, out: &std::path::Path, keys_out: &std::
 
 fn bench_record(at: i64, action: &str, n: usize) -> AuditRecord {
     AuditRecord {
-        id: tessera_core::EventId::generate_at(u64::try_from(at).unwrap_or(0), &mut rand::thread_rng()),
+        id: tessera_core::EventId::generate_at(
+            u64::try_from(at).unwrap_or(0),
+            &mut rand::thread_rng(),
+        ),
         at,
         actor: "key_01jbenchbenchbenchbenchbench".into(),
         on_behalf_of: None,
@@ -216,7 +267,12 @@ async fn bench(agencies: usize, events: usize, export_events: usize) -> anyhow::
     let admission = Arc::new(crate::gate::admission::Admission::new(mint));
     let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
     let master = tessera_token::MasterKey::generate(&mut rand::rngs::OsRng);
-    let keys = Arc::new(crate::audit::keys::AuditKeys::new(store.clone(), &master, Default::default(), admission.clone()));
+    let keys = Arc::new(crate::audit::keys::AuditKeys::new(
+        store.clone(),
+        &master,
+        Default::default(),
+        admission.clone(),
+    ));
     keys.maintain(clock.now() / 1000).await?;
     let now = clock.now();
     let mut ids = Vec::new();
@@ -233,7 +289,9 @@ async fn bench(agencies: usize, events: usize, export_events: usize) -> anyhow::
             created_at: now,
             updated_at: now,
         };
-        store.create_agency(&a, &bench_record(now, "agency.create", 0)).await?;
+        store
+            .create_agency(&a, &bench_record(now, "agency.create", 0))
+            .await?;
         let n = if i == agencies { export_events } else { events };
         let scope = admission.admit(id.clone());
         let mut batch = Vec::with_capacity(500);
@@ -247,7 +305,13 @@ async fn bench(agencies: usize, events: usize, export_events: usize) -> anyhow::
         store.append_audit_batch(&batch).await?;
         ids.push(id);
     }
-    let cp = crate::audit::checkpoint::Checkpointer::new(store.clone(), admission.clone(), keys, clock.clone(), Default::default());
+    let cp = crate::audit::checkpoint::Checkpointer::new(
+        store.clone(),
+        admission.clone(),
+        keys,
+        clock.clone(),
+        Default::default(),
+    );
     let started = std::time::Instant::now();
     let made = cp.run_once().await?;
     let secs = started.elapsed().as_secs_f64();
@@ -264,14 +328,25 @@ async fn bench(agencies: usize, events: usize, export_events: usize) -> anyhow::
         let msg = checkpoint_message(ids[0].as_str(), seq, &ChainHash::GENESIS, now, "audit-1-x");
         std::hint::black_box(key.sign(&msg));
     }
-    println!("checkpoint signatures alone: {:.0}/s", 20_000.0 / started.elapsed().as_secs_f64());
+    println!(
+        "checkpoint signatures alone: {:.0}/s",
+        20_000.0 / started.elapsed().as_secs_f64()
+    );
     let last = ids.last().ok_or_else(|| anyhow::anyhow!("no agency"))?;
     let started = std::time::Instant::now();
-    let mut export = crate::usecase::audit::Export::start(store.clone(), admission.admit(last.clone()), Default::default())
-        .await
-        .map_err(|e| anyhow::anyhow!(e.detail))?;
+    let mut export = crate::usecase::audit::Export::start(
+        store.clone(),
+        admission.admit(last.clone()),
+        Default::default(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e.detail))?;
     let mut bytes = 0usize;
-    while let Some(chunk) = export.next_chunk().await.map_err(|e| anyhow::anyhow!(e.detail))? {
+    while let Some(chunk) = export
+        .next_chunk()
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?
+    {
         bytes += chunk.len();
     }
     let secs = started.elapsed().as_secs_f64();

@@ -209,23 +209,43 @@ impl<'k> ChainVerifier<'k> {
                     ));
                 }
                 if e.prev_hash != ChainHash::GENESIS {
-                    return Err(fail(Reason::BrokenLink, Some(seq), "the first event does not start from the zero hash"));
+                    return Err(fail(
+                        Reason::BrokenLink,
+                        Some(seq),
+                        "the first event does not start from the zero hash",
+                    ));
                 }
             }
             Some((ls, lh)) => {
                 if seq > ls + 1 {
-                    return Err(fail(Reason::SequenceGap, Some(ls + 1), format!("events {} to {} are missing", ls + 1, seq - 1)));
+                    return Err(fail(
+                        Reason::SequenceGap,
+                        Some(ls + 1),
+                        format!("events {} to {} are missing", ls + 1, seq - 1),
+                    ));
                 }
                 if seq <= ls {
-                    return Err(fail(Reason::OutOfOrder, Some(seq), format!("event {seq} comes after event {ls}")));
+                    return Err(fail(
+                        Reason::OutOfOrder,
+                        Some(seq),
+                        format!("event {seq} comes after event {ls}"),
+                    ));
                 }
                 if e.prev_hash != lh {
-                    return Err(fail(Reason::BrokenLink, Some(seq), "its prev_hash is not the previous event's hash"));
+                    return Err(fail(
+                        Reason::BrokenLink,
+                        Some(seq),
+                        "its prev_hash is not the previous event's hash",
+                    ));
                 }
             }
         }
         if hash_fields(&e.fields, &e.prev_hash, &mut self.buf) != e.hash {
-            return Err(fail(Reason::HashMismatch, Some(seq), "its content does not hash to its stored hash"));
+            return Err(fail(
+                Reason::HashMismatch,
+                Some(seq),
+                "its content does not hash to its stored hash",
+            ));
         }
         self.last = Some((seq, e.hash));
         self.cov.events += 1;
@@ -238,13 +258,26 @@ impl<'k> ChainVerifier<'k> {
     pub fn checkpoint(&mut self, c: &CheckpointView<'_>) -> Result<(), Failure> {
         self.check_agency(c.agency, c.seq)?;
         let Some(key) = self.keys.get(c.kid) else {
-            return Err(fail(Reason::UnknownKey, Some(c.seq), format!("checkpoint {} names unknown key `{}`", c.seq, c.kid)));
+            return Err(fail(
+                Reason::UnknownKey,
+                Some(c.seq),
+                format!("checkpoint {} names unknown key `{}`", c.seq, c.kid),
+            ));
         };
-        let sig = Signature::from_slice(c.signature)
-            .map_err(|_| fail(Reason::CheckpointSignature, Some(c.seq), "the signature is not 64 bytes"))?;
+        let sig = Signature::from_slice(c.signature).map_err(|_| {
+            fail(
+                Reason::CheckpointSignature,
+                Some(c.seq),
+                "the signature is not 64 bytes",
+            )
+        })?;
         let msg = checkpoint_message(c.agency, c.seq, &c.hash, c.at, c.kid);
         if key.verify_strict(&msg, &sig).is_err() {
-            return Err(fail(Reason::CheckpointSignature, Some(c.seq), format!("checkpoint {} does not verify under key `{}`", c.seq, c.kid)));
+            return Err(fail(
+                Reason::CheckpointSignature,
+                Some(c.seq),
+                format!("checkpoint {} does not verify under key `{}`", c.seq, c.kid),
+            ));
         }
         match self.last {
             None => {
@@ -255,13 +288,28 @@ impl<'k> ChainVerifier<'k> {
             }
             Some((ls, lh)) => {
                 if c.seq > ls {
-                    return Err(fail(Reason::MissingEvents, Some(ls + 1), format!("checkpoint {} covers events after {ls} that are missing", c.seq)));
+                    return Err(fail(
+                        Reason::MissingEvents,
+                        Some(ls + 1),
+                        format!(
+                            "checkpoint {} covers events after {ls} that are missing",
+                            c.seq
+                        ),
+                    ));
                 }
                 if c.seq < ls {
-                    return Err(fail(Reason::OutOfOrder, Some(c.seq), format!("checkpoint {} comes after event {ls}", c.seq)));
+                    return Err(fail(
+                        Reason::OutOfOrder,
+                        Some(c.seq),
+                        format!("checkpoint {} comes after event {ls}", c.seq),
+                    ));
                 }
                 if c.hash != lh {
-                    return Err(fail(Reason::CheckpointMismatch, Some(c.seq), format!("the signed hash at {} is not the chain's", c.seq)));
+                    return Err(fail(
+                        Reason::CheckpointMismatch,
+                        Some(c.seq),
+                        format!("the signed hash at {} is not the chain's", c.seq),
+                    ));
                 }
             }
         }
@@ -282,15 +330,22 @@ impl<'k> ChainVerifier<'k> {
 /// The keys of a JWKS document (`/.well-known/audit-keys.json`): OKP Ed25519 keys only.
 pub fn keys_from_jwks(jwks: &serde_json::Value) -> Result<HashMap<String, VerifyingKey>, String> {
     let mut out = HashMap::new();
-    let keys = jwks["keys"].as_array().ok_or("the key file is not a JWKS (no `keys` array)")?;
+    let keys = jwks["keys"]
+        .as_array()
+        .ok_or("the key file is not a JWKS (no `keys` array)")?;
     for k in keys {
         if k["kty"] != "OKP" || k["crv"] != "Ed25519" {
             continue;
         }
         let kid = k["kid"].as_str().ok_or("a key has no `kid`")?;
         let x = k["x"].as_str().ok_or("a key has no `x`")?;
-        let bytes = URL_SAFE_NO_PAD.decode(x).map_err(|_| format!("key `{kid}`: `x` is not base64url"))?;
-        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| format!("key `{kid}`: not 32 bytes"))?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(x)
+            .map_err(|_| format!("key `{kid}`: `x` is not base64url"))?;
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| format!("key `{kid}`: not 32 bytes"))?;
         let vk = VerifyingKey::from_bytes(&arr).map_err(|_| format!("key `{kid}`: invalid"))?;
         out.insert(kid.to_owned(), vk);
     }
@@ -391,30 +446,44 @@ pub fn verify_export(
     }
     Ok(match v.finish() {
         Ok(c) => FileVerdict::Intact(c),
-        Err(failure) => FileVerdict::Broken { line: n + 1, failure },
+        Err(failure) => FileVerdict::Broken {
+            line: n + 1,
+            failure,
+        },
     })
 }
 
 fn verify_line(v: &mut ChainVerifier<'_>, line: &str) -> Result<(), Failure> {
     let malformed = |what: &str| fail(Reason::Malformed, None, what.to_owned());
-    let l: Line<'_> = serde_json::from_str(line).map_err(|e| malformed(&format!("not an export line: {e}")))?;
+    let l: Line<'_> =
+        serde_json::from_str(line).map_err(|e| malformed(&format!("not an export line: {e}")))?;
     if l.kind == "end" {
         // The trailer: informational (the last cursor), nothing to verify.
         return Ok(());
     }
     let seq = l.seq.ok_or_else(|| malformed("`seq` is missing"))?;
-    let agency = l.agency_id.as_deref().ok_or_else(|| malformed("`agency_id` is missing"))?;
-    let at = l
-        .at
+    let agency = l
+        .agency_id
         .as_deref()
-        .and_then(tessera_core::time::parse_rfc3339)
-        .ok_or_else(|| malformed("`at` is not an RFC 3339 time"))?;
-    let hash = l.hash.as_deref().and_then(hex32).ok_or_else(|| malformed("`hash` is not 64 hex digits"))?;
+        .ok_or_else(|| malformed("`agency_id` is missing"))?;
+    let at =
+        l.at.as_deref()
+            .and_then(tessera_core::time::parse_rfc3339)
+            .ok_or_else(|| malformed("`at` is not an RFC 3339 time"))?;
+    let hash = l
+        .hash
+        .as_deref()
+        .and_then(hex32)
+        .ok_or_else(|| malformed("`hash` is not 64 hex digits"))?;
     match &*l.kind {
         "event" => {
             let req = |f: &Option<Cow<'_, str>>, name: &str| -> Result<(), Failure> {
                 if f.is_none() {
-                    return Err(fail(Reason::Malformed, Some(seq), format!("`{name}` is missing")));
+                    return Err(fail(
+                        Reason::Malformed,
+                        Some(seq),
+                        format!("`{name}` is missing"),
+                    ));
                 }
                 Ok(())
             };
@@ -423,8 +492,15 @@ fn verify_line(v: &mut ChainVerifier<'_>, line: &str) -> Result<(), Failure> {
             req(&l.action, "action")?;
             req(&l.outcome, "outcome")?;
             req(&l.request_id, "request_id")?;
-            let prev = l.prev_hash.as_deref().and_then(hex32).ok_or_else(|| malformed("`prev_hash` is not 64 hex digits"))?;
-            let detail = l.detail.map(|d| d.get()).ok_or_else(|| malformed("`detail` is missing"))?;
+            let prev = l
+                .prev_hash
+                .as_deref()
+                .and_then(hex32)
+                .ok_or_else(|| malformed("`prev_hash` is not 64 hex digits"))?;
+            let detail = l
+                .detail
+                .map(|d| d.get())
+                .ok_or_else(|| malformed("`detail` is missing"))?;
             let fields = EventFields {
                 seq,
                 agency,
@@ -440,16 +516,30 @@ fn verify_line(v: &mut ChainVerifier<'_>, line: &str) -> Result<(), Failure> {
                 user_agent: l.user_agent.as_deref(),
                 detail,
             };
-            v.event(&EventView { fields, prev_hash: prev, hash })
+            v.event(&EventView {
+                fields,
+                prev_hash: prev,
+                hash,
+            })
         }
         "checkpoint" => {
-            let kid = l.kid.as_deref().ok_or_else(|| malformed("`kid` is missing"))?;
+            let kid = l
+                .kid
+                .as_deref()
+                .ok_or_else(|| malformed("`kid` is missing"))?;
             let sig = l
                 .signature
                 .as_deref()
                 .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
                 .ok_or_else(|| malformed("`signature` is not base64url"))?;
-            v.checkpoint(&CheckpointView { agency, seq, hash, at, kid, signature: &sig })
+            v.checkpoint(&CheckpointView {
+                agency,
+                seq,
+                hash,
+                at,
+                kid,
+                signature: &sig,
+            })
         }
         other => Err(malformed(&format!("unknown line type `{other}`"))),
     }

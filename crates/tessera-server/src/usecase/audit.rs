@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tessera_core::time::format_rfc3339;
 use tessera_store::audit::EventFields;
-use tessera_store::{AuditCheckpoint, AuditEvent, AuditFilter, Page, PageRequest, Store, TenantScope};
+use tessera_store::{
+    AuditCheckpoint, AuditEvent, AuditFilter, Page, PageRequest, Store, TenantScope,
+};
 
 use crate::audit::action::AuditAction;
 use crate::audit::checkpoint::{MAX_RETENTION_DAYS, MIN_RETENTION_DAYS};
@@ -88,7 +90,11 @@ pub fn event_line(e: &AuditEvent, out: &mut String) -> Result<(), ApiError> {
 }
 
 /// Starts an export of the agency's chain. Route: `audit_log.read` on the agency.
-pub async fn export(s: &Services, auth: &Authorized, range: ExportRange) -> Result<Export, ApiError> {
+pub async fn export(
+    s: &Services,
+    auth: &Authorized,
+    range: ExportRange,
+) -> Result<Export, ApiError> {
     Export::start(s.store.clone(), auth.scope()?, range).await
 }
 
@@ -99,25 +105,45 @@ impl Export {
         scope: TenantScope,
         range: ExportRange,
     ) -> Result<Export, ApiError> {
-    // The first sequence number wanted.
-    let mut first = range.cursor.map_or(1, |c| c.saturating_add(1));
-    if let Some(from) = range.from {
-        let page = store
-            .list_audit(&scope, &AuditFilter { after: Some(from), ..Default::default() }, &PageRequest { limit: 1, cursor: None })
-            .await?;
-        first = first.max(page.items.first().map_or(i64::MAX, |e| e.seq));
-    }
-    // A pruned chain starts after its anchoring checkpoint.
-    if let Some(e) = store.audit_chain(&scope, 0, 1).await?.first() {
-        first = first.max(e.seq);
-    }
-    let anchor = if first > 1 {
-        store.audit_checkpoint_at_or_before(&scope, first.saturating_sub(1)).await?
-    } else {
-        None
-    };
-    let after = anchor.as_ref().map_or(0, |a| a.seq);
-    Ok(Export { store, scope, after, to: range.to, anchor, done: false, last: after })
+        // The first sequence number wanted.
+        let mut first = range.cursor.map_or(1, |c| c.saturating_add(1));
+        if let Some(from) = range.from {
+            let page = store
+                .list_audit(
+                    &scope,
+                    &AuditFilter {
+                        after: Some(from),
+                        ..Default::default()
+                    },
+                    &PageRequest {
+                        limit: 1,
+                        cursor: None,
+                    },
+                )
+                .await?;
+            first = first.max(page.items.first().map_or(i64::MAX, |e| e.seq));
+        }
+        // A pruned chain starts after its anchoring checkpoint.
+        if let Some(e) = store.audit_chain(&scope, 0, 1).await?.first() {
+            first = first.max(e.seq);
+        }
+        let anchor = if first > 1 {
+            store
+                .audit_checkpoint_at_or_before(&scope, first.saturating_sub(1))
+                .await?
+        } else {
+            None
+        };
+        let after = anchor.as_ref().map_or(0, |a| a.seq);
+        Ok(Export {
+            store,
+            scope,
+            after,
+            to: range.to,
+            anchor,
+            done: false,
+            last: after,
+        })
     }
 
     /// The next chunk of lines (at most [`BATCH`] events and their checkpoints), or `None` at
@@ -131,7 +157,10 @@ impl Export {
             out.push_str(&checkpoint_line(&a));
             out.push('\n');
         }
-        let events = self.store.audit_chain(&self.scope, self.after, BATCH).await?;
+        let events = self
+            .store
+            .audit_chain(&self.scope, self.after, BATCH)
+            .await?;
         let events: Vec<&AuditEvent> = events
             .iter()
             .take_while(|e| self.to.is_none_or(|to| e.at <= to))
@@ -141,16 +170,26 @@ impl Export {
             if self.to.is_none() {
                 // Checkpoints beyond the last event (there should be none): exported, so that
                 // an offline verifier sees the events they cover are missing.
-                for c in self.store.audit_checkpoints(&self.scope, self.after, BATCH).await? {
+                for c in self
+                    .store
+                    .audit_checkpoints(&self.scope, self.after, BATCH)
+                    .await?
+                {
                     out.push_str(&checkpoint_line(&c));
                     out.push('\n');
                 }
             }
-            out.push_str(&json!({ "type": "end", "cursor": self.last.to_string(), "last_seq": self.last }).to_string());
+            out.push_str(
+                &json!({ "type": "end", "cursor": self.last.to_string(), "last_seq": self.last })
+                    .to_string(),
+            );
             out.push('\n');
             return Ok(Some(out));
         };
-        let cps = self.store.audit_checkpoints(&self.scope, self.after, BATCH).await?;
+        let cps = self
+            .store
+            .audit_checkpoints(&self.scope, self.after, BATCH)
+            .await?;
         let mut cps = cps.iter().filter(|c| c.seq <= last).peekable();
         for e in events {
             while let Some(c) = cps.next_if(|c| c.seq < e.seq) {
@@ -234,8 +273,12 @@ fn checkpoint_view(c: &AuditCheckpoint) -> CheckpointView<'_> {
 /// head. Route: `audit_log.read` on the agency.
 pub async fn verify(s: &Services, auth: &Authorized) -> Result<Verification, ApiError> {
     let scope = auth.scope()?;
-    let keys: HashMap<String, ed25519_dalek::VerifyingKey> =
-        s.audit_keys.ring().iter().map(|k| (k.kid.clone(), k.public)).collect();
+    let keys: HashMap<String, ed25519_dalek::VerifyingKey> = s
+        .audit_keys
+        .ring()
+        .iter()
+        .map(|k| (k.kid.clone(), k.public))
+        .collect();
     verify_scope(s.store.as_ref(), &scope, &keys).await
 }
 
@@ -262,7 +305,10 @@ pub async fn verify_scope(
             for e in &batch {
                 loop {
                     if cps.is_empty() && cp_after != i64::MAX {
-                        cps = store.audit_checkpoints(scope, cp_after, BATCH).await?.into();
+                        cps = store
+                            .audit_checkpoints(scope, cp_after, BATCH)
+                            .await?
+                            .into();
                         cp_after = cps.back().map_or(i64::MAX, |c| c.seq);
                     }
                     match cps.front() {
@@ -281,7 +327,10 @@ pub async fn verify_scope(
                     return Ok(Err(f));
                 }
                 if e.action == AuditAction::AuditPrune.as_str() {
-                    if let (Some(t), Some(h)) = (e.detail["through_seq"].as_i64(), e.detail["checkpoint_hash"].as_str()) {
+                    if let (Some(t), Some(h)) = (
+                        e.detail["through_seq"].as_i64(),
+                        e.detail["checkpoint_hash"].as_str(),
+                    ) {
                         prunes.push((t, h.to_owned()));
                     }
                 }
@@ -294,7 +343,10 @@ pub async fn verify_scope(
         // The checkpoints after the last event: each must match it (or names missing events).
         loop {
             if cps.is_empty() && cp_after != i64::MAX {
-                cps = store.audit_checkpoints(scope, cp_after, BATCH).await?.into();
+                cps = store
+                    .audit_checkpoints(scope, cp_after, BATCH)
+                    .await?
+                    .into();
                 cp_after = cps.back().map_or(i64::MAX, |c| c.seq);
             }
             let Some(c) = cps.pop_front() else { break };
@@ -327,7 +379,13 @@ pub async fn verify_scope(
     let v = match outcome {
         Ok(v) => v,
         Err(f) => {
-            return Ok(Verification { ok: false, first_bad: f.seq, reason: Some(f.reason), detail: Some(f.detail), ..report(None, None) });
+            return Ok(Verification {
+                ok: false,
+                first_bad: f.seq,
+                reason: Some(f.reason),
+                detail: Some(f.detail),
+                ..report(None, None)
+            });
         }
     };
     let last_hash = v.last_hash();
@@ -335,7 +393,11 @@ pub async fn verify_scope(
         Ok(c) => c,
         Err(f) => return Ok(report(None, Some(f))),
     };
-    let bad = |reason, seq, detail: &str| Failure { reason, seq: Some(seq), detail: detail.to_owned() };
+    let bad = |reason, seq, detail: &str| Failure {
+        reason,
+        seq: Some(seq),
+        detail: detail.to_owned(),
+    };
     let pruned_ok = cov.start_seq == 0
         || prunes
             .iter()
@@ -346,7 +408,11 @@ pub async fn verify_scope(
             1,
             "the chain starts at a checkpoint, but no `audit.prune` event records that pruning",
         )),
-        None => Some(bad(Reason::HeadMismatch, cov.last_seq, "the chain has events but no head")),
+        None => Some(bad(
+            Reason::HeadMismatch,
+            cov.last_seq,
+            "the chain has events but no head",
+        )),
         Some(h) if h.seq > cov.last_seq => Some(bad(
             Reason::MissingEvents,
             cov.last_seq + 1,
@@ -397,7 +463,11 @@ pub async fn retention(s: &Services, auth: &Authorized) -> Result<Retention, Api
 
 /// Sets the agency's retention. Route: `audit_log.retention`, platform level only (an agency
 /// admin cannot shorten its own evidence), never below [`MIN_RETENTION_DAYS`].
-pub async fn set_retention(s: &Services, auth: &Authorized, input: SetRetention) -> Result<Retention, ApiError> {
+pub async fn set_retention(
+    s: &Services,
+    auth: &Authorized,
+    input: SetRetention,
+) -> Result<Retention, ApiError> {
     let scope = auth.scope()?;
     if let Some(d) = input.days {
         if !(MIN_RETENTION_DAYS..=MAX_RETENTION_DAYS).contains(&d) {
@@ -414,7 +484,13 @@ pub async fn set_retention(s: &Services, auth: &Authorized, input: SetRetention)
         json!({ "days": input.days, "previous": previous }),
     );
     s.store
-        .set_audit_retention(&scope, input.days, &auth.caller.principal.to_string(), s.clock.now(), &audit)
+        .set_audit_retention(
+            &scope,
+            input.days,
+            &auth.caller.principal.to_string(),
+            s.clock.now(),
+            &audit,
+        )
         .await?;
     retention(s, auth).await
 }

@@ -80,7 +80,9 @@ macro_rules! impl_store {
         };
 
         use $crate::audit::{chain_hash, AuditEvent, AuditHead, AuditRecord, ChainHash, Outcome};
-        use $crate::audit_checkpoint::{AuditCheckpoint, AuditCheckpointDue, AuditKeyRow, AuditPrune};
+        use $crate::audit_checkpoint::{
+            AuditCheckpoint, AuditCheckpointDue, AuditKeyRow, AuditPrune,
+        };
         use $crate::error::StoreError;
         use $crate::page::{Page, PageRequest};
         use $crate::records::{
@@ -93,7 +95,9 @@ macro_rules! impl_store {
         };
         use $crate::scope::TenantScope;
         use $crate::sql::{email_key, page_limit, placeholders, MAX_FEED};
-        use $crate::store::{AuditCheckpoints, AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, TenantData};
+        use $crate::store::{
+            AuditCheckpoints, AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, TenantData,
+        };
 
         type Tx = sqlx::Transaction<'static, $db>;
         type DbRow = <$db as sqlx::Database>::Row;

@@ -25,13 +25,13 @@ pub use tenant::TenantData;
 /// suite. Implemented for every type that implements all the parts.
 pub trait Store:
     PlatformAdmin
-        + KeyRing
-        + ChangeFeed
-        + TenantData
-        + Lookups
-        + AuditLog
-        + AuditCheckpoints
-        + std::fmt::Debug
+    + KeyRing
+    + ChangeFeed
+    + TenantData
+    + Lookups
+    + AuditLog
+    + AuditCheckpoints
+    + std::fmt::Debug
 {
 }
 

@@ -58,18 +58,16 @@ pub async fn export(
     let mut range = ExportRange::default();
     for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         let time = |name: &str| {
-            parse_rfc3339(&v).ok_or_else(|| ApiError::invalid(format!("`{name}` must be an RFC 3339 time")))
+            parse_rfc3339(&v)
+                .ok_or_else(|| ApiError::invalid(format!("`{name}` must be an RFC 3339 time")))
         };
         match &*k {
             "from" => range.from = Some(time("from")?),
             "to" => range.to = Some(time("to")?),
             "cursor" => {
-                range.cursor = Some(
-                    v.parse::<i64>()
-                        .ok()
-                        .filter(|c| *c >= 0)
-                        .ok_or_else(|| ApiError::invalid("`cursor` is not a cursor this export returned"))?,
-                )
+                range.cursor = Some(v.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| {
+                    ApiError::invalid("`cursor` is not a cursor this export returned")
+                })?)
             }
             other => {
                 return Err(ApiError::invalid(format!(
