@@ -1,4 +1,5 @@
-//! The `tessera` command line: `serve`, `migrate`, `catalog validate`, `keys`, `policies`. Every
+//! The `tessera` command line: `serve`, `migrate`, `catalog validate`, `keys`, `policies`,
+//! `audit verify`. Every
 //! command that prints a result takes `--output json`. Exit codes: 0 success, 1 the command
 //! failed (its message says why), 2 a usage error. Operations that a route also offers run the
 //! same use case (`crate::usecase`) as the operator (`usecase::actor::Operator`).
@@ -53,6 +54,9 @@ pub enum Command {
     /// Work with the token-signing keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Work with audit exports offline: `tessera audit verify --export FILE --keys FILE`
+    #[command(subcommand)]
+    Audit(crate::audit::offline::AuditCommand),
     /// An agency's Cedar policies, offline against the database: the way back in when a
     /// policy locked everyone out (break-glass; each deletion is audited in the agency)
     #[command(subcommand)]
@@ -125,6 +129,7 @@ pub fn main() -> ExitCode {
         Command::Policies(cmd) => runtime().and_then(|rt| rt.block_on(policies(cmd, output))),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve(&args))),
         Command::Keys(cmd) => runtime().and_then(|rt| rt.block_on(keys(cmd, output))),
+        Command::Audit(cmd) => crate::audit::offline::run(cmd, output == Output::Json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -414,6 +419,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         redis: config.redis.clone(),
         rate_limits: config.rate_limits.clone(),
         forward_auth: config.forward_auth.clone(),
+        audit: config.audit,
         ..Default::default()
     };
     if let Some(p) = &config.policies {
@@ -430,6 +436,8 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     // After bootstrap, so even the first key's creation is in the platform's audit chain.
     let steps = state.keys.maintain(state.clock.now() / 1000).await?;
     tracing::info!(steps, "signing keys ready");
+    let steps = state.audit_keys.maintain(state.clock.now() / 1000).await?;
+    tracing::info!(steps, "audit keys ready");
     // Warm the dummy password hash so the first sign-in is not slower than the rest.
     tokio::task::spawn_blocking(|| tessera_token::verify_dummy("warm-up")).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)

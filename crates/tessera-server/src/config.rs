@@ -31,7 +31,7 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms, password_workers, header_timeout_secs, body_timeout_secs, idle_timeout_secs, max_connections, max_connections_per_ip, metrics_public, trusted_proxies, trusted_proxy_header, redis_url, redis_timeout_ms, [rate_limits.<class>], [plans.<name>.<class>], [forward_auth] (audience, [[forward_auth.routes]])
+    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms, password_workers, header_timeout_secs, body_timeout_secs, idle_timeout_secs, max_connections, max_connections_per_ip, metrics_public, trusted_proxies, trusted_proxy_header, redis_url, redis_timeout_ms, audit_checkpoint_events, audit_checkpoint_seconds, audit_retention_days, [rate_limits.<class>], [plans.<name>.<class>], [forward_auth] (audience, [[forward_auth.routes]])
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -124,6 +124,18 @@ pub struct ServeArgs {
         value_name = "on|off"
     )]
     pub rate_limits: Option<String>,
+    /// Sign an audit checkpoint of an agency's chain after this many new events, 1 to
+    /// 1000000 [default: 1000]
+    #[arg(long, env = "TESSERA_AUDIT_CHECKPOINT_EVENTS", value_name = "N")]
+    pub audit_checkpoint_events: Option<i64>,
+    /// Sign an audit checkpoint at most this many seconds after an agency's newest event, 1 to
+    /// 86400 [default: 60]
+    #[arg(long, env = "TESSERA_AUDIT_CHECKPOINT_SECONDS", value_name = "S")]
+    pub audit_checkpoint_seconds: Option<i64>,
+    /// Keep audit events this many days (pruned up to a signed checkpoint), 90 to 36500;
+    /// platform admins may set another value per agency [default: 400]
+    #[arg(long, env = "TESSERA_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
+    pub audit_retention_days: Option<i64>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -177,6 +189,9 @@ struct FileConfig {
         >,
     >,
     forward_auth: Option<crate::forward_auth::ForwardAuthConfig>,
+    audit_checkpoint_events: Option<i64>,
+    audit_checkpoint_seconds: Option<i64>,
+    audit_retention_days: Option<i64>,
 }
 
 /// The resolved configuration.
@@ -216,6 +231,8 @@ pub struct Config {
     pub rate_limits: crate::ratelimit::RateLimitSettings,
     /// Forward-auth routes (checked against the catalog when the services are built).
     pub forward_auth: crate::forward_auth::ForwardAuthConfig,
+    /// Audit checkpoint interval and retention.
+    pub audit: crate::audit::checkpoint::AuditSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -314,6 +331,57 @@ fn net_settings(
     })
 }
 
+/// A number within `range`, or the default.
+fn bounded(
+    field: &'static str,
+    value: Option<i64>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    unit: &str,
+) -> Result<i64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(n) if range.contains(&n) => Ok(n),
+        Some(n) => Err(ConfigError::Value {
+            field,
+            value: n.to_string(),
+            message: format!("must be {} to {} {unit}", range.start(), range.end()),
+        }),
+    }
+}
+
+fn audit_settings(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<crate::audit::checkpoint::AuditSettings, ConfigError> {
+    use crate::audit::checkpoint as c;
+    Ok(c::AuditSettings {
+        checkpoint_events: bounded(
+            "audit_checkpoint_events",
+            args.audit_checkpoint_events
+                .or(file.audit_checkpoint_events),
+            c::DEFAULT_CHECKPOINT_EVENTS,
+            1..=1_000_000,
+            "events",
+        )?,
+        checkpoint_seconds: bounded(
+            "audit_checkpoint_seconds",
+            args.audit_checkpoint_seconds
+                .or(file.audit_checkpoint_seconds),
+            c::DEFAULT_CHECKPOINT_SECONDS,
+            1..=86_400,
+            "seconds",
+        )?,
+        retention_days: bounded(
+            "audit_retention_days",
+            args.audit_retention_days.or(file.audit_retention_days),
+            c::DEFAULT_RETENTION_DAYS,
+            c::MIN_RETENTION_DAYS..=c::MAX_RETENTION_DAYS,
+            "days",
+        )?,
+    })
+}
+
 fn redis_settings(
     args: &ServeArgs,
     file: &FileConfig,
@@ -359,6 +427,7 @@ impl Config {
     /// Resolves flags and variables (already merged by clap) over the file over defaults.
     pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
         let file = read_file(args.store.config.as_deref())?;
+        let audit = audit_settings(args, &file)?;
         let net = net_settings(args, &file)?;
         let redis = redis_settings(args, &file)?;
         let enabled = match args.rate_limits.as_deref() {
@@ -439,6 +508,7 @@ impl Config {
             });
         }
         Ok(Self {
+            audit,
             forward_auth: file.forward_auth.clone().unwrap_or_default(),
             rate_limits,
             redis,

@@ -109,6 +109,7 @@ pub fn app(state: AppState) -> Result<Router, AppError> {
     let router = router
         .merge(oauth::router())
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/audit-keys.json", get(audit_keys))
         .route(
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
@@ -198,6 +199,16 @@ async fn jwks(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
         axum::Json(s.keys.jwks(now)),
+    )
+}
+
+/// The public keys that verify audit checkpoints (a JWKS of Ed25519 keys, RFC 8037): every
+/// key that signs, will sign or ever signed. Public and cacheable: a new key is published
+/// [`crate::audit::keys::DEFAULT_PUBLISH_AHEAD_SECS`] before it signs.
+async fn audit_keys(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        axum::Json(s.audit_keys.jwks()),
     )
 }
 
@@ -304,6 +315,44 @@ pub async fn run(
             }
         }
     });
+    let audit_keys = state.audit_keys.clone();
+    let clock = state.clock.clone();
+    let audit_rotator = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = audit_keys.maintain(clock.now() / 1000).await {
+                tracing::error!(error = %e, "audit key maintenance failed");
+            }
+        }
+    });
+    // Checkpoints: a tick of a quarter of the interval (1 to 15 s) keeps each agency's
+    // newest event within about the configured seconds of its checkpoint.
+    let checkpointer = state.checkpointer.clone();
+    let checkpoint_tick = Duration::from_secs(
+        u64::try_from(checkpointer.settings().checkpoint_seconds / 4)
+            .unwrap_or(1)
+            .clamp(1, 15),
+    );
+    let checkpoints = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(checkpoint_tick);
+        loop {
+            tick.tick().await;
+            if let Err(e) = checkpointer.run_once().await {
+                tracing::warn!(error = %e, "audit checkpoints failed");
+            }
+        }
+    });
+    let pruner = state.checkpointer.clone();
+    let pruning = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            if let Err(e) = pruner.prune_once().await {
+                tracing::warn!(error = %e, "audit pruning failed");
+            }
+        }
+    });
     let usage = state.key_usage.clone();
     let store = state.store.clone();
     let flusher = tokio::spawn(async move {
@@ -330,6 +379,9 @@ pub async fn run(
     flusher.abort();
     follower.abort();
     rotator.abort();
+    audit_rotator.abort();
+    checkpoints.abort();
+    pruning.abort();
     state.key_usage.flush(state.store.as_ref()).await;
     Ok(())
 }

@@ -50,6 +50,10 @@ pub struct Services {
     pub feed_streams: Arc<crate::feed::Streams>,
     /// The forward-auth route table (`[[forward_auth.routes]]`), checked against the catalog.
     pub forward_auth: Arc<crate::forward_auth::RouteTable>,
+    /// The audit checkpoint signing keys (`/.well-known/audit-keys.json`).
+    pub audit_keys: Arc<crate::audit::keys::AuditKeys>,
+    /// Signs audit checkpoints and prunes expired events.
+    pub checkpointer: Arc<crate::audit::checkpoint::Checkpointer>,
 }
 
 /// Batches `last_used_at` updates so authentication never writes to the store.
@@ -132,6 +136,8 @@ pub struct EngineSettings {
     pub rate_limits: crate::ratelimit::RateLimitSettings,
     /// Forward-auth routes (`[[forward_auth.routes]]`), validated against the catalog here.
     pub forward_auth: crate::forward_auth::ForwardAuthConfig,
+    /// Audit checkpoints and retention.
+    pub audit: crate::audit::checkpoint::AuditSettings,
 }
 
 impl Services {
@@ -183,6 +189,19 @@ impl Services {
             );
         }
         let settings_rotation = settings.rotation;
+        let audit_keys = Arc::new(crate::audit::keys::AuditKeys::new(
+            store.clone(),
+            master_key,
+            crate::audit::keys::AuditKeyPolicy::default(),
+            admission.clone(),
+        ));
+        let checkpointer = Arc::new(crate::audit::checkpoint::Checkpointer::new(
+            store.clone(),
+            admission.clone(),
+            audit_keys.clone(),
+            clock.clone(),
+            settings.audit,
+        ));
         let catalog = Arc::new(catalog);
         let budget = if settings.cache_bytes == 0 {
             512 << 20
@@ -227,6 +246,8 @@ impl Services {
             redis,
             feed_streams: Arc::default(),
             forward_auth: Arc::new(forward_auth),
+            audit_keys,
+            checkpointer,
         })
     }
 }

@@ -94,6 +94,15 @@ impl std::fmt::Debug for ChainHash {
     }
 }
 
+/// An agency's chain head: the last event's sequence number and hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditHead {
+    /// The last sequence number given out.
+    pub seq: i64,
+    /// The last event's hash.
+    pub hash: ChainHash,
+}
+
 /// A chained, stored audit event.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct AuditEvent {
@@ -139,29 +148,115 @@ fn hex_ser<S: serde::Serializer>(h: &ChainHash, s: S) -> Result<S::Ok, S::Error>
     s.serialize_str(&h.to_hex())
 }
 
-/// Computes an event's hash from its content and the previous hash.
-pub fn chain_hash(seq: i64, agency: &AgencyId, r: &AuditRecord, prev: &ChainHash) -> ChainHash {
-    // serde_json maps are sorted, so `detail` serialises canonically.
-    let body = serde_json::json!([
-        seq,
-        agency.as_str(),
-        r.id.as_str(),
-        r.at,
-        r.actor,
-        r.on_behalf_of,
-        r.action,
-        r.target,
-        r.outcome.as_str(),
-        r.request_id,
-        r.ip,
-        r.user_agent,
-        r.detail,
-    ]);
+/// An event's hashed fields, borrowed: `detail` is its canonical JSON text (what
+/// `serde_json::to_string` of the stored `Value` writes: compact, keys sorted).
+#[derive(Clone, Copy, Debug)]
+pub struct EventFields<'a> {
+    /// Position in the chain.
+    pub seq: i64,
+    /// The agency.
+    pub agency: &'a str,
+    /// The event id.
+    pub id: &'a str,
+    /// Epoch ms.
+    pub at: i64,
+    /// Who acted.
+    pub actor: &'a str,
+    /// On whose behalf.
+    pub on_behalf_of: Option<&'a str>,
+    /// The action.
+    pub action: &'a str,
+    /// The target.
+    pub target: Option<&'a str>,
+    /// The outcome's stored text.
+    pub outcome: &'a str,
+    /// The request id.
+    pub request_id: &'a str,
+    /// The client address, as stored.
+    pub ip: Option<&'a str>,
+    /// The user agent, as stored.
+    pub user_agent: Option<&'a str>,
+    /// The detail's canonical JSON text.
+    pub detail: &'a str,
+}
+
+fn push_str(buf: &mut Vec<u8>, s: &str) {
+    // serde_json's own string escaping, so the bytes are exactly what `json!(..).to_string()`
+    // writes; writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, s);
+}
+
+fn push_opt(buf: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => push_str(buf, s),
+        None => buf.extend_from_slice(b"null"),
+    }
+}
+
+fn push_int(buf: &mut Vec<u8>, n: i64) {
+    buf.extend_from_slice(n.to_string().as_bytes());
+}
+
+/// The hash of an event from its fields and the previous hash:
+/// `SHA-256("tessera-audit-v1\n" ‖ prev ‖ body)` where `body` is the compact JSON array
+/// `[seq, agency, id, at, actor, on_behalf_of, action, target, outcome, request_id, ip,
+/// user_agent, detail]`. `buf` is scratch space, reused across calls.
+pub fn hash_fields(f: &EventFields<'_>, prev: &ChainHash, buf: &mut Vec<u8>) -> ChainHash {
+    buf.clear();
+    buf.push(b'[');
+    push_int(buf, f.seq);
+    buf.push(b',');
+    push_str(buf, f.agency);
+    buf.push(b',');
+    push_str(buf, f.id);
+    buf.push(b',');
+    push_int(buf, f.at);
+    buf.push(b',');
+    push_str(buf, f.actor);
+    buf.push(b',');
+    push_opt(buf, f.on_behalf_of);
+    buf.push(b',');
+    push_str(buf, f.action);
+    buf.push(b',');
+    push_opt(buf, f.target);
+    buf.push(b',');
+    push_str(buf, f.outcome);
+    buf.push(b',');
+    push_str(buf, f.request_id);
+    buf.push(b',');
+    push_opt(buf, f.ip);
+    buf.push(b',');
+    push_opt(buf, f.user_agent);
+    buf.push(b',');
+    buf.extend_from_slice(f.detail.as_bytes());
+    buf.push(b']');
     let mut h = Sha256::new();
     h.update(b"tessera-audit-v1\n");
     h.update(prev.0);
-    h.update(body.to_string().as_bytes());
+    h.update(&buf[..]);
     ChainHash(h.finalize().into())
+}
+
+/// Computes an event's hash from its content and the previous hash.
+pub fn chain_hash(seq: i64, agency: &AgencyId, r: &AuditRecord, prev: &ChainHash) -> ChainHash {
+    // serde_json maps are sorted, so `detail` serialises canonically.
+    let detail = r.detail.to_string();
+    let fields = EventFields {
+        seq,
+        agency: agency.as_str(),
+        id: r.id.as_str(),
+        at: r.at,
+        actor: &r.actor,
+        on_behalf_of: r.on_behalf_of.as_deref(),
+        action: &r.action,
+        target: r.target.as_deref(),
+        outcome: r.outcome.as_str(),
+        request_id: &r.request_id,
+        ip: r.ip.as_deref(),
+        user_agent: r.user_agent.as_deref(),
+        detail: &detail,
+    };
+    hash_fields(&fields, prev, &mut Vec::with_capacity(256))
 }
 
 impl AuditEvent {
@@ -204,4 +299,72 @@ pub fn verify_chain<'a>(
         seq = e.seq;
     }
     Ok(prev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hash as it was first written (a `json!` array, `to_string`): stored chains hold it.
+    fn original(seq: i64, agency: &AgencyId, r: &AuditRecord, prev: &ChainHash) -> ChainHash {
+        let body = serde_json::json!([
+            seq,
+            agency.as_str(),
+            r.id.as_str(),
+            r.at,
+            r.actor,
+            r.on_behalf_of,
+            r.action,
+            r.target,
+            r.outcome.as_str(),
+            r.request_id,
+            r.ip,
+            r.user_agent,
+            r.detail,
+        ]);
+        let mut h = Sha256::new();
+        h.update(b"tessera-audit-v1\n");
+        h.update(prev.0);
+        h.update(body.to_string().as_bytes());
+        ChainHash(h.finalize().into())
+    }
+
+    #[test]
+    fn the_streamed_hash_is_the_original_one() {
+        let agency: AgencyId = "agy_01hzzzzzzzzzzzzzzzzzzzzzzz"
+            .parse()
+            .unwrap_or_else(|_| AgencyId::generate());
+        for (obo, ip, detail) in [
+            (None, None, serde_json::json!({})),
+            (
+                Some("usr_x\"q\\"),
+                Some("10.0.0.1"),
+                serde_json::json!({"b": [1, 2.5, -3e300], "a": "é\u{1}\n\t<>", "z": null}),
+            ),
+            (
+                Some("ü"),
+                None,
+                serde_json::json!({"nested": {"y": true, "x": u64::MAX}}),
+            ),
+        ] {
+            let r = AuditRecord {
+                id: EventId::generate(),
+                at: 1_800_000_000_123,
+                actor: "key_\u{7f}\u{2028}".into(),
+                on_behalf_of: obo.map(Into::into),
+                action: "account.update".into(),
+                target: Some("acc_1".into()),
+                outcome: Outcome::Denied,
+                request_id: "r-1".into(),
+                ip: ip.map(Into::into),
+                user_agent: Some("ua/1 \"x\"".into()),
+                detail,
+            };
+            let prev = ChainHash([9; 32]);
+            assert_eq!(
+                chain_hash(7, &agency, &r, &prev),
+                original(7, &agency, &r, &prev)
+            );
+        }
+    }
 }

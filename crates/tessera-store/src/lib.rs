@@ -7,6 +7,7 @@
 //! appends its audit event in the same transaction (I5, I7: never a half-applied write).
 
 pub mod audit;
+pub mod audit_checkpoint;
 mod connection;
 mod error;
 mod migrate;
@@ -21,7 +22,8 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use audit::{AuditEvent, AuditRecord, ChainHash, Outcome};
+pub use audit::{AuditEvent, AuditHead, AuditRecord, ChainHash, Outcome};
+pub use audit_checkpoint::{AuditCheckpoint, AuditCheckpointDue, AuditKeyRow, AuditPrune};
 pub use connection::{connect, grant_runtime_role, Connected};
 pub use error::StoreError;
 pub use page::{Page, PageRequest};
@@ -30,5 +32,6 @@ pub use records::*;
 pub use scope::{ScopeMint, TenantScope};
 pub use sqlite::SqliteStore;
 pub use store::{
-    AuditLog, ChangeFeed, Evidence, KeyRing, Lookups, PlatformAdmin, Store, TenantData, MAX_ACTORS,
+    AuditCheckpoints, AuditLog, ChangeFeed, Evidence, KeyRing, Lookups, PlatformAdmin, Store,
+    TenantData, MAX_ACTORS,
 };

@@ -60,6 +60,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0007_resource_servers.sql"),
     },
     Migration {
+        version: 8,
+        name: "audit_checkpoints",
+        sqlite: include_str!("../migrations/sqlite/0008_audit_checkpoints.sql"),
+        postgres: include_str!("../migrations/postgres/0008_audit_checkpoints.sql"),
+    },
+    Migration {
         version: 11,
         name: "evidence",
         sqlite: include_str!("../migrations/sqlite/0011_evidence.sql"),

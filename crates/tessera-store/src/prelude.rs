@@ -2,5 +2,6 @@
 //! `Arc<dyn Store>` needs the trait that declares it in scope.
 
 pub use crate::store::{
-    AuditLog, ChangeFeed, Evidence, KeyRing, Lookups, PlatformAdmin, Store, TenantData,
+    AuditCheckpoints, AuditLog, ChangeFeed, Evidence, KeyRing, Lookups, PlatformAdmin, Store,
+    TenantData,
 };

@@ -154,6 +154,12 @@ impl SqliteStore {
         Ok(self.reader.begin().await?)
     }
 
+    /// A read transaction in which a SELECT-only lookup policy would be on (PostgreSQL); here
+    /// a plain read (the audit checkpointer's and pruner's scans of every agency's head).
+    async fn begin_lookup(&self, _setting: &str, _value: &str) -> Result<Tx, StoreError> {
+        Ok(self.reader.begin().await?)
+    }
+
     /// A read transaction for a client's rows in every agency (`find_client`).
     async fn begin_client(&self, _app: &AppId) -> Result<Tx, StoreError> {
         Ok(self.reader.begin().await?)

@@ -21,11 +21,17 @@ use tessera_store::{
 
 /// Tables without `agency_id`, on purpose: global, not under row-level security.
 /// `signing_keys` is the platform's token-signing key ring: no tenant data, and its private
-/// keys are sealed under the master key.
-const GLOBAL_TABLES: [&str; 4] = ["agencies", "revision", "tessera_migrations", "signing_keys"];
+/// keys are sealed under the master key; `audit_keys` likewise signs audit checkpoints.
+const GLOBAL_TABLES: [&str; 5] = [
+    "agencies",
+    "revision",
+    "tessera_migrations",
+    "signing_keys",
+    "audit_keys",
+];
 
 /// The tenant tables the migration is known to create (so the catalog check is not vacuous).
-const TENANT_TABLES: [&str; 18] = [
+const TENANT_TABLES: [&str; 21] = [
     "change_log",
     "accounts",
     "users",
@@ -44,6 +50,9 @@ const TENANT_TABLES: [&str; 18] = [
     "refresh_tokens",
     "revoked_access_tokens",
     "resource_servers",
+    "audit_checkpoints",
+    "audit_checkpoint_heads",
+    "audit_retention",
 ];
 
 /// The OAuth tenant tables (0004).

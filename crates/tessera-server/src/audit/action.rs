@@ -112,6 +112,16 @@ pub enum AuditAction {
     SigningKeyRetire,
     /// `signing_key.drop`: a signing key's record was removed.
     SigningKeyDrop,
+    /// `audit_key.create`: an audit checkpoint signing key (Ed25519) was generated.
+    AuditKeyCreate,
+    /// `audit_key.activate`: a pending audit key began signing checkpoints.
+    AuditKeyActivate,
+    /// `audit_key.retire`: an audit key stopped signing; its private key was destroyed.
+    AuditKeyRetire,
+    /// `audit.retention_set`: a platform admin set or cleared an agency's audit retention.
+    AuditRetentionSet,
+    /// `audit.prune`: events older than the retention period were pruned up to a checkpoint.
+    AuditPrune,
     /// `resource_server.create`: a resource server (RFC 8707) was registered.
     ResourceServerCreate,
     /// `resource_server.delete`: a resource server was deleted.
@@ -175,6 +185,11 @@ impl AuditAction {
         Self::SigningKeyBeginRetiring,
         Self::SigningKeyRetire,
         Self::SigningKeyDrop,
+        Self::AuditKeyCreate,
+        Self::AuditKeyActivate,
+        Self::AuditKeyRetire,
+        Self::AuditRetentionSet,
+        Self::AuditPrune,
         Self::ResourceServerCreate,
         Self::ResourceServerDelete,
         Self::ComplianceReportRead,
@@ -234,6 +249,11 @@ impl AuditAction {
             Self::SigningKeyBeginRetiring => "signing_key.begin_retiring",
             Self::SigningKeyRetire => "signing_key.retire",
             Self::SigningKeyDrop => "signing_key.drop",
+            Self::AuditKeyCreate => "audit_key.create",
+            Self::AuditKeyActivate => "audit_key.activate",
+            Self::AuditKeyRetire => "audit_key.retire",
+            Self::AuditRetentionSet => "audit.retention_set",
+            Self::AuditPrune => "audit.prune",
             Self::ResourceServerCreate => "resource_server.create",
             Self::ResourceServerDelete => "resource_server.delete",
             Self::ComplianceReportRead => "compliance.report_read",

@@ -2,6 +2,10 @@
 //! hot-path events to each agency's hash chain before the answer (I5: durable first).
 
 pub mod action;
+pub mod checkpoint;
+pub mod keys;
+pub mod offline;
 pub mod record;
 pub mod reference;
+pub mod verify;
 pub mod writer;

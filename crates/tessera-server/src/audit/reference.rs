@@ -63,6 +63,11 @@ impl AuditAction {
             Self::SigningKeyActivate => "A pending signing key became active: it signs from now on. Actor: `system`; request id: `key-rotation`; platform chain.",
             Self::SigningKeyBeginRetiring => "An active (or superseded pending) signing key began retiring: it stops signing at its `retires_at` and stays published until its `expires_at`. Actor: `system`; request id: `key-rotation`; platform chain.",
             Self::SigningKeyRetire => "A retiring signing key was retired: every token it signed has expired; it is unpublished and its private key destroyed. Actor: `system`; request id: `key-rotation`; platform chain.",
+            Self::AuditKeyCreate => "The audit key rotation generated an Ed25519 key that signs audit checkpoints (pending, published at `/.well-known/audit-keys.json` before it signs; active at once when there is none). Actor: `system`; request id: `audit-key-rotation`; platform chain (before bootstrap, only logged).",
+            Self::AuditKeyActivate => "A pending audit key began signing checkpoints. Actor: `system`; request id: `audit-key-rotation`; platform chain.",
+            Self::AuditKeyRetire => "An audit key stopped signing: its private key was destroyed; its public key stays published for as long as checkpoints it signed may exist (for good). Actor: `system`; request id: `audit-key-rotation`; platform chain.",
+            Self::AuditRetentionSet => "A platform admin set (or cleared, `days` null) the agency's audit retention override. Written in the agency's chain. Actor: the platform principal.",
+            Self::AuditPrune => "The retention task deleted the agency's events older than its retention period, up to (and including) the newest checkpoint signed before the cutoff; that checkpoint is kept and anchors the rest of the chain, and verification requires this event to accept a chain that does not start at 1. Actor: `system`; request id: `audit-retention`.",
             Self::SigningKeyDrop => "A signing key's record was removed (a retired key, or a pending key that never signed). Actor: `system`; request id: `key-rotation`; platform chain.",
             Self::ResourceServerCreate => "A resource server (RFC 8707) was registered: tokens can now be bound to its identifier (`resource=`). The caller holds every permission its scopes grant (I2). A platform-wide one is written in the platform agency's chain.",
             Self::ResourceServerDelete => "A resource server was deleted: `resource=` naming it is refused from now on (tokens already bound to it keep their `aud` until they expire).",
@@ -276,6 +281,17 @@ impl AuditAction {
             | Self::SigningKeyBeginRetiring
             | Self::SigningKeyRetire
             | Self::SigningKeyDrop => &[],
+            Self::AuditKeyCreate | Self::AuditKeyActivate | Self::AuditKeyRetire => &[],
+            Self::AuditRetentionSet => &[
+                ("days", "the new retention in days, or null: back to the server's default"),
+                ("previous", "the override before, or null"),
+            ],
+            Self::AuditPrune => &[
+                ("retention_days", "the retention period applied"),
+                ("through_seq", "events up to this sequence number were deleted; the checkpoint at it anchors the rest"),
+                ("checkpoint_hash", "that checkpoint's (and event's) hash, hex"),
+                ("events", "how many events were deleted"),
+            ],
             Self::ResourceServerCreate => &[
                 ("identifier", "the resource's URI (the `aud` of its tokens)"),
                 ("scopes", "the scopes it serves"),
@@ -335,6 +351,10 @@ impl AuditAction {
             | Self::SigningKeyBeginRetiring
             | Self::SigningKeyRetire
             | Self::SigningKeyDrop => SIGNING_KEY_TARGET,
+            Self::AuditKeyCreate | Self::AuditKeyActivate | Self::AuditKeyRetire => {
+                "the audit key's `kid`"
+            }
+            Self::AuditRetentionSet | Self::AuditPrune => "the agency (`agy_…`)",
             Self::ResourceServerCreate | Self::ResourceServerDelete => {
                 "the resource server's id (`rsv_…`)"
             }
@@ -387,6 +407,7 @@ pub fn markdown() -> String {
          The action names below are a stable contract: filters (`?action=`) and stored chains rely \
          on them.\n\n",
     );
+    out.push_str(include_str!("integrity.md"));
     out.push_str("## Fields of every event\n\n");
     table(&mut out, "field", COMMON_FIELDS);
     out.push_str("\n## Actions\n\n| action | target |\n|---|---|\n");
@@ -490,9 +511,14 @@ mod tests {
             ResourceServerCreate => 51,
             ResourceServerDelete => 52,
             ComplianceReportRead => 53,
+            AuditKeyCreate => 54,
+            AuditKeyActivate => 55,
+            AuditKeyRetire => 56,
+            AuditRetentionSet => 57,
+            AuditPrune => 58,
         }
     }
-    const VARIANTS: usize = 54;
+    const VARIANTS: usize = 59;
 
     #[test]
     fn all_lists_every_variant_once() {

@@ -89,6 +89,23 @@ fn extra_query(r: &RouteSpec, catalog: &tessera_core::Catalog) -> Vec<Value> {
                 json!({ "type": "string", "pattern": crate::http::routes::validate::NO_NUL_PATTERN }),
             ),
         ],
+        ("GET", "/v1/agencies/{agy}/audit/export") => vec![
+            q(
+                "from",
+                false,
+                json!({ "type": "string", "format": "date-time", "description": "Events at or after this time; the export starts at the signed checkpoint before the first of them." }),
+            ),
+            q(
+                "to",
+                false,
+                json!({ "type": "string", "format": "date-time", "description": "Stop before the first event after this time." }),
+            ),
+            q(
+                "cursor",
+                false,
+                json!({ "type": "string", "pattern": "^[0-9]{1,18}$", "description": "Resume: the `cursor` of the last line received; the export restarts at the signed checkpoint at or before it (lines up to the cursor may repeat)." }),
+            ),
+        ],
         ("DELETE", "/v1/agencies/{agy}/roles/{rol}") => vec![q(
             "remove_bindings",
             false,
@@ -183,6 +200,9 @@ fn feed_extras(path: &str, op: &mut Value) {
             op["responses"]["410"] = json!({ "description": "`cursor_expired`: the cursor is older than the feed's retention; forget the revocation state and read again without `since`", "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } });
             op["responses"]["200"]["content"]["text/event-stream"] = json!({ "schema": { "type": "string", "description": "With `Accept: text/event-stream`: one event per entry, `id: <cursor>`, `event: revocation`, `data: <RevocationItem JSON>`; a `: keepalive` comment at least every 15 s." } });
         }
+        "/v1/agencies/{agy}/audit/export" => {
+            op["responses"]["200"]["content"]["application/jsonl"] = json!({ "schema": { "type": "string", "description": "JSON Lines (docs/AUDIT.md \"Export\"). Each line has `type` and `cursor`: `event` lines carry every field of an audit event as stored (`seq`, `agency_id`, `id`, `at`, `actor`, `on_behalf_of`, `action`, `target`, `outcome`, `request_id`, `ip`, `user_agent`, `detail`, `prev_hash`, `hash`); `checkpoint` lines carry `agency_id`, `seq`, `hash`, `at`, `kid` and `signature` (Ed25519, base64url, over the canonical bytes in docs/AUDIT.md); the last line is `{\"type\":\"end\",\"cursor\":…,\"last_seq\":…}`. Without it the export was cut: resume with `?cursor=` the last cursor received. Verify offline with `tessera audit verify --export FILE --keys audit-keys.json`." } });
+        }
         "/v1/forward-auth" => {
             let h = |d: &str| json!({ "description": d, "schema": { "type": "string" } });
             op["responses"]["200"]["headers"]["X-Tessera-Subject"] =
@@ -270,6 +290,23 @@ pub fn document(routes: &[RouteSpec], catalog: &tessera_core::Catalog) -> Value 
             obj.insert(r.method.as_str().to_lowercase(), op);
         }
     }
+    paths.insert(
+        "/.well-known/audit-keys.json".into(),
+        json!({ "get": {
+            "summary": "The public keys that verify audit checkpoints (JWKS: OKP, Ed25519, EdDSA, `use: sig`): every key that signs, will sign (published two days before) or ever signed (kept after retirement, as its checkpoints are). Public, cacheable for 5 minutes.",
+            "operationId": "get_well_known_audit_keys_json",
+            "security": [],
+            "responses": { "200": { "description": "success", "headers": { "Cache-Control": { "schema": { "type": "string" }, "description": "`public, max-age=300`" } }, "content": { "application/json": { "schema": {
+                "type": "object", "required": ["keys"],
+                "properties": { "keys": { "type": "array", "items": {
+                    "type": "object", "required": ["kty", "crv", "alg", "use", "kid", "x"],
+                    "properties": {
+                        "kty": { "const": "OKP" }, "crv": { "const": "Ed25519" }, "alg": { "const": "EdDSA" },
+                        "use": { "const": "sig" }, "kid": { "type": "string" },
+                        "x": { "type": "string", "description": "The public key, base64url (RFC 8037)." }
+                    } } } } } } } } }
+        } }),
+    );
     let mut schemas: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
     apply_catalog(&mut schemas, catalog);
     schemas.insert("Problem".into(), problem_schema());

@@ -69,7 +69,7 @@ async fn every_change_is_audited_with_its_context() {
     let v = t.get(&format!("{base}/audit/verify"), &a.key).await;
     assert_eq!(
         v.body,
-        json!({ "ok": true, "events": 5, "checkpoints": 0, "first_bad": null })
+        json!({ "ok": true, "events": 5, "checkpoints": 0, "first_bad": null, "reason": null, "detail": null, "start_seq": 0, "last_seq": 5, "anchored_seq": null })
     );
     let export = t.get(&format!("{base}/audit/export"), &a.key).await;
     let text = export
@@ -78,7 +78,9 @@ async fn every_change_is_audited_with_its_context() {
         .map(str::to_owned)
         .unwrap_or_else(|| export.body.to_string());
     assert_eq!(export.headers["content-type"], "application/jsonl");
-    assert_eq!(text.lines().count(), 5);
+    // Five events, then the `end` line (no checkpoint signed yet).
+    assert_eq!(text.lines().count(), 6);
+    assert!(text.lines().last().unwrap().contains(r#""type":"end""#));
     let r = t
         .get(&format!("{base}/audit?after=yesterday"), &a.key)
         .await;

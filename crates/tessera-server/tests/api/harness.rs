@@ -76,6 +76,21 @@ impl TestApp {
             .expect("second connection")
     }
 
+    /// The URL of this app's database (the SQLite file, or the PostgreSQL test database), for
+    /// tests that change rows behind the server's back.
+    pub fn db_url(&self) -> String {
+        match &self._pg {
+            Some(db) => db.url(),
+            None => format!(
+                "sqlite://{}",
+                self._dir
+                    .path()
+                    .join(tessera_store::testing::SQLITE_DB_FILE)
+                    .display()
+            ),
+        }
+    }
+
     /// Another node on this app's store (SQLite or PostgreSQL): its own engine, caches and
     /// mint, at the store's current revision, with its router.
     pub async fn second_node(&self) -> (AppState, axum::Router) {

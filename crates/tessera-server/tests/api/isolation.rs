@@ -130,6 +130,12 @@ fn routes(
         (Method::GET, format!("{b}/audit"), None),
         (Method::GET, format!("{b}/audit/export"), None),
         (Method::GET, format!("{b}/audit/verify"), None),
+        (Method::GET, format!("{b}/audit/retention"), None),
+        (
+            Method::PUT,
+            format!("{b}/audit/retention"),
+            Some(json!({ "days": 120 })),
+        ),
         (
             Method::POST,
             format!("{b}/apps"),

@@ -27,6 +27,7 @@ macro_rules! on_both_backends {
 }
 
 mod audit;
+mod audit_tamper;
 mod authz;
 mod bad_input;
 mod escalation;

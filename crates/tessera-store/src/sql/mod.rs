@@ -30,6 +30,7 @@ pub(crate) mod agencies;
 pub(crate) mod api_keys;
 pub(crate) mod apps;
 pub(crate) mod audit;
+pub(crate) mod audit_checkpoints;
 pub(crate) mod bindings;
 pub(crate) mod change_feed;
 pub(crate) mod common;
@@ -79,7 +80,10 @@ macro_rules! impl_store {
             ResourceServerId, RoleId, UserId,
         };
 
-        use $crate::audit::{chain_hash, AuditEvent, AuditRecord, ChainHash, Outcome};
+        use $crate::audit::{chain_hash, AuditEvent, AuditHead, AuditRecord, ChainHash, Outcome};
+        use $crate::audit_checkpoint::{
+            AuditCheckpoint, AuditCheckpointDue, AuditKeyRow, AuditPrune,
+        };
         use $crate::error::StoreError;
         use $crate::page::{Page, PageRequest};
         use $crate::records::{
@@ -92,7 +96,9 @@ macro_rules! impl_store {
         };
         use $crate::scope::TenantScope;
         use $crate::sql::{email_key, page_limit, placeholders, MAX_FEED};
-        use $crate::store::{AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, TenantData};
+        use $crate::store::{
+            AuditCheckpoints, AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, TenantData,
+        };
 
         type Tx = sqlx::Transaction<'static, $db>;
         type DbRow = <$db as sqlx::Database>::Row;
@@ -104,6 +110,7 @@ macro_rules! impl_store {
         $crate::sql::change_feed::change_feed!($store);
         $crate::sql::audit::audit!($store);
         $crate::sql::evidence::evidence!($store);
+        $crate::sql::audit_checkpoints::audit_checkpoints!($store);
         $crate::sql::accounts::accounts!($store);
         $crate::sql::users::users!($store);
         $crate::sql::bindings::bindings!($store);

@@ -5,6 +5,7 @@
 //! INVARIANT (I1): only `PlatformAdmin`, `KeyRing` and the global feed act without a
 //! `TenantScope`; `Lookups` cross tenants only to return the scope of the row they found.
 
+mod audit_checkpoints;
 mod audit_log;
 mod change_feed;
 mod evidence;
@@ -13,6 +14,7 @@ mod lookups;
 mod platform;
 mod tenant;
 
+pub use audit_checkpoints::AuditCheckpoints;
 pub use audit_log::AuditLog;
 pub use change_feed::ChangeFeed;
 pub use evidence::{Evidence, MAX_ACTORS};
@@ -24,7 +26,15 @@ pub use tenant::TenantData;
 /// The whole persistence interface: every role's trait. Both backends pass the same test
 /// suite. Implemented for every type that implements all the parts.
 pub trait Store:
-    PlatformAdmin + KeyRing + ChangeFeed + TenantData + Lookups + AuditLog + Evidence + std::fmt::Debug
+    PlatformAdmin
+    + KeyRing
+    + ChangeFeed
+    + TenantData
+    + Lookups
+    + AuditLog
+    + AuditCheckpoints
+    + Evidence
+    + std::fmt::Debug
 {
 }
 
@@ -36,6 +46,7 @@ impl<T> Store for T where
         + Lookups
         + AuditLog
         + Evidence
+        + AuditCheckpoints
         + std::fmt::Debug
 {
 }

@@ -46,6 +46,7 @@ macro_rules! cases {
 
 mod api_keys;
 mod audit;
+mod audit_checkpoints;
 mod bindings;
 mod changes;
 mod directory;

@@ -1,7 +1,8 @@
-//! Handlers of `/v1/agencies/{agy}/audit[/export|/verify]`: parse the query, call
-//! `usecase::audit`, answer (JSON, or JSON Lines for the export). Their permission,
-//! `audit_log.read`, is declared in the route table (`super::table`).
+//! Handlers of `/v1/agencies/{agy}/audit[/export|/verify|/retention]`: parse the query, call
+//! `usecase::audit`, answer (JSON, or streamed JSON Lines for the export). Their permissions
+//! are declared in the route table (`super::table`).
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -10,10 +11,10 @@ use tessera_store::{AuditEvent, AuditFilter};
 
 use crate::error::ApiError;
 use crate::gate::authorized::Authorized;
-use crate::http::extract::ListQuery;
+use crate::http::extract::{Json, ListQuery};
 use crate::http::list::List;
 use crate::http::state::AppState;
-use crate::usecase::audit::{self, Verification};
+use crate::usecase::audit::{self, ExportRange, Retention, SetRetention, Verification};
 
 /// `GET …/audit?after=&actor=&action=`: `audit_log.read` on the agency.
 pub async fn list(
@@ -47,13 +48,55 @@ pub async fn list(
     ))
 }
 
-/// `GET …/audit/export`: `audit_log.read` on the agency; JSON Lines.
+/// `GET …/audit/export?from=&to=&cursor=`: `audit_log.read` on the agency; streamed JSON
+/// Lines, a bounded batch of events at a time.
 pub async fn export(
     State(s): State<AppState>,
     auth: Authorized,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    let out = audit::export(s.store.as_ref(), &auth).await?;
-    Ok(([(header::CONTENT_TYPE, "application/jsonl")], out))
+    let mut range = ExportRange::default();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let time = |name: &str| {
+            parse_rfc3339(&v)
+                .ok_or_else(|| ApiError::invalid(format!("`{name}` must be an RFC 3339 time")))
+        };
+        match &*k {
+            "from" => range.from = Some(time("from")?),
+            "to" => range.to = Some(time("to")?),
+            "cursor" => {
+                range.cursor = Some(v.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| {
+                    ApiError::invalid("`cursor` is not a cursor this export returned")
+                })?)
+            }
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown query parameter `{}`",
+                    other.chars().take(64).collect::<String>()
+                )))
+            }
+        }
+    }
+    let export = audit::export(&s, &auth, range).await?;
+    let stream = futures_util::stream::unfold(export, |mut e| async move {
+        match e.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok::<_, std::io::Error>(chunk), e)),
+            Ok(None) => None,
+            Err(err) => {
+                // Headers are sent: the connection is cut, and the missing `end` line tells
+                // the client the export is incomplete (resume from the last `cursor`).
+                tracing::warn!(error = %err.detail, "audit export stopped");
+                Some((Err(std::io::Error::other("audit export failed")), e))
+            }
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/jsonl"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Body::from_stream(stream),
+    ))
 }
 
 /// `GET …/audit/verify`: `audit_log.read` on the agency.
@@ -61,5 +104,22 @@ pub async fn verify(
     State(s): State<AppState>,
     auth: Authorized,
 ) -> Result<axum::Json<Verification>, ApiError> {
-    Ok(axum::Json(audit::verify(s.store.as_ref(), &auth).await?))
+    Ok(axum::Json(audit::verify(&s, &auth).await?))
+}
+
+/// `GET …/audit/retention`: `audit_log.read` on the agency.
+pub async fn retention(
+    State(s): State<AppState>,
+    auth: Authorized,
+) -> Result<axum::Json<Retention>, ApiError> {
+    Ok(axum::Json(audit::retention(&s, &auth).await?))
+}
+
+/// `PUT …/audit/retention`: `audit_log.retention` (platform principals only).
+pub async fn set_retention(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Json(body): Json<SetRetention>,
+) -> Result<axum::Json<Retention>, ApiError> {
+    Ok(axum::Json(audit::set_retention(&s, &auth, body).await?))
 }

@@ -443,17 +443,34 @@ pub fn table() -> Vec<RouteSpec> {
             Method::GET,
             "/v1/agencies/{agy}/audit/export",
             P("audit_log.read", Path),
-            "The whole audit chain as JSON Lines",
+            "Export the audit chain as streamed JSON Lines (`application/jsonl`): events and signed checkpoints in chain order, then an `end` line (`?from=&to=` RFC 3339, `?cursor=` to resume; an export not starting at seq 1 starts with its anchoring checkpoint)",
             get(audit::export),
         ),
         RouteSpec::new(
             Method::GET,
             "/v1/agencies/{agy}/audit/verify",
             P("audit_log.read", Path),
-            "Verify the agency's audit hash chain",
+            "Verify the agency's audit hash chain against its signed checkpoints and head",
             get(audit::verify),
         )
         .returns::<uc::audit::Verification>(200),
+        RouteSpec::new(
+            Method::GET,
+            "/v1/agencies/{agy}/audit/retention",
+            P("audit_log.read", Path),
+            "Read the agency's audit retention (days events are kept before pruning)",
+            get(audit::retention),
+        )
+        .returns::<uc::audit::Retention>(200),
+        RouteSpec::new(
+            Method::PUT,
+            "/v1/agencies/{agy}/audit/retention",
+            P("audit_log.retention", Path),
+            "Set the agency's audit retention, 90 to 36500 days, or null for the default (platform only)",
+            put(audit::set_retention),
+        )
+        .body::<uc::audit::SetRetention>()
+        .returns::<uc::audit::Retention>(200),
         RouteSpec::new(
             Method::GET,
             "/v1/catalog/cedar-schema",

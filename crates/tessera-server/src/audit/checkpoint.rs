@@ -1,0 +1,272 @@
+//! The checkpointer and the pruner: background tasks every node runs.
+//!
+//! The checkpointer signs, per agency, a checkpoint of the chain head every `events` events or
+//! `seconds` seconds, whichever comes first (defaults 1000 events / 60 s; `--audit-checkpoint-
+//! events`, `--audit-checkpoint-seconds`). The pruner deletes events older than the retention
+//! period (default 400 days; a platform-set override per agency, at least
+//! [`MIN_RETENTION_DAYS`]) up to the newest checkpoint signed before the cutoff.
+//!
+//! INVARIANT: a checkpoint is signed only after the events since the previous checkpoint were
+//! read back and found to link to that checkpoint's hash and to the head (a tampered chain is
+//! never signed); the (agency, seq) primary key makes duplicates impossible when nodes race.
+//! Neither task touches the append path: they read the heads, and write their own rows.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use ed25519_dalek::Signer as _;
+use serde_json::json;
+use tessera_core::AgencyId;
+use tessera_store::{AuditCheckpoint, AuditRecord, ChainHash, Outcome, Store, StoreError};
+
+use crate::audit::action::AuditAction;
+use crate::audit::keys::AuditKeys;
+use crate::audit::verify::checkpoint_message;
+use crate::clock::Clock;
+
+/// Checkpoint every this many events by default.
+pub const DEFAULT_CHECKPOINT_EVENTS: i64 = 1000;
+/// Checkpoint at most this many seconds after an event by default.
+pub const DEFAULT_CHECKPOINT_SECONDS: i64 = 60;
+/// Events are kept this many days by default.
+pub const DEFAULT_RETENTION_DAYS: i64 = 400;
+/// The shortest retention a platform admin may set for an agency.
+pub const MIN_RETENTION_DAYS: i64 = 90;
+/// The longest (100 years).
+pub const MAX_RETENTION_DAYS: i64 = 36_500;
+
+const DAY_MS: i64 = 86_400_000;
+const BATCH: u32 = 1000;
+
+/// Checkpoint and retention settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// Checkpoint after this many events.
+    pub checkpoint_events: i64,
+    /// Checkpoint at most this many seconds after an event.
+    pub checkpoint_seconds: i64,
+    /// Retention in days when an agency has no override.
+    pub retention_days: i64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            checkpoint_events: DEFAULT_CHECKPOINT_EVENTS,
+            checkpoint_seconds: DEFAULT_CHECKPOINT_SECONDS,
+            retention_days: DEFAULT_RETENTION_DAYS,
+        }
+    }
+}
+
+/// Why a checkpoint was not signed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The chain since the last checkpoint does not verify: it is not signed.
+    #[error("agency `{agency}`: the audit chain does not verify at seq {seq}; not signing it")]
+    Tampered {
+        /// The agency.
+        agency: AgencyId,
+        /// The first bad sequence number.
+        seq: i64,
+    },
+    /// No audit key can sign yet.
+    #[error("no active audit key")]
+    NoKey,
+}
+
+/// The checkpointer and pruner of this node.
+pub struct Checkpointer {
+    store: Arc<dyn Store>,
+    admission: Arc<crate::gate::admission::Admission>,
+    keys: Arc<AuditKeys>,
+    clock: Arc<dyn Clock>,
+    settings: AuditSettings,
+    reported: Mutex<HashSet<(AgencyId, i64)>>,
+}
+
+impl std::fmt::Debug for Checkpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpointer")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checkpointer {
+    /// A checkpointer signing with `keys`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        admission: Arc<crate::gate::admission::Admission>,
+        keys: Arc<AuditKeys>,
+        clock: Arc<dyn Clock>,
+        settings: AuditSettings,
+    ) -> Self {
+        Self {
+            store,
+            admission,
+            keys,
+            clock,
+            settings,
+            reported: Mutex::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> AuditSettings {
+        self.settings
+    }
+
+    /// Signs a checkpoint for every agency that is due; returns how many this node stored.
+    /// An agency whose chain does not verify is skipped (and logged once per head).
+    pub async fn run_once(&self) -> Result<usize, CheckpointError> {
+        let now = self.clock.now();
+        if self.keys.signer(now / 1000).is_none() {
+            let _ = self.keys.maintain(now / 1000).await;
+        }
+        let before = now.saturating_sub(self.settings.checkpoint_seconds.saturating_mul(1000));
+        let mut after: Option<AgencyId> = None;
+        let mut made = 0;
+        loop {
+            let due = self
+                .store
+                .audit_checkpoints_due(
+                    self.settings.checkpoint_events.max(1),
+                    before,
+                    after.as_ref(),
+                    500,
+                )
+                .await?;
+            for d in &due {
+                match self.checkpoint(&d.agency_id).await {
+                    Ok(true) => made += 1,
+                    Ok(false) => {}
+                    Err(CheckpointError::Tampered { agency, seq }) => {
+                        let fresh = self
+                            .reported
+                            .lock()
+                            .map(|mut r| r.insert((agency.clone(), seq)))
+                            .unwrap_or(true);
+                        if fresh {
+                            tracing::error!(%agency, seq, "audit chain does not verify: checkpoint refused (possible tampering)");
+                        }
+                    }
+                    Err(CheckpointError::NoKey) => return Err(CheckpointError::NoKey),
+                    Err(e) => {
+                        tracing::warn!(agency = %d.agency_id, error = %e, "audit checkpoint failed")
+                    }
+                }
+            }
+            match due.last() {
+                Some(d) if due.len() == 500 => after = Some(d.agency_id.clone()),
+                _ => break,
+            }
+        }
+        Ok(made)
+    }
+
+    /// Signs a checkpoint of the agency's current head, after verifying the events since its
+    /// previous checkpoint. Returns whether a new checkpoint was stored.
+    pub async fn checkpoint(&self, agency: &AgencyId) -> Result<bool, CheckpointError> {
+        let scope = self.admission.admit(agency.clone());
+        let Some(head) = self.store.audit_head(&scope).await? else {
+            return Ok(false);
+        };
+        let (mut seq, mut prev) = match self
+            .store
+            .audit_checkpoint_at_or_before(&scope, i64::MAX)
+            .await?
+        {
+            Some(cp) => (cp.seq, cp.hash),
+            None => (0, ChainHash::GENESIS),
+        };
+        if head.seq <= seq {
+            return Ok(false);
+        }
+        let tampered = |seq: i64| CheckpointError::Tampered {
+            agency: agency.clone(),
+            seq,
+        };
+        while seq < head.seq {
+            let batch = self.store.audit_chain(&scope, seq, BATCH).await?;
+            if batch.is_empty() {
+                return Err(tampered(seq + 1));
+            }
+            for e in batch.iter().take_while(|e| e.seq <= head.seq) {
+                if e.seq != seq + 1 || e.prev_hash != prev || !e.hash_is_valid() {
+                    return Err(tampered(seq + 1));
+                }
+                seq = e.seq;
+                prev = e.hash;
+            }
+        }
+        if prev != head.hash {
+            return Err(tampered(head.seq));
+        }
+        let now = self.clock.now();
+        let (kid, key) = self.keys.signer(now / 1000).ok_or(CheckpointError::NoKey)?;
+        let msg = checkpoint_message(agency.as_str(), head.seq, &head.hash, now, &kid);
+        let cp = AuditCheckpoint {
+            agency_id: agency.clone(),
+            seq: head.seq,
+            hash: head.hash,
+            at: now,
+            signature: key.sign(&msg).to_bytes().to_vec(),
+            kid,
+        };
+        Ok(self.store.insert_audit_checkpoint(&scope, &cp).await?)
+    }
+
+    /// The retention of an agency in days: its override, else the default.
+    pub fn retention_days(&self, override_days: Option<i64>) -> i64 {
+        override_days.unwrap_or(self.settings.retention_days)
+    }
+
+    /// Prunes every agency's events older than its retention, up to a checkpoint; returns the
+    /// events deleted.
+    pub async fn prune_once(&self) -> Result<u64, CheckpointError> {
+        let now = self.clock.now();
+        let mut after: Option<AgencyId> = None;
+        let mut deleted = 0;
+        loop {
+            let page = self.store.audit_retention_all(after.as_ref(), 500).await?;
+            for (agency, days) in &page {
+                let days = self.retention_days(*days);
+                let cutoff = now.saturating_sub(days.saturating_mul(DAY_MS));
+                let scope = self.admission.admit(agency.clone());
+                let record = AuditRecord {
+                    id: tessera_core::EventId::generate_at(
+                        u64::try_from(now).unwrap_or(0),
+                        &mut rand::thread_rng(),
+                    ),
+                    at: now,
+                    actor: "system".into(),
+                    on_behalf_of: None,
+                    action: AuditAction::AuditPrune.into(),
+                    target: Some(agency.to_string()),
+                    outcome: Outcome::Success,
+                    request_id: "audit-retention".into(),
+                    ip: None,
+                    user_agent: None,
+                    detail: json!({ "retention_days": days }),
+                };
+                match self.store.prune_audit(&scope, cutoff, &record).await {
+                    Ok(Some(p)) => {
+                        tracing::info!(%agency, through_seq = p.through_seq, events = p.events, "audit events pruned");
+                        deleted += p.events;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(%agency, error = %e, "audit pruning failed"),
+                }
+            }
+            match page.last() {
+                Some((a, _)) if page.len() == 500 => after = Some(a.clone()),
+                _ => break,
+            }
+        }
+        Ok(deleted)
+    }
+}

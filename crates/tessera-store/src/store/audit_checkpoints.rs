@@ -1,0 +1,92 @@
+//! Signed audit checkpoints, their signing keys and audit retention (issue 12).
+//!
+//! INVARIANT: checkpoints are insert-only (`ON CONFLICT DO NOTHING` on (agency, seq)); key
+//! writes are compare-and-set on the row's state; a prune deletes events only up to a stored
+//! checkpoint and appends its own `audit.prune` event in the same transaction, so the rest of
+//! the chain stays anchored and the prune itself is on the record.
+
+use crate::audit::{AuditHead, AuditRecord};
+use crate::audit_checkpoint::{AuditCheckpoint, AuditCheckpointDue, AuditKeyRow, AuditPrune};
+use crate::error::StoreError;
+use crate::scope::TenantScope;
+use async_trait::async_trait;
+use tessera_core::AgencyId;
+
+/// Checkpoints and their keys. Callers: the server's checkpointer, pruner, audit key ring and
+/// the audit verify/export handlers.
+#[async_trait]
+pub trait AuditCheckpoints: Send + Sync {
+    /// Every audit key, by generation.
+    async fn audit_keys(&self) -> Result<Vec<AuditKeyRow>, StoreError>;
+    /// Stores a new audit key; a kid or generation already stored is `Conflict`.
+    async fn insert_audit_key(&self, row: &AuditKeyRow) -> Result<(), StoreError>;
+    /// Compare-and-set: if key `kid` is in state `expected`, sets `state`, and `retires_at`
+    /// and `sealed_private` where `Some`. Returns whether the row changed.
+    async fn update_audit_key(
+        &self,
+        kid: &str,
+        expected: &str,
+        state: &str,
+        retires_at: Option<i64>,
+        sealed_private: Option<&[u8]>,
+    ) -> Result<bool, StoreError>;
+    /// The agency's chain head (sequence and hash), `None` before its first event.
+    async fn audit_head(&self, t: &TenantScope) -> Result<Option<AuditHead>, StoreError>;
+    /// The agency's checkpoints with `seq > after_seq`, in order, at most `limit`.
+    async fn audit_checkpoints(
+        &self,
+        t: &TenantScope,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditCheckpoint>, StoreError>;
+    /// The newest checkpoint with `seq <= seq`.
+    async fn audit_checkpoint_at_or_before(
+        &self,
+        t: &TenantScope,
+        seq: i64,
+    ) -> Result<Option<AuditCheckpoint>, StoreError>;
+    /// Stores a checkpoint unless one exists for its (agency, seq); returns whether it was new.
+    async fn insert_audit_checkpoint(
+        &self,
+        t: &TenantScope,
+        cp: &AuditCheckpoint,
+    ) -> Result<bool, StoreError>;
+    /// Agencies whose head is past their newest checkpoint by at least `min_events`, or whose
+    /// newest checkpoint is older than `before_at` (ms) while events follow it, after agency
+    /// `after` (paging), at most `limit`. Reads across tenants (heads only).
+    async fn audit_checkpoints_due(
+        &self,
+        min_events: i64,
+        before_at: i64,
+        after: Option<&AgencyId>,
+        limit: u32,
+    ) -> Result<Vec<AuditCheckpointDue>, StoreError>;
+    /// Every agency with an audit chain and its retention override (days), after agency
+    /// `after` (paging), at most `limit`. Reads across tenants.
+    async fn audit_retention_all(
+        &self,
+        after: Option<&AgencyId>,
+        limit: u32,
+    ) -> Result<Vec<(AgencyId, Option<i64>)>, StoreError>;
+    /// The agency's retention override, in days.
+    async fn audit_retention(&self, t: &TenantScope) -> Result<Option<i64>, StoreError>;
+    /// Sets (`Some`) or clears the agency's retention override, with its audit event.
+    async fn set_audit_retention(
+        &self,
+        t: &TenantScope,
+        days: Option<i64>,
+        set_by: &str,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    /// Deletes the agency's events up to its newest checkpoint signed before `cutoff` (ms) and
+    /// the checkpoints before that one, then appends `audit` with `through_seq`,
+    /// `checkpoint_hash` and `events` added to its detail. `None` when there is nothing to
+    /// prune.
+    async fn prune_audit(
+        &self,
+        t: &TenantScope,
+        cutoff: i64,
+        audit: &AuditRecord,
+    ) -> Result<Option<AuditPrune>, StoreError>;
+}

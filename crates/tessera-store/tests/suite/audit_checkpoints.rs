@@ -1,0 +1,218 @@
+//! Issue 12's storage: audit keys (compare-and-set, unique generation), checkpoints (one per
+//! (agency, seq), tenant-isolated), the due scan across agencies, retention and pruning.
+
+use super::*;
+use tessera_store::{AuditCheckpoint, AuditKeyRow};
+
+cases! {
+    case_audit_keys_compare_and_set => sqlite_audit_keys_compare_and_set, postgres_audit_keys_compare_and_set;
+    case_checkpoints_once_per_seq_and_isolated => sqlite_checkpoints_once_per_seq_and_isolated, postgres_checkpoints_once_per_seq_and_isolated;
+    case_prune_up_to_a_checkpoint => sqlite_prune_up_to_a_checkpoint, postgres_prune_up_to_a_checkpoint;
+}
+
+fn key_row(kid: &str, generation: i64) -> AuditKeyRow {
+    AuditKeyRow {
+        kid: kid.into(),
+        generation,
+        state: "pending".into(),
+        created_at: 1,
+        activates_at: 2,
+        retires_at: None,
+        public_key: vec![7; 32],
+        sealed_private: vec![1, 2, 3],
+    }
+}
+
+async fn case_audit_keys_compare_and_set(store: Arc<dyn Store>, _mint: ScopeMint) {
+    store.insert_audit_key(&key_row("a1", 1)).await.unwrap();
+    // Two nodes creating the same generation: one wins.
+    assert_conflict(
+        store.insert_audit_key(&key_row("a1-other", 1)).await,
+        "generation",
+    );
+    assert!(store
+        .update_audit_key("a1", "pending", "active", None, None)
+        .await
+        .unwrap());
+    assert!(!store
+        .update_audit_key("a1", "pending", "active", None, None)
+        .await
+        .unwrap());
+    assert!(store
+        .update_audit_key("a1", "active", "retired", Some(9), Some(&[]))
+        .await
+        .unwrap());
+    let keys = store.audit_keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(
+        (
+            keys[0].state.as_str(),
+            keys[0].retires_at,
+            keys[0].sealed_private.as_slice()
+        ),
+        ("retired", Some(9), &[][..])
+    );
+    assert!(!format!("{:?}", keys[0]).contains("[1, 2, 3]"));
+}
+
+fn cp(t: &TenantScope, seq: i64, at: i64) -> AuditCheckpoint {
+    AuditCheckpoint {
+        agency_id: t.agency().clone(),
+        seq,
+        hash: ChainHash([seq as u8; 32]),
+        at,
+        kid: "k".into(),
+        signature: vec![seq as u8; 64],
+    }
+}
+
+async fn case_checkpoints_once_per_seq_and_isolated(store: Arc<dyn Store>, mint: ScopeMint) {
+    let a = agency(&store, &mint, "A").await;
+    let b = agency(&store, &mint, "B").await;
+    // Both due: they have events and no checkpoint.
+    let due = store
+        .audit_checkpoints_due(1000, 0, None, 100)
+        .await
+        .unwrap();
+    assert!(due
+        .iter()
+        .any(|d| &d.agency_id == a.agency() && d.head_seq == 1 && d.checkpoint_seq == 0));
+    assert!(store
+        .insert_audit_checkpoint(&a, &cp(&a, 1, 5))
+        .await
+        .unwrap());
+    let mut again = cp(&a, 1, 6);
+    again.signature = vec![0; 64];
+    assert!(
+        !store.insert_audit_checkpoint(&a, &again).await.unwrap(),
+        "one per (agency, seq)"
+    );
+    assert_eq!(
+        store.audit_checkpoints(&a, 0, 10).await.unwrap(),
+        [cp(&a, 1, 5)]
+    );
+    // B sees none of A's; a scope cannot write another agency's checkpoint.
+    assert_eq!(store.audit_checkpoints(&b, 0, 10).await.unwrap(), []);
+    assert!(store
+        .insert_audit_checkpoint(&b, &cp(&a, 2, 5))
+        .await
+        .is_err());
+    // A is no longer due (head 1 = checkpoint 1); B still is; time makes A due only with new events.
+    let due = store
+        .audit_checkpoints_due(1000, 10, None, 100)
+        .await
+        .unwrap();
+    assert!(!due.iter().any(|d| &d.agency_id == a.agency()));
+    assert!(due.iter().any(|d| &d.agency_id == b.agency()));
+    store
+        .append_audit(&a, &record("account.create"))
+        .await
+        .unwrap();
+    let due = store
+        .audit_checkpoints_due(1000, 4, None, 100)
+        .await
+        .unwrap();
+    assert!(
+        !due.iter().any(|d| &d.agency_id == a.agency()),
+        "neither 1000 events nor older than 4"
+    );
+    let due = store.audit_checkpoints_due(1, 4, None, 100).await.unwrap();
+    assert!(due
+        .iter()
+        .any(|d| &d.agency_id == a.agency() && d.head_seq == 2 && d.checkpoint_seq == 1));
+    let due = store
+        .audit_checkpoints_due(1000, 5, None, 100)
+        .await
+        .unwrap();
+    assert!(
+        due.iter().any(|d| &d.agency_id == a.agency()),
+        "checkpoint at 5 is old enough"
+    );
+    assert_eq!(store.audit_head(&a).await.unwrap().unwrap().seq, 2);
+    assert_eq!(
+        store
+            .audit_checkpoint_at_or_before(&a, 1)
+            .await
+            .unwrap()
+            .map(|c| c.seq),
+        Some(1)
+    );
+    assert_eq!(
+        store.audit_checkpoint_at_or_before(&a, 0).await.unwrap(),
+        None
+    );
+}
+
+async fn case_prune_up_to_a_checkpoint(store: Arc<dyn Store>, mint: ScopeMint) {
+    let a = agency(&store, &mint, "A").await;
+    for _ in 0..4 {
+        store
+            .append_audit(&a, &record("account.create"))
+            .await
+            .unwrap();
+    }
+    // Nothing to prune without a checkpoint older than the cutoff.
+    assert_eq!(
+        store
+            .prune_audit(&a, 100, &record("audit.prune"))
+            .await
+            .unwrap(),
+        None
+    );
+    let events = chain(&store, &a).await;
+    let mut c3 = cp(&a, 3, 50);
+    c3.hash = events[2].hash;
+    store
+        .insert_audit_checkpoint(&a, &cp(&a, 2, 40))
+        .await
+        .unwrap();
+    store.insert_audit_checkpoint(&a, &c3).await.unwrap();
+    store
+        .insert_audit_checkpoint(&a, &cp(&a, 5, 500))
+        .await
+        .unwrap();
+    let p = store
+        .prune_audit(&a, 100, &record("audit.prune"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((p.through_seq, p.events), (3, 3));
+    let left = chain(&store, &a).await;
+    assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5, 6]);
+    assert_eq!(
+        left[0].prev_hash, c3.hash,
+        "the kept checkpoint anchors the rest"
+    );
+    assert_eq!(left[2].action, "audit.prune");
+    assert_eq!(left[2].detail["through_seq"], 3);
+    assert_eq!(left[2].detail["checkpoint_hash"], c3.hash.to_hex());
+    assert_eq!(verify_chain(c3.hash, 3, &left), Ok(left[2].hash));
+    let cps: Vec<i64> = store
+        .audit_checkpoints(&a, 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(cps, [3, 5]);
+    assert_eq!(
+        store
+            .prune_audit(&a, 100, &record("audit.prune"))
+            .await
+            .unwrap(),
+        None
+    );
+    // Retention override and its scan.
+    store
+        .set_audit_retention(&a, Some(120), "usr_x", 1, &record("audit.retention_set"))
+        .await
+        .unwrap();
+    assert_eq!(store.audit_retention(&a).await.unwrap(), Some(120));
+    let all = store.audit_retention_all(None, 1000).await.unwrap();
+    assert!(all.contains(&(a.agency().clone(), Some(120))));
+    store
+        .set_audit_retention(&a, None, "usr_x", 2, &record("audit.retention_set"))
+        .await
+        .unwrap();
+    assert_eq!(store.audit_retention(&a).await.unwrap(), None);
+}
