@@ -219,6 +219,16 @@ fn feed_extras(path: &str, op: &mut Value) {
     }
 }
 
+/// The compliance reports also answer CSV (issue 12): the media type and the paging headers.
+fn csv_extras(path: &str, op: &mut Value) {
+    if !(path.contains("/reports/") || path.ends_with("/users/{usr}/impersonations")) {
+        return;
+    }
+    op["responses"]["200"]["content"]["text/csv"] = json!({ "schema": { "type": "string", "description": "With `Accept: text/csv`: RFC 4180 (CRLF, quoted fields), a header line then one line per row; a cell starting with `=`, `+`, `-`, `@`, TAB or CR is prefixed with `'` (no spreadsheet formula)." } });
+    op["responses"]["200"]["headers"]["Tessera-Next-Cursor"] = json!({ "description": "CSV only: the cursor of the next page (absent on the last).", "schema": { "type": "string" } });
+    op["responses"]["200"]["headers"]["Link"] = json!({ "description": "CSV only: `<…?cursor=…>; rel=\"next\"` (RFC 8288), absent on the last page.", "schema": { "type": "string" } });
+}
+
 /// Builds the document.
 pub fn document(routes: &[RouteSpec], catalog: &tessera_core::Catalog) -> Value {
     let mut generator = SchemaSettings::draft2020_12()
@@ -282,6 +292,7 @@ pub fn document(routes: &[RouteSpec], catalog: &tessera_core::Catalog) -> Value 
             "x-permission": permission,
         });
         feed_extras(r.path, &mut op);
+        csv_extras(r.path, &mut op);
         if let (Some(f), Some(obj)) = (r.request, op.as_object_mut()) {
             obj.insert("requestBody".into(), json!({ "required": true, "content": { "application/json": { "schema": f(&mut generator) } } }));
         }

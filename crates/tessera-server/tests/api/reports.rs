@@ -212,6 +212,34 @@ async fn access_review_is_what_the_engine_grants(app: &TestApp) {
         app.report_reads(&ag).await.last().unwrap()["detail"]["format"],
         "csv"
     );
+
+    // The OpenAPI document names both media types and the permission's error answers.
+    let doc = app
+        .raw(
+            Request::builder()
+                .uri("/openapi.json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    for path in [
+        "/v1/agencies/{agy}/reports/access-review",
+        "/v1/agencies/{agy}/reports/credentials",
+        "/v1/agencies/{agy}/reports/impersonations",
+        "/v1/agencies/{agy}/users/{usr}/impersonations",
+    ] {
+        let op = &doc.body["paths"][path]["get"];
+        let ok = &op["responses"]["200"];
+        assert!(
+            ok["content"]["application/json"]["schema"].is_object(),
+            "{path}: {op}"
+        );
+        assert!(ok["content"]["text/csv"].is_object(), "{path}");
+        assert!(ok["headers"]["Tessera-Next-Cursor"].is_object(), "{path}");
+        for code in ["400", "401", "403", "404"] {
+            assert!(op["responses"][code].is_object(), "{path} {code}");
+        }
+    }
 }
 
 async fn credential_inventory_flags_stale_credentials(app: &TestApp) {
