@@ -588,6 +588,57 @@ mod tests {
     use super::*;
 
     #[test]
+    fn audit_checkpoint_interval_and_retention() {
+        use crate::audit::checkpoint::AuditSettings;
+        let c = Config::resolve(&ServeArgs::default()).ok().map(|c| c.audit);
+        assert_eq!(c, Some(AuditSettings::default()));
+        assert_eq!(
+            c.map(|a| (a.checkpoint_events, a.checkpoint_seconds, a.retention_days)),
+            Some((1000, 60, 400))
+        );
+        let dir = std::env::temp_dir().join(format!("tessera-config-audit-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let file = dir.join("a.toml");
+        let _ = std::fs::write(
+            &file,
+            "audit_checkpoint_events = 50\naudit_checkpoint_seconds = 5\n",
+        );
+        let mut args = ServeArgs::default();
+        args.store.config = Some(file);
+        let c = Config::resolve(&args).ok().map(|c| c.audit);
+        assert_eq!(
+            c.map(|a| (a.checkpoint_events, a.checkpoint_seconds)),
+            Some((50, 5))
+        );
+        // Flags win over the file.
+        args.audit_checkpoint_events = Some(7);
+        args.audit_retention_days = Some(365);
+        let c = Config::resolve(&args).ok().map(|c| c.audit);
+        assert_eq!(
+            c.map(|a| (a.checkpoint_events, a.checkpoint_seconds, a.retention_days)),
+            Some((7, 5, 365))
+        );
+        for (field, set) in [
+            ("audit_checkpoint_events", (Some(0), None, None)),
+            ("audit_checkpoint_seconds", (None, Some(0), None)),
+            ("audit_checkpoint_seconds", (None, Some(86_401), None)),
+            ("audit_retention_days", (None, None, Some(89))),
+        ] {
+            let mut a = ServeArgs::default();
+            (
+                a.audit_checkpoint_events,
+                a.audit_checkpoint_seconds,
+                a.audit_retention_days,
+            ) = set;
+            assert!(
+                matches!(Config::resolve(&a), Err(ConfigError::Value { field: f, .. }) if f == field),
+                "{field}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn defaults_then_file_then_flags() {
         let c = Config::resolve(&ServeArgs::default()).ok();
         let c = c.as_ref();
