@@ -50,6 +50,8 @@ pub struct Services {
     pub feed_streams: Arc<crate::feed::Streams>,
     /// The forward-auth route table (`[[forward_auth.routes]]`), checked against the catalog.
     pub forward_auth: Arc<crate::forward_auth::RouteTable>,
+    /// Signed webhooks: settings, the secrets' sealing key, the delivery transport.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// Batches `last_used_at` updates so authentication never writes to the store.
@@ -109,6 +111,9 @@ pub enum StateError {
     /// A forward-auth route names an unknown permission or resource type, or is malformed.
     #[error("invalid forward_auth route: {0}")]
     ForwardAuth(String),
+    /// The webhook transport cannot be built.
+    #[error("webhooks: {0}")]
+    Webhooks(String),
 }
 
 /// Engine settings.
@@ -132,6 +137,8 @@ pub struct EngineSettings {
     pub rate_limits: crate::ratelimit::RateLimitSettings,
     /// Forward-auth routes (`[[forward_auth.routes]]`), validated against the catalog here.
     pub forward_auth: crate::forward_auth::ForwardAuthConfig,
+    /// Signed webhooks (`--webhook-*`).
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl Services {
@@ -167,6 +174,8 @@ impl Services {
         };
         let forward_auth = crate::forward_auth::RouteTable::build(&settings.forward_auth, &catalog)
             .map_err(StateError::ForwardAuth)?;
+        let webhooks = crate::webhooks::Webhooks::new(master_key, settings.webhooks.clone())
+            .map_err(StateError::Webhooks)?;
         let Connected { store, mint } = connected;
         let admission = Arc::new(crate::gate::admission::Admission::new(mint));
         let store_for_keys = store.clone();
@@ -227,6 +236,7 @@ impl Services {
             redis,
             feed_streams: Arc::default(),
             forward_auth: Arc::new(forward_auth),
+            webhooks: Arc::new(webhooks),
         })
     }
 }

@@ -29,4 +29,6 @@ pub use postgres::PgStore;
 pub use records::*;
 pub use scope::{ScopeMint, TenantScope};
 pub use sqlite::SqliteStore;
-pub use store::{AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, Store, TenantData};
+pub use store::{
+    AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, Store, TenantData, WebhookStore,
+};

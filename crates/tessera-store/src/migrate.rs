@@ -59,6 +59,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_resource_servers.sql"),
         postgres: include_str!("../migrations/postgres/0007_resource_servers.sql"),
     },
+    Migration {
+        version: 9,
+        name: "webhooks",
+        sqlite: include_str!("../migrations/sqlite/0009_webhooks.sql"),
+        postgres: include_str!("../migrations/postgres/0009_webhooks.sql"),
+    },
 ];
 
 impl Migration {

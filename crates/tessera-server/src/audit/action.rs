@@ -116,6 +116,15 @@ pub enum AuditAction {
     ResourceServerCreate,
     /// `resource_server.delete`: a resource server was deleted.
     ResourceServerDelete,
+    /// `webhook.create`: a webhook (signed event feed) was registered.
+    WebhookCreate,
+    /// `webhook.delete`: a webhook and its delivery queue were deleted.
+    WebhookDelete,
+    /// `webhook.rotate_secret`: a webhook got a new signing secret (the old one signs too
+    /// until it expires).
+    WebhookRotateSecret,
+    /// `webhook.redeliver`: deliveries of a webhook were put back in the queue.
+    WebhookRedeliver,
 }
 
 impl AuditAction {
@@ -174,6 +183,10 @@ impl AuditAction {
         Self::SigningKeyDrop,
         Self::ResourceServerCreate,
         Self::ResourceServerDelete,
+        Self::WebhookCreate,
+        Self::WebhookDelete,
+        Self::WebhookRotateSecret,
+        Self::WebhookRedeliver,
     ];
 
     /// The wire name stored in the record's `action` (a stable contract: never rename one).
@@ -232,6 +245,10 @@ impl AuditAction {
             Self::SigningKeyDrop => "signing_key.drop",
             Self::ResourceServerCreate => "resource_server.create",
             Self::ResourceServerDelete => "resource_server.delete",
+            Self::WebhookCreate => "webhook.create",
+            Self::WebhookDelete => "webhook.delete",
+            Self::WebhookRotateSecret => "webhook.rotate_secret",
+            Self::WebhookRedeliver => "webhook.redeliver",
         }
     }
 

@@ -66,6 +66,10 @@ impl AuditAction {
             Self::SigningKeyDrop => "A signing key's record was removed (a retired key, or a pending key that never signed). Actor: `system`; request id: `key-rotation`; platform chain.",
             Self::ResourceServerCreate => "A resource server (RFC 8707) was registered: tokens can now be bound to its identifier (`resource=`). The caller holds every permission its scopes grant (I2). A platform-wide one is written in the platform agency's chain.",
             Self::ResourceServerDelete => "A resource server was deleted: `resource=` naming it is refused from now on (tokens already bound to it keep their `aud` until they expire).",
+            Self::WebhookCreate => "A webhook was registered: the agency's audit events matching its filter are POSTed to its URL from this event on, signed per Standard Webhooks. Its secret is never recorded.",
+            Self::WebhookDelete => "A webhook was deleted, with its queue of deliveries (pending and dead).",
+            Self::WebhookRotateSecret => "A webhook got a new signing secret; deliveries carry a signature with the old one too until it expires. No secret is recorded.",
+            Self::WebhookRedeliver => "Deliveries of a webhook were put back in the queue (one message, or every dead one since a time), due now with a fresh attempt count.",
         }
     }
 
@@ -281,6 +285,20 @@ impl AuditAction {
                 ("name", "its display name"),
             ],
             Self::ResourceServerDelete => &[("identifier", "the resource's URI")],
+            Self::WebhookCreate => &[
+                ("url", "where deliveries are POSTed"),
+                ("events", "the action names and patterns it receives"),
+            ],
+            Self::WebhookDelete => &[("url", "where deliveries were POSTed")],
+            Self::WebhookRotateSecret => &[(
+                "previous_expires_at",
+                "when the previous secret stops signing (RFC 3339)",
+            )],
+            Self::WebhookRedeliver => &[
+                ("message", "with one message only: its id (`msg_…`)"),
+                ("since", "for dead messages: the earliest enqueue time taken (RFC 3339), or null for all"),
+                ("count", "how many deliveries were put back"),
+            ],
         }
     }
 
@@ -330,6 +348,10 @@ impl AuditAction {
             Self::ResourceServerCreate | Self::ResourceServerDelete => {
                 "the resource server's id (`rsv_…`)"
             }
+            Self::WebhookCreate
+            | Self::WebhookDelete
+            | Self::WebhookRotateSecret
+            | Self::WebhookRedeliver => "the webhook's id (`whk_…`)",
         }
     }
 }
@@ -478,6 +500,10 @@ mod tests {
             AgencyLimitsUpdate => 50,
             ResourceServerCreate => 51,
             ResourceServerDelete => 52,
+            WebhookCreate => 53,
+            WebhookDelete => 54,
+            WebhookRotateSecret => 55,
+            WebhookRedeliver => 56,
         }
     }
     const VARIANTS: usize = 53;

@@ -28,3 +28,4 @@ pub mod subject;
 pub mod suspension;
 pub mod users;
 pub mod validate;
+pub mod webhooks;

@@ -11,6 +11,7 @@ mod key_ring;
 mod lookups;
 mod platform;
 mod tenant;
+mod webhooks;
 
 pub use audit_log::AuditLog;
 pub use change_feed::ChangeFeed;
@@ -18,15 +19,30 @@ pub use key_ring::KeyRing;
 pub use lookups::Lookups;
 pub use platform::PlatformAdmin;
 pub use tenant::TenantData;
+pub use webhooks::WebhookStore;
 
 /// The whole persistence interface: every role's trait. Both backends pass the same test
 /// suite. Implemented for every type that implements all the parts.
 pub trait Store:
-    PlatformAdmin + KeyRing + ChangeFeed + TenantData + Lookups + AuditLog + std::fmt::Debug
+    PlatformAdmin
+    + KeyRing
+    + ChangeFeed
+    + TenantData
+    + Lookups
+    + AuditLog
+    + WebhookStore
+    + std::fmt::Debug
 {
 }
 
 impl<T> Store for T where
-    T: PlatformAdmin + KeyRing + ChangeFeed + TenantData + Lookups + AuditLog + std::fmt::Debug
+    T: PlatformAdmin
+    + KeyRing
+    + ChangeFeed
+    + TenantData
+    + Lookups
+    + AuditLog
+    + WebhookStore
+    + std::fmt::Debug
 {
 }

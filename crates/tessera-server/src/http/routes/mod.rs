@@ -23,6 +23,7 @@ mod spec;
 mod suspension;
 mod users;
 pub mod validate;
+mod webhooks;
 
 use axum::http::Method;
 
@@ -586,5 +587,6 @@ pub fn table() -> Vec<RouteSpec> {
         ),
     ];
     routes.extend(resource_servers::routes());
+    routes.extend(webhooks::routes());
     routes
 }
