@@ -25,7 +25,7 @@ use tessera_store::{
 const GLOBAL_TABLES: [&str; 4] = ["agencies", "revision", "tessera_migrations", "signing_keys"];
 
 /// The tenant tables the migration is known to create (so the catalog check is not vacuous).
-const TENANT_TABLES: [&str; 18] = [
+const TENANT_TABLES: [&str; 20] = [
     "change_log",
     "accounts",
     "users",
@@ -44,6 +44,8 @@ const TENANT_TABLES: [&str; 18] = [
     "refresh_tokens",
     "revoked_access_tokens",
     "resource_servers",
+    "webhooks",
+    "webhook_deliveries",
 ];
 
 /// The OAuth tenant tables (0004).

@@ -184,9 +184,12 @@ macro_rules! webhooks {
             async fn claim_deliveries(&self, t: &TenantScope, now: i64, lease_until: i64, claim: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), true).await?;
                 let rows = sqlx::query(&format!(
-                    "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $3, claim = $4, updated_at = $2 \
-                     WHERE agency_id = $1 AND id IN (SELECT id FROM webhook_deliveries WHERE agency_id = $1 AND state = 'pending' \
-                     AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $5 {SKIP_LOCKED}) RETURNING {DLV_COLS}"
+                    // The pick is a CTE so it runs once (PostgreSQL may run an `IN (…)`
+                    // subquery again, its LIMIT then taking more rows).
+                    "WITH picked AS (SELECT id FROM webhook_deliveries WHERE agency_id = $1 AND state = 'pending' \
+                     AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $5 {SKIP_LOCKED}) \
+                     UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $3, claim = $4, updated_at = $2 \
+                     WHERE agency_id = $1 AND id IN (SELECT id FROM picked) RETURNING {DLV_COLS}"
                 ))
                 .bind(t.agency().as_str())
                 .bind(now)

@@ -185,7 +185,7 @@ async fn postgres_upgrade_from_0002() {
     );
 }
 
-const SQLITE_ALL: [&str; 7] = [
+const SQLITE_ALL: [&str; 8] = [
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_roles_policies.sql"),
     include_str!("../../migrations/sqlite/0003_signing_keys.sql"),
@@ -193,9 +193,10 @@ const SQLITE_ALL: [&str; 7] = [
     include_str!("../../migrations/sqlite/0005_suspension_review.sql"),
     include_str!("../../migrations/sqlite/0006_rate_limits.sql"),
     include_str!("../../migrations/sqlite/0007_resource_servers.sql"),
+    include_str!("../../migrations/sqlite/0009_webhooks.sql"),
 ];
 
-const POSTGRES_ALL: [&str; 7] = [
+const POSTGRES_ALL: [&str; 8] = [
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_roles_policies.sql"),
     include_str!("../../migrations/postgres/0003_signing_keys.sql"),
@@ -203,6 +204,7 @@ const POSTGRES_ALL: [&str; 7] = [
     include_str!("../../migrations/postgres/0005_suspension_review.sql"),
     include_str!("../../migrations/postgres/0006_rate_limits.sql"),
     include_str!("../../migrations/postgres/0007_resource_servers.sql"),
+    include_str!("../../migrations/postgres/0009_webhooks.sql"),
 ];
 
 const CHECKSUMS: &str = "SELECT version, checksum FROM tessera_migrations ORDER BY version";
@@ -212,7 +214,7 @@ const EDIT_CHECKSUM: &str = "UPDATE tessera_migrations SET checksum = $1 WHERE v
 const DROP_CHECKSUMS: &str = "ALTER TABLE tessera_migrations DROP COLUMN checksum";
 
 /// The migrations' versions (0005 is another branch's).
-const MIGRATION_VERSIONS: [i64; 7] = [1, 2, 3, 4, 5, 6, 7];
+const MIGRATION_VERSIONS: [i64; 8] = [1, 2, 3, 4, 5, 6, 7, 9];
 
 /// Each version with the SHA-256 (hex) of its SQL file: what the runner records.
 fn expected_checksums(files: &[&str]) -> Vec<(i64, Option<String>)> {
