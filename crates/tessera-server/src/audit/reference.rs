@@ -506,7 +506,7 @@ mod tests {
             WebhookRedeliver => 56,
         }
     }
-    const VARIANTS: usize = 53;
+    const VARIANTS: usize = 57;
 
     #[test]
     fn all_lists_every_variant_once() {
