@@ -136,6 +136,10 @@ pub struct ServeArgs {
     /// milliseconds, 100 to 60000 [default: 15000]
     #[arg(long, env = "TESSERA_WEBHOOK_TIMEOUT_MS", value_name = "MS")]
     pub webhook_timeout_ms: Option<u64>,
+    /// `off`: this node does not deliver webhooks (others sharing the database do; the queue
+    /// waits for them) [default: on]
+    #[arg(long, env = "TESSERA_WEBHOOK_DISPATCH", value_name = "on|off")]
+    pub webhook_dispatch: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -473,6 +477,17 @@ impl Config {
             )?),
             total_timeout: std::time::Duration::from_millis(total_ms),
             connect_timeout: std::time::Duration::from_millis(total_ms.min(5000)),
+            dispatch: match args.webhook_dispatch.as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(other) => {
+                    return Err(ConfigError::Value {
+                        field: "webhook_dispatch",
+                        value: other.to_owned(),
+                        message: "must be on or off".to_owned(),
+                    })
+                }
+            },
             ..Default::default()
         };
         Ok(Self {
