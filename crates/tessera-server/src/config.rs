@@ -465,7 +465,13 @@ impl Config {
                 message: format!("must be {lo} to {hi}"),
             }),
         };
-        let total_ms = ranged("webhook_timeout_ms", args.webhook_timeout_ms, 100, 60_000, 15_000)?;
+        let total_ms = ranged(
+            "webhook_timeout_ms",
+            args.webhook_timeout_ms,
+            100,
+            60_000,
+            15_000,
+        )?;
         let webhooks = crate::webhooks::WebhookSettings {
             allow_private_targets: args.webhook_allow_private_targets,
             retry_unit: std::time::Duration::from_millis(ranged(

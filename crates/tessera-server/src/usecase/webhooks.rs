@@ -376,6 +376,8 @@ pub fn since(input: &RedeliverDead) -> Result<Option<i64>, ApiError> {
     input
         .since
         .as_deref()
-        .map(|v| parse_rfc3339(v).ok_or_else(|| ApiError::invalid("`since` must be an RFC 3339 time")))
+        .map(|v| {
+            parse_rfc3339(v).ok_or_else(|| ApiError::invalid("`since` must be an RFC 3339 time"))
+        })
         .transpose()
 }

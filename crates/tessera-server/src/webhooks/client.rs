@@ -50,10 +50,18 @@ pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
 pub type Outcome = Result<u16, String>;
 
 /// POSTs `body` with `headers` to `url`.
-pub async fn post(t: &Transport, url: &Url, headers: &[(&'static str, String)], body: String) -> Outcome {
+pub async fn post(
+    t: &Transport,
+    url: &Url,
+    headers: &[(&'static str, String)],
+    body: String,
+) -> Outcome {
     match tokio::time::timeout(t.total_timeout, attempt(t, url, headers, body)).await {
         Ok(r) => r,
-        Err(_) => Err(format!("timed out after {} ms", t.total_timeout.as_millis())),
+        Err(_) => Err(format!(
+            "timed out after {} ms",
+            t.total_timeout.as_millis()
+        )),
     }
 }
 
@@ -62,11 +70,13 @@ async fn resolve(t: &Transport, url: &Url) -> Result<Vec<SocketAddr>, String> {
     let addrs: Vec<SocketAddr> = match url.host() {
         Some(Host::Ipv4(a)) => vec![SocketAddr::new(a.into(), port)],
         Some(Host::Ipv6(a)) => vec![SocketAddr::new(a.into(), port)],
-        Some(Host::Domain(d)) => tokio::time::timeout(t.connect_timeout, tokio::net::lookup_host((d, port)))
-            .await
-            .map_err(|_| "DNS resolution timed out".to_owned())?
-            .map_err(|e| format!("cannot resolve `{d}`: {e}"))?
-            .collect(),
+        Some(Host::Domain(d)) => {
+            tokio::time::timeout(t.connect_timeout, tokio::net::lookup_host((d, port)))
+                .await
+                .map_err(|_| "DNS resolution timed out".to_owned())?
+                .map_err(|e| format!("cannot resolve `{d}`: {e}"))?
+                .collect()
+        }
         None => return Err("no host".into()),
     };
     if addrs.is_empty() {
@@ -84,7 +94,12 @@ async fn resolve(t: &Transport, url: &Url) -> Result<Vec<SocketAddr>, String> {
     Ok(addrs)
 }
 
-async fn attempt(t: &Transport, url: &Url, headers: &[(&'static str, String)], body: String) -> Outcome {
+async fn attempt(
+    t: &Transport,
+    url: &Url,
+    headers: &[(&'static str, String)],
+    body: String,
+) -> Outcome {
     let addrs = resolve(t, url).await?;
     let mut last = String::from("no address to connect to");
     let mut tcp = None;
@@ -123,8 +138,12 @@ async fn attempt(t: &Transport, url: &Url, headers: &[(&'static str, String)], b
         let name = match url.host() {
             Some(Host::Domain(d)) => rustls::pki_types::ServerName::try_from(d.to_owned())
                 .map_err(|e| format!("invalid TLS server name: {e}"))?,
-            Some(Host::Ipv4(a)) => rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::V4(a).into()),
-            Some(Host::Ipv6(a)) => rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::V6(a).into()),
+            Some(Host::Ipv4(a)) => {
+                rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::V4(a).into())
+            }
+            Some(Host::Ipv6(a)) => {
+                rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::V6(a).into())
+            }
             None => return Err("no host".into()),
         };
         let tls = tokio_rustls::TlsConnector::from(t.tls.clone())
@@ -152,7 +171,9 @@ where
             .map_err(|e| format!("request failed: {e}"))?;
         let status = resp.status().as_u16();
         // Read a little of the body (so a small answer completes cleanly), never more.
-        let _ = Limited::new(resp.into_body(), MAX_RESPONSE_BODY).collect().await;
+        let _ = Limited::new(resp.into_body(), MAX_RESPONSE_BODY)
+            .collect()
+            .await;
         Ok(status)
     }
     .await;

@@ -84,7 +84,9 @@ pub async fn pass(s: &Arc<Services>) -> Result<Pass, ApiError> {
 }
 
 async fn prune(s: &Services) {
-    let Ok(scopes) = s.store.webhook_agencies().await else { return };
+    let Ok(scopes) = s.store.webhook_agencies().await else {
+        return;
+    };
     let before = s.clock.now() - DELIVERED_RETENTION_MS;
     for scope in scopes {
         if let Err(e) = s.store.prune_deliveries(&scope, before).await {
@@ -96,7 +98,13 @@ async fn prune(s: &Services) {
 async fn agency(s: &Arc<Services>, scope: &TenantScope, pass: &mut Pass) -> Result<(), ApiError> {
     let hooks = s
         .store
-        .list_webhooks(scope, &PageRequest { limit: 200, cursor: None })
+        .list_webhooks(
+            scope,
+            &PageRequest {
+                limit: 200,
+                cursor: None,
+            },
+        )
         .await?
         .items;
     for w in &hooks {
@@ -109,7 +117,13 @@ async fn agency(s: &Arc<Services>, scope: &TenantScope, pass: &mut Pass) -> Resu
     let claim: String = token.iter().map(|b| format!("{b:02x}")).collect();
     let batch = s
         .store
-        .claim_deliveries(scope, now, now.saturating_add(lease_ms), &claim, s.webhooks.settings.batch)
+        .claim_deliveries(
+            scope,
+            now,
+            now.saturating_add(lease_ms),
+            &claim,
+            s.webhooks.settings.batch,
+        )
         .await?;
     if batch.is_empty() {
         return Ok(());
@@ -137,7 +151,8 @@ async fn agency(s: &Arc<Services>, scope: &TenantScope, pass: &mut Pass) -> Resu
 /// The message id of `event` for `webhook`: the event's time, then 80 bits of a hash of both
 /// ids (the same on every node and every retry).
 pub fn message_id(webhook: &WebhookId, event: &AuditEvent) -> MessageId {
-    let digest = Sha256::digest(format!("tessera/webhook-message\n{webhook}\n{}", event.id).as_bytes());
+    let digest =
+        Sha256::digest(format!("tessera/webhook-message\n{webhook}\n{}", event.id).as_bytes());
     let mut low: u128 = 0;
     for b in &digest[..10] {
         low = (low << 8) | u128::from(*b);
@@ -166,7 +181,10 @@ async fn enqueue(s: &Services, scope: &TenantScope, w: &Webhook) -> Result<u64, 
         let Some(last) = events.last() else { break };
         let to = last.seq;
         let mut news = Vec::new();
-        for e in events.iter().filter(|e| filter::matches(&w.events, &e.action)) {
+        for e in events
+            .iter()
+            .filter(|e| filter::matches(&w.events, &e.action))
+        {
             news.push(NewDelivery {
                 id: message_id(&w.id, e),
                 event_seq: e.seq,
@@ -228,7 +246,9 @@ async fn deliver(
         Some(w) => {
             let headers = signed_headers(s, w, d, s.clock.now())?;
             match url::Url::parse(&w.url) {
-                Ok(url) => client::post(&s.webhooks.transport, &url, &headers, d.payload.clone()).await,
+                Ok(url) => {
+                    client::post(&s.webhooks.transport, &url, &headers, d.payload.clone()).await
+                }
                 Err(e) => Err(format!("invalid URL: {e}")),
             }
         }
@@ -244,7 +264,10 @@ async fn deliver(
         },
         other => {
             let (status, error) = match other {
-                Ok(st) => (Some(i64::from(st)), format!("the endpoint answered HTTP {st}")),
+                Ok(st) => (
+                    Some(i64::from(st)),
+                    format!("the endpoint answered HTTP {st}"),
+                ),
                 Err(e) => (None, e),
             };
             let next = s.webhooks.backoff(d.attempts, &mut rand::thread_rng());
@@ -252,7 +275,8 @@ async fn deliver(
             match next {
                 Some(delay) => AttemptResult {
                     state: DeliveryState::Pending,
-                    next_attempt_at: at.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+                    next_attempt_at: at
+                        .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
                     status,
                     error: Some(error),
                     at,
@@ -267,7 +291,11 @@ async fn deliver(
             }
         }
     };
-    if !s.store.finish_delivery(scope, &d.id, claim, &result).await? {
+    if !s
+        .store
+        .finish_delivery(scope, &d.id, claim, &result)
+        .await?
+    {
         tracing::info!(message = %d.id, "a webhook attempt outlived its lease: another attempt owns the message now");
     }
     Ok(result.state)

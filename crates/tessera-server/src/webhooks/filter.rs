@@ -69,11 +69,8 @@ pub fn matches(filter: &[String], action: &str) -> bool {
     filter.iter().any(|f| {
         f == "*"
             || f == action
-            || f.strip_suffix(".*").is_some_and(|group| {
-                action
-                    .split_once('.')
-                    .is_some_and(|(g, _)| g == group)
-            })
+            || f.strip_suffix(".*")
+                .is_some_and(|group| action.split_once('.').is_some_and(|(g, _)| g == group))
     })
 }
 
@@ -100,7 +97,15 @@ mod tests {
 
     #[test]
     fn unknown_names_are_refused_with_their_code() {
-        for bad in ["api_key.explode", "nothing.*", "api_key*", "**", "", "*.create", "API_KEY.CREATE"] {
+        for bad in [
+            "api_key.explode",
+            "nothing.*",
+            "api_key*",
+            "**",
+            "",
+            "*.create",
+            "API_KEY.CREATE",
+        ] {
             let e = v(&[bad]).unwrap_err();
             assert_eq!(e.code, ErrorCode::UnknownEvent, "{bad}");
         }

@@ -87,7 +87,10 @@ impl std::fmt::Debug for Webhooks {
 
 impl Webhooks {
     /// The service, with its sealing key derived from the master key.
-    pub fn new(master: &tessera_token::MasterKey, settings: WebhookSettings) -> Result<Self, String> {
+    pub fn new(
+        master: &tessera_token::MasterKey,
+        settings: WebhookSettings,
+    ) -> Result<Self, String> {
         let transport = client::Transport {
             tls: client::tls_config()?,
             allow_private: settings.allow_private_targets,
@@ -106,7 +109,10 @@ impl Webhooks {
     pub fn backoff(&self, attempts: i64, rng: &mut impl rand::Rng) -> Option<Duration> {
         let step = usize::try_from(attempts.checked_sub(1)?).ok()?;
         let units = *SCHEDULE.get(step)?;
-        let base = self.settings.retry_unit.saturating_mul(u32::try_from(units).unwrap_or(u32::MAX));
+        let base = self
+            .settings
+            .retry_unit
+            .saturating_mul(u32::try_from(units).unwrap_or(u32::MAX));
         let jitter = rng.gen_range(0.9..=1.1);
         Some(base.mul_f64(jitter))
     }
@@ -124,7 +130,11 @@ mod tests {
 
     #[test]
     fn the_schedule_backs_off_with_jitter_then_ends() {
-        let w = Webhooks::new(&tessera_token::MasterKey::from_bytes([1; 32]), WebhookSettings::default()).unwrap();
+        let w = Webhooks::new(
+            &tessera_token::MasterKey::from_bytes([1; 32]),
+            WebhookSettings::default(),
+        )
+        .unwrap();
         let mut rng = rand::thread_rng();
         for (i, units) in SCHEDULE.iter().enumerate() {
             let d = w.backoff(i as i64 + 1, &mut rng).unwrap().as_secs_f64();

@@ -59,7 +59,11 @@ mod tests {
     #[test]
     fn a_sealed_secret_opens_only_for_its_webhook() {
         let key = tessera_token::MasterKey::from_bytes([3; 32]).derive_key(PURPOSE);
-        let (agy, whk, other) = (AgencyId::generate(), WebhookId::generate(), WebhookId::generate());
+        let (agy, whk, other) = (
+            AgencyId::generate(),
+            WebhookId::generate(),
+            WebhookId::generate(),
+        );
         let (raw, text) = generate();
         assert!(text.starts_with(PREFIX));
         let decoded = base64::engine::general_purpose::STANDARD

@@ -23,9 +23,12 @@ pub fn parse(value: &str, allow_private: bool) -> Result<Url, ApiError> {
         )));
     }
     if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(ApiError::invalid("`url` must not contain spaces or control characters"));
+        return Err(ApiError::invalid(
+            "`url` must not contain spaces or control characters",
+        ));
     }
-    let url = Url::parse(value).map_err(|e| ApiError::invalid(format!("`url` is not an absolute URL: {e}")))?;
+    let url = Url::parse(value)
+        .map_err(|e| ApiError::invalid(format!("`url` is not an absolute URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ApiError::invalid("`url` must be http or https"));
     }
@@ -105,7 +108,8 @@ fn forbidden_v6(a: Ipv6Addr) -> bool {
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64: embeds an IPv4 address
         || (s[0] == 0x2002) // 6to4: embeds an IPv4 address
-        || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0) // IPv4-compatible ::a.b.c.d
+        || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0)
+    // IPv4-compatible ::a.b.c.d
 }
 
 #[cfg(test)]
@@ -116,9 +120,24 @@ mod tests {
     #[test]
     fn internal_addresses_are_forbidden() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-            "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "::", "fd00::1", "fe80::1",
-            "::ffff:127.0.0.1", "::ffff:10.0.0.1", "ff02::1", "64:ff9b::7f00:1", "2002:7f00:1::1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "ff02::1",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::1",
         ] {
             assert!(forbidden(ip.parse().unwrap()), "{ip}");
         }
@@ -144,12 +163,18 @@ mod tests {
             ("http://[::ffff:169.254.169.254]/", ErrorCode::TargetRefused),
             ("http://localhost:8080/", ErrorCode::TargetRefused),
             ("http://LOCALHOST./", ErrorCode::TargetRefused),
-            ("http://169.254.169.254/latest/meta-data", ErrorCode::TargetRefused),
+            (
+                "http://169.254.169.254/latest/meta-data",
+                ErrorCode::TargetRefused,
+            ),
         ] {
             assert_eq!(parse(bad, false).unwrap_err().code, code, "{bad}");
         }
         assert!(parse("http://127.0.0.1:9/", true).is_ok());
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
-        assert_eq!(parse(&long, false).unwrap_err().code, ErrorCode::InvalidRequest);
+        assert_eq!(
+            parse(&long, false).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
     }
 }

@@ -48,5 +48,5 @@ mod revocations;
 mod signing_keys;
 mod slow_clients;
 mod suspension;
-mod webhooks;
 mod takeover;
+mod webhooks;

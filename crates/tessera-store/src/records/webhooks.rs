@@ -43,7 +43,10 @@ impl std::fmt::Debug for Webhook {
             .field("url", &self.url)
             .field("events", &self.events)
             .field("secret", &"<sealed>")
-            .field("prev_secret", &self.prev_secret.as_ref().map(|_| "<sealed>"))
+            .field(
+                "prev_secret",
+                &self.prev_secret.as_ref().map(|_| "<sealed>"),
+            )
             .field("prev_expires_at", &self.prev_expires_at)
             .field("state", &self.state)
             .field("cursor", &self.cursor)

@@ -37,12 +37,12 @@ pub trait Store:
 
 impl<T> Store for T where
     T: PlatformAdmin
-    + KeyRing
-    + ChangeFeed
-    + TenantData
-    + Lookups
-    + AuditLog
-    + WebhookStore
-    + std::fmt::Debug
+        + KeyRing
+        + ChangeFeed
+        + TenantData
+        + Lookups
+        + AuditLog
+        + WebhookStore
+        + std::fmt::Debug
 {
 }

@@ -54,25 +54,48 @@ fn ok(at: i64) -> AttemptResult {
 async fn case_webhooks(store: Arc<dyn Store>, mint: ScopeMint) {
     let a = agency(&store, &mint, "Acme").await;
     let b = agency(&store, &mint, "Other").await;
-    let head = store.audit_chain(&a, 0, 10_000).await.unwrap().last().map_or(0, |e| e.seq);
+    let head = store
+        .audit_chain(&a, 0, 10_000)
+        .await
+        .unwrap()
+        .last()
+        .map_or(0, |e| e.seq);
     let w = hook(&a);
-    let stored = store.create_webhook(&a, &w, &record("webhook.create")).await.unwrap();
+    let stored = store
+        .create_webhook(&a, &w, &record("webhook.create"))
+        .await
+        .unwrap();
     assert_eq!(stored.cursor, head, "the cursor starts at the audit head");
     assert_eq!(store.get_webhook(&a, &w.id).await.unwrap(), stored);
     assert_eq!(store.count_webhooks(&a).await.unwrap(), 1);
     // Its creation is audited after the head it starts from.
     let after = store.audit_chain(&a, head, 10).await.unwrap();
-    assert_eq!(after.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["webhook.create"]);
+    assert_eq!(
+        after.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["webhook.create"]
+    );
     // Tenant isolation.
-    assert!(matches!(store.get_webhook(&b, &w.id).await, Err(StoreError::NotFound)));
-    assert_eq!(store.count_webhooks(&b).await.unwrap(), 0);
-    assert!(store.list_webhooks(&b, &all()).await.unwrap().items.is_empty());
     assert!(matches!(
-        store.delete_webhook(&b, &w.id, &record("webhook.delete")).await,
+        store.get_webhook(&b, &w.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.count_webhooks(&b).await.unwrap(), 0);
+    assert!(store
+        .list_webhooks(&b, &all())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(matches!(
+        store
+            .delete_webhook(&b, &w.id, &record("webhook.delete"))
+            .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        store.rotate_webhook_secret(&b, &w.id, &[9], 1, 1, &record("webhook.rotate_secret")).await,
+        store
+            .rotate_webhook_secret(&b, &w.id, &[9], 1, 1, &record("webhook.rotate_secret"))
+            .await,
         Err(StoreError::NotFound)
     ));
     let agencies: Vec<AgencyId> = store
@@ -87,29 +110,72 @@ async fn case_webhooks(store: Arc<dyn Store>, mint: ScopeMint) {
     // Enqueue: compare-and-set on the cursor; the same ids again insert nothing.
     let batch = news(3, head + 1);
     let t0 = now();
-    assert!(store.enqueue_deliveries(&a, &w.id, head, head + 3, &batch, t0).await.unwrap());
-    assert!(!store.enqueue_deliveries(&a, &w.id, head, head + 3, &batch, t0).await.unwrap());
-    assert!(store.enqueue_deliveries(&a, &w.id, head + 3, head + 4, &batch, t0).await.unwrap());
+    assert!(store
+        .enqueue_deliveries(&a, &w.id, head, head + 3, &batch, t0)
+        .await
+        .unwrap());
+    assert!(!store
+        .enqueue_deliveries(&a, &w.id, head, head + 3, &batch, t0)
+        .await
+        .unwrap());
+    assert!(store
+        .enqueue_deliveries(&a, &w.id, head + 3, head + 4, &batch, t0)
+        .await
+        .unwrap());
     assert_eq!(store.get_webhook(&a, &w.id).await.unwrap().cursor, head + 4);
-    let pending = store.list_deliveries(&a, &w.id, Some(DeliveryState::Pending), &all()).await.unwrap();
+    let pending = store
+        .list_deliveries(&a, &w.id, Some(DeliveryState::Pending), &all())
+        .await
+        .unwrap();
     assert_eq!(pending.items.len(), 3);
-    assert!(store.list_deliveries(&b, &w.id, None, &all()).await.is_err());
-    assert!(store.claim_deliveries(&b, t0, t0 + 1000, "x", 10).await.unwrap().is_empty());
+    assert!(store
+        .list_deliveries(&b, &w.id, None, &all())
+        .await
+        .is_err());
+    assert!(store
+        .claim_deliveries(&b, t0, t0 + 1000, "x", 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Claims: attempts go up, the lease hides them until it lapses.
-    let claimed = store.claim_deliveries(&a, t0, t0 + 1000, "c1", 2).await.unwrap();
+    let claimed = store
+        .claim_deliveries(&a, t0, t0 + 1000, "c1", 2)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 2);
-    assert!(claimed.iter().all(|d| d.attempts == 1 && d.next_attempt_at == t0 + 1000));
-    let rest = store.claim_deliveries(&a, t0, t0 + 1000, "c2", 10).await.unwrap();
+    assert!(claimed
+        .iter()
+        .all(|d| d.attempts == 1 && d.next_attempt_at == t0 + 1000));
+    let rest = store
+        .claim_deliveries(&a, t0, t0 + 1000, "c2", 10)
+        .await
+        .unwrap();
     assert_eq!(rest.len(), 1);
-    assert!(store.claim_deliveries(&a, t0 + 999, t0 + 2000, "c3", 10).await.unwrap().is_empty());
+    assert!(store
+        .claim_deliveries(&a, t0 + 999, t0 + 2000, "c3", 10)
+        .await
+        .unwrap()
+        .is_empty());
     // A result under another claim is not written.
-    assert!(!store.finish_delivery(&a, &claimed[0].id, "c2", &ok(t0)).await.unwrap());
-    assert!(store.finish_delivery(&a, &claimed[0].id, "c1", &ok(t0)).await.unwrap());
+    assert!(!store
+        .finish_delivery(&a, &claimed[0].id, "c2", &ok(t0))
+        .await
+        .unwrap());
+    assert!(store
+        .finish_delivery(&a, &claimed[0].id, "c1", &ok(t0))
+        .await
+        .unwrap());
     let d = store.get_delivery(&a, &w.id, &claimed[0].id).await.unwrap();
-    assert_eq!((d.state, d.last_status, d.delivered_at), (DeliveryState::Delivered, Some(204), Some(t0)));
+    assert_eq!(
+        (d.state, d.last_status, d.delivered_at),
+        (DeliveryState::Delivered, Some(204), Some(t0))
+    );
     // The lease lapses: the lost attempts are claimed again (at least once).
-    let again = store.claim_deliveries(&a, t0 + 1000, t0 + 3000, "c4", 10).await.unwrap();
+    let again = store
+        .claim_deliveries(&a, t0 + 1000, t0 + 3000, "c4", 10)
+        .await
+        .unwrap();
     assert_eq!(again.len(), 2);
     assert!(again.iter().all(|d| d.attempts == 2));
     let dead = AttemptResult {
@@ -122,61 +188,141 @@ async fn case_webhooks(store: Arc<dyn Store>, mint: ScopeMint) {
     for d in &again {
         assert!(store.finish_delivery(&a, &d.id, "c4", &dead).await.unwrap());
     }
-    let dl = store.list_deliveries(&a, &w.id, Some(DeliveryState::Dead), &all()).await.unwrap();
+    let dl = store
+        .list_deliveries(&a, &w.id, Some(DeliveryState::Dead), &all())
+        .await
+        .unwrap();
     assert_eq!(dl.items.len(), 2);
     // Paging.
-    let p1 = store.list_deliveries(&a, &w.id, None, &page(2, None)).await.unwrap();
+    let p1 = store
+        .list_deliveries(&a, &w.id, None, &page(2, None))
+        .await
+        .unwrap();
     assert_eq!(p1.items.len(), 2);
-    let p2 = store.list_deliveries(&a, &w.id, None, &page(2, p1.next_cursor.clone())).await.unwrap();
+    let p2 = store
+        .list_deliveries(&a, &w.id, None, &page(2, p1.next_cursor.clone()))
+        .await
+        .unwrap();
     assert_eq!(p2.items.len(), 1);
     assert!(p2.next_cursor.is_none());
 
     // Redelivery: all dead since a time, or one message whatever its state.
     let n = store
-        .redeliver(&a, &w.id, &Redeliver::DeadSince(Some(t0 + 1)), t0 + 5000, &record("webhook.redeliver"))
+        .redeliver(
+            &a,
+            &w.id,
+            &Redeliver::DeadSince(Some(t0 + 1)),
+            t0 + 5000,
+            &record("webhook.redeliver"),
+        )
         .await
         .unwrap();
     assert_eq!(n, 0);
     let n = store
-        .redeliver(&a, &w.id, &Redeliver::DeadSince(None), t0 + 5000, &record("webhook.redeliver"))
+        .redeliver(
+            &a,
+            &w.id,
+            &Redeliver::DeadSince(None),
+            t0 + 5000,
+            &record("webhook.redeliver"),
+        )
         .await
         .unwrap();
     assert_eq!(n, 2);
-    let last = store.audit_chain(&a, 0, 10_000).await.unwrap().pop().unwrap();
-    assert_eq!((last.action.as_str(), &last.detail["count"]), ("webhook.redeliver", &serde_json::json!(2)));
+    let last = store
+        .audit_chain(&a, 0, 10_000)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(
+        (last.action.as_str(), &last.detail["count"]),
+        ("webhook.redeliver", &serde_json::json!(2))
+    );
     let n = store
-        .redeliver(&a, &w.id, &Redeliver::One(claimed[0].id.clone()), t0 + 5000, &record("webhook.redeliver"))
+        .redeliver(
+            &a,
+            &w.id,
+            &Redeliver::One(claimed[0].id.clone()),
+            t0 + 5000,
+            &record("webhook.redeliver"),
+        )
         .await
         .unwrap();
     assert_eq!(n, 1);
     assert!(matches!(
-        store.redeliver(&a, &w.id, &Redeliver::One(MessageId::generate()), t0, &record("webhook.redeliver")).await,
+        store
+            .redeliver(
+                &a,
+                &w.id,
+                &Redeliver::One(MessageId::generate()),
+                t0,
+                &record("webhook.redeliver")
+            )
+            .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        store.redeliver(&b, &w.id, &Redeliver::DeadSince(None), t0, &record("webhook.redeliver")).await,
+        store
+            .redeliver(
+                &b,
+                &w.id,
+                &Redeliver::DeadSince(None),
+                t0,
+                &record("webhook.redeliver")
+            )
+            .await,
         Err(StoreError::NotFound)
     ));
-    let due = store.claim_deliveries(&a, t0 + 5000, t0 + 6000, "c5", 10).await.unwrap();
+    let due = store
+        .claim_deliveries(&a, t0 + 5000, t0 + 6000, "c5", 10)
+        .await
+        .unwrap();
     assert_eq!(due.len(), 3);
     assert!(due.iter().all(|d| d.attempts == 1));
     for d in &due {
-        assert!(store.finish_delivery(&a, &d.id, "c5", &ok(t0 + 5000)).await.unwrap());
+        assert!(store
+            .finish_delivery(&a, &d.id, "c5", &ok(t0 + 5000))
+            .await
+            .unwrap());
     }
     assert_eq!(store.prune_deliveries(&a, t0 + 5001).await.unwrap(), 3);
 
     // Rotation keeps the old secret as the previous one.
     let r = store
-        .rotate_webhook_secret(&a, &w.id, &[7, 7], t0 + 86_400_000, t0 + 1, &record("webhook.rotate_secret"))
+        .rotate_webhook_secret(
+            &a,
+            &w.id,
+            &[7, 7],
+            t0 + 86_400_000,
+            t0 + 1,
+            &record("webhook.rotate_secret"),
+        )
         .await
         .unwrap();
-    assert_eq!((r.secret.clone(), r.prev_secret.clone(), r.prev_expires_at), (vec![7, 7], Some(vec![1, 2, 3]), Some(t0 + 86_400_000)));
+    assert_eq!(
+        (r.secret.clone(), r.prev_secret.clone(), r.prev_expires_at),
+        (vec![7, 7], Some(vec![1, 2, 3]), Some(t0 + 86_400_000))
+    );
 
     // Deletion takes the queue with it.
-    store.enqueue_deliveries(&a, &w.id, head + 4, head + 5, &news(1, head + 5), t0).await.unwrap();
-    store.delete_webhook(&a, &w.id, &record("webhook.delete")).await.unwrap();
-    assert!(matches!(store.get_webhook(&a, &w.id).await, Err(StoreError::NotFound)));
-    assert!(store.claim_deliveries(&a, t0 + 10_000_000, t0 + 10_000_001, "c6", 10).await.unwrap().is_empty());
+    store
+        .enqueue_deliveries(&a, &w.id, head + 4, head + 5, &news(1, head + 5), t0)
+        .await
+        .unwrap();
+    store
+        .delete_webhook(&a, &w.id, &record("webhook.delete"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_webhook(&a, &w.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store
+        .claim_deliveries(&a, t0 + 10_000_000, t0 + 10_000_001, "c6", 10)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(store.webhook_agencies().await.unwrap().is_empty());
 }
 
@@ -184,7 +330,10 @@ async fn case_webhooks(store: Arc<dyn Store>, mint: ScopeMint) {
 async fn case_concurrent_claims(store: Arc<dyn Store>, mint: ScopeMint) {
     let a = agency(&store, &mint, "Acme").await;
     let w = hook(&a);
-    let stored = store.create_webhook(&a, &w, &record("webhook.create")).await.unwrap();
+    let stored = store
+        .create_webhook(&a, &w, &record("webhook.create"))
+        .await
+        .unwrap();
     let t0 = now();
     let batch = news(200, stored.cursor + 1);
     assert!(store

@@ -127,7 +127,9 @@ pub async fn list(
     if let Some((k, _)) = q.rest.first() {
         return Err(ApiError::invalid(format!("unknown query parameter `{k}`")));
     }
-    Ok(axum::Json(webhooks::list(&s, &auth, &q.page()).await?.into()))
+    Ok(axum::Json(
+        webhooks::list(&s, &auth, &q.page()).await?.into(),
+    ))
 }
 
 /// `GET …/webhooks/{whk}`: `webhooks.read`.
