@@ -180,3 +180,95 @@ where
     driver.abort();
     result
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn transport(allow_private: bool) -> Transport {
+        Transport {
+            tls: tls_config().unwrap(),
+            allow_private,
+            connect_timeout: Duration::from_secs(2),
+            total_timeout: Duration::from_secs(3),
+        }
+    }
+
+    /// The check at delivery time is on the resolved address: a name (which creation cannot
+    /// judge) that resolves to loopback is refused before any connection.
+    #[tokio::test]
+    async fn a_name_resolving_to_an_internal_address_is_refused_at_delivery() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let url = Url::parse(&format!("http://localhost:{port}/hook")).unwrap();
+        let err = post(&transport(false), &url, &[], "{}".into())
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains("refused: resolves to the internal address"),
+            "{err}"
+        );
+        // Nothing connected.
+        let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+        assert!(accepted.is_err(), "a connection was made");
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/hook")).unwrap();
+        let err = post(&transport(false), &url, &[], "{}".into())
+            .await
+            .unwrap_err();
+        assert!(err.contains("refused"), "{err}");
+    }
+
+    /// A redirect is a failure (never followed), a stalled endpoint times out, and a huge
+    /// answer is not read beyond the bound.
+    #[tokio::test]
+    async fn redirects_are_not_followed_and_stalls_time_out() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let n = h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    match n {
+                        0 => {
+                            let _ = s.write_all(format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:{port}/elsewhere\r\ncontent-length: 0\r\n\r\n").as_bytes()).await;
+                        }
+                        1 => tokio::time::sleep(Duration::from_secs(30)).await,
+                        _ => {
+                            let big = vec![b'x'; 1 << 20];
+                            let _ = s
+                                .write_all(
+                                    format!(
+                                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
+                                        big.len()
+                                    )
+                                    .as_bytes(),
+                                )
+                                .await;
+                            let _ = s.write_all(&big).await;
+                        }
+                    }
+                });
+            }
+        });
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/hook")).unwrap();
+        let t = transport(true);
+        assert_eq!(post(&t, &url, &[], "{}".into()).await, Ok(307));
+        let started = std::time::Instant::now();
+        let err = post(&t, &url, &[], "{}".into()).await.unwrap_err();
+        assert!(err.contains("timed out"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(post(&t, &url, &[], "{}".into()).await, Ok(200));
+        assert_eq!(
+            hits.load(std::sync::atomic::Ordering::SeqCst),
+            3,
+            "the redirect was not followed"
+        );
+    }
+}
