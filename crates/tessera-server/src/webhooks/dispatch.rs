@@ -63,7 +63,7 @@ pub async fn run(s: Arc<Services>) {
                 false
             }
         };
-        if n % 600 == 0 {
+        if n.is_multiple_of(600) {
             prune(&s).await;
         }
         if !busy {

@@ -147,7 +147,7 @@ async fn life_cycle(app: &TestApp) {
         assert!(text.contains(action), "{action} not audited");
     }
     for s in [&secret, &new_secret, rot2.body["secret"].as_str().unwrap()] {
-        assert!(!text.contains(&s[..]));
+        assert!(!text.contains(s));
         assert!(!text.contains(&s["whsec_".len()..]));
     }
 }
@@ -559,7 +559,7 @@ async fn delivery_flow(app: &TestApp) {
     types.sort();
     assert_eq!(types, ["api_key.create", "webhook.create"]);
     for r in &got {
-        assert_eq!(verify(r, &[key1.clone()]), 1);
+        assert_eq!(verify(r, std::slice::from_ref(&key1)), 1);
         assert_eq!(r.headers["content-type"], "application/json");
         assert!(r.headers["webhook-id"]
             .to_str()
@@ -724,8 +724,8 @@ async fn delivery_flow(app: &TestApp) {
             .count(),
         1
     );
-    assert_eq!(verify(again, &[key2.clone()]), 1);
-    assert_eq!(verify(again, &[key1.clone()]), 0);
+    assert_eq!(verify(again, std::slice::from_ref(&key2)), 1);
+    assert_eq!(verify(again, std::slice::from_ref(&key1)), 0);
 }
 
 /// A node that claimed a message and died: the message waits out the lease, then another pass
