@@ -84,7 +84,7 @@ async fn resolve(t: &Transport, url: &Url) -> Result<Vec<SocketAddr>, String> {
     }
     if !t.allow_private {
         // Every address, not just the first: a mixed answer is refused as a whole.
-        if let Some(bad) = addrs.iter().find(|a| super::target::forbidden(a.ip())) {
+        if let Some(bad) = addrs.iter().find(|a| super::ranges::forbidden(a.ip())) {
             return Err(format!(
                 "refused: resolves to the internal address {} (see --webhook-allow-private-targets)",
                 bad.ip()

@@ -218,10 +218,15 @@ pub fn signed_headers(
     now: i64,
 ) -> Result<Vec<(&'static str, String)>, ApiError> {
     let key = &s.webhooks.key;
-    let mut keys = vec![secret::open(key, &w.agency_id, &w.id, &w.secret)?];
+    let open = |sealed: &[u8]| {
+        secret::open(key, &w.agency_id, &w.id, sealed).map_err(|e| {
+            ApiError::internal(format!("webhook {}: cannot open its secret: {e}", w.id))
+        })
+    };
+    let mut keys = vec![open(&w.secret)?];
     if let (Some(prev), Some(until)) = (&w.prev_secret, w.prev_expires_at) {
         if until > now {
-            keys.push(secret::open(key, &w.agency_id, &w.id, prev)?);
+            keys.push(open(prev)?);
         }
     }
     let ts = now.div_euclid(1000);

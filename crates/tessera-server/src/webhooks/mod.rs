@@ -13,6 +13,7 @@
 pub mod client;
 pub mod dispatch;
 pub mod filter;
+pub mod ranges;
 pub mod secret;
 pub mod sign;
 pub mod target;

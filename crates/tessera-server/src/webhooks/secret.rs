@@ -11,8 +11,6 @@ use tessera_core::{AgencyId, WebhookId};
 use tessera_token::SecretBytes;
 use zeroize::Zeroizing;
 
-use crate::error::ApiError;
-
 /// Random bytes in a secret (the spec allows 24 to 64).
 pub const SECRET_BYTES: usize = 32;
 /// The prefix of a Standard Webhooks secret.
@@ -46,9 +44,8 @@ pub fn open(
     agency: &AgencyId,
     webhook: &WebhookId,
     sealed: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+) -> Result<Zeroizing<Vec<u8>>, tessera_token::EnvelopeError> {
     tessera_token::envelope::open(key, sealed, &aad(agency, webhook))
-        .map_err(|e| ApiError::internal(format!("webhook {webhook}: cannot open its secret: {e}")))
 }
 
 #[cfg(test)]
