@@ -24,7 +24,7 @@ const VERSIONS: &str = "SELECT version FROM tessera_migrations ORDER BY version"
 
 /// Opens the store on a database at version 1 holding one raw agency, and upgrades it.
 async fn upgraded_from_v1(store: Arc<dyn Store>, mint: ScopeMint, agency: AgencyId) {
-    assert_eq!(store.migrate().await.unwrap(), 6, "0002 to 0007 run");
+    assert_eq!(store.migrate().await.unwrap(), 7, "0002 to 0007 and 0009 run");
     assert_eq!(store.migrate().await.unwrap(), 0);
     assert_eq!(store.get_agency(&agency).await.unwrap().name, "Raw");
     let t = mint.admit(agency);
@@ -49,7 +49,7 @@ async fn upgraded_from_v1(store: Arc<dyn Store>, mint: ScopeMint, agency: Agency
 
 /// Opens the store on a database at version 2 holding one raw agency, and upgrades it.
 async fn upgraded_from_v2(store: Arc<dyn Store>, agency: AgencyId) {
-    assert_eq!(store.migrate().await.unwrap(), 5, "0003 to 0007 run");
+    assert_eq!(store.migrate().await.unwrap(), 6, "0003 to 0007 and 0009 run");
     assert_eq!(store.migrate().await.unwrap(), 0);
     assert_eq!(store.get_agency(&agency).await.unwrap().name, "Raw");
     assert_eq!(store.signing_keys().await.unwrap(), []);
@@ -134,7 +134,7 @@ async fn sqlite_upgrade_from_0001() {
     let (_dir, url, id) = sqlite_at(1).await;
     let Connected { store, mint } = tessera_store::connect(&url).await.unwrap();
     upgraded_from_v1(store, mint, id).await;
-    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7, 9]);
     assert_eq!(
         sqlite_checksums(&url).await,
         expected_checksums(&SQLITE_ALL)
@@ -146,7 +146,7 @@ async fn sqlite_upgrade_from_0002() {
     let (_dir, url, id) = sqlite_at(2).await;
     let Connected { store, .. } = tessera_store::connect(&url).await.unwrap();
     upgraded_from_v2(store, id).await;
-    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7, 9]);
     assert_eq!(
         sqlite_checksums(&url).await,
         expected_checksums(&SQLITE_ALL)
@@ -162,7 +162,7 @@ async fn postgres_upgrade_from_0001() {
     let id = postgres_at(&db, 1).await;
     let Connected { store, mint } = tessera_store::connect(&db.url()).await.unwrap();
     upgraded_from_v1(store, mint, id).await;
-    assert_eq!(postgres_versions(&db).await, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(postgres_versions(&db).await, [1, 2, 3, 4, 5, 6, 7, 9]);
     assert_eq!(
         postgres_checksums(&db).await,
         expected_checksums(&POSTGRES_ALL)
@@ -178,7 +178,7 @@ async fn postgres_upgrade_from_0002() {
     let id = postgres_at(&db, 2).await;
     let Connected { store, .. } = tessera_store::connect(&db.url()).await.unwrap();
     upgraded_from_v2(store, id).await;
-    assert_eq!(postgres_versions(&db).await, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(postgres_versions(&db).await, [1, 2, 3, 4, 5, 6, 7, 9]);
     assert_eq!(
         postgres_checksums(&db).await,
         expected_checksums(&POSTGRES_ALL)
@@ -278,7 +278,7 @@ async fn sqlite_migration_checksums_recorded_and_checked() {
     // Refused again on the next start: nothing was repaired or applied.
     let Connected { store: again, .. } = tessera_store::connect(&url).await.unwrap();
     assert_edited(again.migrate().await, "sqlite");
-    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7, 9]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
