@@ -182,6 +182,19 @@ macro_rules! webhooks {
             }
 
             async fn claim_deliveries(&self, t: &TenantScope, now: i64, lease_until: i64, claim: &str, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+                // A read first: an idle agency costs the (single, on SQLite) writer nothing.
+                let mut rx = self.begin_tenant(t.agency(), false).await?;
+                let due: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM webhook_deliveries WHERE agency_id = $1 AND state = 'pending' AND next_attempt_at <= $2 LIMIT 1",
+                )
+                .bind(t.agency().as_str())
+                .bind(now)
+                .fetch_optional(&mut *rx)
+                .await?;
+                rx.commit().await?;
+                if due.is_none() {
+                    return Ok(Vec::new());
+                }
                 let mut tx = self.begin_tenant(t.agency(), true).await?;
                 let rows = sqlx::query(&format!(
                     // The pick is a CTE so it runs once (PostgreSQL may run an `IN (…)`
