@@ -132,18 +132,38 @@ async fn agency(s: &Arc<Services>, scope: &TenantScope, pass: &mut Pass) -> Resu
         Arc::new(hooks.into_iter().map(|w| (w.id.clone(), w)).collect());
     let mut set = tokio::task::JoinSet::new();
     for d in batch {
-        let (s, scope, hooks, claim) = (s.clone(), scope.clone(), hooks.clone(), claim.clone());
-        set.spawn(async move { deliver(&s, &scope, hooks.get(&d.webhook_id), &d, &claim).await });
+        let (s, hooks) = (s.clone(), hooks.clone());
+        set.spawn(async move {
+            let r = attempt(&s, hooks.get(&d.webhook_id), &d).await;
+            (d.id, r)
+        });
     }
+    let mut results = Vec::new();
     while let Some(done) = set.join_next().await {
         pass.attempted += 1;
         match done {
-            Ok(Ok(DeliveryState::Delivered)) => pass.delivered += 1,
-            Ok(Ok(DeliveryState::Pending)) => pass.retrying += 1,
-            Ok(Ok(DeliveryState::Dead)) => pass.dead += 1,
-            Ok(Err(e)) => tracing::warn!(error = %e.detail, "could not record a webhook attempt"),
+            Ok((id, Ok(r))) => {
+                match r.state {
+                    DeliveryState::Delivered => pass.delivered += 1,
+                    DeliveryState::Pending => pass.retrying += 1,
+                    DeliveryState::Dead => pass.dead += 1,
+                }
+                results.push((id, r));
+            }
+            Ok((_, Err(e))) => {
+                tracing::warn!(error = %e.detail, "a webhook attempt could not be made")
+            }
             Err(e) => tracing::warn!(error = %e, "a webhook attempt task failed"),
         }
+    }
+    // One transaction for the batch's results; a result whose claim lapsed meanwhile (another
+    // node owns the message now) is not written.
+    let written = s.store.finish_deliveries(scope, &claim, &results).await?;
+    if written < results.len() as u64 {
+        tracing::info!(
+            lapsed = results.len() as u64 - written,
+            "webhook attempts outlived their lease: other attempts own those messages now"
+        );
     }
     Ok(())
 }
@@ -238,14 +258,12 @@ pub fn signed_headers(
     ])
 }
 
-/// One attempt, and its result written back under the claim. Returns the state written.
-async fn deliver(
+/// One attempt of `d`, and its result (written back by the caller, under the claim).
+async fn attempt(
     s: &Services,
-    scope: &TenantScope,
     w: Option<&Webhook>,
     d: &Delivery,
-    claim: &str,
-) -> Result<DeliveryState, ApiError> {
+) -> Result<AttemptResult, ApiError> {
     let outcome = match w {
         None => Err("the webhook was deleted".to_owned()),
         Some(w) => {
@@ -259,7 +277,7 @@ async fn deliver(
         }
     };
     let at = s.clock.now();
-    let result = match outcome {
+    Ok(match outcome {
         Ok(status) if (200..300).contains(&status) => AttemptResult {
             state: DeliveryState::Delivered,
             next_attempt_at: at,
@@ -295,13 +313,5 @@ async fn deliver(
                 },
             }
         }
-    };
-    if !s
-        .store
-        .finish_delivery(scope, &d.id, claim, &result)
-        .await?
-    {
-        tracing::info!(message = %d.id, "a webhook attempt outlived its lease: another attempt owns the message now");
-    }
-    Ok(result.state)
+    })
 }

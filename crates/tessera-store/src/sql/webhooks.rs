@@ -218,25 +218,37 @@ macro_rules! webhooks {
             }
 
             async fn finish_delivery(&self, t: &TenantScope, id: &MessageId, claim: &str, r: &AttemptResult) -> Result<bool, StoreError> {
+                let written = self.finish_deliveries(t, claim, &[(id.clone(), r.clone())]).await?;
+                Ok(written > 0)
+            }
+
+            async fn finish_deliveries(&self, t: &TenantScope, claim: &str, results: &[(MessageId, AttemptResult)]) -> Result<u64, StoreError> {
+                if results.is_empty() {
+                    return Ok(0);
+                }
                 let mut tx = self.begin_tenant(t.agency(), true).await?;
-                let delivered = (r.state == DeliveryState::Delivered).then_some(r.at);
-                let done = sqlx::query(
-                    "UPDATE webhook_deliveries SET state = $4, next_attempt_at = $5, last_status = $6, last_error = $7, updated_at = $8, \
-                     delivered_at = COALESCE($9, delivered_at), claim = NULL WHERE agency_id = $1 AND id = $2 AND claim = $3",
-                )
-                .bind(t.agency().as_str())
-                .bind(id.as_str())
-                .bind(claim)
-                .bind(r.state.as_str())
-                .bind(r.next_attempt_at)
-                .bind(r.status)
-                .bind(&r.error)
-                .bind(r.at)
-                .bind(delivered)
-                .execute(&mut *tx)
-                .await?;
+                let mut written = 0;
+                for (id, r) in results {
+                    let delivered = (r.state == DeliveryState::Delivered).then_some(r.at);
+                    let done = sqlx::query(
+                        "UPDATE webhook_deliveries SET state = $4, next_attempt_at = $5, last_status = $6, last_error = $7, updated_at = $8, \
+                         delivered_at = COALESCE($9, delivered_at), claim = NULL WHERE agency_id = $1 AND id = $2 AND claim = $3",
+                    )
+                    .bind(t.agency().as_str())
+                    .bind(id.as_str())
+                    .bind(claim)
+                    .bind(r.state.as_str())
+                    .bind(r.next_attempt_at)
+                    .bind(r.status)
+                    .bind(&r.error)
+                    .bind(r.at)
+                    .bind(delivered)
+                    .execute(&mut *tx)
+                    .await?;
+                    written += done.rows_affected();
+                }
                 tx.commit().await?;
-                Ok(done.rows_affected() > 0)
+                Ok(written)
             }
 
             async fn get_delivery(&self, t: &TenantScope, webhook: &WebhookId, id: &MessageId) -> Result<Delivery, StoreError> {

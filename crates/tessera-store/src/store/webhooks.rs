@@ -88,6 +88,14 @@ pub trait WebhookStore: Send + Sync {
         claim: &str,
         result: &AttemptResult,
     ) -> Result<bool, StoreError>;
+    /// Writes the results of a batch of attempts, in one transaction, each if `claim` still
+    /// holds its delivery; returns how many were written.
+    async fn finish_deliveries(
+        &self,
+        t: &TenantScope,
+        claim: &str,
+        results: &[(MessageId, AttemptResult)],
+    ) -> Result<u64, StoreError>;
     /// One delivery of a webhook.
     async fn get_delivery(
         &self,
