@@ -218,6 +218,11 @@ define_id!(/// An OAuth grant: one consent, the refresh-token family and the ses
     GrantId, "grt_", "grant");
 define_id!(/// A resource server (RFC 8707): a service tokens can be bound to.
     ResourceServerId, "rsv_", "resource server");
+define_id!(/// A webhook endpoint of an agency (a SIEM feed).
+    WebhookId, "whk_", "webhook");
+define_id!(/// A webhook message: one event for one webhook (the Standard Webhooks `webhook-id`,
+    /// the same on every attempt).
+    MessageId, "msg_", "webhook message");
 
 /// Who acts: a user, an API key, or an app acting through an installation (client
 /// credentials). Only users and keys can be named in bindings and parsed from input: an

@@ -20,7 +20,7 @@ pub use decision::{
 };
 pub use ids::{
     AccountId, AgencyId, AppId, BindingId, EventId, GrantId, IdError, InstallationId, KeyId,
-    PolicyId, PrincipalId, ResourceServerId, RoleId, UserId,
+    MessageId, PolicyId, PrincipalId, ResourceServerId, RoleId, UserId, WebhookId,
 };
 pub use permission::{PermissionIndex, PermissionSet};
 pub use scope::{ScopeError, Scopes};

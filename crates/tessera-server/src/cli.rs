@@ -420,8 +420,12 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         rate_limits: config.rate_limits.clone(),
         forward_auth: config.forward_auth.clone(),
         audit: config.audit,
+        webhooks: config.webhooks.clone(),
         ..Default::default()
     };
+    if config.webhooks.allow_private_targets {
+        tracing::warn!("webhooks may reach internal addresses (--webhook-allow-private-targets)");
+    }
     if let Some(p) = &config.policies {
         let text = std::fs::read_to_string(p)
             .map_err(|e| anyhow::anyhow!("cannot read policies `{}`: {e}", p.display()))?;

@@ -136,6 +136,22 @@ pub struct ServeArgs {
     /// platform admins may set another value per agency [default: 400]
     #[arg(long, env = "TESSERA_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
     pub audit_retention_days: Option<i64>,
+    /// Let webhooks reach loopback, private, link-local, CGNAT and other internal addresses
+    /// (tests, an on-premises SIEM); refused by default (SSRF)
+    #[arg(long, env = "TESSERA_WEBHOOK_ALLOW_PRIVATE_TARGETS", action = clap::ArgAction::SetTrue)]
+    pub webhook_allow_private_targets: bool,
+    /// The unit of the webhook retry schedule (5, 300, 1800, 7200, 18000, 36000, 36000 units
+    /// after failures 1 to 7; then dead), in milliseconds, 1 to 60000 [default: 1000]
+    #[arg(long, env = "TESSERA_WEBHOOK_RETRY_UNIT_MS", value_name = "MS")]
+    pub webhook_retry_unit_ms: Option<u64>,
+    /// The longest one webhook attempt may take (connecting: at most 5 s of it), in
+    /// milliseconds, 100 to 60000 [default: 15000]
+    #[arg(long, env = "TESSERA_WEBHOOK_TIMEOUT_MS", value_name = "MS")]
+    pub webhook_timeout_ms: Option<u64>,
+    /// `off`: this node does not deliver webhooks (others sharing the database do; the queue
+    /// waits for them) [default: on]
+    #[arg(long, env = "TESSERA_WEBHOOK_DISPATCH", value_name = "on|off")]
+    pub webhook_dispatch: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -233,6 +249,8 @@ pub struct Config {
     pub forward_auth: crate::forward_auth::ForwardAuthConfig,
     /// Audit checkpoint interval and retention.
     pub audit: crate::audit::checkpoint::AuditSettings,
+    /// Signed webhooks.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -507,8 +525,49 @@ impl Config {
                 message: "must be an http(s) URL".into(),
             });
         }
+        let ranged = |field: &'static str, v: Option<u64>, lo: u64, hi: u64, default: u64| match v {
+            None => Ok(default),
+            Some(n) if (lo..=hi).contains(&n) => Ok(n),
+            Some(n) => Err(ConfigError::Value {
+                field,
+                value: n.to_string(),
+                message: format!("must be {lo} to {hi}"),
+            }),
+        };
+        let total_ms = ranged(
+            "webhook_timeout_ms",
+            args.webhook_timeout_ms,
+            100,
+            60_000,
+            15_000,
+        )?;
+        let webhooks = crate::webhooks::WebhookSettings {
+            allow_private_targets: args.webhook_allow_private_targets,
+            retry_unit: std::time::Duration::from_millis(ranged(
+                "webhook_retry_unit_ms",
+                args.webhook_retry_unit_ms,
+                1,
+                60_000,
+                1000,
+            )?),
+            total_timeout: std::time::Duration::from_millis(total_ms),
+            connect_timeout: std::time::Duration::from_millis(total_ms.min(5000)),
+            dispatch: match args.webhook_dispatch.as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(other) => {
+                    return Err(ConfigError::Value {
+                        field: "webhook_dispatch",
+                        value: other.to_owned(),
+                        message: "must be on or off".to_owned(),
+                    })
+                }
+            },
+            ..Default::default()
+        };
         Ok(Self {
             audit,
+            webhooks,
             forward_auth: file.forward_auth.clone().unwrap_or_default(),
             rate_limits,
             redis,

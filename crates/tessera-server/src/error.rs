@@ -54,6 +54,11 @@ pub enum ErrorCode {
     TemporarilyUnavailable,
     /// 410: a revocation-feed cursor older than the feed's retention (resynchronise).
     CursorExpired,
+    /// 400: a webhook's event filter names an action (or group) the server never emits.
+    UnknownEvent,
+    /// 400: a webhook URL points at a loopback, private, link-local, CGNAT, multicast or
+    /// unspecified address (SSRF), and private targets are not allowed.
+    TargetRefused,
 }
 
 impl ErrorCode {
@@ -80,6 +85,8 @@ impl ErrorCode {
             Self::PlatformNotSuspendable => "platform_not_suspendable",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::CursorExpired => "cursor_expired",
+            Self::UnknownEvent => "unknown_event",
+            Self::TargetRefused => "target_refused",
         }
     }
 
@@ -106,6 +113,8 @@ impl ErrorCode {
             Self::PlatformNotSuspendable => "the platform cannot be suspended",
             Self::TemporarilyUnavailable => "temporarily unavailable",
             Self::CursorExpired => "cursor expired",
+            Self::UnknownEvent => "unknown event",
+            Self::TargetRefused => "webhook target refused",
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod ratelimit;
 pub mod services;
 pub mod suspension;
 pub mod usecase;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -362,6 +363,11 @@ pub async fn run(
             usage.flush(store.as_ref()).await;
         }
     });
+    let dispatcher = state
+        .webhooks
+        .settings
+        .dispatch
+        .then(|| tokio::spawn(webhooks::dispatch::run(state.services.clone())));
     // Revocation-feed streams never finish by themselves: they end when shutdown begins.
     let streams = state.feed_streams.clone();
     let shutdown = async move {
@@ -378,6 +384,9 @@ pub async fn run(
     .await;
     flusher.abort();
     follower.abort();
+    if let Some(d) = dispatcher {
+        d.abort();
+    }
     rotator.abort();
     audit_rotator.abort();
     checkpoints.abort();

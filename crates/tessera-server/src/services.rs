@@ -54,6 +54,8 @@ pub struct Services {
     pub audit_keys: Arc<crate::audit::keys::AuditKeys>,
     /// Signs audit checkpoints and prunes expired events.
     pub checkpointer: Arc<crate::audit::checkpoint::Checkpointer>,
+    /// Signed webhooks: settings, the secrets' sealing key, the delivery transport.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// Batches `last_used_at` updates so authentication never writes to the store.
@@ -113,6 +115,9 @@ pub enum StateError {
     /// A forward-auth route names an unknown permission or resource type, or is malformed.
     #[error("invalid forward_auth route: {0}")]
     ForwardAuth(String),
+    /// The webhook transport cannot be built.
+    #[error("webhooks: {0}")]
+    Webhooks(String),
 }
 
 /// Engine settings.
@@ -138,6 +143,8 @@ pub struct EngineSettings {
     pub forward_auth: crate::forward_auth::ForwardAuthConfig,
     /// Audit checkpoints and retention.
     pub audit: crate::audit::checkpoint::AuditSettings,
+    /// Signed webhooks (`--webhook-*`).
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl Services {
@@ -173,6 +180,8 @@ impl Services {
         };
         let forward_auth = crate::forward_auth::RouteTable::build(&settings.forward_auth, &catalog)
             .map_err(StateError::ForwardAuth)?;
+        let webhooks = crate::webhooks::Webhooks::new(master_key, settings.webhooks.clone())
+            .map_err(StateError::Webhooks)?;
         let Connected { store, mint } = connected;
         let admission = Arc::new(crate::gate::admission::Admission::new(mint));
         let store_for_keys = store.clone();
@@ -248,6 +257,7 @@ impl Services {
             forward_auth: Arc::new(forward_auth),
             audit_keys,
             checkpointer,
+            webhooks: Arc::new(webhooks),
         })
     }
 }

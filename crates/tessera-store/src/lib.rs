@@ -33,5 +33,5 @@ pub use scope::{ScopeMint, TenantScope};
 pub use sqlite::SqliteStore;
 pub use store::{
     AuditCheckpoints, AuditLog, ChangeFeed, Evidence, KeyRing, Lookups, PlatformAdmin, Store,
-    TenantData, MAX_ACTORS,
+    TenantData, WebhookStore, MAX_ACTORS,
 };

@@ -66,6 +66,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0008_audit_checkpoints.sql"),
     },
     Migration {
+        version: 9,
+        name: "webhooks",
+        sqlite: include_str!("../migrations/sqlite/0009_webhooks.sql"),
+        postgres: include_str!("../migrations/postgres/0009_webhooks.sql"),
+    },
+    Migration {
         version: 11,
         name: "evidence",
         sqlite: include_str!("../migrations/sqlite/0011_evidence.sql"),

@@ -14,6 +14,10 @@ const KEY_SHARE: &str = "FOR KEY SHARE";
 /// Row-lock clause for reads a write depends on (refresh-token rotation).
 const FOR_UPDATE: &str = "FOR UPDATE";
 
+/// A claim's row lock: concurrent dispatchers on other nodes skip the rows it took instead of
+/// waiting for them (and never take them twice: the claim moves them out of the due set).
+const SKIP_LOCKED: &str = "FOR UPDATE SKIP LOCKED";
+
 /// Counts the `checksum` column of `tessera_migrations` (0 in a database migrated before
 /// checksums were kept).
 const CHECKSUM_COLUMN: &str = "SELECT count(*) FROM information_schema.columns \
@@ -199,6 +203,12 @@ impl PgStore {
     /// `login_lookup` policy, SELECT only).
     async fn begin_login(&self, email_key: &str) -> Result<Tx, StoreError> {
         self.begin_lookup("tessera.login_email", email_key).await
+    }
+
+    /// A transaction that sees every agency's webhook rows (the `webhook_dispatch` policy,
+    /// SELECT only), and nothing else of any tenant.
+    async fn begin_webhook_dispatch(&self) -> Result<Tx, StoreError> {
+        self.begin_lookup("tessera.webhook_dispatch", "on").await
     }
 
     /// Moves a write transaction to another agency's rows (`append_audit_batch`).

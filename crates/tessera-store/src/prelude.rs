@@ -3,5 +3,5 @@
 
 pub use crate::store::{
     AuditCheckpoints, AuditLog, ChangeFeed, Evidence, KeyRing, Lookups, PlatformAdmin, Store,
-    TenantData,
+    TenantData, WebhookStore,
 };

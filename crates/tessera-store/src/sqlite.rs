@@ -20,6 +20,9 @@ const KEY_SHARE: &str = "";
 /// the same reason.
 const FOR_UPDATE: &str = "";
 
+/// Claims lock nothing here: the single writer connection runs one claim at a time.
+const SKIP_LOCKED: &str = "";
+
 /// Counts the `checksum` column of `tessera_migrations` (0 in a database migrated before
 /// checksums were kept).
 const CHECKSUM_COLUMN: &str =
@@ -177,6 +180,11 @@ impl SqliteStore {
 
     /// A read transaction for the users with this email key, in every agency.
     async fn begin_login(&self, _email_key: &str) -> Result<Tx, StoreError> {
+        Ok(self.reader.begin().await?)
+    }
+
+    /// A read transaction over every agency's webhooks (which agencies have one).
+    async fn begin_webhook_dispatch(&self) -> Result<Tx, StoreError> {
         Ok(self.reader.begin().await?)
     }
 

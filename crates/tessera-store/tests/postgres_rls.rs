@@ -31,7 +31,7 @@ const GLOBAL_TABLES: [&str; 5] = [
 ];
 
 /// The tenant tables the migration is known to create (so the catalog check is not vacuous).
-const TENANT_TABLES: [&str; 21] = [
+const TENANT_TABLES: [&str; 23] = [
     "change_log",
     "accounts",
     "users",
@@ -53,6 +53,8 @@ const TENANT_TABLES: [&str; 21] = [
     "audit_checkpoints",
     "audit_checkpoint_heads",
     "audit_retention",
+    "webhooks",
+    "webhook_deliveries",
 ];
 
 /// The OAuth tenant tables (0004).

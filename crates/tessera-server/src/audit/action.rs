@@ -129,6 +129,15 @@ pub enum AuditAction {
     /// `compliance.report_read`: a compliance report (access review, credential inventory,
     /// impersonation report, a user's impersonation history) was read.
     ComplianceReportRead,
+    /// `webhook.create`: a webhook (signed event feed) was registered.
+    WebhookCreate,
+    /// `webhook.delete`: a webhook and its delivery queue were deleted.
+    WebhookDelete,
+    /// `webhook.rotate_secret`: a webhook got a new signing secret (the old one signs too
+    /// until it expires).
+    WebhookRotateSecret,
+    /// `webhook.redeliver`: deliveries of a webhook were put back in the queue.
+    WebhookRedeliver,
 }
 
 impl AuditAction {
@@ -193,6 +202,10 @@ impl AuditAction {
         Self::ResourceServerCreate,
         Self::ResourceServerDelete,
         Self::ComplianceReportRead,
+        Self::WebhookCreate,
+        Self::WebhookDelete,
+        Self::WebhookRotateSecret,
+        Self::WebhookRedeliver,
     ];
 
     /// The wire name stored in the record's `action` (a stable contract: never rename one).
@@ -257,6 +270,10 @@ impl AuditAction {
             Self::ResourceServerCreate => "resource_server.create",
             Self::ResourceServerDelete => "resource_server.delete",
             Self::ComplianceReportRead => "compliance.report_read",
+            Self::WebhookCreate => "webhook.create",
+            Self::WebhookDelete => "webhook.delete",
+            Self::WebhookRotateSecret => "webhook.rotate_secret",
+            Self::WebhookRedeliver => "webhook.redeliver",
         }
     }
 

@@ -72,6 +72,10 @@ impl AuditAction {
             Self::ResourceServerCreate => "A resource server (RFC 8707) was registered: tokens can now be bound to its identifier (`resource=`). The caller holds every permission its scopes grant (I2). A platform-wide one is written in the platform agency's chain.",
             Self::ResourceServerDelete => "A resource server was deleted: `resource=` naming it is refused from now on (tokens already bound to it keep their `aud` until they expire).",
             Self::ComplianceReportRead => "A compliance report was read (`GET …/reports/access-review`, `…/reports/credentials`, `…/reports/impersonations`, or a user's `…/users/{usr}/impersonations`), one event per page, written before the page is answered. Actor: the reader (under impersonation these reads are refused, so never an impersonator).",
+            Self::WebhookCreate => "A webhook was registered: the agency's audit events matching its filter are POSTed to its URL from this event on, signed per Standard Webhooks. Its secret is never recorded.",
+            Self::WebhookDelete => "A webhook was deleted, with its queue of deliveries (pending and dead).",
+            Self::WebhookRotateSecret => "A webhook got a new signing secret; deliveries carry a signature with the old one too until it expires. No secret is recorded.",
+            Self::WebhookRedeliver => "Deliveries of a webhook were put back in the queue (one message, or every dead one since a time), due now with a fresh attempt count.",
         }
     }
 
@@ -305,6 +309,20 @@ impl AuditAction {
                 ("items", "how many rows the page held"),
                 ("self", "`user_impersonations` only: whether the user read their own history"),
             ],
+            Self::WebhookCreate => &[
+                ("url", "where deliveries are POSTed"),
+                ("events", "the action names and patterns it receives"),
+            ],
+            Self::WebhookDelete => &[("url", "where deliveries were POSTed")],
+            Self::WebhookRotateSecret => &[(
+                "previous_expires_at",
+                "when the previous secret stops signing (RFC 3339)",
+            )],
+            Self::WebhookRedeliver => &[
+                ("message", "with one message only: its id (`msg_…`)"),
+                ("since", "for dead messages: the earliest enqueue time taken (RFC 3339), or null for all"),
+                ("count", "how many deliveries were put back"),
+            ],
         }
     }
 
@@ -361,6 +379,10 @@ impl AuditAction {
             Self::ComplianceReportRead => {
                 "the agency id (`agy_…`); for a user's impersonation history, the user's id (`usr_…`)"
             }
+            Self::WebhookCreate
+            | Self::WebhookDelete
+            | Self::WebhookRotateSecret
+            | Self::WebhookRedeliver => "the webhook's id (`whk_…`)",
         }
     }
 }
@@ -516,9 +538,13 @@ mod tests {
             AuditKeyRetire => 56,
             AuditRetentionSet => 57,
             AuditPrune => 58,
+            WebhookCreate => 59,
+            WebhookDelete => 60,
+            WebhookRotateSecret => 61,
+            WebhookRedeliver => 62,
         }
     }
-    const VARIANTS: usize = 59;
+    const VARIANTS: usize = 63;
 
     #[test]
     fn all_lists_every_variant_once() {

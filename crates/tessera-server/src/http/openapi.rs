@@ -24,7 +24,9 @@ fn id_pattern(prefix: &str) -> Value {
 
 fn param_schema(name: &str) -> Value {
     match name {
-        "agy" | "acc" | "usr" | "key" | "bnd" | "rol" | "pol" | "rsv" => id_pattern(name),
+        "agy" | "acc" | "usr" | "key" | "bnd" | "rol" | "pol" | "rsv" | "whk" | "msg" => {
+            id_pattern(name)
+        }
         "id" => id_pattern("(usr|key)"),
         _ => json!({ "type": "string" }),
     }
@@ -43,6 +45,8 @@ fn cursor_schema(path: &str) -> Value {
         "policies" => id_pattern("pol"),
         "principals" => id_pattern("(usr|key)"),
         "resource-servers" => id_pattern("rsv"),
+        "webhooks" => id_pattern("whk"),
+        "deliveries" => id_pattern("msg"),
         _ => json!({ "type": "string", "pattern": "^[0-9]{1,18}$" }),
     }
 }
@@ -106,6 +110,11 @@ fn extra_query(r: &RouteSpec, catalog: &tessera_core::Catalog) -> Vec<Value> {
                 json!({ "type": "string", "pattern": "^[0-9]{1,18}$", "description": "Resume: the `cursor` of the last line received; the export restarts at the signed checkpoint at or before it (lines up to the cursor may repeat)." }),
             ),
         ],
+        ("GET", "/v1/agencies/{agy}/webhooks/{whk}/deliveries") => vec![q(
+            "state",
+            false,
+            json!({ "enum": ["pending", "delivered", "dead"], "description": "Only messages in this state (`dead`: the dead-letter list)." }),
+        )],
         ("DELETE", "/v1/agencies/{agy}/roles/{rol}") => vec![q(
             "remove_bindings",
             false,

@@ -14,7 +14,9 @@ impl ErrorCode {
     /// The HTTP status.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::InvalidRequest | Self::InvalidId => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest | Self::InvalidId | Self::UnknownEvent | Self::TargetRefused => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,

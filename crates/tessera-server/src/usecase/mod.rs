@@ -29,3 +29,4 @@ pub mod subject;
 pub mod suspension;
 pub mod users;
 pub mod validate;
+pub mod webhooks;

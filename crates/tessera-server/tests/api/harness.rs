@@ -100,11 +100,15 @@ impl TestApp {
                 .expect("second connection"),
             None => self.connect_again().await,
         };
-        let node = AppState::new(
+        let node = AppState::with_engine(
             connected,
             Catalog::default_catalog().expect("catalog"),
             &tessera_token::MasterKey::from_bytes([7; 32]),
             self.clock.clone(),
+            EngineSettings {
+                webhooks: self.state.webhooks.settings.clone(),
+                ..Default::default()
+            },
         )
         .expect("state");
         node.engine
@@ -128,6 +132,18 @@ impl TestApp {
         let store = db.store().await;
         let dir = TempDirGuard::new("tessera-http-pg").expect("temp dir");
         Some(Self::with_store(store, dir, Some(db)).await)
+    }
+
+    /// A PostgreSQL-backed app with these settings, or None when no test database is
+    /// configured.
+    pub async fn postgres_with(settings: EngineSettings) -> Option<Self> {
+        let Some(db) = PgTestDb::create().await else {
+            tessera_store::testing::notice_pg_skipped();
+            return None;
+        };
+        let store = db.store().await;
+        let dir = TempDirGuard::new("tessera-http-pg").expect("temp dir");
+        Some(Self::build(store, dir, Some(db), T0, settings).await)
     }
 
     /// A SQLite-backed app whose tokens name `issuer`, for a real server on a socket. Its clock
@@ -203,6 +219,11 @@ impl TestApp {
             _dir: dir,
             _pg: pg,
         }
+    }
+
+    /// Moves the app's clock forward.
+    pub fn advance(&self, ms: i64) {
+        self.clock.advance(ms);
     }
 
     pub async fn raw(&self, req: Request<Body>) -> Resp {

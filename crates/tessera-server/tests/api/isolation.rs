@@ -15,9 +15,9 @@ fn routes(
     bnd: &str,
     rol: &str,
     pol: &str,
-    oauth: [&str; 4],
+    oauth: [&str; 6],
 ) -> Vec<(Method, String, Option<Value>)> {
-    let [app, ins, acc_ins, rsv] = oauth;
+    let [app, ins, acc_ins, rsv, whk, msg] = oauth;
     let b = format!("/v1/agencies/{agy}");
     vec![
         (Method::GET, b.clone(), None),
@@ -201,6 +201,31 @@ fn routes(
         (Method::GET, format!("{b}/reports/credentials"), None),
         (Method::GET, format!("{b}/reports/impersonations"), None),
         (Method::GET, format!("{b}/users/{usr}/impersonations"), None),
+        (
+            Method::POST,
+            format!("{b}/webhooks"),
+            Some(json!({ "url": "https://pwned.example/in", "events": ["*"] })),
+        ),
+        (Method::GET, format!("{b}/webhooks"), None),
+        (Method::GET, format!("{b}/webhooks/{whk}"), None),
+        (Method::DELETE, format!("{b}/webhooks/{whk}"), None),
+        (
+            Method::POST,
+            format!("{b}/webhooks/{whk}/rotate-secret"),
+            None,
+        ),
+        (Method::GET, format!("{b}/webhooks/{whk}/deliveries"), None),
+        (
+            Method::GET,
+            format!("{b}/webhooks/{whk}/deliveries/{msg}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("{b}/webhooks/{whk}/deliveries/{msg}/redeliver"),
+            None,
+        ),
+        (Method::POST, format!("{b}/webhooks/{whk}/redeliver"), None),
     ]
 }
 
@@ -258,6 +283,35 @@ async fn check(t: &TestApp) {
         .await;
     assert_eq!(rsv.status, StatusCode::CREATED, "{}", rsv.body);
     let rsv = rsv.id();
+    let whk = t
+        .post(
+            &format!("/v1/agencies/{}/webhooks", a.id),
+            &t.admin,
+            json!({ "url": "https://siem.alpha.test/in", "events": ["*"] }),
+        )
+        .await;
+    assert_eq!(whk.status, StatusCode::CREATED, "{}", whk.body);
+    let whk = whk.id();
+    // A message in A's queue, enqueued as the dispatcher would.
+    let msg = {
+        let scope = t.state.admission.admit(a.id.parse().unwrap());
+        let id: tessera_core::WebhookId = whk.parse().unwrap();
+        let w = t.state.store.get_webhook(&scope, &id).await.unwrap();
+        let m = tessera_core::MessageId::generate();
+        let nd = tessera_store::NewDelivery {
+            id: m.clone(),
+            event_seq: w.cursor + 1,
+            event_type: "webhook.create".into(),
+            payload: "{}".into(),
+        };
+        assert!(t
+            .state
+            .store
+            .enqueue_deliveries(&scope, &id, w.cursor, w.cursor + 1, &[nd], 0)
+            .await
+            .unwrap());
+        m.to_string()
+    };
     let before = t
         .get(&format!("/v1/agencies/{}/audit", a.id), &a.key)
         .await
@@ -274,7 +328,7 @@ async fn check(t: &TestApp) {
         &bnd,
         &rol,
         &pol,
-        [&app, &ins, &acc_ins, &rsv],
+        [&app, &ins, &acc_ins, &rsv, &whk, &msg],
     );
     let ghosts = routes(
         &missing("agy"),
@@ -289,6 +343,8 @@ async fn check(t: &TestApp) {
             &missing("ins"),
             &missing("ins"),
             &missing("rsv"),
+            &missing("whk"),
+            &missing("msg"),
         ],
     );
     assert_eq!(

@@ -51,3 +51,4 @@ mod signing_keys;
 mod slow_clients;
 mod suspension;
 mod takeover;
+mod webhooks;

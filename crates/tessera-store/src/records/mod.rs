@@ -7,9 +7,11 @@
 
 mod common;
 mod oauth;
+mod webhooks;
 
 pub use common::{Status, User};
 pub use oauth::*;
+pub use webhooks::*;
 
 use schemars::JsonSchema;
 use serde::Serialize;

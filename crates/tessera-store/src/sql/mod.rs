@@ -46,6 +46,7 @@ pub(crate) mod roles;
 pub(crate) mod signing_keys;
 pub(crate) mod tenant_data;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 /// Page sizes are clamped here, whatever the caller asked.
 pub(crate) const MAX_PAGE: u32 = 200;
@@ -124,6 +125,7 @@ macro_rules! impl_store {
         $crate::sql::resource_servers::resource_servers!($store);
         $crate::sql::tenant_data::tenant_data!($store);
         $crate::sql::lookups::lookups!($store);
+        $crate::sql::webhooks::webhooks!($store);
     };
 }
 

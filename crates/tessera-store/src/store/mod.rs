@@ -13,6 +13,7 @@ mod key_ring;
 mod lookups;
 mod platform;
 mod tenant;
+mod webhooks;
 
 pub use audit_checkpoints::AuditCheckpoints;
 pub use audit_log::AuditLog;
@@ -22,6 +23,7 @@ pub use key_ring::KeyRing;
 pub use lookups::Lookups;
 pub use platform::PlatformAdmin;
 pub use tenant::TenantData;
+pub use webhooks::WebhookStore;
 
 /// The whole persistence interface: every role's trait. Both backends pass the same test
 /// suite. Implemented for every type that implements all the parts.
@@ -34,6 +36,7 @@ pub trait Store:
     + AuditLog
     + AuditCheckpoints
     + Evidence
+    + WebhookStore
     + std::fmt::Debug
 {
 }
@@ -47,6 +50,7 @@ impl<T> Store for T where
         + AuditLog
         + Evidence
         + AuditCheckpoints
+        + WebhookStore
         + std::fmt::Debug
 {
 }

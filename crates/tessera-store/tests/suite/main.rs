@@ -63,6 +63,7 @@ mod sign_in;
 mod signing_keys;
 mod suspension;
 mod tenancy;
+mod webhooks;
 mod writes;
 
 use fixtures::*;

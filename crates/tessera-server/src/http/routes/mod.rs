@@ -24,6 +24,7 @@ mod spec;
 mod suspension;
 mod users;
 pub mod validate;
+mod webhooks;
 
 use axum::http::Method;
 
@@ -605,5 +606,6 @@ pub fn table() -> Vec<RouteSpec> {
     ];
     routes.extend(resource_servers::routes());
     routes.extend(reports::routes());
+    routes.extend(webhooks::routes());
     routes
 }
