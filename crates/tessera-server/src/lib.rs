@@ -26,6 +26,7 @@ pub mod oauth_ui;
 pub mod observe;
 pub mod passwords;
 pub mod ratelimit;
+pub mod secrets;
 pub mod services;
 pub mod suspension;
 pub mod usecase;

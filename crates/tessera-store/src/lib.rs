@@ -29,4 +29,7 @@ pub use postgres::PgStore;
 pub use records::*;
 pub use scope::{ScopeMint, TenantScope};
 pub use sqlite::SqliteStore;
-pub use store::{AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, Store, TenantData};
+pub use store::{
+    AuditLog, ChangeFeed, DataKeyRow, KeyRing, Lookups, MasterKeyRow, PlatformAdmin, RootSecretRow,
+    SecretStore, Store, TenantData,
+};

@@ -59,6 +59,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_resource_servers.sql"),
         postgres: include_str!("../migrations/postgres/0007_resource_servers.sql"),
     },
+    Migration {
+        version: 10,
+        name: "secrets",
+        sqlite: include_str!("../migrations/sqlite/0010_secrets.sql"),
+        postgres: include_str!("../migrations/postgres/0010_secrets.sql"),
+    },
 ];
 
 impl Migration {

@@ -1,4 +1,6 @@
 //! The store's traits, for `use tessera_store::prelude::*;`: calling a method through an
 //! `Arc<dyn Store>` needs the trait that declares it in scope.
 
-pub use crate::store::{AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, Store, TenantData};
+pub use crate::store::{
+    AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, SecretStore, Store, TenantData,
+};

@@ -41,6 +41,7 @@ pub(crate) mod migrations;
 pub(crate) mod policies;
 pub(crate) mod resource_servers;
 pub(crate) mod roles;
+pub(crate) mod secrets;
 pub(crate) mod signing_keys;
 pub(crate) mod tenant_data;
 pub(crate) mod users;
@@ -92,6 +93,7 @@ macro_rules! impl_store {
         use $crate::scope::TenantScope;
         use $crate::sql::{email_key, page_limit, placeholders, MAX_FEED};
         use $crate::store::{AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, TenantData};
+        use $crate::store::secrets::{DataKeyRow, MasterKeyRow, RootSecretRow, SecretStore};
 
         type Tx = sqlx::Transaction<'static, $db>;
         type DbRow = <$db as sqlx::Database>::Row;
@@ -100,6 +102,7 @@ macro_rules! impl_store {
         $crate::sql::migrations::migrations!($store, $backend);
         $crate::sql::agencies::agencies!($store, $backend);
         $crate::sql::signing_keys::signing_keys!($store);
+        $crate::sql::secrets::secrets!($store);
         $crate::sql::change_feed::change_feed!($store);
         $crate::sql::audit::audit!($store);
         $crate::sql::accounts::accounts!($store);

@@ -2,7 +2,8 @@
 //! `Arc<dyn Store>` serves every caller. Each trait's doc names who may call it; callers bring
 //! them into scope with `use tessera_store::prelude::*;`.
 //!
-//! INVARIANT (I1): only `PlatformAdmin`, `KeyRing` and the global feed act without a
+//! INVARIANT (I1): only `PlatformAdmin`, `KeyRing`, `SecretStore`'s global secrets and the
+//! global feed act without a
 //! `TenantScope`; `Lookups` cross tenants only to return the scope of the row they found.
 
 mod audit_log;
@@ -10,6 +11,7 @@ mod change_feed;
 mod key_ring;
 mod lookups;
 mod platform;
+pub(crate) mod secrets;
 mod tenant;
 
 pub use audit_log::AuditLog;
@@ -17,16 +19,31 @@ pub use change_feed::ChangeFeed;
 pub use key_ring::KeyRing;
 pub use lookups::Lookups;
 pub use platform::PlatformAdmin;
+pub use secrets::{DataKeyRow, MasterKeyRow, RootSecretRow, SecretStore};
 pub use tenant::TenantData;
 
 /// The whole persistence interface: every role's trait. Both backends pass the same test
 /// suite. Implemented for every type that implements all the parts.
 pub trait Store:
-    PlatformAdmin + KeyRing + ChangeFeed + TenantData + Lookups + AuditLog + std::fmt::Debug
+    PlatformAdmin
+    + KeyRing
+    + SecretStore
+    + ChangeFeed
+    + TenantData
+    + Lookups
+    + AuditLog
+    + std::fmt::Debug
 {
 }
 
 impl<T> Store for T where
-    T: PlatformAdmin + KeyRing + ChangeFeed + TenantData + Lookups + AuditLog + std::fmt::Debug
+    T: PlatformAdmin
+        + KeyRing
+        + SecretStore
+        + ChangeFeed
+        + TenantData
+        + Lookups
+        + AuditLog
+        + std::fmt::Debug,
 {
 }
