@@ -265,7 +265,11 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 /// `serve` opens them.
 pub async fn open_data(
     config: &Config,
-) -> anyhow::Result<(Arc<crate::secrets::MasterRing>, bool, tessera_store::Connected)> {
+) -> anyhow::Result<(
+    Arc<crate::secrets::MasterRing>,
+    bool,
+    tessera_store::Connected,
+)> {
     create_private_dir(&config.data_dir)?;
     let (ring, created) = open_master(config)?;
     let store = open_store(config).await?;
@@ -407,7 +411,11 @@ async fn keys(cmd: KeysCommand, output: Output) -> anyhow::Result<()> {
                     report.active,
                     report.secrets_rewrapped,
                     report.data_keys_rewrapped,
-                    if report.retired.is_empty() { "none".to_owned() } else { report.retired.join(", ") }
+                    if report.retired.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        report.retired.join(", ")
+                    }
                 ),
             }
             return Ok(());

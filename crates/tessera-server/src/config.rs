@@ -395,8 +395,13 @@ fn master_key_source(
         if chosen.len() > 1 {
             return Err(ConfigError::Value {
                 field: "master_key",
-                value: chosen.iter().map(S::describe).collect::<Vec<_>>().join(", "),
-                message: "set only one of master_key_file, master_key_env and master_key_command".into(),
+                value: chosen
+                    .iter()
+                    .map(S::describe)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                message: "set only one of master_key_file, master_key_env and master_key_command"
+                    .into(),
             });
         }
         Ok(chosen.pop())
@@ -422,9 +427,15 @@ impl Config {
     pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
         let mut file = read_file(args.store.config.as_deref())?;
         let file_master = [
-            file.master_key_file.take().map(tessera_token::MasterKeySource::File),
-            file.master_key_env.take().map(tessera_token::MasterKeySource::Env),
-            file.master_key_command.take().map(tessera_token::MasterKeySource::Command),
+            file.master_key_file
+                .take()
+                .map(tessera_token::MasterKeySource::File),
+            file.master_key_env
+                .take()
+                .map(tessera_token::MasterKeySource::Env),
+            file.master_key_command
+                .take()
+                .map(tessera_token::MasterKeySource::Command),
         ];
         let net = net_settings(args, &file)?;
         let redis = redis_settings(args, &file)?;

@@ -296,12 +296,22 @@ pub async fn run(
     let follower = tokio::spawn(state.engine.clone().follow(Duration::from_millis(250)));
     let keys = state.keys.clone();
     let clock = state.clock.clone();
+    let services = state.services.clone();
     let rotator = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
             if let Err(e) = keys.maintain(clock.now() / 1000).await {
                 tracing::error!(error = %e, "signing key maintenance failed");
+            }
+            // A pepper version added by `tessera keys rotate-pepper` becomes current here
+            // within a minute (or at once on a lookup miss).
+            if let Err(e) = services
+                .pepper
+                .reload(services.store.as_ref(), &services.ring)
+                .await
+            {
+                tracing::error!(error = %e, code = e.code(), "pepper reload failed");
             }
         }
     });

@@ -480,7 +480,10 @@ mod tests {
         let a = MasterKey::from_bytes([1u8; 32]);
         let b = MasterKey::from_bytes([2u8; 32]);
         let sealed = a.wrap("pepper/1", b"material", &mut rng);
-        assert_eq!(a.unwrap("pepper/1", &sealed).unwrap().as_slice(), b"material");
+        assert_eq!(
+            a.unwrap("pepper/1", &sealed).unwrap().as_slice(),
+            b"material"
+        );
         assert!(a.unwrap("pepper/2", &sealed).is_err());
         assert!(b.unwrap("pepper/1", &sealed).is_err());
     }

@@ -111,7 +111,8 @@ impl MasterKeySource {
             }
             Self::Env(name) => {
                 let value = Zeroizing::new(
-                    std::env::var(name).map_err(|_| MasterSourceError::MissingVariable(name.clone()))?,
+                    std::env::var(name)
+                        .map_err(|_| MasterSourceError::MissingVariable(name.clone()))?,
                 );
                 let keys = parse_keys(value.as_bytes(), true)
                     .ok_or_else(|| MasterSourceError::Malformed(format!("variable `{name}`")))?;
@@ -191,7 +192,9 @@ fn run_command(cmd: &str) -> Result<Zeroizing<Vec<u8>>, MasterSourceError> {
         }
     };
     if !status.success() {
-        return Err(MasterSourceError::CommandFailed(format!("it exited with {status}")));
+        return Err(MasterSourceError::CommandFailed(format!(
+            "it exited with {status}"
+        )));
     }
     let mut out = Zeroizing::new(Vec::new());
     if let Some(stdout) = child.stdout.take() {
@@ -251,15 +254,24 @@ mod tests {
 
     #[test]
     fn command_source() {
-        let (keys, _) = MasterKeySource::Command(format!("printf '{A}\\n'")).load().unwrap();
+        let (keys, _) = MasterKeySource::Command(format!("printf '{A}\\n'"))
+            .load()
+            .unwrap();
         assert_eq!(keys.current(), &MasterKey::from_hex(A.as_bytes()).unwrap());
-        let err = MasterKeySource::Command("exit 3".into()).load().unwrap_err();
+        let err = MasterKeySource::Command("exit 3".into())
+            .load()
+            .unwrap_err();
         assert_eq!(err.code(), "master_key_command_failed");
         assert!(err.to_string().contains("exit"), "{err}");
-        let err = MasterKeySource::Command(format!("echo {}", &A[..40])).load().unwrap_err();
+        let err = MasterKeySource::Command(format!("echo {}", &A[..40]))
+            .load()
+            .unwrap_err();
         assert_eq!(err.code(), "master_key_malformed");
         assert!(!err.to_string().contains(&A[..40]), "{err}");
         // The command line is never described (it may carry a token).
-        assert_eq!(MasterKeySource::Command("vault --token s3cr3t".into()).describe(), "command");
+        assert_eq!(
+            MasterKeySource::Command("vault --token s3cr3t".into()).describe(),
+            "command"
+        );
     }
 }

@@ -21,8 +21,19 @@ pub struct MasterRing {
 impl std::fmt::Debug for MasterRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MasterRing")
-            .field("source", &self.source.as_ref().map(MasterKeySource::describe))
-            .field("key_ids", &self.snapshot().all().iter().map(MasterKey::key_id).collect::<Vec<_>>())
+            .field(
+                "source",
+                &self.source.as_ref().map(MasterKeySource::describe),
+            )
+            .field(
+                "key_ids",
+                &self
+                    .snapshot()
+                    .all()
+                    .iter()
+                    .map(MasterKey::key_id)
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -96,7 +107,11 @@ impl MasterRing {
 
     /// The key new values are wrapped under: the database's `active` key (recorded as this
     /// node's current one if the database has none yet).
-    pub async fn for_wrapping(&self, store: &dyn Store, now: i64) -> Result<MasterKey, SecretsError> {
+    pub async fn for_wrapping(
+        &self,
+        store: &dyn Store,
+        now: i64,
+    ) -> Result<MasterKey, SecretsError> {
         let active = store
             .master_keys()
             .await?

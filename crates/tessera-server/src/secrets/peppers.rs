@@ -47,7 +47,10 @@ impl std::fmt::Debug for Peppers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let set = self.snapshot();
         f.debug_struct("Peppers")
-            .field("versions", &set.live.iter().map(|p| p.version()).collect::<Vec<_>>())
+            .field(
+                "versions",
+                &set.live.iter().map(|p| p.version()).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -151,4 +154,39 @@ impl Peppers {
         tracing::info!(?versions, "peppers reloaded");
         Ok(true)
     }
+}
+
+/// Looks a stored credential up by its peppered hash: under the current pepper first (one
+/// HMAC, one lookup: the common case), then, after a miss, under every other live version
+/// (the stored peppers reloaded first). Returns what `lookup` found with the version and hash
+/// that found it.
+pub async fn find_by_hash<T, E, F, Fut>(
+    services: &crate::services::Services,
+    secret: &[u8],
+    mut lookup: F,
+) -> Result<Option<(T, u32, CredentialHash)>, E>
+where
+    F: FnMut(CredentialHash) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, E>>,
+{
+    let current = services.pepper.current();
+    let hash = current.hash(secret);
+    if let Some(found) = lookup(hash).await? {
+        return Ok(Some((found, current.version(), hash)));
+    }
+    for (version, hash) in services
+        .pepper
+        .fallbacks(
+            services.store.as_ref(),
+            &services.ring,
+            secret,
+            current.version(),
+        )
+        .await
+    {
+        if let Some(found) = lookup(hash).await? {
+            return Ok(Some((found, version, hash)));
+        }
+    }
+    Ok(None)
 }

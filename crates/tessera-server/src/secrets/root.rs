@@ -75,7 +75,10 @@ impl RootSecrets {
                     retired_at: None,
                 };
                 if store.insert_root_secret(&row).await? {
-                    tracing::info!(purpose, "stored secret created from the master key's derivation");
+                    tracing::info!(
+                        purpose,
+                        "stored secret created from the master key's derivation"
+                    );
                 }
             }
             rows = store.root_secrets().await?;

@@ -72,7 +72,13 @@ pub async fn rotate_master(
             let purpose = wrap_purpose(&row.purpose, row.version);
             let sealed = target.wrap(&purpose, value.expose(), &mut OsRng);
             if store
-                .rewrap_root_secret(&row.purpose, row.version, &row.master_key_id, &target_id, &sealed)
+                .rewrap_root_secret(
+                    &row.purpose,
+                    row.version,
+                    &row.master_key_id,
+                    &target_id,
+                    &sealed,
+                )
                 .await?
             {
                 report.secrets_rewrapped += 1;
@@ -176,7 +182,9 @@ pub async fn rotate_pepper(
             }
         }
         if report.created.is_none() {
-            return Err(SecretsError::Internal("could not add a pepper version".into()));
+            return Err(SecretsError::Internal(
+                "could not add a pepper version".into(),
+            ));
         }
     }
     let peppers: Vec<RootSecretRow> = store
@@ -197,7 +205,10 @@ pub async fn rotate_pepper(
         );
     }
     let retire_after_ms = i64::try_from(retire_after.as_millis()).unwrap_or(i64::MAX);
-    for row in peppers.iter().filter(|r| r.retired_at.is_none() && r.version < newest) {
+    for row in peppers
+        .iter()
+        .filter(|r| r.retired_at.is_none() && r.version < newest)
+    {
         // Superseded when the next version was created.
         let superseded_at = peppers
             .iter()

@@ -45,6 +45,7 @@ mod quickstart;
 mod resource_servers;
 mod review;
 mod revocations;
+mod secrets;
 mod signing_keys;
 mod slow_clients;
 mod suspension;

@@ -92,8 +92,8 @@ macro_rules! impl_store {
         };
         use $crate::scope::TenantScope;
         use $crate::sql::{email_key, page_limit, placeholders, MAX_FEED};
-        use $crate::store::{AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, TenantData};
         use $crate::store::secrets::{DataKeyRow, MasterKeyRow, RootSecretRow, SecretStore};
+        use $crate::store::{AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, TenantData};
 
         type Tx = sqlx::Transaction<'static, $db>;
         type DbRow = <$db as sqlx::Database>::Row;

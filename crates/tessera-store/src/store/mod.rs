@@ -44,6 +44,6 @@ impl<T> Store for T where
         + TenantData
         + Lookups
         + AuditLog
-        + std::fmt::Debug,
+        + std::fmt::Debug
 {
 }

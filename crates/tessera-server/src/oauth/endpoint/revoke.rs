@@ -63,8 +63,12 @@ async fn run_revoke(
         Asker::Credential(c) => c.principal.to_string(),
     };
     if token.starts_with(REFRESH_PREFIX) {
-        let hash = state.pepper.hash(token.as_bytes());
-        let Some((_, grant, scope)) = state.store.find_refresh_token(hash.as_bytes()).await? else {
+        let Some(((_, grant, scope), _, _)) =
+            crate::secrets::peppers::find_by_hash(state, token.as_bytes(), |h| async move {
+                state.store.find_refresh_token(h.as_bytes()).await
+            })
+            .await?
+        else {
             return Ok(());
         };
         let account = grant.account.as_ref().map(|a| a.to_string());

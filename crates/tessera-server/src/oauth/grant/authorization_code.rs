@@ -46,9 +46,14 @@ pub async fn redeem(
 ) -> Result<TokenResponse, GrantError> {
     let client = req.client;
     let now = state.clock.now();
-    let hash = state.pepper.hash(req.code.as_bytes());
-    // A lookup before authentication: the store derives the code's scope from its row.
-    let (c, scope) = match state.store.redeem_code(hash.as_bytes(), now).await? {
+    // A lookup before authentication: the store derives the code's scope from its row. Under
+    // every live pepper (a code issued just before a pepper rotation).
+    let found = crate::secrets::peppers::find_by_hash(state, req.code.as_bytes(), |h| async move {
+        state.store.redeem_code(h.as_bytes(), now).await
+    })
+    .await?
+    .map(|(found, _, _)| found);
+    let (c, scope) = match found {
         None => return Err(GrantError::InvalidGrant("the code is invalid".into())),
         Some((CodeRedemption::Replayed(c), scope)) => {
             // RFC 6749 §4.1.2: a code used twice revokes what it issued.
