@@ -196,6 +196,10 @@ impl Services {
             );
         }
         let settings_rotation = settings.rotation;
+        let data_keys = Arc::new(crate::secrets::DataKeys::new(
+            store.clone(),
+            material.ring.clone(),
+        ));
         let catalog = Arc::new(catalog);
         let budget = if settings.cache_bytes == 0 {
             512 << 20
@@ -219,10 +223,7 @@ impl Services {
             engine: Arc::new(engine),
             pepper,
             ring: material.ring.clone(),
-            data_keys: Arc::new(crate::secrets::DataKeys::new(
-                store_for_keys.clone(),
-                material.ring.clone(),
-            )),
+            data_keys: data_keys.clone(),
             clock,
             key_usage: Arc::default(),
             keys: Arc::new(crate::keys::Keys::new(
@@ -233,7 +234,10 @@ impl Services {
             )),
             oauth: Arc::new(oauth),
             platform_id: Arc::default(),
-            audit: Arc::new(crate::audit::writer::AuditWriter::new(store_for_keys)),
+            audit: Arc::new(crate::audit::writer::AuditWriter::with_data_keys(
+                store_for_keys,
+                data_keys.clone(),
+            )),
             passwords: Arc::new(match settings.password_workers {
                 0 => crate::passwords::PasswordPool::default(),
                 n => crate::passwords::PasswordPool::new(n, n * 4),

@@ -78,7 +78,8 @@ impl DataKeys {
         }
     }
 
-    fn cached(&self, agency: &AgencyId) -> Option<Arc<SecretBytes<32>>> {
+    /// The agency's key if this node holds it unwrapped (no store read).
+    pub fn cached(&self, agency: &AgencyId) -> Option<Arc<SecretBytes<32>>> {
         self.cache.read().ok()?.get(agency).cloned()
     }
 

@@ -9,6 +9,7 @@
 pub mod data_keys;
 pub mod master;
 pub mod peppers;
+pub mod personal;
 pub mod root;
 pub mod rotate;
 

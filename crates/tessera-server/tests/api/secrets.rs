@@ -502,3 +502,316 @@ async fn data_key_creation_is_race_free() {
         }
     }
 }
+
+/// Personal data in audit events is stored sealed (the hash covers the ciphertext): the list
+/// shows it while the agency's key exists, `[erased]` once the agency is deleted, and the
+/// chain verifies before and after.
+async fn personal_data_in_audit_events(pg: bool) {
+    let Some(app) = TestApp::with_master_file(pg).await else {
+        return;
+    };
+    let ag = app.agency("Pii").await;
+    let req = axum::http::Request::builder()
+        .method(axum::http::Method::POST)
+        .uri(format!("/v1/agencies/{}/users", ag.id))
+        .header("authorization", format!("Bearer {}", app.admin))
+        .header("content-type", "application/json")
+        .header("user-agent", "CarolsBrowser/7.1")
+        .body(axum::body::Body::from(
+            serde_json::json!({ "email": "carol.personal@example.test", "name": "Carol" })
+                .to_string(),
+        ))
+        .unwrap();
+    let r = app.raw(req).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    // Through the API: in clear.
+    let list = app
+        .get(
+            &format!("/v1/agencies/{}/audit?action=user.create", ag.id),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    let items = list.body["items"].as_array().unwrap();
+    let ev = items
+        .iter()
+        .find(|e| e["detail"]["email"] == "carol.personal@example.test")
+        .unwrap_or_else(|| panic!("no user.create with the email: {}", list.body));
+    assert_eq!(ev["user_agent"], "CarolsBrowser/7.1");
+    assert!(ev["detail"].get("sealed").is_none(), "{ev}");
+
+    // In the database: sealed, nowhere in clear.
+    let agency: AgencyId = ag.id.parse().unwrap();
+    let scope = app.state.admission.admit(agency.clone());
+    let chain = app.state.store.audit_chain(&scope, 0, 1000).await.unwrap();
+    let raw = serde_json::to_string(&chain).unwrap();
+    assert!(!raw.contains("carol.personal"), "email stored in clear");
+    assert!(!raw.contains("CarolsBrowser"), "user agent stored in clear");
+    let stored = chain.iter().find(|e| e.action == "user.create").unwrap();
+    assert!(stored.detail["sealed"].is_string(), "{:?}", stored.detail);
+    assert!(stored.user_agent.is_none());
+    let verify = |chain: &[tessera_store::AuditEvent]| {
+        tessera_store::audit::verify_chain(tessera_store::ChainHash::GENESIS, 0, chain)
+    };
+    assert!(verify(&chain).is_ok());
+    let v = app
+        .get(&format!("/v1/agencies/{}/audit/verify", ag.id), &app.admin)
+        .await;
+    assert_eq!(v.body["ok"], true, "{}", v.body);
+
+    // The agency is deleted: its key is destroyed with it.
+    let r = app
+        .delete(&format!("/v1/agencies/{}", ag.id), &app.admin)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let after = app.state.store.audit_chain(&scope, 0, 1000).await.unwrap();
+    assert!(after.len() > chain.len(), "the deletion is audited too");
+    assert!(verify(&after).is_ok(), "the chain still verifies");
+    // An operator with the master key and the database reads `[erased]`.
+    let operator = DataKeys::new(app.connect_store().await.store, ring_from(&app));
+    let mut events = after.clone();
+    let mint = app.connect_store().await.mint;
+    let admit = |a| mint.admit(a);
+    tessera_server::secrets::personal::reveal(&operator, &scope, admit, &mut events, 0).await;
+    let ev = events.iter().find(|e| e.action == "user.create").unwrap();
+    assert_eq!(ev.user_agent.as_deref(), Some("[erased]"));
+    assert_eq!(ev.detail["personal_data"], "erased");
+    assert!(ev.detail.get("email").is_none());
+    assert!(!serde_json::to_string(&events)
+        .unwrap()
+        .contains("carol.personal"));
+}
+
+#[tokio::test]
+async fn personal_data_in_audit_events_sqlite() {
+    personal_data_in_audit_events(false).await;
+}
+
+#[tokio::test]
+async fn personal_data_in_audit_events_postgres() {
+    personal_data_in_audit_events(true).await;
+}
+
+/// Every log line at TRACE level, into memory.
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A broad run of every secret-issuing flow (API keys and their rotation, client secrets,
+/// client-credentials, authorization-code and refresh flows with id tokens, introspection and
+/// revocation, passwords and a failed sign-in, master-key and pepper rotation) with every log
+/// line captured at TRACE level: none contains any secret issued, the master keys or the
+/// stored secrets (in hex or base64).
+#[tokio::test]
+async fn no_secret_in_any_log_line() {
+    use base64::Engine as _;
+    // The process-wide subscriber (a scoped one misses events whose call sites other tests'
+    // threads registered first): it captures every test's lines from here on, which is more
+    // to search, never less.
+    static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+    let capture = CAPTURE
+        .get_or_init(|| {
+            let capture = Capture::default();
+            let writer = capture.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+            capture
+        })
+        .clone();
+
+    let app = TestApp::with_master_file(false).await.unwrap();
+    let mut secrets: Vec<String> = vec![app.admin.clone(), crate::oauth::PASSWORD.to_owned()];
+    let f = app
+        .fixture(
+            "Logs",
+            "first_party",
+            &["contacts.write", "contacts.readonly"],
+        )
+        .await;
+    secrets.extend([f.secret.clone(), f.ag.key.clone()]);
+    // Client credentials, then the code flow with its refresh token and id token.
+    let cc = app
+        .form(
+            "/oauth/token",
+            Some(&basic(&f.client_id, &f.secret)),
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "contacts.write"),
+            ],
+        )
+        .await;
+    assert_eq!(cc.status, StatusCode::OK, "{}", cc.body);
+    secrets.push(cc.body["access_token"].as_str().unwrap().to_owned());
+    let flow = crate::oauth::code_flow(&app, &f, "openid contacts.readonly offline_access").await;
+    for k in ["access_token", "refresh_token", "id_token", "code"] {
+        if let Some(v) = flow[k].as_str() {
+            secrets.push(v.to_owned());
+        }
+    }
+    let refresh = flow["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let r = app
+        .form(
+            "/oauth/token",
+            Some(&basic(&f.client_id, &f.secret)),
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    for k in ["access_token", "refresh_token"] {
+        secrets.push(r.body[k].as_str().unwrap().to_owned());
+    }
+    // The old refresh token again (reuse detection logs), introspection and revocation.
+    let _ = app
+        .form(
+            "/oauth/token",
+            Some(&basic(&f.client_id, &f.secret)),
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await;
+    let at = r.body["access_token"].as_str().unwrap().to_owned();
+    let _ = app
+        .form(
+            "/oauth/introspect",
+            Some(&basic(&f.client_id, &f.secret)),
+            &[("token", &at)],
+        )
+        .await;
+    let _ = app
+        .form(
+            "/oauth/revoke",
+            Some(&basic(&f.client_id, &f.secret)),
+            &[("token", &at)],
+        )
+        .await;
+    // A wrong client secret, a wrong password at sign-in.
+    let wrong_secret = "tsk_thisIsAWrongClientSecretThatMustNotBeLogged";
+    let _ = app
+        .form(
+            "/oauth/token",
+            Some(&basic(&f.client_id, wrong_secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    let wrong_password = "my very secret wrong password 4711";
+    let _ = app
+        .authorize(
+            &f,
+            &crate::oauth::auth_query(&f, "openid", crate::oauth::REDIRECT),
+            wrong_password,
+        )
+        .await;
+    secrets.extend([wrong_secret.to_owned(), wrong_password.to_owned()]);
+    // API keys: a new one, its rotation, an invalid one.
+    let k = app
+        .post(
+            &format!("/v1/agencies/{}/api-keys", f.ag.id),
+            &app.admin,
+            serde_json::json!({ "name": "logs", "scopes": ["agencies.readonly"] }),
+        )
+        .await;
+    assert_eq!(k.status, StatusCode::CREATED, "{}", k.body);
+    secrets.push(k.body["secret"].as_str().unwrap().to_owned());
+    let rotated = app
+        .post(
+            &format!("/v1/agencies/{}/api-keys/{}/rotate", f.ag.id, k.id()),
+            &app.admin,
+            serde_json::json!({}),
+        )
+        .await;
+    if let Some(s) = rotated.body["secret"].as_str() {
+        secrets.push(s.to_owned());
+    }
+    let _ = app
+        .get(
+            "/v1/agencies",
+            "tsk_notARealKeyButLooksLikeOneXXXXXXXXXXXXXXXXXXXXXXX",
+        )
+        .await;
+    // Master and pepper rotation.
+    let file = app.dir().join("master.key");
+    write_master_file(&file, &[NEW, OLD]);
+    let cli = app.connect_store().await;
+    let admission = tessera_server::gate::admission::Admission::new(cli.mint);
+    rotate::rotate_master(
+        cli.store.as_ref(),
+        &ring_from(&app),
+        &admission,
+        app.clock.now(),
+        Duration::from_millis(1),
+    )
+    .await
+    .unwrap();
+    rotate::rotate_pepper(
+        cli.store.as_ref(),
+        &ring_from(&app),
+        &admission,
+        app.clock.now(),
+        Duration::ZERO,
+        false,
+    )
+    .await
+    .unwrap();
+    app.state
+        .pepper
+        .reload(app.state.store.as_ref(), &app.state.ring)
+        .await
+        .unwrap();
+    assert!(key_check(&app, &f).await.is_ok());
+
+    // Key material: the master keys and the stored secrets, in hex and base64.
+    let old = MasterKey::from_bytes(OLD);
+    let mut material: Vec<Vec<u8>> = vec![OLD.to_vec(), NEW.to_vec()];
+    material.push(old.derive_pepper_key(1).expose().to_vec());
+    material.push(
+        old.derive_key(tessera_token::SIGNING_KEYS_PURPOSE)
+            .expose()
+            .to_vec(),
+    );
+    material.push(old.derive_key("cookies/v1").expose().to_vec());
+    for m in &material {
+        secrets.push(hex(m));
+        secrets.push(base64::engine::general_purpose::STANDARD_NO_PAD.encode(m));
+        secrets.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(m));
+    }
+
+    let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+    assert!(
+        logs.lines().count() > 20,
+        "too few log lines captured:\n{logs}"
+    );
+    // Lines this run must have written: the capture works.
+    for expected in ["master keys reloaded", "peppers reloaded"] {
+        assert!(logs.contains(expected), "no `{expected}` line captured");
+    }
+    for s in &secrets {
+        assert!(!s.is_empty());
+        // A JWT is searched by its signature too (a log of its payload alone is fine).
+        let probe = s.rsplit('.').next().unwrap_or(s);
+        assert!(
+            !logs.contains(s.as_str()) && !logs.contains(probe),
+            "a secret appears in the logs: {}…",
+            &s[..s.len().min(12)]
+        );
+    }
+}

@@ -90,6 +90,7 @@ async fn run_revoke(
             Outcome::Success,
             json!({ "token_type": "refresh_token", "grant": grant.id }),
         );
+        let audit = crate::secrets::personal::seal(state, &scope, audit).await;
         state
             .store
             .revoke_grant(&scope, &grant.id, now, &audit)
@@ -125,14 +126,11 @@ async fn run_revoke(
             Outcome::Success,
             json!({ "token_type": "access_token", "jti": claims.jti }),
         );
+        let scope = state.admission.admit(agency.clone());
+        let audit = crate::secrets::personal::seal(state, &scope, audit).await;
         state
             .store
-            .revoke_access_token(
-                &state.admission.admit(agency.clone()),
-                &claims.jti,
-                claims.exp * 1000,
-                &audit,
-            )
+            .revoke_access_token(&scope, &claims.jti, claims.exp * 1000, &audit)
             .await?;
         state.engine.invalidate(&agency);
         return Ok(());

@@ -69,6 +69,7 @@ pub async fn redeem(
             );
             // The first redemption may have failed (a wrong verifier, a wrong redirect URI):
             // then no grant was created, nothing is revoked, and the replay is still recorded.
+            let audit = crate::secrets::personal::seal(state, &scope, audit).await;
             match state
                 .store
                 .revoke_grant(&scope, &c.grant_id, now, &audit)
@@ -161,6 +162,7 @@ pub async fn redeem(
         Outcome::Success,
         json!({ "grant_type": "authorization_code", "client_id": client.id().as_str(), "scope": c.scope, "jti": issued.jti, "resource": grant.resource }),
     );
+    let audit = crate::secrets::personal::seal(state, &scope, audit).await;
     state
         .store
         .create_grant(&scope, &grant, Some(&refresh_row), &audit)

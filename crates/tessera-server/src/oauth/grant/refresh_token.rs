@@ -113,6 +113,7 @@ pub async fn refresh(
         Outcome::Denied,
         json!({ "grant": grant.id, "client_id": client.id().as_str() }),
     );
+    let audit = crate::secrets::personal::seal(state, &scope, audit).await;
     match state
         .store
         .rotate_refresh_token(
