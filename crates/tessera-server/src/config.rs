@@ -598,6 +598,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn master_key_source_flags() {
+        use tessera_token::MasterKeySource as S;
+        let c = Config::resolve(&ServeArgs::default()).ok();
+        assert_eq!(
+            c.map(|c| c.master_key),
+            Some(S::File(PathBuf::from("tessera-data/master.key")))
+        );
+        let mut args = ServeArgs::default();
+        args.store.master_key_env = Some("MK".into());
+        assert_eq!(
+            Config::resolve(&args).ok().map(|c| c.master_key),
+            Some(S::Env("MK".into()))
+        );
+        args.store.master_key_command = Some("vault kv get -field=k secret/t".into());
+        let err = Config::resolve(&args).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains("set only one")),
+            "{err:?}"
+        );
+        // A command line is never echoed (it may carry a token).
+        assert!(err.is_some_and(|e| !e.contains("vault")));
+        let mut args = ServeArgs::default();
+        args.store.master_key_command = Some("  ".into());
+        assert!(Config::resolve(&args).is_err());
+    }
+
+    #[test]
     fn defaults_then_file_then_flags() {
         let c = Config::resolve(&ServeArgs::default()).ok();
         let c = c.as_ref();

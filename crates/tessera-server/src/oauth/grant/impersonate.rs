@@ -135,7 +135,7 @@ pub(super) async fn impersonate(
     };
     if !d.allowed {
         let _ = crate::secrets::personal::append(
-            &state,
+            state,
             &scope,
             &denied("not_permitted", json!(d.reason.code())),
         )
@@ -183,7 +183,7 @@ pub(super) async fn impersonate(
     if !beyond.is_empty() {
         let names = state.catalog.permission_names(&beyond);
         let _ = crate::secrets::personal::append(
-            &state,
+            state,
             &scope,
             &denied("more_privileged_target", json!(names)),
         )
@@ -296,6 +296,6 @@ pub(super) async fn impersonate(
             "permissions": state.catalog.permission_names(&allowed),
         }),
     );
-    crate::secrets::personal::append(&state, &scope, &audit).await?;
+    crate::secrets::personal::append(state, &scope, &audit).await?;
     Ok(exchanged(issued.token, issued.expires_in, &scopes))
 }

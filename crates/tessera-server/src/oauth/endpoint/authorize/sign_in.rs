@@ -255,7 +255,7 @@ impl Flow<'_> {
                 json!({ "method": "password", "client_id": app.id.as_str(), "reason": "agency_suspended" }),
             );
             crate::secrets::personal::append(
-                &self.state,
+                self.state,
                 &self.state.admission.admit(user.agency_id.clone()),
                 &audit,
             )
@@ -277,7 +277,7 @@ impl Flow<'_> {
             json!({ "method": "password", "client_id": app.id.as_str() }),
         );
         crate::secrets::personal::append(
-            &self.state,
+            self.state,
             &self.state.admission.admit(user.agency_id.clone()),
             &audit,
         )
