@@ -24,7 +24,7 @@ const VERSIONS: &str = "SELECT version FROM tessera_migrations ORDER BY version"
 
 /// Opens the store on a database at version 1 holding one raw agency, and upgrades it.
 async fn upgraded_from_v1(store: Arc<dyn Store>, mint: ScopeMint, agency: AgencyId) {
-    assert_eq!(store.migrate().await.unwrap(), 6, "0002 to 0007 run");
+    assert_eq!(store.migrate().await.unwrap(), 7, "0002 to 0007 and 0010 run");
     assert_eq!(store.migrate().await.unwrap(), 0);
     assert_eq!(store.get_agency(&agency).await.unwrap().name, "Raw");
     let t = mint.admit(agency);
@@ -49,7 +49,7 @@ async fn upgraded_from_v1(store: Arc<dyn Store>, mint: ScopeMint, agency: Agency
 
 /// Opens the store on a database at version 2 holding one raw agency, and upgrades it.
 async fn upgraded_from_v2(store: Arc<dyn Store>, agency: AgencyId) {
-    assert_eq!(store.migrate().await.unwrap(), 5, "0003 to 0007 run");
+    assert_eq!(store.migrate().await.unwrap(), 6, "0003 to 0007 and 0010 run");
     assert_eq!(store.migrate().await.unwrap(), 0);
     assert_eq!(store.get_agency(&agency).await.unwrap().name, "Raw");
     assert_eq!(store.signing_keys().await.unwrap(), []);
@@ -134,7 +134,7 @@ async fn sqlite_upgrade_from_0001() {
     let (_dir, url, id) = sqlite_at(1).await;
     let Connected { store, mint } = tessera_store::connect(&url).await.unwrap();
     upgraded_from_v1(store, mint, id).await;
-    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7, 10]);
     assert_eq!(
         sqlite_checksums(&url).await,
         expected_checksums(&SQLITE_ALL)
@@ -146,7 +146,7 @@ async fn sqlite_upgrade_from_0002() {
     let (_dir, url, id) = sqlite_at(2).await;
     let Connected { store, .. } = tessera_store::connect(&url).await.unwrap();
     upgraded_from_v2(store, id).await;
-    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7, 10]);
     assert_eq!(
         sqlite_checksums(&url).await,
         expected_checksums(&SQLITE_ALL)
@@ -162,7 +162,7 @@ async fn postgres_upgrade_from_0001() {
     let id = postgres_at(&db, 1).await;
     let Connected { store, mint } = tessera_store::connect(&db.url()).await.unwrap();
     upgraded_from_v1(store, mint, id).await;
-    assert_eq!(postgres_versions(&db).await, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(postgres_versions(&db).await, [1, 2, 3, 4, 5, 6, 7, 10]);
     assert_eq!(
         postgres_checksums(&db).await,
         expected_checksums(&POSTGRES_ALL)
@@ -178,14 +178,14 @@ async fn postgres_upgrade_from_0002() {
     let id = postgres_at(&db, 2).await;
     let Connected { store, .. } = tessera_store::connect(&db.url()).await.unwrap();
     upgraded_from_v2(store, id).await;
-    assert_eq!(postgres_versions(&db).await, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(postgres_versions(&db).await, [1, 2, 3, 4, 5, 6, 7, 10]);
     assert_eq!(
         postgres_checksums(&db).await,
         expected_checksums(&POSTGRES_ALL)
     );
 }
 
-const SQLITE_ALL: [&str; 7] = [
+const SQLITE_ALL: [&str; 8] = [
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_roles_policies.sql"),
     include_str!("../../migrations/sqlite/0003_signing_keys.sql"),
@@ -193,9 +193,10 @@ const SQLITE_ALL: [&str; 7] = [
     include_str!("../../migrations/sqlite/0005_suspension_review.sql"),
     include_str!("../../migrations/sqlite/0006_rate_limits.sql"),
     include_str!("../../migrations/sqlite/0007_resource_servers.sql"),
+    include_str!("../../migrations/sqlite/0010_secrets.sql"),
 ];
 
-const POSTGRES_ALL: [&str; 7] = [
+const POSTGRES_ALL: [&str; 8] = [
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_roles_policies.sql"),
     include_str!("../../migrations/postgres/0003_signing_keys.sql"),
@@ -203,6 +204,7 @@ const POSTGRES_ALL: [&str; 7] = [
     include_str!("../../migrations/postgres/0005_suspension_review.sql"),
     include_str!("../../migrations/postgres/0006_rate_limits.sql"),
     include_str!("../../migrations/postgres/0007_resource_servers.sql"),
+    include_str!("../../migrations/postgres/0010_secrets.sql"),
 ];
 
 const CHECKSUMS: &str = "SELECT version, checksum FROM tessera_migrations ORDER BY version";
@@ -212,7 +214,7 @@ const EDIT_CHECKSUM: &str = "UPDATE tessera_migrations SET checksum = $1 WHERE v
 const DROP_CHECKSUMS: &str = "ALTER TABLE tessera_migrations DROP COLUMN checksum";
 
 /// The migrations' versions (0005 is another branch's).
-const MIGRATION_VERSIONS: [i64; 7] = [1, 2, 3, 4, 5, 6, 7];
+const MIGRATION_VERSIONS: [i64; 8] = [1, 2, 3, 4, 5, 6, 7, 10];
 
 /// Each version with the SHA-256 (hex) of its SQL file: what the runner records.
 fn expected_checksums(files: &[&str]) -> Vec<(i64, Option<String>)> {
@@ -276,7 +278,7 @@ async fn sqlite_migration_checksums_recorded_and_checked() {
     // Refused again on the next start: nothing was repaired or applied.
     let Connected { store: again, .. } = tessera_store::connect(&url).await.unwrap();
     assert_edited(again.migrate().await, "sqlite");
-    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(sqlite_versions(&url).await, [1, 2, 3, 4, 5, 6, 7, 10]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
