@@ -25,6 +25,7 @@ pub mod oauth;
 pub mod oauth_ui;
 pub mod observe;
 pub mod passwords;
+pub mod peppered;
 pub mod ratelimit;
 pub mod secrets;
 pub mod services;

@@ -106,12 +106,12 @@ impl MasterKey {
             }
         }
         // Read at most one byte more than the longest valid file (8 × (64 hex + '\n')).
-        let limit = 65 * crate::master_source::MAX_MASTER_KEYS + 1;
+        let limit = 65 * MAX_MASTER_KEYS + 1;
         let mut text = Zeroizing::new(Vec::with_capacity(limit));
         file.take(limit as u64)
             .read_to_end(&mut text)
             .map_err(|e| io_error("read", path, e))?;
-        crate::master_source::parse_keys(&text, false).ok_or_else(|| MasterKeyError::Malformed {
+        parse_keys(&text, false).ok_or_else(|| MasterKeyError::Malformed {
             path: path.to_owned(),
         })
     }
@@ -192,7 +192,7 @@ impl MasterKey {
         &self,
         purpose: &str,
         sealed: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, crate::EnvelopeError> {
+    ) -> Result<Zeroizing<Vec<u8>>, crate::envelope::EnvelopeError> {
         let key = self.derive_key(WRAP_PURPOSE);
         crate::envelope::open(&key, sealed, &self.wrap_aad(purpose))
     }
@@ -236,6 +236,34 @@ impl MasterKey {
         }
         okm
     }
+}
+
+/// At most this many keys in one source (a current key and previous ones).
+pub const MAX_MASTER_KEYS: usize = 8;
+
+/// Keys separated by newlines (and, for `loose`, commas or spaces too); one trailing newline
+/// is allowed, blank lines and repeats are not.
+pub(crate) fn parse_keys(text: &[u8], loose: bool) -> Option<Vec<MasterKey>> {
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    let parts: Vec<&[u8]> = if loose {
+        text.split(|c| matches!(c, b'\n' | b',' | b' ' | b'\t'))
+            .filter(|p| !p.is_empty())
+            .collect()
+    } else {
+        text.split(|c| *c == b'\n').collect()
+    };
+    if parts.is_empty() || parts.len() > MAX_MASTER_KEYS {
+        return None;
+    }
+    let mut keys: Vec<MasterKey> = Vec::with_capacity(parts.len());
+    for part in parts {
+        let key = MasterKey::from_hex(part)?;
+        if keys.contains(&key) {
+            return None;
+        }
+        keys.push(key);
+    }
+    Some(keys)
 }
 
 /// The HKDF purpose of the key that wraps stored secrets (see [`MasterKey::wrap`]).

@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use crate::master_key::{MasterKey, MasterKeyError};
+pub use crate::master_key::MAX_MASTER_KEYS;
+use crate::master_key::{parse_keys, MasterKey, MasterKeyError};
 
-/// At most this many keys in one source (a current key and previous ones).
-pub const MAX_MASTER_KEYS: usize = 8;
 /// A command that has not printed its keys after this long has failed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -136,31 +135,6 @@ impl MasterKeySource {
             Self::Command(_) => "command".to_owned(),
         }
     }
-}
-
-/// Keys separated by newlines (and, for `loose`, commas or spaces too); one trailing newline
-/// is allowed, blank lines and repeats are not.
-pub(crate) fn parse_keys(text: &[u8], loose: bool) -> Option<Vec<MasterKey>> {
-    let text = text.strip_suffix(b"\n").unwrap_or(text);
-    let parts: Vec<&[u8]> = if loose {
-        text.split(|c| matches!(c, b'\n' | b',' | b' ' | b'\t'))
-            .filter(|p| !p.is_empty())
-            .collect()
-    } else {
-        text.split(|c| *c == b'\n').collect()
-    };
-    if parts.is_empty() || parts.len() > MAX_MASTER_KEYS {
-        return None;
-    }
-    let mut keys: Vec<MasterKey> = Vec::with_capacity(parts.len());
-    for part in parts {
-        let key = MasterKey::from_hex(part)?;
-        if keys.contains(&key) {
-            return None;
-        }
-        keys.push(key);
-    }
-    Some(keys)
 }
 
 /// Runs `cmd` with `sh -c`, standard output captured (at most 64 KiB), within

@@ -4,4 +4,5 @@
 pub mod action;
 pub mod record;
 pub mod reference;
+pub mod sealed;
 pub mod writer;

@@ -166,7 +166,7 @@ async fn authenticate_unchecked(state: &Services, token: &str) -> Result<Arc<Cal
     // miss, under the other live peppers (a key hashed under an older one, or a newer one
     // another node created a moment ago).
     let ((found, scope), version, found_hash) =
-        crate::secrets::peppers::find_by_hash(state, token.as_bytes(), |h| async move {
+        crate::peppered::find_by_hash(state, token.as_bytes(), |h| async move {
             state.store.find_key_by_secret(h.as_bytes()).await
         })
         .await?

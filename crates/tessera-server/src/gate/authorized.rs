@@ -161,7 +161,7 @@ impl Authorized {
                 detail,
             ),
         );
-        if let Err(e) = crate::secrets::personal::append(state, &self.gate_scope(), &record).await {
+        if let Err(e) = crate::audit::sealed::append(state, &self.gate_scope(), &record).await {
             tracing::warn!(error = %e, "could not audit a denied request");
         }
         AuthzError::Missing { message, missing }

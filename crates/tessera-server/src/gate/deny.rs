@@ -70,7 +70,7 @@ pub async fn deny(
         ),
     );
     if let Err(e) =
-        crate::secrets::personal::append(state, &state.admission.admit(chain), &record).await
+        crate::audit::sealed::append(state, &state.admission.admit(chain), &record).await
     {
         tracing::warn!(error = %e, "could not audit a denied request");
     }
@@ -98,7 +98,6 @@ pub(super) async fn audit_in(
             detail,
         ),
     );
-    crate::secrets::personal::append(state, &state.admission.admit(agency.clone()), &record)
-        .await?;
+    crate::audit::sealed::append(state, &state.admission.admit(agency.clone()), &record).await?;
     Ok(())
 }

@@ -15,7 +15,8 @@ use tessera_store::{DataKeyRow, Store, StoreError, TenantScope};
 use tessera_token::SecretBytes;
 use zeroize::Zeroizing;
 
-use super::{unwrap32, MasterRing, SecretsError};
+use super::error::{unwrap32, SecretsError};
+use super::master::MasterRing;
 
 /// At most this many unwrapped keys are cached (then the cache starts over).
 const MAX_CACHED: usize = 100_000;

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use tessera_store::Store;
 use tessera_token::{MasterKey, MasterKeySource, MasterKeys};
 
-use super::SecretsError;
+use super::error::SecretsError;
 
 /// The master keys this node holds.
 pub struct MasterRing {

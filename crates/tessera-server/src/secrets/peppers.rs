@@ -10,8 +10,9 @@ use std::sync::{Arc, RwLock};
 use tessera_store::Store;
 use tessera_token::{CredentialHash, Pepper};
 
+use super::error::SecretsError;
+use super::master::MasterRing;
 use super::root::{open_row, pepper_version, PEPPER};
-use super::{MasterRing, SecretsError};
 
 /// One consistent set of live peppers, oldest first, never empty.
 #[derive(Debug)]
@@ -154,39 +155,4 @@ impl Peppers {
         tracing::info!(?versions, "peppers reloaded");
         Ok(true)
     }
-}
-
-/// Looks a stored credential up by its peppered hash: under the current pepper first (one
-/// HMAC, one lookup: the common case), then, after a miss, under every other live version
-/// (the stored peppers reloaded first). Returns what `lookup` found with the version and hash
-/// that found it.
-pub async fn find_by_hash<T, E, F, Fut>(
-    services: &crate::services::Services,
-    secret: &[u8],
-    mut lookup: F,
-) -> Result<Option<(T, u32, CredentialHash)>, E>
-where
-    F: FnMut(CredentialHash) -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>, E>>,
-{
-    let current = services.pepper.current();
-    let hash = current.hash(secret);
-    if let Some(found) = lookup(hash).await? {
-        return Ok(Some((found, current.version(), hash)));
-    }
-    for (version, hash) in services
-        .pepper
-        .fallbacks(
-            services.store.as_ref(),
-            &services.ring,
-            secret,
-            current.version(),
-        )
-        .await
-    {
-        if let Some(found) = lookup(hash).await? {
-            return Ok(Some((found, version, hash)));
-        }
-    }
-    Ok(None)
 }

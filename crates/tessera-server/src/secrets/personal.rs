@@ -14,8 +14,7 @@ use tessera_core::AgencyId;
 use tessera_store::{AuditEvent, AuditRecord, TenantScope};
 use tessera_token::SecretBytes;
 
-use super::{DataKeyError, DataKeys};
-use crate::services::Services;
+use super::data_keys::{DataKeyError, DataKeys};
 
 /// The `detail` key that holds the sealed personal fields.
 pub const SEALED: &str = "sealed";
@@ -112,13 +111,8 @@ pub fn erase(mut record: AuditRecord) -> AuditRecord {
     record
 }
 
-/// Seals the personal fields of a record bound for `scope`'s chain (the key is created on the
-/// agency's first event).
-pub async fn seal(s: &Services, scope: &TenantScope, record: AuditRecord) -> AuditRecord {
-    seal_keys(&s.data_keys, scope, record).await
-}
-
-/// [`seal`] with the data keys alone (the audit writer's task).
+/// Seals the personal fields of a record bound for `scope`'s chain with the agency's data key
+/// (created on the agency's first event); erased when the agency has none.
 pub async fn seal_keys(keys: &DataKeys, scope: &TenantScope, record: AuditRecord) -> AuditRecord {
     let now = record.at;
     match keys.key(scope, true, now).await {
@@ -129,17 +123,6 @@ pub async fn seal_keys(keys: &DataKeys, scope: &TenantScope, record: AuditRecord
             erase(record)
         }
     }
-}
-
-/// Seals the record's personal fields, then appends it to `scope`'s chain (the store's
-/// `append_audit`, for the callers that write one event outside the audit writer).
-pub async fn append(
-    s: &Services,
-    scope: &TenantScope,
-    record: &AuditRecord,
-) -> Result<AuditEvent, tessera_store::StoreError> {
-    let sealed = seal(s, scope, record.clone()).await;
-    s.store.append_audit(scope, &sealed).await
 }
 
 /// Seals with the key this node holds in memory (sync callers; the gate loads the key of the

@@ -9,7 +9,8 @@ use rand::rngs::OsRng;
 use tessera_store::{RootSecretRow, Store};
 use tessera_token::{MasterKey, Pepper, SecretBytes, SIGNING_KEYS_PURPOSE};
 
-use super::{unwrap32, wrap_purpose, MasterRing, SecretsError};
+use super::error::{unwrap32, wrap_purpose, SecretsError};
+use super::master::MasterRing;
 
 /// The pepper purpose (versions 1, 2, …).
 pub const PEPPER: &str = "pepper";

@@ -23,8 +23,9 @@ use serde::Serialize;
 use tessera_store::{RootSecretRow, Store};
 use tessera_token::SecretBytes;
 
+use super::error::{unwrap32, wrap_purpose, SecretsError};
+use super::master::MasterRing;
 use super::root::{open_row, PEPPER};
-use super::{unwrap32, wrap_purpose, MasterRing, SecretsError};
 
 /// How many rewrap passes at most before giving up (each settles first).
 const MAX_PASSES: usize = 20;

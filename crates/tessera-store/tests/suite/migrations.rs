@@ -24,7 +24,11 @@ const VERSIONS: &str = "SELECT version FROM tessera_migrations ORDER BY version"
 
 /// Opens the store on a database at version 1 holding one raw agency, and upgrades it.
 async fn upgraded_from_v1(store: Arc<dyn Store>, mint: ScopeMint, agency: AgencyId) {
-    assert_eq!(store.migrate().await.unwrap(), 7, "0002 to 0007 and 0010 run");
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        7,
+        "0002 to 0007 and 0010 run"
+    );
     assert_eq!(store.migrate().await.unwrap(), 0);
     assert_eq!(store.get_agency(&agency).await.unwrap().name, "Raw");
     let t = mint.admit(agency);
@@ -49,7 +53,11 @@ async fn upgraded_from_v1(store: Arc<dyn Store>, mint: ScopeMint, agency: Agency
 
 /// Opens the store on a database at version 2 holding one raw agency, and upgrades it.
 async fn upgraded_from_v2(store: Arc<dyn Store>, agency: AgencyId) {
-    assert_eq!(store.migrate().await.unwrap(), 6, "0003 to 0007 and 0010 run");
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        6,
+        "0003 to 0007 and 0010 run"
+    );
     assert_eq!(store.migrate().await.unwrap(), 0);
     assert_eq!(store.get_agency(&agency).await.unwrap().name, "Raw");
     assert_eq!(store.signing_keys().await.unwrap(), []);

@@ -121,7 +121,7 @@ async fn introspect_refresh(
 ) -> Result<Response, OAuthError> {
     let now = state.clock.now();
     let Some(((rt, grant, _), _, _)) =
-        crate::secrets::peppers::find_by_hash(state, token.as_bytes(), |h| async move {
+        crate::peppered::find_by_hash(state, token.as_bytes(), |h| async move {
             state.store.find_refresh_token(h.as_bytes()).await
         })
         .await?

@@ -64,7 +64,7 @@ async fn run_revoke(
     };
     if token.starts_with(REFRESH_PREFIX) {
         let Some(((_, grant, scope), _, _)) =
-            crate::secrets::peppers::find_by_hash(state, token.as_bytes(), |h| async move {
+            crate::peppered::find_by_hash(state, token.as_bytes(), |h| async move {
                 state.store.find_refresh_token(h.as_bytes()).await
             })
             .await?
@@ -90,7 +90,7 @@ async fn run_revoke(
             Outcome::Success,
             json!({ "token_type": "refresh_token", "grant": grant.id }),
         );
-        let audit = crate::secrets::personal::seal(state, &scope, audit).await;
+        let audit = crate::audit::sealed::seal(state, &scope, audit).await;
         state
             .store
             .revoke_grant(&scope, &grant.id, now, &audit)
@@ -127,7 +127,7 @@ async fn run_revoke(
             json!({ "token_type": "access_token", "jti": claims.jti }),
         );
         let scope = state.admission.admit(agency.clone());
-        let audit = crate::secrets::personal::seal(state, &scope, audit).await;
+        let audit = crate::audit::sealed::seal(state, &scope, audit).await;
         state
             .store
             .revoke_access_token(&scope, &claims.jti, claims.exp * 1000, &audit)

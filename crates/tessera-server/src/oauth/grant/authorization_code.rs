@@ -48,7 +48,7 @@ pub async fn redeem(
     let now = state.clock.now();
     // A lookup before authentication: the store derives the code's scope from its row. Under
     // every live pepper (a code issued just before a pepper rotation).
-    let found = crate::secrets::peppers::find_by_hash(state, req.code.as_bytes(), |h| async move {
+    let found = crate::peppered::find_by_hash(state, req.code.as_bytes(), |h| async move {
         state.store.redeem_code(h.as_bytes(), now).await
     })
     .await?
@@ -69,7 +69,7 @@ pub async fn redeem(
             );
             // The first redemption may have failed (a wrong verifier, a wrong redirect URI):
             // then no grant was created, nothing is revoked, and the replay is still recorded.
-            let audit = crate::secrets::personal::seal(state, &scope, audit).await;
+            let audit = crate::audit::sealed::seal(state, &scope, audit).await;
             match state
                 .store
                 .revoke_grant(&scope, &c.grant_id, now, &audit)
@@ -162,7 +162,7 @@ pub async fn redeem(
         Outcome::Success,
         json!({ "grant_type": "authorization_code", "client_id": client.id().as_str(), "scope": c.scope, "jti": issued.jti, "resource": grant.resource }),
     );
-    let audit = crate::secrets::personal::seal(state, &scope, audit).await;
+    let audit = crate::audit::sealed::seal(state, &scope, audit).await;
     state
         .store
         .create_grant(&scope, &grant, Some(&refresh_row), &audit)

@@ -134,7 +134,7 @@ pub(super) async fn impersonate(
         )
     };
     if !d.allowed {
-        let _ = crate::secrets::personal::append(
+        let _ = crate::audit::sealed::append(
             state,
             &scope,
             &denied("not_permitted", json!(d.reason.code())),
@@ -182,7 +182,7 @@ pub(super) async fn impersonate(
     let beyond = theirs.difference(&forbidden).difference(&held);
     if !beyond.is_empty() {
         let names = state.catalog.permission_names(&beyond);
-        let _ = crate::secrets::personal::append(
+        let _ = crate::audit::sealed::append(
             state,
             &scope,
             &denied("more_privileged_target", json!(names)),
@@ -296,6 +296,6 @@ pub(super) async fn impersonate(
             "permissions": state.catalog.permission_names(&allowed),
         }),
     );
-    crate::secrets::personal::append(state, &scope, &audit).await?;
+    crate::audit::sealed::append(state, &scope, &audit).await?;
     Ok(exchanged(issued.token, issued.expires_in, &scopes))
 }

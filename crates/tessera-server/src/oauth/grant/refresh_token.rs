@@ -43,12 +43,11 @@ pub async fn refresh(
         || GrantError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
     // A lookup before authentication: the store derives the token's scope from its row. Under
     // every live pepper (a token older than the current one hashes under its own).
-    let Some(((rt, grant, scope), _, hash)) = crate::secrets::peppers::find_by_hash(
-        state,
-        req.refresh_token.as_bytes(),
-        |h| async move { state.store.find_refresh_token(h.as_bytes()).await },
-    )
-    .await?
+    let Some(((rt, grant, scope), _, hash)) =
+        crate::peppered::find_by_hash(state, req.refresh_token.as_bytes(), |h| async move {
+            state.store.find_refresh_token(h.as_bytes()).await
+        })
+        .await?
     else {
         return Err(invalid());
     };
@@ -113,7 +112,7 @@ pub async fn refresh(
         Outcome::Denied,
         json!({ "grant": grant.id, "client_id": client.id().as_str() }),
     );
-    let audit = crate::secrets::personal::seal(state, &scope, audit).await;
+    let audit = crate::audit::sealed::seal(state, &scope, audit).await;
     match state
         .store
         .rotate_refresh_token(

@@ -306,7 +306,7 @@ impl Flow<'_> {
                 "grant": grant_id,
             }),
         );
-        crate::secrets::personal::append(self.state, &scope, &audit)
+        crate::audit::sealed::append(self.state, &scope, &audit)
             .await
             .map_err(unavailable)?;
         Ok(code.expose().to_owned())

@@ -254,7 +254,7 @@ impl Flow<'_> {
                 Outcome::Denied,
                 json!({ "method": "password", "client_id": app.id.as_str(), "reason": "agency_suspended" }),
             );
-            crate::secrets::personal::append(
+            crate::audit::sealed::append(
                 self.state,
                 &self.state.admission.admit(user.agency_id.clone()),
                 &audit,
@@ -276,7 +276,7 @@ impl Flow<'_> {
             Outcome::Success,
             json!({ "method": "password", "client_id": app.id.as_str() }),
         );
-        crate::secrets::personal::append(
+        crate::audit::sealed::append(
             self.state,
             &self.state.admission.admit(user.agency_id.clone()),
             &audit,
