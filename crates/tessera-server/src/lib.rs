@@ -270,6 +270,14 @@ async fn authenticated_only(
                     return ApiError::from(e).into_response();
                 }
             }
+            // The caller's agency's data key in memory before a handler seals an audit record
+            // (a lookup in memory once loaded).
+            if s.data_keys.cached(&caller.agency).is_none() {
+                let scope = s.admission.admit(caller.agency.clone());
+                if let Err(e) = s.data_keys.key(&scope, true, s.clock.now()).await {
+                    tracing::warn!(error = %e, "no data key for the caller's agency");
+                }
+            }
             req.extensions_mut()
                 .insert(gate::authorized::Authorized::for_caller(&s, caller, meta));
             let mut resp = next.run(req).await;
