@@ -33,7 +33,7 @@ pub async fn ensure(state: &Services, data_dir: &Path) -> anyhow::Result<Option<
     let done = bootstrap(
         state.store.as_ref(),
         state.clock.as_ref(),
-        &state.pepper,
+        &state.pepper.current(),
         KEY_FILE,
         |secret| write_secret_file(&path, &format!("{}\n", secret.expose())),
     )

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use tessera_core::Catalog;
 
-use crate::clock::SystemClock;
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, LogFormat, ServeArgs, StoreArgs};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::state::AppState;
@@ -107,6 +107,30 @@ pub enum KeysCommand {
     Rotate(StoreArgs),
     /// List the signing keys (never their private parts)
     List(StoreArgs),
+    /// Rewrap every stored secret and agency data key under the master key source's FIRST key
+    /// (servers keep running; the source holds the new key first, the old one after), then
+    /// retire the old keys no row uses any more (they may then leave the source)
+    RotateMaster {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Pause between verification passes, in milliseconds (lets nodes that still wrap
+        /// under the old key notice the new one)
+        #[arg(long, default_value_t = 1000, value_name = "MS")]
+        settle_ms: u64,
+    },
+    /// Add a new random pepper version (new credentials hash under it; older ones are rehashed
+    /// on next use), and retire older versions no stored hash uses
+    RotatePepper {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Retire only versions superseded at least this long ago (covers the short-lived
+        /// authorization codes, whose hashes carry no version)
+        #[arg(long, default_value_t = 3600, value_name = "SECS")]
+        retire_after_secs: u64,
+        /// Only retire unused versions, add none
+        #[arg(long)]
+        retire_only: bool,
+    },
 }
 
 /// `tessera catalog …`.
@@ -241,16 +265,26 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The data dir (0700), the master key (0600, created on first start: the flag says so) and
-/// the store (a SQLite database is created 0600), as `serve` opens them.
+/// The data dir (0700), the master keys from their source (a key file is created 0600 on
+/// first start: the flag says so) and the store (a SQLite database is created 0600), as
+/// `serve` opens them.
 pub async fn open_data(
     config: &Config,
-) -> anyhow::Result<(tessera_token::MasterKey, bool, tessera_store::Connected)> {
+) -> anyhow::Result<(
+    Arc<crate::secrets::MasterRing>,
+    bool,
+    tessera_store::Connected,
+)> {
     create_private_dir(&config.data_dir)?;
-    let (master, created) =
-        tessera_token::MasterKey::load_or_create(&config.data_dir.join("master.key"))?;
+    let (ring, created) = open_master(config)?;
     let store = open_store(config).await?;
-    Ok((master, created, store))
+    Ok((Arc::new(ring), created, store))
+}
+
+/// The master keys from the configured source; a failure names its stable code.
+fn open_master(config: &Config) -> anyhow::Result<(crate::secrets::MasterRing, bool)> {
+    crate::secrets::MasterRing::from_source(config.master_key.clone())
+        .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))
 }
 
 async fn migrate(args: &MigrateArgs, output: Output) -> anyhow::Result<()> {
@@ -350,17 +384,82 @@ fn failed(e: ApiError) -> anyhow::Error {
 }
 
 async fn keys(cmd: KeysCommand, output: Output) -> anyhow::Result<()> {
-    let (KeysCommand::Rotate(args) | KeysCommand::List(args)) = &cmd;
+    let (KeysCommand::Rotate(args)
+    | KeysCommand::List(args)
+    | KeysCommand::RotateMaster { store: args, .. }
+    | KeysCommand::RotatePepper { store: args, .. }) = &cmd;
     let config = Config::resolve_store(args)?;
     let tessera_store::Connected { store, mint } = open_store(&config).await?;
     store.migrate().await?;
-    let (master, _) =
-        tessera_token::MasterKey::load_or_create(&config.data_dir.join("master.key"))?;
+    let (ring, _) = open_master(&config)?;
+    let ring = Arc::new(ring);
+    let now = SystemClock.now();
+    let admission = Arc::new(crate::gate::admission::Admission::new(mint));
+    match &cmd {
+        KeysCommand::RotateMaster { settle_ms, .. } => {
+            // First make sure the stored secrets exist (an installation that never started
+            // since they were introduced stores them from the current derivations).
+            crate::secrets::Material::load(store.as_ref(), ring.clone(), now).await?;
+            let report = crate::secrets::rotate::rotate_master(
+                store.as_ref(),
+                &ring,
+                &admission,
+                now,
+                std::time::Duration::from_millis(*settle_ms),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
+            match output {
+                Output::Json => println!("{}", json!({ "ok": true, "rotation": report })),
+                Output::Text => println!(
+                    "active master key {}: {} secret(s) and {} data key(s) rewrapped; retired: {}",
+                    report.active,
+                    report.secrets_rewrapped,
+                    report.data_keys_rewrapped,
+                    if report.retired.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        report.retired.join(", ")
+                    }
+                ),
+            }
+            return Ok(());
+        }
+        KeysCommand::RotatePepper {
+            retire_after_secs,
+            retire_only,
+            ..
+        } => {
+            crate::secrets::Material::load(store.as_ref(), ring.clone(), now).await?;
+            let report = crate::secrets::rotate::rotate_pepper(
+                store.as_ref(),
+                &ring,
+                &admission,
+                now,
+                std::time::Duration::from_secs(*retire_after_secs),
+                *retire_only,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
+            match output {
+                Output::Json => println!("{}", json!({ "ok": true, "rotation": report })),
+                Output::Text => println!(
+                    "new pepper version: {}; retired: {:?}; kept (still in use or too recent): {:?}",
+                    report.created.map_or("none".to_owned(), |v| v.to_string()),
+                    report.retired,
+                    report.kept
+                ),
+            }
+            return Ok(());
+        }
+        KeysCommand::Rotate(_) | KeysCommand::List(_) => {}
+    }
+    let material = crate::secrets::Material::load(store.as_ref(), ring, now).await?;
     let keys = crate::keys::Keys::new(
         store,
-        &master,
+        material.root.signing_kek.clone(),
         tessera_token::RotationPolicy::default(),
-        Arc::new(crate::gate::admission::Admission::new(mint)),
+        admission,
     );
     if matches!(cmd, KeysCommand::Rotate(_)) {
         let steps = usecase::signing_keys::rotate(&keys, &SystemClock).await?;
@@ -392,12 +491,15 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM during start-up must stop the server, not kill it mid-write.
     let shutdown = shutdown_signal()?;
     let catalog = load_catalog(config.catalog.as_deref())?;
-    let (master, created, store) = open_data(&config).await?;
+    let (ring, created, store) = open_data(&config).await?;
     if created {
-        tracing::info!(path = %config.data_dir.join("master.key").display(), "created a new master key (keep it safe: it protects every stored credential)");
+        tracing::info!(source = %config.master_key.describe(), "created a new master key (keep it safe: it protects every stored credential)");
     }
     let applied = store.store.migrate().await?;
     tracing::info!(backend = store.store.backend(), applied, "store ready");
+    let material =
+        crate::secrets::Material::load(store.store.as_ref(), ring, SystemClock.now()).await?;
+    tracing::info!(source = %config.master_key.describe(), peppers = material.root.peppers.len(), "secrets ready");
     let mut settings = crate::services::EngineSettings {
         cache_bytes: config.authz_cache_mb << 20,
         oauth: crate::oauth::settings::OAuthSettings {
@@ -433,7 +535,9 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             .platform_policies
             .push((format!("platform:{}", p.display()), text));
     }
-    let state = AppState::with_engine(store, catalog, &master, Arc::new(SystemClock), settings)?;
+    let state =
+        AppState::with_material(store, catalog, &material, Arc::new(SystemClock), settings)?;
+    drop(material);
     if let Some(path) = crate::bootstrap::ensure(&state, &config.data_dir).await? {
         tracing::info!(path = %path.display(), "first start: platform admin API key written (mode 0600)");
     }

@@ -31,9 +31,26 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms, password_workers, header_timeout_secs, body_timeout_secs, idle_timeout_secs, max_connections, max_connections_per_ip, metrics_public, trusted_proxies, trusted_proxy_header, redis_url, redis_timeout_ms, audit_checkpoint_events, audit_checkpoint_seconds, audit_retention_days, [rate_limits.<class>], [plans.<name>.<class>], [forward_auth] (audience, [[forward_auth.routes]])
+    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms, password_workers, header_timeout_secs, body_timeout_secs, idle_timeout_secs, max_connections, max_connections_per_ip, metrics_public, trusted_proxies, trusted_proxy_header, redis_url, redis_timeout_ms, master_key_file, master_key_env, master_key_command, audit_checkpoint_events, audit_checkpoint_seconds, audit_retention_days, [rate_limits.<class>], [plans.<name>.<class>], [forward_auth] (audience, [[forward_auth.routes]])
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// The master key file: lines of 64 hex characters, the current key first, previous ones
+    /// after during a rotation; created (mode 0600) when missing [default: DATA_DIR/master.key]
+    #[arg(long, env = "TESSERA_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// Read the master key(s) from this environment variable instead (hex; several separated by
+    /// commas, the current first)
+    #[arg(long, env = "TESSERA_MASTER_KEY_ENV", value_name = "VAR")]
+    pub master_key_env: Option<String>,
+    /// Run this shell command and read the master key(s) from its output, one per line, the
+    /// current first (Vault, a cloud KMS, …)
+    #[arg(
+        long,
+        env = "TESSERA_MASTER_KEY_COMMAND",
+        value_name = "CMD",
+        hide_env_values = true
+    )]
+    pub master_key_command: Option<String>,
 }
 
 /// `tessera serve` options.
@@ -208,6 +225,9 @@ struct FileConfig {
     audit_checkpoint_events: Option<i64>,
     audit_checkpoint_seconds: Option<i64>,
     audit_retention_days: Option<i64>,
+    master_key_file: Option<PathBuf>,
+    master_key_env: Option<String>,
+    master_key_command: Option<String>,
 }
 
 /// The resolved configuration.
@@ -251,6 +271,8 @@ pub struct Config {
     pub audit: crate::audit::checkpoint::AuditSettings,
     /// Signed webhooks.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Where the master key comes from (a command line may hold a token: never log it).
+    pub master_key: tessera_token::MasterKeySource,
 }
 
 impl std::fmt::Debug for Config {
@@ -441,10 +463,66 @@ pub fn sqlite_url(data_dir: &Path) -> String {
     format!("sqlite://{}", data_dir.join("tessera.db").display())
 }
 
+/// The master key's source: at most one of file, variable and command (flags and variables
+/// over the config file), else `DATA_DIR/master.key`.
+fn master_key_source(
+    args: &StoreArgs,
+    from_file: [Option<tessera_token::MasterKeySource>; 3],
+    data_dir: &Path,
+) -> Result<tessera_token::MasterKeySource, ConfigError> {
+    use tessera_token::MasterKeySource as S;
+    let from_args = [
+        args.master_key_file.clone().map(S::File),
+        args.master_key_env.clone().map(S::Env),
+        args.master_key_command.clone().map(S::Command),
+    ];
+    let pick = |set: [Option<S>; 3]| -> Result<Option<S>, ConfigError> {
+        let mut chosen: Vec<S> = set.into_iter().flatten().collect();
+        if chosen.len() > 1 {
+            return Err(ConfigError::Value {
+                field: "master_key",
+                value: chosen
+                    .iter()
+                    .map(S::describe)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                message: "set only one of master_key_file, master_key_env and master_key_command"
+                    .into(),
+            });
+        }
+        Ok(chosen.pop())
+    };
+    let source = match pick(from_args)? {
+        Some(s) => s,
+        None => pick(from_file)?.unwrap_or_else(|| S::File(data_dir.join("master.key"))),
+    };
+    if let S::Env(text) | S::Command(text) = &source {
+        if text.trim().is_empty() {
+            return Err(ConfigError::Value {
+                field: "master_key",
+                value: source.describe(),
+                message: "the variable name or command is empty".into(),
+            });
+        }
+    }
+    Ok(source)
+}
+
 impl Config {
     /// Resolves flags and variables (already merged by clap) over the file over defaults.
     pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
-        let file = read_file(args.store.config.as_deref())?;
+        let mut file = read_file(args.store.config.as_deref())?;
+        let file_master = [
+            file.master_key_file
+                .take()
+                .map(tessera_token::MasterKeySource::File),
+            file.master_key_env
+                .take()
+                .map(tessera_token::MasterKeySource::Env),
+            file.master_key_command
+                .take()
+                .map(tessera_token::MasterKeySource::Command),
+        ];
         let audit = audit_settings(args, &file)?;
         let net = net_settings(args, &file)?;
         let redis = redis_settings(args, &file)?;
@@ -507,6 +585,7 @@ impl Config {
             .clone()
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("tessera-data"));
+        let master_key = master_key_source(&args.store, file_master, &data_dir)?;
         let database_url = args
             .store
             .database_url
@@ -568,6 +647,7 @@ impl Config {
         Ok(Self {
             audit,
             webhooks,
+            master_key,
             forward_auth: file.forward_auth.clone().unwrap_or_default(),
             rate_limits,
             redis,
@@ -695,6 +775,33 @@ mod tests {
             );
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn master_key_source_flags() {
+        use tessera_token::MasterKeySource as S;
+        let c = Config::resolve(&ServeArgs::default()).ok();
+        assert_eq!(
+            c.map(|c| c.master_key),
+            Some(S::File(PathBuf::from("tessera-data/master.key")))
+        );
+        let mut args = ServeArgs::default();
+        args.store.master_key_env = Some("MK".into());
+        assert_eq!(
+            Config::resolve(&args).ok().map(|c| c.master_key),
+            Some(S::Env("MK".into()))
+        );
+        args.store.master_key_command = Some("vault kv get -field=k secret/t".into());
+        let err = Config::resolve(&args).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains("set only one")),
+            "{err:?}"
+        );
+        // A command line is never echoed (it may carry a token).
+        assert!(err.is_some_and(|e| !e.contains("vault")));
+        let mut args = ServeArgs::default();
+        args.store.master_key_command = Some("  ".into());
+        assert!(Config::resolve(&args).is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The issuer's token-signing key ring: records in the store (private keys sealed under a key
-//! derived from the master key), the ring in memory, the JWKS, and rotation — on a schedule
+//! The issuer's token-signing key ring: records in the store (private keys sealed under the
+//! stored `signing-keys` secret, itself wrapped under the master key: `secrets::root`), the ring in memory, the JWKS, and rotation — on a schedule
 //! that every node plans (the store's compare-and-set lets exactly one node apply each step)
 //! and by hand (`tessera keys rotate`).
 //!
@@ -108,11 +108,10 @@ impl Keys {
     /// An empty ring; `maintain` loads it (and creates the first key on a new store).
     pub fn new(
         store: Arc<dyn Store>,
-        master: &tessera_token::MasterKey,
+        envelope: SecretBytes<32>,
         policy: RotationPolicy,
         admission: Arc<crate::gate::admission::Admission>,
     ) -> Self {
-        let envelope = master.derive_key(tessera_token::SIGNING_KEYS_PURPOSE);
         Self {
             store,
             admission,

@@ -25,7 +25,9 @@ pub mod oauth;
 pub mod oauth_ui;
 pub mod observe;
 pub mod passwords;
+pub mod peppered;
 pub mod ratelimit;
+pub mod secrets;
 pub mod services;
 pub mod suspension;
 pub mod usecase;
@@ -280,6 +282,14 @@ async fn authenticated_only(
                     return ApiError::from(e).into_response();
                 }
             }
+            // The caller's agency's data key in memory before a handler seals an audit record
+            // (a lookup in memory once loaded).
+            if s.data_keys.cached(&caller.agency).is_none() {
+                let scope = s.admission.admit(caller.agency.clone());
+                if let Err(e) = s.data_keys.key(&scope, true, s.clock.now()).await {
+                    tracing::warn!(error = %e, "no data key for the caller's agency");
+                }
+            }
             req.extensions_mut()
                 .insert(gate::authorized::Authorized::for_caller(&s, caller, meta));
             let mut resp = next.run(req).await;
@@ -307,12 +317,22 @@ pub async fn run(
     let follower = tokio::spawn(state.engine.clone().follow(Duration::from_millis(250)));
     let keys = state.keys.clone();
     let clock = state.clock.clone();
+    let services = state.services.clone();
     let rotator = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
             if let Err(e) = keys.maintain(clock.now() / 1000).await {
                 tracing::error!(error = %e, "signing key maintenance failed");
+            }
+            // A pepper version added by `tessera keys rotate-pepper` becomes current here
+            // within a minute (or at once on a lookup miss).
+            if let Err(e) = services
+                .pepper
+                .reload(services.store.as_ref(), &services.ring)
+                .await
+            {
+                tracing::error!(error = %e, code = e.code(), "pepper reload failed");
             }
         }
     });

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 
 use tessera_core::{AgencyId, Catalog, EngineConfig, KeyId};
 use tessera_store::{Connected, Store, TenantScope};
-use tessera_token::Pepper;
 
 use crate::clock::Clock;
 
@@ -26,8 +25,12 @@ pub struct Services {
     pub engine_cfg: EngineConfig,
     /// The authorization engine (indexes, policies, the change feed).
     pub engine: Arc<crate::engine::Engine>,
-    /// The current pepper for credential hashes.
-    pub pepper: Arc<Pepper>,
+    /// The live peppers for credential hashes (the current one first, older ones on a miss).
+    pub pepper: Arc<crate::secrets::Peppers>,
+    /// This node's master keys (they wrap the stored secrets and the data keys).
+    pub ring: Arc<crate::secrets::MasterRing>,
+    /// The per-agency data keys.
+    pub data_keys: Arc<crate::secrets::DataKeys>,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// Key uses not yet written to the store.
@@ -112,6 +115,9 @@ pub enum StateError {
     /// The Redis URL is malformed.
     #[error("{0}")]
     Redis(String),
+    /// The installation's secrets are incomplete.
+    #[error("invalid secrets: {0}")]
+    Secrets(&'static str),
     /// A forward-auth route names an unknown permission or resource type, or is malformed.
     #[error("invalid forward_auth route: {0}")]
     ForwardAuth(String),
@@ -148,11 +154,11 @@ pub struct EngineSettings {
 }
 
 impl Services {
-    /// Builds the services from their parts; the pepper is derived from the master key.
+    /// Builds the services from their parts and the installation's secrets.
     pub fn with_engine(
         connected: Connected,
         catalog: Catalog,
-        master_key: &tessera_token::MasterKey,
+        material: &crate::secrets::Material,
         clock: Arc<dyn Clock>,
         settings: EngineSettings,
     ) -> Result<Self, StateError> {
@@ -180,27 +186,34 @@ impl Services {
         };
         let forward_auth = crate::forward_auth::RouteTable::build(&settings.forward_auth, &catalog)
             .map_err(StateError::ForwardAuth)?;
-        let webhooks = crate::webhooks::Webhooks::new(master_key, settings.webhooks.clone())
+        let webhooks = crate::webhooks::Webhooks::new(settings.webhooks.clone())
             .map_err(StateError::Webhooks)?;
         let Connected { store, mint } = connected;
         let admission = Arc::new(crate::gate::admission::Admission::new(mint));
         let store_for_keys = store.clone();
-        let pepper = Arc::new(master_key.derive_pepper(PEPPER_VERSION));
-        let mut oauth = crate::oauth::settings::OAuth::new(settings.oauth, master_key, &catalog);
+        let pepper = Arc::new(
+            crate::secrets::Peppers::new(material.root.peppers.clone())
+                .ok_or(StateError::Secrets("no live pepper"))?,
+        );
+        let mut oauth = crate::oauth::settings::OAuth::new(
+            settings.oauth,
+            material.root.cookie_key.clone(),
+            &catalog,
+        );
         if let Some(r) = &redis {
             // Sign-in failures are counted for the whole cluster.
             oauth.throttle = crate::oauth_ui::throttle::SignInThrottle::with_ledger(
                 crate::oauth::settings::THROTTLE_ENTRIES,
                 Arc::new(crate::oauth_ui::throttle::ledger::RedisLedger::new(
                     r.clone(),
-                    pepper.clone(),
+                    pepper.current(),
                 )),
             );
         }
         let settings_rotation = settings.rotation;
         let audit_keys = Arc::new(crate::audit::keys::AuditKeys::new(
             store.clone(),
-            master_key,
+            material.root.signing_kek.clone(),
             crate::audit::keys::AuditKeyPolicy::default(),
             admission.clone(),
         ));
@@ -210,6 +223,10 @@ impl Services {
             audit_keys.clone(),
             clock.clone(),
             settings.audit,
+        ));
+        let data_keys = Arc::new(crate::secrets::DataKeys::new(
+            store.clone(),
+            material.ring.clone(),
         ));
         let catalog = Arc::new(catalog);
         let budget = if settings.cache_bytes == 0 {
@@ -233,17 +250,22 @@ impl Services {
             engine_cfg: EngineConfig { cross_tenant },
             engine: Arc::new(engine),
             pepper,
+            ring: material.ring.clone(),
+            data_keys: data_keys.clone(),
             clock,
             key_usage: Arc::default(),
             keys: Arc::new(crate::keys::Keys::new(
                 store_for_keys.clone(),
-                master_key,
+                material.root.signing_kek.clone(),
                 settings_rotation,
                 admission,
             )),
             oauth: Arc::new(oauth),
             platform_id: Arc::default(),
-            audit: Arc::new(crate::audit::writer::AuditWriter::new(store_for_keys)),
+            audit: Arc::new(crate::audit::writer::AuditWriter::with_data_keys(
+                store_for_keys,
+                data_keys.clone(),
+            )),
             passwords: Arc::new(match settings.password_workers {
                 0 => crate::passwords::PasswordPool::default(),
                 n => crate::passwords::PasswordPool::new(n, n * 4),
@@ -261,6 +283,3 @@ impl Services {
         })
     }
 }
-
-/// The pepper version new credential hashes use.
-pub const PEPPER_VERSION: u32 = 1;

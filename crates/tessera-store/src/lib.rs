@@ -32,6 +32,6 @@ pub use records::*;
 pub use scope::{ScopeMint, TenantScope};
 pub use sqlite::SqliteStore;
 pub use store::{
-    AuditCheckpoints, AuditLog, ChangeFeed, Evidence, KeyRing, Lookups, PlatformAdmin, Store,
-    TenantData, WebhookStore, MAX_ACTORS,
+    AuditCheckpoints, AuditLog, ChangeFeed, DataKeyRow, Evidence, KeyRing, Lookups, MasterKeyRow,
+    PlatformAdmin, RootSecretRow, SecretStore, Store, TenantData, WebhookStore, MAX_ACTORS,
 };

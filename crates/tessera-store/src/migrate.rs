@@ -72,6 +72,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0009_webhooks.sql"),
     },
     Migration {
+        version: 10,
+        name: "secrets",
+        sqlite: include_str!("../migrations/sqlite/0010_secrets.sql"),
+        postgres: include_str!("../migrations/postgres/0010_secrets.sql"),
+    },
+    Migration {
         version: 11,
         name: "evidence",
         sqlite: include_str!("../migrations/sqlite/0011_evidence.sql"),

@@ -22,12 +22,16 @@ use tessera_store::{
 /// Tables without `agency_id`, on purpose: global, not under row-level security.
 /// `signing_keys` is the platform's token-signing key ring: no tenant data, and its private
 /// keys are sealed under the master key; `audit_keys` likewise signs audit checkpoints.
-const GLOBAL_TABLES: [&str; 5] = [
+/// `master_keys` and `root_secrets` (issue 12) hold the master keys' ids and the
+/// installation-wide secrets wrapped under them: no tenant data either.
+const GLOBAL_TABLES: [&str; 7] = [
     "agencies",
     "revision",
     "tessera_migrations",
     "signing_keys",
     "audit_keys",
+    "master_keys",
+    "root_secrets",
 ];
 
 /// The tenant tables the migration is known to create (so the catalog check is not vacuous).

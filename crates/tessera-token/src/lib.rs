@@ -3,7 +3,8 @@
 //! their rotation and JWKS, and JWT access and id tokens.
 //! INVARIANT: no secret is ever printed (Debug/Display say `[redacted]`), secrets zeroize on
 //! drop, secrets are compared in constant time, and time and randomness come in as parameters
-//! (convenience `*_os` functions use `OsRng`). The only IO is the master key file.
+//! (convenience `*_os` functions use `OsRng`). The only IO is the master key's source (a
+//! file, a variable or a command).
 
 mod base62;
 mod hex;
@@ -16,6 +17,7 @@ pub mod jwk;
 pub mod jwt;
 pub mod keyring;
 pub mod master_key;
+pub mod master_source;
 pub mod opaque;
 pub mod password;
 pub mod pepper;
@@ -36,6 +38,7 @@ pub use jwt::{
 };
 pub use keyring::{KeyRecord, KeyRing, KeyRingError, KeyState};
 pub use master_key::{MasterKey, MasterKeyError};
+pub use master_source::{MasterKeySource, MasterKeys, MasterSourceError};
 pub use opaque::{generate_opaque_token, generate_opaque_token_os, OPAQUE_TOKEN_BODY_LEN};
 pub use password::{
     check_password_policy, hash_password, hash_password_os, verify_dummy, verify_password,

@@ -1,7 +1,9 @@
-//! The master key: 32 random bytes in a private file, from which peppers and other keys are
-//! derived with HKDF-SHA-256.
-//! INVARIANT: the file holds one line of 64 lowercase hex characters and is never readable by
-//! group or others; it is created atomically (a complete file appears under its name, or none)
+//! The master key: 32 random bytes in a private file (or from another source, see
+//! `master_source`). It wraps the stored secrets (peppers, key-encryption keys, per-agency data
+//! keys; `wrap`/`unwrap`, bound to its non-secret `key_id`); the HKDF derivations remain for the
+//! values an installation had before those secrets were stored (their first version).
+//! INVARIANT: the file holds one to eight distinct lines of 64 lowercase hex characters (the
+//! current key first) and is never readable by group or others; it is created atomically (a complete file appears under its name, or none)
 //! with mode 0600. The key is redacted when printed and zeroized on drop.
 
 use std::fmt;
@@ -65,8 +67,17 @@ impl MasterKey {
     }
 
     /// Loads the key from `path`, or creates the file with a fresh key if it does not exist.
-    /// Returns the key and whether it was just created.
+    /// Returns the CURRENT key (the file's first line) and whether it was just created.
     pub fn load_or_create(path: &Path) -> Result<(MasterKey, bool), MasterKeyError> {
+        let (mut keys, created) = Self::load_all_or_create(path)?;
+        // `read_from` never returns an empty list.
+        let first = keys.swap_remove(0);
+        Ok((first, created))
+    }
+
+    /// Loads every key of the file at `path` (the current one first, then previous ones kept
+    /// during a rotation), or creates the file with one fresh key if it does not exist.
+    pub fn load_all_or_create(path: &Path) -> Result<(Vec<MasterKey>, bool), MasterKeyError> {
         match File::open(path) {
             Ok(file) => Ok((Self::read_from(file, path)?, false)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Self::create(path),
@@ -74,8 +85,9 @@ impl MasterKey {
         }
     }
 
-    /// Reads and validates an open key file.
-    fn read_from(file: File, path: &Path) -> Result<MasterKey, MasterKeyError> {
+    /// Reads and validates an open key file: one to eight distinct lines of 64 lowercase hex
+    /// characters.
+    fn read_from(file: File, path: &Path) -> Result<Vec<MasterKey>, MasterKeyError> {
         let meta = file.metadata().map_err(|e| io_error("inspect", path, e))?;
         if !meta.is_file() {
             return Err(MasterKeyError::Malformed {
@@ -93,23 +105,20 @@ impl MasterKey {
                 });
             }
         }
-        // Read at most one byte more than the longest valid file (64 hex + '\n').
-        let mut text = Zeroizing::new(Vec::with_capacity(66));
-        file.take(66)
+        // Read at most one byte more than the longest valid file (8 × (64 hex + '\n')).
+        let limit = 65 * MAX_MASTER_KEYS + 1;
+        let mut text = Zeroizing::new(Vec::with_capacity(limit));
+        file.take(limit as u64)
             .read_to_end(&mut text)
             .map_err(|e| io_error("read", path, e))?;
-        let hex_part = text.strip_suffix(b"\n").unwrap_or(&text);
-        let mut bytes = hex::decode::<32>(hex_part).ok_or_else(|| MasterKeyError::Malformed {
+        parse_keys(&text, false).ok_or_else(|| MasterKeyError::Malformed {
             path: path.to_owned(),
-        })?;
-        let key = Self::from_bytes(bytes);
-        bytes.zeroize();
-        Ok(key)
+        })
     }
 
     /// Writes a fresh key to a private temporary file beside `path`, syncs it, then links it
     /// into place, which fails rather than overwrite a key another process just created.
-    fn create(path: &Path) -> Result<(MasterKey, bool), MasterKeyError> {
+    fn create(path: &Path) -> Result<(Vec<MasterKey>, bool), MasterKeyError> {
         let key = Self::generate(&mut OsRng);
         let mut contents = Zeroizing::new(hex::encode(key.0.expose()));
         contents.push('\n');
@@ -142,12 +151,54 @@ impl MasterKey {
         let _ = fs::remove_file(&tmp);
         if published? {
             sync_dir(&dir).map_err(|e| io_error("sync the directory of", path, e))?;
-            Ok((key, true))
+            Ok((vec![key], true))
         } else {
             // Another process created the key first: use theirs.
             let file = File::open(path).map_err(|e| io_error("open", path, e))?;
             Ok((Self::read_from(file, path)?, false))
         }
+    }
+
+    /// Parses one line of 64 lowercase hex characters (a key supplied by a provider).
+    pub fn from_hex(text: &[u8]) -> Option<MasterKey> {
+        let mut bytes = hex::decode::<32>(text)?;
+        let key = Self::from_bytes(bytes);
+        bytes.zeroize();
+        Some(key)
+    }
+
+    /// The key's id: a non-secret fingerprint, `mk_` and 16 hex characters of HKDF-SHA-256
+    /// with info `tessera/key-id` (one-way: it reveals nothing of the key).
+    pub fn key_id(&self) -> String {
+        let okm = Zeroizing::new(self.expand(b"tessera/key-id"));
+        format!("mk_{}", hex::encode(&okm[..8]))
+    }
+
+    /// Seals `plaintext` (a stored secret: a pepper, a data key, a key-encryption key) under
+    /// this master key. The associated data binds the value to `purpose` and to this key's id,
+    /// so a wrapped value cannot be moved to another purpose unnoticed.
+    pub fn wrap(
+        &self,
+        purpose: &str,
+        plaintext: &[u8],
+        rng: &mut (impl RngCore + rand::CryptoRng),
+    ) -> Vec<u8> {
+        let key = self.derive_key(WRAP_PURPOSE);
+        crate::envelope::seal(&key, plaintext, &self.wrap_aad(purpose), rng)
+    }
+
+    /// Opens a value [`MasterKey::wrap`] sealed for `purpose`.
+    pub fn unwrap(
+        &self,
+        purpose: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, crate::envelope::EnvelopeError> {
+        let key = self.derive_key(WRAP_PURPOSE);
+        crate::envelope::open(&key, sealed, &self.wrap_aad(purpose))
+    }
+
+    fn wrap_aad(&self, purpose: &str) -> Vec<u8> {
+        format!("tessera/wrap/v1|{}|{purpose}", self.key_id()).into_bytes()
     }
 
     /// The pepper of the given version: HKDF-SHA-256 with info `tessera/pepper/v{version}`.
@@ -156,6 +207,15 @@ impl MasterKey {
         let pepper = Pepper::new(version, okm);
         okm.zeroize();
         pepper
+    }
+
+    /// The key bytes of [`MasterKey::derive_pepper`] (stored, wrapped, as the first pepper of
+    /// an installation that predates stored peppers).
+    pub fn derive_pepper_key(&self, version: u32) -> SecretBytes<32> {
+        let mut okm = self.expand(format!("tessera/pepper/v{version}").as_bytes());
+        let key = SecretBytes::new(okm);
+        okm.zeroize();
+        key
     }
 
     /// A 32-byte key for `purpose`: HKDF-SHA-256 with info `tessera/{purpose}`. Purposes must
@@ -177,6 +237,37 @@ impl MasterKey {
         okm
     }
 }
+
+/// At most this many keys in one source (a current key and previous ones).
+pub const MAX_MASTER_KEYS: usize = 8;
+
+/// Keys separated by newlines (and, for `loose`, commas or spaces too); one trailing newline
+/// is allowed, blank lines and repeats are not.
+pub(crate) fn parse_keys(text: &[u8], loose: bool) -> Option<Vec<MasterKey>> {
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    let parts: Vec<&[u8]> = if loose {
+        text.split(|c| matches!(c, b'\n' | b',' | b' ' | b'\t'))
+            .filter(|p| !p.is_empty())
+            .collect()
+    } else {
+        text.split(|c| *c == b'\n').collect()
+    };
+    if parts.is_empty() || parts.len() > MAX_MASTER_KEYS {
+        return None;
+    }
+    let mut keys: Vec<MasterKey> = Vec::with_capacity(parts.len());
+    for part in parts {
+        let key = MasterKey::from_hex(part)?;
+        if keys.contains(&key) {
+            return None;
+        }
+        keys.push(key);
+    }
+    Some(keys)
+}
+
+/// The HKDF purpose of the key that wraps stored secrets (see [`MasterKey::wrap`]).
+const WRAP_PURPOSE: &str = "wrap/v1";
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -399,6 +490,38 @@ mod tests {
         assert_eq!(key.derive_pepper(7), Pepper::new(7, expected));
         hk.expand(b"tessera/envelope", &mut expected).unwrap();
         assert_eq!(key.derive_key("envelope").expose(), &expected);
+    }
+
+    #[test]
+    fn key_id_is_a_stable_one_way_fingerprint() {
+        let key = MasterKey::from_bytes([5u8; 32]);
+        let id = key.key_id();
+        assert!(id.starts_with("mk_") && id.len() == 19, "{id}");
+        assert_eq!(id, MasterKey::from_bytes([5u8; 32]).key_id());
+        assert_ne!(id, MasterKey::from_bytes([6u8; 32]).key_id());
+        assert!(!id.contains(&hex::encode(&[5u8; 8])));
+    }
+
+    #[test]
+    fn wrap_binds_key_and_purpose() {
+        let mut rng = OsRng;
+        let a = MasterKey::from_bytes([1u8; 32]);
+        let b = MasterKey::from_bytes([2u8; 32]);
+        let sealed = a.wrap("pepper/1", b"material", &mut rng);
+        assert_eq!(
+            a.unwrap("pepper/1", &sealed).unwrap().as_slice(),
+            b"material"
+        );
+        assert!(a.unwrap("pepper/2", &sealed).is_err());
+        assert!(b.unwrap("pepper/1", &sealed).is_err());
+    }
+
+    #[test]
+    fn from_hex_accepts_only_the_canonical_form() {
+        let good = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        assert!(MasterKey::from_hex(good.as_bytes()).is_some());
+        assert!(MasterKey::from_hex(good.to_uppercase().as_bytes()).is_none());
+        assert!(MasterKey::from_hex(&good.as_bytes()[..62]).is_none());
     }
 
     #[test]

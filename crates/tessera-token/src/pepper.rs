@@ -29,6 +29,11 @@ impl Pepper {
         }
     }
 
+    /// A pepper from key material already held as a secret (a stored, unwrapped pepper).
+    pub fn from_secret(version: u32, key: SecretBytes<32>) -> Self {
+        Self { version, key }
+    }
+
     /// The pepper version, to store beside each hash.
     pub fn version(&self) -> u32 {
         self.version

@@ -72,6 +72,23 @@ impl<const N: usize> SecretBytes<N> {
     pub fn expose(&self) -> &[u8; N] {
         &self.0
     }
+
+    /// Fresh random bytes from `rng`, filled in place (no other copy is made).
+    pub fn random(rng: &mut (impl rand::RngCore + rand::CryptoRng)) -> Self {
+        let mut key = Self([0u8; N]);
+        rng.fill_bytes(&mut key.0);
+        key
+    }
+
+    /// Copies exactly `N` bytes (an unwrapped secret); `None` for any other length.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        let mut key = Self([0u8; N]);
+        if bytes.len() != N {
+            return None;
+        }
+        key.0.copy_from_slice(bytes);
+        Some(key)
+    }
 }
 
 impl<const N: usize> From<[u8; N]> for SecretBytes<N> {

@@ -25,7 +25,9 @@ use zeroize::Zeroizing;
 
 use crate::audit::action::AuditAction;
 
-/// The purpose the audit keys' envelope key is derived for: `MasterKey::derive_key(AUDIT_KEYS_PURPOSE)`.
+/// The purpose a stand-alone audit key ring (the benchmark's) derives its envelope key for;
+/// the server seals audit keys under the stored signing-key envelope key (`secrets::root`),
+/// with their own AAD, so a master-key rotation rewraps them with it.
 pub const AUDIT_KEYS_PURPOSE: &str = "audit-keys";
 
 /// Seconds a key signs before the next one takes over [default: 90 days].
@@ -147,14 +149,14 @@ impl AuditKeys {
     /// An empty ring; `maintain` loads it (and creates the first key on a new store).
     pub fn new(
         store: Arc<dyn Store>,
-        master: &tessera_token::MasterKey,
+        envelope: tessera_token::SecretBytes<32>,
         policy: AuditKeyPolicy,
         admission: Arc<crate::gate::admission::Admission>,
     ) -> Self {
         Self {
             store,
             admission,
-            envelope: master.derive_key(AUDIT_KEYS_PURPOSE),
+            envelope,
             policy,
             ring: RwLock::new(Arc::new(Vec::new())),
         }

@@ -7,5 +7,6 @@ pub mod keys;
 pub mod offline;
 pub mod record;
 pub mod reference;
+pub mod sealed;
 pub mod verify;
 pub mod writer;

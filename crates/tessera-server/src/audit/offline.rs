@@ -269,7 +269,7 @@ async fn bench(agencies: usize, events: usize, export_events: usize) -> anyhow::
     let master = tessera_token::MasterKey::generate(&mut rand::rngs::OsRng);
     let keys = Arc::new(crate::audit::keys::AuditKeys::new(
         store.clone(),
-        &master,
+        master.derive_key(crate::audit::keys::AUDIT_KEYS_PURPOSE),
         Default::default(),
         admission.clone(),
     ));

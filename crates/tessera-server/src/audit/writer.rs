@@ -43,6 +43,9 @@ type Pending = (TenantScope, Entry, oneshot::Sender<Result<(), StoreError>>);
 #[derive(Debug)]
 pub struct AuditWriter {
     store: Arc<dyn Store>,
+    /// Seals the personal fields of each event under its agency's data key (`None`: tests of
+    /// the writer alone).
+    data_keys: Option<Arc<crate::secrets::DataKeys>>,
     tx: std::sync::OnceLock<mpsc::Sender<Pending>>,
 }
 
@@ -51,6 +54,16 @@ impl AuditWriter {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
+            data_keys: None,
+            tx: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A writer that seals each event's personal fields under its agency's data key.
+    pub fn with_data_keys(store: Arc<dyn Store>, data_keys: Arc<crate::secrets::DataKeys>) -> Self {
+        Self {
+            store,
+            data_keys: Some(data_keys),
             tx: std::sync::OnceLock::new(),
         }
     }
@@ -69,7 +82,7 @@ impl AuditWriter {
     async fn send(&self, scope: TenantScope, entry: Entry) -> Result<(), StoreError> {
         let tx = self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::channel::<Pending>(8192);
-            tokio::spawn(run(self.store.clone(), rx));
+            tokio::spawn(run(self.store.clone(), self.data_keys.clone(), rx));
             tx
         });
         let (done, wait) = oneshot::channel();
@@ -135,10 +148,21 @@ fn coalesce(batch: &[Pending]) -> Vec<(TenantScope, AuditRecord)> {
     out
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>) {
+async fn run(
+    store: Arc<dyn Store>,
+    data_keys: Option<Arc<crate::secrets::DataKeys>>,
+    mut rx: mpsc::Receiver<Pending>,
+) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let events = coalesce(&batch);
+        let mut events = coalesce(&batch);
+        if let Some(keys) = &data_keys {
+            // Sealed before the store chains them: the hash covers the ciphertext.
+            for (scope, record) in &mut events {
+                let r = std::mem::replace(record, placeholder());
+                *record = crate::secrets::personal::seal_keys(keys, scope, r).await;
+            }
+        }
         let result = store.append_audit_batch(&events).await;
         for (_, _, done) in batch.drain(..) {
             let _ = done.send(match &result {
@@ -146,6 +170,23 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>) {
                 Err(e) => Err(StoreError::Unavailable(e.to_string())),
             });
         }
+    }
+}
+
+/// A record to swap out while its replacement is built.
+fn placeholder() -> AuditRecord {
+    AuditRecord {
+        id: tessera_core::EventId::generate_at(0, &mut rand::thread_rng()),
+        at: 0,
+        actor: String::new(),
+        on_behalf_of: None,
+        action: String::new(),
+        target: None,
+        outcome: tessera_store::Outcome::Success,
+        request_id: String::new(),
+        ip: None,
+        user_agent: None,
+        detail: Value::Null,
     }
 }
 

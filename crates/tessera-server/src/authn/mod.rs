@@ -162,12 +162,33 @@ async fn authenticate_unchecked(state: &Services, token: &str) -> Result<Arc<Cal
         }
         return Ok(caller);
     }
-    // A lookup before authentication: the store derives the key's scope from its row.
-    let (found, scope) = state
-        .store
-        .find_key_by_secret(hash.as_bytes())
+    // A lookup before authentication: the store derives the key's scope from its row. After a
+    // miss, under the other live peppers (a key hashed under an older one, or a newer one
+    // another node created a moment ago).
+    let ((found, scope), version, found_hash) =
+        crate::peppered::find_by_hash(state, token.as_bytes(), |h| async move {
+            state.store.find_key_by_secret(h.as_bytes()).await
+        })
         .await?
         .ok_or_else(invalid)?;
+    let current = state.pepper.current();
+    if version < current.version() {
+        // Rehashed under the current pepper on this use (best effort: the old hash keeps
+        // working while its version is live).
+        let new = current.hash(token.as_bytes());
+        if let Err(e) = state
+            .store
+            .rehash_secret(
+                &scope,
+                found_hash.as_bytes(),
+                new.as_bytes(),
+                i64::from(current.version()),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not rehash an API key under the current pepper");
+        }
+    }
     // Read before the key: a revocation committed after this point moves the generation and
     // keeps this authentication out of the cache.
     let generation = state.engine.generation_of(&found.agency);

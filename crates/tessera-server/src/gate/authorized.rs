@@ -30,9 +30,12 @@ pub struct Authorized {
     pub(super) checked: bool,
     /// The mint, for the scope of `agency` (asked for only by the routes that touch tenant
     /// data, so the check path builds none).
-    pub(super) admission: Arc<Admission>,
+    pub(crate) admission: Arc<Admission>,
     /// Request facts.
     pub meta: RequestMeta,
+    /// The data keys: this caller's audit records are sealed with the acted-in agency's, which
+    /// the gate loaded before the handler runs.
+    pub(crate) data_keys: Arc<crate::secrets::DataKeys>,
 }
 
 impl Authorized {
@@ -46,6 +49,7 @@ impl Authorized {
             permission: None,
             checked: false,
             meta,
+            data_keys: state.data_keys.clone(),
         }
     }
 
@@ -157,7 +161,7 @@ impl Authorized {
                 detail,
             ),
         );
-        if let Err(e) = state.store.append_audit(&self.gate_scope(), &record).await {
+        if let Err(e) = crate::audit::sealed::append(state, &self.gate_scope(), &record).await {
             tracing::warn!(error = %e, "could not audit a denied request");
         }
         AuthzError::Missing { message, missing }
@@ -171,7 +175,7 @@ impl Authorized {
         target: Option<&str>,
         detail: serde_json::Value,
     ) -> AuditRecord {
-        attribute(
+        self.seal(attribute(
             &self.caller,
             audit_record(
                 state,
@@ -182,6 +186,12 @@ impl Authorized {
                 Outcome::Success,
                 detail,
             ),
-        )
+        ))
+    }
+
+    /// Seals a record's personal fields (the client's address and agent, emails and names)
+    /// with the acted-in agency's data key, before any store call chains it.
+    pub fn seal(&self, record: AuditRecord) -> AuditRecord {
+        crate::secrets::personal::seal_cached(&self.data_keys, &self.agency, record)
     }
 }

@@ -69,10 +69,8 @@ pub async fn deny(
             detail,
         ),
     );
-    if let Err(e) = state
-        .store
-        .append_audit(&state.admission.admit(chain), &record)
-        .await
+    if let Err(e) =
+        crate::audit::sealed::append(state, &state.admission.admit(chain), &record).await
     {
         tracing::warn!(error = %e, "could not audit a denied request");
     }
@@ -100,9 +98,6 @@ pub(super) async fn audit_in(
             detail,
         ),
     );
-    state
-        .store
-        .append_audit(&state.admission.admit(agency.clone()), &record)
-        .await?;
+    crate::audit::sealed::append(state, &state.admission.admit(agency.clone()), &record).await?;
     Ok(())
 }

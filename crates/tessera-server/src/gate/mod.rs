@@ -241,6 +241,20 @@ async fn check(g: &GuardState, request: Request) -> Result<Checked, ApiError> {
             .append(g.app.admission.admit(agency.clone()), record)
             .await?;
     }
+    // The acted-in agency's data key, in memory before the handler seals its audit records
+    // (one store read per agency and node; an agency without one gets it here).
+    if let Err(e) = g
+        .app
+        .data_keys
+        .key(
+            &g.app.admission.admit(agency.clone()),
+            true,
+            g.app.clock.now(),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "no data key for the agency acted in");
+    }
     parts.extensions.insert(Authorized {
         caller,
         agency: agency.clone(),
@@ -249,6 +263,7 @@ async fn check(g: &GuardState, request: Request) -> Result<Checked, ApiError> {
         checked: g.target == TargetFrom::Path,
         admission: g.app.admission.clone(),
         meta,
+        data_keys: g.app.data_keys.clone(),
     });
     Ok((Request::from_parts(parts, body), agency, rate))
 }

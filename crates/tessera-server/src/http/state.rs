@@ -40,11 +40,24 @@ impl AppState {
         Self::with_engine(store, catalog, master_key, clock, EngineSettings::default())
     }
 
-    /// The same, with engine settings.
+    /// The same, with engine settings; the secrets are the master key's derivations (what a
+    /// new installation stores as their first versions), with a fixed master key.
     pub fn with_engine(
         store: Connected,
         catalog: Catalog,
         master_key: &tessera_token::MasterKey,
+        clock: Arc<dyn Clock>,
+        settings: EngineSettings,
+    ) -> Result<Self, StateError> {
+        let material = crate::secrets::Material::derived(master_key);
+        Self::with_material(store, catalog, &material, clock, settings)
+    }
+
+    /// The state with the installation's stored secrets (`serve`).
+    pub fn with_material(
+        store: Connected,
+        catalog: Catalog,
+        material: &crate::secrets::Material,
         clock: Arc<dyn Clock>,
         settings: EngineSettings,
     ) -> Result<Self, StateError> {
@@ -54,7 +67,7 @@ impl AppState {
             .issuer
             .get(..8)
             .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
-        let services = Services::with_engine(store, catalog, master_key, clock, settings)?;
+        let services = Services::with_engine(store, catalog, material, clock, settings)?;
         Ok(Self {
             services: Arc::new(services),
             http,

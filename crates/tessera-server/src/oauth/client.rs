@@ -130,14 +130,34 @@ pub async fn authenticate_as(
     let now = state.clock.now();
     match (record.app.confidential, secret) {
         (true, Some(secret)) => {
-            let hash = state.pepper.hash(secret.as_bytes());
-            let mut ok = false;
-            for s in &record.secrets {
-                let valid = s.valid_until.is_none_or(|t| t > now);
-                ok |= valid & tessera_token::ct_eq(hash.as_bytes(), &s.hash);
+            // Each stored secret is checked under the pepper version it was hashed with.
+            let current = state.pepper.current();
+            let (mut ok, mut stale, unknown) =
+                check_secrets(state, &record, secret, &current, now).await;
+            if !ok && unknown {
+                // A cached record may hold a hash since rehashed, its pepper retired: read
+                // the client again.
+                forget(state, id);
+                if let Some(fresh) = find(state, id).await? {
+                    (ok, stale, _) = check_secrets(state, &fresh, secret, &current, now).await;
+                }
             }
             if !ok {
                 return Err(fail);
+            }
+            if let Some(old) = stale {
+                // Rehashed under the current pepper on this use (best effort: the old hash
+                // keeps working while its version is live).
+                let scope = state.admission.admit(record.app.agency_id.clone());
+                let new = current.hash(secret.as_bytes());
+                if let Err(e) = state
+                    .store
+                    .rehash_secret(&scope, &old, new.as_bytes(), i64::from(current.version()))
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not rehash a client secret under the current pepper");
+                }
+                forget(state, id);
             }
         }
         (true, None) => {
@@ -156,6 +176,52 @@ pub async fn authenticate_as(
         app: record,
         method,
     })
+}
+
+/// Drops client `id` from this node's cache (its stored secrets changed).
+fn forget(state: &Services, id: &str) {
+    if let Ok(mut c) = state.oauth.clients.clients.write() {
+        c.remove(id);
+    }
+}
+
+/// Checks `secret` against each of the client's stored secrets, each under the pepper version
+/// it was hashed with. Returns whether one matched, the hash of the match if it is under an
+/// older pepper (to rehash), and whether a stored version is not live on this node.
+async fn check_secrets(
+    state: &Services,
+    record: &ClientRecord,
+    secret: &str,
+    current: &tessera_token::Pepper,
+    now: i64,
+) -> (bool, Option<Vec<u8>>, bool) {
+    let mut ok = false;
+    let mut stale = None;
+    let mut unknown = false;
+    for s in &record.secrets {
+        let version = u32::try_from(s.pepper_version).unwrap_or(0);
+        let hash = if version == current.version() {
+            Some(current.hash(secret.as_bytes()))
+        } else {
+            match state.pepper.hash_with(version, secret.as_bytes()) {
+                Some(h) => Some(h),
+                // A version newer than this node knows: learn it.
+                None if version > current.version() => {
+                    let _ = state.pepper.reload(state.store.as_ref(), &state.ring).await;
+                    state.pepper.hash_with(version, secret.as_bytes())
+                }
+                None => None,
+            }
+        };
+        unknown |= hash.is_none();
+        let valid = s.valid_until.is_none_or(|t| t > now);
+        let matched = hash.is_some_and(|h| valid & tessera_token::ct_eq(h.as_bytes(), &s.hash));
+        if matched && version < current.version() {
+            stale = Some(s.hash.clone());
+        }
+        ok |= matched;
+    }
+    (ok, stale, unknown)
 }
 
 /// The active installations of client `app` in every agency (cached briefly; each is checked

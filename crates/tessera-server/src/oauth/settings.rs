@@ -106,15 +106,15 @@ pub struct OAuth {
 }
 
 impl OAuth {
-    /// The authorization server for `settings`, with keys derived from the master key.
+    /// The authorization server for `settings`, with the installation's cookie key.
     pub fn new(
         settings: OAuthSettings,
-        master: &tessera_token::MasterKey,
+        cookie_key: tessera_token::SecretBytes<32>,
         catalog: &Catalog,
     ) -> Self {
         Self {
             settings,
-            cookies: CookieKey::from_master(master),
+            cookies: CookieKey::from_secret(cookie_key),
             throttle: SignInThrottle::new(THROTTLE_ENTRIES),
             clients: ClientCache::default(),
             verified: VerifiedCache::default(),

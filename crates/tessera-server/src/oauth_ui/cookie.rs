@@ -24,9 +24,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tessera_token::{ct_eq, MasterKey, SecretBytes};
 
-/// The purpose under which the cookie key is derived from the master key (HKDF info
-/// `tessera/cookies/v1`, see [`MasterKey::derive_key`]).
-const KEY_PURPOSE: &str = "cookies/v1";
+/// The purpose under which the cookie key was derived from the master key (HKDF info
+/// `tessera/cookies/v1`, see [`MasterKey::derive_key`]); that derivation is now the stored
+/// `cookies` secret's first version (`crate::secrets::root`).
+pub const KEY_PURPOSE: &str = "cookies/v1";
 /// Domain separation: a sealed value can never pass for a CSRF token, or the reverse.
 const SEAL_TAG: &[u8] = b"tessera/cookie/seal/v1";
 const CSRF_TAG: &[u8] = b"tessera/cookie/csrf/v1";
@@ -50,6 +51,11 @@ impl CookieKey {
     /// `tessera/cookies/v1`, so every node derives the same key and no extra secret is stored.
     pub fn from_master(master: &MasterKey) -> CookieKey {
         CookieKey(master.derive_key(KEY_PURPOSE))
+    }
+
+    /// The stored (unwrapped) cookie key.
+    pub fn from_secret(key: SecretBytes<32>) -> CookieKey {
+        CookieKey(key)
     }
 
     /// A key from raw bytes (tests).

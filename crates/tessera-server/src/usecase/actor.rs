@@ -72,7 +72,7 @@ impl Actor<'_> {
         let at = clock.now();
         let id = EventId::generate_at(u64::try_from(at).unwrap_or(0), &mut rand::thread_rng());
         match self {
-            Actor::Caller(auth) => attribute(
+            Actor::Caller(auth) => auth.seal(attribute(
                 &auth.caller,
                 AuditRecord {
                     id,
@@ -87,7 +87,7 @@ impl Actor<'_> {
                     user_agent: auth.meta.user_agent.clone(),
                     detail,
                 },
-            ),
+            )),
             Actor::Operator(op) => {
                 let mut detail = match detail {
                     Value::Object(m) => m,

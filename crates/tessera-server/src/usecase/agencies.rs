@@ -90,7 +90,8 @@ pub async fn update(
         .await?)
 }
 
-/// Deletes the agency acted in (its credentials stop working; its audit trail stays). Route:
+/// Deletes the agency acted in (its credentials stop working; its audit trail stays; its data
+/// key is destroyed, so what it sealed is unreadable). Route:
 /// `agencies.delete` (platform). Refuses (409) to delete the caller's own (platform) tenant.
 pub async fn remove(s: &Services, auth: &Authorized) -> Result<(), ApiError> {
     auth.scope()?;
@@ -109,5 +110,7 @@ pub async fn remove(s: &Services, auth: &Authorized) -> Result<(), ApiError> {
     s.store
         .delete_agency(&auth.agency, s.clock.now(), &audit)
         .await?;
+    // Its data key was deleted in that transaction: drop this node's unwrapped copy too.
+    s.data_keys.forget(&auth.agency);
     Ok(())
 }

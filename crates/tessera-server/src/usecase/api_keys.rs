@@ -176,7 +176,7 @@ pub async fn create(
         None => None,
         Some(r) => Some(key_rate_limit(s, auth, r).await?),
     };
-    let (secret, hash) = new_secret(&s.pepper);
+    let (secret, hash) = new_secret(&s.pepper.current());
     let key = ApiKey {
         rate_limit,
         id: KeyId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng()),
@@ -294,7 +294,7 @@ pub async fn rotate(
         ));
     }
     let now = s.clock.now();
-    let (secret, hash) = new_secret(&s.pepper);
+    let (secret, hash) = new_secret(&s.pepper.current());
     let audit = auth.audit(
         s,
         AuditAction::ApiKeyRotate,

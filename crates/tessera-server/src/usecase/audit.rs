@@ -28,14 +28,21 @@ use crate::services::Services;
 /// Events read per batch.
 pub const BATCH: u32 = 1000;
 
-/// A page of the agency's audit events matching `filter`. Route: `audit_log.read` on the agency.
+/// A page of the agency's audit events matching `filter`, their personal fields opened with
+/// the agency's data key (or `[erased]` when it was destroyed). Route: `audit_log.read` on the
+/// agency.
 pub async fn list(
     store: &dyn Store,
     auth: &Authorized,
     filter: &AuditFilter,
     page: &PageRequest,
 ) -> Result<Page<AuditEvent>, ApiError> {
-    Ok(store.list_audit(&auth.scope()?, filter, page).await?)
+    let scope = auth.scope()?;
+    let mut page = store.list_audit(&scope, filter, page).await?;
+    let now = page.items.last().map_or(0, |e| e.at);
+    let admit = |a| auth.admission.admit(a);
+    crate::secrets::personal::reveal(&auth.data_keys, &scope, admit, &mut page.items, now).await;
+    Ok(page)
 }
 
 /// Where an export starts and stops.

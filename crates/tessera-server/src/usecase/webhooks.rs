@@ -212,8 +212,11 @@ pub async fn create(
     let now = s.clock.now();
     let id = WebhookId::generate_at(u64::try_from(now).unwrap_or(0), &mut rand::thread_rng());
     let (raw, text) = secret::generate();
+    let sealed = secret::seal(&s.data_keys, &scope, &id, &raw, now)
+        .await
+        .map_err(ApiError::internal)?;
     let w = Webhook {
-        secret: secret::seal(&s.webhooks.key, &auth.agency, &id, &raw),
+        secret: sealed,
         id,
         agency_id: auth.agency.clone(),
         url: url.to_string(),
@@ -295,7 +298,9 @@ pub async fn rotate(
     let now = s.clock.now();
     let until = now.saturating_add(i64::try_from(overlap).unwrap_or(0).saturating_mul(1000));
     let (raw, text) = secret::generate();
-    let sealed = secret::seal(&s.webhooks.key, &auth.agency, id, &raw);
+    let sealed = secret::seal(&s.data_keys, &scope, id, &raw, now)
+        .await
+        .map_err(ApiError::internal)?;
     let audit = auth.audit(
         s,
         AuditAction::WebhookRotateSecret,

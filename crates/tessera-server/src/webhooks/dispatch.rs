@@ -132,9 +132,9 @@ async fn agency(s: &Arc<Services>, scope: &TenantScope, pass: &mut Pass) -> Resu
         Arc::new(hooks.into_iter().map(|w| (w.id.clone(), w)).collect());
     let mut set = tokio::task::JoinSet::new();
     for d in batch {
-        let (s, hooks) = (s.clone(), hooks.clone());
+        let (s, hooks, scope) = (s.clone(), hooks.clone(), scope.clone());
         set.spawn(async move {
-            let r = attempt(&s, hooks.get(&d.webhook_id), &d).await;
+            let r = attempt(&s, &scope, hooks.get(&d.webhook_id), &d).await;
             (d.id, r)
         });
     }
@@ -231,22 +231,22 @@ async fn enqueue(s: &Services, scope: &TenantScope, w: &Webhook) -> Result<u64, 
 
 /// The headers of one attempt of `d` to `w` at `now` (ms): id, timestamp (s) and a signature
 /// per active secret.
-pub fn signed_headers(
+pub async fn signed_headers(
     s: &Services,
+    scope: &TenantScope,
     w: &Webhook,
     d: &Delivery,
     now: i64,
-) -> Result<Vec<(&'static str, String)>, ApiError> {
-    let key = &s.webhooks.key;
-    let open = |sealed: &[u8]| {
-        secret::open(key, &w.agency_id, &w.id, sealed).map_err(|e| {
-            ApiError::internal(format!("webhook {}: cannot open its secret: {e}", w.id))
-        })
+) -> Result<Vec<(&'static str, String)>, String> {
+    let open = |sealed: Vec<u8>| async move {
+        secret::open(&s.data_keys, scope, &w.id, &sealed, now)
+            .await
+            .map_err(|e| format!("cannot open the webhook's secret: {e}"))
     };
-    let mut keys = vec![open(&w.secret)?];
+    let mut keys = vec![open(w.secret.clone()).await?];
     if let (Some(prev), Some(until)) = (&w.prev_secret, w.prev_expires_at) {
         if until > now {
-            keys.push(open(prev)?);
+            keys.push(open(prev.clone()).await?);
         }
     }
     let ts = now.div_euclid(1000);
@@ -261,18 +261,23 @@ pub fn signed_headers(
 /// One attempt of `d`, and its result (written back by the caller, under the claim).
 async fn attempt(
     s: &Services,
+    scope: &TenantScope,
     w: Option<&Webhook>,
     d: &Delivery,
 ) -> Result<AttemptResult, ApiError> {
     let outcome = match w {
         None => Err("the webhook was deleted".to_owned()),
         Some(w) => {
-            let headers = signed_headers(s, w, d, s.clock.now())?;
-            match url::Url::parse(&w.url) {
-                Ok(url) => {
-                    client::post(&s.webhooks.transport, &url, &headers, d.payload.clone()).await
-                }
-                Err(e) => Err(format!("invalid URL: {e}")),
+            // A secret that cannot be opened (the agency's data key destroyed) fails the
+            // attempt like an unreachable endpoint: the backoff runs out and it is dead.
+            match signed_headers(s, scope, w, d, s.clock.now()).await {
+                Err(e) => Err(e),
+                Ok(headers) => match url::Url::parse(&w.url) {
+                    Ok(url) => {
+                        client::post(&s.webhooks.transport, &url, &headers, d.payload.clone()).await
+                    }
+                    Err(e) => Err(format!("invalid URL: {e}")),
+                },
             }
         }
     };

@@ -20,8 +20,6 @@ pub mod target;
 
 use std::time::Duration;
 
-use tessera_token::SecretBytes;
-
 /// The retry schedule after a failed attempt, in seconds of the schedule's unit (1 s by
 /// default): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. Eight attempts in all, then `dead`.
 pub const SCHEDULE: [u64; 7] = [5, 300, 1800, 7200, 18000, 36000, 36000];
@@ -68,12 +66,10 @@ impl Default for WebhookSettings {
     }
 }
 
-/// The webhook service: settings, the sealing key, the TLS client configuration.
+/// The webhook service: settings and the TLS client configuration.
 pub struct Webhooks {
     /// The settings.
     pub settings: WebhookSettings,
-    /// Seals webhook secrets at rest (see `secret`).
-    pub(crate) key: SecretBytes<32>,
     /// How attempts reach endpoints.
     pub transport: client::Transport,
 }
@@ -87,11 +83,9 @@ impl std::fmt::Debug for Webhooks {
 }
 
 impl Webhooks {
-    /// The service, with its sealing key derived from the master key.
-    pub fn new(
-        master: &tessera_token::MasterKey,
-        settings: WebhookSettings,
-    ) -> Result<Self, String> {
+    /// The service: settings and the delivery transport (secrets are sealed under the agencies'
+    /// data keys, see `secret`).
+    pub fn new(settings: WebhookSettings) -> Result<Self, String> {
         let transport = client::Transport {
             tls: client::tls_config()?,
             allow_private: settings.allow_private_targets,
@@ -99,7 +93,6 @@ impl Webhooks {
             total_timeout: settings.total_timeout,
         };
         Ok(Self {
-            key: master.derive_key(secret::PURPOSE),
             settings,
             transport,
         })
@@ -131,11 +124,7 @@ mod tests {
 
     #[test]
     fn the_schedule_backs_off_with_jitter_then_ends() {
-        let w = Webhooks::new(
-            &tessera_token::MasterKey::from_bytes([1; 32]),
-            WebhookSettings::default(),
-        )
-        .unwrap();
+        let w = Webhooks::new(WebhookSettings::default()).unwrap();
         let mut rng = rand::thread_rng();
         for (i, units) in SCHEDULE.iter().enumerate() {
             let d = w.backoff(i as i64 + 1, &mut rng).unwrap().as_secs_f64();

@@ -1,22 +1,22 @@
 //! Webhook signing secrets: generated as Standard Webhooks `whsec_…` strings, and sealed at
-//! rest.
+//! rest under the agency's data key (`secrets::DataKeys`), so deleting the agency shreds them.
 //!
 //! INVARIANT: this pair (`seal`, `open`) is the ONLY place webhook secrets are sealed or
-//! opened; the AAD binds each sealed secret to its agency and webhook, so a sealed value copied
-//! to another row does not open. (At merge with per-agency data keys, only this pair changes.)
+//! opened; the AAD binds each sealed secret to its webhook (and the data key to its agency), so
+//! a sealed value copied to another row does not open.
 
 use base64::Engine as _;
 use rand::RngCore;
-use tessera_core::{AgencyId, WebhookId};
-use tessera_token::SecretBytes;
+use tessera_core::WebhookId;
+use tessera_store::TenantScope;
 use zeroize::Zeroizing;
+
+use crate::secrets::{DataKeyError, DataKeys};
 
 /// Random bytes in a secret (the spec allows 24 to 64).
 pub const SECRET_BYTES: usize = 32;
 /// The prefix of a Standard Webhooks secret.
 pub const PREFIX: &str = "whsec_";
-/// The master-key purpose of the sealing key.
-pub const PURPOSE: &str = "webhooks/v1";
 
 /// A fresh secret: its raw key and its `whsec_…` form (shown once).
 pub fn generate() -> (Zeroizing<Vec<u8>>, Zeroizing<String>) {
@@ -29,23 +29,31 @@ pub fn generate() -> (Zeroizing<Vec<u8>>, Zeroizing<String>) {
     (raw, text)
 }
 
-fn aad(agency: &AgencyId, webhook: &WebhookId) -> Vec<u8> {
-    format!("tessera/webhook-secret/v1\n{agency}\n{webhook}").into_bytes()
+fn aad(webhook: &WebhookId) -> Vec<u8> {
+    format!("tessera/webhook-secret/v1\n{webhook}").into_bytes()
 }
 
-/// Seals a raw secret of `webhook` of `agency`.
-pub fn seal(key: &SecretBytes<32>, agency: &AgencyId, webhook: &WebhookId, raw: &[u8]) -> Vec<u8> {
-    tessera_token::envelope::seal(key, raw, &aad(agency, webhook), &mut rand::rngs::OsRng)
+/// Seals a raw secret of `webhook` of the scope's agency (its data key is made on first use).
+pub async fn seal(
+    keys: &DataKeys,
+    scope: &TenantScope,
+    webhook: &WebhookId,
+    raw: &[u8],
+    now: i64,
+) -> Result<Vec<u8>, DataKeyError> {
+    keys.seal(scope, &aad(webhook), raw, now).await
 }
 
-/// Opens a sealed secret of `webhook` of `agency`.
-pub fn open(
-    key: &SecretBytes<32>,
-    agency: &AgencyId,
+/// Opens a sealed secret of `webhook` of the scope's agency: `Shredded` once the agency's data
+/// key is destroyed.
+pub async fn open(
+    keys: &DataKeys,
+    scope: &TenantScope,
     webhook: &WebhookId,
     sealed: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, tessera_token::EnvelopeError> {
-    tessera_token::envelope::open(key, sealed, &aad(agency, webhook))
+    now: i64,
+) -> Result<Zeroizing<Vec<u8>>, DataKeyError> {
+    keys.open(scope, &aad(webhook), sealed, now).await
 }
 
 #[cfg(test)]
@@ -54,23 +62,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_sealed_secret_opens_only_for_its_webhook() {
-        let key = tessera_token::MasterKey::from_bytes([3; 32]).derive_key(PURPOSE);
-        let (agy, whk, other) = (
-            AgencyId::generate(),
-            WebhookId::generate(),
-            WebhookId::generate(),
-        );
+    fn a_generated_secret_is_its_raw_key_in_base64() {
         let (raw, text) = generate();
         assert!(text.starts_with(PREFIX));
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(&text[PREFIX.len()..])
             .unwrap();
         assert_eq!(decoded, *raw);
-        let sealed = seal(&key, &agy, &whk, &raw);
-        assert!(!sealed.windows(raw.len()).any(|w| w == &raw[..]));
-        assert_eq!(*open(&key, &agy, &whk, &sealed).unwrap(), *raw);
-        assert!(open(&key, &agy, &other, &sealed).is_err());
-        assert!(open(&key, &AgencyId::generate(), &whk, &sealed).is_err());
+        assert_eq!(raw.len(), SECRET_BYTES);
+        assert_ne!(*generate().0, *raw);
+    }
+
+    #[test]
+    fn the_aad_names_the_webhook() {
+        let (a, b) = (WebhookId::generate(), WebhookId::generate());
+        assert_ne!(aad(&a), aad(&b));
     }
 }

@@ -45,6 +45,27 @@ impl Resp {
 }
 
 /// One active RS256 key record, sealed under the test master key, shared by every test app.
+/// Writes a master key file (mode 0600): the keys in order, the current first.
+pub fn write_master_file(path: &std::path::Path, keys: &[[u8; 32]]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .expect("key file");
+    for k in keys {
+        let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
+        writeln!(f, "{hex}").expect("write");
+    }
+    f.sync_all().expect("sync");
+    // Atomic: a node reloading the file never reads half of it.
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
 fn rs256_fixture(master: &tessera_token::MasterKey) -> &'static tessera_token::KeyRecord {
     static RECORD: std::sync::OnceLock<tessera_token::KeyRecord> = std::sync::OnceLock::new();
     RECORD.get_or_init(|| {
@@ -179,6 +200,48 @@ impl TestApp {
         Self::build(store, dir, pg, T0, EngineSettings::default()).await
     }
 
+    /// An app whose master keys come from a key file in its own directory (holding the
+    /// harness's fixed key, so every fixture opens), its secrets stored in the database as
+    /// `serve` stores them; on PostgreSQL when `pg` and a test database is configured.
+    pub async fn with_master_file(pg: bool) -> Option<Self> {
+        let (store, dir, db) = if pg {
+            let db = PgTestDb::create().await?;
+            let store = db.store().await;
+            (
+                store,
+                TempDirGuard::new("tessera-http-pg").expect("temp dir"),
+                Some(db),
+            )
+        } else {
+            let (store, dir) = tessera_store::testing::sqlite_store().await;
+            (store, dir, None)
+        };
+        let file = dir.path().join("master.key");
+        write_master_file(&file, &[[7; 32]]);
+        let (ring, _) = tessera_server::secrets::MasterRing::from_source(
+            tessera_token::MasterKeySource::File(file),
+        )
+        .expect("master key file");
+        let settings = EngineSettings {
+            rate_limits: tessera_server::ratelimit::RateLimitSettings::off(),
+            ..Default::default()
+        };
+        Some(Self::build_with(store, dir, db, T0, settings, Some(Arc::new(ring))).await)
+    }
+
+    /// This app's directory (the master key file of `with_master_file` lives there).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// A new connection to this app's store (SQLite or PostgreSQL), with its own mint.
+    pub async fn connect_store(&self) -> tessera_store::Connected {
+        match &self._pg {
+            Some(db) => tessera_store::connect(&db.url()).await.expect("connection"),
+            None => self.connect_again().await,
+        }
+    }
+
     async fn build(
         store: tessera_store::Connected,
         dir: TempDirGuard,
@@ -186,11 +249,31 @@ impl TestApp {
         now_ms: i64,
         settings: EngineSettings,
     ) -> Self {
+        Self::build_with(store, dir, pg, now_ms, settings, None).await
+    }
+
+    async fn build_with(
+        store: tessera_store::Connected,
+        dir: TempDirGuard,
+        pg: Option<PgTestDb>,
+        now_ms: i64,
+        settings: EngineSettings,
+        ring: Option<Arc<tessera_server::secrets::MasterRing>>,
+    ) -> Self {
         let clock = Arc::new(ManualClock::new(now_ms));
         let master = tessera_token::MasterKey::from_bytes([7; 32]);
         let catalog = Catalog::default_catalog().expect("catalog");
-        let state =
-            AppState::with_engine(store, catalog, &master, clock.clone(), settings).expect("state");
+        let state = match ring {
+            None => AppState::with_engine(store, catalog, &master, clock.clone(), settings),
+            Some(ring) => {
+                let material =
+                    tessera_server::secrets::Material::load(store.store.as_ref(), ring, now_ms)
+                        .await
+                        .expect("stored secrets");
+                AppState::with_material(store, catalog, &material, clock.clone(), settings)
+            }
+        }
+        .expect("state");
         let path = tessera_server::bootstrap::ensure(&state, dir.path())
             .await
             .expect("bootstrap")

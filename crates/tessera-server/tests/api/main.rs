@@ -47,6 +47,7 @@ mod reports;
 mod resource_servers;
 mod review;
 mod revocations;
+mod secrets;
 mod signing_keys;
 mod slow_clients;
 mod suspension;

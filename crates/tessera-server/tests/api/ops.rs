@@ -246,7 +246,8 @@ async fn first_start_writes_only_private_files() {
     let mut args = tessera_server::config::ServeArgs::default();
     args.store.data_dir = Some(data.clone());
     let config = tessera_server::config::Config::resolve(&args).unwrap();
-    let (master, created, store) = tessera_server::cli::open_data(&config).await.unwrap();
+    let (ring, created, store) = tessera_server::cli::open_data(&config).await.unwrap();
+    let master = ring.current();
     assert!(created);
     store.store.migrate().await.unwrap();
 

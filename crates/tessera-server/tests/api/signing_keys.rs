@@ -193,7 +193,8 @@ async fn private_keys_open_only_with_the_master_key() {
     );
     let other = tessera_server::keys::Keys::new(
         t.state.store.clone(),
-        &tessera_token::MasterKey::from_bytes([9; 32]),
+        tessera_token::MasterKey::from_bytes([9; 32])
+            .derive_key(tessera_token::SIGNING_KEYS_PURPOSE),
         tessera_token::RotationPolicy::default(),
         t.state.admission.clone(),
     );

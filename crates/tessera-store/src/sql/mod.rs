@@ -43,6 +43,7 @@ pub(crate) mod migrations;
 pub(crate) mod policies;
 pub(crate) mod resource_servers;
 pub(crate) mod roles;
+pub(crate) mod secrets;
 pub(crate) mod signing_keys;
 pub(crate) mod tenant_data;
 pub(crate) mod users;
@@ -97,6 +98,7 @@ macro_rules! impl_store {
         };
         use $crate::scope::TenantScope;
         use $crate::sql::{email_key, page_limit, placeholders, MAX_FEED};
+        use $crate::store::secrets::{DataKeyRow, MasterKeyRow, RootSecretRow, SecretStore};
         use $crate::store::{
             AuditCheckpoints, AuditLog, ChangeFeed, KeyRing, Lookups, PlatformAdmin, TenantData,
         };
@@ -108,6 +110,7 @@ macro_rules! impl_store {
         $crate::sql::migrations::migrations!($store, $backend);
         $crate::sql::agencies::agencies!($store, $backend);
         $crate::sql::signing_keys::signing_keys!($store);
+        $crate::sql::secrets::secrets!($store);
         $crate::sql::change_feed::change_feed!($store);
         $crate::sql::audit::audit!($store);
         $crate::sql::evidence::evidence!($store);

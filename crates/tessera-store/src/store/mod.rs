@@ -2,7 +2,8 @@
 //! `Arc<dyn Store>` serves every caller. Each trait's doc names who may call it; callers bring
 //! them into scope with `use tessera_store::prelude::*;`.
 //!
-//! INVARIANT (I1): only `PlatformAdmin`, `KeyRing` and the global feed act without a
+//! INVARIANT (I1): only `PlatformAdmin`, `KeyRing`, `SecretStore`'s global secrets and the
+//! global feed act without a
 //! `TenantScope`; `Lookups` cross tenants only to return the scope of the row they found.
 
 mod audit_checkpoints;
@@ -12,6 +13,7 @@ mod evidence;
 mod key_ring;
 mod lookups;
 mod platform;
+pub(crate) mod secrets;
 mod tenant;
 mod webhooks;
 
@@ -22,6 +24,7 @@ pub use evidence::{Evidence, MAX_ACTORS};
 pub use key_ring::KeyRing;
 pub use lookups::Lookups;
 pub use platform::PlatformAdmin;
+pub use secrets::{DataKeyRow, MasterKeyRow, RootSecretRow, SecretStore};
 pub use tenant::TenantData;
 pub use webhooks::WebhookStore;
 
@@ -30,6 +33,7 @@ pub use webhooks::WebhookStore;
 pub trait Store:
     PlatformAdmin
     + KeyRing
+    + SecretStore
     + ChangeFeed
     + TenantData
     + Lookups
@@ -44,6 +48,7 @@ pub trait Store:
 impl<T> Store for T where
     T: PlatformAdmin
         + KeyRing
+        + SecretStore
         + ChangeFeed
         + TenantData
         + Lookups

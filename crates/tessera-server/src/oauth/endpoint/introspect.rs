@@ -120,8 +120,12 @@ async fn introspect_refresh(
     token: &str,
 ) -> Result<Response, OAuthError> {
     let now = state.clock.now();
-    let hash = state.pepper.hash(token.as_bytes());
-    let Some((rt, grant, _)) = state.store.find_refresh_token(hash.as_bytes()).await? else {
+    let Some(((rt, grant, _), _, _)) =
+        crate::peppered::find_by_hash(state, token.as_bytes(), |h| async move {
+            state.store.find_refresh_token(h.as_bytes()).await
+        })
+        .await?
+    else {
         return Ok(inactive());
     };
     let installed = match &grant.installation {

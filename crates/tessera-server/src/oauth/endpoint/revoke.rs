@@ -63,8 +63,12 @@ async fn run_revoke(
         Asker::Credential(c) => c.principal.to_string(),
     };
     if token.starts_with(REFRESH_PREFIX) {
-        let hash = state.pepper.hash(token.as_bytes());
-        let Some((_, grant, scope)) = state.store.find_refresh_token(hash.as_bytes()).await? else {
+        let Some(((_, grant, scope), _, _)) =
+            crate::peppered::find_by_hash(state, token.as_bytes(), |h| async move {
+                state.store.find_refresh_token(h.as_bytes()).await
+            })
+            .await?
+        else {
             return Ok(());
         };
         let account = grant.account.as_ref().map(|a| a.to_string());
@@ -86,6 +90,7 @@ async fn run_revoke(
             Outcome::Success,
             json!({ "token_type": "refresh_token", "grant": grant.id }),
         );
+        let audit = crate::audit::sealed::seal(state, &scope, audit).await;
         state
             .store
             .revoke_grant(&scope, &grant.id, now, &audit)
@@ -121,14 +126,11 @@ async fn run_revoke(
             Outcome::Success,
             json!({ "token_type": "access_token", "jti": claims.jti }),
         );
+        let scope = state.admission.admit(agency.clone());
+        let audit = crate::audit::sealed::seal(state, &scope, audit).await;
         state
             .store
-            .revoke_access_token(
-                &state.admission.admit(agency.clone()),
-                &claims.jti,
-                claims.exp * 1000,
-                &audit,
-            )
+            .revoke_access_token(&scope, &claims.jti, claims.exp * 1000, &audit)
             .await?;
         state.engine.invalidate(&agency);
         return Ok(());

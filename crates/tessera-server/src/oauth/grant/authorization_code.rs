@@ -46,9 +46,14 @@ pub async fn redeem(
 ) -> Result<TokenResponse, GrantError> {
     let client = req.client;
     let now = state.clock.now();
-    let hash = state.pepper.hash(req.code.as_bytes());
-    // A lookup before authentication: the store derives the code's scope from its row.
-    let (c, scope) = match state.store.redeem_code(hash.as_bytes(), now).await? {
+    // A lookup before authentication: the store derives the code's scope from its row. Under
+    // every live pepper (a code issued just before a pepper rotation).
+    let found = crate::peppered::find_by_hash(state, req.code.as_bytes(), |h| async move {
+        state.store.redeem_code(h.as_bytes(), now).await
+    })
+    .await?
+    .map(|(found, _, _)| found);
+    let (c, scope) = match found {
         None => return Err(GrantError::InvalidGrant("the code is invalid".into())),
         Some((CodeRedemption::Replayed(c), scope)) => {
             // RFC 6749 §4.1.2: a code used twice revokes what it issued.
@@ -64,6 +69,7 @@ pub async fn redeem(
             );
             // The first redemption may have failed (a wrong verifier, a wrong redirect URI):
             // then no grant was created, nothing is revoked, and the replay is still recorded.
+            let audit = crate::audit::sealed::seal(state, &scope, audit).await;
             match state
                 .store
                 .revoke_grant(&scope, &c.grant_id, now, &audit)
@@ -156,6 +162,7 @@ pub async fn redeem(
         Outcome::Success,
         json!({ "grant_type": "authorization_code", "client_id": client.id().as_str(), "scope": c.scope, "jti": issued.jti, "resource": grant.resource }),
     );
+    let audit = crate::audit::sealed::seal(state, &scope, audit).await;
     state
         .store
         .create_grant(&scope, &grant, Some(&refresh_row), &audit)

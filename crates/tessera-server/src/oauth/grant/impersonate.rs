@@ -134,10 +134,12 @@ pub(super) async fn impersonate(
         )
     };
     if !d.allowed {
-        let _ = state
-            .store
-            .append_audit(&scope, &denied("not_permitted", json!(d.reason.code())))
-            .await;
+        let _ = crate::audit::sealed::append(
+            state,
+            &scope,
+            &denied("not_permitted", json!(d.reason.code())),
+        )
+        .await;
         return Err(GrantError::InvalidGrant(
             "the subject token does not allow impersonating users here (users.impersonate)".into(),
         ));
@@ -180,10 +182,12 @@ pub(super) async fn impersonate(
     let beyond = theirs.difference(&forbidden).difference(&held);
     if !beyond.is_empty() {
         let names = state.catalog.permission_names(&beyond);
-        let _ = state
-            .store
-            .append_audit(&scope, &denied("more_privileged_target", json!(names)))
-            .await;
+        let _ = crate::audit::sealed::append(
+            state,
+            &scope,
+            &denied("more_privileged_target", json!(names)),
+        )
+        .await;
         return Err(GrantError::InvalidTarget(
             "this user holds permissions you do not: you cannot impersonate a more privileged user"
                 .into(),
@@ -292,6 +296,6 @@ pub(super) async fn impersonate(
             "permissions": state.catalog.permission_names(&allowed),
         }),
     );
-    state.store.append_audit(&scope, &audit).await?;
+    crate::audit::sealed::append(state, &scope, &audit).await?;
     Ok(exchanged(issued.token, issued.expires_in, &scopes))
 }

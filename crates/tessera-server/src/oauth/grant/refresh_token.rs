@@ -39,11 +39,16 @@ pub async fn refresh(
 ) -> Result<TokenResponse, GrantError> {
     let client = req.client;
     let now = state.clock.now();
-    let hash = state.pepper.hash(req.refresh_token.as_bytes());
     let invalid =
         || GrantError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
-    // A lookup before authentication: the store derives the token's scope from its row.
-    let Some((rt, grant, scope)) = state.store.find_refresh_token(hash.as_bytes()).await? else {
+    // A lookup before authentication: the store derives the token's scope from its row. Under
+    // every live pepper (a token older than the current one hashes under its own).
+    let Some(((rt, grant, scope), _, hash)) =
+        crate::peppered::find_by_hash(state, req.refresh_token.as_bytes(), |h| async move {
+            state.store.find_refresh_token(h.as_bytes()).await
+        })
+        .await?
+    else {
         return Err(invalid());
     };
     // Bound to its client (RFC 6749 §6, RFC 9700 §4.14.2).
@@ -107,6 +112,7 @@ pub async fn refresh(
         Outcome::Denied,
         json!({ "grant": grant.id, "client_id": client.id().as_str() }),
     );
+    let audit = crate::audit::sealed::seal(state, &scope, audit).await;
     match state
         .store
         .rotate_refresh_token(

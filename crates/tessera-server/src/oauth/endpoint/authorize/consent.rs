@@ -306,9 +306,7 @@ impl Flow<'_> {
                 "grant": grant_id,
             }),
         );
-        self.state
-            .store
-            .append_audit(&scope, &audit)
+        crate::audit::sealed::append(self.state, &scope, &audit)
             .await
             .map_err(unavailable)?;
         Ok(code.expose().to_owned())

@@ -254,11 +254,13 @@ impl Flow<'_> {
                 Outcome::Denied,
                 json!({ "method": "password", "client_id": app.id.as_str(), "reason": "agency_suspended" }),
             );
-            self.state
-                .store
-                .append_audit(&self.state.admission.admit(user.agency_id.clone()), &audit)
-                .await
-                .map_err(|_| unavailable())?;
+            crate::audit::sealed::append(
+                self.state,
+                &self.state.admission.admit(user.agency_id.clone()),
+                &audit,
+            )
+            .await
+            .map_err(|_| unavailable())?;
             return Err(Failure::Page(
                 StatusCode::FORBIDDEN,
                 "Your agency is suspended: you cannot sign in until it is reinstated. Contact the platform operator.".into(),
@@ -274,11 +276,13 @@ impl Flow<'_> {
             Outcome::Success,
             json!({ "method": "password", "client_id": app.id.as_str() }),
         );
-        self.state
-            .store
-            .append_audit(&self.state.admission.admit(user.agency_id.clone()), &audit)
-            .await
-            .map_err(|_| unavailable())?;
+        crate::audit::sealed::append(
+            self.state,
+            &self.state.admission.admit(user.agency_id.clone()),
+            &audit,
+        )
+        .await
+        .map_err(|_| unavailable())?;
         let session = Session {
             sub: user.id.to_string(),
             agy: user.agency_id.to_string(),
