@@ -672,9 +672,11 @@ async fn the_audit_keys_are_a_public_cacheable_jwks_of_ed25519_keys() {
     let rows = t.state.store.audit_keys().await.unwrap();
     let old = rows.iter().find(|r| r.kid == first).unwrap();
     assert_eq!(old.state, "retired");
+    // Audit keys are sealed under the stored signing-key KEK, whose first version is the
+    // legacy derivation from the master key.
     let opened = tessera_server::audit::keys::open_audit_key(
         &tessera_token::MasterKey::from_bytes([7; 32])
-            .derive_key(tessera_server::audit::keys::AUDIT_KEYS_PURPOSE),
+            .derive_key(tessera_token::SIGNING_KEYS_PURPOSE),
         &old.kid,
         &old.public_key,
         &old.sealed_private,
