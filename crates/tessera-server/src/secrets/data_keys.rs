@@ -42,13 +42,16 @@ impl From<StoreError> for DataKeyError {
     }
 }
 
+/// A person in an agency: (agency, user id).
+pub(super) type PersonRef = (AgencyId, String);
+
 /// The data keys of every agency this node has used.
 pub struct DataKeys {
     store: Arc<dyn Store>,
     ring: Arc<MasterRing>,
     cache: RwLock<HashMap<AgencyId, Arc<SecretBytes<32>>>>,
     /// Unwrapped person keys (`secrets::person_keys`), for sealing only; `None`: erased.
-    pub(super) persons: RwLock<HashMap<(AgencyId, String), Option<Arc<SecretBytes<32>>>>>,
+    pub(super) persons: RwLock<HashMap<PersonRef, Option<Arc<SecretBytes<32>>>>>,
 }
 
 impl std::fmt::Debug for DataKeys {
