@@ -83,6 +83,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_evidence.sql"),
         postgres: include_str!("../migrations/postgres/0011_evidence.sql"),
     },
+    Migration {
+        version: 12,
+        name: "person_keys",
+        sqlite: include_str!("../migrations/sqlite/0012_person_keys.sql"),
+        postgres: include_str!("../migrations/postgres/0012_person_keys.sql"),
+    },
 ];
 
 impl Migration {

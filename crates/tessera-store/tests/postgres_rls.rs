@@ -35,7 +35,8 @@ const GLOBAL_TABLES: [&str; 7] = [
 ];
 
 /// The tenant tables the migration is known to create (so the catalog check is not vacuous).
-const TENANT_TABLES: [&str; 23] = [
+const TENANT_TABLES: [&str; 24] = [
+    "person_keys",
     "change_log",
     "accounts",
     "users",

@@ -66,6 +66,9 @@ pub enum AuditAction {
     UserUpdate,
     /// `user.delete`: a user was deleted.
     UserDelete,
+    /// `user.erase`: a user's personal data in audit events was crypto-shredded (their key
+    /// destroyed).
+    UserErase,
     /// `role.create`: a custom role was created.
     RoleCreate,
     /// `role.update`: a custom role was changed.
@@ -171,6 +174,7 @@ impl AuditAction {
         Self::UserCreate,
         Self::UserUpdate,
         Self::UserDelete,
+        Self::UserErase,
         Self::RoleCreate,
         Self::RoleUpdate,
         Self::RoleDelete,
@@ -239,6 +243,7 @@ impl AuditAction {
             Self::UserCreate => "user.create",
             Self::UserUpdate => "user.update",
             Self::UserDelete => "user.delete",
+            Self::UserErase => "user.erase",
             Self::RoleCreate => "role.create",
             Self::RoleUpdate => "role.update",
             Self::RoleDelete => "role.delete",

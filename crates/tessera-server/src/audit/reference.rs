@@ -41,6 +41,7 @@ impl AuditAction {
             Self::UserCreate => "A user was created in an agency.",
             Self::UserUpdate => "A user's email, name, status or password was changed; the caller held every permission the user holds (I2).",
             Self::UserDelete => "A user was deleted; the caller held every permission the user holds (I2).",
+            Self::UserErase => "A user's personal data in audit events was erased: their person key was destroyed (a tombstone keeps any new one from being made), so the personal fields of every event about them read `[erased]` while the chain still verifies. Holds no personal data; its own client address and agent are sealed under the destroyed key.",
             Self::RoleCreate => "A custom role was created; the caller holds every permission in it.",
             Self::RoleUpdate => "A custom role's name, description or permissions were changed. A change of description alone is recorded with both keys null (the description is not in the detail).",
             Self::RoleDelete => "A custom role was deleted, with its bindings when asked.",
@@ -203,6 +204,7 @@ impl AuditAction {
                 ("password_changed", "whether a new password was set (the password is never recorded)"),
             ],
             Self::UserDelete => &[],
+            Self::UserErase => &[("key_destroyed", "whether a key was destroyed now (false: already erased, or no event about the user had personal data)")],
             Self::RoleCreate => &[
                 ("name", "the role's name"),
                 ("permissions", "the role's permissions, sorted and deduplicated"),
@@ -352,7 +354,9 @@ impl AuditAction {
             | Self::AccountDelete
             | Self::AccountSuspend
             | Self::AccountReinstate => "the account id (`acc_…`)",
-            Self::UserCreate | Self::UserUpdate | Self::UserDelete => "the user id (`usr_…`)",
+            Self::UserCreate | Self::UserUpdate | Self::UserDelete | Self::UserErase => {
+                "the user id (`usr_…`)"
+            }
             Self::RoleCreate | Self::RoleUpdate | Self::RoleDelete => "the role id (`rol_…`)",
             Self::BindingCreate | Self::BindingDelete => "the binding id (`bnd_…`)",
             Self::PolicyCreate | Self::PolicyDelete => "the policy id (`pol_…`)",
@@ -542,9 +546,10 @@ mod tests {
             WebhookDelete => 60,
             WebhookRotateSecret => 61,
             WebhookRedeliver => 62,
+            UserErase => 63,
         }
     }
-    const VARIANTS: usize = 63;
+    const VARIANTS: usize = 64;
 
     #[test]
     fn all_lists_every_variant_once() {

@@ -192,6 +192,10 @@ impl Authorized {
     /// Seals a record's personal fields (the client's address and agent, emails and names)
     /// with the acted-in agency's data key, before any store call chains it.
     pub fn seal(&self, record: AuditRecord) -> AuditRecord {
-        crate::secrets::personal::seal_cached(&self.data_keys, &self.agency, record)
+        crate::secrets::personal::seal_cached(
+            &self.data_keys,
+            &self.admission.admit(self.agency.clone()),
+            record,
+        )
     }
 }

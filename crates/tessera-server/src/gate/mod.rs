@@ -255,6 +255,21 @@ async fn check(g: &GuardState, request: Request) -> Result<Checked, ApiError> {
     {
         tracing::warn!(error = %e, "no data key for the agency acted in");
     }
+    // The keys of the people the request names (the caller, the users in its path), in memory
+    // before the handler seals records about them (loaded, never made here).
+    {
+        let scope = g.app.admission.admit(agency.clone());
+        let now = g.app.clock.now();
+        let named = std::iter::once(caller.principal.as_str())
+            .chain(parts.uri.path().split('/'))
+            .filter(|s| crate::secrets::person_keys::is_user(s))
+            .take(4)
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        for subject in named {
+            g.app.data_keys.load_person(&scope, &subject, now).await;
+        }
+    }
     parts.extensions.insert(Authorized {
         caller,
         agency: agency.clone(),

@@ -62,7 +62,7 @@ pub fn millis(d: Duration) -> i64 {
 }
 
 /// The permissions an impersonation token never carries, by default: billing, API keys and app
-/// credentials, changing users, impersonation itself, and compliance evidence (an impersonator
+/// credentials, changing or erasing users, impersonation itself, and compliance evidence (an impersonator
 /// never reads the reports, nor the history of the user they act as).
 pub fn impersonation_forbidden(catalog: &Catalog) -> PermissionSet {
     let mut set = PermissionSet::default();
@@ -73,6 +73,7 @@ pub fn impersonation_forbidden(catalog: &Catalog) -> PermissionSet {
                 "apps.write"
                     | "users.update"
                     | "users.delete"
+                    | "users.erase"
                     | "users.impersonate"
                     | "compliance.read"
             );

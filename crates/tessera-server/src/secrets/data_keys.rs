@@ -42,11 +42,16 @@ impl From<StoreError> for DataKeyError {
     }
 }
 
+/// A person in an agency: (agency, user id).
+pub(super) type PersonRef = (AgencyId, String);
+
 /// The data keys of every agency this node has used.
 pub struct DataKeys {
     store: Arc<dyn Store>,
     ring: Arc<MasterRing>,
     cache: RwLock<HashMap<AgencyId, Arc<SecretBytes<32>>>>,
+    /// Unwrapped person keys (`secrets::person_keys`), for sealing only; `None`: erased.
+    pub(super) persons: RwLock<HashMap<PersonRef, Option<Arc<SecretBytes<32>>>>>,
 }
 
 impl std::fmt::Debug for DataKeys {
@@ -76,7 +81,13 @@ impl DataKeys {
             store,
             ring,
             cache: RwLock::new(HashMap::new()),
+            persons: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// The store the keys live in.
+    pub(super) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// The agency's key if this node holds it unwrapped (no store read).
@@ -88,6 +99,9 @@ impl DataKeys {
     pub fn forget(&self, agency: &AgencyId) {
         if let Ok(mut c) = self.cache.write() {
             c.remove(agency);
+        }
+        if let Ok(mut c) = self.persons.write() {
+            c.retain(|(a, _), _| a != agency);
         }
     }
 

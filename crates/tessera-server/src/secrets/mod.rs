@@ -11,6 +11,7 @@ pub mod error;
 pub mod master;
 pub mod material;
 pub mod peppers;
+pub mod person_keys;
 pub mod personal;
 pub mod root;
 pub mod rotate;

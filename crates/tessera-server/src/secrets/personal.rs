@@ -4,6 +4,12 @@
 //! Sealing happens before the store computes the chain hash, so the hash covers the
 //! ciphertext: when the key is destroyed (the agency deleted), `/audit/verify` still passes and
 //! the reading APIs show the `[erased]` marker instead of the data.
+//! Events about a person are sealed under that person's key instead (`secrets::person_keys`),
+//! so erasing the person shreds only their data. The person is the user the event is about:
+//! the `target` when it is a user (`usr_…`), else `on_behalf_of` when it is a user, else the
+//! `actor` when it is a user; events with none (an app's client-credentials issue, an API
+//! key's act) keep the agency's key. The sealed text names its key: `{agency}.{b64}` (agency
+//! key) or `{agency}:{usr}.{b64}` (the person's key, bound to the event id and the user).
 //! INVARIANT: personal fields never reach the store in clear; when the agency has no data key
 //! (deleted) or it cannot be had, they are dropped (marked erased), never written in clear.
 
@@ -15,6 +21,41 @@ use tessera_store::{AuditEvent, AuditRecord, TenantScope};
 use tessera_token::SecretBytes;
 
 use super::data_keys::{DataKeyError, DataKeys};
+use super::person_keys::is_user;
+
+/// The user an event's personal data belongs to (see the module doc for the rule).
+pub fn subject_of(record: &AuditRecord) -> Option<&str> {
+    [
+        record.target.as_deref(),
+        record.on_behalf_of.as_deref(),
+        Some(record.actor.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|id| is_user(id))
+}
+
+/// The associated data of a value sealed under a person's key.
+fn person_aad(record_id: &str, subject: &str) -> Vec<u8> {
+    format!("{record_id}\0{subject}").into_bytes()
+}
+
+/// Seals the personal fields of `record` with `subject`'s person key `key`.
+pub fn seal_person(
+    key: &SecretBytes<32>,
+    agency: &AgencyId,
+    subject: &str,
+    mut record: AuditRecord,
+) -> AuditRecord {
+    if let Some(personal) = take_personal(&mut record) {
+        let plain = zeroize::Zeroizing::new(Value::Object(personal).to_string());
+        let aad = person_aad(record.id.as_str(), subject);
+        let sealed = DataKeys::seal_with(key, agency, &aad, plain.as_bytes());
+        let text = format!("{agency}:{subject}.{}", URL_SAFE_NO_PAD.encode(sealed));
+        set_detail(&mut record, SEALED, Value::String(text));
+    }
+    record
+}
 
 /// The `detail` key that holds the sealed personal fields.
 pub const SEALED: &str = "sealed";
@@ -115,6 +156,19 @@ pub fn erase(mut record: AuditRecord) -> AuditRecord {
 /// (created on the agency's first event); erased when the agency has none.
 pub async fn seal_keys(keys: &DataKeys, scope: &TenantScope, record: AuditRecord) -> AuditRecord {
     let now = record.at;
+    if let Some(subject) = subject_of(&record).map(str::to_owned) {
+        if !has_personal(&record) {
+            return record;
+        }
+        return match keys.person_key(scope, &subject, true, now).await {
+            Ok(key) => seal_person(&key, scope.agency(), &subject, record),
+            Err(DataKeyError::Shredded) => erase(record),
+            Err(e) => {
+                tracing::warn!(error = %e, "no person key: the event's personal data is dropped");
+                erase(record)
+            }
+        };
+    }
     match keys.key(scope, true, now).await {
         Ok(key) => seal_with(&key, scope.agency(), record),
         Err(DataKeyError::Shredded) => erase(record),
@@ -127,7 +181,28 @@ pub async fn seal_keys(keys: &DataKeys, scope: &TenantScope, record: AuditRecord
 
 /// Seals with the key this node holds in memory (sync callers; the gate loads the key of the
 /// agency acted in before the handler runs).
-pub fn seal_cached(keys: &DataKeys, agency: &AgencyId, record: AuditRecord) -> AuditRecord {
+pub fn seal_cached(
+    keys: &std::sync::Arc<DataKeys>,
+    scope: &TenantScope,
+    record: AuditRecord,
+) -> AuditRecord {
+    let agency = scope.agency();
+    if let Some(subject) = subject_of(&record).map(str::to_owned) {
+        if !has_personal(&record) {
+            return record;
+        }
+        let key = match keys.cached_person(agency, &subject) {
+            Some(known) => known,
+            None => keys.person_key_now(scope, &subject, record.at),
+        };
+        return match key {
+            Some(key) => seal_person(&key, agency, &subject, record),
+            None => {
+                tracing::warn!(agency = %agency, "person key not loaded: the event's personal data is dropped");
+                erase(record)
+            }
+        };
+    }
     match keys.cached(agency) {
         Some(key) => seal_with(&key, agency, record),
         None if !has_personal(&record) => record,
@@ -158,12 +233,28 @@ pub async fn reveal(
         let Some((sealer, b64)) = text.split_once('.') else {
             continue;
         };
+        // `{agency}` (the agency's key) or `{agency}:{usr}` (the person's key).
+        let (agency_text, subject) = match sealer.split_once(':') {
+            Some((a, s)) => (a, Some(s)),
+            None => (sealer, None),
+        };
         let key = match cache.get(sealer) {
             Some(k) => k.clone(),
             None => {
-                let k = match sealer.parse::<AgencyId>() {
-                    Ok(a) if &a == scope.agency() => keys.key(scope, false, now).await.ok(),
-                    Ok(a) => keys.key(&admit(a), false, now).await.ok(),
+                let k = match agency_text.parse::<AgencyId>() {
+                    Ok(a) => {
+                        let admitted;
+                        let s = if &a == scope.agency() {
+                            scope
+                        } else {
+                            admitted = admit(a);
+                            &admitted
+                        };
+                        match subject {
+                            Some(subj) => keys.person_key(s, subj, false, now).await.ok(),
+                            None => keys.key(s, false, now).await.ok(),
+                        }
+                    }
                     Err(_) => None,
                 };
                 cache.insert(sealer.to_owned(), k.clone());
@@ -171,11 +262,14 @@ pub async fn reveal(
             }
         };
         let opened = key
-            .zip(sealer.parse::<AgencyId>().ok())
+            .zip(agency_text.parse::<AgencyId>().ok())
             .and_then(|(k, agency)| {
                 let sealed = URL_SAFE_NO_PAD.decode(b64.as_bytes()).ok()?;
-                let plain =
-                    DataKeys::open_with(&k, &agency, e.id.as_str().as_bytes(), &sealed).ok()?;
+                let aad = match subject {
+                    Some(subj) => person_aad(e.id.as_str(), subj),
+                    None => e.id.as_str().as_bytes().to_vec(),
+                };
+                let plain = DataKeys::open_with(&k, &agency, &aad, &sealed).ok()?;
                 serde_json::from_slice::<Map<String, Value>>(&plain).ok()
             });
         match opened {

@@ -3,7 +3,7 @@
 //! INVARIANT (I2): whoever changes or deletes a user holds everything that user holds.
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tessera_core::UserId;
 use tessera_store::{NewUser, Page, PageRequest, Status, Store, User, UserPatch};
@@ -109,6 +109,15 @@ pub async fn create(s: &Services, auth: &Authorized, input: CreateUser) -> Resul
         password_hash,
         now,
     };
+    // The new person's key, made before the record about them is sealed (the gate could not
+    // load it: the id did not exist). Should the creation fail, the key names no one.
+    if let Err(e) = s
+        .data_keys
+        .person_key(&scope, user.id.as_str(), true, now)
+        .await
+    {
+        tracing::warn!(error = %e, "no person key for a new user");
+    }
     let audit = auth.audit(
         s,
         AuditAction::UserCreate,
@@ -183,4 +192,62 @@ pub async fn remove(s: &Services, auth: &Authorized, id: &UserId) -> Result<(), 
         .delete_user(&auth.scope()?, id, s.clock.now(), &audit)
         .await?;
     Ok(())
+}
+
+/// What erasing a person did.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UserErased {
+    /// The user (`usr_…`).
+    pub id: String,
+    /// Always `true`: the person's personal data in audit events is unreadable from now on,
+    /// and later events about them are stored erased.
+    pub erased: bool,
+    /// Whether a key was destroyed by this call (`false`: erased before, or no event about the
+    /// user held personal data). Repeating the call is harmless.
+    pub key_destroyed: bool,
+}
+
+/// Erases a person's personal data in the agency's audit events (crypto-shredding): their
+/// person key is destroyed and a tombstone keeps a new one from being made. Route:
+/// `users.erase` on the agency. Further: the user is the agency's (a live user, or one whose
+/// key or tombstone the agency holds: a deleted user can be erased), else 404; a live user
+/// must be dominated by the caller (I2). Idempotent.
+pub async fn erase(s: &Services, auth: &Authorized, id: &UserId) -> Result<UserErased, ApiError> {
+    let scope = auth.scope()?;
+    match s.store.get_user(&scope, id).await {
+        Ok(_) => {
+            auth.require_dominates(s, &Target::user(id), AuditAction::UserErase)
+                .await?;
+        }
+        Err(tessera_store::StoreError::NotFound) => {
+            let known = s
+                .store
+                .person_key(&scope, id.as_str())
+                .await
+                .map_err(ApiError::from)?;
+            if known.is_none() {
+                return Err(ApiError::not_found());
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let now = s.clock.now();
+    // Built (and sealed) before the key goes: its client address and agent, the only personal
+    // fields it has, are then unreadable with the rest.
+    let record = auth.audit(s, AuditAction::UserErase, Some(id.as_str()), json!({}));
+    let key_destroyed = s
+        .data_keys
+        .erase_person(&scope, id.as_str(), now)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut record = record;
+    if let Some(d) = record.detail.as_object_mut() {
+        d.insert("key_destroyed".into(), json!(key_destroyed));
+    }
+    s.audit.append(scope, record).await?;
+    Ok(UserErased {
+        id: id.as_str().to_owned(),
+        erased: true,
+        key_destroyed,
+    })
 }

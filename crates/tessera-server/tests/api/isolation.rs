@@ -75,6 +75,7 @@ fn routes(
             Some(json!({ "name": "pwned" })),
         ),
         (Method::DELETE, format!("{b}/users/{usr}"), None),
+        (Method::POST, format!("{b}/users/{usr}/erase"), None),
         (
             Method::POST,
             format!("{b}/bindings"),

@@ -30,6 +30,7 @@ mod audit;
 mod audit_tamper;
 mod authz;
 mod bad_input;
+mod erase;
 mod escalation;
 mod forward_auth;
 mod grants;

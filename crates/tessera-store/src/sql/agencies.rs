@@ -126,6 +126,7 @@ macro_rules! agencies {
                 sqlx::query("DELETE FROM api_key_secrets WHERE agency_id = $1").bind(id.as_str()).execute(&mut *tx).await?;
                 // Crypto-shredding: the agency's data key goes with it, in this transaction.
                 sqlx::query("DELETE FROM agency_data_keys WHERE agency_id = $1").bind(id.as_str()).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM person_keys WHERE agency_id = $1").bind(id.as_str()).execute(&mut *tx).await?;
                 finish(tx, id, audit, Some(("agency.delete", id.as_str()))).await
             }
 

@@ -174,6 +174,61 @@ macro_rules! secrets {
                 Ok(done > 0)
             }
 
+            async fn person_key(&self, scope: &TenantScope, subject: &str) -> Result<Option<Option<Vec<u8>>>, StoreError> {
+                let agency = scope.agency();
+                let mut tx = self.begin_tenant(agency, false).await?;
+                let row = sqlx::query("SELECT sealed FROM person_keys WHERE agency_id = $1 AND subject = $2")
+                    .bind(agency.as_str())
+                    .bind(subject)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                row.map(|r| r.try_get::<Option<Vec<u8>>, _>("sealed")).transpose().map_err(Into::into)
+            }
+
+            async fn insert_person_key(&self, scope: &TenantScope, subject: &str, sealed: &[u8], now: i64) -> Result<bool, StoreError> {
+                let agency = scope.agency();
+                let mut tx = self.begin_tenant(agency, true).await?;
+                let done = sqlx::query(
+                    "INSERT INTO person_keys (agency_id, subject, sealed, created_at) \
+                     SELECT id, $2, $3, $4 FROM agencies WHERE id = $1 AND status <> 'deleted' \
+                     ON CONFLICT (agency_id, subject) DO NOTHING",
+                )
+                .bind(agency.as_str())
+                .bind(subject)
+                .bind(sealed)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(done > 0)
+            }
+
+            async fn erase_person_key(&self, scope: &TenantScope, subject: &str, now: i64) -> Result<bool, StoreError> {
+                let agency = scope.agency();
+                let mut tx = self.begin_tenant(agency, true).await?;
+                let had = sqlx::query("UPDATE person_keys SET sealed = NULL, erased_at = $3 WHERE agency_id = $1 AND subject = $2 AND sealed IS NOT NULL")
+                    .bind(agency.as_str())
+                    .bind(subject)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                // The tombstone, when the person never had a key: none is made later either.
+                sqlx::query(
+                    "INSERT INTO person_keys (agency_id, subject, sealed, created_at, erased_at) \
+                     VALUES ($1, $2, NULL, $3, $3) ON CONFLICT (agency_id, subject) DO NOTHING",
+                )
+                .bind(agency.as_str())
+                .bind(subject)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(had > 0)
+            }
+
             async fn pepper_versions_in_use(&self, scope: &TenantScope) -> Result<Vec<i64>, StoreError> {
                 let agency = scope.agency();
                 let mut tx = self.begin_tenant(agency, false).await?;

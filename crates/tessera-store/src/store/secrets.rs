@@ -129,6 +129,31 @@ pub trait SecretStore: Send + Sync {
         sealed: &[u8],
     ) -> Result<bool, StoreError>;
 
+    /// A person's key (sealed under the agency's data key): `None` when none was made,
+    /// `Some(None)` when the person was erased (a tombstone).
+    async fn person_key(
+        &self,
+        scope: &TenantScope,
+        subject: &str,
+    ) -> Result<Option<Option<Vec<u8>>>, StoreError>;
+    /// Stores a person's key; `false` (nothing changes) when the subject has a key or a
+    /// tombstone already, or the agency is deleted.
+    async fn insert_person_key(
+        &self,
+        scope: &TenantScope,
+        subject: &str,
+        sealed: &[u8],
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Erases a person: their key is destroyed and a tombstone left so none is made again.
+    /// `true` when a key was destroyed (`false`: already erased, or never had one).
+    async fn erase_person_key(
+        &self,
+        scope: &TenantScope,
+        subject: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
     /// The pepper versions the agency's stored credential hashes use (API-key and app
     /// secrets, refresh tokens).
     async fn pepper_versions_in_use(&self, scope: &TenantScope) -> Result<Vec<i64>, StoreError>;

@@ -56,6 +56,7 @@ mod limits;
 mod migrations;
 mod oauth_clients;
 mod oauth_tokens;
+mod person_keys;
 mod platform;
 mod resource_servers;
 mod roles_policies;

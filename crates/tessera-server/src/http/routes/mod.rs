@@ -229,6 +229,14 @@ pub fn table() -> Vec<RouteSpec> {
         .empty(),
         RouteSpec::new(
             Method::POST,
+            "/v1/agencies/{agy}/users/{usr}/erase",
+            P("users.erase", Path),
+            "Erase a person's personal data in audit events (crypto-shredding; idempotent)",
+            post(users::erase),
+        )
+        .returns::<uc::users::UserErased>(200),
+        RouteSpec::new(
+            Method::POST,
             "/v1/agencies/{agy}/bindings",
             P("bindings.write", Body),
             "Grant a role to a user or key, agency-wide or on one account",

@@ -68,3 +68,13 @@ pub async fn remove(
     users::remove(&s, &auth, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `POST …/users/{usr}/erase`: `users.erase` on the agency (the use case adds I2).
+pub async fn erase(
+    State(s): State<AppState>,
+    auth: Authorized,
+    Path((_, usr)): Path<(String, String)>,
+) -> Result<axum::Json<users::UserErased>, ApiError> {
+    let id: UserId = parse_id(&usr)?;
+    Ok(axum::Json(users::erase(&s, &auth, &id).await?))
+}
