@@ -1,7 +1,8 @@
 //! The live peppers of this node: the current one hashes every new credential and every lookup
 //! first (so the cache-hit path costs one HMAC, as before versions existed); the older live ones
-//! are tried only after a miss. A miss also reloads the stored peppers, so a credential hashed
-//! on another node under a version created a millisecond ago is found here too.
+//! are tried only after a miss. A miss also reloads the stored peppers (at most once per
+//! `MISS_RELOAD_EVERY`, so a spray of invalid credentials costs no store read each), so a
+//! credential hashed on another node under a version created a moment ago is found here too.
 //! INVARIANT: versions only grow; a retired version (its material destroyed) is dropped at the
 //! next reload; the set is swapped whole, so a reader sees one consistent set.
 
@@ -13,6 +14,9 @@ use tessera_token::{CredentialHash, Pepper};
 use super::error::SecretsError;
 use super::master::MasterRing;
 use super::root::{open_row, pepper_version, PEPPER};
+
+/// The shortest time between two reads of the stored peppers caused by lookup misses.
+pub const MISS_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// One consistent set of live peppers, oldest first, never empty.
 #[derive(Debug)]
@@ -41,7 +45,8 @@ impl PepperSet {
 /// The peppers, swappable as a whole.
 pub struct Peppers {
     set: RwLock<Arc<PepperSet>>,
-    reload: tokio::sync::Mutex<()>,
+    /// Held while the stored peppers are read; holds when the last read after a miss began.
+    reload: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Peppers {
@@ -66,7 +71,7 @@ impl Peppers {
         live.sort_by_key(|p| p.version());
         Some(Self {
             set: RwLock::new(Arc::new(PepperSet { live })),
-            reload: tokio::sync::Mutex::new(()),
+            reload: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -108,7 +113,7 @@ impl Peppers {
         secret: &[u8],
         tried: u32,
     ) -> Vec<(u32, CredentialHash)> {
-        if let Err(e) = self.reload(store, ring).await {
+        if let Err(e) = self.reload_after_miss(store, ring).await {
             tracing::warn!(error = %e, code = e.code(), "could not reload the peppers");
         }
         let set = self.snapshot();
@@ -124,6 +129,33 @@ impl Peppers {
     /// wait for one read. Returns whether the set changed.
     pub async fn reload(&self, store: &dyn Store, ring: &MasterRing) -> Result<bool, SecretsError> {
         let _one = self.reload.lock().await;
+        self.read_stored(store, ring).await
+    }
+
+    /// [`Peppers::reload`] for a lookup that missed: misses are what an attacker spraying
+    /// invalid credentials makes, so the stored peppers are read at most once per
+    /// [`MISS_RELOAD_EVERY`], and callers that queued behind a read take its result.
+    async fn reload_after_miss(
+        &self,
+        store: &dyn Store,
+        ring: &MasterRing,
+    ) -> Result<bool, SecretsError> {
+        let asked = std::time::Instant::now();
+        let mut last = self.reload.lock().await;
+        if last.is_some_and(|t| t >= asked || asked.duration_since(t) < MISS_RELOAD_EVERY) {
+            return Ok(false);
+        }
+        *last = Some(std::time::Instant::now());
+        self.read_stored(store, ring).await
+    }
+
+    /// Reads the stored peppers and swaps in the live set when it changed (the caller holds
+    /// `reload`).
+    async fn read_stored(
+        &self,
+        store: &dyn Store,
+        ring: &MasterRing,
+    ) -> Result<bool, SecretsError> {
         let rows: Vec<_> = store
             .root_secrets()
             .await?
