@@ -25,11 +25,6 @@ use zeroize::Zeroizing;
 
 use crate::audit::action::AuditAction;
 
-/// The purpose a stand-alone audit key ring (the benchmark's) derives its envelope key for;
-/// the server seals audit keys under the stored signing-key envelope key (`secrets::root`),
-/// with their own AAD, so a master-key rotation rewraps them with it.
-pub const AUDIT_KEYS_PURPOSE: &str = "audit-keys";
-
 /// Seconds a key signs before the next one takes over [default: 90 days].
 pub const DEFAULT_LIFETIME_SECS: i64 = 90 * 86_400;
 /// Seconds a new key is published before it signs (longer than the JWKS cache lifetime).
@@ -146,7 +141,9 @@ impl std::fmt::Debug for AuditKeys {
 }
 
 impl AuditKeys {
-    /// An empty ring; `maintain` loads it (and creates the first key on a new store).
+    /// An empty ring; `maintain` loads it (and creates the first key on a new store). The
+    /// server's `envelope` is the stored signing-key KEK (`secrets::root`): private keys are
+    /// sealed under it with their own AAD, so `tessera keys rotate-master` covers them.
     pub fn new(
         store: Arc<dyn Store>,
         envelope: tessera_token::SecretBytes<32>,

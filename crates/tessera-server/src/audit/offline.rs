@@ -266,10 +266,10 @@ async fn bench(agencies: usize, events: usize, export_events: usize) -> anyhow::
     store.migrate().await?;
     let admission = Arc::new(crate::gate::admission::Admission::new(mint));
     let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
-    let master = tessera_token::MasterKey::generate(&mut rand::rngs::OsRng);
+    // A throw-away store: its audit keys are sealed under a random envelope key.
     let keys = Arc::new(crate::audit::keys::AuditKeys::new(
         store.clone(),
-        master.derive_key(crate::audit::keys::AUDIT_KEYS_PURPOSE),
+        tessera_token::SecretBytes::random(&mut rand::rngs::OsRng),
         Default::default(),
         admission.clone(),
     ));
