@@ -255,15 +255,32 @@ async fn check(g: &GuardState, request: Request) -> Result<Checked, ApiError> {
     {
         tracing::warn!(error = %e, "no data key for the agency acted in");
     }
-    // The keys of the people the request names (the caller, the users in its path), in memory
-    // before the handler seals records about them (loaded, never made here).
+    // The keys of the people the request names, in memory before the handler seals records
+    // about them. The caller's is made here if it has none (once: then every request of theirs
+    // finds it cached, with no store read); the users in the path are only loaded (never made:
+    // a path is the caller's text).
     {
         let scope = g.app.admission.admit(agency.clone());
         let now = g.app.clock.now();
-        let named = std::iter::once(caller.principal.as_str())
-            .chain(parts.uri.path().split('/'))
-            .filter(|s| crate::secrets::person_keys::is_user(s))
-            .take(4)
+        let caller_id = caller.principal.as_str();
+        if crate::secrets::person_keys::is_user(caller_id) {
+            if let Err(e) = g
+                .app
+                .data_keys
+                .person_key(&scope, caller_id, true, now)
+                .await
+            {
+                if !matches!(e, crate::secrets::DataKeyError::Shredded) {
+                    tracing::warn!(error = %e, "no person key for the caller");
+                }
+            }
+        }
+        let named = parts
+            .uri
+            .path()
+            .split('/')
+            .filter(|s| crate::secrets::person_keys::is_user(s) && *s != caller_id)
+            .take(3)
             .map(str::to_owned)
             .collect::<Vec<_>>();
         for subject in named {
