@@ -525,6 +525,11 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         webhooks: config.webhooks.clone(),
         ..Default::default()
     };
+    if let Some(url) = &config.replica_url {
+        // The same role checks as the primary's: row-level security must apply there too.
+        settings.replica = Some(tessera_store::connect_replica(&config.database_url, url).await?);
+        tracing::info!("read replica ready");
+    }
     if config.webhooks.allow_private_targets {
         tracing::warn!("webhooks may reach internal addresses (--webhook-allow-private-targets)");
     }

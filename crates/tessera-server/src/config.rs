@@ -32,6 +32,7 @@ struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    replica_url: Option<String>,
     issuer: Option<String>,
     log_format: Option<LogFormat>,
     catalog: Option<PathBuf>,
@@ -75,6 +76,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The store's URL (may hold a password: never log it).
     pub database_url: String,
+    /// A read replica of the PostgreSQL primary (may hold a password: never log it).
+    pub replica_url: Option<String>,
     /// The issuer URL.
     pub issuer: String,
     /// Log format.
@@ -258,6 +261,29 @@ fn audit_settings(
     })
 }
 
+/// `--replica-url`: PostgreSQL, beside a PostgreSQL primary.
+fn replica_url(url: Option<String>, primary: &str) -> Result<Option<String>, ConfigError> {
+    let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let pg = |u: &str| u.starts_with("postgres://") || u.starts_with("postgresql://");
+    if !pg(primary) {
+        return Err(ConfigError::Value {
+            field: "replica_url",
+            value: "[redacted]".into(),
+            message: "a read replica needs a PostgreSQL primary (`--database-url postgres://…`); SQLite has no replicas".into(),
+        });
+    }
+    if !pg(&url) {
+        return Err(ConfigError::Value {
+            field: "replica_url",
+            value: "[redacted]".into(),
+            message: "must be a `postgres://…` url".into(),
+        });
+    }
+    Ok(Some(url))
+}
+
 fn redis_settings(
     args: &ServeArgs,
     file: &FileConfig,
@@ -428,6 +454,7 @@ impl Config {
             .clone()
             .or(file.database_url)
             .unwrap_or_else(|| sqlite_url(&data_dir));
+        let replica_url = replica_url(args.replica_url.clone().or(file.replica_url), &database_url)?;
         let issuer = args
             .issuer
             .clone()
@@ -493,6 +520,7 @@ impl Config {
             listen,
             data_dir,
             database_url,
+            replica_url,
             issuer: issuer.trim_end_matches('/').to_owned(),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             catalog: args.catalog.clone().or(file.catalog),

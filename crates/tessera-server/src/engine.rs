@@ -123,6 +123,8 @@ pub struct CacheStats {
 #[derive(Debug)]
 pub struct Engine {
     store: Arc<dyn Store>,
+    /// Index builds read a replica when it has applied the revision they must reflect.
+    reads: Arc<crate::cluster::replica::Reads>,
     clock: Arc<dyn crate::clock::Clock>,
     builtin: Arc<BuiltinRoles>,
     catalog: Arc<Catalog>,
@@ -149,8 +151,10 @@ pub struct Engine {
 
 impl Engine {
     /// A new engine with a memory budget in bytes.
+    #[expect(clippy::too_many_arguments, reason = "the engine's parts, built once in `Services`")]
     pub fn new(
         store: Arc<dyn Store>,
+        reads: Arc<crate::cluster::replica::Reads>,
         catalog: Arc<Catalog>,
         schema: Arc<cedar_policy::Schema>,
         platform_policies: Vec<(String, String)>,
@@ -168,6 +172,7 @@ impl Engine {
         Self {
             platform_set,
             store,
+            reads,
             clock,
             admission,
             builtin: BuiltinRoles::new(&catalog),
@@ -313,8 +318,15 @@ impl Engine {
             .unwrap_or(0)
     }
 
-    /// Drops an agency's index (after a local write, or a change seen on the feed).
+    /// Drops an agency's index after a local write (which reads of it then take from the
+    /// primary until the feed has seen the write: see `cluster::replica`).
     pub fn invalidate(&self, agency: &AgencyId) {
+        self.reads.wrote(agency);
+        self.drop_entry(agency);
+    }
+
+    /// Drops an agency's index (a change seen on the feed, or a local write).
+    fn drop_entry(&self, agency: &AgencyId) {
         let key = agency.bits();
         if let Ok(mut g) = self.generations.lock() {
             *g.entry(key).or_default() += 1;
@@ -362,7 +374,7 @@ impl Engine {
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         loop {
-            let entry = self.build(agency, is_platform).await?;
+            let entry = self.build(agency, is_platform, at_least).await?;
             match at_least {
                 Some(w) if entry.index.revision() < w => {
                     if tokio::time::Instant::now() >= deadline {
@@ -382,15 +394,25 @@ impl Engine {
         &self,
         agency: &AgencyId,
         is_platform: bool,
+        at_least: Option<i64>,
     ) -> Result<Arc<AgencyEntry>, EngineError> {
         let key = agency.bits();
         let generation = self.generation(key);
+        // The engine loads what a decision needs, before the decision.
+        let scope = &self.admission.admit(agency.clone());
+        let now = self.clock.now();
+        // A replica may build it once it has applied what this node has (and the caller asks).
+        let floor = crate::cluster::replica::Floor {
+            revision: self.applied().max(at_least.unwrap_or(0)),
+            writers: crate::cluster::replica::Writers::Agencies(agency, None),
+            untracked: false,
+        };
         let snap = self
-            .store
-            .authz_snapshot(
-                // The engine loads what a decision needs, before the decision.
-                &self.admission.admit(agency.clone()),
-                self.clock.now(),
+            .reads
+            .run_checked(
+                floor,
+                |st| Box::pin(async move { st.authz_snapshot(scope, now).await }),
+                |s| s.revision,
             )
             .await?;
         let mut input = IndexInput::default();
@@ -494,6 +516,14 @@ impl Engine {
     /// Applies the change feed: drops the index of every agency that changed.
     pub async fn poll(&self) -> Result<(), StoreError> {
         let _one_at_a_time = self.feed.lock().await;
+        let n = self.reads.poll_begin();
+        self.apply_feed().await?;
+        self.reads.poll_end(n, self.applied());
+        Ok(())
+    }
+
+    /// Reads the change feed from the applied revision on and applies it (under `feed`).
+    async fn apply_feed(&self) -> Result<(), StoreError> {
         loop {
             let after = self.applied();
             let changes = self.store.changes_since(after, 1000).await?;
@@ -509,7 +539,7 @@ impl Engine {
                 self.suspensions.reload(self.store.as_ref()).await?;
             }
             for c in &changes {
-                self.invalidate(&c.agency);
+                self.drop_entry(&c.agency);
             }
             self.applied.store(last, Ordering::Release);
             if changes.len() < 1000 {

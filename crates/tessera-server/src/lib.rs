@@ -220,10 +220,11 @@ async fn audit_keys(State(s): State<AppState>) -> impl IntoResponse {
 async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
     let cache = s.engine.stats();
     let text = format!(
-        "{}# HELP tessera_authz_cache_entries Agency indexes held in memory.\n# TYPE tessera_authz_cache_entries gauge\ntessera_authz_cache_entries {}\n# HELP tessera_authz_cache_bytes Approximate size of the held indexes.\n# TYPE tessera_authz_cache_bytes gauge\ntessera_authz_cache_bytes {}\n",
+        "{}# HELP tessera_authz_cache_entries Agency indexes held in memory.\n# TYPE tessera_authz_cache_entries gauge\ntessera_authz_cache_entries {}\n# HELP tessera_authz_cache_bytes Approximate size of the held indexes.\n# TYPE tessera_authz_cache_bytes gauge\ntessera_authz_cache_bytes {}\n{}",
         metrics::render(),
         cache.entries,
-        cache.bytes
+        cache.bytes,
+        s.reads.render()
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
@@ -237,6 +238,10 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
             if let Some(r) = &s.redis {
                 r.ping().await;
                 body["redis"] = serde_json::Value::from(r.state_name());
+            }
+            // A replica down keeps the node ready too: its reads go to the primary.
+            if let Some(state) = s.reads.readiness().await {
+                body["replica"] = serde_json::Value::from(state);
             }
             (StatusCode::OK, axum::Json(body)).into_response()
         }

@@ -15,8 +15,10 @@ use crate::clock::Clock;
 /// Everything a use case may draw on.
 #[derive(Debug)]
 pub struct Services {
-    /// The store.
+    /// The store (the primary, on PostgreSQL).
     pub store: Arc<dyn Store>,
+    /// Where reads that accept staleness bounded by revision go (`--replica-url`).
+    pub reads: Arc<crate::cluster::replica::Reads>,
     /// The one holder of the store's scope mint (the gate's).
     pub admission: Arc<crate::gate::admission::Admission>,
     /// The catalog.
@@ -151,6 +153,9 @@ pub struct EngineSettings {
     pub audit: crate::audit::checkpoint::AuditSettings,
     /// Signed webhooks (`--webhook-*`).
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// A read replica of the PostgreSQL primary (`--replica-url`), opened by
+    /// `tessera_store::connect_replica`.
+    pub replica: Option<Arc<dyn Store>>,
 }
 
 impl Services {
@@ -234,8 +239,13 @@ impl Services {
         } else {
             settings.cache_bytes
         };
+        let reads = Arc::new(crate::cluster::replica::Reads::new(
+            store.clone(),
+            settings.replica.clone(),
+        ));
         let engine = crate::engine::Engine::new(
             store.clone(),
+            reads.clone(),
             catalog.clone(),
             Arc::new(schema),
             settings.platform_policies,
@@ -245,6 +255,7 @@ impl Services {
         );
         Ok(Self {
             store,
+            reads,
             admission: admission.clone(),
             catalog,
             engine_cfg: EngineConfig { cross_tenant },

@@ -36,6 +36,33 @@ pub async fn connect(url: &str) -> Result<Connected, StoreError> {
     })
 }
 
+/// Whether `url` names a PostgreSQL database.
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Connects to a read replica of the PostgreSQL primary `primary_url` (a hot standby fed by
+/// streaming replication), with the same refusal of a role that would bypass row-level
+/// security. It hands out no mint: the primary's mint makes the scopes both use. A SQLite
+/// primary, or a replica url that is not PostgreSQL, is a configuration error.
+pub async fn connect_replica(
+    primary_url: &str,
+    replica_url: &str,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if !is_postgres(primary_url) {
+        return Err(StoreError::Config(
+            "`--replica-url` needs a PostgreSQL primary (`--database-url postgres://…`); SQLite has no replicas".into(),
+        ));
+    }
+    if !is_postgres(replica_url) {
+        return Err(StoreError::Config(format!(
+            "unsupported replica url scheme in `{}` (expected `postgres://…`)",
+            replica_url.split(':').next().unwrap_or_default()
+        )));
+    }
+    Ok(std::sync::Arc::new(PgStore::open_replica(replica_url).await?))
+}
+
 /// On PostgreSQL, as the tables' owner: grants `role` row access to every table (and to the
 /// tables later migrations create), so the server can run as a role that owns nothing and so
 /// cannot turn row-level security off. SQLite has no roles: an error.

@@ -24,7 +24,7 @@ pub mod testing;
 
 pub use audit::{AuditEvent, AuditHead, AuditRecord, ChainHash, Outcome};
 pub use audit_checkpoint::{AuditCheckpoint, AuditCheckpointDue, AuditKeyRow, AuditPrune};
-pub use connection::{connect, grant_runtime_role, Connected};
+pub use connection::{connect, connect_replica, grant_runtime_role, Connected};
 pub use error::StoreError;
 pub use page::{Page, PageRequest};
 pub use postgres::PgStore;

@@ -43,9 +43,20 @@ impl PgStore {
 
     /// Connects without handing out a mint.
     pub(crate) async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, Duration::from_secs(10)).await
+    }
+
+    /// Connects to a read replica (a hot standby): the same role checks as the primary's
+    /// (row-level security must apply), and a short acquire timeout, so that a replica that
+    /// stops answering costs a read about a second before it falls back to the primary.
+    pub(crate) async fn open_replica(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, Duration::from_secs(1)).await
+    }
+
+    async fn open_with(url: &str, acquire: Duration) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire)
             .connect(url)
             .await?;
         let row = sqlx::query("SELECT current_user::text AS name, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")

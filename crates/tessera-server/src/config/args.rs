@@ -31,7 +31,7 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// A TOML file with any of: listen, data_dir, database_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms, password_workers, header_timeout_secs, body_timeout_secs, idle_timeout_secs, max_connections, max_connections_per_ip, metrics_public, trusted_proxies, trusted_proxy_header, redis_url, redis_timeout_ms, master_key_file, master_key_env, master_key_command, audit_checkpoint_events, audit_checkpoint_seconds, audit_retention_days, [rate_limits.<class>], [plans.<name>.<class>], [forward_auth] (audience, [[forward_auth.routes]])
+    /// A TOML file with any of: listen, data_dir, database_url, replica_url, issuer, log_format, catalog, policies, authz_cache_mb, access_token_ttl, refresh_reuse_grace_ms, password_workers, header_timeout_secs, body_timeout_secs, idle_timeout_secs, max_connections, max_connections_per_ip, metrics_public, trusted_proxies, trusted_proxy_header, redis_url, redis_timeout_ms, master_key_file, master_key_env, master_key_command, audit_checkpoint_events, audit_checkpoint_seconds, audit_retention_days, [rate_limits.<class>], [plans.<name>.<class>], [forward_auth] (audience, [[forward_auth.routes]])
     #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The master key file: lines of 64 hex characters, the current key first, previous ones
@@ -117,6 +117,17 @@ pub struct ServeArgs {
     /// when present, else `Forwarded`]
     #[arg(long, env = "TESSERA_TRUSTED_PROXY_HEADER", value_enum)]
     pub trusted_proxy_header: Option<crate::net::ForwardedHeader>,
+    /// `postgres://user@replica-host/db`: a streaming read replica (hot standby) of the
+    /// PostgreSQL primary; index builds, admin lists, audit reads and JWT introspection read it
+    /// when it has applied the revision they must reflect [default: none, every read on the
+    /// primary]
+    #[arg(
+        long,
+        env = "TESSERA_REPLICA_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub replica_url: Option<String>,
     /// `redis://[:password@]host:port[/db]`: share rate limits (and sign-in counters) across
     /// every node [default: none, each node keeps its own]
     #[arg(

@@ -53,6 +53,20 @@ impl Authorized {
         }
     }
 
+    /// What a list or audit read for this caller must reflect when a read replica may answer
+    /// it: the node's `applied` revision and this node's writes to the agency acted in and to
+    /// the caller's own agency (see `cluster::replica`).
+    pub fn read_floor(&self, applied: i64) -> crate::cluster::replica::Floor<'_> {
+        crate::cluster::replica::Floor {
+            revision: applied,
+            writers: crate::cluster::replica::Writers::Agencies(
+                &self.agency,
+                Some(&self.caller.agency),
+            ),
+            untracked: true,
+        }
+    }
+
     /// The tenant scope of a route whose target came from the path (already checked).
     pub fn scope(&self) -> Result<TenantScope, AuthzError> {
         if !self.checked {

@@ -7,5 +7,6 @@ pub mod extract;
 pub mod list;
 pub mod openapi;
 pub mod problem;
+pub mod replica;
 pub mod routes;
 pub mod state;

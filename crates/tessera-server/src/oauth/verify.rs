@@ -99,10 +99,28 @@ impl std::fmt::Display for Inactive {
     }
 }
 
+impl crate::cluster::replica::ReplicaFailure for VerifyError {
+    fn replica_failed(&self) -> bool {
+        matches!(self, Self::Store(e) if crate::cluster::replica::ReplicaFailure::replica_failed(e))
+    }
+}
+
 /// Checks an access token: signature and claims (for `audience`, or any audience for the
-/// issuer's own endpoints), then whether everything it names is still valid.
+/// issuer's own endpoints), then whether everything it names is still valid, reading the
+/// primary.
 pub async fn check_access_token(
     state: &Services,
+    token: &str,
+    audience: Option<&str>,
+) -> Result<Result<Arc<AccessClaims>, Inactive>, VerifyError> {
+    check_access_token_on(state, state.store.as_ref(), token, audience).await
+}
+
+/// [`check_access_token`], its agency, user and key rows read from `store` (introspection
+/// passes a replica that has applied this node's revision; authentication the primary).
+pub async fn check_access_token_on(
+    state: &Services,
+    store: &dyn tessera_store::Store,
     token: &str,
     audience: Option<&str>,
 ) -> Result<Result<Arc<AccessClaims>, Inactive>, VerifyError> {
@@ -145,7 +163,7 @@ pub async fn check_access_token(
     };
     let tenant_generation = state.engine.generation_of(&agency);
     // A suspension is answered last, once everything else holds (the token stays revocable).
-    let agency_suspended = match state.store.get_agency(&agency).await {
+    let agency_suspended = match store.get_agency(&agency).await {
         Ok(a) if a.status == Status::Active => false,
         // Suspended before this node applied the feed: refused the same way.
         Ok(a) if a.status == Status::Suspended => true,
@@ -175,7 +193,7 @@ pub async fn check_access_token(
     }
     let scope = state.admission.admit(agency.clone());
     if let Ok(user) = claims.sub.parse::<UserId>() {
-        match state.store.get_user(&scope, &user).await {
+        match store.get_user(&scope, &user).await {
             Ok(u) if u.status == Status::Active => {}
             Ok(_) | Err(StoreError::NotFound) => return Ok(Err(Inactive::Revoked("user"))),
             Err(e) => return Err(e.into()),
@@ -185,13 +203,13 @@ pub async fn check_access_token(
     // revoking their key, ends every session they opened.
     if let Some(actor) = claims.act.as_ref().map(|a| a.sub.as_str()) {
         let active = if let Ok(u) = actor.parse::<UserId>() {
-            match state.store.get_user(&scope, &u).await {
+            match store.get_user(&scope, &u).await {
                 Ok(u) => u.status == Status::Active,
                 Err(StoreError::NotFound) => false,
                 Err(e) => return Err(e.into()),
             }
         } else if let Ok(k) = actor.parse::<tessera_core::KeyId>() {
-            match state.store.get_api_key(&scope, &k).await {
+            match store.get_api_key(&scope, &k).await {
                 Ok(k) => k.revoked_at.is_none() && k.expires_at.is_none_or(|t| t > now_ms),
                 Err(StoreError::NotFound) => false,
                 Err(e) => return Err(e.into()),
@@ -208,7 +226,7 @@ pub async fn check_access_token(
         let Ok(key) = claims.client_id.parse::<tessera_core::KeyId>() else {
             return Ok(Err(Inactive::Malformed("client_id")));
         };
-        match state.store.get_api_key(&scope, &key).await {
+        match store.get_api_key(&scope, &key).await {
             Ok(k) if k.revoked_at.is_none() && k.expires_at.is_none_or(|t| t > now_ms) => {}
             Ok(_) | Err(StoreError::NotFound) => return Ok(Err(Inactive::Revoked("api_key"))),
             Err(e) => return Err(e.into()),

@@ -61,6 +61,8 @@ pub struct ExportRange {
 #[derive(Debug)]
 pub struct Export {
     store: std::sync::Arc<dyn Store>,
+    /// The primary, when `store` is a replica: a chunk the replica fails is read from it.
+    fallback: Option<std::sync::Arc<dyn Store>>,
     scope: TenantScope,
     after: i64,
     to: Option<i64>,
@@ -102,7 +104,18 @@ pub async fn export(
     auth: &Authorized,
     range: ExportRange,
 ) -> Result<Export, ApiError> {
-    Export::start(s.store.clone(), auth.scope()?, range).await
+    let scope = auth.scope()?;
+    let (scope, range) = (&scope, &range);
+    let mut export = s
+        .reads
+        .run(auth.read_floor(s.engine.applied()), |st| {
+            Box::pin(async move { Export::start(st, scope.clone(), range.clone()).await })
+        })
+        .await?;
+    if s.reads.has_replica() {
+        export.fallback = Some(s.store.clone());
+    }
+    Ok(export)
 }
 
 impl Export {
@@ -144,6 +157,7 @@ impl Export {
         let after = anchor.as_ref().map_or(0, |a| a.seq);
         Ok(Export {
             store,
+            fallback: None,
             scope,
             after,
             to: range.to,
@@ -154,8 +168,24 @@ impl Export {
     }
 
     /// The next chunk of lines (at most [`BATCH`] events and their checkpoints), or `None` at
-    /// the end (after the trailer line).
+    /// the end (after the trailer line). A chunk a replica fails is read again from the
+    /// primary, from the same position.
     pub async fn next_chunk(&mut self) -> Result<Option<String>, ApiError> {
+        let (anchor, done, after, last) = (self.anchor.clone(), self.done, self.after, self.last);
+        match self.chunk().await {
+            Err(e) if e.code == crate::error::ErrorCode::Unavailable && self.fallback.is_some() => {
+                tracing::warn!("read replica failed during an audit export: continuing on the primary");
+                if let Some(primary) = self.fallback.take() {
+                    self.store = primary;
+                }
+                (self.anchor, self.done, self.after, self.last) = (anchor, done, after, last);
+                self.chunk().await
+            }
+            other => other,
+        }
+    }
+
+    async fn chunk(&mut self) -> Result<Option<String>, ApiError> {
         if self.done {
             return Ok(None);
         }
@@ -286,7 +316,12 @@ pub async fn verify(s: &Services, auth: &Authorized) -> Result<Verification, Api
         .iter()
         .map(|k| (k.kid.clone(), k.public))
         .collect();
-    verify_scope(s.store.as_ref(), &scope, &keys).await
+    let (scope, keys) = (&scope, &keys);
+    s.reads
+        .run(auth.read_floor(s.engine.applied()), |st| {
+            Box::pin(async move { verify_scope(st.as_ref(), scope, keys).await })
+        })
+        .await
 }
 
 /// [`verify`] for a scope, with these trusted keys.

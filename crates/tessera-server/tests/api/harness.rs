@@ -167,6 +167,17 @@ impl TestApp {
         Some(Self::build(store, dir, Some(db), T0, settings).await)
     }
 
+    /// An app on this PostgreSQL test database, its store already connected (and migrated),
+    /// with these settings (a read replica, for `tests/replica.rs`).
+    pub async fn postgres_on(
+        db: PgTestDb,
+        store: tessera_store::Connected,
+        settings: EngineSettings,
+    ) -> Self {
+        let dir = TempDirGuard::new("tessera-http-pg").expect("temp dir");
+        Self::build(store, dir, Some(db), T0, settings).await
+    }
+
     /// A SQLite-backed app whose tokens name `issuer`, for a real server on a socket. Its clock
     /// stands at the real current time (not `T0`), so that outside libraries, which check `exp`
     /// against the system clock, accept its tokens.

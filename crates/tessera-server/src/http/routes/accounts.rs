@@ -30,11 +30,13 @@ pub async fn list(
     q: ListQuery,
 ) -> Result<axum::Json<List<Account>>, ApiError> {
     q.cursor_as::<AccountId>()?;
-    Ok(axum::Json(
-        accounts::list(s.store.as_ref(), &auth, &q.page())
-            .await?
-            .into(),
-    ))
+    let page = q.page();
+    let (auth, page) = (&auth, &page);
+    let items = crate::http::replica::read(&s, auth, |st| {
+        Box::pin(async move { accounts::list(st.as_ref(), auth, page).await })
+    })
+    .await?;
+    Ok(axum::Json(items.into()))
 }
 
 /// `GET …/accounts/{acc}`: `accounts.read` on the account.

@@ -26,13 +26,17 @@ pub async fn create(
 /// `GET /v1/agencies`: `agencies.read` (platform).
 pub async fn list(
     State(s): State<AppState>,
-    _auth: Authorized,
+    auth: Authorized,
     q: ListQuery,
 ) -> Result<axum::Json<List<Agency>>, ApiError> {
     q.cursor_as::<AgencyId>()?;
-    Ok(axum::Json(
-        agencies::list(s.store.as_ref(), &q.page()).await?.into(),
-    ))
+    let page = q.page();
+    let (auth, page) = (&auth, &page);
+    let items = crate::http::replica::read(&s, auth, |st| {
+        Box::pin(async move { agencies::list(st.as_ref(), page).await })
+    })
+    .await?;
+    Ok(axum::Json(items.into()))
 }
 
 /// `GET /v1/agencies/{agy}`: `agencies.read` on the agency.

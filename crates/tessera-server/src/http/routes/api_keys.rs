@@ -43,11 +43,13 @@ pub async fn list(
     q: ListQuery,
 ) -> Result<axum::Json<List<ApiKey>>, ApiError> {
     q.cursor_as::<KeyId>()?;
-    Ok(axum::Json(
-        api_keys::list(s.store.as_ref(), &auth, &q.page())
-            .await?
-            .into(),
-    ))
+    let page = q.page();
+    let (auth, page) = (&auth, &page);
+    let items = crate::http::replica::read(&s, auth, |st| {
+        Box::pin(async move { api_keys::list(st.as_ref(), auth, page).await })
+    })
+    .await?;
+    Ok(axum::Json(items.into()))
 }
 
 /// `GET …/api-keys/{key}`: `api_keys.read` at the key's scope.

@@ -32,9 +32,13 @@ pub async fn list(
     q: ListQuery,
 ) -> Result<axum::Json<List<App>>, ApiError> {
     q.cursor_as::<AppId>()?;
-    Ok(axum::Json(
-        apps::list(s.store.as_ref(), &auth, &q.page()).await?.into(),
-    ))
+    let page = q.page();
+    let (auth, page) = (&auth, &page);
+    let items = crate::http::replica::read(&s, auth, |st| {
+        Box::pin(async move { apps::list(st.as_ref(), auth, page).await })
+    })
+    .await?;
+    Ok(axum::Json(items.into()))
 }
 
 /// `GET …/apps/{app}`: `apps.read` on the agency.

@@ -41,11 +41,14 @@ pub async fn list(
             }
         }
     }
-    Ok(axum::Json(
-        audit::list(s.store.as_ref(), &auth, &f, &q.page())
-            .await?
-            .into(),
-    ))
+    let page = q.page();
+    let f = &f;
+    let (auth, page) = (&auth, &page);
+    let items = crate::http::replica::read(&s, auth, |st| {
+        Box::pin(async move { audit::list(st.as_ref(), auth, f, page).await })
+    })
+    .await?;
+    Ok(axum::Json(items.into()))
 }
 
 /// `GET …/audit/export?from=&to=&cursor=`: `audit_log.read` on the agency; streamed JSON

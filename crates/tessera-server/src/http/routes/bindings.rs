@@ -38,11 +38,14 @@ pub async fn list(
     if let Some((k, _)) = q.rest.iter().find(|(k, _)| k != "principal") {
         return Err(ApiError::invalid(format!("unknown query parameter `{k}`")));
     }
-    Ok(axum::Json(
-        bindings::list(s.store.as_ref(), &auth, principal.as_ref(), &q.page())
-            .await?
-            .into(),
-    ))
+    let page = q.page();
+    let principal = principal.as_ref();
+    let (auth, page) = (&auth, &page);
+    let items = crate::http::replica::read(&s, auth, |st| {
+        Box::pin(async move { bindings::list(st.as_ref(), auth, principal, page).await })
+    })
+    .await?;
+    Ok(axum::Json(items.into()))
 }
 
 /// `GET …/bindings/{bnd}`: `bindings.read` at the binding's scope.

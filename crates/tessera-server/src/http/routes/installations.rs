@@ -31,11 +31,13 @@ pub async fn list(
     q: ListQuery,
 ) -> Result<axum::Json<List<Installation>>, ApiError> {
     q.cursor_as::<InstallationId>()?;
-    Ok(axum::Json(
-        installations::list(s.store.as_ref(), &auth, &q.page())
-            .await?
-            .into(),
-    ))
+    let page = q.page();
+    let (auth, page) = (&auth, &page);
+    let items = crate::http::replica::read(&s, auth, |st| {
+        Box::pin(async move { installations::list(st.as_ref(), auth, page).await })
+    })
+    .await?;
+    Ok(axum::Json(items.into()))
 }
 
 /// `GET …/installations/{ins}`: `installations.read` where it is installed.

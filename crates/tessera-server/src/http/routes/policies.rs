@@ -32,11 +32,13 @@ pub async fn list(
     q: ListQuery,
 ) -> Result<axum::Json<List<Policy>>, ApiError> {
     q.cursor_as::<PolicyId>()?;
-    Ok(axum::Json(
-        policies::list(s.store.as_ref(), Actor::Caller(&auth), &q.page())
-            .await?
-            .into(),
-    ))
+    let page = q.page();
+    let (auth, page) = (&auth, &page);
+    let items = crate::http::replica::read(&s, auth, |st| {
+        Box::pin(async move { policies::list(st.as_ref(), Actor::Caller(auth), page).await })
+    })
+    .await?;
+    Ok(axum::Json(items.into()))
 }
 
 /// `GET …/policies/{pol}`: `policies.read` on the agency.

@@ -30,11 +30,13 @@ pub async fn list(
     q: ListQuery,
 ) -> Result<axum::Json<List<Role>>, ApiError> {
     q.cursor_as::<RoleId>()?;
-    Ok(axum::Json(
-        roles::list(s.store.as_ref(), &auth, &q.page())
-            .await?
-            .into(),
-    ))
+    let page = q.page();
+    let (auth, page) = (&auth, &page);
+    let items = crate::http::replica::read(&s, auth, |st| {
+        Box::pin(async move { roles::list(st.as_ref(), auth, page).await })
+    })
+    .await?;
+    Ok(axum::Json(items.into()))
 }
 
 /// `GET …/roles/{rol}`: `roles.read` on the agency.

@@ -60,7 +60,22 @@ async fn run_introspect(
     }
     if verify::looks_like_jwt(token) {
         // An outage is an error (503), never `active: false`.
-        let claims = match verify::check_access_token(state, token, None).await? {
+        // Its store reads may come from a replica that has applied this node's revision and
+        // every write of this node (a revocation made here is read from the primary).
+        let floor = crate::cluster::replica::Floor {
+            revision: state.engine.applied(),
+            writers: crate::cluster::replica::Writers::Any,
+            untracked: false,
+        };
+        let checked = state
+            .reads
+            .run(floor, |st| {
+                Box::pin(async move {
+                    verify::check_access_token_on(state, st.as_ref(), token, None).await
+                })
+            })
+            .await?;
+        let claims = match checked {
             Ok(c) => c,
             Err(_) => return Ok(inactive()),
         };
