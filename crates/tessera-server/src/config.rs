@@ -591,6 +591,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_replica_needs_a_postgres_primary_and_a_postgres_url() {
+        let mut args = ServeArgs::default();
+        args.replica_url = Some("postgres://tessera@replica/tessera".into());
+        // The default primary is SQLite: refused, the url (it may hold a password) not echoed.
+        match Config::resolve(&args) {
+            Err(e @ ConfigError::Value { field: "replica_url", .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("PostgreSQL primary"), "{text}");
+                assert!(!text.contains("replica/tessera"), "{text}");
+            }
+            other => panic!("expected a replica_url error, got {other:?}"),
+        }
+        args.store.database_url = Some("postgres://tessera@primary/tessera".into());
+        let c = Config::resolve(&args).ok().and_then(|c| c.replica_url);
+        assert_eq!(c.as_deref(), Some("postgres://tessera@replica/tessera"));
+        args.replica_url = Some("mysql://replica/tessera".into());
+        assert!(matches!(
+            Config::resolve(&args),
+            Err(ConfigError::Value { field: "replica_url", .. })
+        ));
+        // Unset (or empty): no replica.
+        args.replica_url = Some(String::new());
+        assert_eq!(Config::resolve(&args).ok().map(|c| c.replica_url), Some(None));
+    }
+
+    #[test]
     fn audit_checkpoint_interval_and_retention() {
         use crate::audit::checkpoint::AuditSettings;
         let c = Config::resolve(&ServeArgs::default()).ok().map(|c| c.audit);
