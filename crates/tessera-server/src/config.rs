@@ -454,7 +454,8 @@ impl Config {
             .clone()
             .or(file.database_url)
             .unwrap_or_else(|| sqlite_url(&data_dir));
-        let replica_url = replica_url(args.replica_url.clone().or(file.replica_url), &database_url)?;
+        let replica_url =
+            replica_url(args.replica_url.clone().or(file.replica_url), &database_url)?;
         let issuer = args
             .issuer
             .clone()
@@ -596,7 +597,12 @@ mod tests {
         args.replica_url = Some("postgres://tessera@replica/tessera".into());
         // The default primary is SQLite: refused, the url (it may hold a password) not echoed.
         match Config::resolve(&args) {
-            Err(e @ ConfigError::Value { field: "replica_url", .. }) => {
+            Err(
+                e @ ConfigError::Value {
+                    field: "replica_url",
+                    ..
+                },
+            ) => {
                 let text = e.to_string();
                 assert!(text.contains("PostgreSQL primary"), "{text}");
                 assert!(!text.contains("replica/tessera"), "{text}");
@@ -609,11 +615,17 @@ mod tests {
         args.replica_url = Some("mysql://replica/tessera".into());
         assert!(matches!(
             Config::resolve(&args),
-            Err(ConfigError::Value { field: "replica_url", .. })
+            Err(ConfigError::Value {
+                field: "replica_url",
+                ..
+            })
         ));
         // Unset (or empty): no replica.
         args.replica_url = Some(String::new());
-        assert_eq!(Config::resolve(&args).ok().map(|c| c.replica_url), Some(None));
+        assert_eq!(
+            Config::resolve(&args).ok().map(|c| c.replica_url),
+            Some(None)
+        );
     }
 
     #[test]

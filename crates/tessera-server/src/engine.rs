@@ -151,7 +151,10 @@ pub struct Engine {
 
 impl Engine {
     /// A new engine with a memory budget in bytes.
-    #[expect(clippy::too_many_arguments, reason = "the engine's parts, built once in `Services`")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the engine's parts, built once in `Services`"
+    )]
     pub fn new(
         store: Arc<dyn Store>,
         reads: Arc<crate::cluster::replica::Reads>,

@@ -127,7 +127,9 @@ async fn wait_for_replica(primary: &str, replica: &str) -> Arc<dyn tessera_store
 /// Another node on the same primary and replica: its own engine, caches and read router.
 async fn second_node(c: &Cluster, env: &Env) -> (AppState, axum::Router) {
     let url = c.app.db_url();
-    let connected = tessera_store::connect(&url).await.expect("second connection");
+    let connected = tessera_store::connect(&url)
+        .await
+        .expect("second connection");
     let replica = tessera_store::connect_replica(&url, &c.replica_url)
         .await
         .expect("second replica connection");
@@ -152,7 +154,13 @@ async fn second_node(c: &Cluster, env: &Env) -> (AppState, axum::Router) {
     (node, router)
 }
 
-async fn call(router: &axum::Router, method: Method, path: &str, key: &str, body: Option<serde_json::Value>) -> Resp {
+async fn call(
+    router: &axum::Router,
+    method: Method,
+    path: &str,
+    key: &str,
+    body: Option<serde_json::Value>,
+) -> Resp {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     let mut b = Request::builder()
@@ -174,8 +182,9 @@ async fn call(router: &axum::Router, method: Method, path: &str, key: &str, body
     let status = resp.status();
     let headers = resp.headers().clone();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+    });
     assert!(status.as_u16() < 500, "server error {status}: {body}");
     Resp {
         status,
@@ -184,7 +193,12 @@ async fn call(router: &axum::Router, method: Method, path: &str, key: &str, body
     }
 }
 
-async fn form(router: &axum::Router, path: &str, key: Option<&str>, pairs: &[(&str, &str)]) -> Resp {
+async fn form(
+    router: &axum::Router,
+    path: &str,
+    key: Option<&str>,
+    pairs: &[(&str, &str)],
+) -> Resp {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     let mut b = Request::builder()
@@ -243,7 +257,10 @@ async fn caught_up(s: &AppState) {
     let want = s.store.revision().await.expect("revision");
     let deadline = Instant::now() + Duration::from_secs(20);
     while s.reads.probe().await.unwrap_or(-1) < want {
-        assert!(Instant::now() < deadline, "the replica did not reach revision {want}");
+        assert!(
+            Instant::now() < deadline,
+            "the replica did not reach revision {want}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -261,7 +278,8 @@ async fn standby_commits(env: &Env, db: &str) -> i64 {
 /// Lets the node's feed and its local-write window settle, so reads may use the replica.
 async fn settle(s: &AppState) {
     s.engine.poll().await.expect("feed");
-    tokio::time::sleep(tessera_server::cluster::replica::FRESH_FOR + Duration::from_millis(200)).await;
+    tokio::time::sleep(tessera_server::cluster::replica::FRESH_FOR + Duration::from_millis(200))
+        .await;
     s.engine.poll().await.expect("feed");
     caught_up(s).await;
 }
@@ -289,24 +307,38 @@ async fn reads_go_to_the_replica_when_it_is_current() {
     let before = replica_reads(&app.state);
     let commits = standby_commits(&env, &c.db_name).await;
     for _ in 0..20 {
-        let r = app.get(&format!("/v1/agencies/{}/accounts", ag.id), &ag.key).await;
+        let r = app
+            .get(&format!("/v1/agencies/{}/accounts", ag.id), &ag.key)
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(r.body["items"].as_array().map(Vec::len), Some(1));
     }
-    let r = app.get(&format!("/v1/agencies/{}/audit", ag.id), &ag.key).await;
+    let r = app
+        .get(&format!("/v1/agencies/{}/audit", ag.id), &ag.key)
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let r = app.get(&format!("/v1/agencies/{}/audit/verify", ag.id), &ag.key).await;
+    let r = app
+        .get(&format!("/v1/agencies/{}/audit/verify", ag.id), &ag.key)
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["ok"], true, "{}", r.body);
     // A new agency's index is built from the replica too.
     let other = app.agency("Index").await;
     settle(&app.state).await;
     let r = app
-        .post("/v1/check", &other.key, check_body(&other, "contacts.read", None))
+        .post(
+            "/v1/check",
+            &other.key,
+            check_body(&other, "contacts.read", None),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let served = replica_reads(&app.state) - before;
-    assert!(served >= 20, "the replica served {served} reads: {:?}", app.state.reads.counts());
+    assert!(
+        served >= 20,
+        "the replica served {served} reads: {:?}",
+        app.state.reads.counts()
+    );
     // The metric says so, and so do the standby's own statistics (flushed within ~10 s).
     let m = app.get("/metrics", &app.admin).await;
     let text = m.body.as_str().unwrap_or_default().to_owned();
@@ -321,7 +353,10 @@ async fn reads_go_to_the_replica_when_it_is_current() {
         if now >= commits + 20 {
             break;
         }
-        assert!(Instant::now() < deadline, "standby commits went from {commits} to {now} only");
+        assert!(
+            Instant::now() < deadline,
+            "standby commits went from {commits} to {now} only"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let ready = app.get("/readyz", &app.admin).await;
@@ -352,7 +387,9 @@ impl Drop for Paused {
                 .expect("runtime");
             rt.block_on(async {
                 if let Ok(mut c) = sqlx::PgConnection::connect(&url).await {
-                    let _ = sqlx::query("SELECT pg_wal_replay_resume()").execute(&mut c).await;
+                    let _ = sqlx::query("SELECT pg_wal_replay_resume()")
+                        .execute(&mut c)
+                        .await;
                 }
             });
         })
@@ -372,7 +409,9 @@ async fn a_lagging_replica_never_gives_a_stale_answer() {
     settle(&app.state).await;
     settle(&node2).await;
     // Denied before any binding, on both nodes (both indexes built from the replica).
-    let r = app.post("/v1/check", &ag.key, check_body(&ag, "contacts.read", None)).await;
+    let r = app
+        .post("/v1/check", &ag.key, check_body(&ag, "contacts.read", None))
+        .await;
     assert_eq!(r.body["allowed"], false, "{}", r.body);
     let paused = Paused::new(&env).await;
     // Node 1 grants; the replica does not see it.
@@ -386,28 +425,77 @@ async fn a_lagging_replica_never_gives_a_stale_answer() {
     assert_eq!(b.status, StatusCode::CREATED, "{}", b.body);
     let binding = b.id();
     // Node 1 reads its own write (its write keeps the agency on the primary).
-    let r = app.post("/v1/check", &ag.key, check_body(&ag, "contacts.read", None)).await;
-    assert_eq!(r.body["allowed"], true, "node 1 must see its own grant: {}", r.body);
+    let r = app
+        .post("/v1/check", &ag.key, check_body(&ag, "contacts.read", None))
+        .await;
+    assert_eq!(
+        r.body["allowed"], true,
+        "node 1 must see its own grant: {}",
+        r.body
+    );
     let revision = r.body["revision"].as_i64().expect("revision");
-    assert!(primary_reads(&app.state, "fresh_write") >= 1, "{:?}", app.state.reads.counts());
+    assert!(
+        primary_reads(&app.state, "fresh_write") >= 1,
+        "{:?}",
+        app.state.reads.counts()
+    );
     // Node 2, asked for that revision, reads the primary (the replica is behind it).
     let t = Instant::now();
-    let r = call(&router2, Method::POST, "/v1/check", &ag.key, Some(check_body(&ag, "contacts.read", Some(revision)))).await;
+    let r = call(
+        &router2,
+        Method::POST,
+        "/v1/check",
+        &ag.key,
+        Some(check_body(&ag, "contacts.read", Some(revision))),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.body["allowed"], true, "node 2 must reflect revision {revision}: {}", r.body);
+    assert_eq!(
+        r.body["allowed"], true,
+        "node 2 must reflect revision {revision}: {}",
+        r.body
+    );
     assert!(r.body["revision"].as_i64().unwrap_or(0) >= revision);
-    assert!(primary_reads(&node2, "lag") >= 1, "{:?}", node2.reads.counts());
-    assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+    assert!(
+        primary_reads(&node2, "lag") >= 1,
+        "{:?}",
+        node2.reads.counts()
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
     // A revocation (the binding deleted on node 1), then a check on node 2 at its revision.
     let d = app
-        .delete(&format!("/v1/agencies/{}/bindings/{binding}", ag.id), &app.admin)
+        .delete(
+            &format!("/v1/agencies/{}/bindings/{binding}", ag.id),
+            &app.admin,
+        )
         .await;
     assert_eq!(d.status, StatusCode::NO_CONTENT, "{}", d.body);
-    let r = app.post("/v1/check", &ag.key, check_body(&ag, "contacts.read", None)).await;
-    assert_eq!(r.body["allowed"], false, "node 1 must see its own revocation: {}", r.body);
+    let r = app
+        .post("/v1/check", &ag.key, check_body(&ag, "contacts.read", None))
+        .await;
+    assert_eq!(
+        r.body["allowed"], false,
+        "node 1 must see its own revocation: {}",
+        r.body
+    );
     let revoked_at = r.body["revision"].as_i64().expect("revision");
-    let r = call(&router2, Method::POST, "/v1/check", &ag.key, Some(check_body(&ag, "contacts.read", Some(revoked_at)))).await;
-    assert_eq!(r.body["allowed"], false, "node 2 must reflect the revocation: {}", r.body);
+    let r = call(
+        &router2,
+        Method::POST,
+        "/v1/check",
+        &ag.key,
+        Some(check_body(&ag, "contacts.read", Some(revoked_at))),
+    )
+    .await;
+    assert_eq!(
+        r.body["allowed"], false,
+        "node 2 must reflect the revocation: {}",
+        r.body
+    );
     // An API key revoked on node 1 is refused there at once (authentication reads the primary).
     let k = app
         .post(
@@ -417,34 +505,68 @@ async fn a_lagging_replica_never_gives_a_stale_answer() {
         )
         .await;
     let (kid, secret) = (k.id(), k.body["secret"].as_str().unwrap().to_owned());
-    let ok = app.get(&format!("/v1/agencies/{}/accounts", ag.id), &secret).await;
+    let ok = app
+        .get(&format!("/v1/agencies/{}/accounts", ag.id), &secret)
+        .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
     let rv = app
         .delete(&format!("/v1/agencies/{}/api-keys/{kid}", ag.id), &ag.key)
         .await;
     assert_eq!(rv.status, StatusCode::NO_CONTENT, "{}", rv.body);
-    let refused = app.get(&format!("/v1/agencies/{}/accounts", ag.id), &secret).await;
+    let refused = app
+        .get(&format!("/v1/agencies/{}/accounts", ag.id), &secret)
+        .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
     // Node 1's list of its own new rows reads the primary: the key is there.
-    let keys = app.get(&format!("/v1/agencies/{}/api-keys", ag.id), &ag.key).await;
-    assert!(keys.body["items"].as_array().unwrap().iter().any(|k| k["id"] == kid.as_str()), "{}", keys.body);
+    let keys = app
+        .get(&format!("/v1/agencies/{}/api-keys", ag.id), &ag.key)
+        .await;
+    assert!(
+        keys.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == kid.as_str()),
+        "{}",
+        keys.body
+    );
     // Unrelated reads go on, within the bounded wait.
     let t = Instant::now();
-    let r = call(&router2, Method::GET, &format!("/v1/agencies/{}/accounts", bystander.id), &bystander.key, None).await;
+    let r = call(
+        &router2,
+        Method::GET,
+        &format!("/v1/agencies/{}/accounts", bystander.id),
+        &bystander.key,
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert!(t.elapsed() < Duration::from_secs(1), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t.elapsed()
+    );
     drop(paused);
     // Replay resumed: once caught up (and the write window passed), the replica serves again.
     settle(&node2).await;
     let before = replica_reads(&node2);
-    let r = call(&router2, Method::GET, &format!("/v1/agencies/{}/accounts", bystander.id), &bystander.key, None).await;
+    let r = call(
+        &router2,
+        Method::GET,
+        &format!("/v1/agencies/{}/accounts", bystander.id),
+        &bystander.key,
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(replica_reads(&node2) > before, "{:?}", node2.reads.counts());
 }
 
 fn pg_ctl(env: &Env, action: &str) {
     let (Some(pg_ctl), Some(data)) = (&env.pg_ctl, &env.data) else {
-        panic!("TESSERA_TEST_STANDBY_PGCTL / TESSERA_TEST_STANDBY_DATA are needed to stop the standby");
+        panic!(
+            "TESSERA_TEST_STANDBY_PGCTL / TESSERA_TEST_STANDBY_DATA are needed to stop the standby"
+        );
     };
     let mut cmd = std::process::Command::new(pg_ctl);
     cmd.args(["-D", data, "-w", "-t", "60"]);
@@ -453,7 +575,11 @@ fn pg_ctl(env: &Env, action: &str) {
         _ => cmd.args(["-l", &format!("{data}/../standby.log"), "start"]),
     };
     let out = cmd.output().expect("pg_ctl");
-    assert!(out.status.success(), "pg_ctl {action}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pg_ctl {action}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Starts the standby again when dropped (even when the test fails).
@@ -470,7 +596,8 @@ impl Drop for Stopped<'_> {
 #[tokio::test]
 async fn a_replica_outage_fails_no_request() {
     let Some(env) = env() else { return };
-    if env.pg_ctl.is_none() && std::env::var("TESSERA_TEST_REPLICA_REQUIRED").as_deref() != Ok("1") {
+    if env.pg_ctl.is_none() && std::env::var("TESSERA_TEST_REPLICA_REQUIRED").as_deref() != Ok("1")
+    {
         eprintln!("notice: TESSERA_TEST_STANDBY_PGCTL not set; outage test skipped");
         return;
     }
@@ -485,9 +612,15 @@ async fn a_replica_outage_fails_no_request() {
             "/oauth/token",
             None,
             &[
-                ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
                 ("subject_token", &ag.key),
-                ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
             ],
         )
         .await;
@@ -495,23 +628,49 @@ async fn a_replica_outage_fails_no_request() {
         r.body["access_token"].as_str().unwrap().to_owned()
     };
     settle(&app.state).await;
-    let r = form(&app.router, "/oauth/introspect", Some(&ag.key), &[("token", &jwt)]).await;
+    let r = form(
+        &app.router,
+        "/oauth/introspect",
+        Some(&ag.key),
+        &[("token", &jwt)],
+    )
+    .await;
     assert_eq!(r.body["active"], true, "{}", r.body);
     pg_ctl(&env, "stop");
     let mut guard = Stopped(&env, false);
     // Every read still answers: lists, audit, a new agency's index, introspection.
     let t = Instant::now();
     for _ in 0..5 {
-        let r = app.get(&format!("/v1/agencies/{}/accounts", ag.id), &ag.key).await;
+        let r = app
+            .get(&format!("/v1/agencies/{}/accounts", ag.id), &ag.key)
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        let r = app.get(&format!("/v1/agencies/{}/audit", ag.id), &ag.key).await;
+        let r = app
+            .get(&format!("/v1/agencies/{}/audit", ag.id), &ag.key)
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        let r = form(&app.router, "/oauth/introspect", Some(&ag.key), &[("token", &jwt)]).await;
+        let r = form(
+            &app.router,
+            "/oauth/introspect",
+            Some(&ag.key),
+            &[("token", &jwt)],
+        )
+        .await;
         assert_eq!(r.body["active"], true, "{}", r.body);
     }
-    let r = app.post("/v1/check", &fresh.key, check_body(&fresh, "contacts.read", None)).await;
+    let r = app
+        .post(
+            "/v1/check",
+            &fresh.key,
+            check_body(&fresh, "contacts.read", None),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert!(t.elapsed() < Duration::from_secs(5), "the outage cost {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the outage cost {:?}",
+        t.elapsed()
+    );
     let counts = app.state.reads.counts();
     assert!(primary_reads(&app.state, "error") >= 1, "{counts:?}");
     assert!(primary_reads(&app.state, "down") >= 5, "{counts:?}");
@@ -520,19 +679,29 @@ async fn a_replica_outage_fails_no_request() {
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
     assert_eq!(ready.body["replica"], "unreachable", "{}", ready.body);
     let m = app.get("/metrics", &app.admin).await;
-    assert!(m.body.as_str().unwrap_or_default().contains("tessera_replica_up 0"));
+    assert!(m
+        .body
+        .as_str()
+        .unwrap_or_default()
+        .contains("tessera_replica_up 0"));
     // Back: reads return to the replica by themselves.
     pg_ctl(&env, "start");
     guard.1 = true;
     let before = replica_reads(&app.state);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let r = app.get(&format!("/v1/agencies/{}/accounts", ag.id), &ag.key).await;
+        let r = app
+            .get(&format!("/v1/agencies/{}/accounts", ag.id), &ag.key)
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         if replica_reads(&app.state) > before {
             break;
         }
-        assert!(Instant::now() < deadline, "reads never returned to the replica: {:?}", app.state.reads.counts());
+        assert!(
+            Instant::now() < deadline,
+            "reads never returned to the replica: {:?}",
+            app.state.reads.counts()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let ready = app.get("/readyz", &app.admin).await;
@@ -551,14 +720,34 @@ async fn tenant_isolation_holds_on_the_replica() {
     // Through the API (served by the replica): each agency sees its own rows only, and
     // another agency's account is the same 404 as a missing one.
     let before = replica_reads(&app.state);
-    let r = app.get(&format!("/v1/agencies/{}/accounts", a.id), &a.key).await;
-    let ids: Vec<&str> = r.body["items"].as_array().unwrap().iter().filter_map(|i| i["id"].as_str()).collect();
+    let r = app
+        .get(&format!("/v1/agencies/{}/accounts", a.id), &a.key)
+        .await;
+    let ids: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["id"].as_str())
+        .collect();
     assert_eq!(ids, vec![a.acc.as_str()], "{}", r.body);
-    let r = app.get(&format!("/v1/agencies/{}/accounts", b.id), &a.key).await;
-    assert!(matches!(r.status.as_u16(), 403 | 404), "{} {}", r.status, r.body);
-    assert!(replica_reads(&app.state) > before, "{:?}", app.state.reads.counts());
+    let r = app
+        .get(&format!("/v1/agencies/{}/accounts", b.id), &a.key)
+        .await;
+    assert!(
+        matches!(r.status.as_u16(), 403 | 404),
+        "{} {}",
+        r.status,
+        r.body
+    );
+    assert!(
+        replica_reads(&app.state) > before,
+        "{:?}",
+        app.state.reads.counts()
+    );
     // On the standby itself, as the server's role: row-level security filters every row.
-    let mut conn = sqlx::PgConnection::connect(&c.replica_url).await.expect("replica as the runtime role");
+    let mut conn = sqlx::PgConnection::connect(&c.replica_url)
+        .await
+        .expect("replica as the runtime role");
     let mut tx = conn.begin().await.expect("begin");
     let none: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts")
         .fetch_one(&mut *tx)
@@ -570,10 +759,12 @@ async fn tenant_isolation_holds_on_the_replica() {
         .execute(&mut *tx)
         .await
         .expect("a hot standby accepts set_config in a read-only transaction");
-    let agencies: Vec<String> = sqlx::query_scalar("SELECT DISTINCT agency_id FROM accounts UNION SELECT DISTINCT agency_id FROM users")
-        .fetch_all(&mut *tx)
-        .await
-        .expect("rows");
+    let agencies: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT agency_id FROM accounts UNION SELECT DISTINCT agency_id FROM users",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .expect("rows");
     assert_eq!(agencies, vec![a.id.clone()], "only Alpha's rows");
     let theirs: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts WHERE id = $1")
         .bind(&b.acc)

@@ -60,7 +60,9 @@ pub async fn connect_replica(
             replica_url.split(':').next().unwrap_or_default()
         )));
     }
-    Ok(std::sync::Arc::new(PgStore::open_replica(replica_url).await?))
+    Ok(std::sync::Arc::new(
+        PgStore::open_replica(replica_url).await?,
+    ))
 }
 
 /// On PostgreSQL, as the tables' owner: grants `role` row access to every table (and to the

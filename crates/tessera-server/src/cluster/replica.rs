@@ -221,10 +221,10 @@ impl Reads {
                 let Ok(m) = self.marks.lock() else {
                     return true;
                 };
-                [Some(a), b]
-                    .into_iter()
-                    .flatten()
-                    .any(|ag| m.get(&ag.bits()).is_some_and(|mk| !self.settled(mk, untracked)))
+                [Some(a), b].into_iter().flatten().any(|ag| {
+                    m.get(&ag.bits())
+                        .is_some_and(|mk| !self.settled(mk, untracked))
+                })
             }
         }
     }

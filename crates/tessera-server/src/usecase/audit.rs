@@ -174,7 +174,9 @@ impl Export {
         let (anchor, done, after, last) = (self.anchor.clone(), self.done, self.after, self.last);
         match self.chunk().await {
             Err(e) if e.code == crate::error::ErrorCode::Unavailable && self.fallback.is_some() => {
-                tracing::warn!("read replica failed during an audit export: continuing on the primary");
+                tracing::warn!(
+                    "read replica failed during an audit export: continuing on the primary"
+                );
                 if let Some(primary) = self.fallback.take() {
                     self.store = primary;
                 }

@@ -169,7 +169,10 @@ impl TestApp {
 
     /// An app on this PostgreSQL test database, its store already connected (and migrated),
     /// with these settings (a read replica, for `tests/replica.rs`).
-    #[allow(dead_code, reason = "used by the replica test binary, which shares this harness")]
+    #[allow(
+        dead_code,
+        reason = "used by the replica test binary, which shares this harness"
+    )]
     pub async fn postgres_on(
         db: PgTestDb,
         store: tessera_store::Connected,
