@@ -44,8 +44,11 @@ const FOREIGN_FLAGS: &[&str] = &[
 const PENDING_FLAGS: &[&str] = &["replica-url"];
 const PENDING_VARIABLES: &[&str] = &["TESSERA_REPLICA_URL"];
 const PENDING_COMMANDS: &[&str] = &["dev"];
-/// Metrics the `prop` branch (issue 13) adds; remove once merged.
+/// Metrics the `prop` and `replica` branches (issue 13) add; remove once merged.
 const PENDING_METRICS: &[&str] = &[
+    "tessera_replica_up",
+    "tessera_replica_lag_revisions",
+    "tessera_replica_reads_total",
     "tessera_change_signal_up",
     "tessera_cluster_job_leader",
     "tessera_cluster_job_runs_total",
