@@ -200,7 +200,14 @@ fn every_route_on_the_operations_page_is_served() {
     }
     let mut unknown = Vec::new();
     let mut seen = 0;
-    for prefix in ["/v1/", "/oauth/", "/.well-known/", "/readyz", "/healthz", "/metrics"] {
+    for prefix in [
+        "/v1/",
+        "/oauth/",
+        "/.well-known/",
+        "/readyz",
+        "/healthz",
+        "/metrics",
+    ] {
         for (i, _) in OPERATIONS.match_indices(prefix) {
             let path: String = OPERATIONS[i..]
                 .chars()
@@ -229,8 +236,7 @@ fn every_metric_on_the_operations_page_is_rendered() {
     let mut unknown = BTreeSet::new();
     let mut seen = 0;
     for w in words(OPERATIONS) {
-        if !w.starts_with("tessera_") || NOT_METRICS.contains(&w) || PENDING_METRICS.contains(&w)
-        {
+        if !w.starts_with("tessera_") || NOT_METRICS.contains(&w) || PENDING_METRICS.contains(&w) {
             continue;
         }
         seen += 1;
@@ -251,7 +257,10 @@ fn the_example_configuration_resolves() {
         .find("<!-- example-config -->")
         .expect("the example configuration is marked");
     let after = &OPERATIONS[marker..];
-    let start = after.find("```toml\n").expect("a toml block follows the marker") + 8;
+    let start = after
+        .find("```toml\n")
+        .expect("a toml block follows the marker")
+        + 8;
     let end = after[start..].find("\n```").expect("the block ends") + start;
     let dir = std::env::temp_dir().join(format!("tessera-docs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -274,8 +283,7 @@ fn the_example_configuration_resolves() {
 
 #[test]
 fn the_sizing_section_awaits_the_benchmarks_and_the_readme_links_the_page() {
-    assert!(OPERATIONS.contains(
-        "<!-- SIZING: filled from docs/BENCHMARKS.md \"Mixed load (issue 13)\" -->"
-    ));
+    assert!(OPERATIONS
+        .contains("<!-- SIZING: filled from docs/BENCHMARKS.md \"Mixed load (issue 13)\" -->"));
     assert!(README.contains("docs/OPERATIONS.md"));
 }
