@@ -44,8 +44,10 @@ const FOREIGN_FLAGS: &[&str] = &[
 const PENDING_FLAGS: &[&str] = &["replica-url"];
 const PENDING_VARIABLES: &[&str] = &["TESSERA_REPLICA_URL"];
 const PENDING_COMMANDS: &[&str] = &["dev"];
-/// Metrics the `prop` and `replica` branches (issue 13) add; remove once merged.
+/// Metrics the `prop`, `replica` and `bench` branches (issue 13) add; remove once merged.
 const PENDING_METRICS: &[&str] = &[
+    "tessera_authz_cache_lookups_total",
+    "tessera_authz_cache_evictions_total",
     "tessera_replica_up",
     "tessera_replica_lag_revisions",
     "tessera_replica_reads_total",
