@@ -7,7 +7,7 @@
 # half-applies none; PostgreSQL restarted while serving; Redis stopped (the declared fail
 # modes). Installs haproxy, redis-server and PostgreSQL if missing; fails rather than skips.
 # About 1 minute on 2 cores, beyond the build.
-#   TESSERA_BIN   the server binary (default: $CARGO_TARGET_DIR/debug/tessera, built here)
+#   TESSERA_BIN   the server binary (default: $CARGO_TARGET_DIR/debug/tessera, built if missing)
 #   CLUSTER_KEEP  set to keep the work directory (logs, configs) after the run
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,10 +23,10 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-if [ -z "${TESSERA_BIN:-}" ]; then
-  cargo build -q -p tessera-server --bin tessera
-  TESSERA_BIN=${CARGO_TARGET_DIR:-target}/debug/tessera
-fi
+# The workspace's debug binary, as `cargo test --workspace` left it (built only if missing:
+# building one package alone may unify features differently and rebuild dependencies).
+TESSERA_BIN=${TESSERA_BIN:-${CARGO_TARGET_DIR:-target}/debug/tessera}
+[ -x "$TESSERA_BIN" ] || cargo build -q -p tessera-server --bin tessera
 BIN=$(realpath "$TESSERA_BIN")
 
 work=$(mktemp -d -t tessera-cluster.XXXXXX)

@@ -206,7 +206,6 @@ def run(cluster):
             "name": name, "redirect_uris": [redirect], "scopes": SCOPES, "confidential": True, "kind": "private",
         })
         ins = lb.post(f"/v1/agencies/{agy}/accounts/{acc}/installations", {"app": app["client_id"], "scopes": SCOPES})
-        import time; time.sleep(0.6)  # DEVTEMP
         cc = request("POST", cluster.lb + "/oauth/token", form={"grant_type": "client_credentials", "scope": "contacts.readonly"},
                      headers={"authorization": basic(app["client_id"], app["client_secret"])})
         if cc.status != 200:
