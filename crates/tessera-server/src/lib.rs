@@ -229,8 +229,17 @@ async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
+/// How long `/readyz` waits for the store. While PostgreSQL is down the pool keeps trying to
+/// connect for its whole acquire timeout (10 s), so an unbounded probe would hang through a
+/// short outage instead of reporting it, and answer 200 once the database is back.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    match s.store.ping().await {
+    let ping = match tokio::time::timeout(READY_TIMEOUT, s.store.ping()).await {
+        Ok(answer) => answer.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", READY_TIMEOUT.as_secs())),
+    };
+    match ping {
         Ok(()) => {
             // Redis down keeps the node ready: each rate-limit class follows its fail mode, and a
             // 503 here would pull every node out of the balancer at once (README "Rate limits").

@@ -26,7 +26,12 @@ pub async fn is_platform(state: &Services, agency: &AgencyId) -> Result<bool, St
     }
 }
 
-/// The active installation `id` of agency `agency`, from its current state.
+/// The active installation `id` of agency `agency`, from its current state. A miss in this
+/// node's cached entry is checked again with the entry brought up to the store's current
+/// revision: an installation made on another node a moment ago is not yet in an entry built
+/// before it (the change feed reaches this node within its polling interval), and refusing
+/// it then would answer "removed" for an installation that exists. A removed installation
+/// is seen at once either way: the check is only ever widened to the store's state now.
 pub async fn active_installation(
     state: &Services,
     agency: &AgencyId,
@@ -34,6 +39,11 @@ pub async fn active_installation(
 ) -> Result<Option<Installation>, EngineError> {
     let platform = is_platform(state, agency).await?;
     let entry = state.engine.entry(agency, platform, None).await?;
+    if let Some(i) = entry.tokens.installations.get(id) {
+        return Ok(Some(i.clone()));
+    }
+    let now = state.store.revision().await?;
+    let entry = state.engine.entry(agency, platform, Some(now)).await?;
     Ok(entry.tokens.installations.get(id).cloned())
 }
 

@@ -19,7 +19,7 @@ use super::cache::Verified;
 use super::client;
 use super::error::OAuthError;
 use super::scope::scope_permissions;
-use super::tenant::is_platform;
+use super::tenant::{active_installation, is_platform};
 use crate::caller::Caller;
 use crate::engine::EngineError;
 use crate::services::Services;
@@ -187,7 +187,10 @@ pub async fn check_access_token_on(
         let Some(ins) = ins.as_str() else {
             return Ok(Err(Inactive::Malformed("ins")));
         };
-        if !entry.tokens.installations.contains_key(ins) {
+        // A miss is checked at the store's revision (an installation just made elsewhere).
+        if !entry.tokens.installations.contains_key(ins)
+            && active_installation(state, &agency, ins).await?.is_none()
+        {
             return Ok(Err(Inactive::Revoked("installation")));
         }
     }
@@ -312,12 +315,8 @@ pub async fn caller_from_claims(
     let platform = is_platform(state, &agency).await?;
     let installation = match claims.extra.get("ins").and_then(Value::as_str) {
         Some(ins) => {
-            let entry = state.engine.entry(&agency, platform, None).await?;
-            let i = entry
-                .tokens
-                .installations
-                .get(ins)
-                .cloned()
+            let i = active_installation(state, &agency, ins)
+                .await?
                 .ok_or(VerifyError::Invalid("the installation was removed"))?;
             cap = cap.intersect(&scope_permissions(&state.catalog, &i.scopes));
             Some(i)
