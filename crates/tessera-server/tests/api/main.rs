@@ -48,6 +48,7 @@ mod reports;
 mod resource_servers;
 mod review;
 mod revocations;
+mod seed;
 mod secrets;
 mod signing_keys;
 mod slow_clients;
