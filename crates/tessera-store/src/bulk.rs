@@ -96,43 +96,102 @@ impl BulkTable {
     /// The columns a row gives, in order (what the store's `INSERT` for the table names).
     pub fn columns(self) -> &'static [&'static str] {
         match self {
-            Self::Agencies => &["id", "name", "status", "is_platform", "created_at", "updated_at"],
-            Self::Accounts => &["agency_id", "id", "name", "created_at", "updated_at", "status"],
+            Self::Agencies => &[
+                "id",
+                "name",
+                "status",
+                "is_platform",
+                "created_at",
+                "updated_at",
+            ],
+            Self::Accounts => &[
+                "agency_id",
+                "id",
+                "name",
+                "created_at",
+                "updated_at",
+                "status",
+            ],
             Self::Users => &[
-                "agency_id", "id", "email", "email_key", "name", "status", "password_hash",
-                "created_at", "updated_at",
+                "agency_id",
+                "id",
+                "email",
+                "email_key",
+                "name",
+                "status",
+                "password_hash",
+                "created_at",
+                "updated_at",
             ],
             Self::Roles => &[
-                "agency_id", "id", "name", "description", "permissions", "created_by",
-                "created_at", "updated_at",
+                "agency_id",
+                "id",
+                "name",
+                "description",
+                "permissions",
+                "created_by",
+                "created_at",
+                "updated_at",
             ],
             Self::Bindings => &[
-                "agency_id", "id", "principal", "role", "account_id", "account_key",
-                "created_by", "created_at",
+                "agency_id",
+                "id",
+                "principal",
+                "role",
+                "account_id",
+                "account_key",
+                "created_by",
+                "created_at",
             ],
             Self::ApiKeys => &[
-                "agency_id", "id", "name", "account_id", "scopes", "created_by", "created_at",
+                "agency_id",
+                "id",
+                "name",
+                "account_id",
+                "scopes",
+                "created_by",
+                "created_at",
             ],
-            Self::ApiKeySecrets | Self::AppSecrets => &[
-                "agency_id", self.secret_owner(), "secret_hash", "pepper_version", "created_at",
+            Self::ApiKeySecrets => &[
+                "agency_id",
+                "key_id",
+                "secret_hash",
+                "pepper_version",
+                "created_at",
+            ],
+            Self::AppSecrets => &[
+                "agency_id",
+                "app_id",
+                "secret_hash",
+                "pepper_version",
+                "created_at",
             ],
             Self::Apps => &[
-                "agency_id", "id", "name", "kind", "confidential", "redirect_uris", "scopes",
-                "created_by", "created_at", "updated_at", "token_signing_alg", "review",
+                "agency_id",
+                "id",
+                "name",
+                "kind",
+                "confidential",
+                "redirect_uris",
+                "scopes",
+                "created_by",
+                "created_at",
+                "updated_at",
+                "token_signing_alg",
+                "review",
                 "approved_scopes",
             ],
             Self::Installations => &[
-                "agency_id", "id", "app_id", "app_agency_id", "account_id", "account_key",
-                "scopes", "created_by", "created_at",
+                "agency_id",
+                "id",
+                "app_id",
+                "app_agency_id",
+                "account_id",
+                "account_key",
+                "scopes",
+                "created_by",
+                "created_at",
             ],
-        }
-    }
-
-    fn secret_owner(self) -> &'static str {
-        if self == Self::AppSecrets {
-            "app_id"
-        } else {
-            "key_id"
         }
     }
 
@@ -262,9 +321,12 @@ pub fn copy_payload(rows: &[Vec<BulkValue>]) -> String {
 /// A clear message for the error PostgreSQL gives a role that does not own the table.
 fn owner_needed(e: sqlx::Error) -> StoreError {
     match &e {
-        sqlx::Error::Database(d) if d.code().as_deref() == Some("42501") => StoreError::Config(
-            format!("{}: seed with the url of the tables' owner (the one `tessera migrate` runs with)", d.message()),
-        ),
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("42501") => {
+            StoreError::Config(format!(
+                "{}: seed with the url of the tables' owner (the one `tessera migrate` runs with)",
+                d.message()
+            ))
+        }
         _ => e.into(),
     }
 }
@@ -276,7 +338,9 @@ impl BulkLoad for PgBulk {
     }
 
     async fn agencies(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(COUNT_AGENCIES).fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar(COUNT_AGENCIES)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn load(&self, table: BulkTable, rows: &[Vec<BulkValue>]) -> Result<(), StoreError> {
@@ -352,7 +416,9 @@ impl BulkLoad for SqliteBulk {
     }
 
     async fn agencies(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(COUNT_AGENCIES).fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar(COUNT_AGENCIES)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn load(&self, table: BulkTable, rows: &[Vec<BulkValue>]) -> Result<(), StoreError> {
@@ -403,7 +469,10 @@ mod tests {
             BulkValue::Bool(true),
             BulkValue::Bytes(vec![0, 255]),
         ]];
-        assert_eq!(copy_payload(&rows), "a\\tb\\\\c\\nd\t\\N\t-5\tt\t\\\\x00ff\n");
+        assert_eq!(
+            copy_payload(&rows),
+            "a\\tb\\\\c\\nd\t\\N\t-5\tt\t\\\\x00ff\n"
+        );
     }
 
     #[test]

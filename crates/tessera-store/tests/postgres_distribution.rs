@@ -31,7 +31,11 @@ const LOOKUP_INDEXES: [(&str, &str); 9] = [
 ];
 
 async fn index_rows(url: &str) -> Vec<(String, String, bool, Option<String>)> {
-    let pool = PgPoolOptions::new().max_connections(1).connect(url).await.unwrap();
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
     let rows = sqlx::query(
         "SELECT c.relname::text AS tbl, i.relname::text AS idx, ix.indisprimary AS pk, a.attname::text AS first_col \
          FROM pg_index ix \
@@ -60,7 +64,10 @@ async fn every_tenant_key_and_index_leads_with_agency_id() {
     let _store = db.store().await;
     let rows = index_rows(&db.url()).await;
     let tables: BTreeSet<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-    assert!(tables.len() >= 20, "too few tenant tables found: {tables:?}");
+    assert!(
+        tables.len() >= 20,
+        "too few tenant tables found: {tables:?}"
+    );
     let mut bad = Vec::new();
     for (tbl, idx, pk, first) in &rows {
         let allowed = LOOKUP_INDEXES.contains(&(tbl.as_str(), idx.as_str()));
@@ -72,10 +79,16 @@ async fn every_tenant_key_and_index_leads_with_agency_id() {
             ));
         }
     }
-    assert!(bad.is_empty(), "keys and indexes that do not lead with agency_id: {bad:#?}");
+    assert!(
+        bad.is_empty(),
+        "keys and indexes that do not lead with agency_id: {bad:#?}"
+    );
     // Every tenant table has a primary key.
     for t in &tables {
-        assert!(rows.iter().any(|r| r.0 == *t && r.2), "{t} has no primary key");
+        assert!(
+            rows.iter().any(|r| r.0 == *t && r.2),
+            "{t} has no primary key"
+        );
     }
     // The exceptions are real (a stale entry would hide nothing, but would mislead).
     for (t, i) in LOOKUP_INDEXES {

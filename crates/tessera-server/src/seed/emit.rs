@@ -38,7 +38,9 @@ const CHECK_PERMISSIONS: [&str; 5] = [
 pub fn chosen(agencies: u64, sample: Option<u64>) -> Vec<u64> {
     match sample {
         Some(k) if k < agencies => (0..k)
-            .map(|n| u64::try_from(u128::from(n) * u128::from(agencies) / u128::from(k)).unwrap_or(0))
+            .map(|n| {
+                u64::try_from(u128::from(n) * u128::from(agencies) / u128::from(k)).unwrap_or(0)
+            })
             .collect(),
         _ => (0..agencies).collect(),
     }
@@ -77,7 +79,12 @@ pub fn checks(plan: &Plan, catalog: &Catalog, i: u64) -> Vec<Value> {
         })
         .take(2)
         .collect();
-    if let Some(x) = (0..a).find(|x| !accounts.contains(x) && !grants.iter().any(|g| matches!(g, Grant::Account(_, y) | Grant::Custom(y) if y == x))) {
+    if let Some(x) = (0..a).find(|x| {
+        !accounts.contains(x)
+            && !grants
+                .iter()
+                .any(|g| matches!(g, Grant::Account(_, y) | Grant::Custom(y) if y == x))
+    }) {
         accounts.push(x);
     }
     if accounts.is_empty() {
@@ -87,7 +94,12 @@ pub fn checks(plan: &Plan, catalog: &Catalog, i: u64) -> Vec<Value> {
     for x in &accounts {
         let held = permissions_on(catalog, &grants, *x);
         for p in CHECK_PERMISSIONS {
-            let (Some(ix), Some(def)) = (catalog.permission(p), catalog.permission(p).and_then(|ix| catalog.permission_def(ix))) else {
+            let (Some(ix), Some(def)) = (
+                catalog.permission(p),
+                catalog
+                    .permission(p)
+                    .and_then(|ix| catalog.permission_def(ix)),
+            ) else {
                 continue;
             };
             let is = held.contains(ix);
@@ -97,13 +109,21 @@ pub fn checks(plan: &Plan, catalog: &Catalog, i: u64) -> Vec<Value> {
                 "resource": { "type": def.resource, "agency": plan.agency_id(i), "account": plan.account_id(i, *x) },
                 "allowed": is,
             });
-            if is { allowed.push(check) } else { denied.push(check) }
+            if is {
+                allowed.push(check)
+            } else {
+                denied.push(check)
+            }
         }
     }
     let mut out = Vec::with_capacity(4);
     let (mut a_it, mut d_it) = (allowed.into_iter(), denied.into_iter());
     while out.len() < 4 {
-        let next = if out.len() % 2 == 0 { a_it.next().or_else(|| d_it.next()) } else { d_it.next().or_else(|| a_it.next()) };
+        let next = if out.len() % 2 == 0 {
+            a_it.next().or_else(|| d_it.next())
+        } else {
+            d_it.next().or_else(|| a_it.next())
+        };
         match next {
             Some(c) => out.push(c),
             None => break,

@@ -96,9 +96,11 @@ pub struct SeedArgs {
 impl SeedArgs {
     /// The counts: given, or the preset's agencies with the per-agency ratios.
     pub fn counts(&self, postgres: bool) -> Counts {
-        let preset = self
-            .preset
-            .unwrap_or(if postgres { Preset::Full } else { Preset::Small });
+        let preset = self.preset.unwrap_or(if postgres {
+            Preset::Full
+        } else {
+            Preset::Small
+        });
         let n = self.agencies.unwrap_or(match preset {
             Preset::Full => 100_000,
             Preset::Small => 1_000,
@@ -145,16 +147,23 @@ pub async fn run(cmd: DevCommand, json: bool) -> anyhow::Result<()> {
 }
 
 /// Opens the store as `serve` does (data dir 0700, master keys from their source), migrated.
-async fn open(config: &Config) -> anyhow::Result<(Arc<crate::secrets::MasterRing>, tessera_store::Connected)> {
+async fn open(
+    config: &Config,
+) -> anyhow::Result<(Arc<crate::secrets::MasterRing>, tessera_store::Connected)> {
     use std::os::unix::fs::DirBuilderExt;
     if !config.data_dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&config.data_dir)
-            .map_err(|e| anyhow::anyhow!("cannot create data dir `{}`: {e}", config.data_dir.display()))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot create data dir `{}`: {e}",
+                    config.data_dir.display()
+                )
+            })?;
     }
-    let ring = crate::secrets::MasterRing::from_source(config.master_key.clone())
+    let (ring, _) = crate::secrets::MasterRing::from_source(config.master_key.clone())
         .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
     let connected = tessera_store::connect(&config.database_url).await?;
     connected.store.migrate().await?;
@@ -206,7 +215,9 @@ async fn seed(args: &SeedArgs, json: bool) -> anyhow::Result<()> {
             (k, wall)
         }
     };
-    let plan = Arc::new(Plan::new(args.counts(postgres), key, now, pepper).map_err(|e| anyhow::anyhow!(e))?);
+    let plan = Arc::new(
+        Plan::new(args.counts(postgres), key, now, pepper).map_err(|e| anyhow::anyhow!(e))?,
+    );
     let plain = !std::io::stdout().is_terminal() || json;
     let started = Instant::now();
     let mut tables = Vec::new();
@@ -282,9 +293,9 @@ async fn load_table(
     });
     let mut written = 0u64;
     while let Some(rows) = rx.recv().await {
-        bulk.load(table, &rows).await.map_err(|e| {
-            anyhow::anyhow!("writing {} (after {written} rows): {e}", table.name())
-        })?;
+        bulk.load(table, &rows)
+            .await
+            .map_err(|e| anyhow::anyhow!("writing {} (after {written} rows): {e}", table.name()))?;
         written += rows.len() as u64;
         progress.bar.inc(rows.len() as u64);
     }

@@ -233,8 +233,10 @@ impl Plan {
     }
     /// The agency owning app `j`.
     pub fn app_owner(&self, j: u64) -> u64 {
-        u64::try_from(u128::from(j) * u128::from(self.counts.agencies) / u128::from(self.counts.apps.max(1)))
-            .unwrap_or(0)
+        u64::try_from(
+            u128::from(j) * u128::from(self.counts.agencies) / u128::from(self.counts.apps.max(1)),
+        )
+        .unwrap_or(0)
     }
     /// Whether app `j` is a marketplace app (else private).
     pub fn is_marketplace(j: u64) -> bool {
@@ -299,7 +301,12 @@ impl Plan {
     }
 
     fn hash(&self, secret: &SecretString) -> V {
-        V::Bytes(self.pepper.hash(secret.expose().as_bytes()).as_bytes().to_vec())
+        V::Bytes(
+            self.pepper
+                .hash(secret.expose().as_bytes())
+                .as_bytes()
+                .to_vec(),
+        )
     }
 
     /// Appends agency `i`'s rows of `table` (for apps: the apps it owns) to `out`.
@@ -392,7 +399,10 @@ impl Plan {
                         (V::Null, json!(ADMIN_KEY_SCOPES))
                     } else {
                         let x = (k - 1) % self.accounts_of(i).max(1);
-                        (t(self.account_id(i, x).to_string()), json!(ACCOUNT_KEY_SCOPES))
+                        (
+                            t(self.account_id(i, x).to_string()),
+                            json!(ACCOUNT_KEY_SCOPES),
+                        )
                     };
                     out.push(vec![
                         agy(),
@@ -418,7 +428,11 @@ impl Plan {
             }
             BulkTable::Apps => {
                 for j in self.apps_of(i) {
-                    let kind = if Self::is_marketplace(j) { "marketplace" } else { "private" };
+                    let kind = if Self::is_marketplace(j) {
+                        "marketplace"
+                    } else {
+                        "private"
+                    };
                     let scopes = json!(APP_SCOPES).to_string();
                     out.push(vec![
                         agy(),
@@ -511,7 +525,10 @@ mod tests {
                 p.rows(table, i, &mut rows);
             }
             assert_eq!(rows.len() as u64, p.total(table), "{table:?}");
-            assert!(rows.iter().all(|r| r.len() == table.columns().len()), "{table:?}");
+            assert!(
+                rows.iter().all(|r| r.len() == table.columns().len()),
+                "{table:?}"
+            );
         }
         assert_eq!((0..10).map(|i| share(7, 10, i)).sum::<u64>(), 7);
     }
@@ -549,7 +566,12 @@ mod tests {
     fn impossible_counts_are_refused_with_the_flag_to_change() {
         let e = plan(Counts { users: 3, ..SMALL }).err().unwrap_or_default();
         assert!(e.contains("--users"), "{e}");
-        let e = plan(Counts { bindings: 7000, ..SMALL }).err().unwrap_or_default();
+        let e = plan(Counts {
+            bindings: 7000,
+            ..SMALL
+        })
+        .err()
+        .unwrap_or_default();
         assert!(e.contains("too many bindings"), "{e}");
         let e = plan(Counts { apps: 0, ..SMALL }).err().unwrap_or_default();
         assert!(e.contains("--apps"), "{e}");

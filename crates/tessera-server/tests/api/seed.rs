@@ -74,19 +74,35 @@ async fn rows_as(pool: &sqlx::PgPool, agency: Option<&str>, sql: &str) -> Vec<St
 /// partitions), and one agency's bindings lookup is planned on one partition.
 async fn partitions_isolate_and_prune(app: &TestApp, a: &str, b: &str, user: &str) {
     let pool = owner_pool(app).await;
-    let kind = rows_as(&pool, None, "SELECT relkind::text FROM pg_class WHERE relname = 'bindings'").await;
+    let kind = rows_as(
+        &pool,
+        None,
+        "SELECT relkind::text FROM pg_class WHERE relname = 'bindings'",
+    )
+    .await;
     assert_eq!(kind, ["p"], "bindings is partitioned");
-    assert_eq!(rows_as(&pool, None, "SELECT count(*) FROM bindings").await, ["0"]);
+    assert_eq!(
+        rows_as(&pool, None, "SELECT count(*) FROM bindings").await,
+        ["0"]
+    );
     for k in 0..8 {
         let sql = format!("SELECT count(*) FROM bindings_p{k}");
-        assert_eq!(rows_as(&pool, None, &sql).await, ["0"], "{sql} without a tenant");
+        assert_eq!(
+            rows_as(&pool, None, &sql).await,
+            ["0"],
+            "{sql} without a tenant"
+        );
     }
     let seen = rows_as(&pool, Some(a), "SELECT DISTINCT agency_id FROM bindings").await;
     assert_eq!(seen, [a.to_owned()]);
     let n = rows_as(&pool, Some(a), "SELECT count(*) FROM bindings").await;
     assert_eq!(n, ["10"], "agency {a} holds 60 / 6 bindings");
     let sql = format!("SELECT count(*) FROM bindings WHERE agency_id = '{b}'");
-    assert_eq!(rows_as(&pool, Some(a), &sql).await, ["0"], "another agency's rows");
+    assert_eq!(
+        rows_as(&pool, Some(a), &sql).await,
+        ["0"],
+        "another agency's rows"
+    );
     let plan = rows_as(
         &pool,
         Some(a),
@@ -109,7 +125,10 @@ async fn seeded_data_serves_every_path(pg: bool, partitioned: bool) {
     };
     if partitioned {
         let pool = owner_pool(&app).await;
-        sqlx::raw_sql(PARTITIONING).execute(&pool).await.expect("partitioning");
+        sqlx::raw_sql(PARTITIONING)
+            .execute(&pool)
+            .await
+            .expect("partitioning");
         pool.close().await;
     }
     let emit = app.dir().join("creds.jsonl");
@@ -150,9 +169,19 @@ async fn seeded_data_serves_every_path(pg: bool, partitioned: bool) {
         // Admin reads: the agency's users and accounts, as seeded (3 users, 4 accounts each).
         let r = app.get(&format!("/v1/agencies/{agy}/users"), key).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        assert_eq!(r.body["items"].as_array().map(Vec::len), Some(3), "{}", r.body);
+        assert_eq!(
+            r.body["items"].as_array().map(Vec::len),
+            Some(3),
+            "{}",
+            r.body
+        );
         let r = app.get(&format!("/v1/agencies/{agy}/accounts"), key).await;
-        assert_eq!(r.body["items"].as_array().map(Vec::len), Some(4), "{}", r.body);
+        assert_eq!(
+            r.body["items"].as_array().map(Vec::len),
+            Some(4),
+            "{}",
+            r.body
+        );
         // A cheap admin write.
         let acc = line["account"].as_str().expect("account");
         let r = app
@@ -164,7 +193,9 @@ async fn seeded_data_serves_every_path(pg: bool, partitioned: bool) {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         // The audit chain (the rename is its first event) verifies.
-        let r = app.get(&format!("/v1/agencies/{agy}/audit/verify"), key).await;
+        let r = app
+            .get(&format!("/v1/agencies/{agy}/audit/verify"), key)
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(r.body["ok"], true, "{}", r.body);
         // Client credentials with the emitted client secret, through its installation.
@@ -201,7 +232,10 @@ async fn seeded_data_serves_every_path(pg: bool, partitioned: bool) {
             .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     }
-    assert!(allowed > 0 && denied > 0, "{allowed} allowed, {denied} denied");
+    assert!(
+        allowed > 0 && denied > 0,
+        "{allowed} allowed, {denied} denied"
+    );
     if partitioned {
         let (a, b) = (lines[0]["agency"].as_str(), lines[1]["agency"].as_str());
         let user = lines[0]["checks"][0]["principal"].as_str().expect("user");
@@ -211,29 +245,43 @@ async fn seeded_data_serves_every_path(pg: bool, partitioned: bool) {
     let (a, b) = (&lines[0], &lines[1]);
     let r = app
         .get(
-            &format!("/v1/agencies/{}/users", b["agency"].as_str().expect("agency")),
+            &format!(
+                "/v1/agencies/{}/users",
+                b["agency"].as_str().expect("agency")
+            ),
             a["api_key"].as_str().expect("key"),
         )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
     // A second seed is refused without --append, and adds six more agencies with it.
-    let again = tessera_server::seed::run(DevCommand::Seed(Box::new(args(&app, &emit, false))), true).await;
+    let again =
+        tessera_server::seed::run(DevCommand::Seed(Box::new(args(&app, &emit, false))), true).await;
     let msg = again.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(msg.contains("--append"), "{msg}");
     tessera_server::seed::run(DevCommand::Seed(Box::new(args(&app, &emit, true))), true)
         .await
         .expect("append");
     let second: Value = serde_json::from_str(
-        std::fs::read_to_string(&emit).expect("file").lines().next().expect("a line"),
+        std::fs::read_to_string(&emit)
+            .expect("file")
+            .lines()
+            .next()
+            .expect("a line"),
     )
     .expect("json");
     assert_ne!(second["agency"], lines[0]["agency"]);
-    let r = app.post("/v1/check", second["api_key"].as_str().expect("key"), {
-        let mut c = second["checks"][0].clone();
-        c.as_object_mut().expect("object").remove("allowed");
-        c
-    }).await;
-    assert_eq!(r.body["allowed"], second["checks"][0]["allowed"], "{}", r.body);
+    let r = app
+        .post("/v1/check", second["api_key"].as_str().expect("key"), {
+            let mut c = second["checks"][0].clone();
+            c.as_object_mut().expect("object").remove("allowed");
+            c
+        })
+        .await;
+    assert_eq!(
+        r.body["allowed"], second["checks"][0]["allowed"],
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test]
