@@ -42,9 +42,10 @@ DECLARE
     old text := tbl || '_unpartitioned';
     stmt text;
 BEGIN
-    -- The table's own constraints (primary key, unique, check, foreign keys), by name.
+    -- The table's own constraints (primary key, unique, check, foreign keys), by name; not the
+    -- per-partition clones PostgreSQL makes of a key that references a partitioned table.
     FOR r IN SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
-             WHERE conrelid = tbl::regclass AND contype IN ('p', 'u', 'c', 'f')
+             WHERE conrelid = tbl::regclass AND contype IN ('p', 'u', 'c', 'f') AND conparentid = 0
              ORDER BY contype <> 'p', conname LOOP
         later := later || format('ALTER TABLE %I ADD CONSTRAINT %I %s', tbl, r.conname, r.def);
     END LOOP;
@@ -56,7 +57,8 @@ BEGIN
     END LOOP;
     -- Foreign keys of other tables that reference this one.
     FOR r IN SELECT conname, conrelid::regclass::text AS rel, pg_get_constraintdef(oid) AS def FROM pg_constraint
-             WHERE confrelid = tbl::regclass AND conrelid <> tbl::regclass AND contype = 'f' LOOP
+             WHERE confrelid = tbl::regclass AND conrelid <> tbl::regclass AND contype = 'f'
+               AND conparentid = 0 LOOP
         later := later || format('ALTER TABLE %s ADD CONSTRAINT %I %s', r.rel, r.conname, r.def);
     END LOOP;
     -- Row-level security policies: on the table, and on each partition too (a query that
@@ -71,9 +73,6 @@ BEGIN
         END LOOP;
     END LOOP;
 
-    -- The owner reads every row of the old table only with FORCE off (inside this
-    -- transaction, under its exclusive lock: nobody else sees that).
-    EXECUTE format('ALTER TABLE %I NO FORCE ROW LEVEL SECURITY', tbl);
     EXECUTE format('ALTER TABLE %I RENAME TO %I', tbl, old);
     EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING STORAGE) PARTITION BY HASH (agency_id)', tbl, old);
     FOR k IN 0 .. parts - 1 LOOP
@@ -85,10 +84,23 @@ BEGIN
     FOREACH stmt IN ARRAY later LOOP
         EXECUTE stmt;
     END LOOP;
+    -- FORCE comes back at the end, for every table under row-level security.
     FOR k IN -1 .. parts - 1 LOOP
         stmt := CASE WHEN k < 0 THEN tbl ELSE tbl || '_p' || k END;
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', stmt);
-        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', stmt);
+    END LOOP;
+END;
+$$;
+
+-- The owner reads every row (the copy, the foreign-key checks) only with FORCE off: off for
+-- every table during this transaction (under exclusive locks: nobody else sees it), back on
+-- for every table under row-level security before the commit.
+DO $$
+DECLARE t text;
+BEGIN
+    FOR t IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = current_schema() AND c.relforcerowsecurity AND c.relkind IN ('r', 'p') LOOP
+        EXECUTE format('ALTER TABLE %I NO FORCE ROW LEVEL SECURITY', t);
     END LOOP;
 END;
 $$;
@@ -99,5 +111,15 @@ SELECT pg_temp.partition_by_agency('users', 8);
 SELECT pg_temp.partition_by_agency('api_keys', 8);
 SELECT pg_temp.partition_by_agency('bindings', 8);
 SELECT pg_temp.partition_by_agency('audit_events', 8);
+
+DO $$
+DECLARE t text;
+BEGIN
+    FOR t IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = current_schema() AND c.relrowsecurity AND c.relkind IN ('r', 'p') LOOP
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+    END LOOP;
+END;
+$$;
 
 COMMIT;
