@@ -18,7 +18,7 @@ use tessera_store::testing::{notice_pg_skipped, PgTestDb};
 /// lookup made before the tenant is known (through a SELECT-only lookup policy), or the
 /// change feed, which every node reads across agencies in revision order. In a distributed
 /// deployment each becomes a global lookup table (docs/SCALING.md).
-const LOOKUP_INDEXES: [(&str, &str); 9] = [
+const LOOKUP_INDEXES: [(&str, &str); 10] = [
     ("change_log", "change_log_pkey"),
     ("api_key_secrets", "api_key_secrets_secret_unique"),
     ("app_secrets", "app_secrets_secret_unique"),
@@ -27,7 +27,8 @@ const LOOKUP_INDEXES: [(&str, &str); 9] = [
     ("installations", "installations_by_app"),
     ("users", "users_by_email_key"),
     ("resource_servers", "resource_servers_identifier"),
-    ("oauth_codes", "oauth_codes_by_hash"),
+    ("oauth_codes", "oauth_codes_code_unique"),
+    ("refresh_tokens", "refresh_tokens_token_unique"),
 ];
 
 async fn index_rows(url: &str) -> Vec<(String, String, bool, Option<String>)> {
