@@ -1,5 +1,5 @@
 //! The `tessera` command line: `serve`, `migrate`, `catalog validate`, `keys`, `policies`,
-//! `audit verify`. Every
+//! `audit verify`, `dev seed`. Every
 //! command that prints a result takes `--output json`. Exit codes: 0 success, 1 the command
 //! failed (its message says why), 2 a usage error. Operations that a route also offers run the
 //! same use case (`crate::usecase`) as the operator (`usecase::actor::Operator`).
@@ -61,6 +61,9 @@ pub enum Command {
     /// policy locked everyone out (break-glass; each deletion is audited in the agency)
     #[command(subcommand)]
     Policies(PoliciesCommand),
+    /// Development and benchmarking tools: `tessera dev seed --agencies N`
+    #[command(subcommand)]
+    Dev(crate::seed::DevCommand),
 }
 
 /// `tessera policies …`.
@@ -154,6 +157,9 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve(&args))),
         Command::Keys(cmd) => runtime().and_then(|rt| rt.block_on(keys(cmd, output))),
         Command::Audit(cmd) => crate::audit::offline::run(cmd, output == Output::Json),
+        Command::Dev(cmd) => {
+            runtime().and_then(|rt| rt.block_on(crate::seed::run(cmd, output == Output::Json)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

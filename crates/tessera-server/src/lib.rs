@@ -28,6 +28,7 @@ pub mod passwords;
 pub mod peppered;
 pub mod ratelimit;
 pub mod secrets;
+pub mod seed;
 pub mod services;
 pub mod suspension;
 pub mod usecase;

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod audit_checkpoint;
+pub mod bulk;
 mod connection;
 mod error;
 mod migrate;

@@ -49,6 +49,7 @@ mod resource_servers;
 mod review;
 mod revocations;
 mod secrets;
+mod seed;
 mod signing_keys;
 mod slow_clients;
 mod suspension;
