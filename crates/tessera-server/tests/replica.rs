@@ -193,37 +193,6 @@ async fn call(
     }
 }
 
-async fn form(
-    router: &axum::Router,
-    path: &str,
-    key: Option<&str>,
-    pairs: &[(&str, &str)],
-) -> Resp {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-    let mut b = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header("content-type", "application/x-www-form-urlencoded");
-    if let Some(key) = key {
-        b = b.header("authorization", format!("Bearer {key}"));
-    }
-    let req = b
-        .body(Body::from(serde_urlencoded::to_string(pairs).unwrap()))
-        .unwrap();
-    let resp = router.clone().oneshot(req).await.expect("infallible");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    assert!(status.as_u16() < 500, "server error {status}: {body}");
-    Resp {
-        status,
-        body,
-        headers,
-    }
-}
-
 /// Reads the replica answered, in total.
 fn replica_reads(s: &AppState) -> u64 {
     s.reads
@@ -339,7 +308,8 @@ async fn reads_go_to_the_replica_when_it_is_current() {
         "the replica served {served} reads: {:?}",
         app.state.reads.counts()
     );
-    // The metric says so, and so do the standby's own statistics (flushed within ~10 s).
+    // The metric says so; the standby's own statistics (flushed lazily, within ~10 s) show
+    // transactions in this database there too (a corroboration: probes count as well).
     let m = app.get("/metrics", &app.admin).await;
     let text = m.body.as_str().unwrap_or_default().to_owned();
     assert!(
@@ -350,7 +320,7 @@ async fn reads_go_to_the_replica_when_it_is_current() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let now = standby_commits(&env, &c.db_name).await;
-        if now >= commits + 20 {
+        if now > commits {
             break;
         }
         assert!(
@@ -606,39 +576,10 @@ async fn a_replica_outage_fails_no_request() {
     let app = &c.app;
     let ag = app.agency("Outage").await;
     let fresh = app.agency("Fresh").await;
-    let jwt = {
-        let r = form(
-            &app.router,
-            "/oauth/token",
-            None,
-            &[
-                (
-                    "grant_type",
-                    "urn:ietf:params:oauth:grant-type:token-exchange",
-                ),
-                ("subject_token", &ag.key),
-                (
-                    "subject_token_type",
-                    "urn:ietf:params:oauth:token-type:access_token",
-                ),
-            ],
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        r.body["access_token"].as_str().unwrap().to_owned()
-    };
     settle(&app.state).await;
-    let r = form(
-        &app.router,
-        "/oauth/introspect",
-        Some(&ag.key),
-        &[("token", &jwt)],
-    )
-    .await;
-    assert_eq!(r.body["active"], true, "{}", r.body);
     pg_ctl(&env, "stop");
     let mut guard = Stopped(&env, false);
-    // Every read still answers: lists, audit, a new agency's index, introspection.
+    // Every read still answers: lists, audit, a new agency's index.
     let t = Instant::now();
     for _ in 0..5 {
         let r = app
@@ -649,14 +590,6 @@ async fn a_replica_outage_fails_no_request() {
             .get(&format!("/v1/agencies/{}/audit", ag.id), &ag.key)
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        let r = form(
-            &app.router,
-            "/oauth/introspect",
-            Some(&ag.key),
-            &[("token", &jwt)],
-        )
-        .await;
-        assert_eq!(r.body["active"], true, "{}", r.body);
     }
     let r = app
         .post(
