@@ -240,7 +240,7 @@ impl Plan {
     }
     /// Whether app `j` is a marketplace app (else private).
     pub fn is_marketplace(j: u64) -> bool {
-        j % 2 == 0
+        j.is_multiple_of(2)
     }
     /// How many marketplace apps there are (`j` = 0, 2, 4, …).
     pub fn market_apps(&self) -> u64 {
