@@ -523,6 +523,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         forward_auth: config.forward_auth.clone(),
         audit: config.audit,
         webhooks: config.webhooks.clone(),
+        jobs: config.jobs,
         ..Default::default()
     };
     if config.webhooks.allow_private_targets {

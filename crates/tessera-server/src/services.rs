@@ -59,6 +59,8 @@ pub struct Services {
     pub checkpointer: Arc<crate::audit::checkpoint::Checkpointer>,
     /// Signed webhooks: settings, the secrets' sealing key, the delivery transport.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Cluster jobs' lease and ticks.
+    pub jobs: crate::cluster::leases::JobSettings,
 }
 
 /// Batches `last_used_at` updates so authentication never writes to the store.
@@ -151,6 +153,8 @@ pub struct EngineSettings {
     pub audit: crate::audit::checkpoint::AuditSettings,
     /// Signed webhooks (`--webhook-*`).
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Cluster jobs' lease and ticks.
+    pub jobs: crate::cluster::leases::JobSettings,
 }
 
 impl Services {
@@ -280,6 +284,7 @@ impl Services {
             audit_keys,
             checkpointer,
             webhooks: Arc::new(webhooks),
+            jobs: settings.jobs,
         })
     }
 }

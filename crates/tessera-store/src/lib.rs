@@ -10,6 +10,7 @@ pub mod audit;
 pub mod audit_checkpoint;
 mod connection;
 mod error;
+mod listen;
 mod migrate;
 mod page;
 mod postgres;
@@ -32,6 +33,7 @@ pub use records::*;
 pub use scope::{ScopeMint, TenantScope};
 pub use sqlite::SqliteStore;
 pub use store::{
-    AuditCheckpoints, AuditLog, ChangeFeed, DataKeyRow, Evidence, KeyRing, Lookups, MasterKeyRow,
+    AuditCheckpoints, AuditLog, ChangeEvent, ChangeFeed, ChangeSignal, ChangeSignals, Cluster,
+    DataKeyRow, Evidence, KeyRing, Lease, Lookups, MasterKeyRow,
     PlatformAdmin, RootSecretRow, SecretStore, Store, TenantData, WebhookStore, MAX_ACTORS,
 };

@@ -1,3 +1,8 @@
-//! What the nodes of a cluster share beyond the store: the Redis handle (`redis`).
+//! What the nodes of a cluster share beyond the store: the Redis handle (`redis`), the
+//! change-log tail woken by the store's notifications (`follow`), the leases that run each
+//! cluster job on one node (`leases`) and the node's background tasks (`jobs`).
 
+pub mod follow;
+pub mod jobs;
+pub mod leases;
 pub mod redis;
