@@ -243,7 +243,7 @@ impl Keys {
             .store
             .append_audit(
                 // The platform's own chain: the key ring is the platform's.
-                &self.admission.admit(platform.id),
+                &self.admission.admit(platform.id.clone()),
                 &record,
             )
             .await

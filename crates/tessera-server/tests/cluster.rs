@@ -242,6 +242,48 @@ async fn three_processes_propagate_revocations_and_run_jobs_once() {
     );
     assert!(p99 <= Duration::from_secs(1), "p99 {p99:?} over 1 s");
 
+    // A signing key added by `tessera keys rotate` (another process) is in every node's JWKS
+    // within a second, not at their next minute.
+    let kids = |body: String| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let mut k: Vec<String> = v["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect();
+        k.sort();
+        k
+    };
+    let before = kids(http(nodes[1].addr, "GET", "/.well-known/jwks.json", "", &[], "").await.2);
+    let rotated = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["keys", "rotate", "--database-url", &rt_url, "--data-dir"])
+        .arg(&dir)
+        .env_remove("TESSERA_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        rotated.status.success(),
+        "tessera keys rotate: {}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let t0 = Instant::now();
+    for node in &nodes {
+        loop {
+            let now = kids(http(node.addr, "GET", "/.well-known/jwks.json", "", &[], "").await.2);
+            if now.len() > before.len() && before.iter().all(|k| now.contains(k)) {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(1),
+                "the rotated key is not in {}'s JWKS after 1 s: {now:?} (before {before:?})",
+                node.addr
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    println!("a key from `tessera keys rotate` in every node's JWKS after {:?}", t0.elapsed());
+
     // b. Jobs run once per cluster.
     let before: Vec<_> = futures_join(&nodes).await;
     let window = Instant::now();

@@ -105,7 +105,7 @@ impl Leases {
                 .acquire_lease(job, &self.node, now, self.lease_ms)
                 .await
             {
-                Ok(true) => Some(now.saturating_add(self.lease_ms * 2 / 3)),
+                Ok(true) => Some(now.saturating_add(self.lease_ms.saturating_mul(2) / 3)),
                 Ok(false) => None,
                 Err(e) => {
                     // Not confirmed: stop running the job (its lease lapses if we are gone).
