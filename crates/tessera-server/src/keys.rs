@@ -345,7 +345,8 @@ impl Keys {
         })?;
         self.store.insert_signing_key(&to_row(record)).await?;
         if let Ok(Some(platform)) = self.store.platform_agency().await {
-            self.announce(&platform.id, &record.kid, record.created_at).await;
+            self.announce(&platform.id, &record.kid, record.created_at)
+                .await;
         }
         self.reload().await
     }

@@ -98,12 +98,22 @@ fn render_cluster(out: &mut String) {
         let _ = writeln!(out, "# HELP tessera_cluster_job_runs_total Runs of each cluster job on this node (a job runs on the node holding its lease).");
         let _ = writeln!(out, "# TYPE tessera_cluster_job_runs_total counter");
         for (job, (runs, _)) in &jobs {
-            let _ = writeln!(out, "tessera_cluster_job_runs_total{{job=\"{job}\"}} {runs}");
+            let _ = writeln!(
+                out,
+                "tessera_cluster_job_runs_total{{job=\"{job}\"}} {runs}"
+            );
         }
-        let _ = writeln!(out, "# HELP tessera_cluster_job_leader Whether this node holds the cluster job's lease.");
+        let _ = writeln!(
+            out,
+            "# HELP tessera_cluster_job_leader Whether this node holds the cluster job's lease."
+        );
         let _ = writeln!(out, "# TYPE tessera_cluster_job_leader gauge");
         for (job, (_, leader)) in &jobs {
-            let _ = writeln!(out, "tessera_cluster_job_leader{{job=\"{job}\"}} {}", u8::from(*leader));
+            let _ = writeln!(
+                out,
+                "tessera_cluster_job_leader{{job=\"{job}\"}} {}",
+                u8::from(*leader)
+            );
         }
     }
     let up = SIGNAL_UP.load(Ordering::Relaxed);

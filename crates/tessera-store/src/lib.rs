@@ -34,6 +34,6 @@ pub use scope::{ScopeMint, TenantScope};
 pub use sqlite::SqliteStore;
 pub use store::{
     AuditCheckpoints, AuditLog, ChangeEvent, ChangeFeed, ChangeSignal, ChangeSignals, Cluster,
-    DataKeyRow, Evidence, KeyRing, Lease, Lookups, MasterKeyRow,
-    PlatformAdmin, RootSecretRow, SecretStore, Store, TenantData, WebhookStore, MAX_ACTORS,
+    DataKeyRow, Evidence, KeyRing, Lease, Lookups, MasterKeyRow, PlatformAdmin, RootSecretRow,
+    SecretStore, Store, TenantData, WebhookStore, MAX_ACTORS,
 };

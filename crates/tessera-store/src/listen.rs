@@ -68,9 +68,7 @@ pub(crate) fn spawn(options: PgConnectOptions) -> ChangeSignal {
     ChangeSignal::new(rx, task)
 }
 
-async fn connect(
-    options: &PgConnectOptions,
-) -> Result<(sqlx::PgPool, PgListener), sqlx::Error> {
+async fn connect(options: &PgConnectOptions) -> Result<(sqlx::PgPool, PgListener), sqlx::Error> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .min_connections(0)

@@ -82,4 +82,3 @@ fn follow_event(listening: bool, event: ChangeEvent) -> bool {
         ChangeEvent::Lost => false,
     }
 }
-

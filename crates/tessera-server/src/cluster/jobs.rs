@@ -32,7 +32,11 @@ impl Background {
     pub async fn start(services: &Arc<Services>) -> Self {
         let s = services;
         let settings = s.jobs;
-        let leases = Arc::new(Leases::new(s.store.clone(), s.clock.clone(), settings.lease));
+        let leases = Arc::new(Leases::new(
+            s.store.clone(),
+            s.clock.clone(),
+            settings.lease,
+        ));
         leases.renew_all().await;
         tracing::info!(node = %leases.node(), "cluster jobs: node ready");
         let mut tasks = Vec::new();
@@ -48,28 +52,38 @@ impl Background {
             move || per_node_reload(s.clone())
         }));
         let tick = |own: Duration| settings.tick.unwrap_or(own);
-        tasks.push(job(&leases, leases::SIGNING_KEYS, tick(Duration::from_secs(60)), {
-            let s = s.clone();
-            move || {
+        tasks.push(job(
+            &leases,
+            leases::SIGNING_KEYS,
+            tick(Duration::from_secs(60)),
+            {
                 let s = s.clone();
-                async move {
-                    if let Err(e) = s.keys.maintain(s.clock.now() / 1000).await {
-                        tracing::error!(error = %e, "signing key maintenance failed");
+                move || {
+                    let s = s.clone();
+                    async move {
+                        if let Err(e) = s.keys.maintain(s.clock.now() / 1000).await {
+                            tracing::error!(error = %e, "signing key maintenance failed");
+                        }
                     }
                 }
-            }
-        }));
-        tasks.push(job(&leases, leases::AUDIT_KEYS, tick(Duration::from_secs(60)), {
-            let s = s.clone();
-            move || {
+            },
+        ));
+        tasks.push(job(
+            &leases,
+            leases::AUDIT_KEYS,
+            tick(Duration::from_secs(60)),
+            {
                 let s = s.clone();
-                async move {
-                    if let Err(e) = s.audit_keys.maintain(s.clock.now() / 1000).await {
-                        tracing::error!(error = %e, "audit key maintenance failed");
+                move || {
+                    let s = s.clone();
+                    async move {
+                        if let Err(e) = s.audit_keys.maintain(s.clock.now() / 1000).await {
+                            tracing::error!(error = %e, "audit key maintenance failed");
+                        }
                     }
                 }
-            }
-        }));
+            },
+        ));
         // Checkpoints: a tick of a quarter of the interval (1 to 15 s) keeps each agency's
         // newest event within about the configured seconds of its checkpoint.
         let checkpoint_tick = Duration::from_secs(
@@ -77,28 +91,38 @@ impl Background {
                 .unwrap_or(1)
                 .clamp(1, 15),
         );
-        tasks.push(job(&leases, leases::AUDIT_CHECKPOINTS, tick(checkpoint_tick), {
-            let s = s.clone();
-            move || {
+        tasks.push(job(
+            &leases,
+            leases::AUDIT_CHECKPOINTS,
+            tick(checkpoint_tick),
+            {
                 let s = s.clone();
-                async move {
-                    if let Err(e) = s.checkpointer.run_once().await {
-                        tracing::warn!(error = %e, "audit checkpoints failed");
+                move || {
+                    let s = s.clone();
+                    async move {
+                        if let Err(e) = s.checkpointer.run_once().await {
+                            tracing::warn!(error = %e, "audit checkpoints failed");
+                        }
                     }
                 }
-            }
-        }));
-        tasks.push(job(&leases, leases::AUDIT_PRUNE, tick(Duration::from_secs(3600)), {
-            let s = s.clone();
-            move || {
+            },
+        ));
+        tasks.push(job(
+            &leases,
+            leases::AUDIT_PRUNE,
+            tick(Duration::from_secs(3600)),
+            {
                 let s = s.clone();
-                async move {
-                    if let Err(e) = s.checkpointer.prune_once().await {
-                        tracing::warn!(error = %e, "audit pruning failed");
+                move || {
+                    let s = s.clone();
+                    async move {
+                        if let Err(e) = s.checkpointer.prune_once().await {
+                            tracing::warn!(error = %e, "audit pruning failed");
+                        }
                     }
                 }
-            }
-        }));
+            },
+        ));
         tasks.push(every(Duration::from_secs(15), {
             let s = s.clone();
             move || {
