@@ -529,6 +529,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         forward_auth: config.forward_auth.clone(),
         audit: config.audit,
         webhooks: config.webhooks.clone(),
+        jobs: config.jobs,
         ..Default::default()
     };
     if let Some(url) = &config.replica_url {

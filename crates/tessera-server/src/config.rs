@@ -110,6 +110,8 @@ pub struct Config {
     pub audit: crate::audit::checkpoint::AuditSettings,
     /// Signed webhooks.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Cluster jobs' lease and ticks (hidden flags, for tests).
+    pub jobs: crate::cluster::leases::JobSettings,
     /// Where the master key comes from (a command line may hold a token: never log it).
     pub master_key: tessera_token::MasterKeySource,
 }
@@ -508,9 +510,29 @@ impl Config {
             },
             ..Default::default()
         };
+        let jobs = crate::cluster::leases::JobSettings {
+            lease: std::time::Duration::from_millis(ranged(
+                "cluster_lease_ms",
+                args.cluster_lease_ms,
+                300,
+                600_000,
+                20_000,
+            )?),
+            tick: match args.cluster_job_tick_ms {
+                None => None,
+                Some(_) => Some(std::time::Duration::from_millis(ranged(
+                    "cluster_job_tick_ms",
+                    args.cluster_job_tick_ms,
+                    10,
+                    3_600_000,
+                    0,
+                )?)),
+            },
+        };
         Ok(Self {
             audit,
             webhooks,
+            jobs,
             master_key,
             forward_auth: file.forward_auth.clone().unwrap_or_default(),
             rate_limits,

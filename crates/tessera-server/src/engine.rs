@@ -147,6 +147,9 @@ pub struct Engine {
     /// Rung on every invalidation (a local write, or a change seen on the feed): wakes the
     /// revocation feed's waiting readers.
     bell: tokio::sync::watch::Sender<u64>,
+    /// Rung when the feed shows a platform signing-key change (another node's rotation, or
+    /// `tessera keys rotate`): the node reloads its key ring.
+    keys_bell: tokio::sync::watch::Sender<u64>,
 }
 
 impl Engine {
@@ -191,6 +194,7 @@ impl Engine {
             feed: tokio::sync::Mutex::new(()),
             suspensions: crate::suspension::Suspensions::default(),
             bell: tokio::sync::watch::channel(0).0,
+            keys_bell: tokio::sync::watch::channel(0).0,
         }
     }
 
@@ -345,6 +349,11 @@ impl Engine {
     /// A receiver that sees the bell rung after this call (some agency changed).
     pub fn listen(&self) -> tokio::sync::watch::Receiver<u64> {
         self.bell.subscribe()
+    }
+
+    /// A receiver that sees the feed's signing-key changes after this call.
+    pub fn listen_keys(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.keys_bell.subscribe()
     }
 
     /// The revision an entry's answers are valid at: its snapshot, or later if the feed has
@@ -544,20 +553,12 @@ impl Engine {
             for c in &changes {
                 self.drop_entry(&c.agency);
             }
+            if changes.iter().any(|c| c.kind == SIGNING_KEY_CHANGE) {
+                self.keys_bell.send_modify(|n| *n = n.wrapping_add(1));
+            }
             self.applied.store(last, Ordering::Release);
             if changes.len() < 1000 {
                 return Ok(());
-            }
-        }
-    }
-
-    /// Tails the change feed forever, every `interval`.
-    pub async fn follow(self: Arc<Self>, interval: Duration) {
-        let mut tick = tokio::time::interval(interval);
-        loop {
-            tick.tick().await;
-            if let Err(e) = self.poll().await {
-                tracing::warn!(error = %e, "change feed unavailable");
             }
         }
     }
@@ -580,6 +581,9 @@ impl Engine {
             .collect()
     }
 }
+
+/// The change-log kind of a platform signing-key change (written by `keys.rs`).
+pub const SIGNING_KEY_CHANGE: &str = "signing_key";
 
 fn sources_bytes(sources: &[(String, String)]) -> usize {
     sources.iter().map(|(a, b)| a.len() + b.len() * 8).sum()

@@ -222,6 +222,7 @@ impl Keys {
             | Transition::Retire { kid }
             | Transition::Drop { kid } => Some(kid.clone()),
         };
+        let entity = kid.clone().unwrap_or_default();
         let record = tessera_store::AuditRecord {
             id: tessera_core::EventId::generate_at(
                 u64::try_from(now.saturating_mul(1000)).unwrap_or(0),
@@ -242,12 +243,31 @@ impl Keys {
             .store
             .append_audit(
                 // The platform's own chain: the key ring is the platform's.
-                &self.admission.admit(platform.id),
+                &self.admission.admit(platform.id.clone()),
                 &record,
             )
             .await
         {
             tracing::warn!(error = %e, "could not audit a signing key rotation step");
+        }
+        self.announce(&platform.id, &entity, now).await;
+    }
+
+    /// Appends a signing-key change to the change log (platform tenant), so every node's feed
+    /// reloads its ring at once rather than at its next minute. A failure only delays the
+    /// others (they reload every minute anyway).
+    async fn announce(&self, platform: &tessera_core::AgencyId, kid: &str, now: i64) {
+        if let Err(e) = self
+            .store
+            .record_platform_change(
+                &self.admission.admit(platform.clone()),
+                crate::engine::SIGNING_KEY_CHANGE,
+                kid,
+                now.saturating_mul(1000),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not announce a signing key change");
         }
     }
 
@@ -324,6 +344,10 @@ impl Keys {
             }
         })?;
         self.store.insert_signing_key(&to_row(record)).await?;
+        if let Ok(Some(platform)) = self.store.platform_agency().await {
+            self.announce(&platform.id, &record.kid, record.created_at)
+                .await;
+        }
         self.reload().await
     }
 

@@ -36,7 +36,6 @@ pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
@@ -329,80 +328,7 @@ pub async fn run(
     state.engine.start_at(state.store.revision().await?);
     // What is suspended, read before the first request (then kept current by the feed).
     state.engine.reload_suspensions().await?;
-    let follower = tokio::spawn(state.engine.clone().follow(Duration::from_millis(250)));
-    let keys = state.keys.clone();
-    let clock = state.clock.clone();
-    let services = state.services.clone();
-    let rotator = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            if let Err(e) = keys.maintain(clock.now() / 1000).await {
-                tracing::error!(error = %e, "signing key maintenance failed");
-            }
-            // A pepper version added by `tessera keys rotate-pepper` becomes current here
-            // within a minute (or at once on a lookup miss).
-            if let Err(e) = services
-                .pepper
-                .reload(services.store.as_ref(), &services.ring)
-                .await
-            {
-                tracing::error!(error = %e, code = e.code(), "pepper reload failed");
-            }
-        }
-    });
-    let audit_keys = state.audit_keys.clone();
-    let clock = state.clock.clone();
-    let audit_rotator = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            if let Err(e) = audit_keys.maintain(clock.now() / 1000).await {
-                tracing::error!(error = %e, "audit key maintenance failed");
-            }
-        }
-    });
-    // Checkpoints: a tick of a quarter of the interval (1 to 15 s) keeps each agency's
-    // newest event within about the configured seconds of its checkpoint.
-    let checkpointer = state.checkpointer.clone();
-    let checkpoint_tick = Duration::from_secs(
-        u64::try_from(checkpointer.settings().checkpoint_seconds / 4)
-            .unwrap_or(1)
-            .clamp(1, 15),
-    );
-    let checkpoints = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(checkpoint_tick);
-        loop {
-            tick.tick().await;
-            if let Err(e) = checkpointer.run_once().await {
-                tracing::warn!(error = %e, "audit checkpoints failed");
-            }
-        }
-    });
-    let pruner = state.checkpointer.clone();
-    let pruning = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            tick.tick().await;
-            if let Err(e) = pruner.prune_once().await {
-                tracing::warn!(error = %e, "audit pruning failed");
-            }
-        }
-    });
-    let usage = state.key_usage.clone();
-    let store = state.store.clone();
-    let flusher = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(15));
-        loop {
-            tick.tick().await;
-            usage.flush(store.as_ref()).await;
-        }
-    });
-    let dispatcher = state
-        .webhooks
-        .settings
-        .dispatch
-        .then(|| tokio::spawn(webhooks::dispatch::run(state.services.clone())));
+    let background = cluster::jobs::Background::start(&state.services).await;
     // Revocation-feed streams never finish by themselves: they end when shutdown begins.
     let streams = state.feed_streams.clone();
     let shutdown = async move {
@@ -417,15 +343,7 @@ pub async fn run(
         shutdown,
     )
     .await;
-    flusher.abort();
-    follower.abort();
-    if let Some(d) = dispatcher {
-        d.abort();
-    }
-    rotator.abort();
-    audit_rotator.abort();
-    checkpoints.abort();
-    pruning.abort();
+    background.stop().await;
     state.key_usage.flush(state.store.as_ref()).await;
     Ok(())
 }

@@ -68,6 +68,62 @@ pub fn redis_up(up: bool) {
     REDIS_UP.store(u64::from(up), Ordering::Relaxed);
 }
 
+/// Cluster jobs: name → (runs on this node, whether this node holds the job's lease).
+static JOBS: Mutex<BTreeMap<&'static str, (u64, bool)>> = Mutex::new(BTreeMap::new());
+/// The change signal: 1 listening, 0 polling (lost), 2 none on this backend (not rendered).
+static SIGNAL_UP: AtomicU64 = AtomicU64::new(2);
+
+/// Counts one run of a cluster job on this node.
+pub fn cluster_job_run(job: &'static str) {
+    if let Ok(mut j) = JOBS.lock() {
+        j.entry(job).or_default().0 += 1;
+    }
+}
+
+/// Records whether this node holds a cluster job's lease.
+pub fn cluster_job_leader(job: &'static str, leader: bool) {
+    if let Ok(mut j) = JOBS.lock() {
+        j.entry(job).or_default().1 = leader;
+    }
+}
+
+/// Records whether the change signal is listening (`None`: the backend has none).
+pub fn change_signal_up(up: Option<bool>) {
+    SIGNAL_UP.store(up.map_or(2, u64::from), Ordering::Relaxed);
+}
+
+fn render_cluster(out: &mut String) {
+    let jobs = JOBS.lock().map(|j| j.clone()).unwrap_or_default();
+    if !jobs.is_empty() {
+        let _ = writeln!(out, "# HELP tessera_cluster_job_runs_total Runs of each cluster job on this node (a job runs on the node holding its lease).");
+        let _ = writeln!(out, "# TYPE tessera_cluster_job_runs_total counter");
+        for (job, (runs, _)) in &jobs {
+            let _ = writeln!(
+                out,
+                "tessera_cluster_job_runs_total{{job=\"{job}\"}} {runs}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tessera_cluster_job_leader Whether this node holds the cluster job's lease."
+        );
+        let _ = writeln!(out, "# TYPE tessera_cluster_job_leader gauge");
+        for (job, (_, leader)) in &jobs {
+            let _ = writeln!(
+                out,
+                "tessera_cluster_job_leader{{job=\"{job}\"}} {}",
+                u8::from(*leader)
+            );
+        }
+    }
+    let up = SIGNAL_UP.load(Ordering::Relaxed);
+    if up != 2 {
+        let _ = writeln!(out, "# HELP tessera_change_signal_up Whether the change log's notifications are received (0: polling every 250 ms).");
+        let _ = writeln!(out, "# TYPE tessera_change_signal_up gauge");
+        let _ = writeln!(out, "tessera_change_signal_up {up}");
+    }
+}
+
 /// Rate-limit decisions: (class, outcome) → count.
 static DECISIONS: Mutex<BTreeMap<(&'static str, &'static str), u64>> = Mutex::new(BTreeMap::new());
 /// The configured quotas: (class, dimension, limit, period seconds).
@@ -319,5 +375,6 @@ pub fn render() -> String {
     render_connections(&mut out);
     render_redis(&mut out);
     render_rate_limits(&mut out);
+    render_cluster(&mut out);
     out
 }

@@ -61,6 +61,8 @@ pub struct Services {
     pub checkpointer: Arc<crate::audit::checkpoint::Checkpointer>,
     /// Signed webhooks: settings, the secrets' sealing key, the delivery transport.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Cluster jobs' lease and ticks.
+    pub jobs: crate::cluster::leases::JobSettings,
 }
 
 /// Batches `last_used_at` updates so authentication never writes to the store.
@@ -156,6 +158,8 @@ pub struct EngineSettings {
     /// A read replica of the PostgreSQL primary (`--replica-url`), opened by
     /// `tessera_store::connect_replica`.
     pub replica: Option<Arc<dyn Store>>,
+    /// Cluster jobs' lease and ticks.
+    pub jobs: crate::cluster::leases::JobSettings,
 }
 
 impl Services {
@@ -291,6 +295,7 @@ impl Services {
             audit_keys,
             checkpointer,
             webhooks: Arc::new(webhooks),
+            jobs: settings.jobs,
         })
     }
 }

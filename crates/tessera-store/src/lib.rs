@@ -11,6 +11,7 @@ pub mod audit_checkpoint;
 pub mod bulk;
 mod connection;
 mod error;
+mod listen;
 mod migrate;
 mod page;
 mod postgres;
@@ -33,6 +34,7 @@ pub use records::*;
 pub use scope::{ScopeMint, TenantScope};
 pub use sqlite::SqliteStore;
 pub use store::{
-    AuditCheckpoints, AuditLog, ChangeFeed, DataKeyRow, Evidence, KeyRing, Lookups, MasterKeyRow,
-    PlatformAdmin, RootSecretRow, SecretStore, Store, TenantData, WebhookStore, MAX_ACTORS,
+    AuditCheckpoints, AuditLog, ChangeEvent, ChangeFeed, ChangeSignal, ChangeSignals, Cluster,
+    DataKeyRow, Evidence, KeyRing, Lease, Lookups, MasterKeyRow, PlatformAdmin, RootSecretRow,
+    SecretStore, Store, TenantData, WebhookStore, MAX_ACTORS,
 };

@@ -89,6 +89,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_person_keys.sql"),
         postgres: include_str!("../migrations/postgres/0012_person_keys.sql"),
     },
+    Migration {
+        version: 13,
+        name: "cluster",
+        sqlite: include_str!("../migrations/sqlite/0013_cluster.sql"),
+        postgres: include_str!("../migrations/postgres/0013_cluster.sql"),
+    },
 ];
 
 impl Migration {

@@ -311,3 +311,10 @@ async fn verify_checksums(tx: &mut Tx) -> Result<(), StoreError> {
 }
 
 crate::sql::impl_store!(PgStore, sqlx::Postgres, "postgres");
+
+impl crate::store::ChangeSignals for PgStore {
+    /// `LISTEN` on a dedicated connection made with this store's options.
+    fn change_signal(&self) -> Option<crate::store::ChangeSignal> {
+        Some(crate::listen::spawn((*self.pool.connect_options()).clone()))
+    }
+}

@@ -2,6 +2,6 @@
 //! `Arc<dyn Store>` needs the trait that declares it in scope.
 
 pub use crate::store::{
-    AuditCheckpoints, AuditLog, ChangeFeed, Evidence, KeyRing, Lookups, PlatformAdmin, SecretStore,
-    Store, TenantData, WebhookStore,
+    AuditCheckpoints, AuditLog, ChangeFeed, ChangeSignals, Cluster, Evidence, KeyRing, Lookups,
+    PlatformAdmin, SecretStore, Store, TenantData, WebhookStore,
 };

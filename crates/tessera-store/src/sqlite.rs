@@ -210,6 +210,13 @@ impl SqliteStore {
 
 crate::sql::impl_store!(SqliteStore, sqlx::Sqlite, "sqlite");
 
+impl crate::store::ChangeSignals for SqliteStore {
+    /// None: one process serves a SQLite file, and it polls the change log.
+    fn change_signal(&self) -> Option<crate::store::ChangeSignal> {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

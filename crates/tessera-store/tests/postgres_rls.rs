@@ -23,9 +23,11 @@ use tessera_store::{
 /// `signing_keys` is the platform's token-signing key ring: no tenant data, and its private
 /// keys are sealed under the master key; `audit_keys` likewise signs audit checkpoints.
 /// `master_keys` and `root_secrets` (issue 12) hold the master keys' ids and the
-/// installation-wide secrets wrapped under them: no tenant data either.
-const GLOBAL_TABLES: [&str; 7] = [
+/// installation-wide secrets wrapped under them: no tenant data either. `cluster_leases`
+/// (issue 13) names which node runs each cluster job: no tenant data.
+const GLOBAL_TABLES: [&str; 8] = [
     "agencies",
+    "cluster_leases",
     "revision",
     "tessera_migrations",
     "signing_keys",

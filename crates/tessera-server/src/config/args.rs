@@ -180,6 +180,19 @@ pub struct ServeArgs {
     /// waits for them) [default: on]
     #[arg(long, env = "TESSERA_WEBHOOK_DISPATCH", value_name = "on|off")]
     pub webhook_dispatch: Option<String>,
+    /// Every cluster job's tick, in milliseconds, 10 to 3600000 (tests) [default: each job's
+    /// own: 60 s for key rotation, 1 to 15 s for checkpoints, 1 h for retention]
+    #[arg(
+        long,
+        env = "TESSERA_CLUSTER_JOB_TICK_MS",
+        value_name = "MS",
+        hide = true
+    )]
+    pub cluster_job_tick_ms: Option<u64>,
+    /// How long a cluster job's lease lasts unless renewed (a dead node's jobs move within
+    /// about this long), in milliseconds, 300 to 600000 [default: 20000]
+    #[arg(long, env = "TESSERA_CLUSTER_LEASE_MS", value_name = "MS", hide = true)]
+    pub cluster_lease_ms: Option<u64>,
     #[command(flatten)]
     pub store: StoreArgs,
 }

@@ -33,6 +33,7 @@ pub(crate) mod audit;
 pub(crate) mod audit_checkpoints;
 pub(crate) mod bindings;
 pub(crate) mod change_feed;
+pub(crate) mod cluster;
 pub(crate) mod common;
 pub(crate) mod evidence;
 pub(crate) mod grants;
@@ -112,6 +113,7 @@ macro_rules! impl_store {
         $crate::sql::signing_keys::signing_keys!($store);
         $crate::sql::secrets::secrets!($store);
         $crate::sql::change_feed::change_feed!($store);
+        $crate::sql::cluster::cluster!($store);
         $crate::sql::audit::audit!($store);
         $crate::sql::evidence::evidence!($store);
         $crate::sql::audit_checkpoints::audit_checkpoints!($store);

@@ -9,6 +9,7 @@
 mod audit_checkpoints;
 mod audit_log;
 mod change_feed;
+mod cluster;
 mod evidence;
 mod key_ring;
 mod lookups;
@@ -20,6 +21,7 @@ mod webhooks;
 pub use audit_checkpoints::AuditCheckpoints;
 pub use audit_log::AuditLog;
 pub use change_feed::ChangeFeed;
+pub use cluster::{ChangeEvent, ChangeSignal, ChangeSignals, Cluster, Lease};
 pub use evidence::{Evidence, MAX_ACTORS};
 pub use key_ring::KeyRing;
 pub use lookups::Lookups;
@@ -41,6 +43,8 @@ pub trait Store:
     + AuditCheckpoints
     + Evidence
     + WebhookStore
+    + Cluster
+    + ChangeSignals
     + std::fmt::Debug
 {
 }
@@ -56,6 +60,8 @@ impl<T> Store for T where
         + Evidence
         + AuditCheckpoints
         + WebhookStore
+        + Cluster
+        + ChangeSignals
         + std::fmt::Debug
 {
 }

@@ -49,6 +49,7 @@ mod audit;
 mod audit_checkpoints;
 mod bindings;
 mod changes;
+mod cluster;
 mod directory;
 mod evidence;
 mod fixtures;

@@ -313,7 +313,11 @@ async fn a_second_node_refuses_within_a_second(app: &TestApp) {
     assert_eq!(ask(ag.key.clone()).await, StatusCode::OK);
     assert_eq!(ask(cc.clone()).await, StatusCode::OK);
     // Node 2 tails the feed as a serving node does.
-    let follower = tokio::spawn(node2.engine.clone().follow(Duration::from_millis(250)));
+    let follower = tokio::spawn(tessera_server::cluster::follow::follow(
+        node2.engine.clone(),
+        node2.store.change_signal(),
+        tessera_server::cluster::follow::FollowCadence::default(),
+    ));
     let r = app
         .post(
             &format!("/v1/agencies/{}/suspend", ag.id),
