@@ -232,7 +232,7 @@ async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
 /// How long `/readyz` waits for the store. While PostgreSQL is down the pool keeps trying to
 /// connect for its whole acquire timeout (10 s), so an unbounded probe would hang through a
 /// short outage instead of reporting it, and answer 200 once the database is back.
-const READY_TIMEOUT: Duration = Duration::from_secs(2);
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     let ping = match tokio::time::timeout(READY_TIMEOUT, s.store.ping()).await {

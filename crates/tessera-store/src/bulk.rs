@@ -23,7 +23,7 @@ use sqlx::Row as _;
 use crate::StoreError;
 
 /// One column value of a bulk row.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum BulkValue {
     /// Text.
     Text(String),
