@@ -11,7 +11,9 @@
 #                              connection, one check per agency from WALK_FROM on)
 #   bench/mixed.sh writes      the write path alone (1% → 100%: new accounts), NODES, DIST
 # Environment (defaults in brackets):
-#   TESSERA_BIN [target/release/tessera]   PG [postgres://postgres@127.0.0.1:5432]  DB [tessera_mix]
+#   TESSERA_BIN [target/release/tessera]   PG [postgres://postgres@127.0.0.1:5432] (a superuser, for
+#   creating the database and watching it)  NODE_ROLE [tessera] (the role the nodes connect as:
+#   not a superuser, owner of the database)  DB [tessera_mix]
 #   REDIS_URL [redis://127.0.0.1:6379]      MASTER_KEY [$WORK/master.key] (the seeding key)
 #   WORK [bench/mixed/work]  DATA [$WORK/data.tsv]  DURATION [20s]  WARMUP [5s]
 #   CONNECTIONS [50]  THREADS [1]  NODE_CPUS [0]  WRK_CPUS [1]  LB_CPUS [1]  (taskset lists;
@@ -19,7 +21,8 @@
 # Prints wrk's output and appends one line to $WORK/results.tsv: throughput, latency, errors,
 # peak RSS per node, PostgreSQL CPU seconds (all processes of the cluster, from /proc: the
 # postmaster's own and reaped children's times plus its live children's), its share of one
-# core, sampled pg_stat_activity connections of the database, and the index cache's hits and
+# core, the nodes' CPU (cores used, and requests per second of node CPU: the per-core figure
+# that survives a shared machine), sampled pg_stat_activity connections of the database, and the index cache's hits and
 # misses over the measured part (from /metrics).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +30,8 @@ ROOT=$PWD
 BIN=${TESSERA_BIN:-$ROOT/target/release/tessera}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 DB=${DB:-tessera_mix}
+NODE_ROLE=${NODE_ROLE:-tessera}
+NODE_DB_URL=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(p._replace(netloc=sys.argv[2] + "@" + p.hostname + (f":{p.port}" if p.port else "")).geturl())' "$PG" "$NODE_ROLE")
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 WORK=${WORK:-$ROOT/bench/mixed/work}
 MASTER_KEY=${MASTER_KEY:-$WORK/master.key}
@@ -68,7 +73,7 @@ start_nodes() { # count: starts the nodes (and haproxy for more than one); sets 
     port=$((BASE_PORT + i))
     # shellcheck disable=SC2046
     $(pin "$NODE_CPUS") "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$run_dir/n$i" \
-      --database-url "$PG/$DB" --master-key-file "$MASTER_KEY" --redis-url "$REDIS_URL" \
+      --database-url "$NODE_DB_URL/$DB" --master-key-file "$MASTER_KEY" --redis-url "$REDIS_URL" \
       --issuer "$ISSUER" --rate-limits off --metrics-public --log-format json \
       >"$run_dir/n$i.log" 2>&1 &
     pids+=($!)
@@ -105,9 +110,17 @@ pg_master() { psql "$PG/postgres" -Atc "select pid from pg_stat_activity where b
   xargs -I{} awk '{print $4}' /proc/{}/stat; }
 pg_cpu_ticks() { # the cluster's CPU so far, in ticks: the postmaster's own and its reaped
   # children's (utime stime cutime cstime), plus its live children's (utime stime)
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v pm="$1" '{ pid = $1; sub(/^[0-9]+ \(.*\) /, "") # now $2 is ppid, $12 utime, $13 stime
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$1" '{ pid = $1; sub(/^[0-9]+ \(.*\) /, "") # now $2 is ppid, $12 utime, $13 stime
       if (pid == pm) t += $12 + $13 + $14 + $15; else if ($2 == pm) t += $12 + $13 }
     END { print t + 0 }'
+}
+node_cpu_ticks() { # the nodes' CPU so far, in ticks (utime + stime)
+  local p t=0 v
+  for p in "${node_pids[@]}"; do
+    v=$(sed -E 's/^[0-9]+ \(.*\) //' "/proc/$p/stat" | awk '{print $12 + $13}')
+    t=$((t + v))
+  done
+  echo "$t"
 }
 metric_sum() { # name (with labels), over every node
   local i total=0 v
@@ -133,17 +146,18 @@ measure() { # mode label, extra env for wrk…
   [ -n "$pm" ] || die "cannot find the PostgreSQL postmaster at $PG"
   start_nodes "$NODES"
   if [ "$WARMUP" != 0 ] && [ "$WARMUP" != 0s ]; then run_wrk "$WARMUP" "$@" >"$run_dir/warmup.out" 2>&1 || true; fi
-  local h0 m0 c0 t0
+  local h0 m0 c0 t0 n0
   h0=$(metric_sum 'tessera_authz_cache_lookups_total{outcome="hit"}')
   m0=$(metric_sum 'tessera_authz_cache_lookups_total{outcome="miss"}')
-  c0=$(pg_cpu_ticks "$pm"); t0=$(date +%s.%N)
+  c0=$(pg_cpu_ticks "$pm"); t0=$(date +%s.%N); n0=$(node_cpu_ticks)
   ( while :; do psql "$PG/postgres" -Atc "select count(*) from pg_stat_activity where datname = '$DB'" 2>/dev/null; sleep 1; done ) \
     >"$run_dir/conns" &
   local sampler=$!
+  pids+=("$sampler")
   run_wrk "$DURATION" "$@" | tee "$run_dir/wrk.out"
   kill "$sampler"; wait "$sampler" 2>/dev/null || true
-  local c1 t1 h1 m1
-  c1=$(pg_cpu_ticks "$pm"); t1=$(date +%s.%N)
+  local c1 t1 h1 m1 n1
+  c1=$(pg_cpu_ticks "$pm"); t1=$(date +%s.%N); n1=$(node_cpu_ticks)
   h1=$(metric_sum 'tessera_authz_cache_lookups_total{outcome="hit"}')
   m1=$(metric_sum 'tessera_authz_cache_lookups_total{outcome="miss"}')
   local hz; hz=$(getconf CLK_TCK)
@@ -152,11 +166,12 @@ measure() { # mode label, extra env for wrk…
   err=$(awk '/^MIX errors/ {split($3, kv, "="); print kv[2]}' "$run_dir/wrk.out")
   [ -n "$mix" ] || die "no MIX line in wrk's output"
   python3 - "$label" "$NODES" "$DIST" "$TAG" "$mix" "$err" "$(rss_peak_mib)" "$c0" "$c1" "$t0" "$t1" "$hz" \
-    "$h0" "$h1" "$m0" "$m1" "$run_dir/conns" "$WORK/results.tsv" "$DB" "$WRITE_PCT" <<'PY'
+    "$h0" "$h1" "$m0" "$m1" "$run_dir/conns" "$WORK/results.tsv" "$DB" "$WRITE_PCT" "$n0" "$n1" <<'PY'
 import os, statistics, sys
-(label, nodes, dist, tag, mix, err, rss, c0, c1, t0, t1, hz, h0, h1, m0, m1, conns, out, db, wpct) = sys.argv[1:]
+(label, nodes, dist, tag, mix, err, rss, c0, c1, t0, t1, hz, h0, h1, m0, m1, conns, out, db, wpct, n0, n1) = sys.argv[1:]
 req, secs, rps, p50, p90, p99, mx = mix.split()
 cpu = (int(c1) - int(c0)) / int(hz)
+node_cpu = (int(n1) - int(n0)) / int(hz)
 wall = float(t1) - float(t0)
 cs = [int(x) for x in open(conns).read().split() if x.isdigit()] or [0]
 hits, misses = int(h1) - int(h0), int(m1) - int(m0)
@@ -165,7 +180,8 @@ row = dict(label=label, db=db, nodes=nodes, dist=dist, write_pct=wpct, tag=tag, 
            error_rate=err, rss_peak_mib=rss, pg_cpu_s=f"{cpu:.1f}", pg_cores=f"{cpu / wall:.2f}",
            pg_cores_per_1k_rps=f"{cpu / wall / max(float(rps), 1) * 1000:.3f}",
            pg_conns_max=max(cs), pg_conns_median=statistics.median(cs),
-           cache_hits=hits, cache_misses=misses, cache_hit_rate=f"{rate:.4f}")
+           cache_hits=hits, cache_misses=misses, cache_hit_rate=f"{rate:.4f}",
+           node_cores=f"{node_cpu / wall:.2f}", rps_per_node_core=f"{float(req) / max(node_cpu, 0.01):.0f}")
 new = not os.path.exists(out)
 with open(out, "a") as f:
     if new:
@@ -178,7 +194,7 @@ PY
 case "${1:-}" in
   setup)
     n=${2:?agencies}
-    psql "$PG/postgres" -qc "drop database if exists $DB" -c "create database $DB"
+    psql "$PG/postgres" -qc "drop database if exists $DB" -c "create database $DB owner $NODE_ROLE"
     start_nodes 1
     python3 bench/mixed/setup.py --url "$URL" --admin-key-file "$run_dir/n1/bootstrap-admin.key" \
       --agencies "$n" --out "$CREDS"

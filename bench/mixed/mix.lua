@@ -34,9 +34,9 @@ function setup(thread)
 end
 
 local D, cdf, n, seq
-local counts = { c = 0, i = 0, t = 0, r = 0, w = 0 }
-local bad = { c = 0, i = 0, t = 0, r = 0, w = 0 }
-local wrong, non2xx, unmatched = 0, 0, 0
+counts = { c = 0, i = 0, t = 0, r = 0, w = 0 }
+bad = { c = 0, i = 0, t = 0, r = 0, w = 0 }
+wrong, non2xx, unmatched = 0, 0, 0
 
 local function split(s, sep)
   local out = {}
@@ -84,7 +84,13 @@ local function tenant()
   if dist == "walk" then
     walked = walked + 1
     local k = walk_from + id - 1 + (walked - 1) * nthreads
-    if k > n then error("the walk ran past the last agency: start it further back or run shorter") end
+    if k > n then
+      -- Past the last agency: later answers would come from warm indexes. This request
+      -- repeats the last agency (one warm answer in the walk's distribution) and its
+      -- response stops the thread.
+      stopping = true
+      k = n
+    end
     return k
   end
   if not cdf then return math.random(n) end
@@ -138,6 +144,7 @@ function request()
 end
 
 function response(status, headers, body)
+  if stopping then wrk.thread:stop() end
   local rid = headers["x-request-id"] or headers["X-Request-Id"]
   if not rid then
     unmatched = unmatched + 1

@@ -7,7 +7,7 @@ import sys
 from collections import defaultdict
 
 COLS = ["rps", "p50_ms", "p99_ms", "max_ms", "error_rate", "rss_peak_mib", "pg_cores",
-        "pg_cores_per_1k_rps", "pg_conns_max", "cache_hit_rate"]
+        "pg_cores_per_1k_rps", "pg_conns_max", "cache_hit_rate", "node_cores", "rps_per_node_core"]
 groups = defaultdict(list)
 with open(sys.argv[1]) as f:
     for row in csv.DictReader(f, delimiter="\t"):
