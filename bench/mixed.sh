@@ -74,7 +74,7 @@ start_nodes() { # count: starts the nodes (and haproxy for more than one); sets 
     # shellcheck disable=SC2046
     $(pin "$NODE_CPUS") "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$run_dir/n$i" \
       --database-url "$NODE_DB_URL/$DB" --master-key-file "$MASTER_KEY" --redis-url "$REDIS_URL" \
-      --issuer "$ISSUER" --rate-limits off --metrics-public --log-format json \
+      --issuer "$ISSUER" --rate-limits off --metrics-public --log-format json --access-token-ttl 3600 \
       >"$run_dir/n$i.log" 2>&1 &
     pids+=($!)
     node_pids+=($!)
