@@ -117,6 +117,12 @@ pub struct CacheStats {
     pub entries: usize,
     /// Their approximate size.
     pub bytes: usize,
+    /// Lookups answered by a held index, since start.
+    pub hits: u64,
+    /// Lookups that built an index (missing, or older than the revision asked), since start.
+    pub misses: u64,
+    /// Indexes dropped to stay within the budget, since start.
+    pub evictions: u64,
 }
 
 /// The node's engine.
@@ -139,6 +145,8 @@ pub struct Engine {
     budget: u64,
     applied: AtomicI64,
     tick: AtomicU64,
+    /// Cache counters, in [`CacheStats`] order: hits, misses, evictions.
+    counters: [AtomicU64; 3],
     /// Scopes for the agencies it loads.
     admission: Arc<crate::gate::admission::Admission>,
     feed: tokio::sync::Mutex<()>,
@@ -191,6 +199,7 @@ impl Engine {
             budget,
             applied: AtomicI64::new(0),
             tick: AtomicU64::new(0),
+            counters: Default::default(),
             feed: tokio::sync::Mutex::new(()),
             suspensions: crate::suspension::Suspensions::default(),
             bell: tokio::sync::watch::channel(0).0,
@@ -228,6 +237,9 @@ impl Engine {
         CacheStats {
             entries,
             bytes: usize::try_from(self.bytes.load(Ordering::Relaxed)).unwrap_or(usize::MAX),
+            hits: self.counters[0].load(Ordering::Relaxed),
+            misses: self.counters[1].load(Ordering::Relaxed),
+            evictions: self.counters[2].load(Ordering::Relaxed),
         }
     }
 
@@ -381,9 +393,11 @@ impl Engine {
                 entry
                     .last_used
                     .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+                self.counters[0].fetch_add(1, Ordering::Relaxed);
                 return Ok(entry);
             }
         }
+        self.counters[1].fetch_add(1, Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         loop {
             let entry = self.build(agency, is_platform, at_least).await?;
@@ -520,6 +534,7 @@ impl Engine {
         let drop = (ages.len() / 10).max(1);
         for (_, k) in ages.into_iter().take(drop) {
             if let Some(old) = e.remove(&k) {
+                self.counters[2].fetch_add(1, Ordering::Relaxed);
                 self.bytes.fetch_sub(old.bytes as u64, Ordering::Relaxed);
             }
         }

@@ -220,10 +220,13 @@ async fn audit_keys(State(s): State<AppState>) -> impl IntoResponse {
 async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
     let cache = s.engine.stats();
     let text = format!(
-        "{}# HELP tessera_authz_cache_entries Agency indexes held in memory.\n# TYPE tessera_authz_cache_entries gauge\ntessera_authz_cache_entries {}\n# HELP tessera_authz_cache_bytes Approximate size of the held indexes.\n# TYPE tessera_authz_cache_bytes gauge\ntessera_authz_cache_bytes {}\n{}",
+        "{}# HELP tessera_authz_cache_entries Agency indexes held in memory.\n# TYPE tessera_authz_cache_entries gauge\ntessera_authz_cache_entries {}\n# HELP tessera_authz_cache_bytes Approximate size of the held indexes.\n# TYPE tessera_authz_cache_bytes gauge\ntessera_authz_cache_bytes {}\n# HELP tessera_authz_cache_lookups_total Index lookups: a hit uses a held index, a miss builds one from the store.\n# TYPE tessera_authz_cache_lookups_total counter\ntessera_authz_cache_lookups_total{{outcome=\"hit\"}} {}\ntessera_authz_cache_lookups_total{{outcome=\"miss\"}} {}\n# HELP tessera_authz_cache_evictions_total Indexes dropped to stay within the memory budget.\n# TYPE tessera_authz_cache_evictions_total counter\ntessera_authz_cache_evictions_total {}\n{}",
         metrics::render(),
         cache.entries,
         cache.bytes,
+        cache.hits,
+        cache.misses,
+        cache.evictions,
         s.reads.render()
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
