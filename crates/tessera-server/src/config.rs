@@ -615,8 +615,10 @@ mod tests {
 
     #[test]
     fn a_replica_needs_a_postgres_primary_and_a_postgres_url() {
-        let mut args = ServeArgs::default();
-        args.replica_url = Some("postgres://tessera@replica/tessera".into());
+        let mut args = ServeArgs {
+            replica_url: Some("postgres://tessera@replica/tessera".into()),
+            ..ServeArgs::default()
+        };
         // The default primary is SQLite: refused, the url (it may hold a password) not echoed.
         match Config::resolve(&args) {
             Err(
