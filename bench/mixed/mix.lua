@@ -154,6 +154,10 @@ function response(status, headers, body)
   if status < 200 or status > 299 then
     non2xx = non2xx + 1
     bad[op] = (bad[op] or 0) + 1
+    -- The first few failures of each thread, with the answer's start, say what went wrong.
+    if non2xx <= 3 then
+      io.stderr:write(string.format("MIX failed %s %d %s\n", op, status, (body or ""):sub(1, 300)))
+    end
     return
   end
   local ok = true

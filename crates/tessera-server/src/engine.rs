@@ -18,75 +18,8 @@ use tessera_core::index::{AgencyIndex, BuiltinRoles, IndexInput};
 use tessera_core::{AgencyId, Catalog};
 use tessera_store::{Store, StoreError};
 
-/// One agency's compiled authorization state.
-#[derive(Debug)]
-pub struct AgencyEntry {
-    /// RBAC index.
-    pub index: AgencyIndex,
-    /// Cedar policies (platform + agency), if any.
-    pub policies: Option<PolicySet>,
-    /// Stored policies that no longer compile: every check RBAC allows here is denied.
-    pub policies_broken: bool,
-    /// Authenticated callers of this agency by credential hash; dropped with the entry, so a
-    /// revocation or rotation (which invalidates the agency) empties it.
-    callers: RwLock<HashMap<[u8; 32], Arc<CachedCaller>>>,
-    /// Principals of this agency looked up as check subjects (`None`: inactive), dropped with
-    /// the entry, so disabling a user or revoking a key empties it.
-    subjects: RwLock<HashMap<String, Arc<CachedSubject>>>,
-    /// What makes the agency's OAuth tokens inactive early: its active installations, revoked
-    /// grants and revoked access tokens, read in the same snapshot.
-    pub tokens: TokenState,
-    last_used: AtomicU64,
-    bytes: usize,
-}
-
-/// An agency's token revocation state, for introspection and bearer-token authentication.
-#[derive(Debug, Default)]
-pub struct TokenState {
-    /// Active installations by id.
-    pub installations: HashMap<String, tessera_store::Installation>,
-    /// Revoked grants (refresh families) whose tokens may be unexpired.
-    pub revoked_grants: std::collections::HashSet<String>,
-    /// Revoked access-token ids that have not expired.
-    pub revoked_tokens: std::collections::HashSet<String>,
-}
-
-impl TokenState {
-    fn from(r: tessera_store::Revocations) -> Self {
-        Self {
-            installations: r
-                .installations
-                .into_iter()
-                .map(|i| (i.id.to_string(), i))
-                .collect(),
-            revoked_grants: r.grants.into_iter().collect(),
-            revoked_tokens: r.access_tokens.into_iter().collect(),
-        }
-    }
-
-    fn bytes(&self) -> usize {
-        self.installations.len() * 256
-            + (self.revoked_grants.len() + self.revoked_tokens.len()) * 64
-    }
-}
-
-/// A caller remembered after a successful authentication.
-#[derive(Debug)]
-pub struct CachedCaller {
-    /// The caller.
-    pub caller: Arc<crate::caller::Caller>,
-    /// After this the credential is no longer valid (key expiry, or a rotated secret's grace).
-    pub valid_until: Option<i64>,
-}
-
-/// A principal resolved as the subject of checks.
-#[derive(Debug)]
-pub struct CachedSubject {
-    /// The principal with its credential grant and cap; `None` if inactive.
-    pub caller: Option<Arc<crate::caller::Caller>>,
-    /// After this it must be looked up again (a key's expiry).
-    pub valid_until: Option<i64>,
-}
+mod entry;
+pub use entry::{AgencyEntry, CachedCaller, CachedSubject, TokenState};
 
 /// The most subjects one agency entry remembers before its map is cleared.
 const MAX_SUBJECTS: usize = 100_000;
@@ -119,11 +52,18 @@ pub struct CacheStats {
     pub bytes: usize,
     /// Lookups answered by a held index, since start.
     pub hits: u64,
-    /// Lookups that built an index (missing, or older than the revision asked), since start.
+    /// Lookups that found no usable index (missing, or older than the revision asked), since
+    /// start: each built one or waited for a concurrent build of the same agency.
     pub misses: u64,
+    /// Indexes built from the store, since start (at most one at a time per agency).
+    pub builds: u64,
     /// Indexes dropped to stay within the budget, since start.
     pub evictions: u64,
 }
+
+/// Shards of the build lock ([`Engine::entry`]): builds of different agencies rarely wait
+/// for each other.
+const BUILD_SHARDS: usize = 256;
 
 /// The node's engine.
 #[derive(Debug)]
@@ -145,8 +85,14 @@ pub struct Engine {
     budget: u64,
     applied: AtomicI64,
     tick: AtomicU64,
-    /// Cache counters, in [`CacheStats`] order: hits, misses, evictions.
+    /// Cache counters: ticks taken by builds (hits are the other ticks, so a hit costs one
+    /// atomic add, not two), misses, evictions.
     counters: [AtomicU64; 3],
+    /// The highest hit count [`Engine::stats`] reported.
+    hits_reported: AtomicU64,
+    /// One build at a time per shard of agencies: concurrent first checks in one agency (a
+    /// hot tenant on a fresh node) wait for one build instead of each reading the store.
+    building: Box<[tokio::sync::Mutex<()>]>,
     /// Scopes for the agencies it loads.
     admission: Arc<crate::gate::admission::Admission>,
     feed: tokio::sync::Mutex<()>,
@@ -200,6 +146,10 @@ impl Engine {
             applied: AtomicI64::new(0),
             tick: AtomicU64::new(0),
             counters: Default::default(),
+            hits_reported: AtomicU64::new(0),
+            building: (0..BUILD_SHARDS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             feed: tokio::sync::Mutex::new(()),
             suspensions: crate::suspension::Suspensions::default(),
             bell: tokio::sync::watch::channel(0).0,
@@ -237,10 +187,22 @@ impl Engine {
         CacheStats {
             entries,
             bytes: usize::try_from(self.bytes.load(Ordering::Relaxed)).unwrap_or(usize::MAX),
-            hits: self.counters[0].load(Ordering::Relaxed),
+            hits: self.hits(),
             misses: self.counters[1].load(Ordering::Relaxed),
+            builds: self.counters[0].load(Ordering::Relaxed),
             evictions: self.counters[2].load(Ordering::Relaxed),
         }
+    }
+
+    /// Hits so far: every hit and every build takes one tick, builds are counted, hits are the
+    /// rest. A build racing this read could make it one short; the highest value reported is
+    /// kept, so the counter never goes backwards.
+    fn hits(&self) -> u64 {
+        let ticks = self.tick.load(Ordering::Relaxed);
+        let hits = ticks.saturating_sub(self.counters[0].load(Ordering::Relaxed));
+        self.hits_reported
+            .fetch_max(hits, Ordering::Relaxed)
+            .max(hits)
     }
 
     /// The generation of an agency: it moves on every invalidation.
@@ -393,11 +355,19 @@ impl Engine {
                 entry
                     .last_used
                     .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
-                self.counters[0].fetch_add(1, Ordering::Relaxed);
                 return Ok(entry);
             }
         }
         self.counters[1].fetch_add(1, Ordering::Relaxed);
+        let shard = usize::try_from(key % BUILD_SHARDS as u128).unwrap_or(0);
+        let _turn = self.building[shard].lock().await;
+        // Built by the task this one waited for (then it is as fresh as this one's build).
+        let cached = self.entries.read().ok().and_then(|e| e.get(&key).cloned());
+        if let Some(entry) = cached {
+            if at_least.is_none_or(|w| self.valid_at(&entry) >= w) {
+                return Ok(entry);
+            }
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         loop {
             let entry = self.build(agency, is_platform, at_least).await?;
@@ -502,8 +472,13 @@ impl Engine {
             policies,
             policies_broken,
             callers: RwLock::default(),
+            unknown_installations: RwLock::default(),
             subjects: RwLock::default(),
-            last_used: AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed)),
+            last_used: AtomicU64::new({
+                // Counted before the tick: `stats` never sees a build's tick as a hit.
+                self.counters[0].fetch_add(1, Ordering::Relaxed);
+                self.tick.fetch_add(1, Ordering::Relaxed)
+            }),
             bytes,
         });
         if self.generation(key) == generation {

@@ -220,12 +220,13 @@ async fn audit_keys(State(s): State<AppState>) -> impl IntoResponse {
 async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
     let cache = s.engine.stats();
     let text = format!(
-        "{}# HELP tessera_authz_cache_entries Agency indexes held in memory.\n# TYPE tessera_authz_cache_entries gauge\ntessera_authz_cache_entries {}\n# HELP tessera_authz_cache_bytes Approximate size of the held indexes.\n# TYPE tessera_authz_cache_bytes gauge\ntessera_authz_cache_bytes {}\n# HELP tessera_authz_cache_lookups_total Index lookups: a hit uses a held index, a miss builds one from the store.\n# TYPE tessera_authz_cache_lookups_total counter\ntessera_authz_cache_lookups_total{{outcome=\"hit\"}} {}\ntessera_authz_cache_lookups_total{{outcome=\"miss\"}} {}\n# HELP tessera_authz_cache_evictions_total Indexes dropped to stay within the memory budget.\n# TYPE tessera_authz_cache_evictions_total counter\ntessera_authz_cache_evictions_total {}\n{}",
+        "{}# HELP tessera_authz_cache_entries Agency indexes held in memory.\n# TYPE tessera_authz_cache_entries gauge\ntessera_authz_cache_entries {}\n# HELP tessera_authz_cache_bytes Approximate size of the held indexes.\n# TYPE tessera_authz_cache_bytes gauge\ntessera_authz_cache_bytes {}\n# HELP tessera_authz_cache_lookups_total Index lookups: a hit uses a held index, a miss builds one from the store.\n# TYPE tessera_authz_cache_lookups_total counter\ntessera_authz_cache_lookups_total{{outcome=\"hit\"}} {}\ntessera_authz_cache_lookups_total{{outcome=\"miss\"}} {}\n# HELP tessera_authz_cache_builds_total Indexes built from the store (concurrent misses in one agency share one build).\n# TYPE tessera_authz_cache_builds_total counter\ntessera_authz_cache_builds_total {}\n# HELP tessera_authz_cache_evictions_total Indexes dropped to stay within the memory budget.\n# TYPE tessera_authz_cache_evictions_total counter\ntessera_authz_cache_evictions_total {}\n{}",
         metrics::render(),
         cache.entries,
         cache.bytes,
         cache.hits,
         cache.misses,
+        cache.builds,
         cache.evictions,
         s.reads.render()
     );
@@ -299,14 +300,10 @@ async fn authenticated_only(
                     return ApiError::from(e).into_response();
                 }
             }
-            // The caller's agency's data key in memory before a handler seals an audit record
-            // (a lookup in memory once loaded).
-            if s.data_keys.cached(&caller.agency).is_none() {
-                let scope = s.admission.admit(caller.agency.clone());
-                if let Err(e) = s.data_keys.key(&scope, true, s.clock.now()).await {
-                    tracing::warn!(error = %e, "no data key for the caller's agency");
-                }
-            }
+            // No data key is loaded here: these routes (check, catalog, forward-auth) write no
+            // audit record of their own, and the impersonation record above goes through the
+            // writer, which loads the key itself. A first check in an agency is the cold
+            // path, which must not wait for a key it does not use (issue 13).
             req.extensions_mut()
                 .insert(gate::authorized::Authorized::for_caller(&s, caller, meta));
             let mut resp = next.run(req).await;

@@ -69,7 +69,18 @@ pub struct Services {
 #[derive(Debug, Default)]
 pub struct KeyUsage {
     pending: Mutex<HashMap<(AgencyId, KeyId), (TenantScope, i64)>>,
+    /// When this node last wrote each key's use: a key in constant use is written once per
+    /// [`KEY_USE_GRANULARITY_MS`], not at every flush (at 200k busy keys, every 15 s flush
+    /// would be 200k updates).
+    written: Mutex<HashMap<KeyId, i64>>,
 }
+
+/// `last_used_at` is kept to this precision: a use within it of the last one this node wrote
+/// is not written again.
+pub const KEY_USE_GRANULARITY_MS: i64 = 60_000;
+
+/// Keys remembered as written before the map is cleared (then each is written once more).
+const MAX_WRITTEN_KEYS: usize = 1 << 20;
 
 impl KeyUsage {
     /// Notes a use of a key of `agency` (its authentication established the agency; the scope
@@ -89,11 +100,32 @@ impl KeyUsage {
         }
     }
 
-    /// Writes the pending uses to the store.
+    /// Writes the pending uses to the store: those a minute or more after the use this node
+    /// last wrote for the key.
     pub async fn flush(&self, store: &dyn Store) {
-        let batch: Vec<(TenantScope, KeyId, i64)> = match self.pending.lock() {
+        let pending: Vec<(TenantScope, KeyId, i64)> = match self.pending.lock() {
             Ok(mut p) => p.drain().map(|((_, k), (t, at))| (t, k, at)).collect(),
             Err(_) => return,
+        };
+        let batch: Vec<(TenantScope, KeyId, i64)> = match self.written.lock() {
+            Ok(mut w) => {
+                if w.len() >= MAX_WRITTEN_KEYS {
+                    w.clear();
+                }
+                pending
+                    .into_iter()
+                    .filter(|(_, k, at)| {
+                        let due = w
+                            .get(k)
+                            .is_none_or(|last| at.saturating_sub(*last) >= KEY_USE_GRANULARITY_MS);
+                        if due {
+                            w.insert(k.clone(), *at);
+                        }
+                        due
+                    })
+                    .collect()
+            }
+            Err(_) => pending,
         };
         if batch.is_empty() {
             return;

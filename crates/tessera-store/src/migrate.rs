@@ -95,6 +95,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_cluster.sql"),
         postgres: include_str!("../migrations/postgres/0013_cluster.sql"),
     },
+    Migration {
+        version: 14,
+        name: "suspension_reads",
+        sqlite: include_str!("../migrations/sqlite/0014_suspension_reads.sql"),
+        postgres: include_str!("../migrations/postgres/0014_suspension_reads.sql"),
+    },
 ];
 
 impl Migration {

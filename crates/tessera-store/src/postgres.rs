@@ -145,49 +145,55 @@ impl PgStore {
         &self.pool
     }
 
-    async fn begin_tenant(&self, agency: &AgencyId, _write: bool) -> Result<Tx, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('tessera.agency_id', $1, true)")
-            .bind(agency.as_str())
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
-    }
-
-    /// Like `begin_tenant`, as one `REPEATABLE READ` snapshot. The isolation level must be set
-    /// before the transaction's first query, and `set_config` is a query (a `SELECT`), so it
-    /// comes after.
-    async fn begin_snapshot(&self, agency: &AgencyId) -> Result<Tx, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("SELECT set_config('tessera.agency_id', $1, true)")
-            .bind(agency.as_str())
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
-    }
-
-    /// A transaction that may read the change log of every agency (the `change_feed`
-    /// policy, SELECT only), and nothing else of any tenant.
-    async fn begin_feed(&self) -> Result<Tx, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('tessera.change_feed', 'on', true)")
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
-    }
-
-    /// A transaction in which `setting` (a SELECT-only lookup policy's key) is `value`.
-    async fn begin_lookup(&self, setting: &str, value: &str) -> Result<Tx, StoreError> {
-        let mut tx = self.pool.begin().await?;
+    /// A transaction with one row-level-security setting made (`setting` is a constant name,
+    /// `value` a tenant id, a hash or a lookup key), in one round trip where it can be: `BEGIN`
+    /// and the `set_config` go as one simple query when the value is made of characters that
+    /// cannot end or escape a literal (ids, hex hashes; the common case). Any other value is
+    /// bound as a parameter, in a second round trip. `isolation` goes after `BEGIN`.
+    async fn begin_set(
+        &self,
+        isolation: &str,
+        setting: &'static str,
+        value: &str,
+    ) -> Result<Tx, StoreError> {
+        if literal_safe(value) {
+            let begin =
+                format!("BEGIN{isolation}; SELECT set_config('{setting}', '{value}', true)");
+            return Ok(self.pool.begin_with(begin).await?);
+        }
+        let mut tx = self.pool.begin_with(format!("BEGIN{isolation}")).await?;
         sqlx::query("SELECT set_config($1, $2, true)")
             .bind(setting)
             .bind(value)
             .execute(&mut *tx)
             .await?;
         Ok(tx)
+    }
+
+    async fn begin_tenant(&self, agency: &AgencyId, _write: bool) -> Result<Tx, StoreError> {
+        self.begin_set("", "tessera.agency_id", agency.as_str())
+            .await
+    }
+
+    /// Like `begin_tenant`, as one `REPEATABLE READ` snapshot.
+    async fn begin_snapshot(&self, agency: &AgencyId) -> Result<Tx, StoreError> {
+        self.begin_set(
+            " ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            "tessera.agency_id",
+            agency.as_str(),
+        )
+        .await
+    }
+
+    /// A transaction that may read the change log of every agency (the `change_feed`
+    /// policy, SELECT only), and nothing else of any tenant.
+    async fn begin_feed(&self) -> Result<Tx, StoreError> {
+        self.begin_set("", "tessera.change_feed", "on").await
+    }
+
+    /// A transaction in which `setting` (a SELECT-only lookup policy's key) is `value`.
+    async fn begin_lookup(&self, setting: &'static str, value: &str) -> Result<Tx, StoreError> {
+        self.begin_set("", setting, value).await
     }
 
     /// A transaction that sees the rows of client `app` in every agency (the
@@ -233,11 +239,7 @@ impl PgStore {
 
     async fn find_key_impl(&self, hash: &[u8]) -> Result<Option<DbRow>, StoreError> {
         let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('tessera.credential_hash', $1, true)")
-            .bind(&hex)
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = self.begin_lookup("tessera.credential_hash", &hex).await?;
         let row = sqlx::query(
             "SELECT agency_id, key_id, valid_until FROM api_key_secrets WHERE secret_hash = $1",
         )
@@ -289,6 +291,15 @@ impl PgStore {
     }
 }
 
+/// May `value` go into a single-quoted SQL literal as it is? Only characters that can neither
+/// end the literal nor escape (ids, hex, lookup keys made of these): anything else is bound.
+fn literal_safe(value: &str) -> bool {
+    value.len() <= 256
+        && value.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'@' | b'+' | b'/')
+        })
+}
+
 /// Refuses an applied migration whose SQL no longer matches its recorded checksum, without
 /// writing (the up-to-date path, which a runtime role that may not alter tables takes too).
 async fn verify_checksums(tx: &mut Tx) -> Result<(), StoreError> {
@@ -316,5 +327,35 @@ impl crate::store::ChangeSignals for PgStore {
     /// `LISTEN` on a dedicated connection made with this store's options.
     fn change_signal(&self) -> Option<crate::store::ChangeSignal> {
         Some(crate::listen::spawn((*self.pool.connect_options()).clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::literal_safe;
+
+    #[test]
+    fn only_values_that_cannot_leave_a_literal_are_inlined() {
+        for ok in [
+            "agy_01JD5Y8Q9X2ZP3M4N5R6S7T8V9",
+            "on",
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "https://api.example.com/v1",
+            "user+tag@example.com",
+        ] {
+            assert!(literal_safe(ok), "{ok}");
+        }
+        for bad in [
+            "a'b",
+            "a\\b",
+            "x'); DROP TABLE agencies; --",
+            "with space",
+            "é@example.com",
+            "a\0b",
+            "line\nbreak",
+            &"a".repeat(257),
+        ] {
+            assert!(!literal_safe(bad), "{bad:?}");
+        }
     }
 }

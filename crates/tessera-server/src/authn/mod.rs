@@ -195,7 +195,21 @@ async fn authenticate_unchecked(state: &Services, token: &str) -> Result<Arc<Cal
     if found.valid_until.is_some_and(|until| until <= now) {
         return Err(invalid());
     }
-    let agency = match state.store.get_agency(&found.agency).await {
+    // The agency's row, the key's row and the agency's index (built here on a first request
+    // in an agency this node does not hold: the cold path) are read at once, so such a
+    // request waits for the slowest of the three reads, not their sum. The index is only a
+    // cache fill: nothing below depends on it, and a refused key leaves it for the next caller.
+    let prefetch = async {
+        if let Ok(platform) = crate::oauth::tenant::is_platform(state, &found.agency).await {
+            let _ = state.engine.entry(&found.agency, platform, None).await;
+        }
+    };
+    let (agency, key, ()) = tokio::join!(
+        state.store.get_agency(&found.agency),
+        state.store.get_api_key(&scope, &found.key),
+        prefetch
+    );
+    let agency = match agency {
         Ok(a) if a.status == Status::Active => a,
         // Suspended before this node applied the feed: refused the same way.
         Ok(a) if a.status == Status::Suspended => {
@@ -204,14 +218,10 @@ async fn authenticate_unchecked(state: &Services, token: &str) -> Result<Arc<Cal
         Ok(_) | Err(tessera_store::StoreError::NotFound) => return Err(invalid()),
         Err(e) => return Err(e.into()),
     };
-    let key = state
-        .store
-        .get_api_key(&scope, &found.key)
-        .await
-        .map_err(|e| match e {
-            tessera_store::StoreError::NotFound => invalid(),
-            e => e.into(),
-        })?;
+    let key = key.map_err(|e| match e {
+        tessera_store::StoreError::NotFound => invalid(),
+        e => e.into(),
+    })?;
     if key.revoked_at.is_some() || key.expires_at.is_some_and(|at| at <= now) {
         return Err(invalid());
     }

@@ -107,10 +107,15 @@ impl Background {
                 }
             },
         ));
-        tasks.push(job(
+        // Pruning visits every agency with events (a transaction each: 100k at full size), so
+        // its first run waits one period instead of landing on a node's first minute, when
+        // its caches are cold and every request already goes to the store.
+        let prune_every = tick(Duration::from_secs(3600));
+        tasks.push(job_after(
             &leases,
             leases::AUDIT_PRUNE,
-            tick(Duration::from_secs(3600)),
+            prune_every,
+            prune_every,
             {
                 let s = s.clone();
                 move || {
@@ -145,14 +150,23 @@ impl Background {
     }
 }
 
-/// Runs `f` every `period`, forever.
+/// Runs `f` every `period`, forever, the first time at once.
 fn every<F, Fut>(period: Duration, f: F) -> JoinHandle<()>
 where
     F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
+    every_after(Duration::ZERO, period, f)
+}
+
+/// Runs `f` every `period`, forever, the first time after `first`.
+fn every_after<F, Fut>(first: Duration, period: Duration, f: F) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -167,8 +181,23 @@ where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send,
 {
+    job_after(leases, name, Duration::ZERO, period, f)
+}
+
+/// [`job`], the first tick after `first` instead of at once.
+fn job_after<F, Fut>(
+    leases: &Arc<Leases>,
+    name: &'static str,
+    first: Duration,
+    period: Duration,
+    f: F,
+) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let leases = leases.clone();
-    every(period, move || {
+    every_after(first, period, move || {
         let run = leases.holds(name).then(&f);
         async move {
             if let Some(run) = run {

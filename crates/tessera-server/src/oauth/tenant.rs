@@ -42,9 +42,16 @@ pub async fn active_installation(
     if let Some(i) = entry.tokens.installations.get(id) {
         return Ok(Some(i.clone()));
     }
+    if entry.installation_unknown(id) {
+        return Ok(None);
+    }
     let now = state.store.revision().await?;
     let entry = state.engine.entry(agency, platform, Some(now)).await?;
-    Ok(entry.tokens.installations.get(id).cloned())
+    let found = entry.tokens.installations.get(id).cloned();
+    if found.is_none() {
+        entry.remember_unknown_installation(id);
+    }
+    Ok(found)
 }
 
 impl From<EngineError> for OAuthError {

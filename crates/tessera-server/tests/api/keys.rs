@@ -160,4 +160,34 @@ async fn last_used_is_recorded_in_batches() {
         after.body["last_used_at"],
         tessera_core::time::format_rfc3339(crate::harness::T0)
     );
+    // Kept to the minute: a key in constant use is not written at every flush (at 200k busy
+    // keys that would be 200k updates every 15 s), only once a minute has passed.
+    t.clock.advance(30_000);
+    t.get(&probe, &a.key).await;
+    t.state.key_usage.flush(t.state.store.as_ref()).await;
+    let within = t
+        .get(
+            &format!("/v1/agencies/{}/api-keys/{}", a.id, a.key_id),
+            &t.admin,
+        )
+        .await;
+    assert_eq!(
+        within.body["last_used_at"],
+        tessera_core::time::format_rfc3339(crate::harness::T0),
+        "a use 30 s after the last one written waits"
+    );
+    t.clock.advance(31_000);
+    t.get(&probe, &a.key).await;
+    t.state.key_usage.flush(t.state.store.as_ref()).await;
+    let later = t
+        .get(
+            &format!("/v1/agencies/{}/api-keys/{}", a.id, a.key_id),
+            &t.admin,
+        )
+        .await;
+    assert_eq!(
+        later.body["last_used_at"],
+        tessera_core::time::format_rfc3339(crate::harness::T0 + 61_000),
+        "a use a minute after the last one written is written"
+    );
 }

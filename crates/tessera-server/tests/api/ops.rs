@@ -584,3 +584,48 @@ async fn metrics_count_index_cache_hits_and_misses() {
     assert_eq!(m2, m1, "a second check finds the index held");
     assert!(h2 > h1 && h1 >= h0, "hits move on: {h0} {h1} {h2}");
 }
+
+/// `tessera_authz_cache_builds_total` in `/metrics`.
+async fn cache_builds(t: &TestApp) -> u64 {
+    let m = t.get("/metrics", &t.admin).await;
+    let text = m.body.as_str().unwrap().to_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("tessera_authz_cache_builds_total "))
+        .unwrap_or_else(|| panic!("no tessera_authz_cache_builds_total in {text}"))
+        .parse()
+        .unwrap()
+}
+
+/// A hot tenant on a fresh node: many first checks in one agency at once are many misses but
+/// one index build (one store snapshot), not one each; every one of them is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_checks_in_one_agency_share_one_build() {
+    let t = TestApp::sqlite().await;
+    let a = t.agency("Hot Tenant").await;
+    let check = serde_json::json!({ "principal": a.user, "permission": "contacts.read",
+        "resource": { "type": "contact", "id": "c1", "agency": a.id, "account": a.acc } });
+    // Warm: the key's caller, the subject, and the platform's own index for /metrics.
+    let warm = t.post("/v1/check", &a.key, check.clone()).await;
+    assert_eq!(warm.status, StatusCode::OK, "{}", warm.body);
+    cache_builds(&t).await;
+    let (_, m0) = cache_lookups(&t).await;
+    let b0 = cache_builds(&t).await;
+    let agency: tessera_core::AgencyId = a.id.parse().unwrap();
+    t.state.engine.invalidate(&agency);
+    let answers =
+        futures_util::future::join_all((0..24).map(|_| t.post("/v1/check", &a.key, check.clone())))
+            .await;
+    for r in &answers {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body["allowed"], warm.body["allowed"], "{}", r.body);
+    }
+    let (_, m1) = cache_lookups(&t).await;
+    let b1 = cache_builds(&t).await;
+    assert!(m1 > m0, "the invalidation made misses: {m0} -> {m1}");
+    assert_eq!(
+        b1 - b0,
+        1,
+        "24 concurrent first checks built the index {} times",
+        b1 - b0
+    );
+}

@@ -159,32 +159,37 @@ impl Tessera {
 
     /// Creates an agency and an API key of it that reads accounts: (agency id, secret).
     pub async fn agency_with_key(&self, admin: &str, name: &str) -> (String, String) {
-        let json = [("content-type", "application/json")];
-        let (s, _, body) = http(
-            self.addr,
-            "POST",
-            "/v1/agencies",
-            admin,
-            &json,
-            &format!("{{\"name\":\"{name}\"}}"),
-        )
-        .await;
-        assert_eq!(s, 201, "{body}");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let agy = v["id"].as_str().unwrap().to_owned();
-        let (s, _, body) = http(
-            self.addr,
-            "POST",
-            &format!("/v1/agencies/{agy}/api-keys"),
-            admin,
-            &json,
-            r#"{"name":"reader","scopes":["accounts.readonly"]}"#,
-        )
-        .await;
-        assert_eq!(s, 201, "{body}");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        (agy, v["secret"].as_str().unwrap().to_owned())
+        agency_with_key(self.addr, admin, name).await
     }
+}
+
+/// Creates an agency on `node` and an API key of it that reads accounts: (agency id, secret).
+pub async fn agency_with_key(node: SocketAddr, admin: &str, name: &str) -> (String, String) {
+    let json = [("content-type", "application/json")];
+    let (s, _, body) = http(
+        node,
+        "POST",
+        "/v1/agencies",
+        admin,
+        &json,
+        &format!("{{\"name\":\"{name}\"}}"),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let agy = v["id"].as_str().unwrap().to_owned();
+    let (s, _, body) = http(
+        node,
+        "POST",
+        &format!("/v1/agencies/{agy}/api-keys"),
+        admin,
+        &json,
+        r#"{"name":"reader","scopes":["accounts.readonly"]}"#,
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    (agy, v["secret"].as_str().unwrap().to_owned())
 }
 
 impl Drop for Tessera {

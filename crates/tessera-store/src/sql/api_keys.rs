@@ -139,15 +139,21 @@ macro_rules! api_keys {
             }
 
             async fn touch_api_keys_impl(&self, uses: &[(TenantScope, KeyId, i64)]) -> Result<(), StoreError> {
-                for (t, key, at) in uses {
-                    let agency = t.agency();
+                // One transaction per agency (its tenant set once), however many of its keys.
+                let mut by_agency: Vec<&(TenantScope, KeyId, i64)> = uses.iter().collect();
+                by_agency.sort_by(|a, b| a.0.agency().cmp(b.0.agency()));
+                for group in by_agency.chunk_by(|a, b| a.0.agency() == b.0.agency()) {
+                    let Some(first) = group.first() else { continue };
+                    let agency = first.0.agency();
                     let mut tx = self.begin_tenant(agency, true).await?;
-                    sqlx::query("UPDATE api_keys SET last_used_at = $3 WHERE agency_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < $3)")
-                        .bind(agency.as_str())
-                        .bind(key.as_str())
-                        .bind(*at)
-                        .execute(&mut *tx)
-                        .await?;
+                    for (_, key, at) in group {
+                        sqlx::query("UPDATE api_keys SET last_used_at = $3 WHERE agency_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < $3)")
+                            .bind(agency.as_str())
+                            .bind(key.as_str())
+                            .bind(*at)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     tx.commit().await?;
                 }
                 Ok(())

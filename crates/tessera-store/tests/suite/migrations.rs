@@ -193,7 +193,7 @@ async fn postgres_upgrade_from_0002() {
     );
 }
 
-const SQLITE_ALL: [&str; 13] = [
+const SQLITE_ALL: [&str; 14] = [
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_roles_policies.sql"),
     include_str!("../../migrations/sqlite/0003_signing_keys.sql"),
@@ -207,9 +207,10 @@ const SQLITE_ALL: [&str; 13] = [
     include_str!("../../migrations/sqlite/0011_evidence.sql"),
     include_str!("../../migrations/sqlite/0012_person_keys.sql"),
     include_str!("../../migrations/sqlite/0013_cluster.sql"),
+    include_str!("../../migrations/sqlite/0014_suspension_reads.sql"),
 ];
 
-const POSTGRES_ALL: [&str; 13] = [
+const POSTGRES_ALL: [&str; 14] = [
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_roles_policies.sql"),
     include_str!("../../migrations/postgres/0003_signing_keys.sql"),
@@ -223,6 +224,7 @@ const POSTGRES_ALL: [&str; 13] = [
     include_str!("../../migrations/postgres/0011_evidence.sql"),
     include_str!("../../migrations/postgres/0012_person_keys.sql"),
     include_str!("../../migrations/postgres/0013_cluster.sql"),
+    include_str!("../../migrations/postgres/0014_suspension_reads.sql"),
 ];
 
 const CHECKSUMS: &str = "SELECT version, checksum FROM tessera_migrations ORDER BY version";
@@ -232,7 +234,7 @@ const EDIT_CHECKSUM: &str = "UPDATE tessera_migrations SET checksum = $1 WHERE v
 const DROP_CHECKSUMS: &str = "ALTER TABLE tessera_migrations DROP COLUMN checksum";
 
 /// The migrations' versions.
-const MIGRATION_VERSIONS: [i64; 13] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+const MIGRATION_VERSIONS: [i64; 14] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
 
 /// Each version with the SHA-256 (hex) of its SQL file: what the runner records.
 fn expected_checksums(files: &[&str]) -> Vec<(i64, Option<String>)> {
