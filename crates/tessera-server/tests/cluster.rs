@@ -174,7 +174,6 @@ impl Kind {
 
     /// Makes what the round changes, on `node`.
     async fn prepare(self, node: SocketAddr, admin: &str, agy: &str, checked: &Checked) -> Change {
-        let json = [("content-type", "application/json")];
         match self {
             Kind::KeyRevoked => {
                 let (key, secret, _) = new_key(node, admin, agy).await;
@@ -190,17 +189,7 @@ impl Kind {
             }
             Kind::BindingDeleted => {
                 let user = new_user(node, admin, agy).await;
-                let (s, _, body) = http(
-                    node,
-                    "POST",
-                    &format!("/v1/agencies/{agy}/bindings"),
-                    admin,
-                    &json,
-                    &format!(r#"{{"principal":"{user}","role":"agency_admin"}}"#),
-                )
-                .await;
-                assert_eq!(s, 201, "{body}");
-                let binding = id_of(&body);
+                let binding = bind_admin(node, admin, agy, &user).await;
                 Change::Check {
                     question: checked.question(&user),
                     apply: (
@@ -332,16 +321,7 @@ impl Checked {
         assert_eq!(s, 201, "{body}");
         let account = id_of(&body);
         let user = new_user(node, admin, agy).await;
-        let (s, _, body) = http(
-            node,
-            "POST",
-            &format!("/v1/agencies/{agy}/bindings"),
-            admin,
-            &json,
-            &format!(r#"{{"principal":"{user}","role":"agency_admin"}}"#),
-        )
-        .await;
-        assert_eq!(s, 201, "{body}");
+        bind_admin(node, admin, agy, &user).await;
         Self {
             agy: agy.to_owned(),
             account,
@@ -369,6 +349,21 @@ async fn new_user(node: SocketAddr, admin: &str, agy: &str) -> String {
         admin,
         &[("content-type", "application/json")],
         &format!(r#"{{"email":"user{n}@propagation.example","name":"User {n}"}}"#),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    id_of(&body)
+}
+
+/// Binds `principal` as `agency_admin` of `agy`: the binding's id.
+async fn bind_admin(node: SocketAddr, admin: &str, agy: &str, principal: &str) -> String {
+    let (s, _, body) = http(
+        node,
+        "POST",
+        &format!("/v1/agencies/{agy}/bindings"),
+        admin,
+        &[("content-type", "application/json")],
+        &format!(r#"{{"principal":"{principal}","role":"agency_admin"}}"#),
     )
     .await;
     assert_eq!(s, 201, "{body}");

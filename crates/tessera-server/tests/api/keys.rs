@@ -138,24 +138,15 @@ async fn last_used_is_recorded_in_batches() {
     let t = TestApp::sqlite().await;
     let a = t.agency("Use").await;
     let probe = format!("/v1/agencies/{}/accounts", a.id);
+    let key_path = format!("/v1/agencies/{}/api-keys/{}", a.id, a.key_id);
     t.get(&probe, &a.key).await;
-    let before = t
-        .get(
-            &format!("/v1/agencies/{}/api-keys/{}", a.id, a.key_id),
-            &t.admin,
-        )
-        .await;
+    let before = t.get(&key_path, &t.admin).await;
     assert!(
         before.body["last_used_at"].is_null(),
         "no write on the request path"
     );
     t.state.key_usage.flush(t.state.store.as_ref()).await;
-    let after = t
-        .get(
-            &format!("/v1/agencies/{}/api-keys/{}", a.id, a.key_id),
-            &t.admin,
-        )
-        .await;
+    let after = t.get(&key_path, &t.admin).await;
     assert_eq!(
         after.body["last_used_at"],
         tessera_core::time::format_rfc3339(crate::harness::T0)
@@ -165,12 +156,7 @@ async fn last_used_is_recorded_in_batches() {
     t.clock.advance(30_000);
     t.get(&probe, &a.key).await;
     t.state.key_usage.flush(t.state.store.as_ref()).await;
-    let within = t
-        .get(
-            &format!("/v1/agencies/{}/api-keys/{}", a.id, a.key_id),
-            &t.admin,
-        )
-        .await;
+    let within = t.get(&key_path, &t.admin).await;
     assert_eq!(
         within.body["last_used_at"],
         tessera_core::time::format_rfc3339(crate::harness::T0),
@@ -179,12 +165,7 @@ async fn last_used_is_recorded_in_batches() {
     t.clock.advance(31_000);
     t.get(&probe, &a.key).await;
     t.state.key_usage.flush(t.state.store.as_ref()).await;
-    let later = t
-        .get(
-            &format!("/v1/agencies/{}/api-keys/{}", a.id, a.key_id),
-            &t.admin,
-        )
-        .await;
+    let later = t.get(&key_path, &t.admin).await;
     assert_eq!(
         later.body["last_used_at"],
         tessera_core::time::format_rfc3339(crate::harness::T0 + 61_000),
