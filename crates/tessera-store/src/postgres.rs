@@ -246,7 +246,9 @@ impl PgStore {
         .bind(hash)
         .fetch_optional(&mut *tx)
         .await?;
-        tx.commit().await?;
+        // Read only: dropped, not committed (the `ROLLBACK` goes with the connection's return
+        // to the pool, off the request's path).
+        drop(tx);
         Ok(row)
     }
 

@@ -138,7 +138,10 @@ macro_rules! change_feed {
                         }
                     }
                 }
-                tx.commit().await?;
+                // Read only: dropped, not committed. Its `ROLLBACK` is sent when the connection
+                // goes back to the pool (sqlx pings it there), not waited for here, on the cold
+                // path; a commit would cost this request one more round trip for nothing.
+                drop(tx);
                 // Seven completions (the last one leaves an empty set behind it).
                 if sets.len() != 8 {
                     return Err(StoreError::Corrupt(format!("the snapshot read {} result sets, not 7", sets.len() - 1)));
