@@ -1,7 +1,8 @@
 //! Read replicas against a REAL streaming replica (`.ci/replica.sh` makes a private primary and a
 //! `pg_basebackup` standby on loopback): reads go to the replica when it is current, a lagging
 //! replica (replay paused) never gives a stale answer, an outage (the standby stopped) fails no
-//! request and the replica serves again once back, and row-level security holds on it.
+//! request and the replica serves again once back, row-level security holds on it, and JWT
+//! introspection reads it while a revocation made on the primary shows at once.
 //!
 //! Needs `TESSERA_TEST_PRIMARY_URL` and `TESSERA_TEST_REPLICA_URL` (superuser urls of the
 //! two servers), and `TESSERA_TEST_STANDBY_PGCTL` / `TESSERA_TEST_STANDBY_DATA` to stop and
@@ -716,4 +717,97 @@ async fn tenant_isolation_holds_on_the_replica() {
         .await
         .expect_err("sqlite primary");
     assert!(err.to_string().contains("PostgreSQL primary"), "{err}");
+}
+
+/// `POST /oauth/introspect` of a JWT, by its client, on a node whose replica is current: the
+/// store reads behind the answer (the client, the agency's revocation state) come from the
+/// replica, and the answer is `active: true`; once the installation is revoked (on the
+/// primary), the same node answers `active: false` at once, not the replica's older state.
+#[tokio::test]
+async fn jwt_introspection_reads_the_replica_and_sees_revocations() {
+    use base64::Engine as _;
+    let Some(env) = env() else { return };
+    let _one = STANDBY.lock().await;
+    let c = cluster(&env).await;
+    let app = &c.app;
+    let ag = app.agency("Introspected").await;
+    let scopes = json!(["contacts.readonly"]);
+    let created = app
+        .post(
+            &format!("/v1/agencies/{}/apps", ag.id),
+            &app.admin,
+            json!({ "name": "Introspected app", "redirect_uris": ["http://127.0.0.1:9/cb"],
+                    "scopes": scopes, "confidential": true, "kind": "private" }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let client_id = created.body["client_id"].as_str().unwrap().to_owned();
+    let secret = created.body["client_secret"].as_str().unwrap().to_owned();
+    let ins = app
+        .post(
+            &format!("/v1/agencies/{}/accounts/{}/installations", ag.id, ag.acc),
+            &app.admin,
+            json!({ "app": client_id, "scopes": scopes }),
+        )
+        .await;
+    assert_eq!(ins.status, StatusCode::CREATED, "{}", ins.body);
+    let ins_id = ins.id();
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"))
+    );
+    let form = |path: &'static str, pairs: Vec<(&'static str, String)>| {
+        let basic = basic.clone();
+        async move {
+            let body = serde_urlencoded::to_string(&pairs).unwrap();
+            app.raw(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri(path)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .header("authorization", basic)
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let issued = form(
+        "/oauth/token",
+        vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("installation", ins_id.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(issued.status, StatusCode::OK, "{}", issued.body);
+    let token = issued.body["access_token"].as_str().unwrap().to_owned();
+    settle(&app.state).await;
+    let before = replica_reads(&app.state);
+    for _ in 0..5 {
+        let r = form("/oauth/introspect", vec![("token", token.clone())]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body["active"], true, "{}", r.body);
+    }
+    let served = replica_reads(&app.state) - before;
+    assert!(
+        served >= 1,
+        "introspection read nothing from the replica: {:?}",
+        app.state.reads.counts()
+    );
+    // Revoked on the primary: this node's next introspection says inactive, whatever the
+    // replica has replayed.
+    let revoked = app
+        .delete(
+            &format!(
+                "/v1/agencies/{}/accounts/{}/installations/{ins_id}",
+                ag.id, ag.acc
+            ),
+            &app.admin,
+        )
+        .await;
+    assert!(revoked.status.is_success(), "{}", revoked.body);
+    let r = form("/oauth/introspect", vec![("token", token.clone())]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["active"], false, "{}", r.body);
 }
