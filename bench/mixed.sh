@@ -18,6 +18,7 @@
 #   WORK [bench/mixed/work]  DATA [$WORK/data.tsv]  DURATION [20s]  WARMUP [5s]
 #   CONNECTIONS [50]  THREADS [1]  NODE_CPUS [0]  WRK_CPUS [1]  LB_CPUS [1]  (taskset lists;
 #   empty = unpinned)  WRITE_PCT [1]  TAG [a label for the results line]
+#   NODE_FLAGS [none: more `tessera serve` flags, such as `--authz-cache-mb 1024`]
 # Prints wrk's output and appends one line to $WORK/results.tsv: throughput, latency, errors,
 # peak RSS per node, PostgreSQL CPU seconds (all processes of the cluster, from /proc: the
 # postmaster's own and reaped children's times plus its live children's), its share of one
@@ -48,6 +49,7 @@ NODES=${NODES:-1}
 DIST=${DIST:-zipf}
 WRITE_PCT=${WRITE_PCT:-1}
 TAG=${TAG:-}
+NODE_FLAGS=${NODE_FLAGS:-}
 BASE_PORT=${BASE_PORT:-18480}
 LB_PORT=$((BASE_PORT + 9))
 ISSUER=http://127.0.0.1:$LB_PORT
@@ -74,7 +76,7 @@ start_nodes() { # count: starts the nodes (and haproxy for more than one); sets 
     # shellcheck disable=SC2046
     $(pin "$NODE_CPUS") "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$run_dir/n$i" \
       --database-url "$NODE_DB_URL/$DB" --master-key-file "$MASTER_KEY" --redis-url "$REDIS_URL" \
-      --issuer "$ISSUER" --rate-limits off --metrics-public --log-format json --access-token-ttl 3600 \
+      --issuer "$ISSUER" --rate-limits off --metrics-public --log-format json --access-token-ttl 3600 $NODE_FLAGS \
       >"$run_dir/n$i.log" 2>&1 &
     pids+=($!)
     node_pids+=($!)

@@ -67,6 +67,10 @@ struct FileConfig {
     master_key_command: Option<String>,
 }
 
+/// The index cache's default budget, in MiB: 100k seeded agencies need ≈ 620 MB of index
+/// (docs/BENCHMARKS.md), and DESIGN §7 allows 1 GiB of index per node.
+pub const DEFAULT_AUTHZ_CACHE_MB: u64 = 1024;
+
 /// The resolved configuration.
 #[derive(Clone)]
 pub struct Config {
@@ -576,7 +580,11 @@ impl Config {
                     })
                 }
             },
-            authz_cache_mb: match args.authz_cache_mb.or(file.authz_cache_mb).unwrap_or(512) {
+            authz_cache_mb: match args
+                .authz_cache_mb
+                .or(file.authz_cache_mb)
+                .unwrap_or(DEFAULT_AUTHZ_CACHE_MB)
+            {
                 0 => {
                     return Err(ConfigError::Value {
                         field: "authz_cache_mb",

@@ -167,7 +167,7 @@ pub enum StateError {
 pub struct EngineSettings {
     /// Platform-wide Cedar policies (source name, text), applied in every agency.
     pub platform_policies: Vec<(String, String)>,
-    /// Memory budget of the index cache, in bytes (0: the default, 512 MiB).
+    /// Memory budget of the index cache, in bytes (0: the default, 1 GiB).
     pub cache_bytes: u64,
     /// How token-signing keys rotate.
     pub rotation: tessera_token::RotationPolicy,
@@ -271,7 +271,7 @@ impl Services {
         ));
         let catalog = Arc::new(catalog);
         let budget = if settings.cache_bytes == 0 {
-            512 << 20
+            crate::config::DEFAULT_AUTHZ_CACHE_MB << 20
         } else {
             settings.cache_bytes
         };

@@ -71,7 +71,7 @@ pub struct ServeArgs {
     /// A Cedar file of platform-wide policies, applied in every agency (validated at start)
     #[arg(long, env = "TESSERA_POLICIES", value_name = "FILE")]
     pub policies: Option<PathBuf>,
-    /// Memory budget of the authorization index cache, in MiB [default: 512]
+    /// Memory budget of the authorization index cache, in MiB [default: 1024]
     #[arg(long, env = "TESSERA_AUTHZ_CACHE_MB", value_name = "MIB")]
     pub authz_cache_mb: Option<u64>,
     /// Lifetime of access tokens, in seconds, 60 to 3600 [default: 900]
