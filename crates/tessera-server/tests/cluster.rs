@@ -121,18 +121,8 @@ async fn new_key(node: SocketAddr, admin: &str, agy: &str) -> (String, String, S
         v["id"].as_str().unwrap().to_owned(),
         v["secret"].as_str().unwrap().to_owned(),
     );
-    let (s, _, body) = http(
-        node,
-        "POST",
-        &format!("/v1/agencies/{agy}/bindings"),
-        admin,
-        &[("content-type", "application/json")],
-        &format!(r#"{{"principal":"{key}","role":"agency_admin"}}"#),
-    )
-    .await;
-    assert_eq!(s, 201, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    (key, secret, v["id"].as_str().unwrap().to_owned())
+    let binding = bind_admin(node, admin, agy, &key).await;
+    (key, secret, binding)
 }
 
 /// Rounds of the propagation measurement (spread over [`Kind::ALL`]).

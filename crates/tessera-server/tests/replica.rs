@@ -731,27 +731,8 @@ async fn jwt_introspection_reads_the_replica_and_sees_revocations() {
     let c = cluster(&env).await;
     let app = &c.app;
     let ag = app.agency("Introspected").await;
-    let scopes = json!(["contacts.readonly"]);
-    let created = app
-        .post(
-            &format!("/v1/agencies/{}/apps", ag.id),
-            &app.admin,
-            json!({ "name": "Introspected app", "redirect_uris": ["http://127.0.0.1:9/cb"],
-                    "scopes": scopes, "confidential": true, "kind": "private" }),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let client_id = created.body["client_id"].as_str().unwrap().to_owned();
-    let secret = created.body["client_secret"].as_str().unwrap().to_owned();
-    let ins = app
-        .post(
-            &format!("/v1/agencies/{}/accounts/{}/installations", ag.id, ag.acc),
-            &app.admin,
-            json!({ "app": client_id, "scopes": scopes }),
-        )
-        .await;
-    assert_eq!(ins.status, StatusCode::CREATED, "{}", ins.body);
-    let ins_id = ins.id();
+    let (client_id, secret, ins_id) =
+        harness::installed_app(app, &ag, "http://127.0.0.1:9/cb", &["contacts.readonly"]).await;
     let basic = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"))

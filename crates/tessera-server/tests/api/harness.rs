@@ -416,6 +416,42 @@ impl TestApp {
     }
 }
 
+/// A confidential private app of `ag` with `scopes`, redirecting to `redirect`, installed on
+/// the agency's account: (client id, client secret, installation id).
+pub async fn installed_app(
+    app: &TestApp,
+    ag: &Agency,
+    redirect: &str,
+    scopes: &[&str],
+) -> (String, String, String) {
+    let created = app
+        .post(
+            &format!("/v1/agencies/{}/apps", ag.id),
+            &app.admin,
+            json!({ "name": format!("{} app", ag.id), "redirect_uris": [redirect], "scopes": scopes,
+                    "confidential": true, "kind": "private" }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let client_id = created.body["client_id"]
+        .as_str()
+        .expect("client_id")
+        .to_owned();
+    let secret = created.body["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let ins = app
+        .post(
+            &format!("/v1/agencies/{}/accounts/{}/installations", ag.id, ag.acc),
+            &app.admin,
+            json!({ "app": client_id, "scopes": scopes }),
+        )
+        .await;
+    assert_eq!(ins.status, StatusCode::CREATED, "{}", ins.body);
+    (client_id, secret, ins.id())
+}
+
 /// Scopes that let an agency key administer its agency.
 pub const ADMIN_SCOPES: &[&str] = &[
     "agencies.readonly",

@@ -157,25 +157,8 @@ async fn fixture(s: &Server, name: &str) -> Fixture {
         )
         .await;
     assert_eq!(b.status, StatusCode::CREATED, "{}", b.body);
-    let scopes = ["contacts.readonly"];
-    let created = app
-        .post(
-            &format!("/v1/agencies/{}/apps", ag.id),
-            &app.admin,
-            json!({ "name": format!("{name} app"), "redirect_uris": [s.redirect()], "scopes": scopes, "confidential": true, "kind": "private" }),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let client_id = created.body["client_id"].as_str().unwrap().to_owned();
-    let secret = created.body["client_secret"].as_str().unwrap().to_owned();
-    let ins = app
-        .post(
-            &format!("/v1/agencies/{}/accounts/{}/installations", ag.id, ag.acc),
-            &app.admin,
-            json!({ "app": client_id, "scopes": scopes }),
-        )
-        .await;
-    assert_eq!(ins.status, StatusCode::CREATED, "{}", ins.body);
+    let (client_id, secret, _) =
+        crate::harness::installed_app(app, &ag, &s.redirect(), &["contacts.readonly"]).await;
     Fixture {
         client_id,
         secret,
