@@ -336,6 +336,14 @@ impl Engine {
         entry.index.revision().max(self.applied())
     }
 
+    /// The held entry of an agency, if it is valid at `at_least`.
+    fn held(&self, key: u128, at_least: Option<i64>) -> Option<Arc<AgencyEntry>> {
+        let entry = self.entries.read().ok()?.get(&key).cloned()?;
+        at_least
+            .is_none_or(|w| self.valid_at(&entry) >= w)
+            .then_some(entry)
+    }
+
     /// The entry of an agency, built if missing; `at_least` forces a revision.
     pub async fn entry(
         &self,
@@ -349,24 +357,18 @@ impl Engine {
             }
         }
         let key = agency.bits();
-        let cached = self.entries.read().ok().and_then(|e| e.get(&key).cloned());
-        if let Some(entry) = cached {
-            if at_least.is_none_or(|w| self.valid_at(&entry) >= w) {
-                entry
-                    .last_used
-                    .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
-                return Ok(entry);
-            }
+        if let Some(entry) = self.held(key, at_least) {
+            entry
+                .last_used
+                .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+            return Ok(entry);
         }
         self.counters[1].fetch_add(1, Ordering::Relaxed);
         let shard = usize::try_from(key % BUILD_SHARDS as u128).unwrap_or(0);
         let _turn = self.building[shard].lock().await;
         // Built by the task this one waited for (then it is as fresh as this one's build).
-        let cached = self.entries.read().ok().and_then(|e| e.get(&key).cloned());
-        if let Some(entry) = cached {
-            if at_least.is_none_or(|w| self.valid_at(&entry) >= w) {
-                return Ok(entry);
-            }
+        if let Some(entry) = self.held(key, at_least) {
+            return Ok(entry);
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         loop {

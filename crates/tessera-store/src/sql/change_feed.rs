@@ -104,7 +104,7 @@ macro_rules! change_feed {
                 let agency = t.agency().as_str();
                 // An id is a prefix, `_` and Crockford base32: it cannot leave a literal. Checked
                 // anyway, as the reads below inline it.
-                if !agency.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                if !$crate::sql::literal::literal_safe(agency) {
                     return Err(StoreError::Corrupt(format!("agency id {agency:?}")));
                 }
                 // One snapshot for every read: a write is in all of them or in none. The seven

@@ -39,6 +39,7 @@ pub(crate) mod evidence;
 pub(crate) mod grants;
 pub(crate) mod installations;
 pub(crate) mod limits;
+pub(crate) mod literal;
 pub(crate) mod lookups;
 pub(crate) mod migrations;
 pub(crate) mod policies;
