@@ -19,7 +19,10 @@
 #   CONNECTIONS [50]  THREADS [1]  NODE_CPUS [0]  WRK_CPUS [1]  LB_CPUS [1]  (taskset lists;
 #   empty = unpinned)  WRITE_PCT [1]  TAG [a label for the results line]
 #   NODE_FLAGS [none: more `tessera serve` flags, such as `--authz-cache-mb 1024`]
-# Prints wrk's output and appends one line to $WORK/results.tsv: throughput, latency, errors,
+#   DELAY_MS [none: saturate] a pause per connection between requests: a fixed load below
+#   saturation (about CONNECTIONS / (DELAY_MS + latency) per ms), to compare latencies
+# Prints wrk's output and appends one line to $WORK/results.tsv: throughput, latency (the whole
+# mix, and the checks alone: mix.lua times each kind), errors,
 # peak RSS per node, PostgreSQL CPU seconds (all processes of the cluster, from /proc: the
 # postmaster's own and reaped children's times plus its live children's), its share of one
 # core, the nodes' CPU (cores used, and requests per second of node CPU: the per-core figure
@@ -138,7 +141,8 @@ rss_peak_mib() { local p m=0 v; for p in "${node_pids[@]}"; do
 run_wrk() { # duration, extra env assignments…: wrk with mix.lua against $URL
   local d=$1; shift
   # shellcheck disable=SC2046
-  env MIX_DATA="$DATA" MIX_DIST="$DIST" MIX_WRITE_PCT="$WRITE_PCT" MIX_THREADS="$THREADS" "$@" \
+  env MIX_DATA="$DATA" MIX_DIST="$DIST" MIX_WRITE_PCT="$WRITE_PCT" MIX_THREADS="$THREADS" \
+    ${DELAY_MS:+MIX_DELAY_MS="$DELAY_MS"} "$@" \
     $(pin "$WRK_CPUS") wrk -t"$THREADS" -c"$CONNECTIONS" -d"$d" --latency -s bench/mixed/mix.lua "$URL"
 }
 
@@ -167,10 +171,12 @@ measure() { # mode label, extra env for wrk…
   mix=$(awk '/^MIX requests/ {for (i = 2; i <= NF; i++) {split($i, kv, "="); printf "%s ", kv[2]}}' "$run_dir/wrk.out")
   err=$(awk '/^MIX errors/ {split($3, kv, "="); print kv[2]}' "$run_dir/wrk.out")
   [ -n "$mix" ] || die "no MIX line in wrk's output"
+  local ck; ck=$(awk '/^MIX kind=c / {split($4, a, "="); split($5, b, "="); print a[2], b[2]}' "$run_dir/wrk.out")
   python3 - "$label" "$NODES" "$DIST" "$TAG" "$mix" "$err" "$(rss_peak_mib)" "$c0" "$c1" "$t0" "$t1" "$hz" \
-    "$h0" "$h1" "$m0" "$m1" "$run_dir/conns" "$WORK/results.tsv" "$DB" "$WRITE_PCT" "$n0" "$n1" <<'PY'
+    "$h0" "$h1" "$m0" "$m1" "$run_dir/conns" "$WORK/results.tsv" "$DB" "$WRITE_PCT" "$n0" "$n1" "${ck:-nan nan}" <<'PY'
 import os, statistics, sys
-(label, nodes, dist, tag, mix, err, rss, c0, c1, t0, t1, hz, h0, h1, m0, m1, conns, out, db, wpct, n0, n1) = sys.argv[1:]
+(label, nodes, dist, tag, mix, err, rss, c0, c1, t0, t1, hz, h0, h1, m0, m1, conns, out, db, wpct, n0, n1, ck) = sys.argv[1:]
+check_p50, check_p99 = ck.split()
 req, secs, rps, p50, p90, p99, mx = mix.split()
 cpu = (int(c1) - int(c0)) / int(hz)
 node_cpu = (int(n1) - int(n0)) / int(hz)
@@ -178,7 +184,8 @@ wall = float(t1) - float(t0)
 cs = [int(x) for x in open(conns).read().split() if x.isdigit()] or [0]
 hits, misses = int(h1) - int(h0), int(m1) - int(m0)
 rate = hits / (hits + misses) if hits + misses else float("nan")
-row = dict(label=label, db=db, nodes=nodes, dist=dist, write_pct=wpct, tag=tag, rps=rps, p50_ms=p50, p99_ms=p99, max_ms=mx,
+row = dict(label=label, db=db, nodes=nodes, dist=dist, write_pct=wpct, delay_ms=os.environ.get("DELAY_MS", ""), tag=tag, rps=rps, p50_ms=p50, p99_ms=p99, max_ms=mx,
+           check_p50_ms=check_p50, check_p99_ms=check_p99,
            error_rate=err, rss_peak_mib=rss, pg_cpu_s=f"{cpu:.1f}", pg_cores=f"{cpu / wall:.2f}",
            pg_cores_per_1k_rps=f"{cpu / wall / max(float(rps), 1) * 1000:.3f}",
            pg_conns_max=max(cs), pg_conns_median=statistics.median(cs),

@@ -1,5 +1,7 @@
 //! Group commit for audit events on hot paths (token issue): callers wait until their event
-//! is durable, but events arriving together share one store transaction.
+//! is durable, but events arriving together share one store transaction. Events go to one
+//! of a few lanes by agency (each lane its own batches and connection), and the caller loads
+//! the agency's data key before queueing, so no batch waits on a key read.
 //!
 //! INVARIANT (I5, I7): `append` returns only after the event is committed; if the store
 //! fails, every waiter of that batch gets the error and the caller refuses its operation.
@@ -14,6 +16,12 @@ use tokio::sync::{mpsc, oneshot};
 
 /// The most events one transaction carries.
 const MAX_BATCH: usize = 512;
+
+/// Independent writers, each with its own batches and connection; an agency's events always
+/// go to the same one (by a hash of its id), so each chain keeps this node's order. With one
+/// writer, a batch spread over a thousand agencies (uniform traffic at 100k agencies) moved
+/// every head in turn while the next batch waited; lanes overlap those round trips.
+const LANES: usize = 4;
 
 /// An event handed to the writer.
 #[derive(Debug)]
@@ -46,7 +54,7 @@ pub struct AuditWriter {
     /// Seals the personal fields of each event under its agency's data key (`None`: tests of
     /// the writer alone).
     data_keys: Option<Arc<crate::secrets::DataKeys>>,
-    tx: std::sync::OnceLock<mpsc::Sender<Pending>>,
+    lanes: std::sync::OnceLock<Vec<mpsc::Sender<Pending>>>,
 }
 
 impl AuditWriter {
@@ -55,7 +63,7 @@ impl AuditWriter {
         Self {
             store,
             data_keys: None,
-            tx: std::sync::OnceLock::new(),
+            lanes: std::sync::OnceLock::new(),
         }
     }
 
@@ -64,7 +72,7 @@ impl AuditWriter {
         Self {
             store,
             data_keys: Some(data_keys),
-            tx: std::sync::OnceLock::new(),
+            lanes: std::sync::OnceLock::new(),
         }
     }
 
@@ -80,11 +88,23 @@ impl AuditWriter {
     }
 
     async fn send(&self, scope: TenantScope, entry: Entry) -> Result<(), StoreError> {
-        let tx = self.tx.get_or_init(|| {
-            let (tx, rx) = mpsc::channel::<Pending>(8192);
-            tokio::spawn(run(self.store.clone(), self.data_keys.clone(), rx));
-            tx
+        if let Some(keys) = &self.data_keys {
+            let record = match &entry {
+                Entry::Record(r) => r,
+                Entry::ClientCredentialsIssue(i) => &i.record,
+            };
+            crate::secrets::personal::prepare_keys(keys, &scope, record).await;
+        }
+        let lanes = self.lanes.get_or_init(|| {
+            (0..LANES)
+                .map(|_| {
+                    let (tx, rx) = mpsc::channel::<Pending>(8192 / LANES);
+                    tokio::spawn(run(self.store.clone(), self.data_keys.clone(), rx));
+                    tx
+                })
+                .collect()
         });
+        let tx = &lanes[lane(scope.agency())];
         let (done, wait) = oneshot::channel();
         tx.send((scope, entry, done))
             .await
@@ -92,6 +112,17 @@ impl AuditWriter {
         wait.await
             .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?
     }
+}
+
+/// The lane of an agency's events (FNV-1a of its id: stable, and ids are server-minted).
+fn lane(agency: &AgencyId) -> usize {
+    let h = agency
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    usize::try_from(h % LANES as u64).unwrap_or(0)
 }
 
 /// Merges the batch's client-credentials issues of one client, installation and scope into

@@ -18,8 +18,18 @@ use zeroize::Zeroizing;
 use super::error::{unwrap32, SecretsError};
 use super::master::MasterRing;
 
-/// At most this many unwrapped keys are cached (then the cache starts over).
-const MAX_CACHED: usize = 100_000;
+/// At most this many unwrapped keys are cached (about 100 bytes each); when full, a random
+/// half is dropped. Clearing all of it (as it once did, at 100k) made a platform of 100k
+/// agencies re-read every key at once, on the audit writer's path.
+const MAX_CACHED: usize = 1 << 18;
+
+/// Drops about half of a full cache's entries, chosen at random: amortised O(1) per insert,
+/// and no cliff where every entry is read again at once.
+pub(super) fn shed_half<K, V>(cache: &mut HashMap<K, V>) {
+    use rand::Rng as _;
+    let mut rng = rand::thread_rng();
+    cache.retain(|_, _| rng.gen_bool(0.5));
+}
 
 /// Why a data key could not seal or open a value.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +150,7 @@ impl DataKeys {
         let key = Arc::new(unwrap32(&master, &wrap_purpose(agency), &row.sealed)?);
         if let Ok(mut c) = self.cache.write() {
             if c.len() >= MAX_CACHED {
-                c.clear();
+                shed_half(&mut c);
             }
             c.insert(agency.clone(), key.clone());
         }
@@ -190,5 +200,18 @@ impl DataKeys {
     ) -> Result<Zeroizing<Vec<u8>>, DataKeyError> {
         tessera_token::envelope::open(key, sealed, &full_aad(agency, aad))
             .map_err(|_| DataKeyError::Unauthentic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_cache_sheds_about_half_not_all() {
+        let mut c: HashMap<u32, u32> = (0..10_000).map(|i| (i, i)).collect();
+        shed_half(&mut c);
+        assert!((4_000..6_000).contains(&c.len()), "{} left", c.len());
+        assert!(c.iter().all(|(k, v)| k == v));
     }
 }

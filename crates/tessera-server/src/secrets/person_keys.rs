@@ -18,8 +18,8 @@ use tessera_token::SecretBytes;
 use super::data_keys::{DataKeyError, DataKeys};
 use super::error::SecretsError;
 
-/// At most this many unwrapped person keys are cached (then the cache starts over).
-const MAX_CACHED: usize = 100_000;
+/// At most this many unwrapped person keys are cached; when full, a random half is dropped.
+const MAX_CACHED: usize = 1 << 18;
 
 /// The prefix of the people whose personal data gets its own key.
 pub const USER_PREFIX: &str = "usr_";
@@ -52,7 +52,7 @@ impl DataKeys {
     fn remember_person(&self, agency: &AgencyId, subject: &str, key: Option<Arc<SecretBytes<32>>>) {
         if let Ok(mut c) = self.persons.write() {
             if c.len() >= MAX_CACHED {
-                c.clear();
+                super::data_keys::shed_half(&mut c);
             }
             c.insert((agency.clone(), subject.to_owned()), key);
         }

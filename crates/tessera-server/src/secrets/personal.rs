@@ -179,6 +179,22 @@ pub async fn seal_keys(keys: &DataKeys, scope: &TenantScope, record: AuditRecord
     }
 }
 
+/// Loads (creating it on the agency's first event) the key [`seal_keys`] will use for
+/// `record`, so that sealing it later finds the key in memory. The audit writer's callers run
+/// this in their own task, concurrently, before queueing the event: the writer then seals a
+/// batch of a thousand agencies without a store read for any of them. A failure here is met
+/// again, and handled, when the writer seals.
+pub async fn prepare_keys(keys: &DataKeys, scope: &TenantScope, record: &AuditRecord) {
+    let now = record.at;
+    let _loaded = match subject_of(record) {
+        Some(subject) if has_personal(record) => {
+            keys.person_key(scope, subject, true, now).await.map(drop)
+        }
+        Some(_) => return,
+        None => keys.key(scope, true, now).await.map(drop),
+    };
+}
+
 /// Seals with the key this node holds in memory (sync callers; the gate loads the key of the
 /// agency acted in before the handler runs).
 pub fn seal_cached(

@@ -143,3 +143,82 @@ async fn platform_reads_inside_an_agency_are_recorded_in_its_chain() {
         true
     );
 }
+
+/// Token issues in many agencies at once go through the audit writer's lanes: every issued
+/// token's `jti` is in its own agency's chain (merged events count them all), no other
+/// agency's chain holds it, and every chain verifies.
+async fn concurrent_issues_keep_every_chain(t: &TestApp) {
+    use base64::Engine as _;
+    let mut agencies = Vec::new();
+    for i in 0..6 {
+        let ag = t.agency(&format!("Lanes {i}")).await;
+        let (client, secret, ins) = crate::harness::installed_app(
+            t,
+            &ag,
+            "https://app.example.com/cb",
+            &["contacts.readonly"],
+        )
+        .await;
+        agencies.push((ag, crate::oauth::basic(&client, &secret), ins));
+    }
+    let calls = agencies.iter().flat_map(|(ag, auth, ins)| {
+        (0..8).map(move |_| async move {
+            let r = t
+                .form(
+                    "/oauth/token",
+                    Some(auth),
+                    &[("grant_type", "client_credentials"), ("installation", ins)],
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            let jwt = r.body["access_token"].as_str().unwrap().to_owned();
+            let payload = jwt.split('.').nth(1).unwrap().to_owned();
+            let claims: serde_json::Value = serde_json::from_slice(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(payload)
+                    .unwrap(),
+            )
+            .unwrap();
+            (ag.id.clone(), claims["jti"].as_str().unwrap().to_owned())
+        })
+    });
+    let issued = futures_util::future::join_all(calls).await;
+    for (ag, _, _) in &agencies {
+        let base = format!("/v1/agencies/{}", ag.id);
+        let events = t
+            .get(
+                &format!("{base}/audit?action=token.issue&limit=100"),
+                &ag.key,
+            )
+            .await;
+        assert_eq!(events.status, StatusCode::OK, "{}", events.body);
+        let mut listed: Vec<String> = Vec::new();
+        for e in events.body["items"].as_array().unwrap() {
+            let tokens = e["detail"]["tokens"].as_array().unwrap();
+            assert_eq!(e["detail"]["count"].as_u64().unwrap(), tokens.len() as u64);
+            listed.extend(tokens.iter().map(|x| x["jti"].as_str().unwrap().to_owned()));
+        }
+        listed.sort();
+        let mut mine: Vec<String> = issued
+            .iter()
+            .filter(|(a, _)| a == &ag.id)
+            .map(|(_, j)| j.clone())
+            .collect();
+        mine.sort();
+        assert_eq!(listed, mine, "agency {}", ag.id);
+        let v = t.get(&format!("{base}/audit/verify"), &ag.key).await;
+        assert_eq!(v.body["ok"], true, "{}", v.body);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_issues_keep_every_chain_sqlite() {
+    concurrent_issues_keep_every_chain(&TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn concurrent_issues_keep_every_chain_postgres() {
+    if let Some(t) = TestApp::postgres().await {
+        concurrent_issues_keep_every_chain(&t).await;
+    }
+}

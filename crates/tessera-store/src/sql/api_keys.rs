@@ -139,20 +139,32 @@ macro_rules! api_keys {
             }
 
             async fn touch_api_keys_impl(&self, uses: &[(TenantScope, KeyId, i64)]) -> Result<(), StoreError> {
-                // One transaction per agency (its tenant set once), however many of its keys.
+                // Grouped by agency, up to TOUCH_AGENCIES_PER_TX agencies per transaction, the
+                // tenant switched between them: at 100k agencies in use a flush touches tens of
+                // thousands of agencies, and a transaction (a commit, a WAL flush) for each one
+                // cost the primary more than the requests did.
+                const TOUCH_AGENCIES_PER_TX: usize = 256;
                 let mut by_agency: Vec<&(TenantScope, KeyId, i64)> = uses.iter().collect();
                 by_agency.sort_by(|a, b| a.0.agency().cmp(b.0.agency()));
-                for group in by_agency.chunk_by(|a, b| a.0.agency() == b.0.agency()) {
-                    let Some(first) = group.first() else { continue };
-                    let agency = first.0.agency();
-                    let mut tx = self.begin_tenant(agency, true).await?;
-                    for (_, key, at) in group {
-                        sqlx::query("UPDATE api_keys SET last_used_at = $3 WHERE agency_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < $3)")
-                            .bind(agency.as_str())
-                            .bind(key.as_str())
-                            .bind(*at)
-                            .execute(&mut *tx)
-                            .await?;
+                let groups: Vec<&[&(TenantScope, KeyId, i64)]> =
+                    by_agency.chunk_by(|a, b| a.0.agency() == b.0.agency()).collect();
+                for chunk in groups.chunks(TOUCH_AGENCIES_PER_TX) {
+                    let Some(first) = chunk.first().and_then(|g| g.first()) else { continue };
+                    let mut tx = self.begin_tenant(first.0.agency(), true).await?;
+                    for (i, group) in chunk.iter().enumerate() {
+                        let Some(head) = group.first() else { continue };
+                        let agency = head.0.agency();
+                        if i > 0 {
+                            self.switch_tenant(&mut tx, agency).await?;
+                        }
+                        for (_, key, at) in group.iter() {
+                            sqlx::query("UPDATE api_keys SET last_used_at = $3 WHERE agency_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < $3)")
+                                .bind(agency.as_str())
+                                .bind(key.as_str())
+                                .bind(*at)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
                     }
                     tx.commit().await?;
                 }

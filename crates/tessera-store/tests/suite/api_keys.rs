@@ -6,6 +6,7 @@ use super::*;
 cases! {
     case_api_keys => sqlite_api_keys, postgres_api_keys;
     case_touch_api_keys => sqlite_touch_api_keys, postgres_touch_api_keys;
+    case_touch_many_agencies => sqlite_touch_many_agencies, postgres_touch_many_agencies;
 }
 
 async fn case_api_keys(store: Arc<dyn Store>, mint: ScopeMint) {
@@ -244,4 +245,29 @@ async fn case_touch_api_keys(store: Arc<dyn Store>, mint: ScopeMint) {
         ),
         events
     );
+}
+
+/// A flush spanning more agencies than one transaction carries (256): every key is written,
+/// each under its own agency, across the transaction boundaries.
+async fn case_touch_many_agencies(store: Arc<dyn Store>, mint: ScopeMint) {
+    let mut keys = Vec::new();
+    for i in 0..300 {
+        let t = agency(&store, &mint, &format!("Busy {i}")).await;
+        let (k, _, _) = key(&store, &t, None, &[]).await;
+        keys.push((t, k));
+    }
+    let t0 = now();
+    let uses: Vec<(TenantScope, KeyId, i64)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, (t, k))| (t.clone(), k.id.clone(), t0 + i64::try_from(i).unwrap()))
+        .collect();
+    store.touch_api_keys(&uses).await.unwrap();
+    for (i, (t, k)) in keys.iter().enumerate() {
+        assert_eq!(
+            store.get_api_key(t, &k.id).await.unwrap().last_used_at,
+            Some(t0 + i64::try_from(i).unwrap()),
+            "key {i}"
+        );
+    }
 }
