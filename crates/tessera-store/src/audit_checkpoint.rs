@@ -76,6 +76,19 @@ pub struct AuditCheckpointDue {
     pub checkpoint_at: i64,
 }
 
+/// What a checkpoint is signed from, read in one transaction: the agency's head, its newest
+/// checkpoint at or before the head, and the events after that checkpoint (at most the limit
+/// asked for; the rest is read page by page).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditCheckpointBasis {
+    /// The chain head.
+    pub head: crate::audit::AuditHead,
+    /// The newest checkpoint with `seq <= head.seq`, if any.
+    pub checkpoint: Option<AuditCheckpoint>,
+    /// The events after that checkpoint (after seq 0 without one), in order.
+    pub events: Vec<crate::audit::AuditEvent>,
+}
+
 /// What a prune removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditPrune {

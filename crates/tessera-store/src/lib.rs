@@ -25,7 +25,9 @@ mod store;
 pub mod testing;
 
 pub use audit::{AuditEvent, AuditHead, AuditRecord, ChainHash, Outcome};
-pub use audit_checkpoint::{AuditCheckpoint, AuditCheckpointDue, AuditKeyRow, AuditPrune};
+pub use audit_checkpoint::{
+    AuditCheckpoint, AuditCheckpointBasis, AuditCheckpointDue, AuditKeyRow, AuditPrune,
+};
 pub use connection::{connect, connect_replica, grant_runtime_role, Connected};
 pub use error::StoreError;
 pub use page::{Page, PageRequest};

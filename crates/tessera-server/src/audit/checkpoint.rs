@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex};
 use ed25519_dalek::Signer as _;
 use serde_json::json;
 use tessera_core::AgencyId;
-use tessera_store::{AuditCheckpoint, AuditRecord, ChainHash, Outcome, Store, StoreError};
+use tessera_store::{
+    AuditCheckpoint, AuditRecord, ChainHash, Outcome, Store, StoreError, TenantScope,
+};
 
 use crate::audit::action::AuditAction;
 use crate::audit::keys::AuditKeys;
@@ -37,6 +39,11 @@ pub const MAX_RETENTION_DAYS: i64 = 36_500;
 
 const DAY_MS: i64 = 86_400_000;
 const BATCH: u32 = 1000;
+/// Due agencies read per scan: the scan reads every head (it cannot seek past the previous
+/// page under the lookup policy), so a tick should need one page, not one per 500 agencies.
+const DUE_PAGE: u32 = 20_000;
+/// Checkpoints stored per transaction.
+const STORE_BATCH: usize = 256;
 
 /// Checkpoint and retention settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,31 +144,42 @@ impl Checkpointer {
                     self.settings.checkpoint_events.max(1),
                     before,
                     after.as_ref(),
-                    500,
+                    DUE_PAGE,
                 )
                 .await?;
-            for d in &due {
-                match self.checkpoint(&d.agency_id).await {
-                    Ok(true) => made += 1,
-                    Ok(false) => {}
-                    Err(CheckpointError::Tampered { agency, seq }) => {
-                        let fresh = self
-                            .reported
-                            .lock()
-                            .map(|mut r| r.insert((agency.clone(), seq)))
-                            .unwrap_or(true);
-                        if fresh {
-                            tracing::error!(%agency, seq, "audit chain does not verify: checkpoint refused (possible tampering)");
+            for chunk in due.chunks(STORE_BATCH) {
+                let mut signed = Vec::with_capacity(chunk.len());
+                for d in chunk {
+                    match self.prepare(&d.agency_id).await {
+                        Ok(Some(cp)) => signed.push(cp),
+                        Ok(None) => {}
+                        Err(CheckpointError::Tampered { agency, seq }) => {
+                            let fresh = self
+                                .reported
+                                .lock()
+                                .map(|mut r| r.insert((agency.clone(), seq)))
+                                .unwrap_or(true);
+                            if fresh {
+                                tracing::error!(%agency, seq, "audit chain does not verify: checkpoint refused (possible tampering)");
+                            }
+                        }
+                        Err(CheckpointError::NoKey) => return Err(CheckpointError::NoKey),
+                        Err(e) => {
+                            tracing::warn!(agency = %d.agency_id, error = %e, "audit checkpoint failed")
                         }
                     }
-                    Err(CheckpointError::NoKey) => return Err(CheckpointError::NoKey),
+                }
+                // One transaction for the chunk's checkpoints (a commit each was most of the
+                // checkpointer's cost on the primary at 100k agencies).
+                match self.store.insert_audit_checkpoints(&signed).await {
+                    Ok(n) => made += n,
                     Err(e) => {
-                        tracing::warn!(agency = %d.agency_id, error = %e, "audit checkpoint failed")
+                        tracing::warn!(error = %e, checkpoints = signed.len(), "audit checkpoints not stored")
                     }
                 }
             }
             match due.last() {
-                Some(d) if due.len() == 500 => after = Some(d.agency_id.clone()),
+                Some(d) if due.len() == DUE_PAGE as usize => after = Some(d.agency_id.clone()),
                 _ => break,
             }
         }
@@ -171,28 +189,39 @@ impl Checkpointer {
     /// Signs a checkpoint of the agency's current head, after verifying the events since its
     /// previous checkpoint. Returns whether a new checkpoint was stored.
     pub async fn checkpoint(&self, agency: &AgencyId) -> Result<bool, CheckpointError> {
+        match self.prepare(agency).await? {
+            Some(cp) => Ok(self.store.insert_audit_checkpoints(&[cp]).await? > 0),
+            None => Ok(false),
+        }
+    }
+
+    /// Verifies the agency's events since its previous checkpoint and signs its head: the
+    /// checkpoint to store with its scope, or `None` when the head is already checkpointed.
+    async fn prepare(
+        &self,
+        agency: &AgencyId,
+    ) -> Result<Option<(TenantScope, AuditCheckpoint)>, CheckpointError> {
         let scope = self.admission.admit(agency.clone());
-        let Some(head) = self.store.audit_head(&scope).await? else {
-            return Ok(false);
+        // The head, the last checkpoint and the first page of events after it: one read.
+        let Some(basis) = self.store.audit_checkpoint_basis(&scope, BATCH).await? else {
+            return Ok(None);
         };
-        let (mut seq, mut prev) = match self
-            .store
-            .audit_checkpoint_at_or_before(&scope, i64::MAX)
-            .await?
-        {
+        let head = basis.head;
+        let (mut seq, mut prev) = match &basis.checkpoint {
             Some(cp) => (cp.seq, cp.hash),
             None => (0, ChainHash::GENESIS),
         };
         if head.seq <= seq {
-            return Ok(false);
+            return Ok(None);
         }
         let tampered = |seq: i64| CheckpointError::Tampered {
             agency: agency.clone(),
             seq,
         };
-        while seq < head.seq {
-            let batch = self.store.audit_chain(&scope, seq, BATCH).await?;
-            if batch.is_empty() {
+        let mut batch = basis.events;
+        loop {
+            // No event, or none that continues the chain within the head: a gap.
+            if batch.first().is_none_or(|e| e.seq > head.seq) {
                 return Err(tampered(seq + 1));
             }
             for e in batch.iter().take_while(|e| e.seq <= head.seq) {
@@ -202,6 +231,10 @@ impl Checkpointer {
                 seq = e.seq;
                 prev = e.hash;
             }
+            if seq >= head.seq {
+                break;
+            }
+            batch = self.store.audit_chain(&scope, seq, BATCH).await?;
         }
         if prev != head.hash {
             return Err(tampered(head.seq));
@@ -217,7 +250,7 @@ impl Checkpointer {
             signature: key.sign(&msg).to_bytes().to_vec(),
             kid,
         };
-        Ok(self.store.insert_audit_checkpoint(&scope, &cp).await?)
+        Ok(Some((scope, cp)))
     }
 
     /// The retention of an agency in days: its override, else the default.

@@ -121,32 +121,87 @@ macro_rules! audit_checkpoints {
                 row.as_ref().map(checkpoint_row).transpose()
             }
 
+            async fn audit_checkpoint_basis(&self, t: &TenantScope, limit: u32) -> Result<Option<AuditCheckpointBasis>, StoreError> {
+                // One read transaction: an append moves the head and inserts its events in one
+                // commit, so the events up to any head read here are visible to the reads after.
+                let agency = t.agency().as_str();
+                let mut tx = self.begin_tenant(t.agency(), false).await?;
+                let Some(row) = sqlx::query("SELECT seq, hash FROM audit_heads WHERE agency_id = $1")
+                    .bind(agency)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let hash: Vec<u8> = row.try_get("hash")?;
+                let head = AuditHead {
+                    seq: row.try_get("seq")?,
+                    hash: ChainHash::from_slice(&hash).ok_or_else(|| StoreError::Corrupt("audit head hash".into()))?,
+                };
+                let checkpoint = sqlx::query(&format!("SELECT {CHECKPOINT_COLS} FROM audit_checkpoints WHERE agency_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1"))
+                    .bind(agency)
+                    .bind(head.seq)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .as_ref()
+                    .map(checkpoint_row)
+                    .transpose()?;
+                let after = checkpoint.as_ref().map_or(0, |c| c.seq);
+                let events = if after < head.seq {
+                    sqlx::query(&format!("SELECT {EVENT_COLS} FROM audit_events WHERE agency_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"))
+                        .bind(agency)
+                        .bind(after)
+                        .bind(i64::from(limit.max(1)))
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .iter()
+                        .map(event_row)
+                        .collect::<Result<Vec<_>, _>>()?
+                } else {
+                    Vec::new()
+                };
+                Ok(Some(AuditCheckpointBasis { head, checkpoint, events }))
+            }
+
             async fn insert_audit_checkpoint(&self, t: &TenantScope, cp: &AuditCheckpoint) -> Result<bool, StoreError> {
-                if &cp.agency_id != t.agency() {
+                Ok(self.insert_audit_checkpoints(&[(t.clone(), cp.clone())]).await? > 0)
+            }
+
+            async fn insert_audit_checkpoints(&self, cps: &[(TenantScope, AuditCheckpoint)]) -> Result<usize, StoreError> {
+                if cps.iter().any(|(t, cp)| &cp.agency_id != t.agency()) {
                     return Err(StoreError::Corrupt("checkpoint of another agency".into()));
                 }
-                let mut tx = self.begin_tenant(t.agency(), true).await?;
-                let new = sqlx::query(&format!("INSERT INTO audit_checkpoints ({CHECKPOINT_COLS}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (agency_id, seq) DO NOTHING"))
+                let Some((first, _)) = cps.first() else { return Ok(0) };
+                let mut tx = self.begin_tenant(first.agency(), true).await?;
+                let mut new = 0;
+                let mut current = first.agency().clone();
+                for (t, cp) in cps {
+                    if t.agency() != &current {
+                        self.switch_tenant(&mut tx, t.agency()).await?;
+                        current = t.agency().clone();
+                    }
+                    let inserted = sqlx::query(&format!("INSERT INTO audit_checkpoints ({CHECKPOINT_COLS}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (agency_id, seq) DO NOTHING"))
+                        .bind(t.agency().as_str())
+                        .bind(cp.seq)
+                        .bind(cp.hash.0.to_vec())
+                        .bind(cp.at)
+                        .bind(&cp.kid)
+                        .bind(&cp.signature)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    new += usize::from(inserted > 0);
+                    sqlx::query(
+                        "INSERT INTO audit_checkpoint_heads (agency_id, seq, at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (agency_id) DO UPDATE SET seq = excluded.seq, at = excluded.at \
+                         WHERE audit_checkpoint_heads.seq < excluded.seq",
+                    )
                     .bind(t.agency().as_str())
                     .bind(cp.seq)
-                    .bind(cp.hash.0.to_vec())
                     .bind(cp.at)
-                    .bind(&cp.kid)
-                    .bind(&cp.signature)
                     .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    > 0;
-                sqlx::query(
-                    "INSERT INTO audit_checkpoint_heads (agency_id, seq, at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (agency_id) DO UPDATE SET seq = excluded.seq, at = excluded.at \
-                     WHERE audit_checkpoint_heads.seq < excluded.seq",
-                )
-                .bind(t.agency().as_str())
-                .bind(cp.seq)
-                .bind(cp.at)
-                .execute(&mut *tx)
-                .await?;
+                    .await?;
+                }
                 tx.commit().await?;
                 Ok(new)
             }

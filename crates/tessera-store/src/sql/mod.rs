@@ -86,7 +86,7 @@ macro_rules! impl_store {
 
         use $crate::audit::{chain_hash, AuditEvent, AuditHead, AuditRecord, ChainHash, Outcome};
         use $crate::audit_checkpoint::{
-            AuditCheckpoint, AuditCheckpointDue, AuditKeyRow, AuditPrune,
+            AuditCheckpoint, AuditCheckpointBasis, AuditCheckpointDue, AuditKeyRow, AuditPrune,
         };
         use $crate::error::StoreError;
         use $crate::page::{Page, PageRequest};

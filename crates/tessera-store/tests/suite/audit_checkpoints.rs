@@ -8,6 +8,108 @@ cases! {
     case_audit_keys_compare_and_set => sqlite_audit_keys_compare_and_set, postgres_audit_keys_compare_and_set;
     case_checkpoints_once_per_seq_and_isolated => sqlite_checkpoints_once_per_seq_and_isolated, postgres_checkpoints_once_per_seq_and_isolated;
     case_prune_up_to_a_checkpoint => sqlite_prune_up_to_a_checkpoint, postgres_prune_up_to_a_checkpoint;
+    case_checkpoint_basis => sqlite_checkpoint_basis, postgres_checkpoint_basis;
+    case_checkpoints_in_one_transaction => sqlite_checkpoints_in_one_transaction, postgres_checkpoints_in_one_transaction;
+}
+
+/// Several agencies' checkpoints in one call: each lands under its own agency (and moves its
+/// checkpoint head), a repeat is not new, and a checkpoint under another agency's scope
+/// refuses the whole batch.
+async fn case_checkpoints_in_one_transaction(store: Arc<dyn Store>, mint: ScopeMint) {
+    let a = agency(&store, &mint, "A").await;
+    let b = agency(&store, &mint, "B").await;
+    let c = agency(&store, &mint, "C").await;
+    let batch = vec![
+        (a.clone(), cp(&a, 1, 5)),
+        (b.clone(), cp(&b, 1, 6)),
+        (c.clone(), cp(&c, 1, 7)),
+    ];
+    assert_eq!(store.insert_audit_checkpoints(&batch).await.unwrap(), 3);
+    assert_eq!(
+        store.insert_audit_checkpoints(&batch).await.unwrap(),
+        0,
+        "once per (agency, seq)"
+    );
+    assert_eq!(store.insert_audit_checkpoints(&[]).await.unwrap(), 0);
+    for (t, want) in [(&a, cp(&a, 1, 5)), (&b, cp(&b, 1, 6)), (&c, cp(&c, 1, 7))] {
+        assert_eq!(store.audit_checkpoints(t, 0, 10).await.unwrap(), [want]);
+    }
+    // None of them is due any more (each head is at its checkpoint).
+    let due = store
+        .audit_checkpoints_due(1, 1_000, None, 100)
+        .await
+        .unwrap();
+    assert!(!due
+        .iter()
+        .any(|d| [a.agency(), b.agency(), c.agency()].contains(&&d.agency_id)));
+    // A's checkpoint under B's scope: refused, and nothing of the batch is stored.
+    store
+        .append_audit(&a, &record("account.update"))
+        .await
+        .unwrap();
+    store
+        .append_audit(&c, &record("account.update"))
+        .await
+        .unwrap();
+    let bad = vec![(c.clone(), cp(&c, 2, 8)), (b.clone(), cp(&a, 2, 8))];
+    assert!(store.insert_audit_checkpoints(&bad).await.is_err());
+    assert_eq!(store.audit_checkpoints(&c, 1, 10).await.unwrap(), []);
+    assert_eq!(store.audit_checkpoints(&a, 1, 10).await.unwrap(), []);
+}
+
+/// The checkpointer's one read: head, newest checkpoint at or before it, the events after it
+/// (at most the limit), each only of the scope's agency.
+async fn case_checkpoint_basis(store: Arc<dyn Store>, mint: ScopeMint) {
+    let a = agency(&store, &mint, "A").await;
+    let b = agency(&store, &mint, "B").await;
+    for _ in 0..4 {
+        store
+            .append_audit(&a, &record("account.update"))
+            .await
+            .unwrap();
+    }
+    let chain_a = chain(&store, &a).await;
+    let basis = store
+        .audit_checkpoint_basis(&a, 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(basis.head, store.audit_head(&a).await.unwrap().unwrap());
+    assert_eq!(basis.checkpoint, None);
+    assert_eq!(basis.events, chain_a);
+    assert_eq!(basis.events.last().map(|e| e.hash), Some(basis.head.hash));
+    // After a checkpoint at 2: the events from 3 on, at most the limit.
+    assert!(store
+        .insert_audit_checkpoint(&a, &cp(&a, 2, 5))
+        .await
+        .unwrap());
+    let basis = store.audit_checkpoint_basis(&a, 2).await.unwrap().unwrap();
+    assert_eq!(basis.checkpoint, Some(cp(&a, 2, 5)));
+    assert_eq!(
+        basis.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [3, 4]
+    );
+    // At the head: no events to read.
+    let head = basis.head.seq;
+    assert!(store
+        .insert_audit_checkpoint(&a, &cp(&a, head, 6))
+        .await
+        .unwrap());
+    let basis = store
+        .audit_checkpoint_basis(&a, 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(basis.checkpoint.map(|c| c.seq), Some(head));
+    assert!(basis.events.is_empty());
+    // B's basis holds B's chain only.
+    let basis_b = store
+        .audit_checkpoint_basis(&b, 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(basis_b.events.iter().all(|e| &e.agency_id == b.agency()));
+    assert_eq!(basis_b.events, chain(&store, &b).await);
 }
 
 fn key_row(kid: &str, generation: i64) -> AuditKeyRow {
