@@ -190,7 +190,7 @@ impl Checkpointer {
     /// previous checkpoint. Returns whether a new checkpoint was stored.
     pub async fn checkpoint(&self, agency: &AgencyId) -> Result<bool, CheckpointError> {
         match self.prepare(agency).await? {
-            Some(cp) => Ok(self.store.insert_audit_checkpoints(&[cp]).await? > 0),
+            Some((scope, cp)) => Ok(self.store.insert_audit_checkpoint(&scope, &cp).await?),
             None => Ok(false),
         }
     }

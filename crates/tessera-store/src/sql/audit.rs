@@ -133,6 +133,17 @@ macro_rules! audit {
             Ok(chained.into_iter().map(|(seq, _, prev, hash)| (seq, prev, hash)).collect())
         }
 
+        /// The agency's events with `seq > after_seq`, in order, at most `limit`, read in `tx`.
+        async fn chain_in(tx: &mut Tx, agency: &AgencyId, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
+            let rows = sqlx::query(&format!("SELECT {EVENT_COLS} FROM audit_events WHERE agency_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"))
+                .bind(agency.as_str())
+                .bind(after_seq)
+                .bind(i64::from(limit.max(1)))
+                .fetch_all(&mut **tx)
+                .await?;
+            rows.iter().map(event_row).collect()
+        }
+
         #[async_trait]
         impl AuditLog for $store {
             async fn append_audit(&self, t: &TenantScope, audit: &AuditRecord) -> Result<AuditEvent, StoreError> {
@@ -168,13 +179,7 @@ macro_rules! audit {
 
             async fn audit_chain(&self, t: &TenantScope, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), false).await?;
-                let rows = sqlx::query(&format!("SELECT {EVENT_COLS} FROM audit_events WHERE agency_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"))
-                    .bind(t.agency().as_str())
-                    .bind(after_seq)
-                    .bind(i64::from(limit.max(1)))
-                    .fetch_all(&mut *tx)
-                    .await?;
-                rows.iter().map(event_row).collect()
+                chain_in(&mut tx, t.agency(), after_seq, limit).await
             }
 
             async fn append_audit_batch(&self, events: &[(TenantScope, AuditRecord)]) -> Result<(), StoreError> {

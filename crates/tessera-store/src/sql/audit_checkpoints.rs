@@ -35,6 +35,30 @@ macro_rules! audit_checkpoints {
             })
         }
 
+        /// The agency's chain head, read in `tx`.
+        async fn head_in(tx: &mut Tx, agency: &AgencyId) -> Result<Option<AuditHead>, StoreError> {
+            let row = sqlx::query("SELECT seq, hash FROM audit_heads WHERE agency_id = $1")
+                .bind(agency.as_str())
+                .fetch_optional(&mut **tx)
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let hash: Vec<u8> = row.try_get("hash")?;
+            Ok(Some(AuditHead {
+                seq: row.try_get("seq")?,
+                hash: ChainHash::from_slice(&hash).ok_or_else(|| StoreError::Corrupt("audit head hash".into()))?,
+            }))
+        }
+
+        /// The agency's newest checkpoint with `seq <= seq`, read in `tx`.
+        async fn checkpoint_at_or_before_in(tx: &mut Tx, agency: &AgencyId, seq: i64) -> Result<Option<AuditCheckpoint>, StoreError> {
+            let row = sqlx::query(&format!("SELECT {CHECKPOINT_COLS} FROM audit_checkpoints WHERE agency_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1"))
+                .bind(agency.as_str())
+                .bind(seq)
+                .fetch_optional(&mut **tx)
+                .await?;
+            row.as_ref().map(checkpoint_row).transpose()
+        }
+
         #[async_trait]
         impl AuditCheckpoints for $store {
             async fn audit_keys(&self) -> Result<Vec<AuditKeyRow>, StoreError> {
@@ -88,16 +112,7 @@ macro_rules! audit_checkpoints {
 
             async fn audit_head(&self, t: &TenantScope) -> Result<Option<AuditHead>, StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), false).await?;
-                let row = sqlx::query("SELECT seq, hash FROM audit_heads WHERE agency_id = $1")
-                    .bind(t.agency().as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some(row) = row else { return Ok(None) };
-                let hash: Vec<u8> = row.try_get("hash")?;
-                Ok(Some(AuditHead {
-                    seq: row.try_get("seq")?,
-                    hash: ChainHash::from_slice(&hash).ok_or_else(|| StoreError::Corrupt("audit head hash".into()))?,
-                }))
+                head_in(&mut tx, t.agency()).await
             }
 
             async fn audit_checkpoints(&self, t: &TenantScope, after_seq: i64, limit: u32) -> Result<Vec<AuditCheckpoint>, StoreError> {
@@ -113,50 +128,20 @@ macro_rules! audit_checkpoints {
 
             async fn audit_checkpoint_at_or_before(&self, t: &TenantScope, seq: i64) -> Result<Option<AuditCheckpoint>, StoreError> {
                 let mut tx = self.begin_tenant(t.agency(), false).await?;
-                let row = sqlx::query(&format!("SELECT {CHECKPOINT_COLS} FROM audit_checkpoints WHERE agency_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1"))
-                    .bind(t.agency().as_str())
-                    .bind(seq)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                row.as_ref().map(checkpoint_row).transpose()
+                checkpoint_at_or_before_in(&mut tx, t.agency(), seq).await
             }
 
             async fn audit_checkpoint_basis(&self, t: &TenantScope, limit: u32) -> Result<Option<AuditCheckpointBasis>, StoreError> {
                 // One read transaction: an append moves the head and inserts its events in one
                 // commit, so the events up to any head read here are visible to the reads after.
-                let agency = t.agency().as_str();
                 let mut tx = self.begin_tenant(t.agency(), false).await?;
-                let Some(row) = sqlx::query("SELECT seq, hash FROM audit_heads WHERE agency_id = $1")
-                    .bind(agency)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                else {
+                let Some(head) = head_in(&mut tx, t.agency()).await? else {
                     return Ok(None);
                 };
-                let hash: Vec<u8> = row.try_get("hash")?;
-                let head = AuditHead {
-                    seq: row.try_get("seq")?,
-                    hash: ChainHash::from_slice(&hash).ok_or_else(|| StoreError::Corrupt("audit head hash".into()))?,
-                };
-                let checkpoint = sqlx::query(&format!("SELECT {CHECKPOINT_COLS} FROM audit_checkpoints WHERE agency_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1"))
-                    .bind(agency)
-                    .bind(head.seq)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .as_ref()
-                    .map(checkpoint_row)
-                    .transpose()?;
+                let checkpoint = checkpoint_at_or_before_in(&mut tx, t.agency(), head.seq).await?;
                 let after = checkpoint.as_ref().map_or(0, |c| c.seq);
                 let events = if after < head.seq {
-                    sqlx::query(&format!("SELECT {EVENT_COLS} FROM audit_events WHERE agency_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"))
-                        .bind(agency)
-                        .bind(after)
-                        .bind(i64::from(limit.max(1)))
-                        .fetch_all(&mut *tx)
-                        .await?
-                        .iter()
-                        .map(event_row)
-                        .collect::<Result<Vec<_>, _>>()?
+                    chain_in(&mut tx, t.agency(), after, limit).await?
                 } else {
                     Vec::new()
                 };
