@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # OAuth over HTTP on loopback (issue item 9): client-credentials token issue and RFC 7662
 # introspection, Tessera beside oidc-provider (a certified OpenID provider, Node), measured by
-# wrk in the same run.
-#   bash bench/oauth.sh        (DURATION=10s CONNECTIONS=50 THREADS=2 ROUNDS=3 by default)
+# wrk in the same run, each figure also as a fraction of the ceiling (a trivial axum endpoint,
+# `tessera-bench ceiling`, built and measured in the same run).
+#   bash bench/oauth.sh        (DURATION=10s CONNECTIONS=50 ROUNDS=3 PIN=1 by default)
+#   PIN=1                      pinned (the default): each server on core 0 (`taskset -c 0`),
+#                              wrk on core 1 with one thread; per core is what an operator pays
+#   PIN=0                      unpinned: servers and wrk (THREADS=2) share both cores
+#   PIN=both                   both, each round measuring pinned then unpinned
 #   PEERS_ONLY=1 bash bench/oauth.sh      measures oidc-provider alone (no cargo build)
-#   TESSERA_BIN=path                      a release binary to use instead of building one
+#   TESSERA_BIN=path, CEILING_BIN=path    release binaries to use instead of building them
+#   PROFILE_DIR=dir            instead of the rounds: profile Tessera (pinned) with `perf record`
+#                              while wrk loads each operation; writes DIR/{issue,introspect}.folded
+#                              and .svg flame graphs (inferno, `cargo install inferno`)
 # Both sides: one confidential client, client_secret_basic, scope `contacts.readonly`.
 # - issue: oidc-provider signs JWT access tokens with EdDSA over Ed25519, as Tessera does
 #   (bench/oidc-provider/server.mjs, `accessTokenFormat: 'jwt'`);
@@ -20,8 +28,11 @@ TESSERA_FLAGS=${TESSERA_FLAGS:---rate-limits off}
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-50}
-THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
+PIN=${PIN:-1}
+case $PIN in 1) MODES=pinned ;; 0) MODES=unpinned ;; both) MODES="pinned unpinned" ;; *) echo "bench/oauth.sh: PIN is 1, 0 or both" >&2; exit 2 ;; esac
+C_PORT=${C_PORT:-18390}
+UNPINNED_THREADS=${THREADS:-2}
 T_PORT=${T_PORT:-18381}
 P_PORT=${P_PORT:-18382}
 PEERS_ONLY=${PEERS_ONLY:-0}
@@ -43,10 +54,28 @@ if [ "$PEERS_ONLY" != 1 ]; then
     BIN=$TESSERA_BIN
   else
     cargo build --release -q -p tessera-server
-    BIN=target/release/tessera
+    BIN=${CARGO_TARGET_DIR:-target}/release/tessera
   fi
   [ -x "$BIN" ] || die "no Tessera binary at $BIN"
 fi
+CEIL=
+if [ -n "${CEILING_BIN:-}" ]; then
+  CEIL=$CEILING_BIN
+elif [ "$PEERS_ONLY" != 1 ]; then
+  cargo build --release -q -p tessera-bench
+  CEIL=${CARGO_TARGET_DIR:-target}/release/tessera-bench
+fi
+[ -z "$CEIL" ] || [ -x "$CEIL" ] || die "no tessera-bench binary at $CEIL"
+# The mode of the current measurement: where servers and wrk run, and wrk's threads.
+set_mode() {
+  MODE=$1
+  if [ "$MODE" = pinned ]; then
+    SRV=(taskset -c 0) LOAD=(taskset -c 1) THREADS=${THREADS_PINNED:-1}
+  else
+    SRV=() LOAD=() THREADS=$UNPINNED_THREADS
+  fi
+}
+set_mode "${MODES%% *}"
 
 wait_ready() { # url, log file
   for _ in $(seq 1 150); do
@@ -74,26 +103,26 @@ lua() { # file, basic credentials, body
   printf 'wrk.method = "POST"\nwrk.body = [[%s]]\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\nwrk.headers["Authorization"] = "Basic %s"\n' \
     "$3" "$2" >"$1"
 }
-measure() { # server, operation, url, lua file: appends "server operation req/s p99(ms)" to results
+measure() { # server, operation, url, lua file: appends "mode server operation req/s p99(ms)" to results
   local out
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$4" "$3" 2>&1)
+  out=$("${LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$4" "$3" 2>&1)
   if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
     echo "bench/oauth.sh: $1 $2 had failed requests, the figures are not valid:" >&2
     echo "$out" >&2
     exit 1
   fi
-  awk -v s="$1" -v o="$2" '
+  awk -v m="$MODE" -v s="$1" -v o="$2" '
     /Requests\/sec/ { rps = $2 }
     $1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
                   p99 = (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : (u == "m") ? v * 60000 : v }
-    END { if (rps == "" || p99 == "") exit 1; printf "%s %s %s %.2f\n", s, o, rps, p99 }' <<<"$out" >>"$work/results" ||
+    END { if (rps == "" || p99 == "") exit 1; printf "%s %s %s %s %.2f\n", m, s, o, rps, p99 }' <<<"$out" >>"$work/results" ||
     die "could not read wrk's output for $1 $2: $out"
 }
 
 # --- Tessera: an agency, an account, a confidential app installed on the account.
 T="http://127.0.0.1:$T_PORT"
 start_tessera() {
-  "$BIN" serve --listen "127.0.0.1:$T_PORT" --data-dir "$work/t" $TESSERA_FLAGS --issuer "$T" >>"$work/t.log" 2>&1 &
+  "${SRV[@]}" "$BIN" serve --listen "127.0.0.1:$T_PORT" --data-dir "$work/t" $TESSERA_FLAGS --issuer "$T" >>"$work/t.log" 2>&1 &
   cur_pid=$!
   wait_ready "$T/readyz" "$work/t.log"
 }
@@ -125,9 +154,19 @@ P_BASIC=$(basic "$P_ID" "$P_SECRET")
 P_ISSUE="grant_type=client_credentials&scope=$SCOPE"
 lua "$work/p-issue.lua" "$P_BASIC" "$P_ISSUE"
 start_peer() { # format
-  node bench/oidc-provider/server.mjs "$P_PORT" "$1" "$P_ID" "$P_SECRET" >>"$work/p-$1.log" 2>&1 &
+  "${SRV[@]}" node bench/oidc-provider/server.mjs "$P_PORT" "$1" "$P_ID" "$P_SECRET" >>"$work/p-$1.log" 2>&1 &
   cur_pid=$!
   wait_ready "$P/.well-known/openid-configuration" "$work/p-$1.log"
+}
+
+# --- The ceiling: the same request to an endpoint that does nothing else.
+C="http://127.0.0.1:$C_PORT"
+ceiling_round() {
+  "${SRV[@]}" "$CEIL" ceiling --listen "127.0.0.1:$C_PORT" >>"$work/c.log" 2>&1 &
+  cur_pid=$!
+  wait_ready "$C/" "$work/c.log"
+  measure ceiling ceiling "$C/oauth/token" "$work/p-issue.lua"
+  stop
 }
 
 tessera_round() {
@@ -160,40 +199,80 @@ peer_round() {
   stop
 }
 
+profile() { # operation, url, lua file: perf samples of the server while wrk loads it
+  local data="$work/$1.perf"
+  perf record -q -F 499 --call-graph dwarf,32768 -p "$cur_pid" -o "$data" -- sleep 8 >/dev/null 2>&1 &
+  local perf_pid=$!
+  "${LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d10s -s "$3" "$2" >"$PROFILE_DIR/$1.wrk" 2>&1
+  wait "$perf_pid" || die "perf record failed (perf_event_paranoid? run as root)"
+  perf script -i "$data" 2>/dev/null | inferno-collapse-perf >"$PROFILE_DIR/$1.folded"
+  inferno-flamegraph --title "Tessera $1, pinned to one core ($(git rev-parse --short HEAD))" \
+    <"$PROFILE_DIR/$1.folded" >"$PROFILE_DIR/$1.svg"
+  echo "bench/oauth.sh: $PROFILE_DIR/$1.svg" >&2
+}
+if [ -n "${PROFILE_DIR:-}" ]; then
+  command -v perf >/dev/null || { apt-get install -y -qq linux-perf >/dev/null; }
+  command -v inferno-flamegraph >/dev/null || cargo install -q inferno --no-default-features --features cli
+  mkdir -p "$PROFILE_DIR"
+  set_mode pinned
+  start_tessera
+  post tessera-issue "$T/oauth/token" "$T_BASIC" "$T_ISSUE"
+  profile issue "$T/oauth/token" "$work/t-issue.lua"
+  post tessera-issue "$T/oauth/token" "$T_BASIC" "$T_ISSUE"
+  lua "$work/t-introspect.lua" "$T_BASIC" "token=$(field tessera-issue access_token)"
+  profile introspect "$T/oauth/introspect" "$work/t-introspect.lua"
+  stop
+  exit 0
+fi
+
 for round in $(seq 1 "$ROUNDS"); do
-  echo "round $round/$ROUNDS" >&2
-  if [ "$PEERS_ONLY" = 1 ]; then
-    peer_round
-  elif [ $((round % 2)) = 1 ]; then
-    tessera_round
-    peer_round
-  else
-    peer_round
-    tessera_round
-  fi
+  for mode in $MODES; do
+    set_mode "$mode"
+    echo "round $round/$ROUNDS, $MODE" >&2
+    if [ -n "$CEIL" ]; then ceiling_round; fi
+    if [ "$PEERS_ONLY" = 1 ]; then
+      peer_round
+    elif [ $((round % 2)) = 1 ]; then
+      tessera_round
+      peer_round
+    else
+      peer_round
+      tessera_round
+    fi
+  done
 done
 
-python3 - "$work/results" "$DURATION" "$CONNECTIONS" "$THREADS" "$OIDC_PROVIDER_VERSION" <<'PY'
+python3 - "$work/results" "$DURATION" "$CONNECTIONS" "$OIDC_PROVIDER_VERSION" "$(nproc)" <<'PY'
 import statistics, sys
-path, duration, connections, threads, version = sys.argv[1:]
+path, duration, connections, version, cores = sys.argv[1:]
 rows = [line.split() for line in open(path)]
 names = {"tessera": "Tessera", "oidc-provider-jwt": f"oidc-provider {version} (JWT, EdDSA)",
-         "oidc-provider-opaque": f"oidc-provider {version} (opaque)"}
-print(f"wrk -t{threads} -c{connections} -d{duration}, {len(rows)} runs, one server at a time\n")
-print("| server | operation | req/s (median) | p99 ms (median) | req/s per round | p99 ms per round |")
-print("|---|---|---|---|---|---|")
-med = {}
-for key in dict.fromkeys((s, o) for s, o, _, _ in rows):
-    rps = [float(r[2]) for r in rows if (r[0], r[1]) == key]
-    p99 = [float(r[3]) for r in rows if (r[0], r[1]) == key]
-    med[key] = statistics.median(rps)
-    print(f"| {names[key[0]]} | {key[1]} | {med[key]:.0f} | {statistics.median(p99):.2f} | "
-          f"{', '.join(f'{v:.0f}' for v in rps)} | {', '.join(f'{v:.2f}' for v in p99)} |")
-ratios = [(op, med[("tessera", op)] / med[(peer, op)])
-          for op, peer in (("issue", "oidc-provider-jwt"), ("introspect", "oidc-provider-opaque"))
-          if ("tessera", op) in med]
-if ratios:
+         "oidc-provider-opaque": f"oidc-provider {version} (opaque)",
+         "ceiling": "ceiling (trivial axum endpoint)"}
+where = {"pinned": "pinned: each server on core 0 (taskset -c 0), wrk -t1 on core 1",
+         "unpinned": f"unpinned: servers and wrk -t2 share the {cores} cores"}
+for mode in dict.fromkeys(r[0] for r in rows):
+    mine = [r[1:] for r in rows if r[0] == mode]
+    print(f"### {where[mode]}\n")
+    print(f"wrk -c{connections} -d{duration}, {len(mine)} runs, one server at a time\n")
+    print("| server | operation | req/s (median) | of the ceiling | p99 ms (median) | req/s per round | p99 ms per round |")
+    print("|---|---|---|---|---|---|---|")
+    med = {}
+    for key in dict.fromkeys((s, o) for s, o, _, _ in mine):
+        rps = [float(r[2]) for r in mine if (r[0], r[1]) == key]
+        p99 = [float(r[3]) for r in mine if (r[0], r[1]) == key]
+        med[key] = statistics.median(rps)
+    ceiling = med.get(("ceiling", "ceiling"))
+    for key in med:
+        rps = [float(r[2]) for r in mine if (r[0], r[1]) == key]
+        p99 = [float(r[3]) for r in mine if (r[0], r[1]) == key]
+        frac = f"{100 * med[key] / ceiling:.1f}%" if ceiling else "-"
+        print(f"| {names[key[0]]} | {key[1]} | {med[key]:.0f} | {frac} | {statistics.median(p99):.2f} | "
+              f"{', '.join(f'{v:.0f}' for v in rps)} | {', '.join(f'{v:.2f}' for v in p99)} |")
     print()
-for op, ratio in ratios:
-    print(f"ratio Tessera/oidc-provider, {op} (median req/s): {ratio:.2f}x")
+    for op, peer in (("issue", "oidc-provider-jwt"), ("introspect", "oidc-provider-opaque")):
+        if ("tessera", op) in med and (peer, op) in med:
+            print(f"ratio Tessera/oidc-provider, {op}, {mode} (median req/s): "
+                  f"{med[('tessera', op)] / med[(peer, op)]:.2f}x")
+    print()
 PY

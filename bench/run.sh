@@ -29,6 +29,8 @@ fi
 echo "==> cargo build --release -p tessera-bench" >&2
 cargo build --release -p tessera-bench >&2
 bin=${CARGO_TARGET_DIR:-target}/release/tessera-bench
+# Huge pages for the heap, as `tessera serve` gives itself (crates/tessera-server/src/hugepages.rs).
+export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}
 
 run() { # name, then the arguments
   local name=$1

@@ -103,7 +103,7 @@ pub fn run(map: &Indexes, world: &World, pool: &[Sample]) -> (Value, String) {
         &table,
     );
     row(
-        "breakdown: cache `HashMap::get` alone (key precomputed)",
+        "breakdown: cache `FastMap::get` alone (key precomputed)",
         &lookup,
     );
     row("breakdown: allowed checks", &allowed);

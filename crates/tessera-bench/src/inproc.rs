@@ -4,7 +4,6 @@
 //! Agencies are generated, indexed and dropped one at a time; only the indexes and a pool of
 //! sampled checks (spread evenly over the agencies, then shuffled) stay in memory.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Instant;
 
@@ -75,7 +74,7 @@ fn build(world: &World, args: &Args) -> anyhow::Result<Built> {
         .catalog
         .permission(CONDITION_PERMISSION)
         .ok_or_else(|| anyhow::anyhow!("no permission `{CONDITION_PERMISSION}`"))?;
-    let mut map: Indexes = HashMap::with_capacity(n);
+    let mut map: Indexes = tessera_core::fastmap::with_capacity(n);
     let mut pool = Vec::with_capacity(pool_size);
     let mut cond = Vec::with_capacity(cond_size);
     let (mut index_build_s, mut index_bytes, mut skipped, mut users) = (0.0, 0, 0, 0);

@@ -5,6 +5,7 @@
 //! Progress goes to stderr; the results to stdout, as Markdown tables or JSON (`--output`).
 
 mod breakdown;
+mod ceiling;
 mod data;
 mod inproc;
 mod peers;
@@ -44,6 +45,8 @@ enum Command {
     Inproc(inproc::Args),
     /// The same data and checks decided by Tessera, Cedar and casbin.
     Peers(peers::Args),
+    /// A trivial HTTP endpoint, served until killed: the ceiling HTTP figures are a fraction of.
+    Ceiling(ceiling::Args),
     /// Puts the JSON results of a full run side by side against the performance budgets.
     Summary(summary::Args),
 }
@@ -51,6 +54,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let (json, markdown) = match &cli.command {
+        Command::Ceiling(args) => return ceiling::run(args),
         Command::Inproc(args) => inproc::run(args)?,
         Command::Peers(args) => peers::run(args)?,
         Command::Summary(args) => summary::run(args)?,

@@ -1,12 +1,10 @@
-//! Tessera's side of every benchmark: the per-agency cache as the server holds it (a `HashMap`
+//! Tessera's side of every benchmark: the per-agency cache as the server holds it (a `FastMap`
 //! keyed by `agency.bits()`) and the server's per-request decision path
 //! (`tessera-server/src/gate/decide.rs::decide`): index check, then `tessera_core::decision::decide`
 //! (Cedar only where a policy applies).
 //!
 //! INVARIANT: the measured path does what `decide` does for a same-tenant check by an unscoped
 //! credential, in the same order, with no shortcut the server lacks.
-
-use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 use tessera_core::abac::PolicySet;
@@ -29,7 +27,7 @@ pub struct Entry {
 }
 
 /// The cache: agency ULID bits → entry.
-pub type Indexes = HashMap<u128, Entry>;
+pub type Indexes = tessera_core::fastmap::FastMap<u128, Entry>;
 
 /// The RBAC decision of one sample, looked up as the server does.
 pub fn check(map: &Indexes, world: &World, s: &Sample) -> bool {

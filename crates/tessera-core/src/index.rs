@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::authz::{CredentialCap, Decision, EngineConfig, GrantSource, Reason};
 use crate::catalog::Catalog;
+use crate::fastmap::FastMap;
 use crate::ids::{AccountId, AgencyId, BindingId, PrincipalId, RoleId};
 use crate::permission::{PermissionIndex, PermissionSet};
 
@@ -110,7 +111,7 @@ pub struct AgencyIndex {
     custom: Vec<PermissionSet>,
     custom_ids: Vec<RoleId>,
     grants: Vec<CompactGrant>,
-    principals: HashMap<PrincipalKey, (u32, u32)>,
+    principals: FastMap<PrincipalKey, (u32, u32)>,
 }
 
 impl AgencyIndex {
@@ -159,7 +160,7 @@ impl AgencyIndex {
             ));
         }
         keyed.sort_by_key(|(k, _)| *k);
-        let mut principals = HashMap::new();
+        let mut principals = FastMap::default();
         let mut grants = Vec::with_capacity(keyed.len());
         let mut i = 0;
         while i < keyed.len() {

@@ -5,6 +5,7 @@ pub mod abac;
 pub mod authz;
 pub mod catalog;
 pub mod decision;
+pub mod fastmap;
 pub mod ids;
 pub mod index;
 pub mod permission;

@@ -154,7 +154,10 @@ pub fn main() -> ExitCode {
         Command::Catalog(CatalogCommand::Validate { file }) => validate_catalog(&file, output),
         Command::Migrate(args) => runtime().and_then(|rt| rt.block_on(migrate(&args, output))),
         Command::Policies(cmd) => runtime().and_then(|rt| rt.block_on(policies(cmd, output))),
-        Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve(&args))),
+        Command::Serve(args) => {
+            crate::hugepages::restart_with_huge_pages("TESSERA_HUGE_PAGES");
+            runtime().and_then(|rt| rt.block_on(serve(&args)))
+        }
         Command::Keys(cmd) => runtime().and_then(|rt| rt.block_on(keys(cmd, output))),
         Command::Audit(cmd) => crate::audit::offline::run(cmd, output == Output::Json),
         Command::Dev(cmd) => {

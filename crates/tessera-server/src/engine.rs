@@ -8,12 +8,12 @@
 //! its agency is never cached (generation check), so a removed binding or revoked key never
 //! allows a check evaluated at a later revision.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tessera_core::abac::PolicySet;
+use tessera_core::fastmap::FastMap;
 use tessera_core::index::{AgencyIndex, BuiltinRoles, IndexInput};
 use tessera_core::{AgencyId, Catalog};
 use tessera_store::{Store, StoreError};
@@ -78,9 +78,9 @@ pub struct Engine {
     /// The platform-wide policies alone (break-glass asks them apart from an agency's);
     /// `Err` if they do not compile, which denies every override.
     platform_set: Result<Option<PolicySet>, ()>,
-    entries: RwLock<HashMap<u128, Arc<AgencyEntry>>>,
-    key_agencies: RwLock<HashMap<[u8; 32], (AgencyId, bool)>>,
-    generations: Mutex<HashMap<u128, u64>>,
+    entries: RwLock<FastMap<u128, Arc<AgencyEntry>>>,
+    key_agencies: RwLock<FastMap<[u8; 32], (AgencyId, bool)>>,
+    generations: Mutex<FastMap<u128, u64>>,
     bytes: AtomicU64,
     budget: u64,
     applied: AtomicI64,

@@ -18,6 +18,7 @@ pub mod feed;
 pub mod forward_auth;
 pub mod gate;
 pub mod http;
+pub mod hugepages;
 pub mod keys;
 pub mod metrics;
 pub mod net;

@@ -5,7 +5,6 @@
 pub mod casbin;
 pub mod cedar;
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -109,7 +108,7 @@ pub fn run(args: &Args) -> anyhow::Result<(Value, String)> {
     let mut rows = Vec::new();
     eprintln!("  building Tessera indexes");
     let (map, build_s, rss_delta) = timed_build(|| {
-        let mut map: Indexes = HashMap::with_capacity(n);
+        let mut map: Indexes = tessera_core::fastmap::with_capacity(n);
         for a in &agencies {
             let (index, _) = AgencyIndex::build(
                 a.agency.clone(),

@@ -44,6 +44,8 @@ const BATCH: u32 = 1000;
 const DUE_PAGE: u32 = 20_000;
 /// Checkpoints stored per transaction.
 const STORE_BATCH: usize = 256;
+/// Events verified between two yields to the runtime.
+const YIELD_EVERY: usize = 64;
 
 /// Checkpoint and retention settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,12 +226,17 @@ impl Checkpointer {
             if batch.first().is_none_or(|e| e.seq > head.seq) {
                 return Err(tampered(seq + 1));
             }
-            for e in batch.iter().take_while(|e| e.seq <= head.seq) {
+            for (i, e) in batch.iter().take_while(|e| e.seq <= head.seq).enumerate() {
                 if e.seq != seq + 1 || e.prev_hash != prev || !e.hash_is_valid() {
                     return Err(tampered(seq + 1));
                 }
                 seq = e.seq;
                 prev = e.hash;
+                if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                    // Hashing a page of large events (coalesced token issues) takes
+                    // milliseconds: requests on this worker run in between.
+                    tokio::task::yield_now().await;
+                }
             }
             if seq >= head.seq {
                 break;

@@ -19,7 +19,7 @@ pub struct AgencyEntry {
     pub policies_broken: bool,
     /// Authenticated callers of this agency by credential hash; dropped with the entry, so a
     /// revocation or rotation (which invalidates the agency) empties it.
-    pub(super) callers: RwLock<HashMap<[u8; 32], Arc<CachedCaller>>>,
+    pub(super) callers: RwLock<tessera_core::fastmap::FastMap<[u8; 32], Arc<CachedCaller>>>,
     /// Principals of this agency looked up as check subjects (`None`: inactive), dropped with
     /// the entry, so disabling a user or revoking a key empties it.
     pub(super) subjects: RwLock<HashMap<String, Arc<CachedSubject>>>,

@@ -45,5 +45,5 @@ pub(super) struct Verified {
 /// Access tokens that passed every check, by keyed hash.
 #[derive(Debug, Default)]
 pub struct VerifiedCache {
-    pub(super) map: RwLock<HashMap<[u8; 32], Verified>>,
+    pub(super) map: RwLock<tessera_core::fastmap::FastMap<[u8; 32], Verified>>,
 }

@@ -313,6 +313,19 @@ fn suspended_response(wire: &Wire, description: &str) -> Response {
     resp
 }
 
+/// A JSON document already serialized, that must not be cached (RFC 6749 §5.1).
+pub fn no_store_json(body: Vec<u8>) -> Response {
+    let mut resp = Response::new(axum::body::Body::from(body));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}
+
 /// A JSON answer that must not be cached (RFC 6749 §5.1).
 pub fn no_store(body: serde_json::Value) -> Response {
     let mut resp = axum::Json(body).into_response();

@@ -19,6 +19,10 @@ use crate::services::Services;
 /// so, RFC 6749 §2.3.1 and Appendix B). `&` and `=` are data here, not separators; a malformed
 /// `%` escape or a result that is not UTF-8 is refused rather than passed on lossily.
 fn form_decode(s: &str) -> Option<String> {
+    if !s.contains(['%', '+']) {
+        // Nothing to decode (the usual client id and secret).
+        return Some(s.to_owned());
+    }
     let bytes = s.as_bytes();
     let escapes_ok = bytes.iter().enumerate().all(|(i, b)| {
         *b != b'%'

@@ -14,7 +14,7 @@ use super::asker::{asker, Asker};
 use super::params::{self, Params};
 use crate::http::state::AppState;
 use crate::oauth::client;
-use crate::oauth::error::{no_store, OAuthError};
+use crate::oauth::error::{no_store, no_store_json, OAuthError};
 use crate::oauth::issue::REFRESH_PREFIX;
 use crate::oauth::refusal::from_authn;
 use crate::oauth::tenant::active_installation;
@@ -86,14 +86,7 @@ async fn run_introspect(
         ) {
             return Ok(inactive());
         }
-        let mut out = Map::new();
-        out.insert("active".into(), Value::Bool(true));
-        out.insert("token_type".into(), Value::String("Bearer".into()));
-        let v = serde_json::to_value(&*claims).map_err(|e| OAuthError::server(e.to_string()))?;
-        if let Value::Object(m) = v {
-            out.extend(m);
-        }
-        return Ok(no_store(Value::Object(out)));
+        return active_jwt(&claims);
     }
     if tessera_token::looks_like_api_key(token) {
         // A refused key is inactive; an outage is `temporarily_unavailable`, never
@@ -127,6 +120,34 @@ async fn run_introspect(
         return Ok(no_store(out));
     }
     Ok(inactive())
+}
+
+/// The answer for an active access token: `active`, `token_type`, then its claims, written in
+/// one buffer (no intermediate JSON tree: this is the hot path of a resource server).
+fn active_jwt(claims: &tessera_token::AccessClaims) -> Result<Response, OAuthError> {
+    const HEAD: &[u8] = br#"{"active":true,"token_type":"Bearer""#;
+    // A claim of the same name would repeat a key: the tree's merge (claims win) decides then.
+    if claims.extra.contains_key("active") || claims.extra.contains_key("token_type") {
+        let mut out = Map::new();
+        out.insert("active".into(), Value::Bool(true));
+        out.insert("token_type".into(), Value::String("Bearer".into()));
+        let v = serde_json::to_value(claims).map_err(|e| OAuthError::server(e.to_string()))?;
+        if let Value::Object(m) = v {
+            out.extend(m);
+        }
+        return Ok(no_store(Value::Object(out)));
+    }
+    let mut body = Vec::with_capacity(512);
+    body.extend_from_slice(HEAD);
+    let at = body.len();
+    serde_json::to_writer(&mut body, claims).map_err(|e| OAuthError::server(e.to_string()))?;
+    // `{"iss":…}` follows the head: its brace becomes the separator.
+    let object = body.len() > at + 2;
+    match body.get_mut(at) {
+        Some(b) if *b == b'{' && object => *b = b',',
+        _ => return Err(OAuthError::server("the claims are not a JSON object")),
+    }
+    Ok(no_store_json(body))
 }
 
 async fn introspect_refresh(
@@ -190,4 +211,75 @@ async fn introspect_refresh(
         "sid": grant.id,
         "tenant": { "agency": grant.agency_id.as_str(), "account": account },
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Map, Value};
+    use tessera_token::{AccessClaims, Actor, Tenant};
+
+    use super::active_jwt;
+
+    fn claims(extra: Map<String, Value>, act: Option<Actor>) -> AccessClaims {
+        AccessClaims {
+            iss: "http://issuer".into(),
+            sub: "app_01".into(),
+            aud: vec!["http://issuer".into()],
+            exp: 2,
+            iat: 1,
+            nbf: 1,
+            jti: "j\"1".into(),
+            client_id: "app_01".into(),
+            scope: "a b".into(),
+            tenant: Tenant {
+                agency: "agy_01".into(),
+                account: None,
+            },
+            act,
+            extra,
+        }
+    }
+
+    /// The tree the answer used to be built as: `active`, `token_type`, then the claims.
+    fn as_tree(c: &AccessClaims) -> String {
+        let mut out = Map::new();
+        out.insert("active".into(), Value::Bool(true));
+        out.insert("token_type".into(), Value::String("Bearer".into()));
+        if let Value::Object(m) = serde_json::to_value(c).unwrap() {
+            out.extend(m);
+        }
+        Value::Object(out).to_string()
+    }
+
+    async fn body(c: &AccessClaims) -> String {
+        let resp = active_jwt(c).unwrap();
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_answer_is_the_tree_written_at_once() {
+        let mut extra = Map::new();
+        extra.insert("ins".into(), json!("ins_01"));
+        let act = Some(Actor {
+            sub: "usr_02".into(),
+            act: None,
+        });
+        for c in [claims(Map::new(), None), claims(extra, act)] {
+            assert_eq!(body(&c).await, as_tree(&c));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_named_like_a_field_of_the_answer_is_merged_as_before() {
+        let mut extra = Map::new();
+        extra.insert("active".into(), json!(false));
+        let c = claims(extra, None);
+        let got: Value = serde_json::from_str(&body(&c).await).unwrap();
+        assert_eq!(got, serde_json::from_str::<Value>(&as_tree(&c)).unwrap());
+    }
 }

@@ -14,7 +14,7 @@ use super::params::{self, Params};
 use crate::caller::RequestMeta;
 use crate::http::state::AppState;
 use crate::oauth::client;
-use crate::oauth::error::{no_store, OAuthError};
+use crate::oauth::error::{no_store_json, OAuthError};
 use crate::oauth::grant::authorization_code::{self, CodeRequest};
 use crate::oauth::grant::client_credentials::{self, ClientCredentialsRequest};
 use crate::oauth::grant::exchanged::{accepted_type, ExchangeRequest};
@@ -41,9 +41,9 @@ pub async fn token(State(s): State<AppState>, req: axum::extract::Request) -> Re
         Err(e) => Err(e),
     };
     match result {
-        Ok(v) => match serde_json::to_value(&v) {
+        Ok(v) => match answer(&v) {
             Ok(v) => {
-                let mut resp = no_store(v);
+                let mut resp = no_store_json(v);
                 if let Some(r) = rate.lock().ok().and_then(|mut r| r.take()) {
                     crate::ratelimit::headers::apply(resp.headers_mut(), &r);
                 }
@@ -53,6 +53,16 @@ pub async fn token(State(s): State<AppState>, req: axum::extract::Request) -> Re
         },
         Err(e) => e.into_response(),
     }
+}
+
+/// The token response as JSON, in one buffer sized for its tokens (no regrowth).
+fn answer(v: &TokenResponse) -> serde_json::Result<Vec<u8>> {
+    let tokens = v.access_token.len()
+        + v.refresh_token.as_ref().map_or(0, String::len)
+        + v.id_token.as_ref().map_or(0, String::len);
+    let mut out = Vec::with_capacity(tokens + v.scope.len() + 160);
+    serde_json::to_writer(&mut out, v)?;
+    Ok(out)
 }
 
 async fn dispatch(
