@@ -21,9 +21,6 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-50}
 ROUNDS=${ROUNDS:-3}
-UNPINNED_THREADS=${THREADS:-2}
-PIN=${PIN:-1}
-case $PIN in 1) MODES=pinned ;; 0) MODES=unpinned ;; both) MODES="pinned unpinned" ;; *) echo "bench/http-check.sh: PIN is 1, 0 or both" >&2; exit 2 ;; esac
 T_PORT=${T_PORT:-18181}
 C_PORT=${C_PORT:-18182}
 X_PORT=${X_PORT:-18190}
@@ -32,20 +29,12 @@ cur_pid=
 cleanup() { if [ -n "$cur_pid" ]; then kill "$cur_pid" 2>/dev/null || true; fi; rm -rf "$work"; }
 trap cleanup EXIT
 die() { echo "bench/http-check.sh: $*" >&2; exit 1; }
+SELF=bench/http-check.sh
+source bench/lib/percore.sh
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-if [ -n "${TESSERA_BIN:-}" ]; then
-  BIN=$TESSERA_BIN
-else
-  cargo build --release -q -p tessera-server
-  BIN=${CARGO_TARGET_DIR:-target}/release/tessera
-fi
-if [ -n "${CEILING_BIN:-}" ]; then
-  CEIL=$CEILING_BIN
-else
-  cargo build --release -q -p tessera-bench
-  CEIL=${CARGO_TARGET_DIR:-target}/release/tessera-bench
-fi
+BIN=$(release_bin tessera-server tessera "${TESSERA_BIN:-}")
+CEIL=$(release_bin tessera-bench tessera-bench "${CEILING_BIN:-}")
 [ -x "$BIN" ] || die "no Tessera binary at $BIN"
 [ -x "$CEIL" ] || die "no tessera-bench binary at $CEIL"
 CERBOS=bench/peers/node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64
@@ -53,26 +42,6 @@ if [ ! -x "$CERBOS" ]; then
   mkdir -p bench/peers && (cd bench/peers && npm install --silent --no-audit --no-fund @cerbos/cerbos-linux-x64 >/dev/null)
 fi
 
-set_mode() { # pinned | unpinned: where servers and wrk run, and wrk's threads
-  MODE=$1
-  if [ "$MODE" = pinned ]; then
-    SRV=(taskset -c 0) LOAD=(taskset -c 1) THREADS=${THREADS_PINNED:-1}
-  else
-    SRV=() LOAD=() THREADS=$UNPINNED_THREADS
-  fi
-}
-set_mode "${MODES%% *}"
-wait_ready() { # url, log file
-  for _ in $(seq 1 150); do
-    curl -sf -o /dev/null "$1" && return 0
-    kill -0 "$cur_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "bench/http-check.sh: no answer from $1; the server's log:" >&2
-  cat "$2" >&2
-  exit 1
-}
-stop() { kill "$cur_pid" 2>/dev/null || true; wait "$cur_pid" 2>/dev/null || true; cur_pid=; }
 
 # --- Tessera: an agency, an account, a user with `account_user` there, a checker key.
 T="http://127.0.0.1:$T_PORT"
@@ -162,19 +131,10 @@ cerbos_one() { start_cerbos; measure cerbos "$C/api/check/resources" "$work/c.lu
 ceiling_one() { start_ceiling; measure ceiling "$X/v1/check" "$work/t.lua"; stop; }
 
 if [ -n "${PROFILE_DIR:-}" ]; then
-  command -v perf >/dev/null || { apt-get install -y -qq linux-perf >/dev/null; }
-  command -v inferno-flamegraph >/dev/null || cargo install -q inferno --no-default-features --features cli
-  mkdir -p "$PROFILE_DIR"
+  profile_tools
   set_mode pinned
   start_tessera
-  perf record -q -F 499 --call-graph dwarf,32768 -p "$cur_pid" -o "$work/check.perf" -- sleep 8 >/dev/null 2>&1 &
-  perf_pid=$!
-  "${LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d10s -s "$work/t.lua" "$T/v1/check" >"$PROFILE_DIR/check.wrk" 2>&1
-  wait "$perf_pid" || die "perf record failed (perf_event_paranoid? run as root)"
-  perf script -i "$work/check.perf" 2>/dev/null | inferno-collapse-perf >"$PROFILE_DIR/check.folded"
-  inferno-flamegraph --title "Tessera POST /v1/check, pinned to one core ($(git rev-parse --short HEAD))" \
-    <"$PROFILE_DIR/check.folded" >"$PROFILE_DIR/check.svg"
-  echo "bench/http-check.sh: $PROFILE_DIR/check.svg" >&2
+  profile check "$T/v1/check" "$work/t.lua"
   stop
   exit 0
 fi

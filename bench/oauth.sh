@@ -29,10 +29,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-50}
 ROUNDS=${ROUNDS:-3}
-PIN=${PIN:-1}
-case $PIN in 1) MODES=pinned ;; 0) MODES=unpinned ;; both) MODES="pinned unpinned" ;; *) echo "bench/oauth.sh: PIN is 1, 0 or both" >&2; exit 2 ;; esac
 C_PORT=${C_PORT:-18390}
-UNPINNED_THREADS=${THREADS:-2}
 T_PORT=${T_PORT:-18381}
 P_PORT=${P_PORT:-18382}
 PEERS_ONLY=${PEERS_ONLY:-0}
@@ -43,6 +40,8 @@ cur_pid=
 cleanup() { if [ -n "$cur_pid" ]; then kill "$cur_pid" 2>/dev/null || true; fi; rm -rf "$work"; }
 trap cleanup EXIT
 die() { echo "bench/oauth.sh: $*" >&2; exit 1; }
+SELF=bench/oauth.sh
+source bench/lib/percore.sh
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 if [ "$(node -p 'require("./bench/peers/node_modules/oidc-provider/package.json").version' 2>/dev/null)" != "$OIDC_PROVIDER_VERSION" ]; then
@@ -50,44 +49,15 @@ if [ "$(node -p 'require("./bench/peers/node_modules/oidc-provider/package.json"
   (cd bench/peers && npm install --silent --no-audit --no-fund --save-exact "oidc-provider@$OIDC_PROVIDER_VERSION" >/dev/null)
 fi
 if [ "$PEERS_ONLY" != 1 ]; then
-  if [ -n "${TESSERA_BIN:-}" ]; then
-    BIN=$TESSERA_BIN
-  else
-    cargo build --release -q -p tessera-server
-    BIN=${CARGO_TARGET_DIR:-target}/release/tessera
-  fi
+  BIN=$(release_bin tessera-server tessera "${TESSERA_BIN:-}")
   [ -x "$BIN" ] || die "no Tessera binary at $BIN"
 fi
 CEIL=
-if [ -n "${CEILING_BIN:-}" ]; then
-  CEIL=$CEILING_BIN
-elif [ "$PEERS_ONLY" != 1 ]; then
-  cargo build --release -q -p tessera-bench
-  CEIL=${CARGO_TARGET_DIR:-target}/release/tessera-bench
+if [ -n "${CEILING_BIN:-}" ] || [ "$PEERS_ONLY" != 1 ]; then
+  CEIL=$(release_bin tessera-bench tessera-bench "${CEILING_BIN:-}")
+  [ -x "$CEIL" ] || die "no tessera-bench binary at $CEIL"
 fi
-[ -z "$CEIL" ] || [ -x "$CEIL" ] || die "no tessera-bench binary at $CEIL"
-# The mode of the current measurement: where servers and wrk run, and wrk's threads.
-set_mode() {
-  MODE=$1
-  if [ "$MODE" = pinned ]; then
-    SRV=(taskset -c 0) LOAD=(taskset -c 1) THREADS=${THREADS_PINNED:-1}
-  else
-    SRV=() LOAD=() THREADS=$UNPINNED_THREADS
-  fi
-}
-set_mode "${MODES%% *}"
 
-wait_ready() { # url, log file
-  for _ in $(seq 1 150); do
-    curl -sf -o /dev/null "$1" && return 0
-    kill -0 "$cur_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "bench/oauth.sh: no answer from $1; the server's log:" >&2
-  cat "$2" >&2
-  exit 1
-}
-stop() { kill "$cur_pid" 2>/dev/null || true; wait "$cur_pid" 2>/dev/null || true; cur_pid=; }
 basic() { # client id, secret → the Basic credentials (RFC 6749 §2.3.1: each form-urlencoded)
   python3 -c 'import base64, sys, urllib.parse as u
 print(base64.b64encode(":".join(u.quote_plus(a) for a in sys.argv[1:3]).encode()).decode())' "$1" "$2"
@@ -199,21 +169,8 @@ peer_round() {
   stop
 }
 
-profile() { # operation, url, lua file: perf samples of the server while wrk loads it
-  local data="$work/$1.perf"
-  perf record -q -F 499 --call-graph dwarf,32768 -p "$cur_pid" -o "$data" -- sleep 8 >/dev/null 2>&1 &
-  local perf_pid=$!
-  "${LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d10s -s "$3" "$2" >"$PROFILE_DIR/$1.wrk" 2>&1
-  wait "$perf_pid" || die "perf record failed (perf_event_paranoid? run as root)"
-  perf script -i "$data" 2>/dev/null | inferno-collapse-perf >"$PROFILE_DIR/$1.folded"
-  inferno-flamegraph --title "Tessera $1, pinned to one core ($(git rev-parse --short HEAD))" \
-    <"$PROFILE_DIR/$1.folded" >"$PROFILE_DIR/$1.svg"
-  echo "bench/oauth.sh: $PROFILE_DIR/$1.svg" >&2
-}
 if [ -n "${PROFILE_DIR:-}" ]; then
-  command -v perf >/dev/null || { apt-get install -y -qq linux-perf >/dev/null; }
-  command -v inferno-flamegraph >/dev/null || cargo install -q inferno --no-default-features --features cli
-  mkdir -p "$PROFILE_DIR"
+  profile_tools
   set_mode pinned
   start_tessera
   post tessera-issue "$T/oauth/token" "$T_BASIC" "$T_ISSUE"

@@ -302,12 +302,16 @@ fn suspended_response(wire: &Wire, description: &str) -> Response {
         "error": wire.code,
         "error_description": description,
     });
-    let mut resp = (wire.status, body.to_string()).into_response();
+    uncached(
+        (wire.status, body.to_string()).into_response(),
+        "application/problem+json",
+    )
+}
+
+/// `resp` with its content type, and not to be cached (RFC 6749 §5.1).
+fn uncached(mut resp: Response, content_type: &'static str) -> Response {
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     resp
@@ -315,24 +319,15 @@ fn suspended_response(wire: &Wire, description: &str) -> Response {
 
 /// A JSON document already serialized, that must not be cached (RFC 6749 §5.1).
 pub fn no_store_json(body: Vec<u8>) -> Response {
-    let mut resp = Response::new(axum::body::Body::from(body));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    resp
+    uncached(
+        Response::new(axum::body::Body::from(body)),
+        "application/json",
+    )
 }
 
 /// A JSON answer that must not be cached (RFC 6749 §5.1).
 pub fn no_store(body: serde_json::Value) -> Response {
-    let mut resp = axum::Json(body).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    resp
+    uncached(axum::Json(body).into_response(), "application/json")
 }
 
 #[cfg(test)]

@@ -39,23 +39,7 @@ macro_rules! audit {
             let Some(&(seq, prev_hash, hash)) = links.first() else {
                 return Err(StoreError::Corrupt("no audit event appended".into()));
             };
-            Ok(AuditEvent {
-                seq,
-                agency_id: agency.clone(),
-                id: r.id.clone(),
-                at: r.at,
-                actor: r.actor.clone(),
-                on_behalf_of: r.on_behalf_of.clone(),
-                action: r.action.clone(),
-                target: r.target.clone(),
-                outcome: r.outcome,
-                request_id: r.request_id.clone(),
-                ip: r.ip.clone(),
-                user_agent: r.user_agent.clone(),
-                detail: r.detail.clone(),
-                prev_hash,
-                hash,
-            })
+            Ok(AuditEvent::linked(seq, agency, r, prev_hash, hash))
         }
 
         /// Appends events to one agency's chain inside `tx`: the head is moved once (its row
