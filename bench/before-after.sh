@@ -7,7 +7,8 @@
 #   BEFORE=dir AFTER=dir bash bench/before-after.sh
 # where each dir holds a release `tessera` and `tessera-bench` (for example `target/release` of
 # two worktrees). ROUNDS (default 2), DURATION (default 8s), SAMPLES (default 500000). The HTTP
-# scripts run in their default mode (pinned, PIN=1); PIN=0 or PIN=both is passed on.
+# scripts run in their default mode (pinned, PIN=1); PIN=0 or PIN=both is passed on. Both
+# builds are measured against the same ceiling, AFTER's `tessera-bench ceiling`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${BEFORE:?BEFORE=dir with the old release binaries}" "${AFTER:?AFTER=dir with the new ones}"
@@ -33,9 +34,9 @@ for round in $(seq 1 "$ROUNDS"); do
     dir=${!which}
     echo "== round $round: $which ($dir)" >&2
     echo "$which inproc $(inproc "$dir")"
-    TESSERA_BIN="$dir/tessera" CEILING_BIN="$dir/tessera-bench" ROUNDS=1 bash bench/http-check.sh 2>/dev/null |
-      awk -v w="$which" -F'|' '/^\| Tessera/ {t=$3} /^\| Cerbos/ {c=$3} /^ratio/ {n=split($0, a, " "); r=a[n]} END {gsub(/ /, "", t); gsub(/ /, "", c); print w, "http-check", t, c, r}'
-    TESSERA_BIN="$dir/tessera" CEILING_BIN="$dir/tessera-bench" ROUNDS=1 bash bench/oauth.sh 2>/dev/null |
+    TESSERA_BIN="$dir/tessera" CEILING_BIN="$AFTER/tessera-bench" ROUNDS=1 bash bench/http-check.sh 2>/dev/null |
+      awk -v w="$which" -F'|' '/^\| Tessera/ {t=$4} /^\| Cerbos/ {c=$4} /^ratio/ {n=split($0, a, " "); r=a[n]} END {gsub(/ /, "", t); gsub(/ /, "", c); print w, "http-check", t, c, r}'
+    TESSERA_BIN="$dir/tessera" CEILING_BIN="$AFTER/tessera-bench" ROUNDS=1 bash bench/oauth.sh 2>/dev/null |
       awk -v w="$which" -F'|' '/^\| Tessera/ {gsub(/ /, "", $3); gsub(/ /, "", $4); print w, "oauth", $3, $4} /^ratio/ {print w, $0}'
   done
 done

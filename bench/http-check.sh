@@ -109,26 +109,9 @@ lua() { # $1 body, $2 auth header (may be empty); non-200 answers are counted as
 }
 lua "$T_BODY" "Bearer $KEY" >"$work/t.lua"
 lua "$C_BODY" "" >"$work/c.lua"
-measure() { # server, url, lua file: appends "mode server req/s p50(ms) p99(ms)" to results
-  local out
-  out=$("${LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$3" "$2" 2>&1)
-  if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
-    echo "bench/http-check.sh: $1 had failed requests, the figures are not valid:" >&2
-    echo "$out" >&2
-    exit 1
-  fi
-  awk -v m="$MODE" -v s="$1" '
-    function ms(v,   u) { u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
-                         return (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v }
-    /Requests\/sec/ { rps = $2 }
-    $1 == "50%" { p50 = ms($2) }
-    $1 == "99%" { p99 = ms($2) }
-    END { if (rps == "" || p99 == "") exit 1; printf "%s %s %s %.3f %.3f\n", m, s, rps, p50, p99 }' <<<"$out" >>"$work/results" ||
-    die "could not read wrk's output for $1: $out"
-}
-tessera_one() { start_tessera; measure tessera "$T/v1/check" "$work/t.lua"; stop; }
-cerbos_one() { start_cerbos; measure cerbos "$C/api/check/resources" "$work/c.lua"; stop; }
-ceiling_one() { start_ceiling; measure ceiling "$X/v1/check" "$work/t.lua"; stop; }
+tessera_one() { start_tessera; measure tessera check "$T/v1/check" "$work/t.lua"; stop; }
+cerbos_one() { start_cerbos; measure cerbos check "$C/api/check/resources" "$work/c.lua"; stop; }
+ceiling_one() { start_ceiling; measure ceiling check "$X/v1/check" "$work/t.lua"; stop; }
 
 if [ -n "${PROFILE_DIR:-}" ]; then
   profile_tools
@@ -151,34 +134,9 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-python3 - "$work/results" "$DURATION" "$CONNECTIONS" "$(nproc)" "$("$CERBOS" --version 2>/dev/null | head -n1 | awk '{print $NF}')" <<'PY'
-import statistics, sys
-path, duration, connections, cores, cerbos = sys.argv[1:]
-rows = [line.split() for line in open(path)]
-names = {"tessera": "Tessera `POST /v1/check` (API key)",
-         "cerbos": f"Cerbos {cerbos} `POST /api/check/resources`",
-         "ceiling": "ceiling (trivial axum endpoint, same request)"}
-where = {"pinned": "pinned: each server on core 0 (taskset -c 0), wrk -t1 on core 1",
-         "unpinned": f"unpinned: servers and wrk -t2 share the {cores} cores"}
-for mode in dict.fromkeys(r[0] for r in rows):
-    mine = [r[1:] for r in rows if r[0] == mode]
-    print(f"### {where[mode]}\n")
-    print(f"wrk -c{connections} -d{duration}, {len(mine)} runs, one server at a time\n")
-    print("| server | req/s (median) | of the ceiling | p50 ms | p99 ms | req/s per round |")
-    print("|---|---|---|---|---|---|")
-    col = lambda s, i: [float(r[i]) for r in mine if r[0] == s]
-    med = {s: statistics.median(col(s, 1)) for s in dict.fromkeys(r[0] for r in mine)}
-    ceiling = med.get("ceiling")
-    for s in ("ceiling", "tessera", "cerbos"):
-        if s not in med:
-            continue
-        frac = f"{100 * med[s] / ceiling:.1f}%" if ceiling else "-"
-        print(f"| {names[s]} | {med[s]:.0f} | {frac} | {statistics.median(col(s, 2)):.3f} | "
-              f"{statistics.median(col(s, 3)):.3f} | {', '.join(f'{v:.0f}' for v in col(s, 1))} |")
-    print()
-    if "cerbos" in med:
-        print(f"ratio Tessera/Cerbos, {mode} (median req/s): {med['tessera'] / med['cerbos']:.2f}x")
-    if ceiling:
-        print(f"Tessera / ceiling, {mode}: {100 * med['tessera'] / ceiling:.1f}%")
-    print()
-PY
+CERBOS_VERSION=$("$CERBOS" --version 2>/dev/null | head -n1 | awk '{print $NF}')
+python3 bench/lib/percore.py "$work/results" "$DURATION" "$CONNECTIONS" \
+  "{\"tessera\": \"Tessera \`POST /v1/check\` (API key)\",
+    \"cerbos\": \"Cerbos $CERBOS_VERSION \`POST /api/check/resources\`\",
+    \"ceiling\": \"ceiling (trivial axum endpoint, same request)\"}" \
+  '[["Cerbos", "check", "cerbos"]]'

@@ -73,21 +73,6 @@ lua() { # file, basic credentials, body
   printf 'wrk.method = "POST"\nwrk.body = [[%s]]\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\nwrk.headers["Authorization"] = "Basic %s"\n' \
     "$3" "$2" >"$1"
 }
-measure() { # server, operation, url, lua file: appends "mode server operation req/s p99(ms)" to results
-  local out
-  out=$("${LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$4" "$3" 2>&1)
-  if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
-    echo "bench/oauth.sh: $1 $2 had failed requests, the figures are not valid:" >&2
-    echo "$out" >&2
-    exit 1
-  fi
-  awk -v m="$MODE" -v s="$1" -v o="$2" '
-    /Requests\/sec/ { rps = $2 }
-    $1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
-                  p99 = (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : (u == "m") ? v * 60000 : v }
-    END { if (rps == "" || p99 == "") exit 1; printf "%s %s %s %s %.2f\n", m, s, o, rps, p99 }' <<<"$out" >>"$work/results" ||
-    die "could not read wrk's output for $1 $2: $out"
-}
 
 # --- Tessera: an agency, an account, a confidential app installed on the account.
 T="http://127.0.0.1:$T_PORT"
@@ -199,37 +184,8 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-python3 - "$work/results" "$DURATION" "$CONNECTIONS" "$OIDC_PROVIDER_VERSION" "$(nproc)" <<'PY'
-import statistics, sys
-path, duration, connections, version, cores = sys.argv[1:]
-rows = [line.split() for line in open(path)]
-names = {"tessera": "Tessera", "oidc-provider-jwt": f"oidc-provider {version} (JWT, EdDSA)",
-         "oidc-provider-opaque": f"oidc-provider {version} (opaque)",
-         "ceiling": "ceiling (trivial axum endpoint)"}
-where = {"pinned": "pinned: each server on core 0 (taskset -c 0), wrk -t1 on core 1",
-         "unpinned": f"unpinned: servers and wrk -t2 share the {cores} cores"}
-for mode in dict.fromkeys(r[0] for r in rows):
-    mine = [r[1:] for r in rows if r[0] == mode]
-    print(f"### {where[mode]}\n")
-    print(f"wrk -c{connections} -d{duration}, {len(mine)} runs, one server at a time\n")
-    print("| server | operation | req/s (median) | of the ceiling | p99 ms (median) | req/s per round | p99 ms per round |")
-    print("|---|---|---|---|---|---|---|")
-    med = {}
-    for key in dict.fromkeys((s, o) for s, o, _, _ in mine):
-        rps = [float(r[2]) for r in mine if (r[0], r[1]) == key]
-        p99 = [float(r[3]) for r in mine if (r[0], r[1]) == key]
-        med[key] = statistics.median(rps)
-    ceiling = med.get(("ceiling", "ceiling"))
-    for key in med:
-        rps = [float(r[2]) for r in mine if (r[0], r[1]) == key]
-        p99 = [float(r[3]) for r in mine if (r[0], r[1]) == key]
-        frac = f"{100 * med[key] / ceiling:.1f}%" if ceiling else "-"
-        print(f"| {names[key[0]]} | {key[1]} | {med[key]:.0f} | {frac} | {statistics.median(p99):.2f} | "
-              f"{', '.join(f'{v:.0f}' for v in rps)} | {', '.join(f'{v:.2f}' for v in p99)} |")
-    print()
-    for op, peer in (("issue", "oidc-provider-jwt"), ("introspect", "oidc-provider-opaque")):
-        if ("tessera", op) in med and (peer, op) in med:
-            print(f"ratio Tessera/oidc-provider, {op}, {mode} (median req/s): "
-                  f"{med[('tessera', op)] / med[(peer, op)]:.2f}x")
-    print()
-PY
+python3 bench/lib/percore.py "$work/results" "$DURATION" "$CONNECTIONS" \
+  "{\"tessera\": \"Tessera\", \"oidc-provider-jwt\": \"oidc-provider $OIDC_PROVIDER_VERSION (JWT, EdDSA)\",
+    \"oidc-provider-opaque\": \"oidc-provider $OIDC_PROVIDER_VERSION (opaque)\",
+    \"ceiling\": \"ceiling (trivial axum endpoint, same request)\"}" \
+  '[["oidc-provider", "issue", "oidc-provider-jwt"], ["oidc-provider", "introspect", "oidc-provider-opaque"]]'

@@ -3,6 +3,7 @@
 # (a scratch directory) and cur_pid (the running server, or empty), and defines `die`.
 #   PIN=1 (default) | 0 | both      → MODES; set_mode MODE sets SRV, LOAD and THREADS
 #   THREADS (unpinned wrk threads, default 2), THREADS_PINNED (default 1)
+#   WARMUP (default 2s, 0 for none): wrk untimed before each measurement
 
 PIN=${PIN:-1}
 case $PIN in
@@ -63,4 +64,26 @@ profile() { # name, url, lua file: perf samples of the running server while wrk 
   inferno-flamegraph --minwidth 1 --title "Tessera $1, pinned to one core ($(git rev-parse --short HEAD))" \
     <"$PROFILE_DIR/$1.folded" >"$PROFILE_DIR/$1.svg"
   echo "$SELF: $PROFILE_DIR/$1.svg" >&2
+}
+
+measure() { # server, operation, url, lua file: appends "mode server operation req/s p50 p99" (ms)
+  local out
+  # Untimed first (WARMUP, default 2s): a JIT (Node's) or a cold cache is not what is compared.
+  if [ "${WARMUP:-2s}" != 0 ]; then
+    "${LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP:-2s}" -s "$4" "$3" >/dev/null 2>&1 || true
+  fi
+  out=$("${LOAD[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$4" "$3" 2>&1)
+  if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
+    echo "$SELF: $1 $2 had failed requests, the figures are not valid:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
+  awk -v m="$MODE" -v s="$1" -v o="$2" '
+    function ms(v,   u) { u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+                         return (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : (u == "m") ? v * 60000 : v }
+    /Requests\/sec/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    END { if (rps == "" || p99 == "") exit 1; printf "%s %s %s %s %.3f %.3f\n", m, s, o, rps, p50, p99 }' \
+    <<<"$out" >>"$work/results" || die "could not read wrk's output for $1 $2: $out"
 }
