@@ -122,17 +122,9 @@ if [ -n "${PROFILE_DIR:-}" ]; then
   exit 0
 fi
 
-for round in $(seq 1 "$ROUNDS"); do
-  for mode in $MODES; do
-    set_mode "$mode"
-    echo "round $round/$ROUNDS, $MODE" >&2
-    if [ $((round % 2)) = 1 ]; then
-      ceiling_one; tessera_one; cerbos_one
-    else
-      cerbos_one; tessera_one; ceiling_one
-    fi
-  done
-done
+odd_round() { ceiling_one; tessera_one; cerbos_one; }
+even_round() { cerbos_one; tessera_one; ceiling_one; }
+rounds odd_round even_round
 
 CERBOS_VERSION=$("$CERBOS" --version 2>/dev/null | head -n1 | awk '{print $NF}')
 python3 bench/lib/percore.py "$work/results" "$DURATION" "$CONNECTIONS" \

@@ -167,22 +167,16 @@ if [ -n "${PROFILE_DIR:-}" ]; then
   exit 0
 fi
 
-for round in $(seq 1 "$ROUNDS"); do
-  for mode in $MODES; do
-    set_mode "$mode"
-    echo "round $round/$ROUNDS, $MODE" >&2
-    if [ -n "$CEIL" ]; then ceiling_round; fi
-    if [ "$PEERS_ONLY" = 1 ]; then
-      peer_round
-    elif [ $((round % 2)) = 1 ]; then
-      tessera_round
-      peer_round
-    else
-      peer_round
-      tessera_round
-    fi
-  done
-done
+odd_round() {
+  if [ -n "$CEIL" ]; then ceiling_round; fi
+  if [ "$PEERS_ONLY" = 1 ]; then peer_round; else tessera_round; peer_round; fi
+}
+even_round() {
+  if [ -n "$CEIL" ]; then ceiling_round; fi
+  peer_round
+  if [ "$PEERS_ONLY" != 1 ]; then tessera_round; fi
+}
+rounds odd_round even_round
 
 python3 bench/lib/percore.py "$work/results" "$DURATION" "$CONNECTIONS" \
   "{\"tessera\": \"Tessera\", \"oidc-provider-jwt\": \"oidc-provider $OIDC_PROVIDER_VERSION (JWT, EdDSA)\",

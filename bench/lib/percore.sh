@@ -87,3 +87,14 @@ measure() { # server, operation, url, lua file: appends "mode server operation r
     END { if (rps == "" || p99 == "") exit 1; printf "%s %s %s %s %.3f %.3f\n", m, s, o, rps, p50, p99 }' \
     <<<"$out" >>"$work/results" || die "could not read wrk's output for $1 $2: $out"
 }
+
+rounds() { # the function for odd rounds, the one for even rounds: ROUNDS × MODES of them
+  local round mode
+  for round in $(seq 1 "$ROUNDS"); do
+    for mode in $MODES; do
+      set_mode "$mode"
+      echo "round $round/$ROUNDS, $MODE" >&2
+      if [ $((round % 2)) = 1 ]; then "$1"; else "$2"; fi
+    done
+  done
+}
