@@ -237,26 +237,35 @@ pub fn hash_fields(f: &EventFields<'_>, prev: &ChainHash, buf: &mut Vec<u8>) -> 
     ChainHash(h.finalize().into())
 }
 
+/// The hash of `$r` at `$seq` in `$agency`'s chain after `$prev`: `$r` is an [`AuditRecord`] or
+/// an [`AuditEvent`], which name the hashed fields alike (one list for both, no copy of either).
+macro_rules! hash_of {
+    ($seq:expr, $agency:expr, $r:expr, $prev:expr) => {{
+        let r = $r;
+        // The detail as stored: serialising the parsed value gives the stored text back.
+        let detail = r.detail.to_string();
+        let fields = EventFields {
+            seq: $seq,
+            agency: $agency.as_str(),
+            id: r.id.as_str(),
+            at: r.at,
+            actor: &r.actor,
+            on_behalf_of: r.on_behalf_of.as_deref(),
+            action: &r.action,
+            target: r.target.as_deref(),
+            outcome: r.outcome.as_str(),
+            request_id: &r.request_id,
+            ip: r.ip.as_deref(),
+            user_agent: r.user_agent.as_deref(),
+            detail: &detail,
+        };
+        hash_fields(&fields, $prev, &mut Vec::with_capacity(256 + detail.len()))
+    }};
+}
+
 /// Computes an event's hash from its content and the previous hash.
 pub fn chain_hash(seq: i64, agency: &AgencyId, r: &AuditRecord, prev: &ChainHash) -> ChainHash {
-    // serde_json maps are sorted, so `detail` serialises canonically.
-    let detail = r.detail.to_string();
-    let fields = EventFields {
-        seq,
-        agency: agency.as_str(),
-        id: r.id.as_str(),
-        at: r.at,
-        actor: &r.actor,
-        on_behalf_of: r.on_behalf_of.as_deref(),
-        action: &r.action,
-        target: r.target.as_deref(),
-        outcome: r.outcome.as_str(),
-        request_id: &r.request_id,
-        ip: r.ip.as_deref(),
-        user_agent: r.user_agent.as_deref(),
-        detail: &detail,
-    };
-    hash_fields(&fields, prev, &mut Vec::with_capacity(256))
+    hash_of!(seq, agency, r, prev)
 }
 
 impl AuditEvent {
@@ -307,24 +316,7 @@ impl AuditEvent {
     /// Whether this event's hash matches its content and `prev_hash` (hashed from the event's
     /// own fields: no copy of the record, whose detail may be kilobytes).
     pub fn hash_is_valid(&self) -> bool {
-        let detail = self.detail.to_string();
-        let fields = EventFields {
-            seq: self.seq,
-            agency: self.agency_id.as_str(),
-            id: self.id.as_str(),
-            at: self.at,
-            actor: &self.actor,
-            on_behalf_of: self.on_behalf_of.as_deref(),
-            action: &self.action,
-            target: self.target.as_deref(),
-            outcome: self.outcome.as_str(),
-            request_id: &self.request_id,
-            ip: self.ip.as_deref(),
-            user_agent: self.user_agent.as_deref(),
-            detail: &detail,
-        };
-        let mut buf = Vec::with_capacity(256 + detail.len());
-        hash_fields(&fields, &self.prev_hash, &mut buf) == self.hash
+        hash_of!(self.seq, self.agency_id, self, &self.prev_hash) == self.hash
     }
 }
 
