@@ -10,7 +10,8 @@
 #   PIN=both                     both, each round measuring pinned then unpinned
 #   TESSERA_BIN=path, CEILING_BIN=path   release binaries to use instead of building them
 #   PROFILE_DIR=dir              instead of the rounds: profile Tessera (pinned) with `perf record`
-#                                while wrk loads it; writes DIR/check.folded and DIR/check.svg
+#                                while wrk loads it, then the ceiling the same way; writes
+#                                DIR/{check,ceiling}.{folded,svg,wrk}
 # Only one server runs while it is measured; the order alternates between rounds. Medians.
 # Installs Cerbos from npm into bench/peers/ (ignored by git) and wrk from Debian if missing.
 set -euo pipefail
@@ -118,6 +119,9 @@ if [ -n "${PROFILE_DIR:-}" ]; then
   set_mode pinned
   start_tessera
   profile check "$T/v1/check" "$work/t.lua"
+  stop
+  start_ceiling
+  profile ceiling "$X/v1/check" "$work/t.lua"
   stop
   exit 0
 fi

@@ -1,30 +1,28 @@
 //! The in-memory authorization index of one agency: role permission bitsets and, per
-//! principal, a compact list of grants (binding, account, role), built from a consistent
-//! snapshot of the store and answering checks without IO or allocation.
+//! principal, a compact list of grants (account, role), built from a consistent snapshot of the
+//! store and answering checks without IO or allocation.
 //!
 //! INVARIANT: `AgencyIndex::check` decides exactly as the reference `authz::authorize` does on
 //! the same grants (a property test holds the two together); the cost of a check depends on
 //! the principal's own grants, never on the number of agencies, accounts or principals.
+//!
+//! Layout, for a check that touches as few cache lines as it can when 100k agencies' indexes do
+//! not fit any cache (docs/BENCHMARKS.md, "The check index from 100 to 100k agencies"):
+//! - principals live in an open-addressing table of 64-byte slots, one cache line each, and a
+//!   principal with at most [`INLINE`] grants carries them in its own slot: a check reads one
+//!   line for the principal, with no separate control bytes and no grant vector;
+//! - accounts are numbered per agency (their table is probed at the same time as the
+//!   principal's, the two reads being independent), so a grant is four bytes inline;
+//! - the agency is compared with its ULID text held in the index, not through its id's heap
+//!   string.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::authz::{CredentialCap, Decision, EngineConfig, GrantSource, Reason};
 use crate::catalog::Catalog;
-use crate::fastmap::FastMap;
 use crate::ids::{AccountId, AgencyId, BindingId, PrincipalId, RoleId};
 use crate::permission::{PermissionIndex, PermissionSet};
-
-/// One binding, packed: 40 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct CompactGrant {
-    binding: [u64; 2],
-    /// The account's ULID bits, kept in the grant so a check compares instead of looking up.
-    account: [u64; 2],
-    role: u16,
-    /// Covers every account of the agency (`account` is then unused).
-    wide: bool,
-}
 
 fn split(bits: u128) -> [u64; 2] {
     [(bits >> 64) as u64, bits as u64]
@@ -32,6 +30,20 @@ fn split(bits: u128) -> [u64; 2] {
 
 fn join(b: [u64; 2]) -> u128 {
     (u128::from(b[0]) << 64) | u128::from(b[1])
+}
+
+/// The slot of `key` in a table of `mask + 1` slots: the ULID's random low bits, mixed.
+/// Keys are server-minted, so no caller can choose colliding ones.
+fn home_slot(bits: [u64; 2], salt: u8, mask: usize) -> usize {
+    let x =
+        (bits[1] ^ bits[0].rotate_left(29) ^ u64::from(salt)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // The product's high half mixes every input bit.
+    (x >> 32) as usize & mask
+}
+
+/// A power-of-two table size at most 3/4 full, with at least one empty slot.
+fn table_size(n: usize) -> usize {
+    (n + n / 3 + 1).next_power_of_two()
 }
 
 /// Principals are keyed by kind and ULID bits.
@@ -56,6 +68,69 @@ impl PrincipalKey {
             _ => PrincipalId::Installation(crate::ids::InstallationId::from_bits(self.1)),
         }
     }
+}
+
+/// Grants a principal's slot holds itself.
+const INLINE: usize = 8;
+/// A slot's `kind` when the slot is empty.
+const EMPTY: u8 = u8::MAX;
+/// A slot's `inline` count when its grants are in `AgencyIndex::spilled`.
+const SPILLED: u8 = u8::MAX;
+/// A grant's account when it covers every account of the agency.
+const WIDE: u32 = u32::MAX;
+/// A check's target account when no binding of the agency names it (or at the agency level).
+const UNBOUND: u32 = u32::MAX - 1;
+/// The same two in a slot's 16-bit inline grants; an account numbered beyond them spills.
+const WIDE16: u16 = u16::MAX;
+const UNBOUND16: u16 = u16::MAX - 1;
+
+/// One principal and, when they fit, its grants: one cache line.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Slot {
+    key: [u64; 2],
+    /// Where its bindings' ids start in `AgencyIndex::bindings`, and how many it has.
+    start: u32,
+    len: u32,
+    /// Where its grants start in `AgencyIndex::spilled`, when they do not fit inline.
+    spill: u32,
+    kind: u8,
+    /// Grants held inline (`len` of them), or [`SPILLED`].
+    inline: u8,
+    accounts: [u16; INLINE],
+    roles: [u16; INLINE],
+}
+
+const VACANT: Slot = Slot {
+    key: [0, 0],
+    start: 0,
+    len: 0,
+    spill: 0,
+    kind: EMPTY,
+    inline: 0,
+    accounts: [0; INLINE],
+    roles: [0; INLINE],
+};
+
+impl Slot {
+    fn key(&self) -> PrincipalKey {
+        PrincipalKey(self.kind, join(self.key))
+    }
+}
+
+/// One binding as a check reads it: the account's number in the agency (or [`WIDE`]) and the
+/// role's index (built-in roles first, then the agency's custom roles).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Grant {
+    account: u32,
+    role: u16,
+}
+
+/// The accounts bindings name, numbered by their slot in an open-addressing table.
+#[derive(Clone, Copy, Debug)]
+struct AccountSlot {
+    key: [u64; 2],
+    used: bool,
 }
 
 /// The built-in roles' permission sets, shared by every agency's index.
@@ -105,13 +180,21 @@ pub struct IndexInput {
 #[derive(Debug)]
 pub struct AgencyIndex {
     agency: AgencyId,
+    /// The agency id's ULID text, held inline: comparing it reads no heap line.
+    agency_ulid: [u8; crate::ids::ULID_LEN],
     is_platform: bool,
     revision: i64,
     builtin: Arc<BuiltinRoles>,
     custom: Vec<PermissionSet>,
     custom_ids: Vec<RoleId>,
-    grants: Vec<CompactGrant>,
-    principals: FastMap<PrincipalKey, (u32, u32)>,
+    /// Principals, open addressing, a power of two long with at least one empty slot.
+    slots: Box<[Slot]>,
+    /// Accounts named by bindings, the same way; a grant names one by its position.
+    accounts: Box<[AccountSlot]>,
+    /// The grants of principals with too many to hold inline, grouped by principal.
+    spilled: Box<[Grant]>,
+    /// Every binding's id, grouped by principal (`Slot::start`) in the order of its grants.
+    bindings: Box<[[u64; 2]]>,
 }
 
 impl AgencyIndex {
@@ -133,59 +216,115 @@ impl AgencyIndex {
             custom.push(set);
             custom_ids.push(id);
         }
+        // The accounts first: a grant names its account by slot.
+        let mut named: Vec<u128> = input
+            .bindings
+            .iter()
+            .filter_map(|(_, _, _, a)| a.as_ref().map(AccountId::bits))
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        let mut accounts = vec![
+            AccountSlot {
+                key: [0, 0],
+                used: false
+            };
+            (2 * named.len() + 1).next_power_of_two()
+        ]
+        .into_boxed_slice();
+        let amask = accounts.len() - 1;
+        for bits in named {
+            let key = split(bits);
+            let mut i = home_slot(key, 0, amask);
+            while accounts[i].used {
+                i = (i + 1) & amask;
+            }
+            accounts[i] = AccountSlot { key, used: true };
+        }
         let mut skipped = Vec::new();
-        let mut keyed: Vec<(PrincipalKey, CompactGrant)> = Vec::with_capacity(input.bindings.len());
+        let mut keyed: Vec<(PrincipalKey, Grant, [u64; 2])> =
+            Vec::with_capacity(input.bindings.len());
         for (bid, principal, role, account) in input.bindings {
             let role_ix = builtin
                 .lookup
                 .get(&role)
                 .map(|i| usize::from(*i))
                 .or_else(|| custom_lookup.get(&role).copied());
-            let Some(role_ix) = role_ix.and_then(|i| u16::try_from(i).ok()) else {
+            let Some(role) = role_ix.and_then(|i| u16::try_from(i).ok()) else {
                 skipped.push(bid);
                 continue;
             };
-            let (wide, account) = match account {
-                None => (true, [0, 0]),
-                Some(acc) => (false, split(acc.bits())),
+            let account = match account {
+                None => WIDE,
+                Some(acc) => Self::find_account(&accounts, split(acc.bits())),
             };
             keyed.push((
                 PrincipalKey::from(&principal),
-                CompactGrant {
-                    binding: split(bid.bits()),
-                    account,
-                    role: role_ix,
-                    wide,
-                },
+                Grant { account, role },
+                split(bid.bits()),
             ));
         }
-        keyed.sort_by_key(|(k, _)| *k);
-        let mut principals = FastMap::default();
-        let mut grants = Vec::with_capacity(keyed.len());
+        keyed.sort_by_key(|(k, _, _)| *k);
+        let distinct = keyed.windows(2).filter(|w| w[0].0 != w[1].0).count() + 1;
+        let mut slots = vec![VACANT; table_size(distinct)].into_boxed_slice();
+        let mask = slots.len() - 1;
+        let bindings: Box<[[u64; 2]]> = keyed.iter().map(|(_, _, b)| *b).collect();
+        let mut spilled = Vec::new();
         let mut i = 0;
         while i < keyed.len() {
             let key = keyed[i].0;
-            let start = grants.len();
+            let start = i;
             while i < keyed.len() && keyed[i].0 == key {
-                grants.push(keyed[i].1);
                 i += 1;
             }
-            let (s, n) = (
-                u32::try_from(start).unwrap_or(u32::MAX),
-                u32::try_from(grants.len() - start).unwrap_or(0),
-            );
-            principals.insert(key, (s, n));
+            let mine: Vec<Grant> = keyed[start..i].iter().map(|(_, g, _)| *g).collect();
+            let mut slot = Slot {
+                key: split(key.1),
+                start: u32::try_from(start).unwrap_or(u32::MAX),
+                len: u32::try_from(mine.len()).unwrap_or(0),
+                kind: key.0,
+                inline: SPILLED,
+                ..VACANT
+            };
+            let fits = |g: &Grant| g.account == WIDE || g.account < u32::from(UNBOUND16);
+            if mine.len() <= INLINE && mine.iter().all(fits) {
+                for (j, g) in mine.iter().enumerate() {
+                    slot.accounts[j] = if g.account == WIDE {
+                        WIDE16
+                    } else {
+                        u16::try_from(g.account).unwrap_or(UNBOUND16)
+                    };
+                    slot.roles[j] = g.role;
+                }
+                slot.inline = u8::try_from(mine.len()).unwrap_or(SPILLED);
+            } else {
+                slot.spill = u32::try_from(spilled.len()).unwrap_or(u32::MAX);
+                spilled.extend_from_slice(&mine);
+            }
+            let mut at = home_slot(slot.key, slot.kind, mask);
+            while slots[at].kind != EMPTY {
+                at = (at + 1) & mask;
+            }
+            slots[at] = slot;
         }
-        grants.shrink_to_fit();
+        let mut agency_ulid = [0; crate::ids::ULID_LEN];
+        if let Some(text) = agency.as_str().as_bytes().get(AgencyId::PREFIX.len()..) {
+            if text.len() == agency_ulid.len() {
+                agency_ulid.copy_from_slice(text);
+            }
+        }
         let index = Self {
+            agency_ulid,
             agency,
             is_platform,
             revision,
             builtin,
             custom,
             custom_ids,
-            grants,
-            principals,
+            slots,
+            accounts,
+            spilled: spilled.into_boxed_slice(),
+            bindings,
         };
         (index, skipped)
     }
@@ -193,6 +332,12 @@ impl AgencyIndex {
     /// The agency.
     pub fn agency(&self) -> &AgencyId {
         &self.agency
+    }
+
+    /// Whether `agency` is this index's agency (its ULID compared with the text held inline;
+    /// every `AgencyId` has the same prefix).
+    pub fn is_agency(&self, agency: &AgencyId) -> bool {
+        agency.as_str().as_bytes().get(AgencyId::PREFIX.len()..) == Some(&self.agency_ulid[..])
     }
 
     /// Whether this is the platform tenant.
@@ -208,8 +353,10 @@ impl AgencyIndex {
     /// A rough size in bytes, for the cache's memory budget.
     pub fn approx_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.grants.capacity() * std::mem::size_of::<CompactGrant>()
-            + self.principals.capacity() * (std::mem::size_of::<(PrincipalKey, (u32, u32))>() + 1)
+            + std::mem::size_of_val(&*self.slots)
+            + std::mem::size_of_val(&*self.accounts)
+            + std::mem::size_of_val(&*self.spilled)
+            + std::mem::size_of_val(&*self.bindings)
             + self.custom.capacity() * (std::mem::size_of::<PermissionSet>() + 40)
     }
 
@@ -236,22 +383,71 @@ impl AgencyIndex {
         }
     }
 
-    fn grants_of(&self, key: PrincipalKey) -> &[CompactGrant] {
-        match self.principals.get(&key) {
-            Some((start, n)) => {
-                let (s, n) = (*start as usize, *n as usize);
-                self.grants.get(s..s + n).unwrap_or(&[])
+    /// An account's number, or [`UNBOUND`] when no binding names it.
+    fn find_account(accounts: &[AccountSlot], key: [u64; 2]) -> u32 {
+        let mask = accounts.len() - 1;
+        let mut i = home_slot(key, 0, mask);
+        loop {
+            let a = &accounts[i];
+            if !a.used {
+                return UNBOUND;
             }
-            None => &[],
+            if a.key == key {
+                return u32::try_from(i).unwrap_or(UNBOUND);
+            }
+            i = (i + 1) & mask;
         }
     }
 
-    /// The account a check targets, as grant bits (`None`: the agency level, or across tenants).
-    fn target_bits(account: Option<&AccountId>, agency_wide_only: bool) -> Option<[u64; 2]> {
-        if agency_wide_only {
-            None
-        } else {
-            account.map(|a| split(a.bits()))
+    fn account_id(&self, n: u32) -> AccountId {
+        let key = self.accounts.get(n as usize).map_or([0, 0], |a| a.key);
+        AccountId::from_bits(join(key))
+    }
+
+    fn slot(&self, key: PrincipalKey) -> Option<&Slot> {
+        let bits = split(key.1);
+        let mask = self.slots.len() - 1;
+        let mut i = home_slot(bits, key.0, mask);
+        loop {
+            let s = &self.slots[i];
+            if s.kind == EMPTY {
+                return None;
+            }
+            if s.key == bits && s.kind == key.0 {
+                return Some(s);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// The grants of a principal that has too many to hold inline.
+    fn spilled_of(&self, slot: &Slot) -> &[Grant] {
+        let (s, n) = (slot.spill as usize, slot.len as usize);
+        self.spilled.get(s..s + n).unwrap_or(&[])
+    }
+
+    /// Every grant of the slot's principal, in the order of its bindings in `bindings`.
+    fn grants_of(&self, slot: &Slot) -> Vec<Grant> {
+        if slot.inline == SPILLED {
+            return self.spilled_of(slot).to_vec();
+        }
+        let n = usize::from(slot.inline);
+        slot.accounts[..n]
+            .iter()
+            .zip(&slot.roles[..n])
+            .map(|(a, r)| Grant {
+                account: if *a == WIDE16 { WIDE } else { u32::from(*a) },
+                role: *r,
+            })
+            .collect()
+    }
+
+    /// The account a check targets, numbered (`UNBOUND`: the agency level, across tenants, or
+    /// an account no binding names, where only agency-wide grants apply).
+    fn target(&self, account: Option<&AccountId>, agency_wide_only: bool) -> u32 {
+        match account {
+            Some(a) if !agency_wide_only => Self::find_account(&self.accounts, split(a.bits())),
+            _ => UNBOUND,
         }
     }
 
@@ -264,12 +460,26 @@ impl AgencyIndex {
         account: Option<&AccountId>,
         agency_wide_only: bool,
     ) -> PermissionSet {
-        let grants = self.grants_of(PrincipalKey::from(principal));
-        let target = Self::target_bits(account, agency_wide_only);
+        // Two independent reads, so the processor overlaps them: the account's number and the
+        // principal's slot.
+        let target = self.target(account, agency_wide_only);
+        let Some(slot) = self.slot(PrincipalKey::from(principal)) else {
+            return PermissionSet::EMPTY;
+        };
         let mut out = PermissionSet::EMPTY;
-        for g in grants {
-            if g.wide || Some(g.account) == target {
-                out = out.union(self.role_set(g.role));
+        if slot.inline != SPILLED {
+            let t = u16::try_from(target).unwrap_or(UNBOUND16).min(UNBOUND16);
+            let n = usize::from(slot.inline);
+            for (a, r) in slot.accounts[..n].iter().zip(&slot.roles[..n]) {
+                if *a == WIDE16 || *a == t {
+                    out = out.union(self.role_set(*r));
+                }
+            }
+        } else {
+            for g in self.spilled_of(slot) {
+                if g.account == WIDE || g.account == target {
+                    out = out.union(self.role_set(g.role));
+                }
             }
         }
         out
@@ -283,15 +493,22 @@ impl AgencyIndex {
         account: Option<&AccountId>,
         agency_wide_only: bool,
     ) -> Vec<(GrantSource, String)> {
-        let target = Self::target_bits(account, agency_wide_only);
-        self.grants_of(PrincipalKey::from(principal))
+        let target = self.target(account, agency_wide_only);
+        let Some(slot) = self.slot(PrincipalKey::from(principal)) else {
+            return Vec::new();
+        };
+        let start = slot.start as usize;
+        self.grants_of(slot)
             .iter()
-            .filter(|g| {
-                (g.wide || Some(g.account) == target) && self.role_set(g.role).contains(permission)
+            .enumerate()
+            .filter(|(_, g)| {
+                (g.account == WIDE || g.account == target)
+                    && self.role_set(g.role).contains(permission)
             })
-            .map(|g| {
+            .map(|(i, g)| {
+                let binding = self.bindings.get(start + i).copied().unwrap_or([0, 0]);
                 (
-                    GrantSource::Binding(BindingId::from_bits(join(g.binding))),
+                    GrantSource::Binding(BindingId::from_bits(join(binding))),
                     self.role_name(g.role),
                 )
             })
@@ -304,14 +521,20 @@ impl AgencyIndex {
         &self,
         principal: &PrincipalId,
     ) -> Vec<(BindingId, String, Option<AccountId>)> {
+        let Some(slot) = self.slot(PrincipalKey::from(principal)) else {
+            return Vec::new();
+        };
+        let start = slot.start as usize;
         let mut out: Vec<(BindingId, String, Option<AccountId>)> = self
-            .grants_of(PrincipalKey::from(principal))
+            .grants_of(slot)
             .iter()
-            .map(|g| {
+            .enumerate()
+            .map(|(i, g)| {
+                let binding = self.bindings.get(start + i).copied().unwrap_or([0, 0]);
                 (
-                    BindingId::from_bits(join(g.binding)),
+                    BindingId::from_bits(join(binding)),
                     self.role_name(g.role),
-                    (!g.wide).then(|| AccountId::from_bits(join(g.account))),
+                    (g.account != WIDE).then(|| self.account_id(g.account)),
                 )
             })
             .collect();
@@ -322,32 +545,35 @@ impl AgencyIndex {
     /// The accounts on which the principal holds account bindings, in id order: with the
     /// agency level, every place where its permissions can differ.
     pub fn bound_accounts(&self, principal: &PrincipalId) -> Vec<AccountId> {
+        let Some(slot) = self.slot(PrincipalKey::from(principal)) else {
+            return Vec::new();
+        };
         let mut out: Vec<AccountId> = self
-            .grants_of(PrincipalKey::from(principal))
+            .grants_of(slot)
             .iter()
-            .filter(|g| !g.wide)
-            .map(|g| AccountId::from_bits(join(g.account)))
+            .filter(|g| g.account != WIDE)
+            .map(|g| self.account_id(g.account))
             .collect();
         out.sort();
         out.dedup();
         out
     }
 
+    fn principals(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().filter(|s| s.kind != EMPTY)
+    }
+
     /// The principals bound to the role named `role` (a built-in name or a custom role's id),
     /// anywhere in the agency.
     pub fn holders_of(&self, role: &str) -> Vec<PrincipalId> {
         let mut out: Vec<PrincipalKey> = self
-            .principals
-            .iter()
-            .filter(|(_, (start, n))| {
-                let (s, n) = (*start as usize, *n as usize);
-                self.grants
-                    .get(s..s + n)
-                    .unwrap_or(&[])
+            .principals()
+            .filter(|s| {
+                self.grants_of(s)
                     .iter()
                     .any(|g| self.role_name(g.role) == role)
             })
-            .map(|(k, _)| *k)
+            .map(Slot::key)
             .collect();
         out.sort();
         out.into_iter().map(PrincipalKey::id).collect()
@@ -357,9 +583,8 @@ impl AgencyIndex {
     pub fn principals_after(&self, cursor: Option<&PrincipalId>) -> Vec<PrincipalId> {
         let after = cursor.map(PrincipalKey::from);
         let mut keys: Vec<PrincipalKey> = self
-            .principals
-            .keys()
-            .copied()
+            .principals()
+            .map(Slot::key)
             .filter(|k| after.is_none_or(|a| *k > a))
             .collect();
         keys.sort();
@@ -368,8 +593,11 @@ impl AgencyIndex {
 
     /// The role names and ids a principal holds anywhere in the agency (for ABAC attributes).
     pub fn role_names(&self, principal: &PrincipalId) -> Vec<String> {
+        let Some(slot) = self.slot(PrincipalKey::from(principal)) else {
+            return Vec::new();
+        };
         let mut names: Vec<String> = self
-            .grants_of(PrincipalKey::from(principal))
+            .grants_of(slot)
             .iter()
             .map(|g| self.role_name(g.role))
             .collect();
@@ -409,7 +637,7 @@ pub fn effective(c: &Check<'_>, cfg: EngineConfig) -> Result<(PermissionSet, boo
         Some((set, Some(bound))) if !agency_wide_only && account == Some(bound) => *set,
         _ => PermissionSet::EMPTY,
     };
-    let cross = c.agency != c.home.agency();
+    let cross = !c.home.is_agency(c.agency);
     if cross {
         let platform_wide = cap(c.home.held(c.principal, None, true).union(&own(None, true)));
         if !(c.home.is_platform() && platform_wide.contains(cfg.cross_tenant)) {
@@ -528,6 +756,103 @@ mod tests {
             if !fast.allowed {
                 prop_assert_eq!(fast.reason, slow.reason);
             }
+        }
+    }
+
+    /// Accounts numbered beyond what a slot's 16-bit inline grants can name make their
+    /// principals spill, and those still decide like the plain reading of the bindings; so do
+    /// principals with more grants than fit inline.
+    #[test]
+    fn large_agencies_spill_and_still_decide_exactly() {
+        let cat = catalog();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let agy = AgencyId::generate_at(1, &mut rng);
+        let accs: Vec<AccountId> = (0..40_000)
+            .map(|i| AccountId::generate_at(i, &mut rng))
+            .collect();
+        let users: Vec<PrincipalId> = (0..200)
+            .map(|i| PrincipalId::User(crate::ids::UserId::generate_at(i, &mut rng)))
+            .collect();
+        let roles = ["account_user", "account_viewer", "agency_admin"];
+        let mut bindings = Vec::new();
+        // The first user is bound on every account; the others on a few each, some wide.
+        for a in &accs {
+            bindings.push((
+                BindingId::generate_at(1, &mut rng),
+                users[0].clone(),
+                "account_viewer".to_owned(),
+                Some(a.clone()),
+            ));
+        }
+        for (i, u) in users.iter().enumerate().skip(1) {
+            for j in 0..(i % 12) {
+                let account =
+                    (j % 5 != 4).then(|| accs[(i * 7919 + j * 104_729) % accs.len()].clone());
+                bindings.push((
+                    BindingId::generate_at(2, &mut rng),
+                    u.clone(),
+                    roles[(i + j) % 3].to_owned(),
+                    account,
+                ));
+            }
+        }
+        let input = IndexInput {
+            roles: vec![],
+            bindings: bindings.clone(),
+        };
+        let (index, skipped) = AgencyIndex::build(agy, false, 1, BuiltinRoles::new(&cat), input);
+        assert!(skipped.is_empty());
+        let high = accs
+            .iter()
+            .filter(|a| {
+                AgencyIndex::find_account(&index.accounts, split(a.bits())) >= u32::from(UNBOUND16)
+            })
+            .count();
+        assert!(
+            high > 1000,
+            "the test needs accounts numbered beyond 16 bits, got {high}"
+        );
+        let spilled = index
+            .slots
+            .iter()
+            .filter(|s| s.kind != EMPTY && s.inline == SPILLED)
+            .count();
+        let inline = index
+            .slots
+            .iter()
+            .filter(|s| s.kind != EMPTY && s.inline != SPILLED)
+            .count();
+        assert!(
+            spilled > 10 && inline > 10,
+            "{spilled} spilled, {inline} inline"
+        );
+        let plain = |u: &PrincipalId, at: Option<&AccountId>| {
+            bindings
+                .iter()
+                .filter(|(_, p, _, a)| {
+                    p == u && (a.is_none() || (at.is_some() && a.as_ref() == at))
+                })
+                .fold(PermissionSet::EMPTY, |s, (_, _, r, _)| {
+                    s.union(&cat.role(r).unwrap().1)
+                })
+        };
+        for u in &users {
+            let mine: Vec<&AccountId> = bindings
+                .iter()
+                .filter(|(_, p, _, _)| p == u)
+                .filter_map(|(_, _, _, a)| a.as_ref())
+                .take(20)
+                .collect();
+            let targets =
+                mine.into_iter()
+                    .map(Some)
+                    .chain([None, Some(&accs[3]), Some(&accs[39_999])]);
+            for at in targets {
+                assert_eq!(index.held(u, at, false), plain(u, at), "{u:?} at {at:?}");
+                assert_eq!(index.held(u, at, true), plain(u, None), "{u:?} wide only");
+            }
+            let expected = bindings.iter().filter(|(_, p, _, _)| p == u).count();
+            assert_eq!(index.bindings_of(u).len(), expected);
         }
     }
 
