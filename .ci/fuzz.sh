@@ -7,7 +7,7 @@
 # Stable toolchain: `-s none` builds without a sanitizer, so cargo-fuzz passes no `-Z` flag
 # (libFuzzer's coverage instrumentation, `-C passes=sancov-module`, is stable). The stack is
 # 2 MiB, as on the server's tokio worker threads; fuzz/src/lib.rs turns an overflow into a
-# recorded crash. FUZZ_TARGETS="jwt catalog" runs a subset.
+# recorded crash. FUZZ_TARGETS="jwt catalog" runs a subset; FUZZ_JOBS (default: the cores) run at once.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 # RUST_LIB_BACKTRACE=0: no backtrace of cargo-fuzz itself when a target fails.
@@ -26,17 +26,38 @@ cargo fuzz build "${FLAGS[@]}"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failed=()
-for target in ${FUZZ_TARGETS:-$(cargo fuzz list)}; do
-  echo "==> fuzzing $target for ${SECONDS_EACH}s"
+# One libFuzzer process per target, FUZZ_JOBS at a time (default: one per core); each still
+# gets its SECONDS_EACH of one core.
+JOBS=${FUZZ_JOBS:-$(nproc)}
+fuzz_one() { # target → $work/<target>.log, and .rc with the exit status
+  local target=$1
   mkdir -p "$work/$target" "artifacts/$target"
   cp -R "corpus/$target/." "$work/$target/"
-  if ! (
+  local rc=0
+  (
     ulimit -s 2048
     cargo fuzz run "${FLAGS[@]}" "$target" "$work/$target" -- \
       -max_total_time="$SECONDS_EACH" -rss_limit_mb="$RSS_MB" -malloc_limit_mb="$RSS_MB" \
       -timeout=10 -print_final_stats=1 -close_fd_mask=1
-  ) >"$work/$target.log" 2>&1; then
+  ) >"$work/$target.log" 2>&1 || rc=$?
+  echo "$rc" >"$work/$target.rc"
+}
+targets=(${FUZZ_TARGETS:-$(cargo fuzz list)})
+running=0
+for target in "${targets[@]}"; do
+  if ((running >= JOBS)); then
+    wait -n || true
+    running=$((running - 1))
+  fi
+  echo "==> fuzzing $target for ${SECONDS_EACH}s"
+  fuzz_one "$target" &
+  running=$((running + 1))
+done
+wait || true
+failed=()
+for target in "${targets[@]}"; do
+  echo "==> $target"
+  if [ "$(cat "$work/$target.rc" 2>/dev/null || echo missing)" != 0 ]; then
     failed+=("$target")
     # The crash report from its first line, without libFuzzer's progress lines and
     # cargo-fuzz's byte dump.

@@ -41,19 +41,25 @@ pub enum IdError {
 
 /// Encodes 128 bits (48-bit milliseconds, 80 random bits) as a 26-character ULID.
 pub fn ulid_string(millis: u64, rng: &mut dyn RngCore) -> String {
+    let mut out = String::with_capacity(ULID_LEN);
+    push_ulid(&mut out, millis, rng);
+    out
+}
+
+/// Appends a new ULID (as [`ulid_string`]) to `out`, which can then hold a prefix too.
+pub fn push_ulid(out: &mut String, millis: u64, rng: &mut dyn RngCore) {
     let mut random = [0u8; 10];
     rng.fill_bytes(&mut random);
     let mut value: u128 = u128::from(millis & 0xFFFF_FFFF_FFFF) << 80;
     for (i, b) in random.iter().enumerate() {
         value |= u128::from(*b) << (8 * (9 - i));
     }
-    let mut out = [0u8; ULID_LEN];
-    for (i, slot) in out.iter_mut().enumerate().rev() {
+    let mut text = [0u8; ULID_LEN];
+    for slot in text.iter_mut().rev() {
         *slot = CROCKFORD[(value & 0x1F) as usize];
         value >>= 5;
-        let _ = i;
     }
-    out.iter().map(|&c| c as char).collect()
+    out.extend(text.iter().map(|&c| char::from(c)));
 }
 
 /// The 128 bits of a ULID string (26 Crockford characters), if it is one.

@@ -273,7 +273,7 @@ async fn authenticated_only(
 ) -> axum::response::Response {
     let meta = req
         .extensions()
-        .get::<caller::RequestMeta>()
+        .get::<Arc<caller::RequestMeta>>()
         .cloned()
         .unwrap_or_default();
     let (parts, body) = req.into_parts();

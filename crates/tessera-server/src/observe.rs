@@ -30,13 +30,14 @@ fn request_id(req: &Request) -> String {
         })
         .map(str::to_owned)
         .unwrap_or_else(|| {
-            format!(
-                "req_{}",
-                tessera_core::ids::ulid_string(
-                    tessera_core::ids::now_millis(),
-                    &mut rand::thread_rng()
-                )
-            )
+            let mut id = String::with_capacity(4 + tessera_core::ids::ULID_LEN);
+            id.push_str("req_");
+            tessera_core::ids::push_ulid(
+                &mut id,
+                tessera_core::ids::now_millis(),
+                &mut rand::thread_rng(),
+            );
+            id
         })
 }
 
@@ -59,18 +60,15 @@ pub async fn observe(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(256).collect());
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
     let conn = req.extensions().get::<crate::net::ConnHandle>().cloned();
-    req.extensions_mut().insert(RequestMeta {
+    req.extensions_mut().insert(Arc::new(RequestMeta {
         request_id: id.clone(),
         ip: ip.clone(),
         addr,
         user_agent,
-    });
+    }));
     let mut resp = next.run(req).await;
     if conn.is_some_and(|c| c.body_timed_out()) {
         resp = ApiError::new(
@@ -81,7 +79,8 @@ pub async fn observe(
     }
     let status = resp.status().as_u16();
     let secs = start.elapsed().as_secs_f64();
-    crate::metrics::observe(method.as_str(), &route, status, secs);
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    crate::metrics::observe(method.as_str(), route, status, secs);
     tracing::debug!(request_id = %id, method = %method, route = %route, status, ms = secs * 1000.0, ip = ip.as_deref().unwrap_or("-"), "request");
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);

@@ -32,7 +32,7 @@ pub struct Authorized {
     /// data, so the check path builds none).
     pub(crate) admission: Arc<Admission>,
     /// Request facts.
-    pub meta: RequestMeta,
+    pub meta: Arc<RequestMeta>,
     /// The data keys: this caller's audit records are sealed with the acted-in agency's, which
     /// the gate loaded before the handler runs.
     pub(crate) data_keys: Arc<crate::secrets::DataKeys>,
@@ -40,7 +40,7 @@ pub struct Authorized {
 
 impl Authorized {
     /// For routes any authenticated caller may use: no permission, the caller's own agency.
-    pub fn for_caller(state: &Services, caller: Arc<Caller>, meta: RequestMeta) -> Self {
+    pub fn for_caller(state: &Services, caller: Arc<Caller>, meta: Arc<RequestMeta>) -> Self {
         Self {
             admission: state.admission.clone(),
             agency: caller.agency.clone(),

@@ -122,7 +122,7 @@ async fn check(g: &GuardState, request: Request) -> Result<Checked, ApiError> {
     let (mut parts, body) = request.into_parts();
     let meta = parts
         .extensions
-        .get::<RequestMeta>()
+        .get::<std::sync::Arc<RequestMeta>>()
         .cloned()
         .unwrap_or_default();
     let (caller, rate) = authenticate_limited(&g.app, &parts, &meta).await?;

@@ -123,11 +123,11 @@ pub async fn split(req: axum::extract::Request) -> Result<(Parts, Bytes), OAuthE
     Ok((parts, bytes))
 }
 
-/// The request's audit facts (set by the request-id layer).
-pub fn meta(parts: &Parts) -> RequestMeta {
+/// The request's audit facts (set by the request-id layer), shared.
+pub fn meta(parts: &Parts) -> std::sync::Arc<RequestMeta> {
     parts
         .extensions
-        .get::<RequestMeta>()
+        .get::<std::sync::Arc<RequestMeta>>()
         .cloned()
         .unwrap_or_default()
 }

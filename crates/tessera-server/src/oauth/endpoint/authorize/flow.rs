@@ -70,7 +70,7 @@ pub(super) const MAX_SIGN_IN_CANDIDATES: usize = 4;
 
 pub(super) struct Flow<'a> {
     pub(super) state: &'a AppState,
-    pub(super) meta: RequestMeta,
+    pub(super) meta: std::sync::Arc<RequestMeta>,
     pub(super) parts: &'a Parts,
     /// The per-browser CSRF binding, and whether it is new (to be set).
     pub(super) binding: String,
@@ -81,7 +81,7 @@ impl<'a> Flow<'a> {
     pub(super) fn new(state: &'a AppState, parts: &'a Parts) -> Self {
         let meta = parts
             .extensions
-            .get::<RequestMeta>()
+            .get::<std::sync::Arc<RequestMeta>>()
             .cloned()
             .unwrap_or_default();
         let existing = read_cookie(&parts.headers, CSRF_COOKIE)
