@@ -68,11 +68,8 @@ impl AgencyIndex {
     /// The accounts on which the principal holds account bindings, in id order: with the
     /// agency level, every place where its permissions can differ.
     pub fn bound_accounts(&self, principal: &PrincipalId) -> Vec<AccountId> {
-        let Some(slot) = self.slot(PrincipalKey::from(principal)) else {
-            return Vec::new();
-        };
         let mut out: Vec<AccountId> = self
-            .grants_of(slot)
+            .grants_for(principal)
             .iter()
             .filter(|g| g.account != WIDE)
             .map(|g| self.account_id(g.account))
@@ -116,16 +113,20 @@ impl AgencyIndex {
 
     /// The role names and ids a principal holds anywhere in the agency (for ABAC attributes).
     pub fn role_names(&self, principal: &PrincipalId) -> Vec<String> {
-        let Some(slot) = self.slot(PrincipalKey::from(principal)) else {
-            return Vec::new();
-        };
         let mut names: Vec<String> = self
-            .grants_of(slot)
+            .grants_for(principal)
             .iter()
             .map(|g| self.role_name(g.role))
             .collect();
         names.sort();
         names.dedup();
         names
+    }
+
+    /// Every grant of `principal` (none if it has no binding here).
+    fn grants_for(&self, principal: &PrincipalId) -> Vec<super::Grant> {
+        self.slot(PrincipalKey::from(principal))
+            .map(|slot| self.grants_of(slot))
+            .unwrap_or_default()
     }
 }
