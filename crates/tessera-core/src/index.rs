@@ -7,7 +7,7 @@
 //! the principal's own grants, never on the number of agencies, accounts or principals.
 //!
 //! Layout, for a check that touches as few cache lines as it can when 100k agencies' indexes do
-//! not fit any cache (docs/BENCHMARKS.md, "The check index from 100 to 100k agencies"):
+//! not fit any cache (docs/BENCHMARKS.md, "The index in cache lines"):
 //! - principals live in an open-addressing table of 64-byte slots, one cache line each, and a
 //!   principal with at most [`INLINE`] grants carries them in its own slot: a check reads one
 //!   line for the principal, with no separate control bytes and no grant vector;

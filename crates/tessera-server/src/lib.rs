@@ -271,11 +271,7 @@ async fn authenticated_only(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let meta = req
-        .extensions()
-        .get::<Arc<caller::RequestMeta>>()
-        .cloned()
-        .unwrap_or_default();
+    let meta = observe::request_meta(req.extensions());
     let (parts, body) = req.into_parts();
     let authenticated = gate::authenticate_limited(&s, &parts, &meta).await;
     let mut req = axum::extract::Request::from_parts(parts, body);

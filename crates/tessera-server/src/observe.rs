@@ -41,6 +41,15 @@ fn request_id(req: &Request) -> String {
         })
 }
 
+/// The request's audit facts, as `observe` set them (defaults on a request it did not see).
+/// The one place that knows how they are stored, so no reader looks under another type.
+pub fn request_meta(extensions: &axum::http::Extensions) -> Arc<RequestMeta> {
+    extensions
+        .get::<Arc<RequestMeta>>()
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// Request id, log line and metrics for every request.
 pub async fn observe(
     State(proxies): State<Arc<TrustedProxies>>,

@@ -120,11 +120,7 @@ pub async fn authenticate_limited(
 
 async fn check(g: &GuardState, request: Request) -> Result<Checked, ApiError> {
     let (mut parts, body) = request.into_parts();
-    let meta = parts
-        .extensions
-        .get::<std::sync::Arc<RequestMeta>>()
-        .cloned()
-        .unwrap_or_default();
+    let meta = crate::observe::request_meta(&parts.extensions);
     let (caller, rate) = authenticate_limited(&g.app, &parts, &meta).await?;
     let params = RawPathParams::from_request_parts(&mut parts, &())
         .await

@@ -125,11 +125,7 @@ pub async fn split(req: axum::extract::Request) -> Result<(Parts, Bytes), OAuthE
 
 /// The request's audit facts (set by the request-id layer), shared.
 pub fn meta(parts: &Parts) -> std::sync::Arc<RequestMeta> {
-    parts
-        .extensions
-        .get::<std::sync::Arc<RequestMeta>>()
-        .cloned()
-        .unwrap_or_default()
+    crate::observe::request_meta(&parts.extensions)
 }
 
 #[cfg(test)]

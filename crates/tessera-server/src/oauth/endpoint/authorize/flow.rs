@@ -79,11 +79,7 @@ pub(super) struct Flow<'a> {
 
 impl<'a> Flow<'a> {
     pub(super) fn new(state: &'a AppState, parts: &'a Parts) -> Self {
-        let meta = parts
-            .extensions
-            .get::<std::sync::Arc<RequestMeta>>()
-            .cloned()
-            .unwrap_or_default();
+        let meta = crate::observe::request_meta(&parts.extensions);
         let existing = read_cookie(&parts.headers, CSRF_COOKIE)
             .filter(|v| v.len() == 43 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
             .map(str::to_owned);
