@@ -156,12 +156,15 @@ measure() { # mode label, extra env for wrk…
   h0=$(metric_sum 'tessera_authz_cache_lookups_total{outcome="hit"}')
   m0=$(metric_sum 'tessera_authz_cache_lookups_total{outcome="miss"}')
   c0=$(pg_cpu_ticks "$pm"); t0=$(date +%s.%N); n0=$(node_cpu_ticks)
-  ( while :; do psql "$PG/postgres" -Atc "select count(*) from pg_stat_activity where datname = '$DB'" 2>/dev/null; sleep 1; done ) \
-    >"$run_dir/conns" &
+  # One psql session for every sample: a psql started per sample forks a client and a
+  # PostgreSQL backend each second, and that burst showed as a once-a-second stall in the
+  # cold walk's latencies.
+  ( while [ ! -e "$run_dir/stop-sampler" ]; do echo "select count(*) from pg_stat_activity where datname = '$DB';"; sleep 1; done |
+      psql "$PG/postgres" -At 2>/dev/null ) >"$run_dir/conns" &
   local sampler=$!
   pids+=("$sampler")
   run_wrk "$DURATION" "$@" | tee "$run_dir/wrk.out"
-  kill "$sampler"; wait "$sampler" 2>/dev/null || true
+  touch "$run_dir/stop-sampler"; wait "$sampler" 2>/dev/null || true
   local c1 t1 h1 m1 n1
   c1=$(pg_cpu_ticks "$pm"); t1=$(date +%s.%N); n1=$(node_cpu_ticks)
   h1=$(metric_sum 'tessera_authz_cache_lookups_total{outcome="hit"}')

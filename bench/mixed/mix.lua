@@ -42,6 +42,10 @@ local function now_us()
   return tonumber(ts.tv_sec) * 1e6 + tonumber(ts.tv_nsec) / 1e3
 end
 local sent = {}
+-- MIX_TRACE=FILE: every answer also goes to FILE as "<monotonic us> <latency us> <kind> <status>",
+-- to see when the slow ones come (a periodic stall, one agency, one kind). One thread only.
+local trace_path = os.getenv("MIX_TRACE")
+local trace = trace_path and trace_path ~= "" and assert(io.open(trace_path, "a")) or nil
 -- One flat table, "<kind>:<bucket>" -> count (wrk copies a thread's table to done() one level deep).
 hist = {}
 local function bucket(us)
@@ -191,8 +195,12 @@ function response(status, headers, body)
   local t0 = k and sent[k]
   if t0 then
     sent[k] = nil
-    local key = op .. ":" .. bucket(now_us() - t0)
+    local t1 = now_us()
+    local key = op .. ":" .. bucket(t1 - t0)
     hist[key] = (hist[key] or 0) + 1
+    if trace then
+      trace:write(string.format("%.0f %.0f %s %d\n", t1, t1 - t0, op, status))
+    end
   end
   if status < 200 or status > 299 then
     non2xx = non2xx + 1

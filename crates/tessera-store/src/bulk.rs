@@ -222,6 +222,12 @@ pub trait BulkLoad: Send + Sync + std::fmt::Debug {
         entity: &str,
         at: i64,
     ) -> Result<i64, StoreError>;
+
+    /// Readies `table` for serving after a load: PostgreSQL `VACUUM (ANALYZE)` (the planner's
+    /// statistics, the visibility map for index-only scans, and the hint bits that the first
+    /// readers of freshly copied rows would otherwise write, while autovacuum catches up
+    /// under load); SQLite `ANALYZE`.
+    async fn settle(&self, table: BulkTable) -> Result<(), StoreError>;
 }
 
 /// Opens a bulk loader on the database at `url` (migrate it first: this does not).
@@ -385,6 +391,15 @@ impl BulkLoad for PgBulk {
         tx.commit().await?;
         Ok(rev)
     }
+
+    async fn settle(&self, table: BulkTable) -> Result<(), StoreError> {
+        // Not in a transaction: VACUUM refuses to run inside one.
+        sqlx::raw_sql(&format!("VACUUM (ANALYZE) {}", table.name()))
+            .execute(&self.pool)
+            .await
+            .map_err(owner_needed)?;
+        Ok(())
+    }
 }
 
 /// SQLite: prepared multi-row `INSERT`s, the batch in one transaction.
@@ -453,6 +468,13 @@ impl BulkLoad for SqliteBulk {
         let rev = record_change!(tx, agency, kind, entity, at);
         tx.commit().await?;
         Ok(rev)
+    }
+
+    async fn settle(&self, table: BulkTable) -> Result<(), StoreError> {
+        sqlx::raw_sql(&format!("ANALYZE {}", table.name()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 

@@ -230,6 +230,21 @@ async fn seed(args: &SeedArgs, json: bool) -> anyhow::Result<()> {
         }
         tables.push(json!({ "table": table.name(), "rows": rows, "seconds": secs }));
     }
+    // Statistics and visibility before the first node reads the tables, so that a benchmark
+    // run right after seeding does not meet autovacuum's first pass over them.
+    let t0 = Instant::now();
+    for table in BulkTable::ALL {
+        bulk.settle(table).await?;
+    }
+    let settle_seconds = t0.elapsed().as_secs_f64();
+    if plain && !json {
+        let how = if postgres {
+            "VACUUM (ANALYZE)"
+        } else {
+            "ANALYZE"
+        };
+        println!("{how} of every table in {settle_seconds:.1} s");
+    }
     let revision = bulk
         .bump_revision(
             plan.agency_id(0).as_str(),
@@ -248,7 +263,7 @@ async fn seed(args: &SeedArgs, json: bool) -> anyhow::Result<()> {
         println!(
             "{}",
             json!({ "ok": true, "backend": bulk.backend(), "counts": plan.counts, "tables": tables,
-                    "seconds": seconds, "revision": revision, "emitted": args.emit })
+                    "settle_seconds": settle_seconds, "seconds": seconds, "revision": revision, "emitted": args.emit })
         );
     } else {
         println!(
