@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 
+import feed
 import outages
 import revocation
 import writes
@@ -15,6 +16,8 @@ from harness import Cluster, Failure
 
 SCENARIOS = [
     ("1. revocation reaches every node", revocation.run),
+    ("1b. LISTEN sessions lost: polling, then listening again", feed.listener_lost),
+    ("1c. read your writes on another node (at_least_revision)", feed.read_your_writes),
     ("2. kill -9 a node under a write load", writes.run),
     ("3. PostgreSQL restarted while serving", outages.postgres_restart),
     ("4. Redis stopped: the declared fail modes", outages.redis_outage),

@@ -306,6 +306,13 @@ impl Engine {
         self.drop_entry(agency);
     }
 
+    /// After a local write that recorded no change (a rename, a new account): its index and
+    /// caches stay, as no decision can differ, but reads of the agency still go to the primary
+    /// until the feed has moved past the write (its admin lists must show it).
+    pub fn wrote(&self, agency: &AgencyId) {
+        self.reads.wrote(agency);
+    }
+
     /// Drops an agency's index (a change seen on the feed, or a local write).
     fn drop_entry(&self, agency: &AgencyId) {
         let key = agency.bits();

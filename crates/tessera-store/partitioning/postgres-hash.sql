@@ -1,8 +1,8 @@
 -- Hash partitioning of Tessera's largest tenant tables by agency_id (stock PostgreSQL 13+).
 -- Not a migration: an operator's tool for when one table outgrows what one heap and its
 -- indexes serve well (see docs/SCALING.md). Tested by
--- crates/tessera-store/tests/postgres_distribution.rs, which runs this file on a migrated
--- database and then the store's operations against it.
+-- crates/tessera-server/tests/api/seed.rs (`seeded_partitioned_postgres_data_serves_every_path`),
+-- which runs this file on a migrated database, seeds it, and serves every path against it.
 --
 -- Run it as the tables' OWNER (the role `tessera migrate` uses), during a maintenance window:
 --     psql "$OWNER_URL" -v ON_ERROR_STOP=1 -f postgres-hash.sql

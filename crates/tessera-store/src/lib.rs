@@ -23,6 +23,7 @@ mod sqlite;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod written;
 
 pub use audit::{AuditEvent, AuditHead, AuditRecord, ChainHash, Outcome};
 pub use audit_checkpoint::{

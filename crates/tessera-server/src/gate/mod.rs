@@ -62,14 +62,27 @@ pub enum TargetFrom {
 pub async fn guard(State(g): State<GuardState>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     match check(&g, request).await {
-        Ok((request, agency, rate)) => {
+        Ok((request, _, rate)) if method == Method::GET || method == Method::HEAD => {
             let mut resp = next.run(request).await;
             if let Some(r) = &rate {
                 crate::ratelimit::headers::apply(resp.headers_mut(), r);
             }
-            // This node's own writes take effect on its next check (other nodes: the feed).
-            if resp.status().is_success() && method != Method::GET && method != Method::HEAD {
-                g.app.engine.invalidate(&agency);
+            resp
+        }
+        Ok((request, agency, rate)) => {
+            let (mut resp, written) = tessera_store::written::observe(next.run(request)).await;
+            if let Some(r) = &rate {
+                crate::ratelimit::headers::apply(resp.headers_mut(), r);
+            }
+            // This node's own decision-changing writes take effect on its next check (other
+            // nodes: the feed). A write that recorded no change (a rename) keeps the agency's
+            // index: dropping it would only cost a rebuild from the store on the next request.
+            if resp.status().is_success() {
+                if written.may_change_decisions() {
+                    g.app.engine.invalidate(&agency);
+                } else {
+                    g.app.engine.wrote(&agency);
+                }
             }
             resp
         }

@@ -658,3 +658,70 @@ async fn a_disabled_user_is_denied_on_the_next_check() {
         true
     );
 }
+
+/// A write that records no change (a rename, a new user or account) keeps the agency's index:
+/// no decision can differ, so the next check is answered without a rebuild. A write that
+/// records one (a binding) is seen by this node's next check at once, as before.
+async fn writes_that_change_no_decision_keep_the_index(t: TestApp) {
+    let a = t.agency("Keep").await;
+    let body = check_body(Some(&a.user), "contacts.read", "contact", &a);
+    // The feed applied up to now (on PostgreSQL, the set-up's notifications would otherwise
+    // drop the index later), then the index held.
+    t.state.engine.poll().await.unwrap();
+    let b0 = t.post("/v1/check", &a.key, body.clone()).await.body.clone();
+    assert_eq!(b0["allowed"], false, "{b0}");
+    // The platform admin's own index too (its writes below are authorized by it).
+    let r = t.get(&format!("/v1/agencies/{}", a.id), &t.admin).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let builds = t.state.engine.stats().builds;
+    let r = t
+        .patch(
+            &format!("/v1/agencies/{}/accounts/{}", a.id, a.acc),
+            &t.admin,
+            json!({ "name": "renamed" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = t
+        .post(
+            &format!("/v1/agencies/{}/users", a.id),
+            &t.admin,
+            json!({ "email": "keep@example.com", "name": "Keep" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let c = t.post("/v1/check", &a.key, body.clone()).await;
+    assert_eq!(c.body["allowed"], false, "{}", c.body);
+    assert_eq!(
+        t.state.engine.stats().builds,
+        builds,
+        "a rename and a new user rebuilt the index"
+    );
+    // The renamed account is listed renamed on this node at once.
+    let list = t
+        .get(&format!("/v1/agencies/{}/accounts", a.id), &a.key)
+        .await;
+    assert!(list.body.to_string().contains("renamed"), "{}", list.body);
+    t.post(
+        &format!("/v1/agencies/{}/bindings", a.id),
+        &t.admin,
+        json!({ "principal": a.user, "role": "account_user", "account": a.acc }),
+    )
+    .await;
+    let c = t.post("/v1/check", &a.key, body).await;
+    assert_eq!(c.body["allowed"], true, "{}", c.body);
+    assert_eq!(t.state.engine.stats().builds, builds + 1);
+}
+
+#[tokio::test]
+async fn writes_that_change_no_decision_keep_the_index_sqlite() {
+    writes_that_change_no_decision_keep_the_index(TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn writes_that_change_no_decision_keep_the_index_postgres() {
+    let Some(t) = TestApp::postgres().await else {
+        return;
+    };
+    writes_that_change_no_decision_keep_the_index(t).await;
+}

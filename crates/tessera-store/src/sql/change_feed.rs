@@ -17,6 +17,7 @@ macro_rules! change_feed {
 
         /// Bumps the global revision and records what changed, inside `tx`.
         async fn record_change(tx: &mut Tx, agency: &AgencyId, kind: &str, entity: &str, at: i64) -> Result<i64, StoreError> {
+            $crate::written::changed();
             let rev: i64 = sqlx::query("UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value")
                 .fetch_one(&mut **tx)
                 .await?
@@ -39,6 +40,7 @@ macro_rules! change_feed {
                 record_change(&mut tx, agency, kind, entity, audit.at).await?;
             }
             tx.commit().await?;
+            $crate::written::committed();
             Ok(())
         }
 
