@@ -3,10 +3,12 @@
 # private PostgreSQL cluster (initdb + pg_ctl on a free port, so it can be restarted) and a
 # private redis-server, behind a real haproxy (round robin, /readyz health checks). Scenarios
 # (.ci/cluster/*.py, Python 3 standard library only): a revocation on node 1 is refused by
-# nodes 2 and 3 within 1 s; kill -9 under a write load loses no acknowledged write and
+# nodes 2 and 3 within 1 s, also right after every node's LISTEN session was terminated (and
+# every node listens again); node 2 reads node 1's writes at once with `at_least_revision`;
+# kill -9 under a write load loses no acknowledged write and
 # half-applies none; PostgreSQL restarted while serving; Redis stopped (the declared fail
 # modes). Installs haproxy, redis-server and PostgreSQL if missing; fails rather than skips.
-# About 1 minute on 2 cores, beyond the build.
+# About 20-60 s on 2 cores, beyond the build.
 #   TESSERA_BIN   the server binary (default: $CARGO_TARGET_DIR/debug/tessera, built if missing)
 #   CLUSTER_KEEP  set to keep the work directory (logs, configs) after the run
 set -euo pipefail

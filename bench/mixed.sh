@@ -159,7 +159,9 @@ measure() { # mode label, extra env for wrk…
   # One psql session for every sample: a psql started per sample forks a client and a
   # PostgreSQL backend each second, and that burst showed as a once-a-second stall in the
   # cold walk's latencies.
-  ( while [ ! -e "$run_dir/stop-sampler" ]; do echo "select count(*) from pg_stat_activity where datname = '$DB';"; sleep 1; done |
+  # It stops when told, or when this script is gone (an error exit removes run_dir).
+  local me=$$
+  ( while [ ! -e "$run_dir/stop-sampler" ] && kill -0 "$me" 2>/dev/null; do echo "select count(*) from pg_stat_activity where datname = '$DB';"; sleep 1; done |
       psql "$PG/postgres" -At 2>/dev/null ) >"$run_dir/conns" &
   local sampler=$!
   pids+=("$sampler")

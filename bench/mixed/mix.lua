@@ -4,7 +4,8 @@
 --    5% POST /oauth/token (client credentials of the agency's app)
 --    4% GET  a list of the agency (accounts, users, bindings in turn) with the API key
 --    1% PATCH /v1/agencies/{agy}/accounts/{acc} (renames the agency's account: a real,
---       audited write through the gate and the change log)
+--       audited write through the gate; it records no change-log entry, as no decision
+--       depends on a name)
 -- Tenants: Zipf (s = MIX_ZIPF_S, default 1) over the agencies in file order, or uniform
 -- (MIX_DIST=uniform). Data: MIX_DATA, tab-separated lines written by bench/mixed/prep.py:
 --   A <agency> <Bearer api key> <Basic client> <installation> <checks> <account>
