@@ -214,6 +214,8 @@ class Cluster:
             "--master-key-file", self.master_key,
             "--redis-url", f"redis://127.0.0.1:{self.redis_port}/0",
             "--password-workers", "1",
+            # Scenario 5's receiver is on loopback; retries come quickly.
+            "--webhook-allow-private-targets", "--webhook-retry-unit-ms", "20",
         ]
         return Proc(f"node{i + 1}", argv, os.path.join(self.work, f"node{i + 1}.log"))
 

@@ -11,6 +11,7 @@ import time
 import feed
 import outages
 import revocation
+import webhooks
 import writes
 from harness import Cluster, Failure
 
@@ -21,6 +22,7 @@ SCENARIOS = [
     ("2. kill -9 a node under a write load", writes.run),
     ("3. PostgreSQL restarted while serving", outages.postgres_restart),
     ("4. Redis stopped: the declared fail modes", outages.redis_outage),
+    ("5. webhooks delivered once by three dispatching nodes", webhooks.run),
 ]
 
 

@@ -87,6 +87,29 @@ pub fn cluster_job_leader(job: &'static str, leader: bool) {
     }
 }
 
+/// Webhook attempts made by this node, by outcome: delivered, to be retried, dead.
+static WEBHOOK_ATTEMPTS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+const WEBHOOK_OUTCOMES: [&str; 3] = ["delivered", "retrying", "dead"];
+
+/// Counts one webhook attempt made by this node: `delivered`, `retrying` or `dead`.
+pub fn webhook_attempt(outcome: &'static str) {
+    if let Some(i) = WEBHOOK_OUTCOMES.iter().position(|o| *o == outcome) {
+        WEBHOOK_ATTEMPTS[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn render_webhooks(out: &mut String) {
+    let _ = writeln!(out, "# HELP tessera_webhook_attempts_total Webhook deliveries attempted by this node, by outcome (every node dispatches; each attempt is claimed once).");
+    let _ = writeln!(out, "# TYPE tessera_webhook_attempts_total counter");
+    for (o, n) in WEBHOOK_OUTCOMES.iter().zip(&WEBHOOK_ATTEMPTS) {
+        let _ = writeln!(
+            out,
+            "tessera_webhook_attempts_total{{outcome=\"{o}\"}} {}",
+            n.load(Ordering::Relaxed)
+        );
+    }
+}
+
 /// Records whether the change signal is listening (`None`: the backend has none).
 pub fn change_signal_up(up: Option<bool>) {
     SIGNAL_UP.store(up.map_or(2, u64::from), Ordering::Relaxed);
@@ -376,5 +399,6 @@ pub fn render() -> String {
     render_redis(&mut out);
     render_rate_limits(&mut out);
     render_cluster(&mut out);
+    render_webhooks(&mut out);
     out
 }

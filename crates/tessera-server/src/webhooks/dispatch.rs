@@ -148,6 +148,11 @@ async fn agency(s: &Arc<Services>, scope: &TenantScope, pass: &mut Pass) -> Resu
                     DeliveryState::Pending => pass.retrying += 1,
                     DeliveryState::Dead => pass.dead += 1,
                 }
+                crate::metrics::webhook_attempt(match r.state {
+                    DeliveryState::Delivered => "delivered",
+                    DeliveryState::Pending => "retrying",
+                    DeliveryState::Dead => "dead",
+                });
                 results.push((id, r));
             }
             Ok((_, Err(e))) => {
