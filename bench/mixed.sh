@@ -216,7 +216,13 @@ case "${1:-}" in
   prep)
     NODE_CPUS='' start_nodes 1
     python3 bench/mixed/prep.py --in "$CREDS" --out "$DATA" --url "$URL" --tokens "${TOKENS:-2000}" ;;
-  mix) measure mix ;;
+  mix)
+    # The JWTs prep.py issued live an hour (`--access-token-ttl 3600`): an older file would
+    # answer every introspection `active: false` (counted as errors) and change the mix.
+    [ -f "$DATA" ] || die "no data file $DATA (bench/mixed.sh prep)"
+    age=$(( $(date +%s) - $(stat -c %Y "$DATA") ))
+    [ "$age" -lt 3300 ] || die "$DATA was prepared $((age / 60)) min ago and its JWTs expire after 60: run bench/mixed.sh prep again"
+    measure mix ;;
   writes) measure writes MIX_ONLY=write ;;
   cold)
     WARMUP=0 THREADS=1 CONNECTIONS=1 DIST=walk measure cold MIX_ONLY=check MIX_WALK_FROM="${WALK_FROM:-1}" ;;
