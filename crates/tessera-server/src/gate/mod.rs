@@ -62,13 +62,6 @@ pub enum TargetFrom {
 pub async fn guard(State(g): State<GuardState>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     match check(&g, request).await {
-        Ok((request, _, rate)) if method == Method::GET || method == Method::HEAD => {
-            let mut resp = next.run(request).await;
-            if let Some(r) = &rate {
-                crate::ratelimit::headers::apply(resp.headers_mut(), r);
-            }
-            resp
-        }
         Ok((request, agency, rate)) => {
             let (mut resp, written) = tessera_store::written::observe(next.run(request)).await;
             if let Some(r) = &rate {
@@ -77,7 +70,8 @@ pub async fn guard(State(g): State<GuardState>, request: Request, next: Next) ->
             // This node's own decision-changing writes take effect on its next check (other
             // nodes: the feed). A write that recorded no change (a rename) keeps the agency's
             // index: dropping it would only cost a rebuild from the store on the next request.
-            if resp.status().is_success() {
+            let write = method != Method::GET && method != Method::HEAD;
+            if write && resp.status().is_success() {
                 if written.may_change_decisions() {
                     g.app.engine.invalidate(&agency);
                 } else {

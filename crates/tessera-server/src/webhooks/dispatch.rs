@@ -143,16 +143,21 @@ async fn agency(s: &Arc<Services>, scope: &TenantScope, pass: &mut Pass) -> Resu
         pass.attempted += 1;
         match done {
             Ok((id, Ok(r))) => {
-                match r.state {
-                    DeliveryState::Delivered => pass.delivered += 1,
-                    DeliveryState::Pending => pass.retrying += 1,
-                    DeliveryState::Dead => pass.dead += 1,
-                }
-                crate::metrics::webhook_attempt(match r.state {
-                    DeliveryState::Delivered => "delivered",
-                    DeliveryState::Pending => "retrying",
-                    DeliveryState::Dead => "dead",
-                });
+                let outcome = match r.state {
+                    DeliveryState::Delivered => {
+                        pass.delivered += 1;
+                        "delivered"
+                    }
+                    DeliveryState::Pending => {
+                        pass.retrying += 1;
+                        "retrying"
+                    }
+                    DeliveryState::Dead => {
+                        pass.dead += 1;
+                        "dead"
+                    }
+                };
+                crate::metrics::webhook_attempt(outcome);
                 results.push((id, r));
             }
             Ok((_, Err(e))) => {
