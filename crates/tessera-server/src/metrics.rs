@@ -110,6 +110,47 @@ fn render_webhooks(out: &mut String) {
     }
 }
 
+/// Audit checkpoint passes on this node: (checkpoints stored, passes), and the last pass's
+/// agencies due and duration in milliseconds (rendered only once this node has made a pass).
+static CHECKPOINTS: [AtomicU64; 4] = [
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+];
+
+/// Records one checkpointer pass on this node: agencies found due, checkpoints stored, and how
+/// long the pass took.
+pub fn audit_checkpoint_pass(due: usize, stored: usize, took: std::time::Duration) {
+    CHECKPOINTS[0].fetch_add(stored as u64, Ordering::Relaxed);
+    CHECKPOINTS[1].fetch_add(1, Ordering::Relaxed);
+    CHECKPOINTS[2].store(due as u64, Ordering::Relaxed);
+    CHECKPOINTS[3].store(
+        u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+}
+
+fn render_checkpoints(out: &mut String) {
+    let [stored, passes, due, took] = CHECKPOINTS.each_ref().map(|a| a.load(Ordering::Relaxed));
+    if passes == 0 {
+        return;
+    }
+    let _ = writeln!(out, "# HELP tessera_audit_checkpoints_total Audit checkpoints signed and stored by this node (the node holding the checkpoint lease).");
+    let _ = writeln!(out, "# TYPE tessera_audit_checkpoints_total counter");
+    let _ = writeln!(out, "tessera_audit_checkpoints_total {stored}");
+    let _ = writeln!(out, "# HELP tessera_audit_checkpoint_due Agencies found due at this node's last checkpoint pass (events since their checkpoint, older than the interval or more than the count).");
+    let _ = writeln!(out, "# TYPE tessera_audit_checkpoint_due gauge");
+    let _ = writeln!(out, "tessera_audit_checkpoint_due {due}");
+    let _ = writeln!(out, "# HELP tessera_audit_checkpoint_pass_seconds Duration of this node's last checkpoint pass (a pass longer than the tick means checkpoints fall behind).");
+    let _ = writeln!(out, "# TYPE tessera_audit_checkpoint_pass_seconds gauge");
+    let _ = writeln!(
+        out,
+        "tessera_audit_checkpoint_pass_seconds {:.3}",
+        took as f64 / 1000.0
+    );
+}
+
 /// Records whether the change signal is listening (`None`: the backend has none).
 pub fn change_signal_up(up: Option<bool>) {
     SIGNAL_UP.store(up.map_or(2, u64::from), Ordering::Relaxed);
@@ -400,5 +441,6 @@ pub fn render() -> String {
     render_rate_limits(&mut out);
     render_cluster(&mut out);
     render_webhooks(&mut out);
+    render_checkpoints(&mut out);
     out
 }

@@ -72,8 +72,10 @@ pub struct AuditCheckpointDue {
     pub head_seq: i64,
     /// Its newest checkpoint's sequence number (0: none).
     pub checkpoint_seq: i64,
-    /// When that checkpoint was signed (0: none).
-    pub checkpoint_at: i64,
+    /// When its first event after that checkpoint came (epoch ms), as the append path marked
+    /// it; `None` for a head found only by a sweep (events appended by a node of a release
+    /// that did not mark heads).
+    pub pending_since: Option<i64>,
 }
 
 /// What a checkpoint is signed from, read in one transaction: the agency's head, its newest

@@ -101,6 +101,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0014_suspension_reads.sql"),
         postgres: include_str!("../migrations/postgres/0014_suspension_reads.sql"),
     },
+    Migration {
+        version: 15,
+        name: "audit_due",
+        sqlite: include_str!("../migrations/sqlite/0015_audit_due.sql"),
+        postgres: include_str!("../migrations/postgres/0015_audit_due.sql"),
+    },
 ];
 
 impl Migration {

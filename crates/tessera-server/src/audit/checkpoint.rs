@@ -44,11 +44,13 @@ const DAY_MS: i64 = 86_400_000;
 /// introspection p99 38 ms behind an issue burst; 11 ms with pages of 200). Each page's read
 /// lets the other tasks run.
 const BATCH: u32 = 64;
-/// Due agencies read per scan: the scan reads every head (it cannot seek past the previous
-/// page under the lookup policy), so a tick should need one page, not one per 500 agencies.
+/// Due agencies read per page. The scan reads only the heads the append path marked due (a
+/// partial index by agency, migration 0015), not every agency's head as it did before.
 const DUE_PAGE: u32 = 20_000;
 /// Checkpoints stored per transaction.
 const STORE_BATCH: usize = 256;
+/// How often a pass sweeps every chain head rather than the marked ones (an hour).
+const SWEEP_EVERY_MS: i64 = 3_600_000;
 
 /// Checkpoint and retention settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +100,8 @@ pub struct Checkpointer {
     clock: Arc<dyn Clock>,
     settings: AuditSettings,
     reported: Mutex<HashSet<(AgencyId, i64)>>,
+    /// When this node last swept every chain head (ms), if it has.
+    swept: Mutex<Option<i64>>,
 }
 
 impl std::fmt::Debug for Checkpointer {
@@ -124,6 +128,7 @@ impl Checkpointer {
             clock,
             settings,
             reported: Mutex::default(),
+            swept: Mutex::default(),
         }
     }
 
@@ -140,18 +145,30 @@ impl Checkpointer {
             let _ = self.keys.maintain(now / 1000).await;
         }
         let before = now.saturating_sub(self.settings.checkpoint_seconds.saturating_mul(1000));
+        // A pass reads the heads the append path marked due. The first pass of this node, and
+        // one an hour, sweeps every head instead: during a rolling upgrade, nodes of the
+        // previous release append without marking.
+        let sweep = self
+            .swept
+            .lock()
+            .map(|s| s.is_none_or(|at| now.saturating_sub(at) >= SWEEP_EVERY_MS))
+            .unwrap_or(true);
+        let started = std::time::Instant::now();
         let mut after: Option<AgencyId> = None;
         let mut made = 0;
+        let mut found = 0;
         loop {
             let due = self
                 .store
                 .audit_checkpoints_due(
                     self.settings.checkpoint_events.max(1),
                     before,
+                    sweep,
                     after.as_ref(),
                     DUE_PAGE,
                 )
                 .await?;
+            found += due.len();
             for chunk in due.chunks(STORE_BATCH) {
                 let mut signed = Vec::with_capacity(chunk.len());
                 for d in chunk {
@@ -188,6 +205,12 @@ impl Checkpointer {
                 _ => break,
             }
         }
+        if sweep {
+            if let Ok(mut s) = self.swept.lock() {
+                *s = Some(now);
+            }
+        }
+        crate::metrics::audit_checkpoint_pass(found, made, started.elapsed());
         Ok(made)
     }
 
@@ -217,6 +240,11 @@ impl Checkpointer {
             None => (0, ChainHash::GENESIS),
         };
         if head.seq <= seq {
+            // Already signed (by another node, or stored before its head was updated): only
+            // the head's mark is left to clear.
+            self.store
+                .audit_checkpointed(&[(scope, seq, self.clock.now())])
+                .await?;
             return Ok(None);
         }
         let tampered = |seq: i64| CheckpointError::Tampered {

@@ -530,6 +530,9 @@ async fn nodes_racing_make_one_checkpoint(t: &TestApp) {
     t.state.audit_keys.maintain(t.clock.now_s()).await.unwrap();
     let (node, _) = t.second_node().await;
     node.audit_keys.reload().await.unwrap();
+    // Nothing is due before 60 s (the default) after an agency's first unsigned event.
+    assert_eq!(t.state.checkpointer.run_once().await.unwrap(), 0);
+    t.clock.advance(61_000);
     let (x, y) = tokio::join!(
         t.state.checkpointer.run_once(),
         node.checkpointer.run_once()
@@ -549,6 +552,48 @@ async fn nodes_racing_make_one_checkpoint(t: &TestApp) {
         "each agency (platform and this one) got its checkpoint: {made}"
     );
     // Nothing new: nothing due.
+    assert_eq!(t.state.checkpointer.run_once().await.unwrap(), 0);
+    intact(t, &a).await;
+}
+
+/// A pass reads only the heads the append path marked due; events appended without a mark
+/// (by a node of the previous release, during a rolling upgrade) are signed by the sweep a
+/// node makes on its first pass and every hour.
+async fn unmarked_heads_are_swept(t: &TestApp) {
+    let a = t.agency("Old node").await;
+    t.state.audit_keys.maintain(t.clock.now_s()).await.unwrap();
+    t.clock.advance(61_000);
+    assert!(
+        t.state.checkpointer.run_once().await.unwrap() >= 1,
+        "the first pass sweeps"
+    );
+    let base = format!("/v1/agencies/{}", a.id);
+    let r = t
+        .post(
+            &format!("{base}/accounts"),
+            &a.key,
+            json!({ "name": "late" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let mut db = Raw::open(t, &a.id).await;
+    db.exec(&format!(
+        "UPDATE audit_heads SET pending_since = NULL WHERE agency_id = '{}'",
+        a.id
+    ))
+    .await;
+    t.clock.advance(61_000);
+    assert_eq!(
+        t.state.checkpointer.run_once().await.unwrap(),
+        0,
+        "marked heads only"
+    );
+    t.clock.advance(3_600_000);
+    assert_eq!(
+        t.state.checkpointer.run_once().await.unwrap(),
+        1,
+        "the hourly sweep"
+    );
     assert_eq!(t.state.checkpointer.run_once().await.unwrap(), 0);
     intact(t, &a).await;
 }
@@ -589,6 +634,7 @@ on_both_backends!(
     a_pruned_chain_still_verifies,
     export_resumes_from_its_anchor,
     nodes_racing_make_one_checkpoint,
+    unmarked_heads_are_swept,
     a_tampered_chain_is_never_signed,
 );
 

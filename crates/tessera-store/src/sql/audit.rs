@@ -53,8 +53,11 @@ macro_rules! audit {
             if n == 0 {
                 return Ok(Vec::new());
             }
-            const BUMP: &str = "UPDATE audit_heads SET seq = seq + $2 WHERE agency_id = $1 RETURNING seq, hash";
-            let head = sqlx::query(BUMP).bind(agency.as_str()).bind(n).fetch_optional(&mut **tx).await?;
+            // The first event after a checkpoint marks the head as due (`pending_since`, kept
+            // until the checkpointer clears it): the checkpointer reads only marked heads.
+            const BUMP: &str = "UPDATE audit_heads SET seq = seq + $2, pending_since = COALESCE(pending_since, $3) WHERE agency_id = $1 RETURNING seq, hash";
+            let since = records.iter().map(|r| r.at).min().unwrap_or(0);
+            let head = sqlx::query(BUMP).bind(agency.as_str()).bind(n).bind(since).fetch_optional(&mut **tx).await?;
             let row = match head {
                 Some(row) => row,
                 None => {
@@ -63,7 +66,7 @@ macro_rules! audit {
                         .bind(ChainHash::GENESIS.0.to_vec())
                         .execute(&mut **tx)
                         .await?;
-                    sqlx::query(BUMP).bind(agency.as_str()).bind(n).fetch_one(&mut **tx).await?
+                    sqlx::query(BUMP).bind(agency.as_str()).bind(n).bind(since).fetch_one(&mut **tx).await?
                 }
             };
             let prev: Vec<u8> = row.try_get("hash")?;

@@ -3,7 +3,9 @@
 //! INVARIANT: checkpoints are insert-only (`ON CONFLICT DO NOTHING` on (agency, seq)); key
 //! writes are compare-and-set on the row's state; a prune deletes events only up to a stored
 //! checkpoint and appends its own `audit.prune` event in the same transaction, so the rest of
-//! the chain stays anchored and the prune itself is on the record.
+//! the chain stays anchored and the prune itself is on the record. An append marks its head
+//! due (`pending_since`) under the head's row lock; only the checkpoint's own transaction
+//! clears the mark, and only if the head has not moved past the checkpoint.
 
 use crate::audit::{AuditHead, AuditRecord};
 use crate::audit_checkpoint::{
@@ -64,18 +66,28 @@ pub trait AuditCheckpoints: Send + Sync {
     /// Stores checkpoints of several agencies (each with its scope) in one transaction, the
     /// tenant switched between them; returns how many were new. At 100k agencies with events
     /// the checkpointer signs hundreds a second, and a commit each cost the primary more than
-    /// the events did.
+    /// the events did. Then records them on the chain heads ([`Self::audit_checkpointed`]).
     async fn insert_audit_checkpoints(
         &self,
         cps: &[(TenantScope, AuditCheckpoint)],
     ) -> Result<usize, StoreError>;
+    /// Records on each agency's chain head that a checkpoint at `seq` (signed at `at`, ms) is
+    /// stored: its `checkpoint_seq` moves up to `seq`, and its due mark is cleared unless events
+    /// came after `seq` (then it stays due from `at`). A few heads per transaction, since each
+    /// holds a head's lock that the agency's appends wait for.
+    async fn audit_checkpointed(&self, heads: &[(TenantScope, i64, i64)])
+        -> Result<(), StoreError>;
     /// Agencies whose head is past their newest checkpoint by at least `min_events`, or whose
-    /// newest checkpoint is older than `before_at` (ms) while events follow it, after agency
-    /// `after` (paging), at most `limit`. Reads across tenants (heads only).
+    /// first event after it came at or before `before_at` (ms), after agency `after` (paging),
+    /// at most `limit`. Reads across tenants the heads marked due by the append path (a
+    /// partial index: the agencies with events since their checkpoint, not every agency);
+    /// with `sweep`, every head, adding those past their checkpoint with no mark (appended by
+    /// a node of an earlier release, which did not mark heads).
     async fn audit_checkpoints_due(
         &self,
         min_events: i64,
         before_at: i64,
+        sweep: bool,
         after: Option<&AgencyId>,
         limit: u32,
     ) -> Result<Vec<AuditCheckpointDue>, StoreError>;

@@ -10,10 +10,150 @@ cases! {
     case_prune_up_to_a_checkpoint => sqlite_prune_up_to_a_checkpoint, postgres_prune_up_to_a_checkpoint;
     case_checkpoint_basis => sqlite_checkpoint_basis, postgres_checkpoint_basis;
     case_checkpoints_in_one_transaction => sqlite_checkpoints_in_one_transaction, postgres_checkpoints_in_one_transaction;
+    case_due_marks => sqlite_due_marks, postgres_due_marks;
+}
+
+fn due_of(due: &[tessera_store::AuditCheckpointDue], t: &TenantScope) -> Option<(i64, i64)> {
+    due.iter()
+        .find(|d| &d.agency_id == t.agency())
+        .map(|d| (d.head_seq, d.checkpoint_seq))
+}
+
+/// The due list the append path keeps: an agency is due from its first event after its last
+/// checkpoint (by time: that event's time, not the checkpoint's), stops being due when a
+/// checkpoint of its head is stored, and stays due when events followed the checkpointed one
+/// (from the checkpoint's time). Pages by agency over the marked heads only.
+async fn case_due_marks(store: Arc<dyn Store>, mint: ScopeMint) {
+    let a = agency(&store, &mint, "A").await;
+    let b = agency(&store, &mint, "B").await;
+    let created = store.audit_chain(&a, 0, 1).await.unwrap()[0].at;
+    let due = |before: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .audit_checkpoints_due(1000, before, false, None, 100)
+                .await
+                .unwrap()
+        }
+    };
+    // The creation event marks the head from its own time.
+    assert_eq!(
+        due_of(&due(created - 1).await, &a),
+        None,
+        "not yet: the event is at {created}"
+    );
+    assert_eq!(due_of(&due(created).await, &a), Some((1, 0)));
+    // A checkpoint of the head clears the mark: not due however late.
+    store
+        .insert_audit_checkpoint(&a, &cp(&a, 1, created + 10))
+        .await
+        .unwrap();
+    assert_eq!(due_of(&due(i64::MAX).await, &a), None);
+    // The next event marks it again, from that event's time, not the checkpoint's.
+    store
+        .append_audit(
+            &a,
+            &AuditRecord {
+                at: 1_000,
+                ..record("account.create")
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .append_audit(
+            &a,
+            &AuditRecord {
+                at: 2_000,
+                ..record("account.update")
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(due_of(&due(999).await, &a), None);
+    assert_eq!(due_of(&due(1_000).await, &a), Some((3, 1)));
+    let marked = store
+        .audit_checkpoints_due(1000, 1_000, false, None, 100)
+        .await
+        .unwrap();
+    let a_due = marked
+        .iter()
+        .find(|d| &d.agency_id == a.agency())
+        .map(|d| d.pending_since);
+    assert_eq!(
+        a_due,
+        Some(Some(1_000)),
+        "marked at the first event after the checkpoint"
+    );
+    let swept = store
+        .audit_checkpoints_due(1000, 1_000, true, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        due_of(&swept, &a),
+        Some((3, 1)),
+        "a sweep finds the marked heads too"
+    );
+    // By count: 2 events since the checkpoint.
+    let by_count = store
+        .audit_checkpoints_due(2, 0, false, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(due_of(&by_count, &a), Some((3, 1)));
+    assert_eq!(
+        due_of(
+            &store
+                .audit_checkpoints_due(3, 0, false, None, 100)
+                .await
+                .unwrap(),
+            &a
+        ),
+        None
+    );
+    // A checkpoint of an earlier seq (events came after it was read): still due, from its time.
+    store
+        .insert_audit_checkpoint(&a, &cp(&a, 2, 5_000))
+        .await
+        .unwrap();
+    assert_eq!(due_of(&due(4_999).await, &a), None);
+    assert_eq!(due_of(&due(5_000).await, &a), Some((3, 2)));
+    // Paging over the marked heads: B (never checkpointed) and A, in agency order.
+    let mut seen = Vec::new();
+    let mut after: Option<AgencyId> = None;
+    loop {
+        let page = store
+            .audit_checkpoints_due(1000, i64::MAX, false, after.as_ref(), 1)
+            .await
+            .unwrap();
+        let Some(d) = page.last() else { break };
+        seen.push(d.agency_id.clone());
+        after = Some(d.agency_id.clone());
+    }
+    for t in [&a, &b] {
+        assert_eq!(
+            seen.iter().filter(|x| *x == t.agency()).count(),
+            1,
+            "each due agency on one page"
+        );
+    }
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "in agency order");
+    // Once checkpointed at the head, the last mark goes: stored with a checkpoint (A), or
+    // recorded for a checkpoint found already stored (B).
+    store
+        .insert_audit_checkpoints(&[(a.clone(), cp(&a, 3, 6_000))])
+        .await
+        .unwrap();
+    assert_eq!(due_of(&due(i64::MAX).await, &b), Some((1, 0)));
+    store
+        .audit_checkpointed(&[(b.clone(), 1, 6_000)])
+        .await
+        .unwrap();
+    let due = due(i64::MAX).await;
+    assert_eq!((due_of(&due, &a), due_of(&due, &b)), (None, None));
 }
 
 /// Several agencies' checkpoints in one call: each lands under its own agency (and moves its
-/// checkpoint head), a repeat is not new, and a checkpoint under another agency's scope
+/// chain head's `checkpoint_seq`), a repeat is not new, and a checkpoint under another agency's scope
 /// refuses the whole batch.
 async fn case_checkpoints_in_one_transaction(store: Arc<dyn Store>, mint: ScopeMint) {
     let a = agency(&store, &mint, "A").await;
@@ -36,7 +176,7 @@ async fn case_checkpoints_in_one_transaction(store: Arc<dyn Store>, mint: ScopeM
     }
     // None of them is due any more (each head is at its checkpoint).
     let due = store
-        .audit_checkpoints_due(1, 1_000, None, 100)
+        .audit_checkpoints_due(1, 1_000, false, None, 100)
         .await
         .unwrap();
     assert!(!due
@@ -102,6 +242,17 @@ async fn case_checkpoint_basis(store: Arc<dyn Store>, mint: ScopeMint) {
         .unwrap();
     assert_eq!(basis.checkpoint.map(|c| c.seq), Some(head));
     assert!(basis.events.is_empty());
+    // A checkpoint past the head (no such event: a row written by hand) is not the basis.
+    assert!(store
+        .insert_audit_checkpoint(&a, &cp(&a, head + 10, 7))
+        .await
+        .unwrap());
+    let basis = store
+        .audit_checkpoint_basis(&a, 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(basis.checkpoint, Some(cp(&a, head, 6)));
     // B's basis holds B's chain only.
     let basis_b = store
         .audit_checkpoint_basis(&b, 100)
@@ -173,7 +324,7 @@ async fn case_checkpoints_once_per_seq_and_isolated(store: Arc<dyn Store>, mint:
     let b = agency(&store, &mint, "B").await;
     // Both due: they have events and no checkpoint.
     let due = store
-        .audit_checkpoints_due(1000, 0, None, 100)
+        .audit_checkpoints_due(1000, i64::MAX, false, None, 100)
         .await
         .unwrap();
     assert!(due
@@ -201,34 +352,43 @@ async fn case_checkpoints_once_per_seq_and_isolated(store: Arc<dyn Store>, mint:
         .is_err());
     // A is no longer due (head 1 = checkpoint 1); B still is; time makes A due only with new events.
     let due = store
-        .audit_checkpoints_due(1000, 10, None, 100)
+        .audit_checkpoints_due(1000, i64::MAX, false, None, 100)
         .await
         .unwrap();
     assert!(!due.iter().any(|d| &d.agency_id == a.agency()));
     assert!(due.iter().any(|d| &d.agency_id == b.agency()));
     store
-        .append_audit(&a, &record("account.create"))
+        .append_audit(
+            &a,
+            &AuditRecord {
+                at: 5,
+                ..record("account.create")
+            },
+        )
         .await
         .unwrap();
     let due = store
-        .audit_checkpoints_due(1000, 4, None, 100)
+        .audit_checkpoints_due(1000, 4, false, None, 100)
         .await
         .unwrap();
     assert!(
         !due.iter().any(|d| &d.agency_id == a.agency()),
-        "neither 1000 events nor older than 4"
+        "neither 1000 events nor an event at or before 4"
     );
-    let due = store.audit_checkpoints_due(1, 4, None, 100).await.unwrap();
+    let due = store
+        .audit_checkpoints_due(1, 4, false, None, 100)
+        .await
+        .unwrap();
     assert!(due
         .iter()
         .any(|d| &d.agency_id == a.agency() && d.head_seq == 2 && d.checkpoint_seq == 1));
     let due = store
-        .audit_checkpoints_due(1000, 5, None, 100)
+        .audit_checkpoints_due(1000, 5, false, None, 100)
         .await
         .unwrap();
     assert!(
         due.iter().any(|d| &d.agency_id == a.agency()),
-        "checkpoint at 5 is old enough"
+        "the event at 5 is old enough"
     );
     assert_eq!(store.audit_head(&a).await.unwrap().unwrap().seq, 2);
     assert_eq!(

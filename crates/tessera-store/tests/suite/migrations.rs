@@ -20,6 +20,9 @@ const POSTGRES_MIGRATIONS: [&str; 2] = [
     include_str!("../../migrations/postgres/0002_roles_policies.sql"),
 ];
 
+/// A chain head written before 0015 (three events, never checkpointed).
+const RAW_HEAD: &str = "INSERT INTO audit_heads (agency_id, seq, hash) VALUES ($1, 3, $2)";
+
 const VERSIONS: &str = "SELECT version FROM tessera_migrations ORDER BY version";
 
 /// Opens the store on a database at version 1 holding one raw agency, and upgrades it.
@@ -31,6 +34,16 @@ async fn upgraded_from_v1(store: Arc<dyn Store>, mint: ScopeMint, agency: Agency
     );
     assert_eq!(store.migrate().await.unwrap(), 0);
     assert_eq!(store.get_agency(&agency).await.unwrap().name, "Raw");
+    // 0015: a chain with events and no checkpoint is marked due at once.
+    let due = store
+        .audit_checkpoints_due(1000, 0, false, None, 100)
+        .await
+        .unwrap();
+    assert!(
+        due.iter()
+            .any(|d| d.agency_id == agency && d.head_seq == 3 && d.checkpoint_seq == 0),
+        "{due:?}"
+    );
     let t = mint.admit(agency);
     let r = role(&store, &t, "Support", &["contacts.read"]).await;
     let b = bind(
@@ -98,6 +111,12 @@ async fn sqlite_at(version: usize) -> (tessera_store::testing::TempDirGuard, Str
         .execute(&raw)
         .await
         .unwrap();
+    sqlx::query(RAW_HEAD)
+        .bind(id.as_str())
+        .bind(vec![7u8; 32])
+        .execute(&raw)
+        .await
+        .unwrap();
     raw.close().await;
     (dir, url, id)
 }
@@ -126,6 +145,20 @@ async fn postgres_at(db: &PgTestDb, version: usize) -> AgencyId {
         .execute(&raw)
         .await
         .unwrap();
+    // Under the head's row-level security: as its agency.
+    let mut tx = raw.begin().await.unwrap();
+    sqlx::query("SELECT set_config('tessera.agency_id', $1, true)")
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(RAW_HEAD)
+        .bind(id.as_str())
+        .bind(vec![7u8; 32])
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
     raw.close().await;
     id
 }
@@ -193,7 +226,7 @@ async fn postgres_upgrade_from_0002() {
     );
 }
 
-const SQLITE_ALL: [&str; 14] = [
+const SQLITE_ALL: [&str; 15] = [
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_roles_policies.sql"),
     include_str!("../../migrations/sqlite/0003_signing_keys.sql"),
@@ -208,9 +241,10 @@ const SQLITE_ALL: [&str; 14] = [
     include_str!("../../migrations/sqlite/0012_person_keys.sql"),
     include_str!("../../migrations/sqlite/0013_cluster.sql"),
     include_str!("../../migrations/sqlite/0014_suspension_reads.sql"),
+    include_str!("../../migrations/sqlite/0015_audit_due.sql"),
 ];
 
-const POSTGRES_ALL: [&str; 14] = [
+const POSTGRES_ALL: [&str; 15] = [
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_roles_policies.sql"),
     include_str!("../../migrations/postgres/0003_signing_keys.sql"),
@@ -225,6 +259,7 @@ const POSTGRES_ALL: [&str; 14] = [
     include_str!("../../migrations/postgres/0012_person_keys.sql"),
     include_str!("../../migrations/postgres/0013_cluster.sql"),
     include_str!("../../migrations/postgres/0014_suspension_reads.sql"),
+    include_str!("../../migrations/postgres/0015_audit_due.sql"),
 ];
 
 const CHECKSUMS: &str = "SELECT version, checksum FROM tessera_migrations ORDER BY version";
@@ -234,7 +269,7 @@ const EDIT_CHECKSUM: &str = "UPDATE tessera_migrations SET checksum = $1 WHERE v
 const DROP_CHECKSUMS: &str = "ALTER TABLE tessera_migrations DROP COLUMN checksum";
 
 /// The migrations' versions.
-const MIGRATION_VERSIONS: [i64; 14] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+const MIGRATION_VERSIONS: [i64; 15] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
 
 /// Each version with the SHA-256 (hex) of its SQL file: what the runner records.
 fn expected_checksums(files: &[&str]) -> Vec<(i64, Option<String>)> {
