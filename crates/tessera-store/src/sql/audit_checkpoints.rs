@@ -9,8 +9,11 @@ macro_rules! audit_checkpoints {
     ($store:ty) => {
         const AUDIT_KEY_COLS: &str = "kid, generation, state, created_at, activates_at, retires_at, public_key, sealed_private";
         const CHECKPOINT_COLS: &str = "agency_id, seq, hash, at, kid, signature";
-        /// Chain heads updated per transaction by `audit_checkpointed`.
-        const MARK_BATCH: usize = 16;
+        /// Chain heads updated per transaction by `audit_checkpointed`: one, so a head's lock is
+        /// held for one statement. An agency's appends wait for it, and a token-issue batch
+        /// holds the heads of many agencies while it waits (at 100 agencies every head is due
+        /// on every pass).
+        const MARK_BATCH: usize = 1;
 
         fn audit_key_row(row: &DbRow) -> Result<AuditKeyRow, StoreError> {
             Ok(AuditKeyRow {
@@ -219,7 +222,7 @@ macro_rules! audit_checkpoints {
                 let mut order: Vec<&(TenantScope, i64, i64)> = heads.iter().collect();
                 order.sort_by(|a, b| a.0.agency().as_str().cmp(b.0.agency().as_str()));
                 // Each update takes a chain head's row lock, which appends to that agency wait
-                // for until the commit: a few heads per transaction, in agency order (as
+                // for until the commit: `MARK_BATCH` heads per transaction, in agency order (as
                 // `append_audit_batch`, so they cannot deadlock).
                 for group in order.chunks(MARK_BATCH) {
                     let Some((first, _, _)) = group.first() else { continue };

@@ -73,7 +73,7 @@ pub trait AuditCheckpoints: Send + Sync {
     ) -> Result<usize, StoreError>;
     /// Records on each agency's chain head that a checkpoint at `seq` (signed at `at`, ms) is
     /// stored: its `checkpoint_seq` moves up to `seq`, and its due mark is cleared unless events
-    /// came after `seq` (then it stays due from `at`). A few heads per transaction, since each
+    /// came after `seq` (then it stays due from `at`). A transaction per head, since each
     /// holds a head's lock that the agency's appends wait for.
     async fn audit_checkpointed(&self, heads: &[(TenantScope, i64, i64)])
         -> Result<(), StoreError>;
