@@ -9,11 +9,6 @@ macro_rules! audit_checkpoints {
     ($store:ty) => {
         const AUDIT_KEY_COLS: &str = "kid, generation, state, created_at, activates_at, retires_at, public_key, sealed_private";
         const CHECKPOINT_COLS: &str = "agency_id, seq, hash, at, kid, signature";
-        /// Chain heads updated per transaction by `audit_checkpointed`: one, so a head's lock is
-        /// held for one statement. An agency's appends wait for it, and a token-issue batch
-        /// holds the heads of many agencies while it waits (at 100 agencies every head is due
-        /// on every pass).
-        const MARK_BATCH: usize = 1;
 
         fn audit_key_row(row: &DbRow) -> Result<AuditKeyRow, StoreError> {
             Ok(AuditKeyRow {
@@ -140,37 +135,10 @@ macro_rules! audit_checkpoints {
                 // One read transaction: an append moves the head and inserts its events in one
                 // commit, so the events up to any head read here are visible to the reads after.
                 let mut tx = self.begin_tenant(t.agency(), false).await?;
-                // The head and its newest checkpoint at or before it in one statement (the
-                // checkpointer makes this read for every agency with events in the last minute).
-                let row = sqlx::query(
-                    "SELECT h.seq AS head_seq, h.hash AS head_hash, c.seq, c.hash, c.at, c.kid, c.signature \
-                     FROM audit_heads h LEFT JOIN audit_checkpoints c ON c.agency_id = h.agency_id \
-                     AND c.seq = (SELECT MAX(m.seq) FROM audit_checkpoints m WHERE m.agency_id = h.agency_id AND m.seq <= h.seq) \
-                     WHERE h.agency_id = $1",
-                )
-                .bind(t.agency().as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(row) = row else { return Ok(None) };
-                let head_hash: Vec<u8> = row.try_get("head_hash")?;
-                let head = AuditHead {
-                    seq: row.try_get("head_seq")?,
-                    hash: ChainHash::from_slice(&head_hash).ok_or_else(|| StoreError::Corrupt("audit head hash".into()))?,
+                let Some(head) = head_in(&mut tx, t.agency()).await? else {
+                    return Ok(None);
                 };
-                let checkpoint = match row.try_get::<Option<i64>, _>("seq")? {
-                    None => None,
-                    Some(seq) => {
-                        let hash: Vec<u8> = row.try_get("hash")?;
-                        Some(AuditCheckpoint {
-                            agency_id: t.agency().clone(),
-                            seq,
-                            hash: ChainHash::from_slice(&hash).ok_or_else(|| StoreError::Corrupt("checkpoint hash: not 32 bytes".into()))?,
-                            at: row.try_get("at")?,
-                            kid: row.try_get("kid")?,
-                            signature: row.try_get("signature")?,
-                        })
-                    }
-                };
+                let checkpoint = checkpoint_at_or_before_in(&mut tx, t.agency(), head.seq).await?;
                 let after = checkpoint.as_ref().map_or(0, |c| c.seq);
                 let events = if after < head.seq {
                     chain_in(&mut tx, t.agency(), after, limit).await?
@@ -188,14 +156,12 @@ macro_rules! audit_checkpoints {
                 if cps.iter().any(|(t, cp)| &cp.agency_id != t.agency()) {
                     return Err(StoreError::Corrupt("checkpoint of another agency".into()));
                 }
-                let mut order: Vec<&(TenantScope, AuditCheckpoint)> = cps.iter().collect();
-                order.sort_by(|a, b| a.0.agency().as_str().cmp(b.0.agency().as_str()));
-                let Some((first, _)) = order.first() else { return Ok(0) };
+                let Some((first, _)) = cps.first() else { return Ok(0) };
                 // The checkpoints in one transaction, which takes no chain head's lock.
                 let mut tx = self.begin_tenant(first.agency(), true).await?;
                 let mut new = 0;
                 let mut current = first.agency().clone();
-                for (t, cp) in &order {
+                for (t, cp) in cps {
                     if t.agency() != &current {
                         self.switch_tenant(&mut tx, t.agency()).await?;
                         current = t.agency().clone();
@@ -213,42 +179,32 @@ macro_rules! audit_checkpoints {
                     new += usize::from(inserted > 0);
                 }
                 tx.commit().await?;
-                let marks: Vec<(TenantScope, i64, i64)> = order.iter().map(|(t, cp)| (t.clone(), cp.seq, cp.at)).collect();
+                let marks: Vec<(TenantScope, i64, i64)> = cps.iter().map(|(t, cp)| (t.clone(), cp.seq, cp.at)).collect();
                 self.audit_checkpointed(&marks).await?;
                 Ok(new)
             }
 
             async fn audit_checkpointed(&self, heads: &[(TenantScope, i64, i64)]) -> Result<(), StoreError> {
-                let mut order: Vec<&(TenantScope, i64, i64)> = heads.iter().collect();
-                order.sort_by(|a, b| a.0.agency().as_str().cmp(b.0.agency().as_str()));
-                // Each update takes a chain head's row lock, which appends to that agency wait
-                // for until the commit: `MARK_BATCH` heads per transaction, in agency order (as
-                // `append_audit_batch`, so they cannot deadlock).
-                for group in order.chunks(MARK_BATCH) {
-                    let Some((first, _, _)) = group.first() else { continue };
-                    let mut tx = self.begin_tenant(first.agency(), true).await?;
-                    let mut current = first.agency().clone();
-                    for (t, seq, at) in group {
-                        if t.agency() != &current {
-                            self.switch_tenant(&mut tx, t.agency()).await?;
-                            current = t.agency().clone();
-                        }
-                        // The head's newest checkpoint, and its due mark: cleared, unless events
-                        // came after the checkpointed one (an append holding the row's lock is
-                        // waited for, and seen): then it stays due from `at`, about when they
-                        // were read. (SET sees the row as it was: the old `checkpoint_seq`.)
-                        sqlx::query(
-                            "UPDATE audit_heads SET \
-                             checkpoint_seq = CASE WHEN checkpoint_seq < $2 THEN $2 ELSE checkpoint_seq END, \
-                             pending_since = CASE WHEN seq <= $2 OR seq <= checkpoint_seq THEN NULL ELSE $3 END \
-                             WHERE agency_id = $1",
-                        )
-                        .bind(t.agency().as_str())
-                        .bind(*seq)
-                        .bind(*at)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                // A transaction per head: the update takes the head's row lock, which the
+                // agency's appends wait for until the commit (and a token-issue batch holds the
+                // heads of many agencies while it waits), so it is held for one statement.
+                for (t, seq, at) in heads {
+                    let mut tx = self.begin_tenant(t.agency(), true).await?;
+                    // Its newest checkpoint, and its due mark: cleared, unless events came after
+                    // the checkpointed one (an append holding the row's lock is waited for, and
+                    // seen): then it stays due from `at`, about when they were read. (SET sees
+                    // the row as it was: the old `checkpoint_seq`.)
+                    sqlx::query(
+                        "UPDATE audit_heads SET \
+                         checkpoint_seq = CASE WHEN checkpoint_seq < $2 THEN $2 ELSE checkpoint_seq END, \
+                         pending_since = CASE WHEN seq <= $2 OR seq <= checkpoint_seq THEN NULL ELSE $3 END \
+                         WHERE agency_id = $1",
+                    )
+                    .bind(t.agency().as_str())
+                    .bind(*seq)
+                    .bind(*at)
+                    .execute(&mut *tx)
+                    .await?;
                     tx.commit().await?;
                 }
                 Ok(())
