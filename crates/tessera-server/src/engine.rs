@@ -474,9 +474,17 @@ impl Engine {
             }
         };
         let tokens = TokenState::from(snap.revocations);
-        let bytes = index.approx_bytes() + sources_bytes(&sources) + tokens.bytes();
+        // Sorted here, in bytes: the database's collation may order text otherwise.
+        let mut inactive_users = snap.inactive_users;
+        inactive_users.sort_unstable();
+        let inactive_users = inactive_users.into_boxed_slice();
+        let bytes = index.approx_bytes()
+            + sources_bytes(&sources)
+            + tokens.bytes()
+            + inactive_users.iter().map(|u| u.len() + 24).sum::<usize>();
         let entry = Arc::new(AgencyEntry {
             tokens,
+            inactive_users,
             index,
             policies,
             policies_broken,

@@ -107,6 +107,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0015_audit_due.sql"),
         postgres: include_str!("../migrations/postgres/0015_audit_due.sql"),
     },
+    Migration {
+        version: 16,
+        name: "inactive_users",
+        sqlite: include_str!("../migrations/sqlite/0016_inactive_users.sql"),
+        postgres: include_str!("../migrations/postgres/0016_inactive_users.sql"),
+    },
 ];
 
 impl Migration {

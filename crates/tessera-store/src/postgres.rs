@@ -7,6 +7,58 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
+/// How long a pooled connection may sit idle and still be handed out without a check: one
+/// released since then passed the check sqlx makes on every release. One that died since
+/// (a PostgreSQL restart within that second) fails to begin, and `begin_with` takes another.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// An agency's authorization snapshot in one row (`PgStore::snapshot_reads`): `$1` the
+/// agency, `$2` the cutoff for revoked grants, `$3` now. An empty set is `NULL`. Each set keeps
+/// the order of the reads it replaced (`ORDER BY id`), and the columns of the records.
+const SNAPSHOT: &str = "SELECT (SELECT value FROM revision WHERE id = 1) AS revision, \
+    (SELECT json_agg(json_build_array(id, name, description, permissions, created_by, created_at, updated_at) ORDER BY id) \
+        FROM roles WHERE agency_id = $1)::text AS roles, \
+    (SELECT json_agg(json_build_array(id, principal, role, account_id, created_by, created_at) ORDER BY id) \
+        FROM bindings WHERE agency_id = $1)::text AS bindings, \
+    (SELECT json_agg(json_build_array(id, description, cedar, created_by, created_at) ORDER BY id) \
+        FROM policies WHERE agency_id = $1)::text AS policies, \
+    (SELECT json_agg(json_build_array(id, app_id, app_agency_id, account_id, scopes, created_by, created_at, revoked_at) ORDER BY id) \
+        FROM installations WHERE agency_id = $1 AND revoked_at IS NULL)::text AS installations, \
+    (SELECT json_agg(id ORDER BY id) FROM oauth_grants \
+        WHERE agency_id = $1 AND revoked_at IS NOT NULL AND expires_at > $2)::text AS grants, \
+    (SELECT json_agg(jti ORDER BY jti) FROM revoked_access_tokens \
+        WHERE agency_id = $1 AND expires_at > $3)::text AS access_tokens, \
+    (SELECT json_agg(id ORDER BY id) FROM users \
+        WHERE agency_id = $1 AND status <> 'active')::text AS inactive_users";
+
+/// One set of the snapshot row: a JSON array of `T` (tuples for rows), empty when `NULL`.
+fn json_set<T: serde::de::DeserializeOwned>(row: &DbRow, name: &str) -> Result<Vec<T>, StoreError> {
+    let text: Option<&str> = row.try_get(name)?;
+    text.map_or(Ok(Vec::new()), |t| {
+        serde_json::from_str(t)
+            .map_err(|e| StoreError::Corrupt(format!("snapshot set `{name}`: {e}")))
+    })
+}
+
+/// An id (or principal) of the snapshot, parsed as its column would be.
+fn parse<T: std::str::FromStr>(s: String, what: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse()
+        .map_err(|e: T::Err| StoreError::Corrupt(format!("column `{what}`: {e}")))
+}
+
+/// Whether an error says the connection is gone: closed under it, or its backend terminated
+/// by the server (SQLSTATE class 57, such as `57P01` on a fast shutdown).
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| c.starts_with("57P")),
+        _ => false,
+    }
+}
+
 /// Row-lock clause for reads that must hold a row until commit: what a foreign-key check
 /// takes, so it blocks a `DELETE` of the row but not an update of its other columns.
 const KEY_SHARE: &str = "FOR KEY SHARE";
@@ -57,6 +109,19 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(acquire)
+            // A connection is checked (a round trip) when handed out only if it sat idle for
+            // `PING_AFTER_IDLE`: one back in the pool since less than that passed the check sqlx
+            // runs on every release, and on the cold path each check was one more round trip
+            // in series (HikariCP skips it the same way within 500 ms).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_AFTER_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect(url)
             .await?;
         let row = sqlx::query("SELECT current_user::text AS name, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
@@ -150,6 +215,16 @@ impl PgStore {
     /// and the `set_config` go as one simple query when the value is made of characters that
     /// cannot end or escape a literal (ids, hex hashes; the common case). Any other value is
     /// bound as a parameter, in a second round trip. `isolation` goes after `BEGIN`.
+    /// Begins a transaction with `begin`, once more on another connection if the first one
+    /// handed out turns out dead (PostgreSQL restarted within `PING_AFTER_IDLE` of its last
+    /// use): nothing has happened in a transaction that failed to begin.
+    async fn begin_with(&self, begin: String) -> Result<Tx, StoreError> {
+        match self.pool.begin_with(begin.clone()).await {
+            Err(e) if connection_lost(&e) => Ok(self.pool.begin_with(begin).await?),
+            r => Ok(r?),
+        }
+    }
+
     async fn begin_set(
         &self,
         isolation: &str,
@@ -159,9 +234,9 @@ impl PgStore {
         if crate::sql::literal::literal_safe(value) {
             let begin =
                 format!("BEGIN{isolation}; SELECT set_config('{setting}', '{value}', true)");
-            return Ok(self.pool.begin_with(begin).await?);
+            return self.begin_with(begin).await;
         }
-        let mut tx = self.pool.begin_with(format!("BEGIN{isolation}")).await?;
+        let mut tx = self.begin_with(format!("BEGIN{isolation}")).await?;
         sqlx::query("SELECT set_config($1, $2, true)")
             .bind(setting)
             .bind(value)
@@ -235,6 +310,118 @@ impl PgStore {
             .execute(&mut **tx)
             .await?;
         Ok(())
+    }
+
+    /// The reads of an authorization snapshot, inside `tx`: one prepared statement, each set
+    /// aggregated into a JSON array. sqlx prepares it once per connection, so PostgreSQL plans
+    /// it once; the eight statements of a multi-statement query were planned on every build,
+    /// which was half of PostgreSQL's time on the cold path (`pg_stat_statements` with
+    /// `track_planning`, docs/BENCHMARKS.md).
+    async fn snapshot_reads(
+        &self,
+        tx: &mut Tx,
+        agency: &str,
+        grant_cutoff: i64,
+        now: i64,
+    ) -> Result<AuthzSnapshot, StoreError> {
+        let row = sqlx::query(SNAPSHOT)
+            .bind(agency)
+            .bind(grant_cutoff)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?;
+        let agency_id: AgencyId = parse(agency.to_owned(), "agency_id")?;
+        let roles = json_set::<(String, String, String, String, String, i64, i64)>(&row, "roles")?
+            .into_iter()
+            .map(
+                |(id, name, description, permissions, created_by, created_at, updated_at)| {
+                    Ok(Role {
+                        id: parse(id, "roles.id")?,
+                        agency_id: agency_id.clone(),
+                        name,
+                        description,
+                        permissions: serde_json::from_str(&permissions)?,
+                        created_by,
+                        created_at,
+                        updated_at,
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let bindings =
+            json_set::<(String, String, String, Option<String>, String, i64)>(&row, "bindings")?
+                .into_iter()
+                .map(|(id, principal, role, account, created_by, created_at)| {
+                    Ok(Binding {
+                        id: parse(id, "bindings.id")?,
+                        agency_id: agency_id.clone(),
+                        principal: parse(principal, "bindings.principal")?,
+                        role,
+                        account: account
+                            .map(|a| parse(a, "bindings.account_id"))
+                            .transpose()?,
+                        created_by,
+                        created_at,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+        let policies = json_set::<(String, String, String, String, i64)>(&row, "policies")?
+            .into_iter()
+            .map(|(id, description, cedar, created_by, created_at)| {
+                Ok(Policy {
+                    id: parse(id, "policies.id")?,
+                    agency_id: agency_id.clone(),
+                    description,
+                    cedar,
+                    created_by,
+                    created_at,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        type InstallationSet = (
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+            i64,
+            Option<i64>,
+        );
+        let installations = json_set::<InstallationSet>(&row, "installations")?
+            .into_iter()
+            .map(
+                |(id, app, app_agency, account, scopes, created_by, created_at, revoked_at)| {
+                    Ok(Installation {
+                        id: parse(id, "installations.id")?,
+                        agency_id: agency_id.clone(),
+                        app_id: parse(app, "installations.app_id")?,
+                        app_agency_id: parse(app_agency, "installations.app_agency_id")?,
+                        account: account
+                            .map(|a| parse(a, "installations.account_id"))
+                            .transpose()?,
+                        scopes: serde_json::from_str(&scopes)?,
+                        created_by,
+                        created_at,
+                        revoked_at,
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let revocations = Revocations {
+            installations,
+            grants: json_set(&row, "grants")?,
+            access_tokens: json_set(&row, "access_tokens")?,
+        };
+        let revision: Option<i64> = row.try_get("revision")?;
+        Ok(AuthzSnapshot {
+            revision: revision.ok_or_else(|| StoreError::Corrupt("no revision row".into()))?,
+            roles,
+            bindings,
+            policies,
+            revocations,
+            inactive_users: json_set(&row, "inactive_users")?,
+        })
     }
 
     async fn find_key_impl(&self, hash: &[u8]) -> Result<Option<DbRow>, StoreError> {

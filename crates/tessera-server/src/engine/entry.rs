@@ -23,6 +23,8 @@ pub struct AgencyEntry {
     /// Principals of this agency looked up as check subjects (`None`: inactive), dropped with
     /// the entry, so disabling a user or revoking a key empties it.
     pub(super) subjects: RwLock<HashMap<String, Arc<CachedSubject>>>,
+    /// The agency's users who are not active at the index's revision, sorted (`user_active`).
+    pub(super) inactive_users: Box<[String]>,
     /// What makes the agency's OAuth tokens inactive early: its active installations, revoked
     /// grants and revoked access tokens, read in the same snapshot.
     pub tokens: TokenState,
@@ -39,6 +41,15 @@ pub struct AgencyEntry {
 const MAX_UNKNOWN_INSTALLATIONS: usize = 1024;
 
 impl AgencyEntry {
+    /// Whether user `id` of this agency is active at the index's revision, from the snapshot
+    /// (no read of the user's row). An id of no user counts as active: it holds no binding,
+    /// as a user who does not exist yet holds none.
+    pub fn user_active(&self, id: &str) -> bool {
+        self.inactive_users
+            .binary_search_by(|u| u.as_str().cmp(id))
+            .is_err()
+    }
+
     /// Was `id` already found in no snapshot of this entry's agency?
     pub fn installation_unknown(&self, id: &str) -> bool {
         self.unknown_installations

@@ -157,6 +157,7 @@ async fn run(
         req.principal.as_ref(),
         &r.agency,
         r.account.as_ref(),
+        at_least,
     )
     .await?;
     let revision_now = s.engine.applied();

@@ -39,7 +39,8 @@ pub async fn effective(
 ) -> Result<EffectivePermissions, ApiError> {
     auth.require_at(s, account.as_ref()).await?;
     let agency = auth.agency.clone();
-    let subject = subject::resolve(s, auth, Some(&principal), &agency, account.as_ref()).await?;
+    let subject =
+        subject::resolve(s, auth, Some(&principal), &agency, account.as_ref(), None).await?;
     let set = match &subject {
         Some(sub) => effective_of(s, sub, &agency, account.as_ref()).await?,
         None => PermissionSet::EMPTY,
@@ -125,7 +126,8 @@ pub async fn holders(
             next_cursor = items.last().map(|h: &Holder| h.principal.to_string());
             break;
         }
-        let Some(sub) = subject::resolve(s, auth, Some(&p), &agency, account.as_ref()).await?
+        let Some(sub) =
+            subject::resolve(s, auth, Some(&p), &agency, account.as_ref(), None).await?
         else {
             continue;
         };

@@ -1,12 +1,13 @@
 //! The subject of a check: the caller, or another principal of an agency that the caller may
 //! ask about (`bindings.read` there, else the gate's 403/404). Resolved principals are cached in
-//! the agency's engine entry, dropped with it on any change of the agency.
+//! the agency's engine entry, dropped with it on any change of the agency. A user's state comes
+//! from the snapshot the entry was built from (its inactive users); a key's from its row.
 //! INVARIANT: an inactive principal (disabled user, revoked or expired key) resolves to `None`.
 
 use std::sync::Arc;
 
 use tessera_core::{AccountId, AgencyId, PrincipalId};
-use tessera_store::{Status, StoreError};
+use tessera_store::StoreError;
 
 use crate::authn::key_grant;
 use crate::caller::Caller;
@@ -18,13 +19,15 @@ use crate::gate::deny::deny;
 use crate::services::Services;
 
 /// The subject of a check about `principal` (default: the caller) in `agency`: checks
-/// `bindings.read` there (at `account`) when it is someone else; `None` if inactive.
+/// `bindings.read` there (at `account`) when it is someone else; `None` if inactive. A user's
+/// state comes from the agency's index, brought to `at_least` when the caller names one.
 pub async fn resolve(
     s: &Services,
     auth: &Authorized,
     principal: Option<&PrincipalId>,
     agency: &AgencyId,
     account: Option<&AccountId>,
+    at_least: Option<i64>,
 ) -> Result<Option<Arc<Caller>>, ApiError> {
     let caller = &auth.caller;
     let Some(p) = principal.filter(|p| **p != caller.principal) else {
@@ -65,21 +68,20 @@ pub async fn resolve(
     } else {
         s.store.get_agency(agency).await?.is_platform
     };
-    let entry = s.engine.entry(agency, is_platform, None).await?;
+    let entry = s.engine.entry(agency, is_platform, at_least).await?;
     if let Some(hit) = Engine::cached_subject(&entry, p.as_str(), now) {
         return Ok(hit.caller.clone());
     }
-    // The gate let the caller ask about principals of `agency`.
-    let scope = s.admission.admit(agency.clone());
     let mut valid_until = None;
     let resolved = match p {
-        PrincipalId::User(u) => match s.store.get_user(&scope, u).await {
-            Ok(user) if user.status == Status::Active => Some((None, None, None)),
-            Ok(_) => None,
-            Err(StoreError::NotFound) => Some((None, None, None)),
-            Err(e) => return Err(e.into()),
-        },
-        PrincipalId::Key(k) => match s.store.get_api_key(&scope, k).await {
+        // From the snapshot the index was built from: no read on the check's path.
+        PrincipalId::User(u) => entry.user_active(u.as_str()).then_some((None, None, None)),
+        // The gate let the caller ask about principals of `agency`.
+        PrincipalId::Key(k) => match s
+            .store
+            .get_api_key(&s.admission.admit(agency.clone()), k)
+            .await
+        {
             Ok(key) if key.revoked_at.is_none() && key.expires_at.is_none_or(|at| at > now) => {
                 valid_until = key.expires_at;
                 key_grant(s, &key).map(|(own, cap)| (Some(key), own, cap))

@@ -659,6 +659,60 @@ async fn a_disabled_user_is_denied_on_the_next_check() {
     );
 }
 
+/// A user disabled through one node is inactive on another node that holds the agency's index
+/// and has resolved the user as a subject, as soon as a check names the write's revision: the
+/// user's state comes from the snapshot the index is built from, brought to that revision.
+#[tokio::test]
+async fn a_user_disabled_on_another_node_is_inactive_at_its_revision() {
+    use tower::ServiceExt as _;
+    let t = TestApp::sqlite().await;
+    let a = t.agency("Elsewhere").await;
+    t.post(
+        &format!("/v1/agencies/{}/bindings", a.id),
+        &t.admin,
+        json!({ "principal": a.user, "role": "account_user", "account": a.acc }),
+    )
+    .await;
+    let (_node, router) = t.second_node().await;
+    let on_second = |body: Value| {
+        let router = router.clone();
+        let key = a.key.clone();
+        async move {
+            let req = axum::http::Request::post("/v1/check")
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body.to_string()))
+                .unwrap();
+            let resp = router.oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let bytes = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            serde_json::from_slice::<Value>(&bytes).unwrap()
+        }
+    };
+    let mut body = check_body(Some(&a.user), "contacts.read", "contact", &a);
+    for _ in 0..2 {
+        assert_eq!(on_second(body.clone()).await["allowed"], true);
+    }
+    let r = t
+        .patch(
+            &format!("/v1/agencies/{}/users/{}", a.id, a.user),
+            &t.admin,
+            json!({ "status": "disabled" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    body["at_least_revision"] = json!(t.state.store.revision().await.unwrap());
+    let c = on_second(body).await;
+    assert_eq!(
+        (c["allowed"].clone(), c["reason"].clone()),
+        (json!(false), json!("inactive_principal")),
+        "{c}"
+    );
+}
+
 /// A write that records no change (a rename, a new user or account) keeps the agency's index:
 /// no decision can differ, so the next check is answered without a rebuild. A write that
 /// records one (a binding) is seen by this node's next check at once, as before.

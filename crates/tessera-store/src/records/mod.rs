@@ -277,6 +277,11 @@ pub struct AuthzSnapshot {
     pub policies: Vec<Policy>,
     /// Installations and revoked grants and tokens, read in the same snapshot.
     pub revocations: Revocations,
+    /// The ids of the agency's users who are not active (disabled or suspended), sorted. Users
+    /// are created active, and every status change or deletion is in the change log, so an
+    /// index built from this snapshot knows every user's state at its revision: a check about
+    /// a user reads no user row.
+    pub inactive_users: Vec<String>,
 }
 
 /// An API key's metadata. The secret is never stored; its hashes live apart.

@@ -104,64 +104,17 @@ macro_rules! change_feed {
 
             async fn authz_snapshot(&self, t: &TenantScope, now: i64) -> Result<AuthzSnapshot, StoreError> {
                 let agency = t.agency().as_str();
-                // An id is a prefix, `_` and Crockford base32: it cannot leave a literal. Checked
-                // anyway, as the reads below inline it.
-                if !$crate::sql::literal::literal_safe(agency) {
-                    return Err(StoreError::Corrupt(format!("agency id {agency:?}")));
-                }
-                // One snapshot for every read: a write is in all of them or in none. The seven
-                // reads go as one multi-statement query, in one round trip (this is the cold
-                // path: the first check in an agency not held waits for it), with the tenant
-                // and the times inlined, as such a query takes no parameters. Each statement's
-                // rows end with its completion (`Either::Left`).
+                // One snapshot for every read: a write is in all of them or in none, read in one
+                // round trip (this is the cold path: the first check in an agency not held waits
+                // for it), each backend its own way (`snapshot_reads`). Read only: dropped, not
+                // committed. Its `ROLLBACK` is sent when the connection goes back to the pool
+                // (sqlx pings it there), not waited for here; a commit would cost this request
+                // one more round trip for nothing.
                 let mut tx = self.begin_snapshot(t.agency()).await?;
                 let grant_cutoff = now.saturating_sub(REVOKED_GRANT_MARGIN_MS);
-                let sql = format!(
-                    "SELECT value FROM revision WHERE id = 1; \
-                     SELECT {ROLE_COLS} FROM roles WHERE agency_id = '{agency}' ORDER BY id; \
-                     SELECT {BINDING_COLS} FROM bindings WHERE agency_id = '{agency}' ORDER BY id; \
-                     SELECT {POLICY_COLS} FROM policies WHERE agency_id = '{agency}' ORDER BY id; \
-                     SELECT {INSTALLATION_COLS} FROM installations WHERE agency_id = '{agency}' AND revoked_at IS NULL ORDER BY id; \
-                     SELECT id FROM oauth_grants WHERE agency_id = '{agency}' AND revoked_at IS NOT NULL AND expires_at > {grant_cutoff} ORDER BY id; \
-                     SELECT jti FROM revoked_access_tokens WHERE agency_id = '{agency}' AND expires_at > {now} ORDER BY jti"
-                );
-                let mut sets: Vec<Vec<DbRow>> = vec![Vec::new()];
-                {
-                    use futures_util::TryStreamExt as _;
-                    let mut results = sqlx::raw_sql(&sql).fetch_many(&mut *tx);
-                    while let Some(item) = results.try_next().await? {
-                        match item {
-                            sqlx::Either::Left(_) => sets.push(Vec::new()),
-                            sqlx::Either::Right(row) => {
-                                if let Some(set) = sets.last_mut() {
-                                    set.push(row);
-                                }
-                            }
-                        }
-                    }
-                }
-                // Read only: dropped, not committed. Its `ROLLBACK` is sent when the connection
-                // goes back to the pool (sqlx pings it there), not waited for here, on the cold
-                // path; a commit would cost this request one more round trip for nothing.
+                let snap = self.snapshot_reads(&mut tx, agency, grant_cutoff, now).await;
                 drop(tx);
-                // Seven completions (the last one leaves an empty set behind it).
-                if sets.len() != 8 {
-                    return Err(StoreError::Corrupt(format!("the snapshot read {} result sets, not 7", sets.len() - 1)));
-                }
-                let mut sets = sets.into_iter();
-                let mut next = || sets.next().unwrap_or_default();
-                let revision: i64 = next()
-                    .first()
-                    .ok_or_else(|| StoreError::Corrupt("no revision row".into()))?
-                    .try_get("value")?;
-                let roles = next().iter().map(role_row).collect::<Result<Vec<_>, _>>()?;
-                let bindings = next().iter().map(binding_row).collect::<Result<Vec<_>, _>>()?;
-                let policies = next().iter().map(policy_row).collect::<Result<Vec<_>, _>>()?;
-                let installations = next().iter().map(installation_row).collect::<Result<Vec<_>, _>>()?;
-                let grants = next().iter().map(|r| r.try_get("id")).collect::<Result<Vec<String>, _>>()?;
-                let access_tokens = next().iter().map(|r| r.try_get("jti")).collect::<Result<Vec<String>, _>>()?;
-                let revocations = Revocations { installations, grants, access_tokens };
-                Ok(AuthzSnapshot { revision, roles, bindings, policies, revocations })
+                snap
             }
 
             async fn changes_since(&self, after_revision: i64, limit: u32) -> Result<Vec<Change>, StoreError> {

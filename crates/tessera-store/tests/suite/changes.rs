@@ -20,10 +20,11 @@ async fn case_authz_snapshot(store: Arc<dyn Store>, mint: ScopeMint) {
     let acc = account(&store, &t, "Main").await;
     let ann = user_principal(&user(&store, &t, "ann@example.com", None).await);
     let support = role(&store, &t, "Support", &["contacts.read"]).await;
+    // Quotes, a backslash, a tab and non-ASCII text: PostgreSQL reads the snapshot as JSON.
     let sales = role(
         &store,
         &t,
-        "Sales",
+        "Sales \"EMEA\" \\ \t — 東京",
         &["contacts.read", "opportunities.write"],
     )
     .await;
@@ -34,7 +35,7 @@ async fn case_authz_snapshot(store: Arc<dyn Store>, mint: ScopeMint) {
     bindings.extend(key(&store, &t, None, &[sales.id.as_str()]).await.2);
     let policies = vec![
         policy(&store, &t, "No deletes").await,
-        policy(&store, &t, "Business hours").await,
+        policy(&store, &t, "Business hours \"EU\" — 営業時間 \\").await,
     ];
     // The other agency has some of everything too.
     let their_role = role(&store, &other, "Support", &["contacts.read"]).await;
@@ -75,6 +76,53 @@ async fn case_authz_snapshot(store: Arc<dyn Store>, mint: ScopeMint) {
     assert_eq!(next.bindings.len(), snap.bindings.len() + 1);
     // Reads do not move the revision.
     assert_eq!(store.revision().await.unwrap(), next.revision);
+
+    // Users who are not active are listed (sorted), in their own agency only; active ones
+    // and deleted ones are not.
+    assert!(next.inactive_users.is_empty() && theirs.inactive_users.is_empty());
+    let bob = user(&store, &t, "bob@example.com", None).await;
+    let cy = user(&store, &t, "cy@example.com", None).await;
+    let dee = user(&store, &t, "dee@example.com", None).await;
+    for (u, status) in [
+        (&bob, Status::Disabled),
+        (&cy, Status::Suspended),
+        (&dee, Status::Disabled),
+    ] {
+        let patch = UserPatch {
+            status: Some(status),
+            ..UserPatch::default()
+        };
+        store
+            .update_user(&t, &u.id, &patch, now(), &record("user.update"))
+            .await
+            .unwrap();
+    }
+    store
+        .delete_user(&t, &dee.id, now(), &record("user.delete"))
+        .await
+        .unwrap();
+    let with_inactive = store.authz_snapshot(&t, now()).await.unwrap();
+    assert_eq!(
+        with_inactive.inactive_users,
+        sorted(vec![bob.id.to_string(), cy.id.to_string()], |u| u.clone())
+    );
+    assert!(store
+        .authz_snapshot(&other, now())
+        .await
+        .unwrap()
+        .inactive_users
+        .is_empty());
+    // Made active again: gone from the list.
+    let active = UserPatch {
+        status: Some(Status::Active),
+        ..UserPatch::default()
+    };
+    store
+        .update_user(&t, &bob.id, &active, now(), &record("user.update"))
+        .await
+        .unwrap();
+    let after = store.authz_snapshot(&t, now()).await.unwrap();
+    assert_eq!(after.inactive_users, vec![cy.id.to_string()]);
 }
 
 /// Snapshots taken while bindings are written in two agencies are each exactly the

@@ -226,7 +226,7 @@ async fn postgres_upgrade_from_0002() {
     );
 }
 
-const SQLITE_ALL: [&str; 15] = [
+const SQLITE_ALL: [&str; 16] = [
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_roles_policies.sql"),
     include_str!("../../migrations/sqlite/0003_signing_keys.sql"),
@@ -242,9 +242,10 @@ const SQLITE_ALL: [&str; 15] = [
     include_str!("../../migrations/sqlite/0013_cluster.sql"),
     include_str!("../../migrations/sqlite/0014_suspension_reads.sql"),
     include_str!("../../migrations/sqlite/0015_audit_due.sql"),
+    include_str!("../../migrations/sqlite/0016_inactive_users.sql"),
 ];
 
-const POSTGRES_ALL: [&str; 15] = [
+const POSTGRES_ALL: [&str; 16] = [
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_roles_policies.sql"),
     include_str!("../../migrations/postgres/0003_signing_keys.sql"),
@@ -260,6 +261,7 @@ const POSTGRES_ALL: [&str; 15] = [
     include_str!("../../migrations/postgres/0013_cluster.sql"),
     include_str!("../../migrations/postgres/0014_suspension_reads.sql"),
     include_str!("../../migrations/postgres/0015_audit_due.sql"),
+    include_str!("../../migrations/postgres/0016_inactive_users.sql"),
 ];
 
 const CHECKSUMS: &str = "SELECT version, checksum FROM tessera_migrations ORDER BY version";
@@ -269,7 +271,7 @@ const EDIT_CHECKSUM: &str = "UPDATE tessera_migrations SET checksum = $1 WHERE v
 const DROP_CHECKSUMS: &str = "ALTER TABLE tessera_migrations DROP COLUMN checksum";
 
 /// The migrations' versions.
-const MIGRATION_VERSIONS: [i64; 15] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+const MIGRATION_VERSIONS: [i64; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
 
 /// Each version with the SHA-256 (hex) of its SQL file: what the runner records.
 fn expected_checksums(files: &[&str]) -> Vec<(i64, Option<String>)> {
