@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::harness::{missing, Agency, TestApp};
+use crate::harness::{check_on, missing, Agency, TestApp};
 
 fn check_body(principal: Option<&str>, permission: &str, kind: &str, a: &Agency) -> Value {
     let mut v = json!({ "permission": permission, "resource": { "type": kind, "agency": a.id, "account": a.acc } });
@@ -664,7 +664,6 @@ async fn a_disabled_user_is_denied_on_the_next_check() {
 /// user's state comes from the snapshot the index is built from, brought to that revision.
 #[tokio::test]
 async fn a_user_disabled_on_another_node_is_inactive_at_its_revision() {
-    use tower::ServiceExt as _;
     let t = TestApp::sqlite().await;
     let a = t.agency("Elsewhere").await;
     t.post(
@@ -675,21 +674,11 @@ async fn a_user_disabled_on_another_node_is_inactive_at_its_revision() {
     .await;
     let (_node, router) = t.second_node().await;
     let on_second = |body: Value| {
-        let router = router.clone();
-        let key = a.key.clone();
+        let (router, key) = (router.clone(), a.key.clone());
         async move {
-            let req = axum::http::Request::post("/v1/check")
-                .header("authorization", format!("Bearer {key}"))
-                .header("content-type", "application/json")
-                .body(axum::body::Body::from(body.to_string()))
-                .unwrap();
-            let resp = router.oneshot(req).await.unwrap();
-            assert_eq!(resp.status(), StatusCode::OK);
-            let bytes = http_body_util::BodyExt::collect(resp.into_body())
-                .await
-                .unwrap()
-                .to_bytes();
-            serde_json::from_slice::<Value>(&bytes).unwrap()
+            let (status, body) = check_on(&router, &key, &body).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body
         }
     };
     let mut body = check_body(Some(&a.user), "contacts.read", "contact", &a);

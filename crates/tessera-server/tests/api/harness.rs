@@ -474,6 +474,23 @@ pub struct Agency {
 }
 
 /// A syntactically valid id of the given type that names nothing.
+/// `POST /v1/check` with `body` on another node's router (`TestApp::second_node`), with `key`
+/// as the credential: the status and the JSON body.
+pub async fn check_on(router: &axum::Router, key: &str, body: &Value) -> (StatusCode, Value) {
+    let req = Request::post("/v1/check")
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let resp = router.clone().oneshot(req).await.expect("infallible");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
 pub fn missing(prefix: &str) -> String {
     format!("{prefix}_01ARZ3NDEKTSV4RRFFQ69G5FAV")
 }

@@ -299,15 +299,7 @@ async fn a_second_node_refuses_within_a_second(app: &TestApp) {
     let ask = |token: String| {
         let router = router2.clone();
         let check = contact_check(&ag.id, &ag.acc);
-        async move {
-            use tower::ServiceExt;
-            let req = axum::http::Request::post("/v1/check")
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .body(axum::body::Body::from(check.to_string()))
-                .unwrap();
-            router.oneshot(req).await.unwrap().status()
-        }
+        async move { crate::harness::check_on(&router, &token, &check).await.0 }
     };
     // Node 2 authenticates (and caches) both credentials.
     assert_eq!(ask(ag.key.clone()).await, StatusCode::OK);
