@@ -320,24 +320,23 @@ impl PgStore {
     async fn snapshot_reads(
         &self,
         tx: &mut Tx,
-        agency: &str,
+        agency: &AgencyId,
         grant_cutoff: i64,
         now: i64,
     ) -> Result<AuthzSnapshot, StoreError> {
         let row = sqlx::query(SNAPSHOT)
-            .bind(agency)
+            .bind(agency.as_str())
             .bind(grant_cutoff)
             .bind(now)
             .fetch_one(&mut **tx)
             .await?;
-        let agency_id: AgencyId = parse(agency.to_owned(), "agency_id")?;
         let roles = json_set::<(String, String, String, String, String, i64, i64)>(&row, "roles")?
             .into_iter()
             .map(
                 |(id, name, description, permissions, created_by, created_at, updated_at)| {
                     Ok(Role {
                         id: parse(id, "roles.id")?,
-                        agency_id: agency_id.clone(),
+                        agency_id: agency.clone(),
                         name,
                         description,
                         permissions: serde_json::from_str(&permissions)?,
@@ -354,7 +353,7 @@ impl PgStore {
                 .map(|(id, principal, role, account, created_by, created_at)| {
                     Ok(Binding {
                         id: parse(id, "bindings.id")?,
-                        agency_id: agency_id.clone(),
+                        agency_id: agency.clone(),
                         principal: parse(principal, "bindings.principal")?,
                         role,
                         account: account
@@ -370,7 +369,7 @@ impl PgStore {
             .map(|(id, description, cedar, created_by, created_at)| {
                 Ok(Policy {
                     id: parse(id, "policies.id")?,
-                    agency_id: agency_id.clone(),
+                    agency_id: agency.clone(),
                     description,
                     cedar,
                     created_by,
@@ -394,7 +393,7 @@ impl PgStore {
                 |(id, app, app_agency, account, scopes, created_by, created_at, revoked_at)| {
                     Ok(Installation {
                         id: parse(id, "installations.id")?,
-                        agency_id: agency_id.clone(),
+                        agency_id: agency.clone(),
                         app_id: parse(app, "installations.app_id")?,
                         app_agency_id: parse(app_agency, "installations.app_agency_id")?,
                         account: account

@@ -202,95 +202,64 @@ impl SqliteStore {
         .await?)
     }
 
-    /// The reads of an authorization snapshot, inside `tx`: eight statements as one
-    /// multi-statement query, with the tenant and the times inlined (such a query takes no
-    /// parameters). Each statement's rows end with its completion (`Either::Left`).
+    /// The reads of an authorization snapshot, inside `tx` (a read transaction: one snapshot
+    /// in WAL mode). In process there is no round trip to save, so each read is its own
+    /// prepared statement.
     async fn snapshot_reads(
         &self,
         tx: &mut Tx,
-        agency: &str,
+        agency: &AgencyId,
         grant_cutoff: i64,
         now: i64,
     ) -> Result<AuthzSnapshot, StoreError> {
-        // An id is a prefix, `_` and Crockford base32: it cannot leave a literal. Checked
-        // anyway, as the reads below inline it.
-        if !crate::sql::literal::literal_safe(agency) {
-            return Err(StoreError::Corrupt(format!("agency id {agency:?}")));
-        }
+        let a = agency.as_str();
+        let revision: i64 = sqlx::query_scalar("SELECT value FROM revision WHERE id = 1")
+            .fetch_one(&mut **tx)
+            .await?;
+        let sql = format!("SELECT {ROLE_COLS} FROM roles WHERE agency_id = $1 ORDER BY id");
+        let roles = sqlx::query(&sql).bind(a).fetch_all(&mut **tx).await?;
+        let sql = format!("SELECT {BINDING_COLS} FROM bindings WHERE agency_id = $1 ORDER BY id");
+        let bindings = sqlx::query(&sql).bind(a).fetch_all(&mut **tx).await?;
+        let sql = format!("SELECT {POLICY_COLS} FROM policies WHERE agency_id = $1 ORDER BY id");
+        let policies = sqlx::query(&sql).bind(a).fetch_all(&mut **tx).await?;
         let sql = format!(
-            "SELECT value FROM revision WHERE id = 1; \
-             SELECT {ROLE_COLS} FROM roles WHERE agency_id = '{agency}' ORDER BY id; \
-             SELECT {BINDING_COLS} FROM bindings WHERE agency_id = '{agency}' ORDER BY id; \
-             SELECT {POLICY_COLS} FROM policies WHERE agency_id = '{agency}' ORDER BY id; \
-             SELECT {INSTALLATION_COLS} FROM installations WHERE agency_id = '{agency}' AND revoked_at IS NULL ORDER BY id; \
-             SELECT id FROM oauth_grants WHERE agency_id = '{agency}' AND revoked_at IS NOT NULL AND expires_at > {grant_cutoff} ORDER BY id; \
-             SELECT jti FROM revoked_access_tokens WHERE agency_id = '{agency}' AND expires_at > {now} ORDER BY jti; \
-             SELECT id FROM users WHERE agency_id = '{agency}' AND status <> 'active' ORDER BY id"
+            "SELECT {INSTALLATION_COLS} FROM installations WHERE agency_id = $1 AND revoked_at IS NULL ORDER BY id"
         );
-        let mut sets: Vec<Vec<DbRow>> = vec![Vec::new()];
-        {
-            use futures_util::TryStreamExt as _;
-            let mut results = sqlx::raw_sql(&sql).fetch_many(&mut **tx);
-            while let Some(item) = results.try_next().await? {
-                match item {
-                    sqlx::Either::Left(_) => sets.push(Vec::new()),
-                    sqlx::Either::Right(row) => {
-                        if let Some(set) = sets.last_mut() {
-                            set.push(row);
-                        }
-                    }
-                }
-            }
-        }
-        // Eight completions (the last one leaves an empty set behind it).
-        if sets.len() != 9 {
-            return Err(StoreError::Corrupt(format!(
-                "the snapshot read {} result sets, not 8",
-                sets.len() - 1
-            )));
-        }
-        let mut sets = sets.into_iter();
-        let mut next = || sets.next().unwrap_or_default();
-        let revision: i64 = next()
-            .first()
-            .ok_or_else(|| StoreError::Corrupt("no revision row".into()))?
-            .try_get("value")?;
-        let roles = next().iter().map(role_row).collect::<Result<Vec<_>, _>>()?;
-        let bindings = next()
-            .iter()
-            .map(binding_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let policies = next()
-            .iter()
-            .map(policy_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let installations = next()
+        let installations = sqlx::query(&sql).bind(a).fetch_all(&mut **tx).await?;
+        let grants = sqlx::query_scalar(
+            "SELECT id FROM oauth_grants WHERE agency_id = $1 AND revoked_at IS NOT NULL AND expires_at > $2 ORDER BY id",
+        )
+        .bind(a)
+        .bind(grant_cutoff)
+        .fetch_all(&mut **tx)
+        .await?;
+        let access_tokens = sqlx::query_scalar(
+            "SELECT jti FROM revoked_access_tokens WHERE agency_id = $1 AND expires_at > $2 ORDER BY jti",
+        )
+        .bind(a)
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?;
+        let inactive_users = sqlx::query_scalar(
+            "SELECT id FROM users WHERE agency_id = $1 AND status <> 'active' ORDER BY id",
+        )
+        .bind(a)
+        .fetch_all(&mut **tx)
+        .await?;
+        let installations = installations
             .iter()
             .map(installation_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let grants = next()
-            .iter()
-            .map(|r| r.try_get("id"))
-            .collect::<Result<Vec<String>, _>>()?;
-        let access_tokens = next()
-            .iter()
-            .map(|r| r.try_get("jti"))
-            .collect::<Result<Vec<String>, _>>()?;
-        let revocations = Revocations {
-            installations,
-            grants,
-            access_tokens,
-        };
-        let inactive_users = next()
-            .iter()
-            .map(|r| r.try_get("id"))
-            .collect::<Result<Vec<String>, _>>()?;
+            .collect::<Result<_, _>>()?;
         Ok(AuthzSnapshot {
             revision,
-            roles,
-            bindings,
-            policies,
-            revocations,
+            roles: roles.iter().map(role_row).collect::<Result<_, _>>()?,
+            bindings: bindings.iter().map(binding_row).collect::<Result<_, _>>()?,
+            policies: policies.iter().map(policy_row).collect::<Result<_, _>>()?,
+            revocations: Revocations {
+                installations,
+                grants,
+                access_tokens,
+            },
             inactive_users,
         })
     }

@@ -103,16 +103,16 @@ macro_rules! change_feed {
             }
 
             async fn authz_snapshot(&self, t: &TenantScope, now: i64) -> Result<AuthzSnapshot, StoreError> {
-                let agency = t.agency().as_str();
-                // One snapshot for every read: a write is in all of them or in none, read in one
-                // round trip (this is the cold path: the first check in an agency not held waits
-                // for it), each backend its own way (`snapshot_reads`). Read only: dropped, not
+                // One snapshot for every read: a write is in all of them or in none. On
+                // PostgreSQL in one round trip (this is the cold path: the first check in an
+                // agency not held waits for it); each backend reads it its own way
+                // (`snapshot_reads`). Read only: dropped, not
                 // committed. Its `ROLLBACK` is sent when the connection goes back to the pool
                 // (sqlx pings it there), not waited for here; a commit would cost this request
                 // one more round trip for nothing.
                 let mut tx = self.begin_snapshot(t.agency()).await?;
                 let grant_cutoff = now.saturating_sub(REVOKED_GRANT_MARGIN_MS);
-                let snap = self.snapshot_reads(&mut tx, agency, grant_cutoff, now).await;
+                let snap = self.snapshot_reads(&mut tx, t.agency(), grant_cutoff, now).await;
                 drop(tx);
                 snap
             }

@@ -1,9 +1,9 @@
-//! Values inlined in SQL text: the few reads that must go as one simple query (which takes no
-//! parameters) inline ids, checked here first.
+//! Values inlined in SQL text: PostgreSQL's `BEGIN` with its tenant setting goes as one simple
+//! query (which takes no parameters) and inlines the value, checked here first.
 
 /// May `value` go into a single-quoted SQL literal as it is? Only characters that can neither
 /// end the literal nor escape (ids, hex, lookup keys made of these): anything else is bound
-/// (PostgreSQL's `BEGIN` with its tenant setting) or refused (the authorization snapshot).
+/// in a second round trip (`PgStore::begin_set`).
 pub(crate) fn literal_safe(value: &str) -> bool {
     value.len() <= 256
         && value.bytes().all(|b| {
